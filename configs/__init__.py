@@ -1,0 +1,1 @@
+"""YAML defaults shipped as package data (variants, datasets, pipeline)."""

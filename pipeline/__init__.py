@@ -1,0 +1,1 @@
+"""Runtime of `reidpipe run`: sources, detection, tracking, embedding, cross-camera linking, export."""

@@ -1,0 +1,1 @@
+"""ReID models (backbones, variants), losses, datasets and metrics. Imports neither pipeline nor trainers."""

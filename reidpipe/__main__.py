@@ -1,0 +1,5 @@
+import sys
+
+from reidpipe.cli import main
+
+sys.exit(main())

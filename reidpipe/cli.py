@@ -1,0 +1,53 @@
+"""The ``reidpipe`` command line: a thin dispatcher over ``reidpipe.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from reidpipe.commands import COMMANDS
+from reidpipe.errors import Interrupted, ReidpipeError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from reidpipe import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="reidpipe",
+        description="Follow people through several cameras (detect, track, re-identify, link) "
+        "and train the ReID models that do it.",
+    )
+    parser.add_argument("--version", action="version", version=f"reidpipe {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"reidpipe.commands.{name}")
+        except ModuleNotFoundError as exc:  # a command not built yet in this checkout
+            if exc.name == f"reidpipe.commands.{name}":
+                continue
+            raise
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except ReidpipeError as exc:
+        print(f"reidpipe: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("reidpipe: interrupted", file=sys.stderr)
+        return Interrupted.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Errors a user can act on, each with its own exit code.
+
+Every error that reaches the CLI is printed as one line, ``reidpipe: error: <message>``, with no
+traceback, and the process exits with the class's ``exit_code``. The message always names the bad
+input (a path, a flag, a line number). Code anywhere in reidpipe raises these instead of letting a
+library's exception escape.
+"""
+
+from __future__ import annotations
+
+
+class ReidpipeError(Exception):
+    """Base class. ``exit_code`` is what ``reidpipe`` returns to the shell."""
+
+    exit_code = 1
+
+
+class UsageError(ReidpipeError):
+    """Flags that contradict each other (e.g. 3 ``--detections`` files for 2 ``--sources``)."""
+
+    exit_code = 2
+
+
+class InputNotFoundError(ReidpipeError):
+    """A file, folder or stream named on the command line does not exist or cannot be opened."""
+
+    exit_code = 3
+
+
+class EmptyInputError(ReidpipeError):
+    """An input that opens but holds nothing usable (a video with no frames, an empty folder)."""
+
+    exit_code = 4
+
+
+class MalformedInputError(ReidpipeError):
+    """An input file whose content is wrong (a bad ``det.txt`` line, a ground-truth file, a JSON)."""
+
+    exit_code = 5
+
+
+class OutputError(ReidpipeError):
+    """The output folder or file cannot be created or written."""
+
+    exit_code = 6
+
+
+class WeightsUnavailableError(ReidpipeError):
+    """Model weights are missing and cannot be downloaded (offline); the message says which flag avoids it."""
+
+    exit_code = 7
+
+
+class CheckpointError(ReidpipeError):
+    """A checkpoint or ONNX model that is corrupt, foreign, or of the wrong kind."""
+
+    exit_code = 8
+
+
+class DatasetError(ReidpipeError):
+    """A dataset root that does not hold the expected layout."""
+
+    exit_code = 9
+
+
+class ConfigError(ReidpipeError):
+    """An unknown or ill-typed configuration key or value."""
+
+    exit_code = 10
+
+
+class StreamError(ReidpipeError):
+    """A live stream that dropped and did not come back after the reconnection attempts."""
+
+    exit_code = 11
+
+
+class Interrupted(ReidpipeError):
+    """Ctrl-C: outputs were finalised with everything seen so far."""
+
+    exit_code = 130
+
+
+__all__ = [
+    "ReidpipeError",
+    "UsageError",
+    "InputNotFoundError",
+    "EmptyInputError",
+    "MalformedInputError",
+    "OutputError",
+    "WeightsUnavailableError",
+    "CheckpointError",
+    "DatasetError",
+    "ConfigError",
+    "StreamError",
+    "Interrupted",
+]

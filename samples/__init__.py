@@ -1,0 +1,1 @@
+"""Deterministic demo scene generator with ground truth (used by `reidpipe demo` and tests)."""

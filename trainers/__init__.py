@@ -1,0 +1,1 @@
+"""Training engine: stages, hooks, checkpoints. Used by `reidpipe train`."""
