@@ -5,7 +5,10 @@ Defaults live here and in ``configs/pipeline.yaml``; CLI flags override them. Gr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from dataclasses import replace as dc_replace
+from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -30,6 +33,11 @@ class LinkerConfig:
     transit: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # (camA, camB) -> (min s, max s)
     refine: bool = False  # offline re-clustering of all tracklets at the end
     min_points: int = 3  # tracklets shorter than this are exported but not linked
+    transit_symmetric: bool = True  # a window declared for (A, B) also applies to B -> A unless (B, A) is given
+    knn: int = 10  # offline: candidate neighbours per tracklet
+    backend: str = "auto"  # offline neighbour search: "auto" (faiss if installed), "faiss", "numpy"
+    exact_limit: int = 20000  # offline: exact all-pairs search up to this many tracklets, IVF above
+    max_gap: float | None = None  # seconds: an identity's sightings must each be this close to another one; None = no limit
 
 
 @dataclass
@@ -53,6 +61,10 @@ class PipelineConfig:
     # tracking
     tracker: str = "bytetrack"  # bytetrack | botsort | ocsort | sort
     track_lost_frames: int = 30  # a track unseen for this many processed frames is closed
+    track_high_conf: float = 0.5  # ByteTrack/BoT-SORT/OC-SORT: first-stage (high-confidence) threshold
+    track_new_conf: float = 0.6  # a detection must reach this confidence to start a new track
+    track_min_hits: int = 2  # consecutive matches before a track gets an id
+    track_min_iou: float = 0.2  # IoU needed to associate a detection with a track
     # embedding
     reid: str = "auto"  # "hist", "onnx", "checkpoint", or "auto" (from --reid-weights, else hist)
     reid_weights: str | None = None
@@ -69,3 +81,65 @@ class PipelineConfig:
     save_video: bool = False
     save_mot: bool = False
     progress: bool = True
+    events: bool = True  # write events.jsonl
+
+    def replace(self, **overrides: Any) -> "PipelineConfig":
+        """A copy with some fields changed; ``sampler`` / ``link`` accept dicts of their own fields.
+        Unknown keys raise ``ConfigError`` naming the key."""
+        return _apply(self, overrides, "pipeline")
+
+
+_NESTED = {"sampler": SamplerConfig, "link": LinkerConfig}
+
+
+def _apply(obj: Any, overrides: dict[str, Any], where: str) -> Any:
+    from reidpipe.errors import ConfigError
+
+    names = {f.name for f in fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in names:
+            raise ConfigError(f"unknown {where} config key {key!r}; known keys: {', '.join(sorted(names))}")
+        current = getattr(obj, key)
+        if key in _NESTED and isinstance(value, dict):
+            value = _apply(current, value, key)
+        elif key == "transit" and isinstance(value, dict):
+            value = {tuple(k.split(":")) if isinstance(k, str) else tuple(k): tuple(v) for k, v in value.items()}
+        changes[key] = value
+    return dc_replace(obj, **changes)
+
+
+def default_config_path() -> Path:
+    """The shipped defaults, ``reidpipe/configs/pipeline.yaml``."""
+    return _configs_dir() / "pipeline.yaml"
+
+
+def _configs_dir() -> Path:
+    import reidpipe.configs
+
+    return Path(reidpipe.configs.__file__).resolve().parent
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
+    """Read a pipeline YAML (default: the shipped ``configs/pipeline.yaml``) over the dataclass
+    defaults, then apply ``overrides``. A bad file or key raises ``ConfigError`` naming it."""
+    import yaml
+
+    from reidpipe.errors import ConfigError, InputNotFoundError
+
+    p = Path(path) if path is not None else default_config_path()
+    data: dict[str, Any] = {}
+    if p.exists():
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: not a readable YAML file ({type(exc).__name__})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of pipeline settings at the top level")
+    elif path is not None:
+        raise InputNotFoundError(f"config file not found: {p}")
+    try:
+        cfg = _apply(PipelineConfig(), data, f"pipeline ({p.name})")
+    except TypeError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+    return _apply(cfg, overrides, "pipeline")

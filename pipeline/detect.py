@@ -1,0 +1,307 @@
+"""Person detectors. Each has one method, ``detect(frame_bgr, index=None) -> supervision.Detections``
+(person class only, ``xyxy`` in source pixels, ``confidence``, ``class_id`` = 0).
+
+- :class:`UltralyticsDetector` — any ultralytics YOLO model (``yolo11n.pt`` by default, a local
+  ``.pt``, an exported ``.onnx``, an OpenVINO folder).
+- :class:`YOLOXDetector` — a YOLOX ONNX model run by onnxruntime (letterbox to the model's square
+  input, raw per-anchor outputs decoded on the stride-8/16/32 grids, vectorised, then NMS).
+- :class:`PublicDetections` — a MOTChallenge ``det.txt`` (``frame,id,x,y,w,h,conf,...``, frames
+  1-based); ``detect`` then needs the frame ``index`` (0-based).
+
+:func:`load_detector` picks one from a :class:`PipelineConfig`; :func:`infer_detector_kind` tells a
+YOLOX ONNX file (output ``(1, N, 85)``: box, objectness, 80 classes) from an ultralytics export
+(output ``(1, 84, N)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from reidpipe.errors import (CheckpointError, ConfigError, InputNotFoundError, MalformedInputError,
+                             WeightsUnavailableError)
+
+PERSON = 0
+
+
+def _empty():
+    import supervision as sv
+
+    return sv.Detections(xyxy=np.zeros((0, 4), np.float32), confidence=np.zeros(0, np.float32),
+                         class_id=np.zeros(0, int))
+
+
+def _detections(xyxy: np.ndarray, conf: np.ndarray):
+    import supervision as sv
+
+    if len(xyxy) == 0:
+        return _empty()
+    return sv.Detections(xyxy=np.asarray(xyxy, np.float32), confidence=np.asarray(conf, np.float32),
+                         class_id=np.zeros(len(xyxy), int))
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression (OpenCV's ``NMSBoxes``), best first."""
+    import cv2
+
+    if len(xyxy) == 0:
+        return np.zeros(0, int)
+    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.astype(float).tolist(), 0.0, float(iou))
+    return np.asarray(keep, dtype=int).reshape(-1)
+
+
+def resolve_providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    avail = ort.get_available_providers()
+    if device != "cpu" and "CUDAExecutionProvider" in avail and (device == "auto" or device.startswith("cuda")):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def onnx_session(path: str, device: str = "cpu", threads: int | None = None):
+    """An onnxruntime session; a corrupt or foreign file raises ``CheckpointError`` naming it."""
+    import onnxruntime as ort
+
+    if not Path(path).is_file():
+        raise InputNotFoundError(f"ONNX model not found: {path}")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=resolve_providers(device))
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph classes
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"not a loadable ONNX model: {path} ({first})") from None
+
+
+class YOLOXDetector:
+    """YOLOX (Ge et al., 2021) exported to ONNX with raw head outputs ``(1, N, 5 + C)``.
+
+    Pre-processing: letterbox (keep aspect ratio, resize so the frame fits the square input, pad with
+    114 at the bottom/right), BGR, 0–255, CHW float32. Decoding: for each stride s in (8, 16, 32) and
+    grid cell (gx, gy): ``cx, cy = (p_xy + (gx, gy)) * s``, ``w, h = exp(p_wh) * s``,
+    ``score = objectness * p_person``; then NMS and division by the letterbox scale. Models whose
+    graph already decodes the boxes (values in pixels) are detected and not decoded twice."""
+
+    def __init__(self, path: str, *, conf: float = 0.3, iou: float = 0.45, device: str = "cpu",
+                 strides: tuple[int, ...] = (8, 16, 32)):
+        self.path = str(path)
+        self.session = onnx_session(self.path, device)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        shape = inp.shape
+        h = shape[2] if isinstance(shape[2], int) else 416
+        w = shape[3] if isinstance(shape[3], int) else 416
+        self.input_hw = (int(h), int(w))
+        out = self.session.get_outputs()[0].shape
+        if not (len(out) == 3 and isinstance(out[-1], int) and out[-1] >= 6):
+            raise CheckpointError(f"{self.path}: output shape {out} is not a YOLOX head (1, N, 5+classes)")
+        self.conf = float(conf)
+        self.iou = float(iou)
+        grids, strides_col = [], []
+        for s in strides:
+            gh, gw = self.input_hw[0] // s, self.input_hw[1] // s
+            ys, xs = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
+            grids.append(np.stack([xs, ys], -1).reshape(-1, 2))
+            strides_col.append(np.full((gh * gw, 1), s))
+        self.grid = np.concatenate(grids).astype(np.float32)
+        self.stride = np.concatenate(strides_col).astype(np.float32)
+        self._decoded: bool | None = None if isinstance(out[1], int) and out[1] == len(self.grid) else True
+        self._pad = None
+
+    def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        import cv2
+
+        ih, iw = self.input_hw
+        h, w = frame.shape[:2]
+        r = min(ih / h, iw / w)
+        nh, nw = int(round(h * r)), int(round(w * r))
+        if self._pad is None:
+            self._pad = np.full((ih, iw, 3), 114, np.uint8)
+        pad = self._pad
+        pad[nh:, :] = 114
+        pad[:, nw:] = 114
+        pad[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        blob = np.ascontiguousarray(pad.transpose(2, 0, 1)[None], dtype=np.float32)
+        return blob, r
+
+    def decode(self, raw: np.ndarray, r: float, frame_hw: tuple[int, int]):
+        p = raw[0]
+        if self._decoded is None:  # raw logits have small wh; decoded outputs are in pixels
+            self._decoded = bool(np.abs(p[:, 2:4]).max() > 30.0)
+        scores = p[:, 4] * p[:, 5 + PERSON]
+        keep = scores >= self.conf
+        if not keep.any():
+            return _empty()
+        p, scores = p[keep], scores[keep]
+        if self._decoded:
+            cxcy, wh = p[:, :2], p[:, 2:4]
+        else:
+            cxcy = (p[:, :2] + self.grid[keep]) * self.stride[keep]
+            wh = np.exp(p[:, 2:4]) * self.stride[keep]
+        xyxy = np.concatenate([cxcy - wh / 2, cxcy + wh / 2], axis=1) / r
+        h, w = frame_hw
+        xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, w)
+        xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, h)
+        idx = nms(xyxy, scores, self.iou)
+        return _detections(xyxy[idx], scores[idx])
+
+    def detect(self, frame_bgr: np.ndarray, index: int | None = None):
+        blob, r = self.preprocess(frame_bgr)
+        raw = self.session.run(None, {self.input_name: blob})[0]
+        return self.decode(raw, r, frame_bgr.shape[:2])
+
+
+class UltralyticsDetector:
+    """An ultralytics YOLO model, person class only."""
+
+    def __init__(self, weights: str = "yolo11n.pt", *, conf: float = 0.3, iou: float = 0.45,
+                 imgsz: int | None = None, device: str = "auto"):
+        self.weights = str(weights)
+        self.conf, self.iou, self.imgsz = float(conf), float(iou), imgsz
+        self.device = None if device == "auto" else device
+        local = Path(self.weights)
+        if local.suffix in (".onnx", ".engine", ".tflite") or local.is_dir() or "/" in self.weights:
+            if not local.exists():
+                raise InputNotFoundError(f"detector weights not found: {self.weights}")
+        try:
+            from ultralytics import YOLO
+
+            self.model = YOLO(self.weights, task="detect")
+        except (ConnectionError, OSError, TimeoutError) as exc:
+            if local.exists():
+                raise CheckpointError(f"cannot load detector weights {self.weights}: {exc}") from None
+            raise WeightsUnavailableError(
+                f"detector weights {self.weights!r} are not on this machine and cannot be downloaded "
+                "(offline?); use --detector PATH (local .pt/.onnx/OpenVINO), --detector-kind yolox "
+                "with a YOLOX .onnx, or --detections det.txt per source") from None
+        except Exception as exc:
+            if local.exists():
+                raise CheckpointError(f"cannot load detector weights {self.weights}: "
+                                      f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+                                      ) from None
+            raise WeightsUnavailableError(
+                f"detector weights {self.weights!r} cannot be loaded ({type(exc).__name__}); use --detector "
+                "PATH, --detector-kind yolox, or --detections det.txt per source") from None
+
+    def detect(self, frame_bgr: np.ndarray, index: int | None = None):
+        import supervision as sv
+
+        kw = {"classes": [PERSON], "conf": self.conf, "iou": self.iou, "verbose": False}
+        if self.imgsz:
+            kw["imgsz"] = self.imgsz
+        if self.device:
+            kw["device"] = self.device
+        result = self.model.predict(frame_bgr, **kw)[0]
+        det = sv.Detections.from_ultralytics(result)
+        if len(det) == 0:
+            return _empty()
+        det = det[det.class_id == PERSON]
+        det.class_id = np.zeros(len(det), int)
+        return det
+
+
+class PublicDetections:
+    """Detections read from a MOTChallenge ``det.txt`` (frame numbers 1-based, ``x, y, w, h`` in
+    pixels, top-left origin, ``conf`` optional = 1). Columns after ``conf`` are ignored."""
+
+    def __init__(self, path: str, conf: float | None = None):
+        self.path = str(path)
+        p = Path(self.path)
+        if not p.is_file():
+            raise InputNotFoundError(f"detections file not found: {self.path}")
+        try:
+            text = p.read_text()
+        except (OSError, UnicodeDecodeError):
+            raise InputNotFoundError(f"detections file cannot be read as text: {self.path}") from None
+        rows: list[tuple[int, float, float, float, float, float]] = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            s = line.strip()
+            if not s or s.startswith("#"):
+                continue
+            parts = [x for x in s.replace(",", " ").split()]
+            try:
+                if len(parts) < 6:
+                    raise ValueError
+                frame = int(float(parts[0]))
+                x, y, w, h = (float(v) for v in parts[2:6])
+                c = float(parts[6]) if len(parts) > 6 else 1.0
+            except ValueError:
+                raise MalformedInputError(
+                    f"{self.path}:{lineno}: expected 'frame,id,x,y,w,h,conf,...' (numbers), got {s[:60]!r}"
+                ) from None
+            if frame < 1 or w <= 0 or h <= 0 or not np.isfinite([x, y, w, h, c]).all():
+                raise MalformedInputError(
+                    f"{self.path}:{lineno}: frame must be >= 1 and w, h > 0, got {s[:60]!r}")
+            if conf is not None and c < conf:
+                continue
+            rows.append((frame - 1, x, y, x + w, y + h, c))
+        arr = np.asarray(rows, np.float32).reshape(-1, 6)
+        order = np.argsort(arr[:, 0], kind="stable")
+        arr = arr[order]
+        frames = arr[:, 0].astype(np.int64)
+        self._frames, starts = np.unique(frames, return_index=True)
+        ends = np.append(starts[1:], len(arr))
+        self._slices = {int(f): (int(a), int(b)) for f, a, b in zip(self._frames, starts, ends)}
+        self._boxes = arr[:, 1:5]
+        self._conf = arr[:, 5]
+        self.rows = len(arr)
+
+    @property
+    def last_frame(self) -> int:
+        return int(self._frames[-1]) if len(self._frames) else -1
+
+    def detect(self, frame_bgr: np.ndarray | None = None, index: int | None = None):
+        if index is None:
+            raise ConfigError("public detections need the frame index: call detect(frame, index=i)")
+        sl = self._slices.get(int(index))
+        if sl is None:
+            return _empty()
+        return _detections(self._boxes[sl[0]:sl[1]].copy(), self._conf[sl[0]:sl[1]].copy())
+
+
+def infer_detector_kind(path: str) -> str:
+    """``'yolox'`` or ``'ultralytics'`` from the file: an ``.onnx`` whose output is ``(1, N, 5+C)``
+    (objectness column) without ultralytics metadata is YOLOX; anything else is ultralytics."""
+    p = Path(path)
+    if p.suffix.lower() != ".onnx" or not p.is_file():
+        return "ultralytics"
+    try:
+        import onnx
+
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception:
+        raise CheckpointError(f"not a loadable ONNX model: {path}") from None
+    meta = {m.key for m in model.metadata_props}
+    if "names" in meta and "stride" in meta:
+        return "ultralytics"  # exported by ultralytics
+    outs = model.graph.output
+    if outs:
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in outs[0].type.tensor_type.shape.dim]
+        if len(dims) == 3 and dims[-1] is not None and dims[-1] == 85:
+            return "yolox"
+        if len(dims) == 3 and dims[1] is not None and dims[1] == 84:
+            return "ultralytics"
+        if len(dims) == 3 and dims[-1] is not None and dims[-1] > 5 and (dims[1] is None or dims[1] > dims[-1]):
+            return "yolox"
+    return "ultralytics"
+
+
+def load_detector(config, detections_file: str | None = None):
+    """The detector of one source: ``PublicDetections`` when a det.txt is given, else YOLOX or
+    ultralytics by ``config.detector_kind`` (inferred from the file when None)."""
+    if detections_file is not None:
+        return PublicDetections(detections_file)
+    kind = config.detector_kind or infer_detector_kind(config.detector)
+    if kind == "yolox":
+        if not Path(config.detector).is_file():
+            raise InputNotFoundError(f"YOLOX ONNX model not found: {config.detector}")
+        return YOLOXDetector(config.detector, conf=config.det_conf, iou=config.det_iou, device=config.device)
+    if kind == "ultralytics":
+        return UltralyticsDetector(config.detector, conf=config.det_conf, iou=config.det_iou,
+                                   imgsz=config.imgsz, device=config.device)
+    raise ConfigError(f"--detector-kind must be 'ultralytics' or 'yolox', got {kind!r}")

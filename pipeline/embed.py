@@ -1,0 +1,210 @@
+"""Crop embedders: ``embed(crops_bgr: list[np.ndarray]) -> np.ndarray (N, D)`` float32, L2-normalised,
+with attributes ``dim`` and ``input_size`` (H, W).
+
+- :class:`OnnxEmbedder` — an ONNX ReID model run by onnxruntime. Input size, colour order, mean and
+  std come from the flags, else from the model's ``metadata_props`` written by ``reidpipe export``
+  (``reidpipe.input_size`` = "H,W", ``reidpipe.color`` = "RGB"|"BGR", ``reidpipe.mean`` /
+  ``reidpipe.std`` = "r,g,b" applied after /255, ``reidpipe.embed_dim``, ``reidpipe.variant``), else
+  from the input shape with RGB + ImageNet mean/std. Dynamic-batch models get batches of up to
+  ``batch``; a model with a fixed batch of 1 (e.g. torchreid's OSNet export) is run crop by crop; a
+  fixed batch B > 1 gets zero-padded batches of B.
+- :class:`CheckpointEmbedder` — a reidpipe checkpoint (``reidpipe.reid.checkpoint.load_checkpoint``):
+  ``torch.inference_mode``, channels-last on CPU, autocast (fp16) on CUDA.
+- ``hist``: the colour/texture descriptor ``HistEmbedder`` of :mod:`reidpipe.pipeline.descriptors`
+  (no weights).
+
+Pre-processing is the same for all models: ``cv2.resize`` of each crop to (W, H) (bilinear), one
+``np.stack``, then a single vectorised scale/normalise/transpose of the whole batch.
+:func:`load_embedder` picks one from a :class:`PipelineConfig`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from reidpipe.errors import CheckpointError, ConfigError, InputNotFoundError, UsageError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CHECKPOINT_EXTS = (".pt", ".pth", ".safetensors", ".ckpt")
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def preprocess(crops_bgr: list[np.ndarray], input_size: tuple[int, int], mean, std, color: str = "RGB"
+               ) -> np.ndarray:
+    """Crops (BGR uint8, any sizes) -> (N, 3, H, W) float32: resize, colour order, /255, (x-mean)/std.
+    ``mean``/``std`` are in R, G, B order whatever ``color`` is."""
+    import cv2
+
+    h, w = int(input_size[0]), int(input_size[1])
+    if not crops_bgr:
+        return np.zeros((0, 3, h, w), np.float32)
+    batch = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in crops_bgr])
+    mean_rgb = np.asarray(mean, np.float32)
+    std_rgb = np.asarray(std, np.float32)
+    if color.upper() == "RGB":
+        batch = batch[..., ::-1]
+        m, s = mean_rgb, std_rgb
+    else:
+        m, s = mean_rgb[::-1], std_rgb[::-1]
+    scale = (1.0 / (255.0 * s)).astype(np.float32)
+    shift = (m / s).astype(np.float32)
+    x = batch.astype(np.float32) * scale - shift  # (N, H, W, 3)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _floats(text: str, n: int, key: str, path: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in str(text).replace(" ", "").split(","))
+    except ValueError:
+        raise CheckpointError(f"{path}: metadata {key}={text!r} is not {n} comma-separated numbers") from None
+    if len(vals) != n:
+        raise CheckpointError(f"{path}: metadata {key}={text!r} is not {n} comma-separated numbers")
+    return vals
+
+
+class OnnxEmbedder:
+    def __init__(self, path: str, *, input_size: tuple[int, int] | None = None, mean=None, std=None,
+                 color: str | None = None, batch: int = 32, device: str = "cpu"):
+        from reidpipe.pipeline.detect import onnx_session
+
+        self.path = str(path)
+        self.session = onnx_session(self.path, device)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        shape = list(inp.shape)
+        if len(shape) != 4:
+            raise CheckpointError(f"{self.path}: input {inp.name} has shape {shape}, expected (N, 3, H, W)")
+        meta = dict(self.session.get_modelmeta().custom_metadata_map or {})
+        self.metadata = meta
+        if input_size is None and "reidpipe.input_size" in meta:
+            input_size = tuple(int(v) for v in _floats(meta["reidpipe.input_size"], 2, "reidpipe.input_size", path))
+        if input_size is None:
+            if not (isinstance(shape[2], int) and isinstance(shape[3], int)):
+                raise UsageError(f"{self.path}: the input size is dynamic and not in the metadata; "
+                                 "give --reid-input-size H W")
+            input_size = (shape[2], shape[3])
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.color = (color or meta.get("reidpipe.color") or "RGB").upper()
+        if self.color not in ("RGB", "BGR"):
+            raise ConfigError(f"colour order must be RGB or BGR, got {self.color!r} ({self.path})")
+        self.mean = tuple(mean) if mean is not None else (
+            _floats(meta["reidpipe.mean"], 3, "reidpipe.mean", path) if "reidpipe.mean" in meta else IMAGENET_MEAN)
+        self.std = tuple(std) if std is not None else (
+            _floats(meta["reidpipe.std"], 3, "reidpipe.std", path) if "reidpipe.std" in meta else IMAGENET_STD)
+        b = shape[0]
+        self.fixed_batch = int(b) if isinstance(b, int) and b > 0 else None
+        self.batch = self.fixed_batch or max(1, int(batch))
+        out = self.session.get_outputs()[0].shape
+        if isinstance(out[-1], int):
+            self.dim = int(out[-1])
+        elif "reidpipe.embed_dim" in meta:
+            self.dim = int(meta["reidpipe.embed_dim"])
+        else:
+            self.dim = int(self._run(np.zeros((self.batch, 3, *self.input_size), np.float32)).shape[1])
+        self.variant = meta.get("reidpipe.variant")
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        y = self.session.run(None, {self.input_name: x})[0]
+        return np.asarray(y, np.float32).reshape(len(x), -1)
+
+    def embed(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
+        if not crops_bgr:
+            return np.zeros((0, self.dim), np.float32)
+        x = preprocess(crops_bgr, self.input_size, self.mean, self.std, self.color)
+        outs = []
+        for i in range(0, len(x), self.batch):
+            chunk = x[i:i + self.batch]
+            n = len(chunk)
+            if self.fixed_batch and n < self.fixed_batch:
+                chunk = np.concatenate([chunk, np.zeros((self.fixed_batch - n, *chunk.shape[1:]), np.float32)])
+            outs.append(self._run(chunk)[:n])
+        return l2_normalize(np.concatenate(outs))
+
+
+class CheckpointEmbedder:
+    def __init__(self, path: str, *, batch: int = 32, device: str = "auto", input_size=None, mean=None, std=None):
+        import torch
+
+        from reidpipe.reid.checkpoint import load_checkpoint
+
+        self.path = str(path)
+        if not Path(self.path).exists():
+            raise InputNotFoundError(f"ReID checkpoint not found: {self.path}")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        model = load_checkpoint(self.path, map_location="cpu")
+        model.eval()
+        model = model.to(self.device)
+        if self.device.type == "cpu":
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.input_size = tuple(int(v) for v in (input_size or model.input_size))
+        self.mean = tuple(mean or model.pixel_mean)
+        self.std = tuple(std or model.pixel_std)
+        self.dim = int(model.embed_dim)
+        self.batch = max(1, int(batch))
+        self.color = "RGB"
+
+    def embed(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        if not crops_bgr:
+            return np.zeros((0, self.dim), np.float32)
+        x = preprocess(crops_bgr, self.input_size, self.mean, self.std, "RGB")
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(x), self.batch):
+                t = torch.from_numpy(x[i:i + self.batch]).to(self.device)
+                if self.device.type == "cuda":
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        y = self.model.embed(t)
+                else:
+                    y = self.model.embed(t.contiguous(memory_format=torch.channels_last))
+                outs.append(y.float().cpu().numpy())
+        return l2_normalize(np.concatenate(outs))
+
+
+def embedder_kind(config) -> str:
+    kind = (config.reid or "auto").lower()
+    if kind != "auto":
+        if kind not in ("onnx", "checkpoint", "hist"):
+            raise ConfigError(f"--reid must be auto, onnx, checkpoint or hist, got {config.reid!r}")
+        return kind
+    if not config.reid_weights:
+        return "hist"
+    suffix = Path(config.reid_weights).suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in CHECKPOINT_EXTS:
+        return "checkpoint"
+    raise UsageError(f"--reid-weights {config.reid_weights}: cannot tell the model kind from the extension; "
+                     "give --reid onnx or --reid checkpoint")
+
+
+def load_embedder(config):
+    """The embedder of a :class:`PipelineConfig`: by ``config.reid`` ("auto": ``.onnx`` -> ONNX,
+    ``.pt``/``.pth``/``.safetensors`` -> reidpipe checkpoint, no weights -> ``hist``)."""
+    kind = embedder_kind(config)
+    if kind == "hist":
+        from reidpipe.pipeline.descriptors import HistEmbedder
+
+        return HistEmbedder()
+    if not config.reid_weights:
+        raise UsageError(f"--reid {kind} needs --reid-weights PATH")
+    if not Path(config.reid_weights).exists():
+        raise InputNotFoundError(f"ReID weights not found: {config.reid_weights}")
+    if kind == "onnx":
+        return OnnxEmbedder(config.reid_weights, input_size=config.reid_input_size, mean=config.reid_mean,
+                            std=config.reid_std, color=config.reid_color, batch=config.embed_batch,
+                            device=config.device)
+    return CheckpointEmbedder(config.reid_weights, batch=config.embed_batch, device=config.device,
+                              input_size=config.reid_input_size, mean=config.reid_mean, std=config.reid_std)

@@ -1,0 +1,306 @@
+"""Exporters of ``reidpipe run``: ``trajectories.json``, ``events.jsonl``, MOTChallenge txt per camera,
+annotated videos.
+
+- :func:`write_trajectories` / :func:`read_trajectories` — schema ``reidpipe.trajectories/1``
+  (DESIGN §2). Identities are numbered 1..N in order of first sighting; each track carries its camera,
+  track number, link evidence ``{score, margin, gap}`` and its points ``{frame, t, bbox, score}``.
+  Written to a temporary file in the same folder, then ``os.replace``-d: a reader never sees half a file.
+- :class:`EventWriter` — ``events.jsonl``, one JSON object per line, appended by a background thread
+  that flushes after every burst, so the hot path only puts a dict in a queue.
+- :func:`write_mot` — ``<camera>.txt`` in MOTChallenge format (``frame,id,x,y,w,h,conf,-1,-1,-1``,
+  frames 1-based) with global ids.
+- :func:`write_videos` — ``<camera>.mp4`` with boxes and global-id labels (supervision
+  ``BoxAnnotator`` + ``LabelAnnotator``). Global ids are known only after linking, so videos are drawn
+  in a second pass at the end from the kept track points: file and folder sources are re-read; live
+  sources are recorded raw during the run (by their reader thread) and that recording is re-read.
+- :func:`check_output_dir` — creates the folder and proves it writable before any processing
+  (``OutputError`` naming it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reidpipe.errors import InputNotFoundError, MalformedInputError, OutputError
+from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet
+
+SCHEMA = "reidpipe.trajectories/1"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+# ------------------------------------------------------------------------------------ folders
+def check_output_dir(path: str | Path) -> Path:
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=str(p))
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"output folder cannot be written: {p} ({exc.strerror or type(exc).__name__})") from None
+    return p
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path} ({exc.strerror or type(exc).__name__})") from None
+
+
+# ------------------------------------------------------------------------------------ trajectories
+def order_identities(identities: Sequence[Identity]) -> list[Identity]:
+    """Identities sorted by first sighting (earliest point time; ties by camera, track), renumbered
+    1..N in place; empty identities are dropped."""
+    def first(ident: Identity):
+        pts = [(t.start_t, t.camera, t.track) for t in ident.tracklets if t.points]
+        return min(pts)
+
+    kept = [i for i in identities if any(t.points for t in i.tracklets)]
+    kept.sort(key=first)
+    for n, ident in enumerate(kept, 1):
+        ident.id = n
+    return kept
+
+
+def _track_json(t: Tracklet, ev: LinkEvidence | None) -> dict[str, Any]:
+    ev = ev or LinkEvidence(score=1.0)
+    return {"camera": t.camera, "track": int(t.track), "link": ev.to_json(),
+            "points": [p.to_json() for p in t.points]}
+
+
+def trajectories_dict(sources: Sequence[SourceInfo], identities: Sequence[Identity]) -> dict[str, Any]:
+    out = []
+    for ident in order_identities(identities):
+        tracks = sorted((t for t in ident.tracklets if t.points), key=lambda t: (t.start_t, t.camera, t.track))
+        out.append({
+            "id": ident.id,
+            "cameras": ident.cameras,
+            "first_seen": round(float(min(t.start_t for t in tracks)), 4),
+            "last_seen": round(float(max(t.end_t for t in tracks)), 4),
+            "tracks": [_track_json(t, ident.evidence.get(t.key)) for t in tracks],
+        })
+    return {"schema": SCHEMA, "sources": [s.to_json() for s in sources], "identities": out}
+
+
+def write_trajectories(path: str | Path, sources: Sequence[SourceInfo], identities: Sequence[Identity]) -> Path:
+    """Write ``trajectories.json`` (schema ``reidpipe.trajectories/1``) atomically; returns the path."""
+    path = Path(path)
+    data = trajectories_dict(sources, identities)
+    atomic_write_text(path, json.dumps(data, separators=(",", ":")) + "\n")
+    return path
+
+
+def _bad(path, msg):
+    return MalformedInputError(f"{path}: not a valid {SCHEMA} file: {msg}")
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def read_trajectories(path: str | Path) -> dict[str, Any]:
+    """Read and validate a ``trajectories.json``; returns the parsed dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError(f"trajectories file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _bad(path, f"invalid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise _bad(path, f"schema must be {SCHEMA!r}")
+    if not isinstance(data.get("sources"), list) or not isinstance(data.get("identities"), list):
+        raise _bad(path, "'sources' and 'identities' must be lists")
+    cams = set()
+    for i, s in enumerate(data["sources"]):
+        if not isinstance(s, dict) or not {"camera", "uri", "fps", "width", "height", "frames"} <= set(s):
+            raise _bad(path, f"sources[{i}] lacks camera/uri/fps/width/height/frames")
+        cams.add(s["camera"])
+    seen_tracks = set()
+    for i, ident in enumerate(data["identities"]):
+        if not isinstance(ident, dict) or not isinstance(ident.get("id"), int) or not isinstance(
+                ident.get("tracks"), list) or not isinstance(ident.get("cameras"), list):
+            raise _bad(path, f"identities[{i}] needs an integer id, cameras and tracks")
+        if not (_num(ident.get("first_seen")) and _num(ident.get("last_seen"))):
+            raise _bad(path, f"identities[{i}] needs numeric first_seen/last_seen")
+        for j, tr in enumerate(ident["tracks"]):
+            where = f"identities[{i}].tracks[{j}]"
+            if not isinstance(tr, dict) or tr.get("camera") not in cams or not isinstance(tr.get("track"), int):
+                raise _bad(path, f"{where}: camera must be one of the sources and track an integer")
+            key = (tr["camera"], tr["track"])
+            if key in seen_tracks:
+                raise _bad(path, f"{where}: track {key} appears twice")
+            seen_tracks.add(key)
+            link = tr.get("link")
+            if not isinstance(link, dict) or not _num(link.get("score")) or "margin" not in link:
+                raise _bad(path, f"{where}: link needs score and margin")
+            if not isinstance(tr.get("points"), list):
+                raise _bad(path, f"{where}: points must be a list")
+            for k, p in enumerate(tr["points"]):
+                if (not isinstance(p, dict) or not isinstance(p.get("frame"), int) or not _num(p.get("t"))
+                        or not isinstance(p.get("bbox"), list) or len(p["bbox"]) != 4
+                        or not all(_num(v) for v in p["bbox"]) or not _num(p.get("score"))):
+                    raise _bad(path, f"{where}.points[{k}] needs frame (int), t, bbox [x1,y1,x2,y2], score")
+    return data
+
+
+# ------------------------------------------------------------------------------------ events
+class EventWriter:
+    """Appends events to ``events.jsonl`` from a background thread (flushed after each burst).
+    ``emit`` never blocks: it puts the record in an unbounded queue."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path is not None else None
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = None
+        self.count = 0
+        if self.path is not None:
+            try:
+                self._fh = open(self.path, "w", buffering=1 << 16)  # a new run starts a new log
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.path} ({exc.strerror})") from None
+            self._thread = threading.Thread(target=self._run, name="events-writer", daemon=True)
+            self._thread.start()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if self.path is None:
+            return
+        self.count += 1
+        self._q.put({"event": event, "time": round(time.time(), 3), **fields})
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            batch = [item]
+            while True:
+                try:
+                    batch.append(self._q.get_nowait())
+                except queue.Empty:
+                    break
+            stop = False
+            for rec in batch:
+                if rec is None:
+                    stop = True
+                    continue
+                self._fh.write(json.dumps(rec, separators=(",", ":"), default=_json_default) + "\n")
+            self._fh.flush()
+            if stop:
+                return
+
+    def close(self) -> None:
+        if self._thread is None:
+            return
+        self._q.put(None)
+        self._thread.join()
+        self._thread = None
+        self._fh.close()
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(type(o).__name__)
+
+
+# ------------------------------------------------------------------------------------ MOT txt
+def _rows_by_camera(identities: Iterable[Identity]) -> dict[str, list[tuple]]:
+    rows: dict[str, list[tuple]] = {}
+    for ident in identities:
+        for t in ident.tracklets:
+            for p in t.points:
+                rows.setdefault(t.camera, []).append((p.frame, ident.id, *p.bbox, p.score))
+    return rows
+
+
+def write_mot(folder: str | Path, sources: Sequence[SourceInfo], identities: Sequence[Identity]) -> list[Path]:
+    """One ``<camera>.txt`` per source in MOTChallenge format with global ids; returns the paths."""
+    folder = Path(folder)
+    rows = _rows_by_camera(order_identities(identities))
+    paths = []
+    for s in sources:
+        lines = []
+        for frame, gid, x1, y1, x2, y2, score in sorted(rows.get(s.camera, []), key=lambda r: (r[0], r[1])):
+            lines.append(f"{frame + 1},{gid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n")
+        p = folder / f"{s.camera}.txt"
+        atomic_write_text(p, "".join(lines))
+        paths.append(p)
+    return paths
+
+
+# ------------------------------------------------------------------------------------ videos
+def write_videos(folder: str | Path, sources: Sequence[SourceInfo], identities: Sequence[Identity], *,
+                 stride: int = 1, max_frames: int | None = None,
+                 recordings: dict[str, str] | None = None) -> list[Path]:
+    """Draw every camera's boxes with global-id labels into ``<camera>.mp4`` (second pass over the
+    sources, or over the raw recordings of live sources). Returns the written paths."""
+    import cv2
+    import supervision as sv
+
+    from reidpipe.pipeline.sources import iter_frames, source_kind
+
+    folder = Path(folder)
+    rows = _rows_by_camera(order_identities(identities))
+    box_ann = sv.BoxAnnotator(thickness=2)
+    label_ann = sv.LabelAnnotator(text_scale=0.5, text_padding=3)
+    written = []
+    for s in sources:
+        uri = s.uri
+        stride_used, limit = stride, max_frames
+        if source_kind(uri) in ("stream", "webcam"):
+            uri = (recordings or {}).get(s.camera)
+            stride_used, limit = 1, None  # the recording holds every frame read
+            if not uri or not Path(uri).exists():
+                continue
+        by_frame: dict[int, list[tuple]] = {}
+        for r in rows.get(s.camera, []):
+            by_frame.setdefault(r[0], []).append(r)
+        out = folder / f"{s.camera}.mp4"
+        tmp = folder / f".{s.camera}.partial.mp4"
+        writer = None
+        try:
+            for index, img in iter_frames(uri, stride=stride_used, max_frames=limit):
+                if writer is None:
+                    fps = max(1.0, s.fps / (stride_used if stride_used > 1 else 1))
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                             (img.shape[1], img.shape[0]))
+                    if not writer.isOpened():
+                        raise OutputError(f"cannot write video {out}")
+                dets = by_frame.get(index)
+                if dets:
+                    arr = np.asarray([d[2:6] for d in dets], np.float32)
+                    ids = np.asarray([d[1] for d in dets], int)
+                    d = sv.Detections(xyxy=arr, class_id=ids, tracker_id=ids,
+                                      confidence=np.asarray([d[6] for d in dets], np.float32))
+                    img = box_ann.annotate(img.copy(), d)
+                    img = label_ann.annotate(img, d, labels=[f"#{i}" for i in ids.tolist()])
+                writer.write(img)
+        finally:
+            if writer is not None:
+                writer.release()
+        if writer is not None:
+            os.replace(tmp, out)
+            written.append(out)
+    return written

@@ -1,0 +1,668 @@
+"""Cross-camera linking: per-camera tracklets -> global identities (DESIGN §2, Linker).
+
+Similarity is the cosine of L2-normalised features; an identity's feature is the quality-weighted
+mean of its tracklets' features (a tracklet weighs the sum of its bank's crop qualities, 1 when it
+has none). Hard constraints, checked on every candidate link, online and offline:
+
+1. two tracklets that coexist in time in the same camera are different people;
+2. with ``non_overlapping``, one identity cannot be in two cameras at overlapping times;
+3. transit windows ``{(camA, camB): (min_s, max_s)}``: when consecutive sightings of an identity
+   (sorted by start time) go from camA to camB, the gap between the end of the first and the start of
+   the second must lie in the window. With ``transit_symmetric`` a window for (A, B) also applies to
+   B -> A unless (B, A) is declared. Camera pairs without a window are unconstrained.
+
+Online (``add``/``add_many``): a closing tracklet joins the most similar feasible identity when the
+similarity reaches ``min_similarity``, else it starts a new identity. Several tracklets that close at
+once (``add_many``) are matched to the existing identities as one assignment problem solved with
+``lap.lapjv`` (cost 1 - cosine, ``cost_limit`` = 1 - ``min_similarity``, infeasible pairs excluded);
+those left unassigned then go through ``add`` one by one (so they can found identities together).
+
+Offline (``finalize`` with ``refine``, or ``link``): all linkable tracklets are re-clustered from
+scratch by constrained agglomerative merging: candidate pairs are the ``knn`` nearest neighbours of
+every tracklet with cosine >= ``min_similarity`` (exact blocked float32 matrix products, or FAISS
+when installed; above ``exact_limit`` tracklets an inverted-file (IVF) search over a k-means coarse
+quantiser); pairs are visited from the most to the least similar, and two clusters merge when the
+cosine of their weighted mean features still reaches ``min_similarity`` and the union violates no
+constraint. Nothing loops over all pairs in Python: 100,000 tracklets of 512-d link in a few seconds
+on 2 cores (``time_linking``).
+
+Evidence (``LinkEvidence``) of each tracklet:
+
+- joined an identity: ``score`` = cosine to the identity's feature (online: before it joined;
+  refine: leave-one-out mean of the other members), ``margin`` = score minus the best score of a
+  runner-up (online: the next feasible identity; refine: the most similar candidate tracklet in
+  another identity), None when there was none; ``gap`` = seconds from the end of the identity's
+  nearest earlier sighting to this tracklet's start (None when it has none).
+- founded its identity: ``score`` = 1.0, ``margin`` = 1 - best similarity to any feasible other
+  identity (None when none), ``gap`` None.
+- not linkable (fewer than ``min_points`` points or no feature): ``score`` = 0.0, margin/gap None.
+
+``finalize`` returns identities sorted by first sighting, numbered 1..N; every tracklet ever added is
+in exactly one identity. Ids returned by ``add`` are the online ids, which ``finalize`` renumbers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reidpipe.pipeline.config import LinkerConfig
+from reidpipe.pipeline.types import Identity, LinkEvidence, TrackPoint, Tracklet
+
+Sighting = tuple[float, float, str]  # start_t, end_t, camera
+
+
+# --------------------------------------------------------------------------- constraints
+class _Constraints:
+    def __init__(self, config: LinkerConfig):
+        self.non_overlapping = bool(config.non_overlapping)
+        self.windows: dict[tuple[str, str], tuple[float, float]] = {}
+        for (a, b), (lo, hi) in dict(config.transit or {}).items():
+            self.windows[(str(a), str(b))] = (float(lo), float(hi))
+        if config.transit_symmetric:
+            for (a, b), w in list(self.windows.items()):
+                self.windows.setdefault((b, a), w)
+        self.max_gap = None if config.max_gap is None else float(config.max_gap)
+
+    def conflict(self, a: list[Sighting], b: list[Sighting]) -> bool:
+        """True when the sightings of two groups cannot belong to one person."""
+        nearest = np.inf
+        for s1, e1, c1 in a:
+            for s2, e2, c2 in b:
+                if s1 <= e2 and s2 <= e1:
+                    if c1 == c2 or self.non_overlapping:
+                        return True
+                    nearest = 0.0
+                else:
+                    nearest = min(nearest, s2 - e1 if s2 > e1 else s1 - e2)
+        if self.max_gap is not None and nearest > self.max_gap:
+            return True
+        if self.windows:
+            merged = sorted(a + b)
+            for (s1, e1, c1), (s2, e2, c2) in zip(merged, merged[1:]):
+                if c1 != c2:
+                    w = self.windows.get((c1, c2))
+                    if w is not None and not (w[0] <= s2 - e1 <= w[1]):
+                        return True
+        return False
+
+
+def _gap_before(sightings: list[Sighting], start: float) -> float | None:
+    ends = [e for s, e, _ in sightings if e <= start]
+    return float(start - max(ends)) if ends else None
+
+
+def _unit_rows(features: list) -> np.ndarray:
+    if not features:
+        return np.zeros((0, 1), dtype=np.float32)
+    X = np.stack([np.asarray(f, dtype=np.float32).ravel() for f in features])
+    X /= np.maximum(np.sqrt(np.einsum("ij,ij->i", X, X)), 1e-12)[:, None]
+    return X
+
+
+def _tracklet_weight(t: Tracklet) -> float:
+    w = float(sum(t.qualities)) if t.qualities else 1.0
+    return w if w > 0 else 1.0
+
+
+def _unit(f: np.ndarray) -> np.ndarray:
+    f = np.asarray(f, dtype=np.float32).ravel()
+    n = float(np.linalg.norm(f))
+    return f / n if n > 0 else f
+
+
+# --------------------------------------------------------------------------- neighbour search
+def _topk_rows(S: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k largest entries of every row (unordered)."""
+    if S.shape[1] <= k:
+        return np.broadcast_to(np.arange(S.shape[1]), S.shape).copy()
+    return np.argpartition(-S, k - 1, axis=1)[:, :k]
+
+
+def _pairs_from(rows: np.ndarray, cols: np.ndarray, sims: np.ndarray, threshold: float):
+    keep = (sims >= threshold) & (rows != cols) & (cols >= 0)
+    r, c, s = rows[keep], cols[keep], sims[keep]
+    lo, hi = np.minimum(r, c), np.maximum(r, c)
+    return lo.astype(np.int64), hi.astype(np.int64), s.astype(np.float32)
+
+
+def _exact_numpy(X: np.ndarray, k: int, threshold: float):
+    n = X.shape[0]
+    block = int(max(64, min(4096, (1 << 24) // max(n, 1))))
+    out = []
+    for s in range(0, n, block):
+        S = X[s:s + block] @ X.T
+        idx = np.arange(S.shape[0])
+        S[idx, s + idx] = -np.inf
+        cols = _topk_rows(S, k)
+        sims = np.take_along_axis(S, cols, axis=1)
+        rows = np.broadcast_to((s + idx)[:, None], cols.shape)
+        out.append(_pairs_from(rows.ravel(), cols.ravel(), sims.ravel(), threshold))
+    return out
+
+
+def _kmeans(X: np.ndarray, nlist: int, iters: int, rng: np.random.Generator) -> np.ndarray:
+    """Spherical k-means on a sample (blocked products); returns (nlist, d) unit centroids."""
+    sample = X[rng.choice(X.shape[0], size=min(X.shape[0], nlist * 32), replace=False)]
+    C = sample[rng.choice(sample.shape[0], size=nlist, replace=False)].copy()
+    for _ in range(iters):
+        assign = np.argmax(sample @ C.T, axis=1)
+        sums = np.zeros_like(C)
+        np.add.at(sums, assign, sample)
+        empty = np.linalg.norm(sums, axis=1) == 0
+        sums[empty] = sample[rng.choice(sample.shape[0], size=int(empty.sum()), replace=False)]
+        C = sums / np.linalg.norm(sums, axis=1, keepdims=True)
+    return C.astype(np.float32)
+
+
+def _ivf_numpy(X: np.ndarray, k: int, threshold: float, seed: int = 0, probes: int = 2):
+    """Every tracklet goes into the inverted lists of its ``probes`` nearest coarse centroids; pairs
+    are compared (one matrix product per list) when they share a list."""
+    n = X.shape[0]
+    rng = np.random.default_rng(seed)
+    nlist = int(max(8, round(2 * np.sqrt(n))))
+    C = _kmeans(X, nlist, iters=6, rng=rng)
+    top = np.empty((n, probes), dtype=np.int64)
+    block = 8192
+    for s in range(0, n, block):
+        top[s:s + block] = _topk_rows(X[s:s + block] @ C.T, probes)
+    members = np.argsort(top.ravel(), kind="stable")
+    lists = top.ravel()[members]
+    members //= probes
+    bounds = np.searchsorted(lists, np.arange(nlist + 1))
+    out = []
+    for c in range(nlist):
+        m = members[bounds[c]:bounds[c + 1]]
+        if m.size < 2:
+            continue
+        Xm = X[m]
+        S = Xm @ Xm.T
+        np.fill_diagonal(S, -np.inf)
+        cols = _topk_rows(S, k)
+        sims = np.take_along_axis(S, cols, axis=1)
+        rows = np.broadcast_to(m[:, None], cols.shape)
+        out.append(_pairs_from(rows.ravel(), m[cols].ravel(), sims.ravel(), threshold))
+    return out
+
+
+def _faiss_search(X: np.ndarray, k: int, threshold: float, exact: bool, seed: int = 0):
+    import faiss  # optional dependency
+
+    n, d = X.shape
+    if exact:
+        index = faiss.IndexFlatIP(d)
+    else:
+        nlist = int(max(8, round(2 * np.sqrt(n))))
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        train = X[rng.choice(n, size=min(n, nlist * 32), replace=False)]
+        index.cp.niter = 6
+        index.train(train)
+        index.nprobe = 6
+    index.add(X)
+    out = []
+    block = 16384
+    for s in range(0, n, block):
+        D, I = index.search(X[s:s + block], k + 1)
+        rows = np.broadcast_to(np.arange(s, s + D.shape[0])[:, None], I.shape)
+        out.append(_pairs_from(rows.ravel(), I.ravel(), D.ravel(), threshold))
+    return out
+
+
+def _time_blocked(X: np.ndarray, k: int, threshold: float, starts: np.ndarray, ends: np.ndarray,
+                  max_gap: float, block: int = 1024):
+    """Exact search restricted to pairs at most ``max_gap`` seconds apart: rows sorted by start time,
+    each block of rows compared (one matrix product) with the columns of its time window only."""
+    order = np.argsort(starts, kind="stable")
+    Xs, st, en = X[order], starts[order], ends[order]
+    longest = float(np.max(en - st))
+    out = []
+    n = X.shape[0]
+    for r0 in range(0, n, block):
+        r1 = min(n, r0 + block)
+        c0 = int(np.searchsorted(st, st[r0] - max_gap - longest, side="left"))
+        c1 = int(np.searchsorted(st, float(en[r0:r1].max()) + max_gap, side="right"))
+        S = Xs[r0:r1] @ Xs[c0:c1].T
+        far = (st[None, c0:c1] - en[r0:r1, None] > max_gap) | (st[r0:r1, None] - en[None, c0:c1] > max_gap)
+        S[far] = -np.inf
+        rows = np.arange(r0, r1)
+        S[rows - r0, rows - c0] = -np.inf
+        cols = _topk_rows(S, k)
+        sims = np.take_along_axis(S, cols, axis=1)
+        rr = np.broadcast_to(order[rows][:, None], cols.shape)
+        out.append(_pairs_from(rr.ravel(), order[c0 + cols].ravel(), sims.ravel(), threshold))
+    return out
+
+
+def candidate_pairs(X: np.ndarray, k: int, threshold: float, backend: str = "auto",
+                    exact_limit: int = 20000, starts: np.ndarray | None = None,
+                    ends: np.ndarray | None = None, max_gap: float | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (i < j, cosine) among the k nearest neighbours of every row of ``X`` (unit rows) whose
+    cosine reaches ``threshold``, each pair once. Returns (i, j, sim) sorted by decreasing sim.
+
+    With ``max_gap`` (and the rows' ``starts``/``ends`` in seconds) only pairs at most ``max_gap``
+    apart are searched, exactly, by time blocks. Otherwise: exact search up to ``exact_limit`` rows
+    (FAISS flat index, or blocked numpy products), approximate IVF search above it."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    n = X.shape[0]
+    if n < 2:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, np.zeros(0, dtype=np.float32)
+    k = int(max(1, min(k, n - 1)))
+    exact = n <= exact_limit
+    use_faiss = False
+    if max_gap is not None and starts is not None and ends is not None:
+        backend = "time"
+    if backend in ("auto", "faiss"):
+        try:
+            import faiss  # noqa: F401
+
+            use_faiss = True
+        except ImportError:
+            if backend == "faiss":
+                from reidpipe.errors import ConfigError
+
+                raise ConfigError("linker backend 'faiss' requested but faiss is not installed "
+                                  "(pip install faiss-cpu, or use backend 'numpy')") from None
+    elif backend not in ("numpy", "time"):
+        from reidpipe.errors import ConfigError
+
+        raise ConfigError(f"unknown linker backend {backend!r}; use auto, faiss or numpy")
+    if backend == "time":
+        parts = _time_blocked(X, k, threshold, np.asarray(starts, np.float64), np.asarray(ends, np.float64),
+                              float(max_gap))
+    elif use_faiss:
+        parts = _faiss_search(X, k, threshold, exact)
+    elif exact:
+        parts = _exact_numpy(X, k, threshold)
+    else:
+        parts = _ivf_numpy(X, k, threshold)
+    i = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    j = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    s = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
+    key = i * n + j
+    key, first = np.unique(key, return_index=True)
+    i, j, s = i[first], j[first], s[first]
+    order = np.argsort(-s, kind="stable")
+    return i[order], j[order], s[order]
+
+
+# --------------------------------------------------------------------------- online state
+@dataclass
+class _Ident:
+    gid: int
+    members: list[int] = field(default_factory=list)
+    sightings: list[Sighting] = field(default_factory=list)
+    fsum: np.ndarray | None = None
+    weight: float = 0.0
+    row: int = -1  # row in the centroid matrix, -1 when the identity has no feature
+
+
+class Linker:
+    """Online + offline cross-camera linker. See the module docstring for the rules."""
+
+    def __init__(self, config: LinkerConfig | None = None, cameras: list[str] | None = None):
+        self.config = config or LinkerConfig()
+        self.cameras = list(cameras or [])
+        unknown = {c for pair in (self.config.transit or {}) for c in pair} - set(self.cameras)
+        if self.cameras and unknown:
+            from reidpipe.errors import ConfigError
+
+            raise ConfigError(f"transit window names unknown camera(s) {sorted(unknown)}; "
+                              f"cameras are {self.cameras}")
+        if not 0.0 <= self.config.min_similarity <= 1.0:
+            from reidpipe.errors import ConfigError
+
+            raise ConfigError(f"link min_similarity must be in [0, 1], got {self.config.min_similarity}")
+        self._rules = _Constraints(self.config)
+        self.tracklets: list[Tracklet] = []
+        self._keys: dict[tuple[str, int], int] = {}
+        self._idents: list[_Ident] = []
+        self._member_of: list[int] = []  # tracklet index -> online identity index
+        self.evidence: list[LinkEvidence] = []
+        self._C = np.zeros((0, 0), dtype=np.float32)  # unit centroids of identities with a feature
+        self._row_ident: list[int] = []
+
+    # ------------------------------------------------------------ helpers
+    def linkable(self, t: Tracklet) -> bool:
+        return t.feature is not None and len(t.points) >= self.config.min_points
+
+    def _register(self, t: Tracklet) -> int:
+        if not t.points:
+            raise ValueError(f"tracklet {t.camera}/{t.track} has no points")
+        if t.key in self._keys:
+            raise ValueError(f"tracklet {t.camera}/{t.track} was already added to the linker")
+        if t.camera not in self.cameras:
+            self.cameras.append(t.camera)
+        idx = len(self.tracklets)
+        self.tracklets.append(t)
+        self._keys[t.key] = idx
+        self._member_of.append(-1)
+        self.evidence.append(LinkEvidence(score=0.0))
+        return idx
+
+    def _set_row(self, ident: _Ident) -> None:
+        f = ident.fsum / max(float(np.linalg.norm(ident.fsum)), 1e-12)
+        if ident.row < 0:
+            n = len(self._row_ident)
+            if n >= self._C.shape[0]:
+                grown = np.zeros((max(64, 2 * self._C.shape[0]), f.shape[0]), dtype=np.float32)
+                if n:
+                    grown[:n] = self._C[:n]
+                self._C = grown
+            ident.row = n
+            self._row_ident.append(ident.gid - 1)
+        self._C[ident.row] = f
+
+    def _join(self, idx: int, ident: _Ident, evidence: LinkEvidence) -> None:
+        t = self.tracklets[idx]
+        ident.members.append(idx)
+        ident.sightings.append((t.start_t, t.end_t, t.camera))
+        self._member_of[idx] = ident.gid - 1
+        self.evidence[idx] = evidence
+        if self.linkable(t):
+            w = _tracklet_weight(t)
+            f = _unit(t.feature) * w
+            if self._row_ident and f.shape[0] != self._C.shape[1]:
+                raise ValueError(f"tracklet {t.camera}/{t.track}: feature of dimension {f.shape[0]}, "
+                                 f"the linker holds {self._C.shape[1]}-d features")
+            ident.fsum = f if ident.fsum is None else ident.fsum + f
+            ident.weight += w
+            self._set_row(ident)
+
+    def _new_identity(self, idx: int, evidence: LinkEvidence) -> int:
+        ident = _Ident(gid=len(self._idents) + 1)
+        self._idents.append(ident)
+        self._join(idx, ident, evidence)
+        return ident.gid
+
+    def _ranked(self, f: np.ndarray, t: Tracklet, want: int = 2) -> list[tuple[float, int]]:
+        """The ``want`` most similar feasible identities as (cosine, identity index), best first."""
+        m = len(self._row_ident)
+        if m == 0:
+            return []
+        sims = self._C[:m] @ f
+        me = [(t.start_t, t.end_t, t.camera)]
+        found: list[tuple[float, int]] = []
+        k = min(m, 16)
+        while True:
+            cand = np.argpartition(-sims, k - 1)[:k] if k < m else np.arange(m)
+            cand = cand[np.argsort(-sims[cand], kind="stable")]
+            found = []
+            for r in cand:
+                ii = self._row_ident[int(r)]
+                if not self._rules.conflict(me, self._idents[ii].sightings):
+                    found.append((float(sims[r]), ii))
+                    if len(found) == want:
+                        return found
+            if k >= m:
+                return found
+            k = min(m, 4 * k)
+
+    # ------------------------------------------------------------ online API
+    def add(self, tracklet: Tracklet) -> tuple[int, LinkEvidence]:
+        """Link one closed tracklet; returns (online global id, evidence)."""
+        idx = self._register(tracklet)
+        return self._add_registered(idx)
+
+    def _add_registered(self, idx: int) -> tuple[int, LinkEvidence]:
+        t = self.tracklets[idx]
+        if not self.linkable(t):
+            gid = self._new_identity(idx, LinkEvidence(score=0.0))
+            return gid, self.evidence[idx]
+        f = _unit(t.feature)
+        ranked = self._ranked(f, t)
+        if ranked and ranked[0][0] >= self.config.min_similarity:
+            score, ii = ranked[0]
+            ident = self._idents[ii]
+            margin = score - ranked[1][0] if len(ranked) > 1 else None
+            ev = LinkEvidence(score=score, margin=margin, gap=_gap_before(ident.sightings, t.start_t))
+            self._join(idx, ident, ev)
+            return ident.gid, ev
+        margin = 1.0 - ranked[0][0] if ranked else None
+        gid = self._new_identity(idx, LinkEvidence(score=1.0, margin=margin))
+        return gid, self.evidence[idx]
+
+    def add_many(self, tracklets: list[Tracklet]) -> list[tuple[int, LinkEvidence]]:
+        """Link tracklets that closed together: one assignment (lap.lapjv) against the existing
+        identities, then the unassigned ones one by one. Results follow the input order."""
+        import lap
+
+        idxs = [self._register(t) for t in tracklets]
+        result: dict[int, tuple[int, LinkEvidence]] = {}
+        cand = [i for i in idxs if self.linkable(self.tracklets[i])]
+        m = len(self._row_ident)
+        if len(cand) >= 2 and m > 0:
+            F = np.stack([_unit(self.tracklets[i].feature) for i in cand])
+            S = F @ self._C[:m].T
+            big = 1e6
+            cost = np.full(S.shape, big, dtype=np.float64)
+            limit = 1.0 - self.config.min_similarity
+            best_other: list[list[float]] = []
+            for a, i in enumerate(cand):
+                t = self.tracklets[i]
+                me = [(t.start_t, t.end_t, t.camera)]
+                feas = []
+                for r in range(m):
+                    ii = self._row_ident[int(r)]
+                    if not self._rules.conflict(me, self._idents[ii].sightings):
+                        cost[a, r] = 1.0 - float(S[a, r])
+                        feas.append(float(S[a, r]))
+                best_other.append(sorted(feas, reverse=True))
+            _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
+            for a, i in enumerate(cand):
+                r = int(x[a])
+                if r < 0 or r >= m or cost[a, r] > limit:
+                    continue
+                t = self.tracklets[i]
+                ident = self._idents[self._row_ident[r]]
+                score = float(S[a, r])
+                others = list(best_other[a])
+                if score in others:
+                    others.remove(score)
+                runner = others[0] if others else None
+                ev = LinkEvidence(score=score, margin=None if runner is None else score - runner,
+                                  gap=_gap_before(ident.sightings, t.start_t))
+                self._join(i, ident, ev)
+                result[i] = (ident.gid, ev)
+        rest = sorted((i for i in idxs if i not in result), key=lambda i: self.tracklets[i].start_t)
+        for i in rest:
+            result[i] = self._add_registered(i)
+        return [result[i] for i in idxs]
+
+    # ------------------------------------------------------------ offline
+    def _cluster(self, idxs: list[int]) -> tuple[np.ndarray, list[LinkEvidence]]:
+        """Constrained agglomerative clustering of the linkable tracklets ``idxs``; returns a label per
+        entry (0..K-1) and its evidence."""
+        cfg = self.config
+        n = len(idxs)
+        ts = [self.tracklets[i] for i in idxs]
+        X = _unit_rows([t.feature for t in ts])
+        w = np.array([_tracklet_weight(t) for t in ts], dtype=np.float32)
+        starts = np.array([t.start_t for t in ts], dtype=np.float64)
+        ends = np.array([t.end_t for t in ts], dtype=np.float64)
+        ii, jj, ss = candidate_pairs(X, cfg.knn, cfg.min_similarity, cfg.backend, cfg.exact_limit,
+                                     starts, ends, cfg.max_gap)
+        parent = list(range(n))
+        sight: list[list[Sighting]] = [[(t.start_t, t.end_t, t.camera)] for t in ts]
+        sums = X * w[:, None]
+        size = [1] * n
+        thr = cfg.min_similarity
+        conflict = self._rules.conflict
+
+        def find(a: int) -> int:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        for a, b in zip(ii.tolist(), jj.tolist()):
+            ra, rb = find(a), find(b)
+            if ra == rb:
+                continue
+            if size[ra] > 1 or size[rb] > 1:
+                va, vb = sums[ra], sums[rb]
+                if float(va @ vb) < thr * float(np.sqrt((va @ va) * (vb @ vb))):
+                    continue
+            if conflict(sight[ra], sight[rb]):
+                continue
+            if size[ra] < size[rb]:
+                ra, rb = rb, ra
+            parent[rb] = ra
+            size[ra] += size[rb]
+            sight[ra].extend(sight[rb])
+            sight[rb] = []
+            sums[ra] += sums[rb]
+
+        roots = np.array([find(a) for a in range(n)], dtype=np.int64)
+        _, labels = np.unique(roots, return_inverse=True)
+        labels = labels.reshape(-1)
+        # evidence: leave-one-out cosine to the cluster mean, margin over the best foreign candidate
+        K = int(labels.max()) + 1 if n else 0
+        counts = np.bincount(labels, minlength=K)
+        # sums[root] is the weighted feature sum of the cluster; leave-one-out without copying it:
+        # (c - w x).x = c.x - w and |c - w x|^2 = |c|^2 - 2 w c.x + w^2 for unit x
+        cx = np.einsum("ij,ij->i", sums[roots], X)
+        cc = np.einsum("ij,ij->i", sums, sums)[roots]
+        loo_norm = np.sqrt(np.maximum(cc - 2 * w * cx + w * w, 0.0))
+        score = np.where(loo_norm > 1e-6, (cx - w) / np.maximum(loo_norm, 1e-12), 1.0)
+        runner = np.full(n, -np.inf, dtype=np.float32)
+        if ii.size:
+            foreign = labels[ii] != labels[jj]
+            np.maximum.at(runner, ii[foreign], ss[foreign])
+            np.maximum.at(runner, jj[foreign], ss[foreign])
+        evidence = []
+        solo = (counts[labels] == 1).tolist()
+        runner_l, score_l, roots_l = runner.tolist(), score.tolist(), roots.tolist()
+        inf = float("-inf")
+        for a in range(n):
+            r = runner_l[a]
+            if solo[a]:
+                evidence.append(LinkEvidence(score=1.0, margin=None if r == inf else 1.0 - r))
+                continue
+            t = ts[a]
+            others = [s for s in sight[roots_l[a]] if not (s[2] == t.camera and s[0] == t.start_t
+                                                           and s[1] == t.end_t)]
+            sc = score_l[a]
+            evidence.append(LinkEvidence(score=sc, margin=None if r == inf else sc - r,
+                                         gap=_gap_before(others, t.start_t)))
+        return labels, evidence
+
+    def _identities_from_groups(self, groups: list[list[int]]) -> list[Identity]:
+        order = {i: (t.start_t, t.key) for i, t in enumerate(self.tracklets)}
+        groups = [sorted(g, key=order.__getitem__) for g in groups if g]
+        groups.sort(key=lambda g: order[g[0]])
+        out = []
+        for gid, g in enumerate(groups, start=1):
+            out.append(Identity(id=gid, tracklets=[self.tracklets[i] for i in g],
+                                evidence={self.tracklets[i].key: self.evidence[i] for i in g}))
+        return out
+
+    def _offline(self) -> list[Identity]:
+        link_idx = [i for i, t in enumerate(self.tracklets) if self.linkable(t)]
+        groups: list[list[int]] = []
+        if link_idx:
+            labels, evidence = self._cluster(link_idx)
+            by_label: dict[int, list[int]] = {}
+            for i, lab, ev in zip(link_idx, labels.tolist(), evidence):
+                by_label.setdefault(lab, []).append(i)
+                self.evidence[i] = ev
+            groups.extend(by_label.values())
+        for i, t in enumerate(self.tracklets):
+            if not self.linkable(t):
+                self.evidence[i] = LinkEvidence(score=0.0)
+                groups.append([i])
+        return self._identities_from_groups(groups)
+
+    def finalize(self) -> list[Identity]:
+        """The identities (sorted by first sighting, ids 1..N); re-clustered offline when
+        ``config.refine``."""
+        if self.config.refine:
+            return self._offline()
+        return self._identities_from_groups([list(ident.members) for ident in self._idents])
+
+    def link(self, tracklets: list[Tracklet]) -> list[Identity]:
+        """Batch linking: register ``tracklets`` (no online pass) and cluster everything offline."""
+        for t in tracklets:
+            self._register(t)
+        return self._offline()
+
+
+# --------------------------------------------------------------------------- scaling helpers
+def synthetic_tracklets(n: int, dim: int = 512, cameras: int = 4, seed: int = 0, noise: float = 0.6,
+                        return_labels: bool = False):
+    """``n`` synthetic tracklets of ``dim``-d features for benchmarks and tests.
+
+    People walk through ``cameras`` cameras in order (cam0 -> cam1 -> ...), each visiting 1 to
+    ``cameras`` consecutive cameras, 5-40 s per visit, 5-30 s transit between cameras; arrivals are
+    spread so that about 2.5 people are in view per camera per 10 s of timeline. A person's features
+    are a random unit prototype plus Gaussian noise of relative norm ``noise`` (same-person cosine
+    ~ 1 / (1 + noise**2) ~ 0.73 at the default; different people ~ 0 +- 1/sqrt(dim)), plus a small
+    per-camera bias (lighting). With ``return_labels``, also returns the true person of each."""
+    rng = np.random.default_rng(seed)
+    cams = [f"cam{c}" for c in range(cameras)]
+    bias = rng.standard_normal((cameras, dim)).astype(np.float32)
+    bias *= 0.25 / np.linalg.norm(bias, axis=1, keepdims=True)
+    tracklets: list[Tracklet] = []
+    labels: list[int] = []
+    pid = 0
+    horizon = max(60.0, n * 1.5)
+    counters = [0] * cameras
+    while len(tracklets) < n:
+        proto = rng.standard_normal(dim).astype(np.float32)
+        proto /= np.linalg.norm(proto)
+        visits = int(rng.integers(1, cameras + 1))
+        first = int(rng.integers(0, cameras - visits + 1))
+        t0 = float(rng.uniform(0, horizon))
+        for v in range(visits):
+            if len(tracklets) >= n:
+                break
+            c = first + v
+            dur = float(rng.uniform(5, 40))
+            g = rng.standard_normal(dim).astype(np.float32)
+            f = proto + noise * g / np.linalg.norm(g) + bias[c]
+            f /= np.linalg.norm(f)
+            counters[c] += 1
+            pts = [TrackPoint(frame=int(t * 10), t=t, bbox=(0.0, 0.0, 40.0, 100.0), score=0.9)
+                   for t in (t0, t0 + dur / 2, t0 + dur)]
+            tracklets.append(Tracklet(camera=cams[c], track=counters[c], points=pts, bank=[], qualities=[1.0],
+                                      feature=f, closed=True))
+            labels.append(pid)
+            t0 += dur + float(rng.uniform(5, 30))
+        pid += 1
+    if return_labels:
+        return tracklets, np.asarray(labels)
+    return tracklets
+
+
+def time_linking(n: int, dim: int = 512, cameras: int = 4, seed: int = 0,
+                 config: LinkerConfig | None = None) -> float:
+    """Seconds to link ``n`` synthetic tracklets offline (``Linker.link``); generation not timed.
+    Default config: refine, linking window ``max_gap`` = 300 s (exact time-blocked search)."""
+    ts = synthetic_tracklets(n, dim=dim, cameras=cameras, seed=seed)
+    linker = Linker(config or LinkerConfig(refine=True, max_gap=300.0), [f"cam{c}" for c in range(cameras)])
+    t0 = time.perf_counter()
+    linker.link(ts)
+    return time.perf_counter() - t0
+
+
+def pairwise_scores(labels_true: np.ndarray, labels_pred: np.ndarray) -> dict[str, float]:
+    """Pair-counting precision/recall/F1 of a clustering (pairs of items put together)."""
+    from collections import Counter
+
+    def pairs(counter) -> int:
+        return sum(c * (c - 1) // 2 for c in counter.values())
+
+    both = pairs(Counter(zip(labels_true.tolist(), labels_pred.tolist())))
+    pred = pairs(Counter(labels_pred.tolist()))
+    true = pairs(Counter(labels_true.tolist()))
+    p = both / pred if pred else 1.0
+    r = both / true if true else 1.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+
+__all__ = ["Linker", "candidate_pairs", "synthetic_tracklets", "time_linking", "pairwise_scores"]

@@ -1,0 +1,96 @@
+"""``reidpipe bench``: how fast the pipeline, the embedder and the linker run on this machine."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "bench"
+HELP = ("Measure speed: the pipeline per stage vs a detector-only pass over the same frames "
+        "(--sources ...), ReID embedding in eager torch vs ONNX Runtime (--embed-only), cross-camera "
+        "linking of 1k-100k tracklets (--linker-only); writes bench.json and prints tables.")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reidpipe.commands.run import add_pipeline_arguments
+
+    add_pipeline_arguments(parser)
+    # --sources is needed by the pipeline benchmark only; main() checks it
+    for action in parser._actions:
+        if action.dest == "sources":
+            action.required = False
+            action.help = (action.help or "") + " (required unless --embed-only / --linker-only)"
+    g = parser.add_argument_group("benchmark")
+    g.add_argument("--output", "-o", metavar="JSON", help="write the results here (e.g. bench.json)")
+    g.add_argument("--run-output", metavar="DIR",
+                   help="keep the pipeline's outputs here (default: a temporary folder, removed)")
+    g.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="pipeline + detector-only passes N times; report the fastest of each (default 1)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--embed-only", action="store_true",
+                   help="only the embedding benchmark of --reid-weights (checkpoint or .onnx)")
+    g.add_argument("--linker-only", action="store_true", help="only the linking benchmark")
+    g.add_argument("--all", action="store_true",
+                   help="with --sources: also the embedding (when --reid-weights is a model) and linking benchmarks")
+    g.add_argument("--batch-sizes", type=_int_list, default=[1, 2, 4, 8, 16, 32, 64, 128], metavar="B1,B2,...",
+                   help="embedding batch sizes (default 1,2,4,8,16,32,64,128)")
+    g.add_argument("--min-time", type=float, default=1.0, metavar="S",
+                   help="embedding: time each batch size for at least S seconds per runtime (default 1)")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="embedding: threads for both torch and ONNX Runtime (default: torch's default)")
+    g.add_argument("--link-sizes", type=_int_list, default=[1000, 10000, 100000], metavar="N1,N2,...",
+                   help="linking: numbers of tracklets (default 1000,10000,100000)")
+
+
+def main(args: argparse.Namespace) -> int:
+    import sys
+
+    from reidpipe.errors import UsageError
+    from reidpipe.pipeline import bench
+
+    if args.embed_only and args.linker_only:
+        raise UsageError("--embed-only and --linker-only exclude each other; use --sources ... --all for both")
+    if args.embed_only and not args.reid_weights:
+        raise UsageError("--embed-only needs --reid-weights (a reidpipe checkpoint or an .onnx ReID model)")
+    if not (args.embed_only or args.linker_only) and not args.sources:
+        raise UsageError("give --sources (pipeline benchmark), or --embed-only --reid-weights W, or --linker-only")
+    if args.min_time <= 0:
+        raise UsageError(f"--min-time must be > 0, got {args.min_time}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.output and not str(args.output).lower().endswith(".json"):
+        raise UsageError(f"--output {args.output}: expected a .json file path (the pipeline's outputs go "
+                         "to --run-output DIR)")
+
+    result: dict = {"schema": "reidpipe.bench/1"}
+    run_embed = args.embed_only or (args.all and args.reid_weights and args.reid not in ("hist",))
+    run_link = args.linker_only or args.all
+    device = args.device or "auto"
+    if args.sources and not (args.embed_only or args.linker_only):
+        from reidpipe.commands.run import config_from_args
+
+        cfg = config_from_args(args)
+        device = cfg.device
+        result["environment"] = bench.environment(device)
+        result.update(bench.bench_pipeline(cfg, args.sources, repeat=args.repeat, output=args.run_output))
+    else:
+        result["environment"] = bench.environment(device)
+    if run_embed:
+        result["embedding"] = bench.bench_embedding(args.reid_weights, batch_sizes=args.batch_sizes,
+                                                    device=device, min_time=args.min_time, threads=args.threads)
+    if run_link:
+        result["linking"] = bench.bench_linking(args.link_sizes)
+    print(bench.format_report(result))
+    if args.output:
+        path = bench.write_json(args.output, result)
+        print(f"results written to {path}", file=sys.stderr)
+    return 0

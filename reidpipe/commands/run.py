@@ -1,0 +1,149 @@
+"""``reidpipe run``: camera videos/streams -> global identities -> trajectories.json (+ events, videos, MOT)."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "run"
+HELP = ("Detect, track, re-identify and link people across cameras; write trajectories.json, "
+        "events.jsonl and optional annotated videos / MOT txt into --output.")
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every option of the pipeline (shared by ``reidpipe run`` and ``reidpipe bench``). Defaults are
+    None so that only the flags given override the config file."""
+    g = parser.add_argument_group("sources")
+    g.add_argument("--sources", nargs="+", required=True, metavar="SRC",
+                   help="video files, image folders, rtsp:// / http:// URLs, webcam indices")
+    g.add_argument("--names", nargs="+", metavar="NAME", help="camera names (default: file stem, cam{i} for streams)")
+    g.add_argument("--offsets", nargs="+", type=float, metavar="SEC",
+                   help="start-time offset of each source in seconds (aligns cameras)")
+    g.add_argument("--stride", type=int, metavar="N", help="process every N-th frame (default 1)")
+    g.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N frames")
+    g.add_argument("--config", metavar="YAML", help="pipeline settings (default: the shipped configs/pipeline.yaml)")
+    g = parser.add_argument_group("detection")
+    g.add_argument("--detector", metavar="PATH", help="ultralytics weights (.pt/.onnx/OpenVINO folder) or a YOLOX "
+                   ".onnx (default yolo11n.pt, downloaded by ultralytics when online)")
+    g.add_argument("--detector-kind", choices=["ultralytics", "yolox"], help="default: inferred from the file")
+    g.add_argument("--detections", nargs="+", metavar="DET_TXT",
+                   help="public detections: one MOTChallenge det.txt per source, in --sources order")
+    g.add_argument("--conf", type=float, metavar="P", help="detector confidence threshold (default 0.3)")
+    g.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:0 or auto (default)")
+    g = parser.add_argument_group("tracking")
+    g.add_argument("--tracker", choices=["bytetrack", "botsort", "ocsort", "sort"], help="default bytetrack")
+    g.add_argument("--track-lost-frames", type=int, metavar="N",
+                   help="processed frames without a match before a track closes (default 30)")
+    g = parser.add_argument_group("re-identification")
+    g.add_argument("--reid", choices=["auto", "onnx", "checkpoint", "hist"],
+                   help="embedder (auto: .onnx -> onnx, .pt/.pth/.safetensors -> checkpoint, none -> hist)")
+    g.add_argument("--reid-weights", metavar="PATH", help="ONNX ReID model or reidpipe checkpoint")
+    g.add_argument("--reid-input-size", nargs=2, type=int, metavar=("H", "W"), help="override the model's input size")
+    g.add_argument("--reid-mean", nargs=3, type=float, metavar=("R", "G", "B"), help="normalisation mean (after /255)")
+    g.add_argument("--reid-std", nargs=3, type=float, metavar=("R", "G", "B"), help="normalisation std (after /255)")
+    g.add_argument("--reid-color", choices=["RGB", "BGR"], help="channel order the model expects")
+    g.add_argument("--embed-batch", type=int, metavar="N", help="crops per embedding batch (default 32)")
+    g.add_argument("--sample-every", type=int, metavar="K", help="embed a track at most every K frames (default 5)")
+    g.add_argument("--bank-size", type=int, metavar="K", help="embeddings kept per track (default 10)")
+    g = parser.add_argument_group("cross-camera linking")
+    g.add_argument("--link-threshold", type=float, metavar="COS",
+                   help="minimum cosine similarity to link a tracklet to an identity (default 0.5)")
+    g.add_argument("--non-overlapping", action="store_true", default=None,
+                   help="cameras see disjoint areas: nobody is in two cameras at once")
+    g.add_argument("--transit", nargs="+", metavar="A:B:MIN:MAX",
+                   help="transit-time window in seconds from camera A to camera B")
+    g.add_argument("--refine", action="store_true", default=None,
+                   help="re-cluster all tracklets offline at the end")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_pipeline_arguments(parser)
+    g = parser.add_argument_group("outputs")
+    g.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder")
+    g.add_argument("--save-video", action="store_true", default=None, help="annotated video per camera")
+    g.add_argument("--save-mot", action="store_true", default=None, help="MOTChallenge txt per camera (global ids)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _transit(items: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
+    from reidpipe.errors import UsageError
+
+    out = {}
+    for item in items:
+        parts = item.rsplit(":", 3)
+        try:
+            if len(parts) != 4:
+                raise ValueError
+            a, b, lo, hi = parts[0], parts[1], float(parts[2]), float(parts[3])
+        except ValueError:
+            raise UsageError(f"--transit {item!r}: expected CAM_A:CAM_B:MIN_SECONDS:MAX_SECONDS") from None
+        if lo > hi or lo < 0:
+            raise UsageError(f"--transit {item!r}: need 0 <= MIN <= MAX")
+        out[(a, b)] = (lo, hi)
+    return out
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`PipelineConfig` of parsed ``add_pipeline_arguments`` flags (over ``--config``)."""
+    from reidpipe.errors import UsageError
+    from reidpipe.pipeline.config import load_config
+
+    cfg = load_config(getattr(args, "config", None))
+    n = len(args.sources)
+    for flag, values in (("--names", args.names), ("--offsets", args.offsets), ("--detections", args.detections)):
+        if values is not None and len(values) != n:
+            raise UsageError(f"{flag} has {len(values)} values for {n} --sources; give one per source")
+    if args.stride is not None and args.stride < 1:
+        raise UsageError(f"--stride must be >= 1, got {args.stride}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError(f"--max-frames must be >= 1, got {args.max_frames}")
+    simple = {
+        "names": args.names, "offsets": args.offsets, "stride": args.stride, "max_frames": args.max_frames,
+        "detector": args.detector, "detector_kind": args.detector_kind, "detections": args.detections,
+        "det_conf": args.conf, "device": args.device, "tracker": args.tracker,
+        "track_lost_frames": args.track_lost_frames, "reid": args.reid, "reid_weights": args.reid_weights,
+        "reid_input_size": tuple(args.reid_input_size) if args.reid_input_size else None,
+        "reid_mean": tuple(args.reid_mean) if args.reid_mean else None,
+        "reid_std": tuple(args.reid_std) if args.reid_std else None,
+        "reid_color": args.reid_color, "embed_batch": args.embed_batch,
+        "output": getattr(args, "output", None), "save_video": getattr(args, "save_video", None),
+        "save_mot": getattr(args, "save_mot", None),
+    }
+    over = {k: v for k, v in simple.items() if v is not None}
+    if getattr(args, "no_progress", False):
+        over["progress"] = False
+    sampler = {k: v for k, v in (("every", args.sample_every), ("bank", args.bank_size)) if v is not None}
+    if sampler:
+        over["sampler"] = sampler
+    link = {}
+    if args.link_threshold is not None:
+        link["min_similarity"] = args.link_threshold
+    if args.non_overlapping:
+        link["non_overlapping"] = True
+    if args.transit:
+        link["transit"] = _transit(args.transit)
+    if args.refine:
+        link["refine"] = True
+    if link:
+        over["link"] = link
+    if args.detections and args.detector is not None:
+        raise UsageError("--detections replaces the detector; drop --detector or --detections")
+    return cfg.replace(**over)
+
+
+def main(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from reidpipe.pipeline.runner import Pipeline
+
+    cfg = config_from_args(args)
+    pipe = Pipeline(cfg)
+    identities = pipe.run(args.sources)
+    st = pipe.stats
+    multi = sum(1 for i in identities if len(i.cameras) > 1)
+    print(f"{len(identities)} identities ({multi} seen by several cameras) from {st['tracklets']} tracks, "
+          f"{sum(st['frames'].values())} frames at {st['fps']['total']:.1f} fps; "
+          f"outputs in {pipe.output_dir}", file=sys.stderr)
+    print(json.dumps({"output": str(pipe.output_dir / "trajectories.json"), "identities": len(identities),
+                      "fps": st["fps"]["total"]}))
+    return 0

@@ -1,0 +1,140 @@
+"""``reidpipe bench``: the JSON a user gets has every field, and the figures are consistent.
+
+Speed itself is not asserted (the machine is shared); what is checked is what a user reading
+bench.json would check: every stage timed, frames/s positive and consistent with frame counts, the
+pipeline/detector-only ratio in (0, 1.2], both passes saw the same frames and detections, embedded
+crops a subset of detections, the embedding benchmark's runtimes agree on the embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reidpipe.cli import main as cli
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
+
+
+def _render(path: Path, det_path: Path, frames: int, seed: int, size=(320, 240)) -> int:
+    """A small video of two coloured 'people' walking across a textured background, with its
+    MOTChallenge det.txt; returns the number of detection rows."""
+    import cv2
+
+    w, h = size
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(60, 120, (h, w, 3), dtype=np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))
+    assert writer.isOpened()
+    people = [((200, 40, 40), (40, 40, 200), 10, 1), ((40, 200, 40), (200, 200, 40), 280, -1)]
+    rows = []
+    for f in range(frames):
+        img = bg.copy()
+        for pid, (top, bottom, x0, dx) in enumerate(people, 1):
+            x = x0 + dx * 3 * f
+            y = 60 + 10 * pid
+            if x < 0 or x + 30 > w:
+                continue
+            img[y:y + 45, x:x + 30] = top
+            img[y + 45:y + 90, x:x + 30] = bottom
+            rows.append(f"{f + 1},-1,{x},{y},30,90,0.95,-1,-1,-1")
+        writer.write(img)
+    writer.release()
+    det_path.write_text("\n".join(rows) + "\n")
+    return len(rows)
+
+
+def test_bench_pipeline_json_fields_and_sanity(tmp_path, capsys):
+    vids, dets, n_rows = [], [], 0
+    for i in range(2):
+        v, d = tmp_path / f"cam{i}.mp4", tmp_path / f"cam{i}_det.txt"
+        n_rows += _render(v, d, frames=50, seed=i)
+        vids.append(str(v))
+        dets.append(str(d))
+    out = tmp_path / "bench.json"
+    run_dir = tmp_path / "run"
+    rc = cli(["bench", "--sources", *vids, "--detections", *dets, "--reid", "hist", "--no-progress",
+              "--sample-every", "2", "--repeat", "2", "--all", "--link-sizes", "200,1000",
+              "--run-output", str(run_dir), "--output", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "pipeline / detector-only" in printed and "linking" in printed
+
+    r = json.loads(out.read_text())
+    assert r["schema"] == "reidpipe.bench/1"
+    env = r["environment"]
+    assert env["cpu_model"] and env["cpu_affinity"] >= 1 and env["cpu_count_logical"] >= 1
+    assert env["torch_version"] and env["onnxruntime_version"] and env["device"] in ("cpu", "cuda")
+
+    p, d = r["pipeline"], r["detector_only"]
+    for k in STAGES:
+        assert p["seconds"][k] >= 0.0, k
+    for k in ("decode", "detect", "track", "crop", "embed", "export"):
+        assert p["seconds"][k] > 0.0, k
+    assert p["seconds"]["wall"] > 0 and d["seconds"]["wall"] > 0 and d["seconds"]["detect"] > 0
+    assert p["seconds"]["wall"] <= p["seconds"]["total"]
+
+    # every frame of both cameras, in both passes
+    assert p["frames"] == {"cam0": 50, "cam1": 50} == d["frames"]
+    assert p["frames_total"] == d["frames_total"] == 100
+    for sec in (p, d):
+        assert sec["fps"]["total"] == pytest.approx(sec["frames_total"] / sec["seconds"]["wall"], rel=1e-2)
+        assert sec["fps"]["cam0"] > 0 and sec["fps"]["cam1"] > 0
+    assert r["pipeline_fps"] == p["fps"]["total"] and r["detector_only_fps"] == d["fps"]["total"]
+    assert 0.0 < r["ratio"] <= 1.2
+    assert r["ratio"] == pytest.approx(r["pipeline_fps"] / r["detector_only_fps"], rel=1e-3)
+    assert len(r["repeats"]) == 2 and all(0 < x["ratio"] for x in r["repeats"])
+    assert r["pipeline_fps"] == max(x["pipeline_fps"] for x in r["repeats"])
+
+    # counts: same detections in both passes; embedded crops are some of them
+    assert p["detections"] == d["detections"] == n_rows
+    assert 0 < p["crops_embedded"] < p["detections"]
+    assert p["embedded_share"] == pytest.approx(p["crops_embedded"] / p["detections"], abs=1e-4)
+    assert p["crops_per_s_embedding"] > 0 and p["crops_per_s_wall"] > 0
+    assert p["tracklets"] >= 2 and 1 <= p["identities"] <= p["tracklets"]
+    assert p["memory"]["peak_rss_mb"] > 0 and d["memory"]["peak_rss_mb"] > 0
+    assert r["sources"][0]["camera"] == "cam0" and r["sources"][0]["frames"] == 50
+    assert r["config"]["reid"] == "hist" and r["config"]["detections"] == dets
+
+    # the pipeline's own outputs were kept where asked
+    assert (run_dir / "run0" / "trajectories.json").is_file()
+
+    link = r["linking"]
+    assert [x["tracklets"] for x in link["results"]] == [200, 1000]
+    assert all(x["seconds"] > 0 for x in link["results"]) and link["seconds_100k"] is None
+
+
+def test_bench_bad_flags_name_the_flag(tmp_path, capsys):
+    assert cli(["bench", "--embed-only"]) == 2
+    assert "--reid-weights" in capsys.readouterr().err
+    assert cli(["bench", "--output", str(tmp_path / "b.json")]) == 2
+    assert "--sources" in capsys.readouterr().err
+    assert cli(["bench", "--embed-only", "--reid-weights", str(tmp_path / "missing.onnx")]) == 3
+    assert "missing.onnx" in capsys.readouterr().err
+
+
+@pytest.mark.real_data
+def test_bench_embed_only_real_osnet(tmp_path, capsys):
+    model = DATA / "models" / "osnet_x0_25_msmt17.onnx"
+    if not model.is_file():
+        pytest.skip(f"real models not found under {DATA}")
+    pytest.importorskip("onnx2torch", reason="eager-torch side of an ONNX model needs onnx2torch")
+    out = tmp_path / "embed.json"
+    rc = cli(["bench", "--embed-only", "--reid-weights", str(model), "--batch-sizes", "1,4",
+              "--min-time", "0.05", "--device", "cpu", "--output", str(out)])
+    assert rc == 0
+    e = json.loads(out.read_text())["embedding"]
+    assert e["kind"] == "onnx" and e["input_size"] == [256, 128] and e["embed_dim"] == 512
+    # the file's batch is fixed at 1: a dynamic copy was made, checked equal to the original
+    assert e["ort_mode"] == "batched" and e["dynamic_copy"]["max_abs_diff_vs_original"] <= 1e-4
+    assert e["agreement"]["min_cosine"] > 0.999
+    assert [x["batch"] for x in e["results"]] == [1, 4]
+    for x in e["results"]:
+        assert x["torch_crops_per_s"] > 0 and x["ort_crops_per_s"] > 0
+        assert x["speedup_ort_over_torch"] == pytest.approx(x["torch_ms_per_batch"] / x["ort_ms_per_batch"], rel=1e-2)
+    assert e["speedup_at_32"] is None
+    assert "ORT / torch" in capsys.readouterr().out

@@ -1,0 +1,49 @@
+"""`reidpipe run` on real footage: YOLOX-Nano detector + OSNet ONNX embedder from ../shared/data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reidpipe.cli import main
+from reidpipe.pipeline.export import read_trajectories
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+VIDEO = DATA / "videos" / "one-by-one-person-detection.mp4"
+YOLOX = DATA / "models" / "yolox_nano.onnx"
+OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"
+
+pytestmark = [pytest.mark.real_data,
+              pytest.mark.skipif(not (VIDEO.exists() and YOLOX.exists() and OSNET.exists()),
+                                 reason="../shared/data (real video and models) is absent")]
+
+
+def test_real_video_yields_valid_trajectories_with_the_people_in_it(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["run", "--sources", str(VIDEO), "--names", "office", "--max-frames", "220",
+                 "--detector", str(YOLOX), "--reid-weights", str(OSNET), "--output", str(out),
+                 "--save-mot", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    data = read_trajectories(out / "trajectories.json")
+    assert data["sources"] == [{"camera": "office", "uri": str(VIDEO), "fps": 10.0, "width": 768, "height": 432,
+                                "frames": 1394}]
+    tracks = [t for i in data["identities"] for t in i["tracks"]]
+    # the first person walks in at about frame 64 (6.4 s) and stays in view until ~frame 190
+    assert data["identities"] and data["identities"][0]["id"] == 1
+    longest = max(tracks, key=lambda t: len(t["points"]))
+    assert len(longest["points"]) >= 80
+    assert 5.0 <= data["identities"][0]["first_seen"] <= 8.0
+    for p in longest["points"]:
+        x1, y1, x2, y2 = p["bbox"]
+        assert 0 <= x1 < x2 <= 768 and 0 <= y1 < y2 <= 432 and 0.0 < p["score"] <= 1.0
+        assert p["t"] == pytest.approx(p["frame"] / 10.0)
+    heights = sorted(p["bbox"][3] - p["bbox"][1] for p in longest["points"])
+    assert heights[len(heights) // 2] > 150  # a standing person near the camera, not a small false box
+    events = [json.loads(s) for s in (out / "events.jsonl").read_text().splitlines()]
+    kinds = {e["event"] for e in events}
+    assert {"source_start", "track_open", "track_close", "link", "source_end", "run_end"} <= kinds
+    assert any(e["event"] == "track_close" and e["embedded"] > 0 for e in events)  # OSNet embedded crops
+    mot = (out / "office.txt").read_text().splitlines()
+    assert len(mot) == sum(len(t["points"]) for t in tracks)

@@ -1,0 +1,149 @@
+"""Cross-camera linker: constraints, evidence, online vs refine (pipeline/link.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reidpipe.errors import ConfigError
+from reidpipe.pipeline.config import LinkerConfig
+from reidpipe.pipeline.link import Linker
+from reidpipe.pipeline.types import TrackPoint, Tracklet
+
+DIM = 16
+
+
+def feat(seed: int, noise: float = 0.0, base: int | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed if base is None else base)
+    f = rng.standard_normal(DIM)
+    if noise:
+        f = f + noise * np.random.default_rng(seed + 1000).standard_normal(DIM)
+    return (f / np.linalg.norm(f)).astype(np.float32)
+
+
+def tl(camera: str, track: int, t0: float, t1: float, f: np.ndarray | None, npts: int = 5) -> Tracklet:
+    ts = np.linspace(t0, t1, npts)
+    pts = [TrackPoint(frame=int(t * 10), t=float(t), bbox=(0, 0, 10, 30), score=0.9) for t in ts]
+    return Tracklet(camera=camera, track=track, points=pts, bank=[], qualities=[1.0], feature=f, closed=True)
+
+
+def ids_of(identities) -> dict[tuple[str, int], int]:
+    return {t.key: ident.id for ident in identities for t in ident.tracklets}
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_same_person_in_two_cameras_is_linked_with_evidence(refine):
+    person = feat(1)
+    lk = Linker(LinkerConfig(min_similarity=0.5, refine=refine), ["cam1", "cam2"])
+    gid1, ev1 = lk.add(tl("cam1", 1, 0, 5, person))
+    gid2, ev2 = lk.add(tl("cam2", 7, 9, 14, feat(1, noise=0.2, base=1)))
+    gid3, _ = lk.add(tl("cam2", 8, 9, 14, feat(99)))  # someone else, same time
+    assert gid1 == gid2 != gid3
+    assert ev1.score == 1.0 and ev1.gap is None
+    assert 0.5 <= ev2.score <= 1.0 and ev2.gap == pytest.approx(4.0)
+    idents = lk.finalize()
+    assert [i.id for i in idents] == [1, 2]
+    assert ids_of(idents) == {("cam1", 1): 1, ("cam2", 7): 1, ("cam2", 8): 2}
+    linked = idents[0].evidence[("cam2", 7)]
+    assert linked.gap == pytest.approx(4.0) and linked.score > 0.5
+    assert idents[0].cameras == ["cam1", "cam2"]
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_coexisting_tracklets_in_one_camera_never_merge(refine):
+    f = feat(3)
+    lk = Linker(LinkerConfig(min_similarity=0.3, refine=refine), ["cam1"])
+    # identical features, overlapping times in one camera: two people dressed alike
+    lk.add(tl("cam1", 1, 0, 10, f))
+    lk.add(tl("cam1", 2, 5, 15, f))
+    lk.add(tl("cam1", 3, 20, 25, f))  # later: may be either of them again
+    idents = lk.finalize()
+    ids = ids_of(idents)
+    assert ids[("cam1", 1)] != ids[("cam1", 2)]
+    assert ids[("cam1", 3)] in (ids[("cam1", 1)], ids[("cam1", 2)])
+    assert sorted(k for i in idents for k in i.evidence) == sorted(ids)
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_non_overlapping_cameras(refine):
+    f = feat(4)
+    for non_overlapping, expect_same in [(False, True), (True, False)]:
+        lk = Linker(LinkerConfig(min_similarity=0.5, refine=refine, non_overlapping=non_overlapping),
+                    ["cam1", "cam2"])
+        lk.add(tl("cam1", 1, 0, 10, f))
+        lk.add(tl("cam2", 1, 8, 20, f))  # seen in both cameras at t in [8, 10]
+        ids = ids_of(lk.finalize())
+        assert (ids[("cam1", 1)] == ids[("cam2", 1)]) is expect_same
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_transit_windows(refine):
+    f = feat(5)
+    cfg = LinkerConfig(min_similarity=0.5, refine=refine, transit={("cam1", "cam2"): (5.0, 30.0)})
+    lk = Linker(cfg, ["cam1", "cam2"])
+    lk.add(tl("cam1", 1, 0, 10, f))
+    lk.add(tl("cam2", 1, 12, 20, f))  # 2 s later: too fast
+    lk.add(tl("cam2", 2, 25, 30, f))  # 15 s later: inside the window
+    ids = ids_of(lk.finalize())
+    assert ids[("cam1", 1)] != ids[("cam2", 1)]
+    assert ids[("cam1", 1)] == ids[("cam2", 2)]
+    # symmetric by default: cam2 -> cam1 uses the same window
+    lk = Linker(cfg, ["cam1", "cam2"])
+    lk.add(tl("cam2", 1, 0, 10, f))
+    lk.add(tl("cam1", 1, 100, 110, f))  # 90 s: too slow
+    ids = ids_of(lk.finalize())
+    assert ids[("cam2", 1)] != ids[("cam1", 1)]
+
+
+def test_threshold_short_and_featureless_tracklets():
+    lk = Linker(LinkerConfig(min_similarity=0.9, min_points=3), ["cam1", "cam2"])
+    g1, _ = lk.add(tl("cam1", 1, 0, 5, feat(6)))
+    g2, ev = lk.add(tl("cam2", 1, 10, 15, feat(6, noise=2.0, base=6)))  # far below 0.9
+    g3, ev3 = lk.add(tl("cam2", 2, 10, 15, feat(6), npts=2))  # too short to link
+    g4, ev4 = lk.add(tl("cam2", 3, 10, 15, None))  # no crop passed the gate
+    assert len({g1, g2, g3, g4}) == 4
+    assert ev.score == 1.0 and ev.margin is not None and ev.margin > 0.1  # founded, clearly new
+    assert ev3.score == 0.0 and ev4.score == 0.0 and ev4.margin is None
+    idents = lk.finalize()
+    assert len(idents) == 4 and sorted(len(i.tracklets) for i in idents) == [1, 1, 1, 1]
+
+
+def test_margin_over_runner_up_and_sorted_ids():
+    a, b = feat(7), feat(8)
+    lk = Linker(LinkerConfig(min_similarity=0.3), ["cam1", "cam2"])
+    lk.add(tl("cam1", 5, 10, 20, a))
+    lk.add(tl("cam1", 6, 0, 8, b))
+    mix = a * 0.9 + b * 0.3
+    _, ev = lk.add(tl("cam2", 1, 30, 40, mix / np.linalg.norm(mix)))
+    sa, sb = float(mix @ a) / np.linalg.norm(mix), float(mix @ b) / np.linalg.norm(mix)
+    assert ev.score == pytest.approx(sa, abs=1e-5)
+    assert ev.margin == pytest.approx(sa - sb, abs=1e-5)
+    idents = lk.finalize()
+    # sorted by first sighting: cam1/6 (t=0) is identity 1 although it was added second
+    assert ids_of(idents)[("cam1", 6)] == 1 and ids_of(idents)[("cam1", 5)] == 2
+    assert ids_of(idents)[("cam2", 1)] == 2
+
+
+def test_add_many_assignment_is_one_to_one_and_feasible():
+    a, b = feat(10), feat(11)
+    lk = Linker(LinkerConfig(min_similarity=0.4), ["cam1", "cam2"])
+    lk.add(tl("cam1", 1, 0, 10, a))
+    lk.add(tl("cam1", 2, 0, 10, b))
+    # both close together in cam2; the one closer to a overall must not steal b's match
+    out = lk.add_many([tl("cam2", 1, 20, 30, feat(11, noise=0.3, base=11)),
+                       tl("cam2", 2, 20, 30, feat(10, noise=0.3, base=10)),
+                       tl("cam2", 3, 20, 30, feat(50))])
+    g = [o[0] for o in out]
+    ids = {k: v for k, v in ids_of(lk.finalize()).items()}
+    assert ids[("cam2", 1)] == ids[("cam1", 2)] and ids[("cam2", 2)] == ids[("cam1", 1)]
+    assert len(set(g)) == 3
+    assert all(o[1].gap == pytest.approx(10.0) for o in out[:2])
+
+
+def test_bad_config_and_duplicate_tracklet():
+    with pytest.raises(ConfigError, match="camX"):
+        Linker(LinkerConfig(transit={("cam1", "camX"): (0, 5)}), ["cam1", "cam2"])
+    lk = Linker(LinkerConfig(), ["cam1"])
+    lk.add(tl("cam1", 1, 0, 1, feat(1)))
+    with pytest.raises(ValueError, match="cam1/1"):
+        lk.add(tl("cam1", 1, 0, 1, feat(1)))

@@ -1,0 +1,56 @@
+"""Linker at scale: blocked/ANN neighbour search agrees with the truth (pipeline/link.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reidpipe.pipeline.config import LinkerConfig
+from reidpipe.pipeline.link import Linker, candidate_pairs, pairwise_scores, synthetic_tracklets, time_linking
+
+
+def labels_of(tracklets, identities) -> np.ndarray:
+    pos = {t.key: i for i, t in enumerate(tracklets)}
+    out = np.full(len(tracklets), -1)
+    for ident in identities:
+        for t in ident.tracklets:
+            out[pos[t.key]] = ident.id
+    return out
+
+
+@pytest.mark.parametrize("cfg", [dict(backend="numpy"), dict(backend="auto"), dict(max_gap=300.0)])
+def test_2k_synthetic_tracklets_recover_people(cfg):
+    ts, truth = synthetic_tracklets(2000, dim=128, cameras=4, seed=1, return_labels=True)
+    idents = Linker(LinkerConfig(refine=True, **cfg), ["cam0", "cam1", "cam2", "cam3"]).link(ts)
+    pred = labels_of(ts, idents)
+    assert (pred > 0).all()  # every tracklet in exactly one identity
+    assert sum(len(i.tracklets) for i in idents) == len(ts)
+    assert [i.id for i in idents] == list(range(1, len(idents) + 1))
+    firsts = [i.tracklets[0].start_t for i in idents]
+    assert firsts == sorted(firsts)
+    s = pairwise_scores(truth, pred)
+    assert s["precision"] >= 0.999 and s["recall"] >= 0.99
+    for ident in idents:  # no identity holds two coexisting tracklets of one camera
+        tr = ident.tracklets
+        for a in range(len(tr)):
+            for b in range(a + 1, len(tr)):
+                if tr[a].camera == tr[b].camera:
+                    assert tr[a].end_t < tr[b].start_t or tr[b].end_t < tr[a].start_t
+
+
+def test_time_blocked_search_equals_brute_force():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((700, 8)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    starts = np.sort(rng.uniform(0, 1000, 700))
+    ends = starts + rng.uniform(1, 20, 700)
+    i, j, s = candidate_pairs(X, k=699, threshold=0.6, starts=starts, ends=ends, max_gap=50.0)
+    S = X @ X.T
+    gap = np.maximum(starts[None, :] - ends[:, None], starts[:, None] - ends[None, :])
+    ok = np.triu((S >= 0.6) & (gap <= 50.0), k=1)
+    assert set(zip(i.tolist(), j.tolist())) == set(zip(*np.nonzero(ok)))
+    assert np.allclose(s, S[i, j], atol=1e-5) and (np.diff(s) <= 1e-7).all()
+
+
+def test_time_linking_returns_seconds():
+    assert 0.0 < time_linking(500, dim=64) < 60.0

@@ -1,0 +1,108 @@
+"""Sources: files, image folders, streams; names, offsets, stride, max_frames, corrupt frames, drops."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from reidpipe.errors import EmptyInputError, InputNotFoundError, UsageError
+from reidpipe.pipeline.sources import default_names, open_sources, source_kind
+
+
+def render(path, n=20, size=(96, 64), fps=10.0):
+    h, w = size
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for i in range(n):
+        img = np.full((h, w, 3), 40, np.uint8)
+        cv2.rectangle(img, (2 * i % w, 10), (2 * i % w + 10, 40), (0, 0, 255), -1)
+        vw.write(img)
+    vw.release()
+    return path
+
+
+def drain(sources, timeout=20.0):
+    for s in sources:
+        s.start()
+    got = {s.info.camera: [] for s in sources}
+    active = list(sources)
+    deadline = time.time() + timeout
+    while active and time.time() < deadline:
+        for s in list(active):
+            item = s.get()
+            if item is None:
+                active.remove(s)
+            elif item is not False:
+                got[s.info.camera].append(item)
+        time.sleep(0.001)
+    assert not active, "sources did not finish"
+    return got
+
+
+def test_video_files_names_offsets_stride_and_max_frames(tmp_path):
+    a = render(tmp_path / "lobby.mp4", n=20)
+    b = render(tmp_path / "door.mp4", n=12)
+    srcs = open_sources([str(a), str(b)], offsets=[0.0, 2.5], stride=2, max_frames=15, queue_size=2)
+    assert [s.info.camera for s in srcs] == ["lobby", "door"]
+    assert srcs[0].info.fps == pytest.approx(10.0) and (srcs[0].info.width, srcs[0].info.height) == (64, 96)
+    assert srcs[0].info.frames == 20
+    got = drain(srcs)
+    assert [f.index for f in got["lobby"]] == [0, 2, 4, 6, 8, 10, 12, 14]  # 15 read, every 2nd kept
+    assert [f.index for f in got["door"]] == [0, 2, 4, 6, 8, 10]
+    assert got["door"][1].t == pytest.approx(2.5 + 0.2)
+    assert got["lobby"][0].image.shape == (96, 64, 3)
+    assert srcs[0].read == 15 and srcs[0].corrupt == 0
+
+
+def test_image_folder_skips_and_counts_corrupt_frames(tmp_path):
+    folder = tmp_path / "cam_a"
+    folder.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), np.full((40, 30, 3), i * 20, np.uint8))
+    (folder / "0003.png").write_bytes(b"not a png at all")
+    (src,) = open_sources([str(folder)])
+    assert src.info.camera == "cam_a" and src.info.frames == 6 and (src.info.width, src.info.height) == (30, 40)
+    got = drain([src])["cam_a"]
+    assert [f.index for f in got] == [0, 1, 2, 4, 5]
+    assert src.corrupt == 1
+
+
+def test_default_names():
+    assert default_names(["a/x.mp4", "rtsp://h/s", "0", "b/x.mp4"]) == ["x_0", "cam1", "cam2", "x_3"]
+    assert source_kind("rtsp://h/s") == "stream" and source_kind("3") == "webcam"
+
+
+def test_missing_unreadable_and_empty_inputs_name_the_path(tmp_path):
+    with pytest.raises(InputNotFoundError, match="nope.mp4"):
+        open_sources([str(tmp_path / "nope.mp4")])
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(EmptyInputError, match="empty.mp4"):
+        open_sources([str(empty)])
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises((InputNotFoundError, EmptyInputError), match="junk.mp4"):
+        open_sources([str(junk)])
+    noframes = tmp_path / "noframes.mp4"
+    cv2.VideoWriter(str(noframes), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48)).release()
+    assert noframes.stat().st_size > 0  # a container with a video stream and no frame
+    with pytest.raises(EmptyInputError, match="noframes.mp4"):
+        open_sources([str(noframes)])
+    (tmp_path / "imgs").mkdir()
+    with pytest.raises(EmptyInputError, match="imgs"):
+        open_sources([str(tmp_path / "imgs")])
+    with pytest.raises(UsageError, match="--names"):
+        open_sources([str(empty)], names=["a", "b"])
+
+
+def test_dropped_stream_retries_with_backoff_then_finishes_with_a_warning():
+    (src,) = open_sources(["rtsp://127.0.0.1:9/x"], reconnect_attempts=3, reconnect_backoff=0.01)
+    assert src.info.camera == "cam0"
+    t0 = time.time()
+    got = drain([src], timeout=60)
+    assert got["cam0"] == []
+    assert src.reconnects == 3
+    assert src.dropped and "rtsp://127.0.0.1:9/x" in src.dropped and "\n" not in src.dropped
+    assert time.time() - t0 < 30

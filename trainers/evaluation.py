@@ -1,0 +1,90 @@
+"""Feature extraction over a dataset's query and gallery, and their scoring (CMC / mAP, re-ranking)."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from reidpipe.errors import DatasetError
+from reidpipe.reid.datasets.base import ImageRecord, ReIDDataset
+from reidpipe.reid.datasets.images import ImageDataset
+from reidpipe.reid.metrics import distance_chunks, evaluate_ranking
+from reidpipe.reid.rerank import rerank_chunks
+from reidpipe.reid.transforms import ReIDTransform
+
+
+@torch.no_grad()
+def extract_model_features(model, records: list[ImageRecord], *, device, batch_size: int = 128, workers: int = 0,
+                           input_size=None, amp: bool = False, progress: bool = False) -> np.ndarray:
+    size = tuple(input_size or model.input_size)
+    ds = ImageDataset(records, ReIDTransform(size, model.pixel_mean, model.pixel_std))
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+    was_training = model.training
+    model.eval()
+    out = []
+    it = loader
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(loader, desc="features", leave=False, dynamic_ncols=True)
+    try:
+        for batch in it:
+            x = batch["images"].to(device, non_blocking=True)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
+                f = model.embed(x)
+            out.append(f.float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, model.embed_dim), np.float32)
+
+
+def extract_callable_features(embed_bgr: Callable[[list[np.ndarray]], np.ndarray], records: list[ImageRecord],
+                              batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    """Features from a function of BGR uint8 crops (an ONNX embedder)."""
+    import cv2
+
+    feats = []
+    rng = range(0, len(records), batch_size)
+    if progress:
+        from tqdm import tqdm
+        rng = tqdm(rng, desc="features", leave=False, dynamic_ncols=True)
+    for s in rng:
+        crops = []
+        for r in records[s:s + batch_size]:
+            img = cv2.imread(r.path, cv2.IMREAD_COLOR)
+            if img is None:
+                raise DatasetError(f"cannot read image {r.path}")
+            crops.append(img)
+        feats.append(np.asarray(embed_bgr(crops), dtype=np.float32))
+    return np.concatenate(feats) if feats else np.zeros((0, 1), np.float32)
+
+
+def score(qf: np.ndarray, gf: np.ndarray, dataset: ReIDDataset, *, rerank: bool = False, metric: str = "euclidean",
+          k1: int = 20, k2: int = 6, lambda_value: float = 0.3, max_rank: int = 50) -> dict:
+    q_pids = [r.pid for r in dataset.query]
+    g_pids = [r.pid for r in dataset.gallery]
+    q_cams = [r.camid for r in dataset.query]
+    g_cams = [r.camid for r in dataset.gallery]
+    t0 = time.perf_counter()
+    if rerank:
+        blocks = rerank_chunks(qf, gf, k1=k1, k2=k2, lambda_value=lambda_value)
+    else:
+        blocks = distance_chunks(qf, gf, metric=metric)
+    res = evaluate_ranking(blocks, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank, junk_pids=dataset.junk_pids)
+    res["rerank"] = bool(rerank)
+    res["ranking_seconds"] = round(time.perf_counter() - t0, 3)
+    return res
+
+
+def evaluate_model(model, dataset: ReIDDataset, *, device, batch_size: int = 128, workers: int = 0, rerank: bool = False,
+                   metric: str = "euclidean", amp: bool = False, progress: bool = False, **kw) -> dict:
+    if not dataset.query or not dataset.gallery:
+        raise DatasetError(f"{dataset.name}: no query/gallery split to evaluate on under {dataset.root}")
+    qf = extract_model_features(model, dataset.query, device=device, batch_size=batch_size, workers=workers,
+                                amp=amp, progress=progress)
+    gf = extract_model_features(model, dataset.gallery, device=device, batch_size=batch_size, workers=workers,
+                                amp=amp, progress=progress)
+    return score(qf, gf, dataset, rerank=rerank, metric=metric, **kw)

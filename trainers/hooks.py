@@ -1,0 +1,178 @@
+"""Hooks of the training engine: checkpointing, evaluation, logging, progress (detectron2 style).
+
+A hook sees the trainer at fixed points: ``before_run``, ``before_stage``, ``before_epoch``,
+``after_step(logs)``, ``after_epoch``, ``after_stage``, ``after_run``. Only the main process (rank 0)
+writes files; every rank calls the hooks (a hook that must run on rank 0 only checks
+``trainer.is_main``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+class Hook:
+    def before_run(self, tr) -> None: ...
+
+    def before_stage(self, tr) -> None: ...
+
+    def before_epoch(self, tr) -> None: ...
+
+    def after_step(self, tr, logs: dict[str, float]) -> None: ...
+
+    def after_epoch(self, tr) -> None: ...
+
+    def after_stage(self, tr) -> None: ...
+
+    def after_run(self, tr) -> None: ...
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, allow_nan=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+class EpochStats(Hook):
+    """Running means of the loss terms over an epoch (``tr.epoch_logs``)."""
+
+    def before_epoch(self, tr) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.t0 = time.perf_counter()
+        tr.epoch_logs = {}
+
+    def after_step(self, tr, logs: dict[str, float]) -> None:
+        self.count += 1
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        tr.epoch_logs = {k: v / self.count for k, v in self.sums.items()}
+
+    def after_epoch(self, tr) -> None:
+        tr.epoch_logs["epoch_seconds"] = time.perf_counter() - self.t0
+        tr.epoch_logs["iterations"] = self.count
+        if self.count and any(not math.isfinite(v) for v in tr.epoch_logs.values()):
+            tr.log(f"warning: non-finite loss in stage {tr.stage_name} epoch {tr.epoch}")
+
+
+class EvalHook(Hook):
+    """Evaluate every ``eval.every`` epochs (and at a stage's last epoch) when the stage has
+    ``eval: true`` and the dataset has a query/gallery split; keep ``best.pt`` (highest mAP)."""
+
+    def after_epoch(self, tr) -> None:
+        st = tr.stage_cfg
+        every = int(tr.cfg["eval"].get("every") or 0)
+        last = tr.epoch == int(st["epochs"])
+        if not st.get("eval", True) or not tr.dataset.query or not tr.dataset.gallery:
+            return
+        if not (last or (every > 0 and tr.epoch % every == 0)):
+            return
+        if tr.is_main:
+            res = tr.evaluate()
+            tr.last_eval = res
+            tr.epoch_logs.update({k: res[k] for k in ("mAP", "rank1", "rank5", "rank10", "mINP")})
+            tr.log(f"eval {tr.stage_name} epoch {tr.epoch}: mAP {res['mAP']:.4f} rank-1 {res['rank1']:.4f} "
+                   f"rank-5 {res['rank5']:.4f} rank-10 {res['rank10']:.4f}")
+            if tr.best is None or res["mAP"] > tr.best["mAP"]:
+                tr.best = {"mAP": res["mAP"], "rank1": res["rank1"], "stage": tr.stage_name, "epoch": tr.epoch}
+                tr.save("best.pt")
+        tr.barrier()
+
+
+class CheckpointHook(Hook):
+    """``last.pt`` after every epoch (atomic), with everything ``--resume`` needs."""
+
+    def after_epoch(self, tr) -> None:
+        if tr.is_main:
+            tr.save("last.pt")
+            if tr.cfg["checkpoint"].get("keep_epochs"):
+                tr.save(f"epoch_{tr.stage_name}_{tr.epoch:03d}.pt")
+        tr.barrier()
+
+
+class LoggerHook(Hook):
+    """Per-epoch rows in ``metrics.csv`` and ``metrics.jsonl``; per-step scalars in TensorBoard."""
+
+    def __init__(self) -> None:
+        self.writer = None
+
+    def before_run(self, tr) -> None:
+        if tr.is_main and tr.cfg["log"].get("tensorboard"):
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(tr.run_dir / "tensorboard"))
+            except ImportError:  # tensorboard not installed: CSV/JSON still written
+                tr.log("tensorboard is not installed; writing metrics.csv / metrics.jsonl only")
+
+    def after_step(self, tr, logs: dict[str, float]) -> None:
+        every = int(tr.cfg["log"].get("every") or 0)
+        if self.writer is not None and every and tr.global_step % every == 0:
+            for k, v in logs.items():
+                self.writer.add_scalar(f"train/{k}", v, tr.global_step)
+
+    def after_epoch(self, tr) -> None:
+        if not tr.is_main:
+            return
+        row = {"stage": tr.stage_name, "epoch": tr.epoch, "global_step": tr.global_step, "lr": tr.current_lr}
+        row.update({k: (round(v, 6) if isinstance(v, float) else v) for k, v in tr.epoch_logs.items()})
+        with open(tr.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        path = tr.run_dir / "metrics.csv"
+        rows = []
+        if path.exists():
+            with open(path, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        rows.append({k: str(v) for k, v in row.items()})
+        fields: list[str] = []
+        for r in rows:
+            fields += [k for k in r if k not in fields]
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, path)
+        if self.writer is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k not in ("epoch", "global_step"):
+                    self.writer.add_scalar(f"epoch/{k}", v, tr.global_step)
+            self.writer.flush()
+
+    def after_run(self, tr) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class ProgressHook(Hook):
+    """A tqdm bar per epoch (main process only)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def before_epoch(self, tr) -> None:
+        if tr.is_main and tr.cfg["log"].get("progress"):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=tr.steps_per_epoch, desc=f"{tr.stage_name} {tr.epoch}/{tr.stage_cfg['epochs']}",
+                            dynamic_ncols=True, leave=False)
+
+    def after_step(self, tr, logs: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.3f}", lr=f"{tr.current_lr:.2e}")
+
+    def after_epoch(self, tr) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
