@@ -131,7 +131,7 @@ class PeakMemory:
         while not self._stop.wait(self.interval):
             self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self.start_rss = self.peak_rss = self._proc.memory_info().rss
         if self.cuda:
             import torch
@@ -466,7 +466,7 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
         rows = []
         for bs in sizes:
             x = rng.standard_normal((bs, 3, h, w)).astype(np.float32)
-            t_torch, t_ort = _time_alternating(lambda: runner(x), lambda: ort_run(x), min_time=min_time,
+            t_torch, t_ort = _time_alternating(lambda x=x: runner(x), lambda x=x: ort_run(x), min_time=min_time,
                                                sync_a=runner.sync)
             mt, mo = statistics.median(t_torch), statistics.median(t_ort)
             rows.append({"batch": bs, "torch_crops_per_s": round(bs / mt, 2), "ort_crops_per_s": round(bs / mo, 2),
@@ -750,8 +750,8 @@ def format_report(result: dict[str, Any]) -> str:
                      f"onnxruntime {env.get('onnxruntime_version')}")
     if "pipeline" in result:
         p, d = result["pipeline"], result["detector_only"]
-        lines += ["", f"pipeline: {p['frames_total']} frames in {p['seconds']['wall']:.2f} s after "
-                      f"{p['seconds']['setup']:.2f} s setup"]
+        lines += ["", (f"pipeline: {p['frames_total']} frames in {p['seconds']['wall']:.2f} s after "
+                       f"{p['seconds']['setup']:.2f} s setup")]
         rows = [[k, p["seconds"][k], f"{100 * p['stage_share'][k]:.1f}%",
                  d["seconds"].get(k) if k in ("decode", "detect") else None] for k in STAGES]
         rows.append(["wait (main thread idle)", p["seconds"]["wait"], "", d["seconds"]["wait"]])
@@ -784,9 +784,9 @@ def format_report(result: dict[str, Any]) -> str:
             lines.append(f"note: {n}")
     emb = result.get("embedding")
     if emb:
-        lines += ["", f"embedding: {emb['weights']} ({emb['kind']}, input {emb['input_size'][0]}x"
-                      f"{emb['input_size'][1]}, {emb['embed_dim']}-d) on {emb['device']}, {emb['threads']} threads; "
-                      f"torch = {emb['torch_impl']}; ONNX Runtime {emb['ort_mode']}"]
+        lines += ["", (f"embedding: {emb['weights']} ({emb['kind']}, input {emb['input_size'][0]}x"
+                       f"{emb['input_size'][1]}, {emb['embed_dim']}-d) on {emb['device']}, {emb['threads']} threads; "
+                       f"torch = {emb['torch_impl']}; ONNX Runtime {emb['ort_mode']}")]
         rows = [[r["batch"], r["torch_crops_per_s"], r["ort_crops_per_s"], f"{r['speedup_ort_over_torch']:.2f}x"]
                 for r in emb["results"]]
         lines += _table(["batch", "torch crops/s", "ORT crops/s", "ORT / torch"], rows)
@@ -826,5 +826,5 @@ def write_json(path: str | Path, result: dict[str, Any]) -> Path:
     return path
 
 
-__all__ = ["bench_pipeline", "bench_embedding", "bench_linking", "detector_only_pass", "environment",
-           "format_report", "make_dynamic_batch", "onnx_to_torch", "write_json", "PeakMemory", "STAGES"]
+__all__ = ["STAGES", "PeakMemory", "bench_embedding", "bench_linking", "bench_pipeline", "detector_only_pass",
+           "environment", "format_report", "make_dynamic_batch", "onnx_to_torch", "write_json"]

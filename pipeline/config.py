@@ -38,6 +38,7 @@ class LinkerConfig:
     backend: str = "auto"  # offline neighbour search: "auto" (faiss if installed), "faiss", "numpy"
     exact_limit: int = 20000  # offline: exact all-pairs search up to this many tracklets, IVF above
     max_gap: float | None = None  # seconds: an identity's sightings must each be this close to another one; None = no limit
+    camera_centering: bool = False  # subtract each camera's mean tracklet feature (shared lighting/background) before matching
 
 
 @dataclass

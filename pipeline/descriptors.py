@@ -32,8 +32,8 @@ class HistEmbedder:
 
     name = "hist"
 
-    def __init__(self, input_size: tuple[int, int] = (128, 64), stripes: int = 6, hue_bins: int = 8,
-                 sat_bins: int = 3, gray_bins: int = 4, orient_bins: int = 8, sat_threshold: int = 40,
+    def __init__(self, input_size: tuple[int, int] = (128, 64), stripes: int = 6, hue_bins: int = 12,
+                 sat_bins: int = 2, gray_bins: int = 4, orient_bins: int = 8, sat_threshold: int = 40,
                  texture_weight: float = 0.5, center_sigma: float = 0.2):
         h, w = int(input_size[0]), int(input_size[1])
         if h < stripes or w < 4:

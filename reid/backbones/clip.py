@@ -5,7 +5,7 @@ Build with :func:`build_clip`::
     backbone = build_clip("RN50", input_size=(256, 128), pretrained=True)   # or False / "path/RN50.pt"
     backbone = build_clip("ViT-B-16", input_size=(384, 192), pretrained=False, tiny=True)
 
-ReID adaptation (done after the weights are loaded, so the published 224x224 weights fit):
+ReID adaptation (weights published for 224x224 have their positional embeddings resized on load):
 
 - **RN50**: last stride 1 — layer4's first Bottleneck downsamples with ``AvgPool2d(2)`` (in the main
   path after conv2, and before the 1x1 conv of its shortcut); both pools are replaced by identities
@@ -19,7 +19,9 @@ ReID adaptation (done after the weights are loaded, so the published 224x224 wei
 Weights: ``pretrained=True`` loads OpenAI's weights through open_clip's own pretrained registry and
 download (Hugging Face hub / OpenAI URL, cached); offline and not cached it raises
 ``WeightsUnavailableError`` saying how to pass a local file. ``pretrained="path"`` loads a local
-file (an OpenAI ``.pt`` archive, an open_clip state dict ``.bin``/``.pt``/``.safetensors``).
+file (an OpenAI ``.pt`` archive, an open_clip state dict ``.bin``/``.pt``/``.safetensors``, or a
+reidpipe checkpoint of a CLIP variant, whose ``backbone.clip.*`` weights are taken; they must have
+been saved at the same input size, since the positional embeddings are then already resized).
 ``pretrained=False`` never touches the network. The architecture always uses QuickGELU (as OpenAI's
 weights do), so a model built with ``pretrained=False`` loads a checkpoint trained from them.
 
@@ -69,6 +71,7 @@ from __future__ import annotations
 import copy
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -420,7 +423,9 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
                 sd = torch.load(str(p), map_location="cpu", weights_only=True)
             except Exception:
                 # OpenAI's original release is a TorchScript archive (no pickled Python code)
-                sd = torch.jit.load(str(p), map_location="cpu").state_dict()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    sd = torch.jit.load(str(p), map_location="cpu").state_dict()
     except (InputNotFoundError, CheckpointError):
         raise
     except Exception as exc:
@@ -431,14 +436,29 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict):
         raise CheckpointError(f"{path} does not hold a CLIP state dict")
     sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+    if any(k.startswith("backbone.clip.") for k in sd):  # a reidpipe checkpoint: take its CLIP
+        sd = {k[len("backbone.clip."):]: v for k, v in sd.items() if k.startswith("backbone.clip.")}
     for extra in ("input_resolution", "context_length", "vocab_size"):
         sd.pop(extra, None)
     return sd
 
 
-def _load_weights(model: nn.Module, path: str, arch: str) -> None:
+_POS_KEYS = ("visual.positional_embedding", "visual.attnpool.positional_embedding")
+
+
+def _load_weights(model: nn.Module, path: str, arch: str, grid: tuple[int, int]) -> None:
+    """Load a CLIP state dict into the (already ReID-adapted) ``model``; positional embeddings of a
+    square grid (OpenAI's 7x7 / 14x14) are resized bicubically to ``grid``."""
     sd = _read_state_dict(path)
     own = model.state_dict()
+    for key in _POS_KEYS:
+        if key in sd and key in own and sd[key].shape != own[key].shape and sd[key].shape[1:] == own[key].shape[1:]:
+            n = sd[key].shape[0] - 1
+            side = int(round(n ** 0.5))
+            if side * side != n:
+                raise CheckpointError(f"{path}: {key} has {n} grid tokens, not a square grid; build the model "
+                                      f"at the input size these weights were trained at")
+            sd[key] = _resize_grid(sd[key].float(), (side, side), grid)
     missing = [k for k in own if k not in sd and not k.startswith("logit_bias")]
     unexpected = [k for k in sd if k not in own]
     bad = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
@@ -459,9 +479,15 @@ def build_clip(arch: str = "RN50", *, input_size: tuple[int, int] = (256, 128), 
         raise ConfigError(f"pretrained must be True, False or a file path, got {pretrained!r}")
     if tiny and pretrained is True:
         raise ConfigError("tiny=True has no published weights; use pretrained=False")
-    model = CLIP(**cfg, quick_gelu=True)
+    weights = None
     if pretrained is True:
-        _load_weights(model, _download_openai(arch), arch)
+        weights = _download_openai(arch)  # before building: fail fast when offline
     elif pretrained:
-        _load_weights(model, str(pretrained), arch)
-    return CLIPBackbone(model, arch, input_size, stride_size=stride_size)
+        weights = str(pretrained)
+        if not Path(weights).is_file():
+            raise InputNotFoundError(f"CLIP weights file not found: {weights}")
+    model = CLIP(**cfg, quick_gelu=True)
+    backbone = CLIPBackbone(model, arch, input_size, stride_size=stride_size)
+    if weights is not None:
+        _load_weights(model, weights, arch, backbone.grid_size)
+    return backbone

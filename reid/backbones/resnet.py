@@ -100,7 +100,7 @@ def _load_file(path: Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt / foreign file
+    except Exception as exc:  # noqa: BLE001  (corrupt / foreign file)
         raise CheckpointError(f"cannot read ResNet weights {path}: {exc.__class__.__name__}: {exc}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
@@ -113,10 +113,11 @@ def _download(depth: int) -> dict[str, torch.Tensor]:
     weights = getattr(tv_resnet, _WEIGHTS[depth]).IMAGENET1K_V1
     try:
         return weights.get_state_dict(progress=False, check_hash=False)
-    except Exception as exc:  # URLError, socket errors, HTTP errors: no network and no cached copy
+    except Exception as exc:  # noqa: BLE001  (URLError, socket, HTTP errors: no network, no cache)
         raise WeightsUnavailableError(
             f"ImageNet ResNet-{depth} weights unavailable ({weights.url}: {exc.__class__.__name__}); "
-            "pass pretrained=PATH to a local torchvision .pth file (--pretrained PATH) or pretrained=False"
+            "pass a local torchvision .pth file with pretrained=PATH (CLI: --set model.pretrained=PATH) or "
+            "build without weights with pretrained=False"
         ) from None
 
 
@@ -146,4 +147,4 @@ def build_resnet(depth: int = 50, pretrained: bool | str | os.PathLike = False, 
     return ResNetTrunk(net)
 
 
-__all__ = ["ResNetTrunk", "build_resnet", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ResNetTrunk", "build_resnet"]

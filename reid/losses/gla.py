@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from reidpipe.errors import ConfigError
 from reidpipe.reid.losses.base import Loss, read_output, register_loss
 
+
 DISTANCES = ("l2", "sq_l2", "mse", "cosine")
 
 
@@ -80,4 +81,4 @@ def gla_distance(branch: torch.Tensor, stripes: torch.Tensor, distance: str = "l
     return sq.clamp(min=1e-12).sqrt().mean()
 
 
-__all__ = ["GlobalLocalAlignedLoss", "gla_distance", "DISTANCES"]
+__all__ = ["DISTANCES", "GlobalLocalAlignedLoss", "gla_distance"]

@@ -31,7 +31,7 @@ gcd(192, 512) = 64, gcd(384, 512) = 128, gcd(768, 512) = 256).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -109,4 +109,4 @@ class HierarchicalFusionHead(nn.Module):
         return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
-__all__ = ["HierarchicalFusionHead", "SimpleFeaturePyramid", "LayerNorm2d"]
+__all__ = ["HierarchicalFusionHead", "LayerNorm2d", "SimpleFeaturePyramid"]

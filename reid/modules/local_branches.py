@@ -89,4 +89,4 @@ class LocalBranch(nn.Module):
         return feat, bn, logits
 
 
-__all__ = ["GeM", "HorizontalStripes", "BNNeck", "LocalBranch"]
+__all__ = ["BNNeck", "GeM", "HorizontalStripes", "LocalBranch"]

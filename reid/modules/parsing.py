@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -117,5 +117,14 @@ class PartPromptEncoder(nn.Module):
         return out
 
 
-__all__ = ["LIP_CLASSES", "PART_WORDS", "NUM_PARTS", "IGNORE_LABEL", "PART_TEMPLATE", "check_parsing",
-           "downsample_parsing", "pixel_pairs", "PartPromptEncoder"]
+__all__ = [
+    "IGNORE_LABEL",
+    "LIP_CLASSES",
+    "NUM_PARTS",
+    "PART_TEMPLATE",
+    "PART_WORDS",
+    "PartPromptEncoder",
+    "check_parsing",
+    "downsample_parsing",
+    "pixel_pairs",
+]

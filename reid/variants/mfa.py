@@ -47,11 +47,12 @@ Parameters at full size (pretrained=False, 751 Market-1501 classes excluded, see
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+import torch.nn.functional as F
 
 from reidpipe.errors import ConfigError
 from reidpipe.reid.backbones.resnet import IMAGENET_MEAN, IMAGENET_STD, ResNetTrunk, build_resnet
@@ -65,14 +66,15 @@ from reidpipe.reid.registry import register_variant
 class MFA(ReIDModel):
     """ResNet-50 + CPAA + P horizontal stripes + P local branches (see the module docstring)."""
 
-    STAGES = ("main",)
+    variant = "mfa"
+    STAGES: ClassVar[tuple[str, ...]] = ("main",)
     #: default loss set of each stage (weights from the paper: all terms summed with weight 1)
     #: Each branch ("each global embedding") gets its own ID loss (label smoothing 0.1 on its BN
     #: feature's logits) and soft-margin triplet loss on its GeM feature, summed over the branches.
     #: The center loss on the concatenated GeM features equals the sum of one center loss per branch
     #: with per-branch centers (squared distances add over concatenated blocks). Center-loss weight
     #: 0.0005 as in BagTricks [5]; the paper's weights were lost with its overall-loss formula.
-    DEFAULT_LOSSES = {
+    DEFAULT_LOSSES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {
         "main": {
             "id": {"weight": 1.0, "input": "branch_logits", "epsilon": 0.1, "reduce": "sum"},
             "soft_triplet": {"weight": 1.0, "input": "branch_features", "reduce": "sum"},

@@ -113,20 +113,25 @@ class MSCSATGI(CLIPReID):
     def encode_image_stages(self, images: torch.Tensor, return_stages: bool = False) -> dict[str, Any]:
         bb = self.backbone
         # in stage "prompt" the baseline runs the frozen encoder under no_grad; the MSCSA blocks train
-        # there, so gradients are re-enabled through the encoder while training
-        grad = torch.is_grad_enabled() or (self.stage == "prompt" and self.mscsa is not None
-                                           and self.mscsa_train_prompt and self.mscsa.training)
-        with torch.set_grad_enabled(grad):
+        # there, so gradients are re-enabled from the first MSCSA block on while training
+        outer = torch.is_grad_enabled()
+        reopen = (not outer and self.stage == "prompt" and self.mscsa is not None
+                  and self.mscsa_train_prompt and self.mscsa.training)
+        first = self.mscsa.stages[0] if reopen else 0
+        with torch.set_grad_enabled(outer):
             x = bb.stem(images)
-            maps = []
-            for i, stage in enumerate(bb.stages, start=1):
+        maps = []
+        for i, stage in enumerate(bb.stages, start=1):
+            with torch.set_grad_enabled(outer or (reopen and i >= first)):
                 y = stage(x)
                 if self.mscsa is not None:
                     y = self.mscsa(i, x, y)
-                maps.append(y)
-                x = y
-            return {"last": maps[-2].mean(dim=(2, 3)), "global": x.mean(dim=(2, 3)), "proj": bb.pool(x),
-                    "map": x, "stages": maps}
+            maps.append(y)
+            x = y
+        with torch.set_grad_enabled(outer or reopen):
+            proj = bb.pool(x)
+        return {"last": maps[-2].mean(dim=(2, 3)), "global": x.mean(dim=(2, 3)), "proj": proj,
+                "map": x, "stages": maps}
 
     # ------------------------------------------------------------------ TGI in the stage-2 i2t loss
     def image_text_logits(self, enc: dict[str, Any], text_features: torch.Tensor) -> torch.Tensor:

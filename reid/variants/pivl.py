@@ -67,12 +67,19 @@ from torch import nn
 
 from reidpipe.errors import ConfigError
 from reidpipe.reid.modules.fusion import HierarchicalFusionHead, SimpleFeaturePyramid
-from reidpipe.reid.modules.parsing import (NUM_PARTS, PART_TEMPLATE, PartPromptEncoder, check_parsing,
-                                           downsample_parsing, pixel_pairs)
+from reidpipe.reid.modules.parsing import (
+    NUM_PARTS,
+    PART_TEMPLATE,
+    PartPromptEncoder,
+    check_parsing,
+    downsample_parsing,
+    pixel_pairs,
+)
 from reidpipe.reid.modules.prompt import CLIPREID_TEMPLATE
 from reidpipe.reid.output import ReIDOutput
 from reidpipe.reid.registry import register_variant
 from reidpipe.reid.variants.clipreid import CLIPReID
+
 
 __all__ = ["PiVL", "build_pivl"]
 
@@ -137,7 +144,7 @@ class PiVL(CLIPReID):
     def dense_image_embeddings(self, enc: dict[str, Any]) -> torch.Tensor:
         """(N, proj_dim, h, w) per-position image embeddings in the joint image-text space."""
         fmap = enc["map"]
-        n, c, h, w = fmap.shape
+        n, _, h, w = fmap.shape
         if self.backbone.is_vit:
             return self.backbone.project(fmap.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(n, -1, h, w)
         pool = self.backbone.clip.visual.attnpool

@@ -125,7 +125,7 @@ def test_bench_embed_only_real_osnet(tmp_path, capsys):
     pytest.importorskip("onnx2torch", reason="eager-torch side of an ONNX model needs onnx2torch")
     out = tmp_path / "embed.json"
     rc = cli(["bench", "--embed-only", "--reid-weights", str(model), "--batch-sizes", "1,4",
-              "--min-time", "0.05", "--device", "cpu", "--output", str(out)])
+              "--min-time", "0.05", "--threads", "1", "--device", "cpu", "--output", str(out)])
     assert rc == 0
     e = json.loads(out.read_text())["embedding"]
     assert e["kind"] == "onnx" and e["input_size"] == [256, 128] and e["embed_dim"] == 512
@@ -138,3 +138,28 @@ def test_bench_embed_only_real_osnet(tmp_path, capsys):
         assert x["speedup_ort_over_torch"] == pytest.approx(x["torch_ms_per_batch"] / x["ort_ms_per_batch"], rel=1e-2)
     assert e["speedup_at_32"] is None
     assert "ORT / torch" in capsys.readouterr().out
+
+
+def test_bench_embed_only_tiny_checkpoint_vs_its_onnx_export(tmp_path, capsys):
+    from reidpipe.reid.checkpoint import save_checkpoint
+    from reidpipe.reid.registry import create_model
+
+    model = create_model("mfa", num_classes=5, pretrained=False, tiny=True)
+    weights = tmp_path / "tiny_mfa.pt"
+    save_checkpoint(weights, model)
+    out = tmp_path / "embed.json"
+    rc = cli(["bench", "--embed-only", "--reid-weights", str(weights), "--batch-sizes", "4,1",
+              "--min-time", "0.02", "--threads", "1", "--device", "cpu", "--output", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert r["environment"]["device"] == "cpu" and "pipeline" not in r and "linking" not in r
+    e = r["embedding"]
+    assert e["kind"] == "checkpoint" and e["threads"] == 1 and e["ort_mode"] == "batched"
+    assert e["input_size"] == list(model.input_size) and e["embed_dim"] == model.embed_dim
+    # the exported ONNX computes the same embeddings as the checkpoint's eager embed
+    assert e["agreement"]["min_cosine"] > 0.9999 and e["agreement"]["max_abs_diff"] < 1e-3
+    assert [x["batch"] for x in e["results"]] == [1, 4]
+    assert all(x["torch_crops_per_s"] > 0 and x["ort_crops_per_s"] > 0 and min(x["reps"]) >= 3
+               for x in e["results"])
+    assert not list(tmp_path.glob("**/*.onnx"))  # the export went to a temporary folder, now gone
+    assert "mfa" in capsys.readouterr().out

@@ -128,7 +128,7 @@ def test_dropped_stream_finishes_that_camera_and_keeps_the_others(tmp_path, caps
 
 
 def test_ctrl_c_writes_valid_outputs_with_everything_seen(tmp_path):
-    video, det = render_walker(tmp_path, "long", n=2500, size=(96, 128))
+    video, det = render_walker(tmp_path, "long", n=8000)  # ~8 s of work: long enough to interrupt
     out = tmp_path / "o"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "reidpipe", "run", "--sources", str(video), "--detections",
@@ -140,8 +140,7 @@ def test_ctrl_c_writes_valid_outputs_with_everything_seen(tmp_path):
     while time.time() < deadline and proc.poll() is None:
         if events.exists() and '"track_open"' in events.read_text():
             break
-        time.sleep(0.05)
-    time.sleep(0.3)
+        time.sleep(0.01)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -150,6 +149,6 @@ def test_ctrl_c_writes_valid_outputs_with_everything_seen(tmp_path):
     data = read_trajectories(out / "trajectories.json")
     (ident,) = data["identities"]
     points = ident["tracks"][0]["points"]
-    assert 5 <= len(points) < 2500  # stopped part-way, with what was seen
+    assert 2 <= len(points) < 8000  # stopped part-way, with what was seen
     kinds = [json.loads(s)["event"] for s in events.read_text().splitlines()]
     assert kinds[0] == "source_start" and "track_close" in kinds and kinds[-1] == "run_end"

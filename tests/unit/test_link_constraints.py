@@ -147,3 +147,25 @@ def test_bad_config_and_duplicate_tracklet():
     lk.add(tl("cam1", 1, 0, 1, feat(1)))
     with pytest.raises(ValueError, match="cam1/1"):
         lk.add(tl("cam1", 1, 0, 1, feat(1)))
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_camera_centering_removes_what_a_camera_shares(refine):
+    rng = np.random.default_rng(3)
+    people = rng.standard_normal((4, DIM))
+    people /= np.linalg.norm(people, axis=1, keepdims=True)
+    bias = {c: 2.0 * v / np.linalg.norm(v) for c, v in zip(("cam1", "cam2"), rng.standard_normal((2, DIM)))}
+
+    def run(centering):
+        lk = Linker(LinkerConfig(min_similarity=0.5, refine=refine, camera_centering=centering), ["cam1", "cam2"])
+        for cam, t0 in (("cam1", 0.0), ("cam2", 100.0)):
+            for p in range(4):  # one after the other: nothing forbids same-camera merges
+                f = people[p] + bias[cam] + 0.05 * rng.standard_normal(DIM)
+                lk.add(tl(cam, p + 1, t0 + 10 * p, t0 + 10 * p + 8, (f / np.linalg.norm(f)).astype(np.float32)))
+        return ids_of(lk.finalize())
+
+    plain = run(False)  # the shared lighting/background dominates: cam1's people collapse together
+    assert len({plain[("cam1", p)] for p in range(1, 5)}) < 4
+    ids = run(True)
+    assert len(set(ids.values())) == 4
+    assert all(ids[("cam1", p)] == ids[("cam2", p)] for p in range(1, 5))

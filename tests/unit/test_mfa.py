@@ -13,6 +13,7 @@ from reidpipe.reid.modules.cpaa import CPAA
 from reidpipe.reid.modules.local_branches import GeM, HorizontalStripes
 from reidpipe.reid.registry import create_model
 
+
 torch.set_num_threads(1)
 
 

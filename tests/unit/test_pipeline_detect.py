@@ -105,3 +105,19 @@ def test_missing_ultralytics_weights_offline_name_the_flags_that_avoid_the_downl
     msg = str(exc.value)
     assert "reidpipe_no_such_weights_v0.pt" in msg and "--detections" in msg and "--detector-kind yolox" in msg
     assert "\n" not in msg
+
+
+def test_local_ultralytics_weights_give_person_detections_in_source_pixels(tmp_path):
+    from ultralytics import YOLO
+
+    from reidpipe.pipeline.detect import UltralyticsDetector
+
+    weights = tmp_path / "random_yolo11n.pt"
+    YOLO("yolo11n.yaml").save(str(weights))  # architecture only, random weights: no download
+    assert infer_detector_kind(str(weights)) == "ultralytics"
+    det = load_detector(PipelineConfig(detector=str(weights), det_conf=0.0001, device="cpu"))
+    assert isinstance(det, UltralyticsDetector)
+    d = det.detect(np.full((240, 320, 3), 100, np.uint8))
+    assert set(d.class_id.tolist()) <= {0}  # person class only
+    assert (d.xyxy[:, 2] <= 320 + 1e-3).all() and (d.xyxy[:, 3] <= 240 + 1e-3).all()
+    assert d.confidence is not None and len(d.confidence) == len(d)

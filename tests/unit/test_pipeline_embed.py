@@ -103,3 +103,26 @@ def test_real_osnet_batch1_model_embeds_many_crops():
     f = e.embed(cs + [cs[0][:, ::-1].copy()])
     assert f.shape == (4, 512) and np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-4)
     assert f[0] @ f[3] > f[0] @ f[1]  # a mirrored crop is closer than another random crop
+
+
+def test_reidpipe_checkpoint_embedder_matches_the_model(tmp_path):
+    torch = pytest.importorskip("torch")
+    from reidpipe.reid.checkpoint import save_checkpoint
+    from reidpipe.reid.registry import create_model
+
+    from reidpipe.pipeline.embed import CheckpointEmbedder
+
+    torch.manual_seed(0)
+    model = create_model("mfa", num_classes=3, pretrained=False, tiny=True).eval()
+    path = save_checkpoint(tmp_path / "tiny.safetensors", model)
+    cfg = PipelineConfig(reid_weights=str(path), device="cpu", embed_batch=2)
+    emb = load_embedder(cfg)
+    assert isinstance(emb, CheckpointEmbedder)
+    assert emb.input_size == model.input_size and emb.dim == model.embed_dim
+    cs = crops(3)
+    out = emb.embed(cs)
+    x = torch.from_numpy(preprocess(cs, model.input_size, model.pixel_mean, model.pixel_std, "RGB"))
+    with torch.inference_mode():
+        ref = torch.nn.functional.normalize(model.embed(x).float(), dim=1).numpy()
+    assert out.shape == (3, model.embed_dim)
+    assert np.allclose(out, ref, atol=1e-4)
