@@ -36,7 +36,6 @@ class LinkerConfig:
     transit_symmetric: bool = True  # a window declared for (A, B) also applies to B -> A unless (B, A) is given
     knn: int = 10  # offline: candidate neighbours per tracklet
     backend: str = "auto"  # offline neighbour search: "auto" (faiss if installed), "faiss", "numpy"
-    exact_limit: int = 20000  # offline: exact all-pairs search up to this many tracklets, IVF above
     max_gap: float | None = None  # seconds: an identity's sightings must each be this close to another one; None = no limit
     camera_centering: bool = False  # subtract each camera's mean tracklet feature (shared lighting/background) before matching
 
@@ -84,7 +83,7 @@ class PipelineConfig:
     progress: bool = True
     events: bool = True  # write events.jsonl
 
-    def replace(self, **overrides: Any) -> "PipelineConfig":
+    def replace(self, **overrides: Any) -> PipelineConfig:
         """A copy with some fields changed; ``sampler`` / ``link`` accept dicts of their own fields.
         Unknown keys raise ``ConfigError`` naming the key."""
         return _apply(self, overrides, "pipeline")

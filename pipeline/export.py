@@ -283,7 +283,7 @@ def write_videos(folder: str | Path, sources: Sequence[SourceInfo], identities: 
         try:
             for index, img in iter_frames(uri, stride=stride_used, max_frames=limit):
                 if writer is None:
-                    fps = max(1.0, s.fps / (stride_used if stride_used > 1 else 1))
+                    fps = max(1.0, s.fps / stride_used)
                     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                              (img.shape[1], img.shape[0]))
                     if not writer.isOpened():

@@ -44,12 +44,9 @@ STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
 
 
 def _warn(msg: str) -> None:
-    try:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        tqdm.write(f"reidpipe: warning: {msg}", file=sys.stderr)
-    except Exception:  # pragma: no cover - tqdm is a dependency
-        print(f"reidpipe: warning: {msg}", file=sys.stderr)
+    tqdm.write(f"reidpipe: warning: {msg}", file=sys.stderr)  # keeps progress bars intact
 
 
 class Pipeline:

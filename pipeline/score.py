@@ -253,4 +253,4 @@ def format_report(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["score", "read_gt", "assign_gt", "link_scores", "format_report"]
+__all__ = ["assign_gt", "format_report", "link_scores", "read_gt", "score"]

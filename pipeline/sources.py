@@ -358,8 +358,11 @@ class Source:
             ok, img = cap.read()
             self.decode_seconds += time.perf_counter() - t0
             if not ok or img is None:
+                length = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
                 cap.release()
                 self._cap = None
+                if length > 0 and index >= length - 1:  # a finite remote file (http://.../x.mp4) ended
+                    break
                 cap = self._reconnect("dropped")
                 if cap is None:
                     break

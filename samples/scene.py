@@ -84,10 +84,10 @@ WALKS = [
 
 CAMERA_LOOK = {
     # gain per BGR channel (lighting), person height at foot_y = 240 (scale), background colours
-    "cam1": dict(gain=(0.78, 0.85, 0.98), height_at_bottom=104.0, wall=(120, 125, 130), floor=(95, 95, 100),
-                 tile=(80, 80, 85)),
-    "cam2": dict(gain=(1.12, 1.05, 0.92), height_at_bottom=132.0, wall=(70, 120, 80), floor=(60, 90, 120),
-                 tile=(50, 75, 100)),
+    "cam1": {"gain": (0.78, 0.85, 0.98), "height_at_bottom": 104.0, "wall": (120, 125, 130),
+             "floor": (95, 95, 100), "tile": (80, 80, 85)},
+    "cam2": {"gain": (1.12, 1.05, 0.92), "height_at_bottom": 132.0, "wall": (70, 120, 80),
+             "floor": (60, 90, 120), "tile": (50, 75, 100)},
 }
 
 
@@ -190,7 +190,7 @@ def _render_camera(cam: str, seed: int, video_path: Path | None) -> list[tuple[i
         # visibility from a label raster painted far to near
         label = np.zeros((HEIGHT, WIDTH), np.int16)
         for w, b in present:
-            x1, y1, x2, y2 = (int(round(v)) for v in b)
+            x1, y1, x2, y2 = (round(v) for v in b)
             label[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = w.pid
         for w, b in present:
             x1, y1, x2, y2 = b
@@ -198,7 +198,7 @@ def _render_camera(cam: str, seed: int, video_path: Path | None) -> list[tuple[i
             cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, WIDTH - 1.0), min(y2, HEIGHT - 1.0)
             if cx2 - cx1 < 2 or cy2 - cy1 < 2:
                 continue
-            ix1, iy1, ix2, iy2 = (int(round(v)) for v in (x1, y1, x2, y2))
+            ix1, iy1, ix2, iy2 = (round(v) for v in (x1, y1, x2, y2))
             visible = int((label[max(iy1, 0):max(iy2, 0), max(ix1, 0):max(ix2, 0)] == w.pid).sum())
             vis = visible / max(area, 1.0)
             if vis >= 0.15:
@@ -312,4 +312,4 @@ def ground_truth_rows(camera: str, seed: int = 0) -> list:
     return _render_camera(camera, seed, None)
 
 
-__all__ = ["make_scene", "ground_truth_rows", "PEOPLE", "WALKS", "CAMERAS", "FPS", "FRAMES", "WIDTH", "HEIGHT"]
+__all__ = ["CAMERAS", "FPS", "FRAMES", "HEIGHT", "PEOPLE", "WALKS", "WIDTH", "ground_truth_rows", "make_scene"]

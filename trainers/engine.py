@@ -199,10 +199,11 @@ class Trainer:
             torch.backends.cudnn.deterministic = bool(cfg.get("deterministic"))
         self.amp = bool(cfg.get("amp")) and self.device.type == "cuda"
         seed_everything(int(cfg["seed"]) + self.rank)
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create run folder {self.run_dir}: {exc.strerror or exc}") from None
+        if self.is_main:
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"cannot create run folder {self.run_dir}: {exc.strerror or exc}") from None
         data = cfg["data"]
         if not data.get("dataset") or not data.get("root"):
             raise ConfigError("data.dataset and data.root must be set (--dataset, --data-root)")
@@ -221,10 +222,14 @@ class Trainer:
         self.model = create_model(cfg["model"]["variant"], num_classes=self.dataset.num_train_pids,
                                   pretrained=cfg["model"]["pretrained"], **opts)
         self.model.to(self.device)
+        extras = getattr(self.model, "BATCH_EXTRAS", {}) or {}
         for st in cfg["stages"]:
             if st["name"] not in self.model.STAGES:
                 raise ConfigError(f"stage {st['name']!r} of the config is not a stage of {self.model.variant!r} "
                                   f"(its stages: {list(self.model.STAGES)})")
+            if "parsing" in extras.get(st["name"], ()) and not data.get("parsing_root"):
+                raise ConfigError(f"{self.model.variant!r} stage {st['name']!r} needs human-parsing maps: give "
+                                  "--parsing-root (a folder of LIP label PNGs, one per image) / data.parsing_root")
         if self.is_main:
             (self.run_dir / "config.yaml").write_text(dump(cfg))
             write_json_atomic(self.run_dir / "environment.json", environment())

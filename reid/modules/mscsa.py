@@ -70,14 +70,17 @@ class MSCSABlock(nn.Module):
                  res_scale_init: float | None = None):
         super().__init__()
         if spatial_value not in SPATIAL_VALUES:
-            raise ConfigError(f"mscsa_spatial_value={spatial_value!r}: expected one of {list(SPATIAL_VALUES)}")
+            raise ConfigError(f"mscsa_spatial_value={spatial_value!r}: expected one of "
+                              f"{list(SPATIAL_VALUES)}")
         if stride < 1:
             raise ConfigError(f"MSCSA stride={stride}: must be >= 1")
         if reduction < 1 or spatial_reduction < 1:
-            raise ConfigError(f"MSCSA reduction={reduction}, spatial_reduction={spatial_reduction}: must be >= 1")
+            raise ConfigError(f"MSCSA reduction={reduction}, spatial_reduction={spatial_reduction}: "
+                              "must be >= 1")
         c_mid = max(1, high_channels // reduction)
         c_sp = max(1, high_channels // spatial_reduction)
-        self.low_channels, self.high_channels, self.stride = int(low_channels), int(high_channels), int(stride)
+        self.low_channels, self.high_channels = int(low_channels), int(high_channels)
+        self.stride = int(stride)
         self.spatial_value = spatial_value
         self.scaled = bool(scaled)
         # channel aggregation: θ, φ, g and the re-projection W
@@ -88,7 +91,8 @@ class MSCSABlock(nn.Module):
         # spatial aggregation: θ_s, φ_s (and the value conv of the "low" alternative)
         self.theta_s = nn.Conv2d(high_channels, c_sp, 1)
         self.phi_s = nn.Conv2d(low_channels, c_sp, 1, stride=stride)
-        self.g_s = nn.Conv2d(low_channels, high_channels, 1, stride=stride) if spatial_value == "low" else None
+        self.g_s = (nn.Conv2d(low_channels, high_channels, 1, stride=stride)
+                    if spatial_value == "low" else None)
         if res_scale_init is None:
             self.scale_c = None
             self.scale_s = None
@@ -161,7 +165,8 @@ class MSCSA(nn.Module):
         try:
             stages = tuple(int(s) for s in stages)
         except (TypeError, ValueError):
-            raise ConfigError(f"mscsa_stages={stages!r}: expected a list of stage numbers among (1, 2, 3, 4)") from None
+            raise ConfigError(f"mscsa_stages={stages!r}: expected a list of stage numbers among "
+                              "(1, 2, 3, 4)") from None
         bad = [s for s in stages if s not in geometry]
         if bad or len(set(stages)) != len(stages):
             raise ConfigError(f"mscsa_stages={stages}: expected distinct stage numbers among (1, 2, 3, 4)")

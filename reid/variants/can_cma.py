@@ -57,6 +57,9 @@ decay 1e-4, 120 epochs, automatic mixed precision and gradient scaling (§2.4). 
 lr 5e-6, 60 epochs, ×0.1 at epochs 30 and 50. Other CLIP-ReID settings (PK sampling 16×4, triplet
 margin 0.3, label smoothing 0.1) are not restated by the paper and follow CLIP-ReID.
 
+Parameters (full size, ``pretrained=False``, 1041 identities): 159.75 M (134.46 M without CLIP's
+25.30 M token-embedding table); CAN 1.05 M, CMA 3.41 M. The paper gives no count.
+
 Options (``create_model("can_cma", ..., **options)``; Table 3 and Table 4 ablations): ``use_can``
 (True), ``use_cma`` (True), ``n_ctx`` (8), ``prompt_position`` ("start" = "X… person.", "middle" =
 "A photo of X… person.", "end" = "A photo of a person, X…."), ``prompt_template`` (an explicit
@@ -71,13 +74,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-
-from reidpipe.errors import ConfigError
 from reidpipe.reid.modules.can import ContextAdjustmentNet
 from reidpipe.reid.modules.cma import CrossModalAttention
 from reidpipe.reid.output import ReIDOutput
 from reidpipe.reid.registry import register_variant
 from reidpipe.reid.variants.clipreid import IMAGENET_MEAN, IMAGENET_STD, CLIPReID
+
+from reidpipe.errors import ConfigError
 
 __all__ = ["CANCMA", "build_can_cma", "prompt_template_for"]
 
@@ -115,7 +118,8 @@ class CANCMA(CLIPReID):
                  use_cma: bool = True, cma_heads: int = 8, cma_hidden: int | None = None,
                  cma_image_input: str = "tokens", cma_scaled: bool = False):
         if cma_image_input not in CMA_IMAGE_INPUTS:
-            raise ConfigError(f"cma_image_input={cma_image_input!r}: expected one of {list(CMA_IMAGE_INPUTS)}")
+            raise ConfigError(f"cma_image_input={cma_image_input!r}: expected one of "
+                              f"{list(CMA_IMAGE_INPUTS)}")
         template = prompt_template or prompt_template_for(n_ctx, prompt_position)
         if input_size is None:
             input_size = (64, 32) if tiny else (384, 192)
@@ -158,7 +162,8 @@ class CANCMA(CLIPReID):
     def _accumulate_class_features(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
         labels = labels.to(self.class_feature_sum.device).long()
         self.class_feature_sum.index_add_(0, labels, feats.detach().to(self.class_feature_sum.dtype))
-        self.class_feature_count.index_add_(0, labels, torch.ones_like(labels, dtype=self.class_feature_count.dtype))
+        ones = torch.ones_like(labels, dtype=self.class_feature_count.dtype)
+        self.class_feature_count.index_add_(0, labels, ones)
 
     # ------------------------------------------------------------------ CMA in the stage-2 i2t loss
     def cma_image_tokens(self, enc: dict[str, Any]) -> torch.Tensor:
@@ -185,9 +190,10 @@ class CANCMA(CLIPReID):
 
 
 def build_can_cma(*, num_classes: int, pretrained: bool | str = True, tiny: bool = False,
-                  input_size: tuple[int, int] | None = None, backbone: str = "ViT-B-16", stride_size: int = 16,
-                  neck_feat: str = "before", n_ctx: int = 8, prompt_position: str = "start",
-                  prompt_template: str | None = None, use_can: bool = True, can_expansion: int = 2,
+                  input_size: tuple[int, int] | None = None, backbone: str = "ViT-B-16",
+                  stride_size: int = 16, neck_feat: str = "before", n_ctx: int = 8,
+                  prompt_position: str = "start", prompt_template: str | None = None,
+                  use_can: bool = True, can_expansion: int = 2,
                   use_cma: bool = True, cma_heads: int = 8, cma_hidden: int | None = None,
                   cma_image_input: str = "tokens", cma_scaled: bool = False) -> CANCMA:
     """CLIP-ReID ViT-B/16 + CAN + CMA (paper 001); see the module docstring for the options."""

@@ -54,7 +54,6 @@ def main(args: argparse.Namespace) -> int:
     import json
     import sys
     import time
-    from pathlib import Path
 
     from reidpipe.errors import OutputError
     from reidpipe.pipeline.export import atomic_write_text, check_output_dir

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from reidpipe.errors import ConfigError
+from reidpipe.reid.losses import build_loss_set
 from reidpipe.reid.modules.can import ContextAdjustmentNet
 from reidpipe.reid.modules.cma import CrossModalAttention
+from reidpipe.reid.registry import create_model
 
 
 def test_can_is_512_to_1024_to_512_and_adds_the_same_offset_to_every_context_token():
@@ -42,9 +45,6 @@ def test_cma_implements_equation_1():
 
 
 # ---------------------------------------------------------------------------- the variant
-from reidpipe.errors import ConfigError  # noqa: E402
-from reidpipe.reid.losses import build_loss_set  # noqa: E402
-from reidpipe.reid.registry import create_model  # noqa: E402
 
 
 def _tiny(**kw):
@@ -64,7 +64,8 @@ def test_full_size_model_is_vit_b16_at_384x192_with_the_papers_module_sizes():
 
 
 def test_prompt_positions_of_table_4():
-    assert _tiny(prompt_position="middle", n_ctx=4).prompt_learner.templates["default"] == "A photo of X X X X person."
+    middle = _tiny(prompt_position="middle", n_ctx=4)
+    assert middle.prompt_learner.templates["default"] == "A photo of X X X X person."
     assert _tiny(prompt_position="end", n_ctx=16).prompt_learner.n_x == 16
     with pytest.raises(ConfigError, match="prompt_position"):
         _tiny(prompt_position="top")
@@ -89,8 +90,8 @@ def test_stage_prompt_conditions_each_prompt_on_its_image_and_trains_only_contex
     bank = m.compute_class_text_features()
     mean0 = out.extras["image_features_proj"][:2].mean(0, keepdim=True)
     with torch.no_grad():
-        torch.testing.assert_close(bank[0:1], m.prompt_learner.encode(torch.tensor([0]), cls_offset=m.can(mean0)),
-                                   rtol=1e-4, atol=1e-5)
+        expected0 = m.prompt_learner.encode(torch.tensor([0]), cls_offset=m.can(mean0))
+        torch.testing.assert_close(bank[0:1], expected0, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(bank[3:4], m.prompt_learner.encode(torch.tensor([3])))
 
 
@@ -106,7 +107,8 @@ def test_stage_image_feeds_cma_output_to_the_i2t_loss_and_embed_ignores_it():
     text = out.extras["class_text_features"]
     torch.testing.assert_close(out.extras["i2t_logits"], out.extras["cma_features"] @ text.t())
     build_loss_set(m.default_losses("image"), m)(out, {"labels": y}).total.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in m.named_parameters() if n.startswith("cma."))
+    cma_params = [p for n, p in m.named_parameters() if n.startswith("cma.")]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in cma_params)
     m.eval()
     e = m.embed(x)
     torch.testing.assert_close(e.norm(dim=1), torch.ones(4))

@@ -1,10 +1,9 @@
-"""Linker at scale: blocked/ANN neighbour search agrees with the truth (pipeline/link.py)."""
+"""Linker at scale: blocked / FAISS / time-blocked neighbour search agrees with the truth (pipeline/link.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import Linker, candidate_pairs, pairwise_scores, synthetic_tracklets, time_linking
 
@@ -18,7 +17,7 @@ def labels_of(tracklets, identities) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("cfg", [dict(backend="numpy"), dict(backend="auto"), dict(max_gap=300.0)])
+@pytest.mark.parametrize("cfg", [{"backend": "numpy"}, {"backend": "auto"}, {"max_gap": 300.0}])
 def test_2k_synthetic_tracklets_recover_people(cfg):
     ts, truth = synthetic_tracklets(2000, dim=128, cameras=4, seed=1, return_labels=True)
     idents = Linker(LinkerConfig(refine=True, **cfg), ["cam0", "cam1", "cam2", "cam3"]).link(ts)

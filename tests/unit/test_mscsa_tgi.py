@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.losses import build_loss_set
 from reidpipe.reid.modules.mscsa import MSCSA, MSCSABlock
 from reidpipe.reid.modules.tgi import TextGuidedDecoder
+from reidpipe.reid.registry import create_model
 
 
 def test_mscsa_block_keeps_high_level_shape_and_uses_stride_to_match_resolution():
@@ -81,8 +83,6 @@ def test_tgi_decoder_has_the_papers_sizes_and_starts_near_the_text_features():
 
 
 # ---------------------------------------------------------------------------- the variant
-from reidpipe.reid.losses import build_loss_set  # noqa: E402
-from reidpipe.reid.registry import create_model  # noqa: E402
 
 
 def _tiny(**kw):

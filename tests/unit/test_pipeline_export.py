@@ -25,7 +25,7 @@ def tracklet(cam, track, frames, fps=10.0, x=10.0):
 def scene():
     sources = [SourceInfo("cam1", "cam1.mp4", 10.0, 160, 120, 30), SourceInfo("cam2", "cam2.mp4", 10.0, 160, 120, 30)]
     late = Identity(id=1, tracklets=[tracklet("cam1", 2, range(10, 20))])
-    early = Identity(id=2, tracklets=[tracklet("cam1", 1, range(0, 8)), tracklet("cam2", 5, range(12, 25))],
+    early = Identity(id=2, tracklets=[tracklet("cam1", 1, range(8)), tracklet("cam2", 5, range(12, 25))],
                      evidence={("cam2", 5): LinkEvidence(0.83, 0.21, 0.5), ("cam1", 1): LinkEvidence(1.0)})
     return sources, [late, early]
 

@@ -106,3 +106,25 @@ def test_dropped_stream_retries_with_backoff_then_finishes_with_a_warning():
     assert src.reconnects == 3
     assert src.dropped and "rtsp://127.0.0.1:9/x" in src.dropped and "\n" not in src.dropped
     assert time.time() - t0 < 30
+
+
+def test_http_stream_source_reads_to_its_end(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    render(tmp_path / "remote.mp4", n=15)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/remote.mp4"
+        (src,) = open_sources([url], offsets=[100.0], reconnect_attempts=1, reconnect_backoff=0.01)
+        assert src.kind == "stream" and src.info.camera == "cam0"
+        frames = drain([src])["cam0"]
+    finally:
+        server.shutdown()
+    assert [f.index for f in frames] == list(range(15))
+    assert src.dropped is None and src.info.fps == pytest.approx(10.0) and src.info.frames == 15
+    assert all(f.t >= 100.0 for f in frames) and frames[-1].t >= frames[0].t  # wall clock + offset
