@@ -447,6 +447,10 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
         runner = _TorchRunner(fn, module, dev, amp)
         session = _ort_session(ort_path, dev, threads)
         in_name = session.get_inputs()[0].name
+        info["ort_providers"] = list(session.get_providers())
+        if dev.startswith("cuda") and "CUDAExecutionProvider" not in info["ort_providers"]:
+            info["notes"].append("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu): its "
+                                 "figures are on CPU while torch runs on the GPU")
 
         def ort_run(x: np.ndarray) -> np.ndarray:
             if per_crop_ort:

@@ -105,7 +105,11 @@ def _gap_before(sightings: list[Sighting], start: float) -> float | None:
 def _unit_rows(features: list) -> np.ndarray:
     if not features:
         return np.zeros((0, 1), dtype=np.float32)
-    X = np.stack([np.asarray(f, dtype=np.float32).ravel() for f in features])
+    try:
+        X = np.stack(features).astype(np.float32, copy=False).reshape(len(features), -1)
+    except ValueError:
+        dims = sorted({int(np.asarray(f).size) for f in features})
+        raise ValueError(f"tracklet features have different dimensions {dims}") from None
     X /= np.maximum(np.sqrt(np.einsum("ij,ij->i", X, X)), 1e-12)[:, None]
     return X
 
@@ -150,6 +154,23 @@ def _pairs_from(rows: np.ndarray, cols: np.ndarray, sims: np.ndarray, threshold:
     return lo.astype(np.int64), hi.astype(np.int64), s.astype(np.float32)
 
 
+def _block_pairs(S: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int, threshold: float):
+    """(row id, col id, sim) of the entries of ``S`` that reach ``threshold`` and are among their
+    row's k largest; ``rows``/``cols`` give the ids of S's rows and columns. Rows with at most k
+    entries above the threshold (the usual case) skip the partial sort."""
+    mask = S >= threshold
+    over = mask.sum(1) > k
+    if over.any():
+        mask[over] = False
+        sub = S[over]
+        top = _topk_rows(sub, k)
+        keep = np.zeros(sub.shape, dtype=bool)
+        np.put_along_axis(keep, top, True, axis=1)
+        mask[over] = keep & (sub >= threshold)
+    r, c = np.nonzero(mask)
+    return _pairs_from(rows[r], cols[c], S[r, c], threshold)
+
+
 def _exact_numpy(X: np.ndarray, k: int, threshold: float):
     n = X.shape[0]
     block = int(max(64, min(4096, (1 << 24) // max(n, 1))))
@@ -158,10 +179,7 @@ def _exact_numpy(X: np.ndarray, k: int, threshold: float):
         S = X[s:s + block] @ X.T
         idx = np.arange(S.shape[0])
         S[idx, s + idx] = -np.inf
-        cols = _topk_rows(S, k)
-        sims = np.take_along_axis(S, cols, axis=1)
-        rows = np.broadcast_to((s + idx)[:, None], cols.shape)
-        out.append(_pairs_from(rows.ravel(), cols.ravel(), sims.ravel(), threshold))
+        out.append(_block_pairs(S, s + idx, np.arange(n), k, threshold))
     return out
 
 
@@ -180,14 +198,17 @@ def _faiss_search(X: np.ndarray, k: int, threshold: float):
 
 
 def _time_blocked(X: np.ndarray, k: int, threshold: float, starts: np.ndarray, ends: np.ndarray,
-                  max_gap: float, block: int = 1024):
+                  max_gap: float):
     """Exact search restricted to pairs at most ``max_gap`` seconds apart: rows sorted by start time,
-    each block of rows compared (one matrix product) with the columns of its time window only."""
+    each block of rows compared (one matrix product) with the columns of its time window only. The
+    block is about as long as the window, so the products hold ~2x the pairs that must be compared."""
     order = np.argsort(starts, kind="stable")
     Xs, st, en = X[order], starts[order], ends[order]
     longest = float(np.max(en - st))
     out = []
     n = X.shape[0]
+    span = max(float(st[-1] - st[0]), 1e-9)
+    block = int(np.clip(n * 2 * (max_gap + longest) / span, 256, 4096))
     for r0 in range(0, n, block):
         r1 = min(n, r0 + block)
         c0 = int(np.searchsorted(st, st[r0] - max_gap - longest, side="left"))
@@ -197,10 +218,7 @@ def _time_blocked(X: np.ndarray, k: int, threshold: float, starts: np.ndarray, e
         S[far] = -np.inf
         rows = np.arange(r0, r1)
         S[rows - r0, rows - c0] = -np.inf
-        cols = _topk_rows(S, k)
-        sims = np.take_along_axis(S, cols, axis=1)
-        rr = np.broadcast_to(order[rows][:, None], cols.shape)
-        out.append(_pairs_from(rr.ravel(), order[c0 + cols].ravel(), sims.ravel(), threshold))
+        out.append(_block_pairs(S, order[r0:r1], order[c0:c1], k, threshold))
     return out
 
 
@@ -283,6 +301,7 @@ class Linker:
 
             raise ConfigError(f"link min_similarity must be in [0, 1], got {self.config.min_similarity}")
         self._rules = _Constraints(self.config)
+        self._camera_set = set(self.cameras)
         self.tracklets: list[Tracklet] = []
         self._keys: dict[tuple[str, int], int] = {}
         self._idents: list[_Ident] = []
@@ -302,13 +321,15 @@ class Linker:
     def _register(self, t: Tracklet) -> int:
         if not t.points:
             raise ValueError(f"tracklet {t.camera}/{t.track} has no points")
-        if t.key in self._keys:
+        key = (t.camera, t.track)
+        if key in self._keys:
             raise ValueError(f"tracklet {t.camera}/{t.track} was already added to the linker")
-        if t.camera not in self.cameras:
+        if t.camera not in self._camera_set:
             self.cameras.append(t.camera)
+            self._camera_set.add(t.camera)
         idx = len(self.tracklets)
         self.tracklets.append(t)
-        self._keys[t.key] = idx
+        self._keys[key] = idx
         self._member_of.append(-1)
         self.evidence.append(LinkEvidence(score=0.0))
         return idx
@@ -503,11 +524,11 @@ class Linker:
         if cfg.camera_centering and n:
             X = _center_by_camera(X, [t.camera for t in ts])
         w = np.array([_tracklet_weight(t) for t in ts], dtype=np.float32)
-        starts = np.array([t.start_t for t in ts], dtype=np.float64)
-        ends = np.array([t.end_t for t in ts], dtype=np.float64)
+        sight: list[list[Sighting]] = [[(t.points[0].t, t.points[-1].t, t.camera)] for t in ts]
+        starts = np.array([s[0][0] for s in sight], dtype=np.float64)
+        ends = np.array([s[0][1] for s in sight], dtype=np.float64)
         ii, jj, ss = candidate_pairs(X, cfg.knn, cfg.min_similarity, cfg.backend, starts, ends, cfg.max_gap)
         parent = list(range(n))
-        sight: list[list[Sighting]] = [[(t.start_t, t.end_t, t.camera)] for t in ts]
         sums = X * w[:, None]
         size = [1] * n
         thr = cfg.min_similarity
@@ -572,7 +593,7 @@ class Linker:
         return labels, evidence
 
     def _identities_from_groups(self, groups: list[list[int]]) -> list[Identity]:
-        order = {i: (t.start_t, t.key) for i, t in enumerate(self.tracklets)}
+        order = {i: (t.points[0].t, t.camera, t.track) for i, t in enumerate(self.tracklets)}
         groups = [sorted(g, key=order.__getitem__) for g in groups if g]
         groups.sort(key=lambda g: order[g[0]])
         out = []

@@ -71,7 +71,8 @@ class ReIDModel(nn.Module, metaclass=abc.ABCMeta):
 
     def set_stage(self, name: str) -> None:
         if name not in self.STAGES:
-            raise ConfigError(f"{self.variant}: unknown stage {name!r}; this model has stages {list(self.STAGES)}")
+            raise ConfigError(f"{self.variant}: unknown stage {name!r}; "
+                              f"this model has stages {list(self.STAGES)}")
         self.stage = name
 
     def trainable_parameters(self, name: str) -> list[tuple[str, nn.Parameter]]:
@@ -82,7 +83,8 @@ class ReIDModel(nn.Module, metaclass=abc.ABCMeta):
         """The loss-set config of ``stage`` (default: the current stage), as ``build_loss_set`` takes it."""
         stage = self.stage if stage is None else stage
         if stage not in self.STAGES:
-            raise ConfigError(f"{self.variant}: unknown stage {stage!r}; this model has stages {list(self.STAGES)}")
+            raise ConfigError(f"{self.variant}: unknown stage {stage!r}; "
+                              f"this model has stages {list(self.STAGES)}")
         return copy.deepcopy(self.DEFAULT_LOSSES.get(stage, {}))
 
     def loss_context(self) -> dict[str, Any]:

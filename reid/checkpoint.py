@@ -42,8 +42,18 @@ from reidpipe.errors import CheckpointError, ConfigError, InputNotFoundError, Ou
 __all__ = ["FORMAT", "save_checkpoint", "read_checkpoint", "load_checkpoint", "checkpoint_metadata"]
 
 FORMAT = "reidpipe.checkpoint/1"
-_META_KEYS = ("format", "variant", "build_kwargs", "num_classes", "input_size", "pixel_mean", "pixel_std",
-              "embed_dim", "stage", "reidpipe_version")
+_META_KEYS = (
+    "format",
+    "variant",
+    "build_kwargs",
+    "num_classes",
+    "input_size",
+    "pixel_mean",
+    "pixel_std",
+    "embed_dim",
+    "stage",
+    "reidpipe_version",
+)
 _RESERVED = set(_META_KEYS) | {"state_dict"}
 _SAFETENSORS_META_KEY = "reidpipe"
 
@@ -87,8 +97,10 @@ def _plain(value: Any, where: str) -> Any:
         return out
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:  # numpy scalar
         return value.item()
-    raise ConfigError(f"checkpoint state {where}: {type(value).__name__} cannot be stored safely; "
-                      "use tensors, numbers, strings, lists and dicts")
+    raise ConfigError(
+        f"checkpoint state {where}: {type(value).__name__} cannot be stored safely; "
+        "use tensors, numbers, strings, lists and dicts"
+    )
 
 
 def save_checkpoint(path: str | os.PathLike, model, **state: Any) -> Path:
@@ -118,8 +130,9 @@ def save_checkpoint(path: str | os.PathLike, model, **state: Any) -> Path:
             try:
                 header = json.dumps({**meta, "state": state}, allow_nan=True)
             except TypeError:
-                raise ConfigError(f"checkpoint {path}: training state with tensors needs a .pt file, "
-                                  "not .safetensors") from None
+                raise ConfigError(
+                    f"checkpoint {path}: training state with tensors needs a .pt file, not .safetensors"
+                ) from None
             save_file(tensors, tmp, metadata={_SAFETENSORS_META_KEY: header})
         else:
             torch.save({**meta, "state_dict": tensors, **state}, tmp)
@@ -140,31 +153,55 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.exists():
         raise InputNotFoundError(f"checkpoint not found: {path}")
     if path.is_dir():
-        raise InputNotFoundError(f"checkpoint {path} is a folder; give the checkpoint file (e.g. {path}/best.pt)")
+        raise InputNotFoundError(
+            f"checkpoint {path} is a folder; give the checkpoint file (e.g. {path}/best.pt)"
+        )
     if path.suffix.lower() == ".onnx":
-        raise CheckpointError(f"{path} is an ONNX model, not a reidpipe checkpoint; the pipeline's ONNX "
-                              "embedder runs it (reidpipe run --reid-weights model.onnx)")
+        raise CheckpointError(
+            f"{path} is an ONNX model, not a reidpipe checkpoint; the pipeline's ONNX "
+            "embedder runs it (reidpipe run --reid-weights model.onnx)"
+        )
     if path.suffix == ".safetensors":
         ckpt = _read_safetensors(path, map_location)
     else:
         try:
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-                AttributeError, ImportError, IndexError, KeyError, TypeError) as exc:
+        except (
+            pickle.UnpicklingError,
+            RuntimeError,
+            EOFError,
+            zipfile.BadZipFile,
+            ValueError,
+            AttributeError,
+            ImportError,
+            IndexError,
+            KeyError,
+            TypeError,
+        ) as exc:
             if "weights only load failed" in str(exc).lower() and zipfile.is_zipfile(path):
-                raise CheckpointError(f"{path} holds pickled Python objects, which reidpipe never loads "
-                                      "(checkpoints load with weights_only=True); it is not a reidpipe "
-                                      "checkpoint") from None
-            raise CheckpointError(f"{path} is corrupt or not a reidpipe checkpoint (not a readable "
-                                  f"torch file: {type(exc).__name__})") from None
+                raise CheckpointError(
+                    f"{path} holds pickled Python objects, which reidpipe never loads "
+                    "(checkpoints load with weights_only=True); it is not a reidpipe "
+                    "checkpoint"
+                ) from None
+            raise CheckpointError(
+                f"{path} is corrupt or not a reidpipe checkpoint (not a readable "
+                f"torch file: {type(exc).__name__})"
+            ) from None
         except OSError as exc:
             raise InputNotFoundError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     if not isinstance(ckpt, dict) or "format" not in ckpt:
-        raise CheckpointError(f"{path} is not a reidpipe checkpoint (no 'format' tag; a bare state dict or "
-                              "another project's file); convert it with save_checkpoint(path, model)")
+        raise CheckpointError(
+            f"{path} is not a reidpipe checkpoint (no 'format' tag; a bare state dict or "
+            "another project's file); convert it with save_checkpoint(path, model)"
+        )
     if ckpt["format"] != FORMAT:
-        raise CheckpointError(f"{path} has format {ckpt['format']!r}; this reidpipe {_version()} reads {FORMAT!r}")
-    missing = [k for k in ("variant", "num_classes", "state_dict", "input_size", "embed_dim") if k not in ckpt]
+        raise CheckpointError(
+            f"{path} has format {ckpt['format']!r}; this reidpipe {_version()} reads {FORMAT!r}"
+        )
+    missing = [
+        k for k in ("variant", "num_classes", "state_dict", "input_size", "embed_dim") if k not in ckpt
+    ]
     if missing:
         raise CheckpointError(f"{path} is an incomplete reidpipe checkpoint (missing {', '.join(missing)})")
     return ckpt
@@ -181,7 +218,9 @@ def _read_safetensors(path: Path, map_location) -> dict[str, Any]:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path} is corrupt or not a safetensors file ({str(exc)[:200]})") from None
     if header is None:
-        raise CheckpointError(f"{path} is a safetensors file without reidpipe metadata (not a reidpipe checkpoint)")
+        raise CheckpointError(
+            f"{path} is a safetensors file without reidpipe metadata (not a reidpipe checkpoint)"
+        )
     try:
         meta = json.loads(header)
     except json.JSONDecodeError as exc:
@@ -200,8 +239,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     ckpt = read_checkpoint(path, map_location)
     variant = ckpt["variant"]
     if variant not in list_variants():
-        raise CheckpointError(f"{path} holds a {variant!r} model, which this reidpipe does not provide "
-                              f"(known: {', '.join(list_variants())})")
+        raise CheckpointError(
+            f"{path} holds a {variant!r} model, which this reidpipe does not provide "
+            f"(known: {', '.join(list_variants())})"
+        )
     build_kwargs = dict(ckpt.get("build_kwargs") or {})
     if build_kwargs.get("input_size") is not None:
         build_kwargs["input_size"] = tuple(build_kwargs["input_size"])
@@ -217,14 +258,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except RuntimeError as exc:  # shape mismatch
         first = str(exc).strip().splitlines()
         detail = next((ln.strip() for ln in first if "size mismatch" in ln), first[0] if first else "")
-        raise CheckpointError(f"{path}: weights do not match the {variant!r} architecture ({detail[:200]})") from None
+        raise CheckpointError(
+            f"{path}: weights do not match the {variant!r} architecture ({detail[:200]})"
+        ) from None
     if result.missing_keys or result.unexpected_keys:
         parts = []
         if result.missing_keys:
             parts.append(f"missing {len(result.missing_keys)} (e.g. {result.missing_keys[0]})")
         if result.unexpected_keys:
             parts.append(f"unexpected {len(result.unexpected_keys)} (e.g. {result.unexpected_keys[0]})")
-        raise CheckpointError(f"{path}: weights do not match the {variant!r} architecture: {'; '.join(parts)}")
+        raise CheckpointError(
+            f"{path}: weights do not match the {variant!r} architecture: {'; '.join(parts)}"
+        )
     model.input_size = tuple(int(v) for v in ckpt["input_size"])
     if ckpt.get("pixel_mean") is not None:
         model.pixel_mean = tuple(float(v) for v in ckpt["pixel_mean"])

@@ -95,8 +95,16 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props if p.key.startswith("reidpipe.")}
 
 
-def export_onnx(model, output: str | os.PathLike, *, opset: int = DEFAULT_OPSET, batch_size: int = 1,
-                verify: bool = True, atol: float = 1e-4, seed: int = 0) -> ExportReport:
+def export_onnx(
+    model,
+    output: str | os.PathLike,
+    *,
+    opset: int = DEFAULT_OPSET,
+    batch_size: int = 1,
+    verify: bool = True,
+    atol: float = 1e-4,
+    seed: int = 0,
+) -> ExportReport:
     """Export ``model.embed`` to ``output`` (see the module docstring); returns an :class:`ExportReport`.
 
     ``batch_size`` is the batch of the example input used for tracing (the axis stays dynamic).
@@ -157,16 +165,30 @@ def export_onnx(model, output: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
             model.train(was_training)
         if diff > atol:
             raise CheckpointError(f"{output}: the ONNX export differs from embed by {diff:.3g} (> {atol:g})")
-    return ExportReport(path=output, opset=int(opset), embed_dim=int(model.embed_dim), input_size=(h, w),
-                        max_abs_diff=diff, checked_batch_sizes=sizes, metadata=meta)
+    return ExportReport(
+        path=output,
+        opset=int(opset),
+        embed_dim=int(model.embed_dim),
+        input_size=(h, w),
+        max_abs_diff=diff,
+        checked_batch_sizes=sizes,
+        metadata=meta,
+    )
 
 
 def _onnx_export(wrapper: nn.Module, example: torch.Tensor, path: str, opset: int) -> None:
     try:
         torch.onnx.export(
-            wrapper, (example,), path, input_names=["images"], output_names=["features"],
+            wrapper,
+            (example,),
+            path,
+            input_names=["images"],
+            output_names=["features"],
             dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-            opset_version=int(opset), do_constant_folding=True, dynamo=False, verbose=False,
+            opset_version=int(opset),
+            do_constant_folding=True,
+            dynamo=False,
+            verbose=False,
         )
     except torch.onnx.errors.OnnxExporterError as exc:
         first = str(exc).strip().splitlines()[0][:200]

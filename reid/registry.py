@@ -63,7 +63,8 @@ def register_variant(name: str, builder: Callable[..., Any], description: str) -
     with _LOCK:
         old = _REGISTRY.get(name)
         if old is not None and getattr(old.builder, "__qualname__", old.builder) != getattr(
-                builder, "__qualname__", builder):
+            builder, "__qualname__", builder
+        ):
             raise ConfigError(f"variant {name!r} is already registered by {old.builder!r}")
         _REGISTRY[name] = VariantSpec(name, builder, str(description))
 
@@ -75,6 +76,7 @@ def _ensure_loaded() -> None:
     with _LOCK:
         if not _LOADED:
             import reidpipe.reid.variants  # noqa: F401  (registers every variant module present)
+
             _LOADED = True
 
 
@@ -113,8 +115,9 @@ def _accepted_keywords(builder: Callable[..., Any]) -> set[str] | None:
     return names
 
 
-def create_model(variant: str, num_classes: int = 1, pretrained: bool | str | PathLike = True,
-                 **overrides: Any):
+def create_model(
+    variant: str, num_classes: int = 1, pretrained: bool | str | PathLike = True, **overrides: Any
+):
     """Build a model of ``variant``.
 
     Args:
@@ -141,6 +144,15 @@ def create_model(variant: str, num_classes: int = 1, pretrained: bool | str | Pa
         raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
     if isinstance(pretrained, PathLike):
         pretrained = str(pretrained)
+    if isinstance(pretrained, str) and pretrained.strip().lower() in (
+        "true",
+        "false",
+        "yes",
+        "no",
+        "none",
+        "",
+    ):
+        pretrained = pretrained.strip().lower() in ("true", "yes")  # e.g. --set model.pretrained=false
     if not isinstance(pretrained, (bool, str)):
         raise ConfigError(f"pretrained must be True, False or a file path, got {pretrained!r}")
     if "input_size" in overrides and overrides["input_size"] is not None:

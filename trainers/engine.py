@@ -261,6 +261,9 @@ class Trainer:
         self.loss_set = build_loss_set(losses_cfg, model=model).to(self.device)
         if st["name"] in self._loss_states:  # same loss set seen in an earlier stage: keep its parameters
             self.loss_set.load_state_dict(self._loss_states[st["name"]], strict=False)
+        if self.world > 1:  # same loss parameters (center-loss centers) on every rank
+            for t in self.loss_set.state_dict().values():
+                torch.distributed.broadcast(t, src=0)
         loss_named = list(self.loss_set.trainable_parameters())
         opt = st["optimizer"]
         if loss_named and opt.get("loss_lr") is None:

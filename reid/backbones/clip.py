@@ -90,15 +90,26 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 _TEXT_FULL = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}
 _TEXT_TINY = {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
 _CONFIGS = {
-    ("RN50", False): {"embed_dim": 1024, "vision_cfg": {"image_size": 224, "layers": [3, 4, 6, 3], "width": 64,
-                                                          "patch_size": None}, "text_cfg": _TEXT_FULL},
-    ("RN50", True): {"embed_dim": 64, "vision_cfg": {"image_size": 224, "layers": [1, 1, 1, 1], "width": 8,
-                                                       "patch_size": None}, "text_cfg": _TEXT_TINY},
-    ("ViT-B-16", False): {"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768,
-                                                             "patch_size": 16}, "text_cfg": _TEXT_FULL},
-    ("ViT-B-16", True): {"embed_dim": 64, "vision_cfg": {"image_size": 224, "layers": 2, "width": 64,
-                                                           "head_width": 32, "patch_size": 16},
-                         "text_cfg": _TEXT_TINY},
+    ("RN50", False): {
+        "embed_dim": 1024,
+        "vision_cfg": {"image_size": 224, "layers": [3, 4, 6, 3], "width": 64, "patch_size": None},
+        "text_cfg": _TEXT_FULL,
+    },
+    ("RN50", True): {
+        "embed_dim": 64,
+        "vision_cfg": {"image_size": 224, "layers": [1, 1, 1, 1], "width": 8, "patch_size": None},
+        "text_cfg": _TEXT_TINY,
+    },
+    ("ViT-B-16", False): {
+        "embed_dim": 512,
+        "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 16},
+        "text_cfg": _TEXT_FULL,
+    },
+    ("ViT-B-16", True): {
+        "embed_dim": 64,
+        "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+        "text_cfg": _TEXT_TINY,
+    },
 }
 
 
@@ -166,7 +177,9 @@ class CLIPBackbone(nn.Module):
                 raise ConfigError(f"input_size {self.input_size} is smaller than one {patch}x{patch} patch")
             visual.conv1.stride = (stride_size, stride_size)
             with torch.no_grad():
-                visual.positional_embedding = nn.Parameter(_resize_grid(visual.positional_embedding.data, old, new))
+                visual.positional_embedding = nn.Parameter(
+                    _resize_grid(visual.positional_embedding.data, old, new)
+                )
             visual.grid_size = new
             visual.image_size = self.input_size
             self.grid_size = new
@@ -178,13 +191,14 @@ class CLIPBackbone(nn.Module):
             _set_last_stride_1(visual)
             pool = visual.attnpool
             n_old = pool.positional_embedding.shape[0] - 1
-            side = int(round(n_old ** 0.5))
+            side = int(round(n_old**0.5))
             new = _rn_grid(*self.input_size)
             if min(new) < 1:
                 raise ConfigError(f"input_size {self.input_size} is too small for RN50")
             with torch.no_grad():
-                pool.positional_embedding = nn.Parameter(_resize_grid(pool.positional_embedding.data,
-                                                                      (side, side), new))
+                pool.positional_embedding = nn.Parameter(
+                    _resize_grid(pool.positional_embedding.data, (side, side), new)
+                )
             visual.image_size = self.input_size
             self.grid_size = new
             self.stage_dims = [layer[-1].conv3.out_channels for layer in self.stages]
@@ -229,8 +243,9 @@ class CLIPBackbone(nn.Module):
         self._need("ViT", "blocks")
         return list(self.clip.visual.transformer.resblocks)
 
-    def run_blocks(self, tokens: torch.Tensor, start: int = 0, end: int | None = None,
-                   return_layers: bool = False):
+    def run_blocks(
+        self, tokens: torch.Tensor, start: int = 0, end: int | None = None, return_layers: bool = False
+    ):
         """Run blocks ``start:end`` on (N, L, D) tokens."""
         transformer = self.clip.visual.transformer
         batch_first = getattr(transformer, "batch_first", True)
@@ -339,17 +354,24 @@ class CLIPBackbone(nn.Module):
         return [(f"clip.visual.{n}", p) for n, p in self.clip.visual.named_parameters()]
 
     def text_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        return [(f"clip.{n}", p) for n, p in self.clip.named_parameters()
-                if not n.startswith("visual.") and n != "logit_scale" and n != "logit_bias"]
+        return [
+            (f"clip.{n}", p)
+            for n, p in self.clip.named_parameters()
+            if not n.startswith("visual.") and n != "logit_scale" and n != "logit_bias"
+        ]
 
     def _need(self, kind: str, what: str) -> None:
         if (kind == "ViT") != self.is_vit:
-            raise AttributeError(f"CLIPBackbone.{what} exists for {kind} backbones only (this is {self.arch})")
+            raise AttributeError(
+                f"CLIPBackbone.{what} exists for {kind} backbones only (this is {self.arch})"
+            )
 
 
 # -------------------------------------------------------------------- weights
-_HINT = ("pass a local file with pretrained=PATH (CLI: --set model.pretrained=PATH) or build without "
-         "weights with pretrained=False")
+_HINT = (
+    "pass a local file with pretrained=PATH (CLI: --set model.pretrained=PATH) or build without "
+    "weights with pretrained=False"
+)
 
 
 def _cached_openai_file(arch: str) -> str | None:
@@ -365,8 +387,10 @@ def _cached_openai_file(arch: str) -> str | None:
             try_to_load_from_cache = None
         if try_to_load_from_cache is not None:
             repo, filename = os.path.split(hub)
-            for name in ([filename] if filename else []) + ["open_clip_model.safetensors",
-                                                             "open_clip_pytorch_model.bin"]:
+            for name in ([filename] if filename else []) + [
+                "open_clip_model.safetensors",
+                "open_clip_pytorch_model.bin",
+            ]:
                 found = try_to_load_from_cache(repo, name)
                 if isinstance(found, str) and os.path.isfile(found):
                     return found
@@ -396,14 +420,17 @@ def _download_openai(arch: str) -> str:
         return cached
     if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") or not _hub_reachable():
         raise WeightsUnavailableError(
-            f"the OpenAI CLIP {arch} weights are not in the local cache and the network is unreachable; {_HINT}")
+            f"the OpenAI CLIP {arch} weights are not in the local cache and the network is "
+            f"unreachable; {_HINT}"
+        )
     from open_clip.pretrained import download_pretrained, get_pretrained_cfg
 
     try:
         path = download_pretrained(get_pretrained_cfg(arch, "openai"))
     except Exception as exc:  # network libraries raise many types; all mean "no weights"
         raise WeightsUnavailableError(
-            f"could not download the OpenAI CLIP {arch} weights ({type(exc).__name__}); {_HINT}") from None
+            f"could not download the OpenAI CLIP {arch} weights ({type(exc).__name__}); {_HINT}"
+        ) from None
     if not path:
         raise WeightsUnavailableError(f"open_clip has no OpenAI weights for {arch}; {_HINT}")
     return path
@@ -429,15 +456,16 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
     except (InputNotFoundError, CheckpointError):
         raise
     except Exception as exc:
-        raise CheckpointError(f"cannot read CLIP weights from {path} ({type(exc).__name__}: "
-                              f"{str(exc).strip()[:150]})") from None
+        raise CheckpointError(
+            f"cannot read CLIP weights from {path} ({type(exc).__name__}: {str(exc).strip()[:150]})"
+        ) from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
         raise CheckpointError(f"{path} does not hold a CLIP state dict")
-    sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+    sd = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in sd.items()}
     if any(k.startswith("backbone.clip.") for k in sd):  # a reidpipe checkpoint: take its CLIP
-        sd = {k[len("backbone.clip."):]: v for k, v in sd.items() if k.startswith("backbone.clip.")}
+        sd = {k[len("backbone.clip.") :]: v for k, v in sd.items() if k.startswith("backbone.clip.")}
     for extra in ("input_resolution", "context_length", "vocab_size"):
         sd.pop(extra, None)
     return sd
@@ -452,26 +480,44 @@ def _load_weights(model: nn.Module, path: str, arch: str, grid: tuple[int, int])
     sd = _read_state_dict(path)
     own = model.state_dict()
     for key in _POS_KEYS:
-        if key in sd and key in own and sd[key].shape != own[key].shape and sd[key].shape[1:] == own[key].shape[1:]:
+        if (
+            key in sd
+            and key in own
+            and sd[key].shape != own[key].shape
+            and sd[key].shape[1:] == own[key].shape[1:]
+        ):
             n = sd[key].shape[0] - 1
-            side = int(round(n ** 0.5))
+            side = int(round(n**0.5))
             if side * side != n:
-                raise CheckpointError(f"{path}: {key} has {n} grid tokens, not a square grid; build the model "
-                                      f"at the input size these weights were trained at")
+                raise CheckpointError(
+                    f"{path}: {key} has {n} grid tokens, not a square grid; build the model "
+                    f"at the input size these weights were trained at"
+                )
             sd[key] = _resize_grid(sd[key].float(), (side, side), grid)
     missing = [k for k in own if k not in sd and not k.startswith("logit_bias")]
     unexpected = [k for k in sd if k not in own]
     bad = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or bad:
-        what = (f"missing {missing[:2]}" if missing else f"unexpected {unexpected[:2]}" if unexpected
-                else f"shape mismatch at {bad[:2]}")
+        what = (
+            f"missing {missing[:2]}"
+            if missing
+            else f"unexpected {unexpected[:2]}"
+            if unexpected
+            else f"shape mismatch at {bad[:2]}"
+        )
         raise CheckpointError(f"{path} is not a CLIP {arch} state dict ({what})")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=False)
 
 
-def build_clip(arch: str = "RN50", *, input_size: tuple[int, int] = (256, 128), pretrained: bool | str = True,
-               tiny: bool = False, stride_size: int = 16) -> CLIPBackbone:
-    """Build open_clip's ``arch`` CLIP, load weights (see the module docstring), adapt it to ``input_size``."""
+def build_clip(
+    arch: str = "RN50",
+    *,
+    input_size: tuple[int, int] = (256, 128),
+    pretrained: bool | str = True,
+    tiny: bool = False,
+    stride_size: int = 16,
+) -> CLIPBackbone:
+    """Build open_clip's ``arch`` CLIP adapted to ``input_size`` and load weights (module docstring)."""
     from open_clip.model import CLIP
 
     cfg = clip_config(arch, tiny)

@@ -15,8 +15,16 @@ from __future__ import annotations
 
 import importlib
 
-from reidpipe.reid.losses.base import (Loss, LossResult, LossSet, build_loss_set, get_loss_class,
-                                       list_losses, read_output, register_loss)
+from reidpipe.reid.losses.base import (
+    Loss,
+    LossResult,
+    LossSet,
+    build_loss_set,
+    get_loss_class,
+    list_losses,
+    read_output,
+    register_loss,
+)
 
 LOSS_MODULES = ("classification", "triplet", "center", "image_text", "gla", "dense")
 
@@ -29,5 +37,13 @@ for _name in LOSS_MODULES:
             raise
 del _name, _module
 
-__all__ = ["Loss", "LossResult", "LossSet", "build_loss_set", "get_loss_class", "list_losses",
-           "read_output", "register_loss"]
+__all__ = [
+    "Loss",
+    "LossResult",
+    "LossSet",
+    "build_loss_set",
+    "get_loss_class",
+    "list_losses",
+    "read_output",
+    "register_loss",
+]

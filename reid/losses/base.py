@@ -36,8 +36,16 @@ from torch import nn
 from reidpipe.errors import ConfigError
 from reidpipe.reid.output import ReIDOutput
 
-__all__ = ["Loss", "LossSet", "LossResult", "register_loss", "build_loss_set", "list_losses",
-           "get_loss_class", "read_output"]
+__all__ = [
+    "Loss",
+    "LossSet",
+    "LossResult",
+    "register_loss",
+    "build_loss_set",
+    "list_losses",
+    "get_loss_class",
+    "read_output",
+]
 
 _LOSSES: dict[str, type["Loss"]] = {}
 
@@ -231,16 +239,21 @@ def _check_params(cls: type[Loss], name: str, params: dict[str, Any]) -> None:
             continue
         sig = inspect.signature(init)
         has_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-        accepted.update(p.name for p in sig.parameters.values()
-                        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+        accepted.update(
+            p.name
+            for p in sig.parameters.values()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        )
         if not has_var_kw:
             break
     accepted.discard("self")
     accepted.update(getattr(cls, "CONTEXT_PARAMS", ()))
     for key in params:
         if key not in accepted:
-            raise ConfigError(f"loss {name!r} ({cls.__name__}) has no parameter {key!r}; "
-                              f"its parameters are: weight, type, {', '.join(sorted(accepted))}")
+            raise ConfigError(
+                f"loss {name!r} ({cls.__name__}) has no parameter {key!r}; "
+                f"its parameters are: weight, type, {', '.join(sorted(accepted))}"
+            )
 
 
 def as_list(value: Any) -> Sequence[torch.Tensor]:

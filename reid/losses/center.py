@@ -29,8 +29,9 @@ class CenterLoss(Loss):
     def __init__(self, num_classes: int, feat_dim: int, input: str | None = None, reduce: str = "mean"):
         super().__init__(input=input, reduce=reduce)
         if int(num_classes) < 1 or int(feat_dim) < 1:
-            raise ConfigError(f"center loss needs num_classes >= 1 and feat_dim >= 1, got "
-                              f"{num_classes!r} and {feat_dim!r}")
+            raise ConfigError(
+                f"center loss needs num_classes >= 1 and feat_dim >= 1, got {num_classes!r} and {feat_dim!r}"
+            )
         self.num_classes = int(num_classes)
         self.feat_dim = int(feat_dim)
         self.centers = nn.Parameter(torch.randn(self.num_classes, self.feat_dim))
@@ -41,21 +42,27 @@ class CenterLoss(Loss):
         key = params.get("input") or cls.DEFAULT_INPUT
         if "num_classes" not in params:
             if "num_classes" not in context:
-                raise ConfigError("loss 'center' needs num_classes (give it, or build the loss set with the model)")
+                raise ConfigError(
+                    "loss 'center' needs num_classes (give it, or build the loss set with the model)"
+                )
             params["num_classes"] = context["num_classes"]
         if "feat_dim" not in params:
             dims = context.get("feature_dims") or {}
             if key not in dims:
-                raise ConfigError(f"loss 'center' needs feat_dim: the model declares no width for {key!r} "
-                                  f"(feature_dims has {sorted(dims)}); set feat_dim")
+                raise ConfigError(
+                    f"loss 'center' needs feat_dim: the model declares no width for {key!r} "
+                    f"(feature_dims has {sorted(dims)}); set feat_dim"
+                )
             params["feat_dim"] = dims[key]
         return cls(**params)
 
     def score(self, feats: torch.Tensor, batch: dict) -> torch.Tensor:
         labels = batch_labels(batch, self.name).to(feats.device).long()
         if feats.dim() != 2 or feats.shape[1] != self.feat_dim or feats.shape[0] != labels.shape[0]:
-            raise ConfigError(f"loss {self.name!r}: expected ({labels.shape[0]}, {self.feat_dim}) features "
-                              f"from {self.input!r}, got {tuple(feats.shape)}")
+            raise ConfigError(
+                f"loss {self.name!r}: expected ({labels.shape[0]}, {self.feat_dim}) features "
+                f"from {self.input!r}, got {tuple(feats.shape)}"
+            )
         centers = self.centers[labels].to(feats.dtype)
         return ((feats - centers) ** 2).sum(dim=1).clamp(min=1e-12, max=1e12).mean()
 

@@ -33,11 +33,15 @@ class CrossEntropyLabelSmooth(Loss):
     def score(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         labels = batch_labels(batch, self.name).to(logits.device).long()
         if logits.dim() != 2 or logits.shape[0] != labels.shape[0]:
-            raise ConfigError(f"loss {self.name!r}: expected (N, C) logits for {labels.shape[0]} labels, "
-                              f"got {tuple(logits.shape)} from {self.input!r}")
+            raise ConfigError(
+                f"loss {self.name!r}: expected (N, C) logits for {labels.shape[0]} labels, "
+                f"got {tuple(logits.shape)} from {self.input!r}"
+            )
         if labels.numel() and int(labels.max()) >= logits.shape[1]:
-            raise ConfigError(f"loss {self.name!r}: label {int(labels.max())} is out of range for "
-                              f"{logits.shape[1]} classes (num_classes of the model)")
+            raise ConfigError(
+                f"loss {self.name!r}: label {int(labels.max())} is out of range for "
+                f"{logits.shape[1]} classes (num_classes of the model)"
+            )
         return F.cross_entropy(logits.float(), labels, label_smoothing=self.epsilon)
 
     def extra_repr(self) -> str:

@@ -34,8 +34,13 @@ from reidpipe.reid.losses.base import Loss, as_list, batch_labels, read_output, 
 from reidpipe.reid.output import ReIDOutput
 
 
-def supervised_contrastive(queries: torch.Tensor, keys: torch.Tensor, q_labels: torch.Tensor,
-                           k_labels: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
+def supervised_contrastive(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    q_labels: torch.Tensor,
+    k_labels: torch.Tensor,
+    scale: torch.Tensor | float,
+) -> torch.Tensor:
     """Mean over queries of the mean negative log-softmax (over keys) of the keys that share the
     query's label. Queries with no positive key are left out."""
     logits = scale * (queries @ keys.t())
@@ -53,9 +58,17 @@ class _ImageTextContrastive(Loss):
     DEFAULT_INPUT = "image_features_proj"
     TEXT_TO_IMAGE = False
 
-    def __init__(self, image_input: str = "image_features_proj", text_input: str = "text_features",
-                 text_labels: str = "text_labels", normalize: bool = False, logit_scale: float = 1.0,
-                 learnable_scale: bool = False, input: str | None = None, reduce: str = "mean"):
+    def __init__(
+        self,
+        image_input: str = "image_features_proj",
+        text_input: str = "text_features",
+        text_labels: str = "text_labels",
+        normalize: bool = False,
+        logit_scale: float = 1.0,
+        learnable_scale: bool = False,
+        input: str | None = None,
+        reduce: str = "mean",
+    ):
         super().__init__(input=input or image_input, reduce=reduce)
         if float(logit_scale) <= 0:
             raise ConfigError(f"logit_scale must be > 0, got {logit_scale!r}")
@@ -75,22 +88,28 @@ class _ImageTextContrastive(Loss):
     def compute(self, output: ReIDOutput, batch: dict) -> torch.Tensor:
         images = as_list(read_output(output, self.image_input, self.name))
         texts = read_output(output, self.text_input, self.name)
-        labels = batch_labels(batch, self.name).to(texts.device if torch.is_tensor(texts) else images[0].device)
+        labels = batch_labels(batch, self.name).to(
+            texts.device if torch.is_tensor(texts) else images[0].device
+        )
         t_labels = output.extras.get(self.text_labels_key)
         t_labels = labels if t_labels is None else t_labels.to(labels.device)
         texts_l = as_list(texts)
         if len(texts_l) == 1 and len(images) > 1:
             texts_l = texts_l * len(images)
         if len(texts_l) != len(images):
-            raise ConfigError(f"loss {self.name!r}: {len(images)} image inputs but {len(texts_l)} text inputs")
+            raise ConfigError(
+                f"loss {self.name!r}: {len(images)} image inputs but {len(texts_l)} text inputs"
+            )
         terms = []
-        for v, t in zip(images, texts_l):
+        for v, t in zip(images, texts_l, strict=True):
             v, t = v.float(), t.float()
             if self.normalize:
                 v, t = F.normalize(v, dim=1), F.normalize(t, dim=1)
             if v.shape[1] != t.shape[1]:
-                raise ConfigError(f"loss {self.name!r}: image features ({v.shape[1]}) and text features "
-                                  f"({t.shape[1]}) have different widths")
+                raise ConfigError(
+                    f"loss {self.name!r}: image features ({v.shape[1]}) and text features "
+                    f"({t.shape[1]}) have different widths"
+                )
             s = self.scale()
             if self.TEXT_TO_IMAGE:
                 terms.append(supervised_contrastive(t, v, t_labels, labels, s))
@@ -100,8 +119,10 @@ class _ImageTextContrastive(Loss):
         return total / len(terms) if self.reduce == "mean" and len(terms) > 1 else total
 
     def extra_repr(self) -> str:
-        return (f"image_input={self.image_input!r}, text_input={self.text_input!r}, "
-                f"normalize={self.normalize}, learnable_scale={isinstance(self.log_scale, nn.Parameter)}")
+        return (
+            f"image_input={self.image_input!r}, text_input={self.text_input!r}, "
+            f"normalize={self.normalize}, learnable_scale={isinstance(self.log_scale, nn.Parameter)}"
+        )
 
 
 @register_loss("i2t_contrastive")

@@ -38,8 +38,13 @@ def hardest_pairs(dist: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
 class TripletLoss(Loss):
     DEFAULT_INPUT = "features"
 
-    def __init__(self, margin: float | None = 0.3, normalize: bool = False, input: str | None = None,
-                 reduce: str = "mean"):
+    def __init__(
+        self,
+        margin: float | None = 0.3,
+        normalize: bool = False,
+        input: str | None = None,
+        reduce: str = "mean",
+    ):
         super().__init__(input=input, reduce=reduce)
         if margin is not None and float(margin) < 0:
             raise ConfigError(f"triplet margin must be >= 0, got {margin!r}")
@@ -49,8 +54,10 @@ class TripletLoss(Loss):
     def score(self, feats: torch.Tensor, batch: dict) -> torch.Tensor:
         labels = batch_labels(batch, self.name).to(feats.device)
         if feats.dim() != 2 or feats.shape[0] != labels.shape[0]:
-            raise ConfigError(f"loss {self.name!r}: expected (N, D) features for {labels.shape[0]} labels, "
-                              f"got {tuple(feats.shape)} from {self.input!r}")
+            raise ConfigError(
+                f"loss {self.name!r}: expected (N, D) features for {labels.shape[0]} labels, "
+                f"got {tuple(feats.shape)} from {self.input!r}"
+            )
         x = feats.float()
         if self.normalize:
             x = F.normalize(x, dim=1)

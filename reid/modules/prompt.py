@@ -52,8 +52,16 @@ class TextEncoder:
 
 
 class PromptLearner(nn.Module):
-    def __init__(self, backbone, num_classes: int, template: str = CLIPREID_TEMPLATE, *,
-                 class_token: str = "X", context_token: str = "Y", init_std: float = 0.02):
+    def __init__(
+        self,
+        backbone,
+        num_classes: int,
+        template: str = CLIPREID_TEMPLATE,
+        *,
+        class_token: str = "X",
+        context_token: str = "Y",
+        init_std: float = 0.02,
+    ):
         super().__init__()
         self._backbone = (backbone,)  # a reference, deliberately not a registered sub-module
         self.num_classes = int(num_classes)
@@ -86,17 +94,23 @@ class PromptLearner(nn.Module):
         """Register a template; its X/Y slot counts must match the learner's (or be zero)."""
         tokens = self.backbone.tokenize(text)  # (1, 77)
         if int(tokens[0, -1]) != 0:
-            raise ConfigError(f"prompt template {text!r} is longer than CLIP's {self.backbone.context_length} tokens")
+            raise ConfigError(
+                f"prompt template {text!r} is longer than CLIP's {self.backbone.context_length} tokens"
+            )
         x_pos = (tokens[0] == self._class_id).nonzero().flatten()
         y_pos = (tokens[0] == self._context_id).nonzero().flatten()
         for kind, pos, attr in (("identity (X)", x_pos, "n_x"), ("context (Y)", y_pos, "n_y")):
             count = int(pos.numel())
             have = getattr(self, attr)
             if count and have not in (None, 0) and have != count:
-                raise ConfigError(f"prompt template {text!r} has {count} {kind} tokens; this learner has {have}")
+                raise ConfigError(
+                    f"prompt template {text!r} has {count} {kind} tokens; this learner has {have}"
+                )
         if x_pos.numel() and self.cls_ctx is None:
             self.n_x = int(x_pos.numel())
-            self.cls_ctx = nn.Parameter(torch.randn(self.num_classes, self.n_x, self.text_width) * self.init_std)
+            self.cls_ctx = nn.Parameter(
+                torch.randn(self.num_classes, self.n_x, self.text_width) * self.init_std
+            )
         if y_pos.numel() and self.ctx is None:
             self.n_y = int(y_pos.numel())
             self.ctx = nn.Parameter(torch.randn(self.n_y, self.text_width) * self.init_std)
@@ -110,14 +124,20 @@ class PromptLearner(nn.Module):
             raise ConfigError(f"unknown prompt template {template!r}; have {sorted(self.templates)}")
         return getattr(self, f"_tokens_{template}")
 
-    def forward(self, labels: torch.Tensor | None = None, template: str = "default",
-                cls_offset: torch.Tensor | None = None, ctx_offset: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        labels: torch.Tensor | None = None,
+        template: str = "default",
+        cls_offset: torch.Tensor | None = None,
+        ctx_offset: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.tokens(template)
         x_pos = getattr(self, f"_xpos_{template}")
         y_pos = getattr(self, f"_ypos_{template}")
         if x_pos.numel() and labels is None:
-            raise ConfigError(f"prompt template {self.templates[template]!r} has identity tokens: labels are required")
+            raise ConfigError(
+                f"prompt template {self.templates[template]!r} has identity tokens: labels are required"
+            )
         if labels is not None:
             n = labels.shape[0]
         elif ctx_offset is not None and ctx_offset.dim() >= 2:
@@ -131,7 +151,9 @@ class PromptLearner(nn.Module):
         if x_pos.numel():
             labels = labels.to(self.cls_ctx.device).long()
             if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-                raise ConfigError(f"identity label out of range [0, {self.num_classes}) for the prompt learner")
+                raise ConfigError(
+                    f"identity label out of range [0, {self.num_classes}) for the prompt learner"
+                )
             cls = self.cls_ctx[labels].to(emb.dtype)  # (N, n_x, W)
             if cls_offset is not None:
                 cls = cls + (cls_offset.unsqueeze(1) if cls_offset.dim() == 2 else cls_offset).to(emb.dtype)
@@ -145,12 +167,19 @@ class PromptLearner(nn.Module):
         eot = tokens.argmax(dim=-1).expand(n)
         return emb, eot
 
-    def encode(self, labels: torch.Tensor | None = None, template: str = "default",
-               cls_offset: torch.Tensor | None = None, ctx_offset: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(
+        self,
+        labels: torch.Tensor | None = None,
+        template: str = "default",
+        cls_offset: torch.Tensor | None = None,
+        ctx_offset: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Text features (N, proj_dim) of the prompts of ``labels``."""
         emb, eot = self(labels, template, cls_offset=cls_offset, ctx_offset=ctx_offset)
         return TextEncoder(self.backbone)(emb, eot)
 
     def extra_repr(self) -> str:
-        return (f"num_classes={self.num_classes}, identity_tokens={self.n_x or 0}, "
-                f"context_tokens={self.n_y or 0}, templates={self.templates}")
+        return (
+            f"num_classes={self.num_classes}, identity_tokens={self.n_x or 0}, "
+            f"context_tokens={self.n_y or 0}, templates={self.templates}"
+        )

@@ -49,6 +49,11 @@ key                         meaning                                             
 ``i2t_logits``              (N, C) image_features_proj @ class_text_features.T                image
 ==========================  ===============================================================  =======
 
+Stage ``prompt`` shortcut (CLIP-ReID's): the image encoder is frozen, so an engine may encode the
+training set once (``model.encode_image_stages(images)`` under ``torch.no_grad()``, in eval mode) and
+call ``model(None, labels, image_encoding=enc)`` with the batch's rows of ``last``/``global``/``proj``;
+the output is the same as with the images (no augmentation then, as in CLIP-ReID).
+
 ``embed(images)`` (call ``model.eval()`` first) returns CLIP-ReID's test feature, L2-normalised:
 ``cat([image_features, image_features_proj])`` (``neck_feat="before"``, CLIP-ReID's person configs:
 3072-d for RN50, 1280-d for ViT-B/16) or the BN features ``cat([bn_features, bn_features_proj])``
@@ -139,20 +144,37 @@ class CLIPReID(ReIDModel):
     IMAGE_STAGE_FROZEN_PREFIXES: ClassVar[tuple[str, ...]] = ("prompt_learner.",)
     TEXT_CHUNK = 64
 
-    def __init__(self, *, num_classes: int, backbone: str = "RN50", pretrained: bool | str = True,
-                 tiny: bool = False, input_size: tuple[int, int] | None = None, stride_size: int = 16,
-                 neck_feat: str = "before", prompt_template: str = CLIPREID_TEMPLATE,
-                 build_kwargs: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        backbone: str = "RN50",
+        pretrained: bool | str = True,
+        tiny: bool = False,
+        input_size: tuple[int, int] | None = None,
+        stride_size: int = 16,
+        neck_feat: str = "before",
+        prompt_template: str = CLIPREID_TEMPLATE,
+        build_kwargs: dict[str, Any] | None = None,
+    ):
         if backbone not in ARCHS:
             raise ConfigError(f"{self.variant}: backbone must be one of {', '.join(ARCHS)}, got {backbone!r}")
         if neck_feat not in ("before", "after"):
             raise ConfigError(f"{self.variant}: neck_feat must be 'before' or 'after', got {neck_feat!r}")
         input_size = tuple(input_size) if input_size is not None else default_input_size(tiny)
-        clip = build_clip(backbone, input_size=input_size, pretrained=pretrained, tiny=tiny, stride_size=stride_size)
+        clip = build_clip(
+            backbone, input_size=input_size, pretrained=pretrained, tiny=tiny, stride_size=stride_size
+        )
         mean, std = clipreid_normalisation(backbone)
         embed_dim = clip.feature_dim + clip.proj_dim
-        super().__init__(num_classes=num_classes, input_size=input_size, pixel_mean=mean, pixel_std=std,
-                         embed_dim=embed_dim, build_kwargs=build_kwargs)
+        super().__init__(
+            num_classes=num_classes,
+            input_size=input_size,
+            pixel_mean=mean,
+            pixel_std=std,
+            embed_dim=embed_dim,
+            build_kwargs=build_kwargs,
+        )
         self.arch = backbone
         self.neck_feat = neck_feat
         self.backbone = clip
@@ -162,9 +184,12 @@ class CLIPReID(ReIDModel):
         self.classifier = id_classifier(clip.feature_dim, num_classes)
         self.classifier_proj = id_classifier(clip.proj_dim, num_classes)
         self.feature_dims = {
-            "features": clip.feature_dim, "image_features": clip.feature_dim,
-            "image_features_last": clip.last_dim, "image_features_proj": clip.proj_dim,
-            "bn_features": clip.feature_dim, "bn_features_proj": clip.proj_dim,
+            "features": clip.feature_dim,
+            "image_features": clip.feature_dim,
+            "image_features_last": clip.last_dim,
+            "image_features_proj": clip.proj_dim,
+            "bn_features": clip.feature_dim,
+            "bn_features_proj": clip.proj_dim,
             "text_features": clip.proj_dim,
         }
         self._text_cache: torch.Tensor | None = None
@@ -184,7 +209,9 @@ class CLIPReID(ReIDModel):
 
     def trainable_parameters(self, name: str) -> list[tuple[str, nn.Parameter]]:
         if name not in self.STAGES:
-            raise ConfigError(f"{self.variant}: unknown stage {name!r}; this model has stages {list(self.STAGES)}")
+            raise ConfigError(
+                f"{self.variant}: unknown stage {name!r}; this model has stages {list(self.STAGES)}"
+            )
         params = []
         for pname, p in self.named_parameters():
             if name == "prompt":
@@ -201,7 +228,7 @@ class CLIPReID(ReIDModel):
     def _is_text_or_unused(self, pname: str) -> bool:
         if not pname.startswith("backbone."):
             return False
-        inner = pname[len("backbone."):]
+        inner = pname[len("backbone.") :]
         return inner in self._text_param_names or inner in ("clip.logit_scale", "clip.logit_bias")
 
     def default_losses(self, stage: str | None = None) -> dict[str, dict[str, Any]]:
@@ -248,13 +275,25 @@ class CLIPReID(ReIDModel):
         return torch.cat([enc["global"], enc["proj"]], dim=1)
 
     # ------------------------------------------------------------------ contract
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None,
-                cams: torch.Tensor | None = None, **extra) -> ReIDOutput:
+    def forward(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        cams: torch.Tensor | None = None,
+        **extra,
+    ) -> ReIDOutput:
         if self.stage == "prompt":
-            with torch.no_grad():
-                enc = self.encode_image_stages(images)
+            enc = extra.get("image_encoding")
+            if enc is None:
+                if images is None:
+                    raise ConfigError(
+                        f"{self.variant}: forward needs images (or image_encoding in stage 'prompt')"
+                    )
+                with torch.no_grad():
+                    enc = self.encode_image_stages(images)
             extras: dict[str, Any] = {
-                "image_features": enc["global"], "image_features_last": enc["last"],
+                "image_features": enc["global"],
+                "image_features_last": enc["last"],
                 "image_features_proj": enc["proj"],
             }
             if labels is not None:
@@ -269,10 +308,16 @@ class CLIPReID(ReIDModel):
         logits, logits_proj = self.classifier(bn), self.classifier_proj(bn_proj)
         text = self.class_text_features()
         extras = {
-            "image_features": feat, "image_features_last": last, "image_features_proj": proj,
-            "bn_features": bn, "bn_features_proj": bn_proj, "logits_proj": logits_proj,
-            "id_logits": [logits, logits_proj], "triplet_features": [last, feat, proj],
-            "class_text_features": text, "i2t_logits": self.image_text_logits(enc, text),
+            "image_features": feat,
+            "image_features_last": last,
+            "image_features_proj": proj,
+            "bn_features": bn,
+            "bn_features_proj": bn_proj,
+            "logits_proj": logits_proj,
+            "id_logits": [logits, logits_proj],
+            "triplet_features": [last, feat, proj],
+            "class_text_features": text,
+            "i2t_logits": self.image_text_logits(enc, text),
         }
         out = ReIDOutput(features=feat, logits=logits, extras=extras)
         self.extra_outputs(enc, out, labels)
@@ -287,16 +332,33 @@ class CLIPReID(ReIDModel):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
-def build_clipreid(*, num_classes: int, pretrained: bool | str = True, tiny: bool = False,
-                   input_size: tuple[int, int] | None = None, backbone: str = "RN50", stride_size: int = 16,
-                   neck_feat: str = "before", prompt_template: str = CLIPREID_TEMPLATE) -> CLIPReID:
+def build_clipreid(
+    *,
+    num_classes: int,
+    pretrained: bool | str = True,
+    tiny: bool = False,
+    input_size: tuple[int, int] | None = None,
+    backbone: str = "RN50",
+    stride_size: int = 16,
+    neck_feat: str = "before",
+    prompt_template: str = CLIPREID_TEMPLATE,
+) -> CLIPReID:
     """CLIP-ReID on CLIP ``backbone`` ("RN50" | "ViT-B-16"); see the module docstring."""
-    return CLIPReID(num_classes=num_classes, backbone=backbone, pretrained=pretrained, tiny=tiny,
-                    input_size=input_size, stride_size=stride_size, neck_feat=neck_feat,
-                    prompt_template=prompt_template)
+    return CLIPReID(
+        num_classes=num_classes,
+        backbone=backbone,
+        pretrained=pretrained,
+        tiny=tiny,
+        input_size=input_size,
+        stride_size=stride_size,
+        neck_feat=neck_feat,
+        prompt_template=prompt_template,
+    )
 
 
 register_variant(
-    "clipreid", build_clipreid,
+    "clipreid",
+    build_clipreid,
     "CLIP-ReID baseline (Li et al., AAAI 2023): CLIP RN50 or ViT-B/16, learnt identity prompts, "
-    "two stages (prompt, image)")
+    "two stages (prompt, image)",
+)

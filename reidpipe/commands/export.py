@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 NAME = "export"
-HELP = ("Export a reidpipe checkpoint's embedding (embed) to ONNX with a dynamic batch axis; input "
-        "'images' (N,3,H,W float32 RGB, normalised with the model's mean/std after /255), output "
-        "'features' (N,D, L2-normalised); checks the file with onnxruntime against the model.")
+HELP = (
+    "Export a reidpipe checkpoint's embedding (embed) to ONNX with a dynamic batch axis; input "
+    "'images' (N,3,H,W float32 RGB, normalised with the model's mean/std after /255), output "
+    "'features' (N,D, L2-normalised); checks the file with onnxruntime against the model."
+)
 
 
 def _positive(text: str) -> int:
@@ -21,14 +23,28 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, metavar="CKPT",
-                        help="reidpipe checkpoint (.pt or .safetensors) written by `reidpipe train`")
-    parser.add_argument("--output", "-o", required=True, metavar="ONNX", help="where to write the model (e.g. model.onnx)")
-    parser.add_argument("--opset", type=_positive, default=17, metavar="N", help="ONNX opset version (default 17)")
-    parser.add_argument("--batch-size", type=_positive, default=1, metavar="N",
-                        help="batch of the example input used to trace the model; the batch axis stays dynamic (default 1)")
-    parser.add_argument("--no-verify", action="store_true",
-                        help="skip the onnxruntime check against the PyTorch model")
+    parser.add_argument(
+        "--weights",
+        required=True,
+        metavar="CKPT",
+        help="reidpipe checkpoint (.pt or .safetensors) written by `reidpipe train`",
+    )
+    parser.add_argument(
+        "--output", "-o", required=True, metavar="ONNX", help="where to write the model (e.g. model.onnx)"
+    )
+    parser.add_argument(
+        "--opset", type=_positive, default=17, metavar="N", help="ONNX opset version (default 17)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="batch of the example input used to trace the model; the batch axis stays dynamic (default 1)",
+    )
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip the onnxruntime check against the PyTorch model"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -36,11 +52,14 @@ def main(args: argparse.Namespace) -> int:
     from reidpipe.reid.export import export_onnx
 
     model = load_checkpoint(args.weights, map_location="cpu")
-    report = export_onnx(model, args.output, opset=args.opset, batch_size=args.batch_size,
-                         verify=not args.no_verify)
+    report = export_onnx(
+        model, args.output, opset=args.opset, batch_size=args.batch_size, verify=not args.no_verify
+    )
     h, w = report.input_size
-    print(f"exported {model.variant} -> {report.path} (opset {report.opset}, input images: N x 3 x {h} x {w}, "
-          f"output features: N x {report.embed_dim})")
+    print(
+        f"exported {model.variant} -> {report.path} (opset {report.opset}, input images: N x 3 x {h} x {w}, "
+        f"output features: N x {report.embed_dim})"
+    )
     if report.max_abs_diff is not None:
         sizes = ", ".join(str(s) for s in report.checked_batch_sizes)
         print(f"onnxruntime check: max abs diff vs embed = {report.max_abs_diff:.3g} (batch sizes {sizes})")

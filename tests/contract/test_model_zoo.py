@@ -2,7 +2,7 @@
 
 Parametrised over the registry: a variant registered in ``reid/variants/`` is covered automatically.
 Per variant: forward in every stage, backward with the variant's default loss set of that stage (every
-parameter that trains in the stage gets a gradient), ``embed`` gives unit vectors of ``embed_dim``,
+parameter that trains in the stage gets a non-zero gradient), ``embed`` gives unit vectors of ``embed_dim``,
 a checkpoint round-trip gives identical embeddings, and the ONNX export matches ``embed``.
 
 Per-stage default losses come from ``model.default_losses(stage)`` (``DEFAULT_LOSSES`` class
@@ -44,12 +44,22 @@ _MODELS: dict[str, ReIDModel] = {}
 def _model(variant: str) -> ReIDModel:
     if variant not in _MODELS:
         torch.manual_seed(0)
-        _MODELS[variant] = reidpipe.create_model(variant, num_classes=NUM_CLASSES, pretrained=False, tiny=True)
+        model = reidpipe.create_model(variant, num_classes=NUM_CLASSES, pretrained=False, tiny=True)
+        # Untrained models zero-initialise some gains (open_clip's residual BN, attention scales such as
+        # CPAA's alpha/beta), which blocks gradient flow to the layers behind them. Give every all-zero
+        # parameter small random values so the gradient check below sees every path of the graph.
+        with torch.no_grad():
+            for p in model.parameters():
+                if not p.any():
+                    p.normal_(0.0, 0.02)
+        _MODELS[variant] = model
     return _MODELS[variant]
 
 
 def test_all_five_variants_are_registered():
-    assert EXPECTED <= set(reidpipe.list_variants()), f"missing: {sorted(EXPECTED - set(reidpipe.list_variants()))}"
+    assert EXPECTED <= set(reidpipe.list_variants()), (
+        f"missing: {sorted(EXPECTED - set(reidpipe.list_variants()))}"
+    )
 
 
 @pytest.mark.parametrize("variant", list_variants())
@@ -83,11 +93,15 @@ def test_forward_and_backward_in_every_stage(variant):
         assert isinstance(out, ReIDOutput)
         assert out.features.shape[0] == len(LABELS)
         result = losses(out, batch)
-        assert result.total.dim() == 0 and math.isfinite(float(result.total.detach())), f"{variant}/{stage}: {result.terms}"
+        assert result.total.dim() == 0 and math.isfinite(float(result.total.detach())), (
+            f"{variant}/{stage}: {result.terms}"
+        )
         assert set(result.terms) == set(losses.names)
         result.total.backward()
-        missing = [name for name, p in trainable if p.grad is None]
-        assert not missing, f"{variant}/{stage}: no gradient for {missing[:8]} ({len(missing)} of {len(trainable)})"
+        missing = [name for name, p in trainable if p.grad is None or not p.grad.any()]
+        assert not missing, (
+            f"{variant}/{stage}: no (or all-zero) gradient for {missing[:8]} ({len(missing)} of {len(trainable)})"
+        )
         for name, p in losses.trainable_parameters():
             assert p.grad is not None, f"{variant}/{stage}: loss parameter {name} got no gradient"
     model.set_stage(model.STAGES[-1])
@@ -103,7 +117,9 @@ def test_embed_gives_unit_vectors_independent_of_batch(variant):
         single = model.embed(images[2:3])
     assert emb.shape == (5, model.embed_dim)
     assert torch.allclose(emb.norm(dim=1), torch.ones(5), atol=1e-5)
-    assert torch.allclose(single[0], emb[2], atol=1e-5), "embedding depends on the rest of the batch in eval mode"
+    assert torch.allclose(single[0], emb[2], atol=1e-5), (
+        "embedding depends on the rest of the batch in eval mode"
+    )
 
 
 @pytest.mark.parametrize("variant", list_variants())

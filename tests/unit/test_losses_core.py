@@ -16,12 +16,15 @@ def _output():
     torch.manual_seed(0)
     feats = torch.randn(4, 6, requires_grad=True)
     logits = torch.randn(4, 3, requires_grad=True)
-    return ReIDOutput(features=feats, logits=logits, extras={"bn_features": feats * 2,
-                                                                 "id_logits": [logits, logits * 0.5]})
+    return ReIDOutput(
+        features=feats, logits=logits, extras={"bn_features": feats * 2, "id_logits": [logits, logits * 0.5]}
+    )
 
 
 def test_registered_names():
-    assert {"id", "i2t_ce", "triplet", "soft_triplet", "center", "i2t_contrastive", "t2i_contrastive"} <= set(list_losses())
+    assert {"id", "i2t_ce", "triplet", "soft_triplet", "center", "i2t_contrastive", "t2i_contrastive"} <= set(
+        list_losses()
+    )
 
 
 def test_weighted_total_and_unweighted_terms():
@@ -38,8 +41,12 @@ def test_weighted_total_and_unweighted_terms():
 
 def test_type_key_allows_two_terms_of_one_class_on_different_inputs():
     out = _output()
-    losses = build_loss_set({"tri": {"type": "triplet", "input": "features"},
-                             "tri_bn": {"type": "triplet", "input": "bn_features", "margin": 0.0}})
+    losses = build_loss_set(
+        {
+            "tri": {"type": "triplet", "input": "features"},
+            "tri_bn": {"type": "triplet", "input": "bn_features", "margin": 0.0},
+        }
+    )
     result = losses(out, {"labels": LABELS})
     assert set(result.terms) == {"tri", "tri_bn"}
 
@@ -52,17 +59,22 @@ def test_zero_weight_drops_the_term():
 def test_list_inputs_mean_and_sum():
     out = _output()
     mean = build_loss_set({"id": {"input": "id_logits"}})(out, {"labels": LABELS}).terms["id"]
-    total = build_loss_set({"id": {"input": "id_logits", "reduce": "sum"}})(out, {"labels": LABELS}).terms["id"]
+    total = build_loss_set({"id": {"input": "id_logits", "reduce": "sum"}})(out, {"labels": LABELS}).terms[
+        "id"
+    ]
     assert torch.allclose(total, 2 * mean)
 
 
-@pytest.mark.parametrize("cfg, needle", [
-    ({"nope": {"weight": 1}}, "unknown loss 'nope'"),
-    ({"triplet": {"marign": 0.3}}, "'marign'"),
-    ({"id": {"weight": "heavy"}}, "weight"),
-    ({"id": [1, 2]}, "'id'"),
-    ({"id": {"reduce": "max"}}, "reduce"),
-])
+@pytest.mark.parametrize(
+    "cfg, needle",
+    [
+        ({"nope": {"weight": 1}}, "unknown loss 'nope'"),
+        ({"triplet": {"marign": 0.3}}, "'marign'"),
+        ({"id": {"weight": "heavy"}}, "weight"),
+        ({"id": [1, 2]}, "'id'"),
+        ({"id": {"reduce": "max"}}, "reduce"),
+    ],
+)
 def test_bad_config_names_the_bad_key(cfg, needle):
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
         build_loss_set(cfg)

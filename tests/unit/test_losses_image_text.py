@@ -33,15 +33,22 @@ def _reference(queries, keys, q_labels, k_labels, scale=1.0):
 
 def test_i2t_and_t2i_match_the_definition():
     terms = _terms({"i2t_contrastive": {}, "t2i_contrastive": {}})
-    assert float(terms["i2t_contrastive"]) == pytest.approx(_reference(IMAGES, TEXTS, LABELS, LABELS), rel=1e-5)
-    assert float(terms["t2i_contrastive"]) == pytest.approx(_reference(TEXTS, IMAGES, LABELS, LABELS), rel=1e-5)
+    assert float(terms["i2t_contrastive"]) == pytest.approx(
+        _reference(IMAGES, TEXTS, LABELS, LABELS), rel=1e-5
+    )
+    assert float(terms["t2i_contrastive"]) == pytest.approx(
+        _reference(TEXTS, IMAGES, LABELS, LABELS), rel=1e-5
+    )
 
 
 def test_t2i_averages_over_all_positive_images():
     # text of identity 0 against images 0 and 1 (both identity 0): the term is the mean over both
     texts = TEXTS[:1]
-    out = ReIDOutput(torch.zeros(3, 2), None, {"image_features_proj": IMAGES, "text_features": texts,
-                                               "text_labels": torch.tensor([0])})
+    out = ReIDOutput(
+        torch.zeros(3, 2),
+        None,
+        {"image_features_proj": IMAGES, "text_features": texts, "text_labels": torch.tensor([0])},
+    )
     got = float(build_loss_set({"t2i_contrastive": {}})(out, {"labels": LABELS}).terms["t2i_contrastive"])
     logits = [float(texts[0] @ IMAGES[j]) for j in range(3)]
     log_z = math.log(sum(math.exp(v) for v in logits))
@@ -57,8 +64,8 @@ def test_normalised_scaled_form():
 
 def test_learnable_scale_is_a_trainable_parameter():
     losses = build_loss_set({"i2t_contrastive": {"learnable_scale": True, "logit_scale": 2.0}})
-    (name, param), = losses.trainable_parameters()
-    assert "log_scale" in name and float(param.exp()) == pytest.approx(2.0)
+    ((name, param),) = losses.trainable_parameters()
+    assert "log_scale" in name and float(param.detach().exp()) == pytest.approx(2.0)
     out = ReIDOutput(torch.zeros(3, 2), None, {"image_features_proj": IMAGES, "text_features": TEXTS})
     losses(out, {"labels": LABELS}).total.backward()
     assert param.grad is not None

@@ -15,7 +15,9 @@ LABELS = torch.tensor([0, 0, 1, 1, 2, 2])
 @pytest.fixture(scope="module", params=["RN50", "ViT-B-16"])
 def model(request):
     torch.manual_seed(0)
-    return reidpipe.create_model("clipreid", num_classes=3, pretrained=False, tiny=True, backbone=request.param)
+    return reidpipe.create_model(
+        "clipreid", num_classes=3, pretrained=False, tiny=True, backbone=request.param
+    )
 
 
 def _images(model, n=6, seed=0):
@@ -44,7 +46,9 @@ def test_image_stage_outputs_and_trainable_set(model):
     model.train()
     names = {n for n, _ in model.trainable_parameters("image")}
     assert not any(n.startswith("prompt_learner") for n in names)
-    assert not any(n.startswith(("backbone.clip.transformer", "backbone.clip.token_embedding")) for n in names)
+    assert not any(
+        n.startswith(("backbone.clip.transformer", "backbone.clip.token_embedding")) for n in names
+    )
     assert "bottleneck.weight" in names and "bottleneck.bias" not in names
     assert "classifier.weight" in names and "classifier_proj.weight" in names
     assert any(n.startswith("backbone.clip.visual.") for n in names)
@@ -95,3 +99,17 @@ def test_normalisation_and_bad_options(model):
         reidpipe.create_model("clipreid", num_classes=3, pretrained=False, tiny=True, neck_feat="middle")
     with pytest.raises(reidpipe.errors.ConfigError, match="unknown stage"):
         model.set_stage("warmup")
+
+
+def test_prompt_stage_accepts_a_precomputed_image_encoding(model):
+    model.set_stage("prompt")
+    model.train()
+    images = _images(model, seed=5)
+    with torch.no_grad():
+        direct = model(images, LABELS)
+        enc = {k: v for k, v in model.encode_image_stages(images).items() if k in ("last", "global", "proj")}
+        cached = model(None, LABELS, image_encoding=enc)
+    for key in ("image_features_proj", "text_features"):
+        assert torch.allclose(direct.extras[key], cached.extras[key], atol=1e-6)
+    with pytest.raises(reidpipe.errors.ConfigError, match="image_encoding"):
+        model(None, LABELS)

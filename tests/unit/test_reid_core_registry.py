@@ -27,21 +27,25 @@ def test_unknown_override_is_named():
         reidpipe.create_model("clipreid", num_classes=3, pretrained=False, tiny=True, bakbone="RN50")
 
 
-@pytest.mark.parametrize("kwargs, needle", [
-    ({"num_classes": 0}, "num_classes"),
-    ({"num_classes": "many"}, "num_classes"),
-    ({"num_classes": 3, "input_size": (8, 8)}, "input_size"),
-    ({"num_classes": 3, "pretrained": 3.5}, "pretrained"),
-    ({"num_classes": 3, "backbone": "RN101"}, "RN101"),
-])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"num_classes": 0}, "num_classes"),
+        ({"num_classes": "many"}, "num_classes"),
+        ({"num_classes": 3, "input_size": (8, 8)}, "input_size"),
+        ({"num_classes": 3, "pretrained": 3.5}, "pretrained"),
+        ({"num_classes": 3, "backbone": "RN101"}, "RN101"),
+    ],
+)
 def test_bad_arguments(kwargs, needle):
     with pytest.raises(ConfigError, match=needle):
         reidpipe.create_model("clipreid", tiny=True, **{"pretrained": False, **kwargs})
 
 
 def test_build_kwargs_rebuild_the_same_architecture():
-    model = reidpipe.create_model("clipreid", num_classes=3, pretrained=False, tiny=True,
-                                  backbone="ViT-B-16", input_size=(96, 48))
+    model = reidpipe.create_model(
+        "clipreid", num_classes=3, pretrained=False, tiny=True, backbone="ViT-B-16", input_size=(96, 48)
+    )
     assert model.build_kwargs == {"tiny": True, "backbone": "ViT-B-16", "input_size": [96, 48]}
     again = reidpipe.create_model(model.variant, num_classes=3, pretrained=False, **model.build_kwargs)
     assert model.input_size == again.input_size == (96, 48)
@@ -71,3 +75,8 @@ def test_public_api_is_lazy_and_pinned():
     assert {"create_model", "list_variants", "load_checkpoint", "save_checkpoint"} <= set(reidpipe.__all__)
     assert reidpipe.create_model is registry.create_model
     assert isinstance(torch.zeros(1), torch.Tensor)
+
+
+def test_pretrained_given_as_config_text():
+    model = reidpipe.create_model("clipreid", num_classes=2, pretrained="false", tiny=True)
+    assert model.num_classes == 2 and "pretrained" not in model.build_kwargs
