@@ -84,11 +84,19 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "device": resolve_device(device),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
-    for mod in ("torch", "onnxruntime", "onnx", "numpy", "cv2", "supervision", "trackers", "ultralytics"):
-        try:
-            env[f"{mod}_version"] = __import__(mod).__version__
-        except Exception:  # not installed, or a broken optional install: the figure just lacks it
-            env[f"{mod}_version"] = None
+    from importlib import metadata
+
+    for mod in ("torch", "onnxruntime", "onnx", "numpy", "cv2", "supervision", "trackers", "ultralytics",
+                "faiss"):
+        version = None
+        try:  # the installed distribution's version, without importing the package
+            version = metadata.version({"faiss": "faiss-cpu", "cv2": "opencv-python-headless"}.get(mod, mod))
+        except metadata.PackageNotFoundError:
+            try:
+                version = getattr(__import__(mod), "__version__", None)
+            except Exception:  # not installed, or a broken optional install: the figure just lacks it
+                version = None
+        env[f"{mod}_version"] = version
     try:
         import torch
 
@@ -114,7 +122,9 @@ class PeakMemory:
     """Peak resident memory (and CUDA max allocated) while the ``with`` block runs.
 
     RSS is sampled by a daemon thread every ``interval`` seconds (psutil), which catches a peak of the
-    block even after the process's lifetime peak (``ru_maxrss``, also reported) was set earlier."""
+    block even after the process's lifetime peak (``ru_maxrss``, also reported) was set earlier. The
+    same thread records the process's CPU time, so :meth:`cpu_between` can tell the CPU seconds of a
+    part of the block (e.g. a pipeline run without its setup)."""
 
     def __init__(self, interval: float = 0.02, cuda: bool = False):
         import psutil
@@ -126,13 +136,37 @@ class PeakMemory:
         self.start_rss = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.cpu_samples: list[tuple[float, float]] = []  # (perf_counter, process CPU seconds)
+
+    def _mark(self) -> None:
+        t = self._proc.cpu_times()
+        self.cpu_samples.append((time.perf_counter(), float(t.user + t.system)))
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
             self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
+            self._mark()
+
+    def cpu_at(self, when: float) -> float:
+        """Process CPU seconds at ``perf_counter`` time ``when`` (linear between samples)."""
+        import bisect
+
+        s = self.cpu_samples
+        i = bisect.bisect_left(s, (when, float("-inf")))
+        if i <= 0:
+            return s[0][1]
+        if i >= len(s):
+            return s[-1][1]
+        (t0, c0), (t1, c1) = s[i - 1], s[i]
+        return c0 + (c1 - c0) * (when - t0) / max(t1 - t0, 1e-12)
+
+    def cpu_between(self, start: float, end: float) -> float:
+        return max(self.cpu_at(end) - self.cpu_at(start), 0.0)
 
     def __enter__(self) -> PeakMemory:
         self.start_rss = self.peak_rss = self._proc.memory_info().rss
+        self.cpu_samples = []
+        self._mark()
         if self.cuda:
             import torch
 
@@ -146,6 +180,7 @@ class PeakMemory:
         if self._thread is not None:
             self._thread.join()
         self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
+        self._mark()
 
     def to_json(self) -> dict[str, Any]:
         import resource
@@ -425,15 +460,24 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
                 except CheckpointError as exc:
                     per_crop_ort = True
                     info["notes"].append(f"ONNX Runtime runs crop by crop: {exc}")
+            elif isinstance(batch, int):
+                raise CheckpointError(f"{weights}: batch dimension fixed at {batch}; the embedding benchmark "
+                                      "needs a model with a dynamic batch or a batch of 1")
             module = onnx_to_torch(ort_path)
             info["torch_impl"] = "onnx2torch conversion of the same ONNX graph"
             fn = module
+            if per_crop_ort:  # the converted graph keeps the fixed batch of 1 too
+
+                def fn(t, _m=module):
+                    return torch.cat([_m(t[i:i + 1]) for i in range(len(t))])
+
+                info["torch_impl"] += " (crop by crop)"
         else:
             info["kind"] = "checkpoint"
             from reidpipe.reid.checkpoint import load_checkpoint
             from reidpipe.reid.export import export_onnx
 
-            model = load_checkpoint(str(weights))
+            model = load_checkpoint(str(weights), map_location="cpu")
             if isinstance(model, tuple):  # (model, extras) style return
                 model = model[0]
             model = model.eval()
@@ -524,6 +568,7 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
     detect_s = wait_s = 0.0
     detections = 0
     t_loop = time.perf_counter()
+    cpu0 = _cpu_seconds()
     try:
         for s in srcs:
             s.start()
@@ -556,8 +601,10 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
         for s in srcs:
             s.join(timeout=2.0)
     wall = max(time.perf_counter() - t_loop, 1e-9)
+    cpu = _cpu_seconds() - cpu0
     total = sum(frames.values())
     return {
+        "cpu_seconds": round(cpu, 4),
         "seconds": {"decode": round(sum(s.decode_seconds for s in srcs), 4), "detect": round(detect_s, 4),
                     "wait": round(wait_s, 4), "wall": round(wall, 4)},
         "frames": frames,
@@ -656,11 +703,12 @@ def bench_pipeline(config, sources: Sequence[str], *, repeat: int = 1, output: s
         nonlocal detectors, info
         pipe = Pipeline(config.replace(output=str(out_dir / f"run{r}") if repeat > 1 else str(out_dir)))
         with PeakMemory(cuda=use_cuda) as mem:
-            c0 = _cpu_seconds()
+            t0 = time.perf_counter()
             pipe.run(sources)
-            cpu = _cpu_seconds() - c0
+            t1 = time.perf_counter()
         summary = _pipeline_summary(pipe.stats)
-        summary["cpu_seconds"] = round(cpu, 4)
+        # CPU seconds after setup (model loading is not part of the per-frame cost)
+        summary["cpu_seconds"] = round(mem.cpu_between(t0 + float(pipe.stats["seconds"].get("setup", 0.0)), t1), 4)
         summary["memory"] = mem.to_json()
         runs.append(summary)
         info = pipe.sources
@@ -671,9 +719,7 @@ def bench_pipeline(config, sources: Sequence[str], *, repeat: int = 1, output: s
 
     def run_detector_only() -> None:
         with PeakMemory(cuda=use_cuda) as mem:
-            c0 = _cpu_seconds()
             det = detector_only_pass(config, sources, detectors)
-            det["cpu_seconds"] = round(_cpu_seconds() - c0, 4)
         det["memory"] = mem.to_json()
         det_runs.append(det)
 

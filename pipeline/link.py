@@ -486,12 +486,15 @@ class Linker:
                 t = self.tracklets[i]
                 me = [(t.start_t, t.end_t, t.camera)]
                 feas = []
-                for r in range(m):
+                # most similar first; stop once past the threshold with a runner-up in hand
+                for r in np.argsort(-S[a], kind="stable"):
+                    if S[a, r] < self.config.min_similarity and len(feas) >= 2:
+                        break
                     ii = self._row_ident[int(r)]
                     if not self._rules.conflict(me, self._idents[ii].sightings):
                         cost[a, r] = 1.0 - float(S[a, r])
                         feas.append(float(S[a, r]))
-                best_other.append(sorted(feas, reverse=True))
+                best_other.append(feas)
             _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
             for a, i in enumerate(cand):
                 r = int(x[a])

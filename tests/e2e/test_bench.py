@@ -9,6 +9,7 @@ crops a subset of detections, the embedding benchmark's runtimes agree on the em
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,8 @@ def test_bench_pipeline_json_fields_and_sanity(tmp_path, capsys):
     assert 0.0 < r["ratio"] <= 1.2
     assert r["ratio"] == pytest.approx(r["pipeline_fps"] / r["detector_only_fps"], rel=1e-3)
     assert len(r["repeats"]) == 2 and all(0 < x["ratio"] for x in r["repeats"])
+    assert p["cpu_seconds"] > 0 and d["cpu_seconds"] > 0 and r["cpu_ratio"] > 0
+    assert 0 < r["detect_share_of_pipeline_wall"] <= 1.0
     assert r["pipeline_fps"] == max(x["pipeline_fps"] for x in r["repeats"])
 
     # counts: same detections in both passes; embedded crops are some of them
@@ -163,3 +166,64 @@ def test_bench_embed_only_tiny_checkpoint_vs_its_onnx_export(tmp_path, capsys):
                for x in e["results"])
     assert not list(tmp_path.glob("**/*.onnx"))  # the export went to a temporary folder, now gone
     assert "mfa" in capsys.readouterr().out
+
+
+def test_bench_embedding_falls_back_to_crop_by_crop_when_the_batch_cannot_be_freed(monkeypatch):
+    model = DATA / "models" / "osnet_x0_25_msmt17.onnx"
+    if not model.is_file():
+        pytest.skip(f"real models not found under {DATA}")
+    pytest.importorskip("onnx2torch", reason="eager-torch side of an ONNX model needs onnx2torch")
+    from reidpipe.pipeline import bench
+
+    from reidpipe.errors import CheckpointError
+
+    def refuse(src, dst, **kw):
+        raise CheckpointError(f"{src}: the dynamic-batch copy disagrees with the original")
+
+    monkeypatch.setattr(bench, "make_dynamic_batch", refuse)
+    e = bench.bench_embedding(model, batch_sizes=[3], device="cpu", min_time=0.01, threads=1)
+    assert e["ort_mode"] == "per-crop" and "crop by crop" in e["torch_impl"]
+    assert any("crop by crop" in n for n in e["notes"])
+    assert e["agreement"]["min_cosine"] > 0.999 and e["results"][0]["ort_crops_per_s"] > 0
+
+
+def test_make_dynamic_batch_frees_a_batch_one_export(tmp_path):
+    """A model exported with its batch fixed at 1 (flatten hard-coded as reshape(1, -1), like
+    torchreid's OSNet export) gets a dynamic-batch copy that embeds a batch like crop-by-crop runs."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from reidpipe.pipeline.bench import make_dynamic_batch, onnx_batch_dim
+    from torch import nn
+
+    from reidpipe.errors import CheckpointError
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.fc = nn.Linear(8, 6)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).mean((2, 3)).reshape(1, -1))
+
+    src, dst = tmp_path / "fixed.onnx", tmp_path / "dyn" / "dynamic.onnx"
+    torch.manual_seed(0)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Net().eval(), (torch.randn(1, 3, 16, 8),), str(src), input_names=["images"],
+                          output_names=["out"], opset_version=13, dynamo=False)
+    assert onnx_batch_dim(src) == 1
+    with pytest.raises(Exception, match="dimensions"):  # the original refuses a batch of 3
+        ort.InferenceSession(str(src)).run(None, {"images": np.zeros((3, 3, 16, 8), np.float32)})
+    report = make_dynamic_batch(src, dst)
+    assert report["max_abs_diff_vs_original"] <= 1e-5 and report["reshapes_rewritten"] >= 1
+    assert onnx_batch_dim(dst) == "batch"
+    onnx.checker.check_model(onnx.load(str(dst)))
+    x = np.random.default_rng(1).standard_normal((5, 3, 16, 8)).astype(np.float32)
+    got = ort.InferenceSession(str(dst)).run(None, {"images": x})[0]
+    ref = np.concatenate([ort.InferenceSession(str(src)).run(None, {"images": x[i:i + 1]})[0] for i in range(5)])
+    assert got.shape == (5, 6) and np.abs(got - ref).max() < 1e-5
+    # a model whose batch is already dynamic is refused, and the input is never overwritten
+    with pytest.raises(CheckpointError, match="dynamic.onnx"):
+        make_dynamic_batch(dst, tmp_path / "again.onnx")

@@ -9,8 +9,14 @@ import pytest
 from reidpipe.cli import main as cli_main
 
 
-def test_demo_recovers_identities_across_cameras(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REIDPIPE_CACHE", str(tmp_path / "cache"))
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One scene cache for the module: the second demo finds the scene already rendered."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_demo_recovers_identities_across_cameras(tmp_path, cache, monkeypatch, capsys):
+    monkeypatch.setenv("REIDPIPE_CACHE", str(cache))
     out = tmp_path / "out"
     assert cli_main(["demo", "--output", str(out), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
@@ -32,11 +38,11 @@ def test_demo_recovers_identities_across_cameras(tmp_path, monkeypatch, capsys):
         assert res["per_camera"][cam]["IDSW"] == 0
     assert json.loads((out / "scores.json").read_text())["links"]["f1"] == pytest.approx(1.0)
     # the scene was rendered into the cache, where the next demo finds it
-    assert (tmp_path / "cache" / "demo" / "seed0" / "scene.json").is_file()
+    assert (cache / "demo" / "seed0" / "scene.json").is_file()
 
 
-def test_demo_online_links_match_without_refinement(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REIDPIPE_CACHE", str(tmp_path / "cache"))
+def test_demo_online_links_match_without_refinement(tmp_path, cache, monkeypatch, capsys):
+    monkeypatch.setenv("REIDPIPE_CACHE", str(cache))
     assert cli_main(["demo", "--output", str(tmp_path / "out"), "--online", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["run"]["refine"] is False
