@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -56,9 +57,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _nvidia_present() -> bool:
+    return os.path.exists("/dev/nvidia0") or os.path.exists("/proc/driver/nvidia")
+
+
 def resolve_device(device: str | None) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; anything else unchanged."""
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; anything else unchanged. Torch is
+    imported only when it already is or an NVIDIA driver is present, so that benchmarking a pipeline
+    that does not use torch does not count torch's memory in its peak RSS."""
     if device in (None, "", "auto"):
+        if "torch" not in sys.modules and not _nvidia_present():
+            return "cpu"
         try:
             import torch
 
@@ -83,6 +92,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "device": resolve_device(device),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }
     from importlib import metadata
 
@@ -97,15 +107,14 @@ def environment(device: str | None = None) -> dict[str, Any]:
             except Exception:  # not installed, or a broken optional install: the figure just lacks it
                 version = None
         env[f"{mod}_version"] = version
-    try:
+    env["torch_threads"] = None
+    if "torch" in sys.modules or env["device"].startswith("cuda"):  # only when torch is in play
         import torch
 
         env["torch_threads"] = torch.get_num_threads()
         if env["device"].startswith("cuda") and torch.cuda.is_available():
             env["cuda_device"] = torch.cuda.get_device_name(torch.device(env["device"]))
             env["cuda_version"] = torch.version.cuda
-    except ImportError:
-        pass
     try:
         import onnxruntime as ort
 
@@ -492,6 +501,11 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
         session = _ort_session(ort_path, dev, threads)
         in_name = session.get_inputs()[0].name
         info["ort_providers"] = list(session.get_providers())
+        if not dev.startswith("cuda") and threads > 1 and not os.environ.get("OMP_WAIT_POLICY"):
+            info["notes"].append(
+                "torch's OpenMP threads spin-wait by default: on a busy or shared CPU eager torch with "
+                f"{threads} threads can be many times slower than with 1; compare with --threads 1 or "
+                "OMP_WAIT_POLICY=PASSIVE")
         if dev.startswith("cuda") and "CUDAExecutionProvider" not in info["ort_providers"]:
             info["notes"].append("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu): its "
                                  "figures are on CPU while torch runs on the GPU")
@@ -793,10 +807,14 @@ def format_report(result: dict[str, Any]) -> str:
     lines: list[str] = []
     env = result.get("environment")
     if env:
+        load = env.get("load_average_1m")
+        if env.get("load_average_1m_start") is not None:
+            load = f"{env['load_average_1m_start']} -> {load}"
+        threads = f" ({env['torch_threads']} threads)" if env.get("torch_threads") else ""
         lines.append(f"machine: {env.get('cpu_model')}, {env.get('cpu_affinity')} cores usable "
-                     f"({env.get('cpu_count_logical')} logical), load {env.get('load_average_1m')}, "
+                     f"({env.get('cpu_count_logical')} logical), load average {load}, "
                      f"device {env.get('device')}{' (' + env['cuda_device'] + ')' if env.get('cuda_device') else ''}; "
-                     f"torch {env.get('torch_version')} ({env.get('torch_threads')} threads), "
+                     f"torch {env.get('torch_version')}{threads}, "
                      f"onnxruntime {env.get('onnxruntime_version')}")
     if "pipeline" in result:
         p, d = result["pipeline"], result["detector_only"]

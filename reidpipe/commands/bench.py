@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import os
     import sys
 
     from reidpipe.errors import UsageError
@@ -71,7 +72,8 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {args.output}: expected a .json file path (the pipeline's outputs go "
                          "to --run-output DIR)")
 
-    result: dict = {"schema": "reidpipe.bench/1"}
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    result: dict = {"schema": "reidpipe.bench/1", "environment": {}}
     run_embed = args.embed_only or (args.all and args.reid_weights and args.reid not in ("hist",))
     run_link = args.linker_only or args.all
     device = args.device or "auto"
@@ -80,15 +82,16 @@ def main(args: argparse.Namespace) -> int:
 
         cfg = config_from_args(args)
         device = cfg.device
-        result["environment"] = bench.environment(device)
         result.update(bench.bench_pipeline(cfg, args.sources, repeat=args.repeat, output=args.run_output))
-    else:
-        result["environment"] = bench.environment(device)
     if run_embed:
         result["embedding"] = bench.bench_embedding(args.reid_weights, batch_sizes=args.batch_sizes,
                                                     device=device, min_time=args.min_time, threads=args.threads)
     if run_link:
         result["linking"] = bench.bench_linking(args.link_sizes)
+    # the machine's description is taken last, so that it does not import torch before the pipeline
+    # runs (torch's memory would count in the pipeline's peak RSS)
+    result["environment"] = bench.environment(device)
+    result["environment"]["load_average_1m_start"] = None if load_start is None else round(load_start, 2)
     print(bench.format_report(result))
     if args.output:
         path = bench.write_json(args.output, result)
