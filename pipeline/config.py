@@ -28,7 +28,10 @@ class SamplerConfig:
 class LinkerConfig:
     """Cross-camera linking (DESIGN §2, Linker). Similarities are cosine in [-1, 1]."""
 
-    min_similarity: float = 0.5  # below this a tracklet starts a new identity
+    # below this cosine a tracklet starts a new identity; None = the embedder's own default
+    # (``link_threshold``: 0.5 for the hist descriptor, 0.7 for learned ReID models, or an exported
+    # model's ``reidpipe.link_threshold`` metadata), 0.5 when the Linker is used on its own
+    min_similarity: float | None = None
     non_overlapping: bool = False  # cameras see disjoint areas: one person cannot be in two at once
     transit: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # (camA, camB) -> (min s, max s)
     refine: bool = False  # offline re-clustering of all tracklets at the end
@@ -37,7 +40,7 @@ class LinkerConfig:
     knn: int = 10  # offline: candidate neighbours per tracklet
     backend: str = "auto"  # offline neighbour search: "auto" (faiss if installed), "faiss", "numpy"
     max_gap: float | None = None  # seconds: an identity's sightings must each be this close to another one; None = no limit
-    camera_centering: bool = False  # subtract each camera's mean tracklet feature (shared lighting/background) before matching
+    camera_centering: bool = True  # subtract each camera's mean tracklet feature (shared lighting/background) before matching
 
 
 @dataclass

@@ -31,6 +31,7 @@ class HistEmbedder:
     """
 
     name = "hist"
+    link_threshold = 0.5  # default linking cosine (after camera centring) for this descriptor
 
     def __init__(self, input_size: tuple[int, int] = (128, 64), stripes: int = 6, hue_bins: int = 12,
                  sat_bins: int = 2, gray_bins: int = 4, orient_bins: int = 8, sat_threshold: int = 40,

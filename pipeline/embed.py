@@ -70,6 +70,13 @@ def _floats(text: str, n: int, key: str, path: str) -> tuple[float, ...]:
     return vals
 
 
+# Default linking threshold (cosine, after camera centring) for learned ReID embeddings. Measured on
+# the real office video with OSNet-x0.25: six different people, pairwise 0.51-0.90 raw, <= 0.65 after
+# centring; 0.7 keeps them apart. A model exported by `reidpipe export` may carry its own value in the
+# metadata key `reidpipe.link_threshold`.
+LEARNED_LINK_THRESHOLD = 0.7
+
+
 class OnnxEmbedder:
     def __init__(self, path: str, *, input_size: tuple[int, int] | None = None, mean=None, std=None,
                  color: str | None = None, batch: int = 32, device: str = "cpu"):
@@ -110,6 +117,7 @@ class OnnxEmbedder:
         else:
             self.dim = int(self._run(np.zeros((self.batch, 3, *self.input_size), np.float32)).shape[1])
         self.variant = meta.get("reidpipe.variant")
+        self.link_threshold = float(meta.get("reidpipe.link_threshold", LEARNED_LINK_THRESHOLD))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         y = self.session.run(None, {self.input_name: x})[0]
@@ -153,6 +161,7 @@ class CheckpointEmbedder:
         self.dim = int(model.embed_dim)
         self.batch = max(1, int(batch))
         self.color = "RGB"
+        self.link_threshold = LEARNED_LINK_THRESHOLD
 
     def embed(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
         import torch

@@ -51,7 +51,7 @@ in exactly one identity. Ids returned by ``add`` are the online ids, which ``fin
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 import numpy as np
@@ -59,7 +59,11 @@ from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet, TrackPoint
 
 Sighting = tuple[float, float, str]  # start_t, end_t, camera
-_MIN_CENTER = 2  # camera centring needs this many linkable tracklets in the camera
+# camera centring needs this many linkable tracklets in the camera: with fewer, the camera mean is
+# mostly the people themselves (two fragments of one person would be pushed apart)
+_MIN_CENTER = 4
+
+DEFAULT_MIN_SIMILARITY = 0.5
 
 
 # --------------------------------------------------------------------------- constraints
@@ -292,6 +296,8 @@ class Linker:
 
     def __init__(self, config: LinkerConfig | None = None, cameras: list[str] | None = None):
         self.config = config or LinkerConfig()
+        if self.config.min_similarity is None:
+            self.config = replace(self.config, min_similarity=DEFAULT_MIN_SIMILARITY)
         self.cameras = list(cameras or [])
         unknown = {c for pair in (self.config.transit or {}) for c in pair} - set(self.cameras)
         if self.cameras and unknown:

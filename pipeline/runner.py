@@ -28,6 +28,7 @@ wall time from the first frame request to the last source's end, ``total`` the w
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
@@ -95,6 +96,14 @@ class Pipeline:
         self.embedder = load_embedder(cfg)
         return out, srcs, detectors
 
+    def _link_config(self):
+        """The linker's config with the threshold resolved: an explicit ``link.min_similarity`` wins,
+        else the embedder's own ``link_threshold`` (cosine scales differ between descriptors)."""
+        link = self.config.link
+        if link.min_similarity is None:
+            link = dataclasses.replace(link, min_similarity=float(self.embedder.link_threshold))
+        return link
+
     # ------------------------------------------------------------------ run
     def run(self, sources: list[str]) -> list[Identity]:
         from reidpipe.pipeline.export import (EventWriter, order_identities, write_mot, write_trajectories,
@@ -117,7 +126,7 @@ class Pipeline:
                                      high_conf=cfg.track_high_conf, new_conf=cfg.track_new_conf,
                                      min_hits=cfg.track_min_hits, min_iou=cfg.track_min_iou) for c in cams}
         sampler = CropSampler(cfg.sampler)
-        linker = Linker(cfg.link, cams)
+        linker = Linker(self._link_config(), cams)
         events = EventWriter(out / "events.jsonl" if cfg.events else None)
         pending: list[tuple[Tracklet, float, np.ndarray]] = []
         dropped: dict[str, str] = {}

@@ -17,7 +17,7 @@ float32 distances and their int64 sort order) on top of the features.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -89,7 +89,7 @@ def evaluate_ranking(dist_blocks: Iterable[tuple[int, np.ndarray]], q_pids, g_pi
         raise ValueError("no query has a correct match in the gallery (after same-camera and junk exclusion)")
     cmc = cmc_sum / valid
     res = {"mAP": float(np.mean(aps)), "mINP": float(np.mean(inps)), "cmc": cmc.tolist(),
-           "num_query": int(len(q_pids)), "num_valid_query": int(valid), "num_skipped_query": int(skipped),
+           "num_query": len(q_pids), "num_valid_query": int(valid), "num_skipped_query": int(skipped),
            "num_gallery": int(num_g)}
     for k in (1, 5, 10, 20):
         res[f"rank{k}"] = float(cmc[min(k, max_rank) - 1])

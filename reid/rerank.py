@@ -20,7 +20,7 @@ the reference), about a minute per 10⁵ images.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

@@ -31,7 +31,7 @@ class AugmentConfig:
     erasing_aspect: float = 0.3
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "AugmentConfig":
+    def from_dict(cls, d: dict | None) -> AugmentConfig:
         d = dict(d or {})
         if "erasing_area" in d:
             d["erasing_area"] = tuple(d["erasing_area"])
@@ -87,8 +87,8 @@ def _random_erase(img: torch.Tensor, g: torch.Generator, area: tuple[float, floa
     for _ in range(10):
         target = float(torch.empty(()).uniform_(area[0], area[1], generator=g)) * H * W
         ar = math.exp(float(torch.empty(()).uniform_(log_r[0], log_r[1], generator=g)))
-        h = int(round(math.sqrt(target * ar)))
-        w = int(round(math.sqrt(target / ar)))
+        h = round(math.sqrt(target * ar))
+        w = round(math.sqrt(target / ar))
         if 0 < h < H and 0 < w < W:
             top = int(torch.randint(0, H - h + 1, (), generator=g))
             left = int(torch.randint(0, W - w + 1, (), generator=g))

@@ -36,14 +36,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from reidpipe.trainers.config import deep_merge, dump
+from reidpipe.trainers.hooks import (
+    CheckpointHook,
+    EpochStats,
+    EvalHook,
+    Hook,
+    LoggerHook,
+    ProgressHook,
+    write_json_atomic,
+)
+from reidpipe.trainers.optim import build_optimizer, lr_at, set_lr
 from torch import nn
 from torch.utils.data import DataLoader
 
 from reidpipe.errors import CheckpointError, ConfigError, DatasetError, OutputError
-from reidpipe.trainers.config import deep_merge, dump
-from reidpipe.trainers.hooks import (CheckpointHook, EpochStats, EvalHook, Hook, LoggerHook, ProgressHook,
-                                     write_json_atomic)
-from reidpipe.trainers.optim import build_optimizer, lr_at, set_lr
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -106,7 +113,7 @@ def environment() -> dict[str, Any]:
     for mod in ("torchvision", "open_clip", "numpy"):
         try:
             env[mod] = __import__(mod).__version__
-        except Exception:  # optional, informational only
+        except (ImportError, AttributeError):  # optional, informational only
             env[mod] = None
     return env
 
@@ -248,7 +255,14 @@ class Trainer:
         model.set_stage(st["name"])
         for p in model.parameters():
             p.requires_grad_(True)
-        named = list(model.trainable_parameters(st["name"]))
+        if st.get("trainable") is not None:
+            prefixes = tuple(str(x) for x in st["trainable"])
+            named = [(n, p) for n, p in model.named_parameters() if n.startswith(prefixes)]
+        else:
+            named = list(model.trainable_parameters(st["name"]))
+        if st.get("frozen"):
+            frozen = tuple(str(x) for x in st["frozen"])
+            named = [(n, p) for n, p in named if not n.startswith(frozen)]
         keep = {id(p) for _, p in named}
         for p in model.parameters():
             p.requires_grad_(id(p) in keep)

@@ -31,12 +31,19 @@ Layouts (``<d>`` is the dataset folder):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+
+from reidpipe.reid.datasets.base import (
+    ImageRecord,
+    ReIDDataset,
+    find_dataset_dir,
+    list_images,
+    relabel,
+    require_dir,
+)
 
 from reidpipe.errors import DatasetError
-from reidpipe.reid.datasets.base import (ImageRecord, ReIDDataset, find_dataset_dir, list_images, relabel,
-                                         require_dir)
 
 _MARKET_RE = re.compile(r"^(-?\d+)_c(\d+)")
 _CAM_RE = re.compile(r"(?:^|_)c(\d+)")
@@ -160,6 +167,7 @@ def _cuhk03(root: Path, subset: str) -> ReIDDataset:
 
 def _cuhk03_mat(name: str, base: Path, mat: Path, imgs: Path) -> ReIDDataset:
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
         split = loadmat(str(mat))
@@ -167,7 +175,7 @@ def _cuhk03_mat(name: str, base: Path, mat: Path, imgs: Path) -> ReIDDataset:
         labels = split["labels"].flatten().astype(int)
         cams = split["camId"].flatten().astype(int)
         idx = {k: split[f"{k}_idx"].flatten().astype(int) - 1 for k in ("train", "query", "gallery")}
-    except Exception as exc:  # scipy raises many kinds for a foreign file
+    except (MatReadError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise DatasetError(f"{name}: cannot read the split file {mat}: {exc}") from None
 
     def build(ids) -> list[ImageRecord]:

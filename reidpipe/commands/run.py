@@ -46,7 +46,13 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--bank-size", type=int, metavar="K", help="embeddings kept per track (default 10)")
     g = parser.add_argument_group("cross-camera linking")
     g.add_argument("--link-threshold", type=float, metavar="COS",
-                   help="minimum cosine similarity to link a tracklet to an identity (default 0.5)")
+                   help="minimum cosine similarity to link a tracklet to an identity (default: the "
+                   "embedder's, 0.5 for hist, 0.7 for ReID models)")
+    g.add_argument("--no-camera-centering", action="store_true", default=None,
+                   help="compare raw features (default: subtract each camera's mean tracklet feature first, "
+                   "once the camera has 4 tracklets)")
+    g.add_argument("--link-window", type=float, metavar="SECONDS",
+                   help="a tracklet may only join an identity seen within this many seconds (default: no limit)")
     g.add_argument("--non-overlapping", action="store_true", default=None,
                    help="cameras see disjoint areas: nobody is in two cameras at once")
     g.add_argument("--transit", nargs="+", metavar="A:B:MIN:MAX",
@@ -123,6 +129,12 @@ def config_from_args(args: argparse.Namespace):
         link["transit"] = _transit(args.transit)
     if args.refine:
         link["refine"] = True
+    if args.no_camera_centering:
+        link["camera_centering"] = False
+    if args.link_window is not None:
+        if args.link_window <= 0:
+            raise UsageError(f"--link-window {args.link_window}: must be a positive number of seconds")
+        link["max_gap"] = args.link_window
     if link:
         over["link"] = link
     if args.detections and args.detector is not None:

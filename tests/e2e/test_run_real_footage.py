@@ -47,3 +47,19 @@ def test_real_video_yields_valid_trajectories_with_the_people_in_it(tmp_path, ca
     assert any(e["event"] == "track_close" and e["embedded"] > 0 for e in events)  # OSNet embedded crops
     mot = (out / "office.txt").read_text().splitlines()
     assert len(mot) == sum(len(t["points"]) for t in tracks)
+
+
+def test_real_video_keeps_the_six_people_apart(tmp_path, capsys):
+    """The whole video (every 2nd frame): six different people walk in one at a time. Each must come out
+    as one track and one identity, first seen when they walk in (times read off the footage)."""
+    out = tmp_path / "out"
+    code = main(["run", "--sources", str(VIDEO), "--stride", "2", "--detector", str(YOLOX),
+                 "--reid-weights", str(OSNET), "--output", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    data = read_trajectories(out / "trajectories.json")
+    long = [i for i in data["identities"] if sum(len(t["points"]) for t in i["tracks"]) >= 20]
+    assert len(long) == 6, [(i["id"], i["first_seen"], len(i["tracks"])) for i in data["identities"]]
+    entries = [6.4, 23.0, 50.7, 74.6, 93.4, 123.8]  # seconds, when each person is first tracked
+    for ident, t0 in zip(sorted(long, key=lambda i: i["first_seen"]), entries):
+        assert abs(ident["first_seen"] - t0) < 2.0
+        assert len(ident["tracks"]) == 1

@@ -8,9 +8,9 @@ import json
 
 import pytest
 import torch
+from reidpipe.reid.datasets.synthetic import write_dataset
 
 from reidpipe.cli import main as cli
-from reidpipe.reid.datasets.synthetic import write_dataset
 
 VARIANTS = ["clipreid", "mscsa_tgi", "can_cma", "pivl", "mfa"]
 
@@ -50,7 +50,8 @@ def test_train_resume_eval(variant, market, tmp_path, capsys):
     ck = torch.load(run / "last.pt", weights_only=True)
     assert ck["training"]["stage_index"] == len(ck["training"]["config"]["stages"]) - 1
     assert ck["training"]["global_step"] > first_step
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    with open(run / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     n_epochs = sum(int(s["epochs"]) for s in ck["training"]["config"]["stages"])
     assert len(rows) == n_epochs
     assert all(float(r["loss"]) == float(r["loss"]) for r in rows)  # finite, not NaN
