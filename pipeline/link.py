@@ -50,7 +50,9 @@ in exactly one identity. Ids returned by ``add`` are the online ids, which ``fin
 
 from __future__ import annotations
 
+import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
@@ -109,29 +111,54 @@ def _gap_before(sightings: list[Sighting], start: float) -> float | None:
 def _unit_rows(features: list) -> np.ndarray:
     if not features:
         return np.zeros((0, 1), dtype=np.float32)
+    n = len(features)
     d = int(np.asarray(features[0]).size)
-    X = np.empty((len(features), d), dtype=np.float32)
+    X = None
     try:
-        for i, f in enumerate(features):  # row copies: ~10x cheaper than np.stack on 100k small arrays
-            X[i] = f
-    except ValueError:
-        dims = sorted({int(np.asarray(f).size) for f in features})
-        raise ValueError(f"tracklet features have different dimensions {dims}") from None
-    X /= np.maximum(np.sqrt(np.einsum("ij,ij->i", X, X)), 1e-12)[:, None]
+        # one concatenation (~7x cheaper than np.stack on 100k small arrays); only when every feature
+        # has the first one's shape, else the row-by-row copy below names the mismatch
+        shape = np.shape(features[0])
+        if all(np.shape(f) == shape for f in features):
+            X = np.concatenate(features, axis=0, dtype=np.float32, casting="unsafe").reshape(n, d)
+    except (ValueError, TypeError):
+        X = None
+    if X is None:
+        X = np.empty((n, d), dtype=np.float32)
+        try:
+            for i, f in enumerate(features):
+                X[i] = f
+        except ValueError:
+            dims = sorted({int(np.asarray(f).size) for f in features})
+            raise ValueError(f"tracklet features have different dimensions {dims}") from None
+    _normalize_rows(X)
     return X
 
 
-def _center_by_camera(X: np.ndarray, cameras: list[str]) -> np.ndarray:
+def _normalize_rows(X: np.ndarray, chunk: int = 8192) -> None:
+    """L2-normalise the rows of ``X`` in place (chunked: temporaries stay in cache)."""
+    for s in range(0, X.shape[0], chunk):
+        B = X[s:s + chunk]
+        B /= np.maximum(np.sqrt(np.einsum("ij,ij->i", B, B)), 1e-12)[:, None]
+
+
+def _center_by_camera(X: np.ndarray, cameras: list[str], inplace: bool = False) -> np.ndarray:
     """Subtract each camera's mean feature (what all its crops share: background, lighting, viewpoint),
-    then re-normalise. A camera with a single tracklet is left as it is."""
+    then re-normalise. A camera with fewer than ``_MIN_CENTER`` tracklets is left as it is.
+    ``inplace`` overwrites ``X`` (no 4 bytes x n x d copy)."""
     cams, code = np.unique(np.asarray(cameras), return_inverse=True)
-    X = X.copy()
-    for c in range(len(cams)):
-        rows = code == c
-        if rows.sum() >= _MIN_CENTER:
-            X[rows] -= X[rows].mean(0)
-    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
-    X /= np.maximum(norms, 1e-12)[:, None]
+    code = code.reshape(-1)
+    if not inplace:
+        X = X.copy()
+    counts = np.bincount(code, minlength=len(cams))
+    onehot = np.zeros((len(cams), X.shape[0]), dtype=np.float32)
+    onehot[code, np.arange(X.shape[0])] = 1.0
+    means = (onehot @ X) / np.maximum(counts, 1)[:, None].astype(np.float32)
+    means[counts < _MIN_CENTER] = 0.0
+    chunk = 8192
+    for s in range(0, X.shape[0], chunk):
+        B = X[s:s + chunk]
+        B -= means[code[s:s + chunk]]
+    _normalize_rows(X)
     return X
 
 
@@ -144,6 +171,48 @@ def _unit(f: np.ndarray) -> np.ndarray:
     f = np.asarray(f, dtype=np.float32).ravel()
     n = float(np.linalg.norm(f))
     return f / n if n > 0 else f
+
+
+# --------------------------------------------------------------------------- BLAS threads
+_BLAS_LOCAL: list = []  # [ctypes function or None], resolved once
+
+
+def _blas_local_setter():
+    """numpy's bundled OpenBLAS ``openblas_set_num_threads_local`` (per calling thread), or None."""
+    if not _BLAS_LOCAL:
+        fn = None
+        try:
+            import ctypes
+            import glob
+            import os
+
+            libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+            for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
+                f = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
+                if f is not None:
+                    f.argtypes, f.restype = [ctypes.c_int], ctypes.c_int
+                    fn = f
+                    break
+        except OSError:
+            fn = None
+        _BLAS_LOCAL.append(fn)
+    return _BLAS_LOCAL[0]
+
+
+@contextmanager
+def _one_blas_thread():
+    """Run numpy's BLAS single-threaded in this thread (other threads keep their setting). The
+    offline linker's products are small (a few hundred rows): with two OpenBLAS threads on a shared
+    2-core machine they ran 4-15x slower than with one (threads spinning against each other)."""
+    setter = _blas_local_setter()
+    if setter is None:
+        yield
+        return
+    old = setter(1)
+    try:
+        yield
+    finally:
+        setter(max(int(old), 0))
 
 
 # --------------------------------------------------------------------------- neighbour search
@@ -206,27 +275,66 @@ def _faiss_search(X: np.ndarray, k: int, threshold: float):
 
 def _time_blocked(X: np.ndarray, k: int, threshold: float, starts: np.ndarray, ends: np.ndarray,
                   max_gap: float):
-    """Exact search restricted to pairs at most ``max_gap`` seconds apart: rows sorted by start time,
-    each block of rows compared (one matrix product) with the columns of its time window only. The
-    block is about as long as the window, so the products hold ~2x the pairs that must be compared."""
-    order = np.argsort(starts, kind="stable")
-    Xs, st, en = X[order], starts[order], ends[order]
-    longest = float(np.max(en - st))
-    out = []
+    """Exact search restricted to pairs at most ``max_gap`` seconds apart. Rows sorted by start time;
+    each block of rows is multiplied (one matrix product) with the columns from its own first row up to
+    the end of its time window only, so every pair is computed once (the upper triangle of the banded
+    similarity matrix: half the products of a symmetric band). The entries that reach ``threshold``
+    are then kept per row, in both directions, and each row's k best of them are selected by one sort
+    of these few entries: the same pairs as a full row-wise top-k above the threshold."""
     n = X.shape[0]
+    if np.all(starts[1:] >= starts[:-1]):  # already in time order (``Linker`` sorts): no n x d copy
+        order = np.arange(n)
+        Xs, st, en = X, starts, ends
+    else:
+        order = np.argsort(starts, kind="stable")
+        Xs, st, en = X[order], starts[order], ends[order]
     span = max(float(st[-1] - st[0]), 1e-9)
-    block = int(np.clip(n * 2 * (max_gap + longest) / span, 256, 4096))
+    window = n * (max_gap + float(np.max(en - st))) / span  # rows in one time window
+    # columns per row ~ block + window: a block of ~window/2 rows balances products and per-block cost
+    block = int(np.clip(window * 0.75, 128, 2048))
+    # last column (exclusive) each row may pair with: start <= own end + max_gap (starts ascend), with
+    # a little slack for rounding; the exact test (the same expression as the constraint) follows
+    lim = np.searchsorted(st, en + max_gap + 1e-9 * (1.0 + np.abs(en) + abs(max_gap)), side="right")
+    # the other far case (a later-starting tracklet ending > max_gap before this one starts) needs an
+    # end before its start or a negative window; checked entry by entry only then
+    other_far = bool(max_gap < 0 or np.any(en < st))
+    buf = np.empty(0, dtype=np.float32)
+    rs, cs, ss = [], [], []
     for r0 in range(0, n, block):
         r1 = min(n, r0 + block)
-        c0 = int(np.searchsorted(st, st[r0] - max_gap - longest, side="left"))
-        c1 = int(np.searchsorted(st, float(en[r0:r1].max()) + max_gap, side="right"))
-        S = Xs[r0:r1] @ Xs[c0:c1].T
-        far = (st[None, c0:c1] - en[r0:r1, None] > max_gap) | (st[r0:r1, None] - en[None, c0:c1] > max_gap)
-        S[far] = -np.inf
-        rows = np.arange(r0, r1)
-        S[rows - r0, rows - c0] = -np.inf
-        out.append(_block_pairs(S, order[r0:r1], order[c0:c1], k, threshold))
-    return out
+        c1 = int(lim[r0:r1].max())
+        if c1 <= r0 + 1:
+            continue
+        size = (r1 - r0) * (c1 - r0)
+        if size > buf.size:
+            buf = np.empty(max(size, 2 * buf.size), dtype=np.float32)
+        S = buf[:size].reshape(r1 - r0, c1 - r0)
+        np.matmul(Xs[r0:r1], Xs[r0:c1].T, out=S)
+        r, c = np.nonzero(S >= threshold)  # few entries: the constraints are applied to these only
+        s = S[r, c]
+        r += r0
+        c += r0
+        # each pair once (column after row: upper triangle, no self pairs), within the window
+        keep = (c > r) & (c < lim[r])
+        keep &= ~(st[c] - en[r] > max_gap)
+        if other_far:
+            keep &= ~(st[r] - en[c] > max_gap)
+        rs.append(r[keep])
+        cs.append(c[keep])
+        ss.append(s[keep])
+    if not rs:
+        e = np.zeros(0, dtype=np.int64)
+        return [(e, e, np.zeros(0, dtype=np.float32))]
+    r = np.concatenate(rs)
+    c = np.concatenate(cs)
+    s = np.concatenate(ss)
+    # directed entries (row -> col) both ways; keep each row's k most similar
+    src_, dst, sim = np.concatenate([r, c]), np.concatenate([c, r]), np.concatenate([s, s])
+    by = np.lexsort((-sim, src_))
+    src_, dst, sim = src_[by], dst[by], sim[by]
+    first = np.searchsorted(src_, src_, side="left")
+    keep = (np.arange(src_.size) - first) < k
+    return [_pairs_from(order[src_[keep]], order[dst[keep]], sim[keep], threshold)]
 
 
 def candidate_pairs(X: np.ndarray, k: int, threshold: float, backend: str = "auto",
@@ -526,25 +634,93 @@ class Linker:
         return [result[i] for i in idxs]
 
     # ------------------------------------------------------------ offline
+    def _pair_rules(self, ii: np.ndarray, jj: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                    code: np.ndarray, cams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised ``_Constraints.conflict`` of single-tracklet groups, for the pairs (ii, jj).
+
+        Returns (never, single): ``never`` = the pair coexists in one camera (or, with
+        ``non_overlapping``, anywhere); whatever else their groups hold, those two are in any union of
+        them, so it always conflicts and is dropped before the merge loop. ``single`` = the pair
+        conflicts as two lone tracklets (also ``max_gap`` and transit windows, which other members
+        can lift), used while both are still alone. ``code`` indexes ``cams`` (sorted names)."""
+        rules = self._rules
+        s1, e1, c1 = starts[ii], ends[ii], code[ii]
+        s2, e2, c2 = starts[jj], ends[jj], code[jj]
+        overlap = (s1 <= e2) & (s2 <= e1)
+        never = overlap if rules.non_overlapping else overlap & (c1 == c2)
+        single = never.copy()
+        if rules.max_gap is not None:
+            nearest = np.where(overlap, 0.0, np.where(s2 > e1, s2 - e1, s1 - e2))
+            single |= nearest > rules.max_gap
+        if rules.windows:
+            m = len(cams)
+            lo = np.full((m, m), np.nan)
+            hi = np.full((m, m), np.nan)
+            pos = {str(c): i for i, c in enumerate(cams.tolist())}
+            for (a, b), (wl, wh) in rules.windows.items():
+                if a in pos and b in pos:
+                    lo[pos[a], pos[b]], hi[pos[a], pos[b]] = wl, wh
+            # sorted() of the two (start, end, camera) tuples: which one comes first
+            a_first = (s1 < s2) | ((s1 == s2) & ((e1 < e2) | ((e1 == e2) & (c1 <= c2))))
+            fe = np.where(a_first, e1, e2)
+            fc = np.where(a_first, c1, c2)
+            ss = np.where(a_first, s2, s1)
+            sc = np.where(a_first, c2, c1)
+            wl, wh = lo[fc, sc], hi[fc, sc]
+            gap = ss - fe
+            has = (fc != sc) & ~np.isnan(wl)
+            single |= has & ~((wl <= gap) & (gap <= wh))
+        return never, single
+
     def _cluster(self, idxs: list[int]) -> tuple[np.ndarray, list[LinkEvidence]]:
         """Constrained agglomerative clustering of the linkable tracklets ``idxs``; returns a label per
-        entry (0..K-1) and its evidence."""
+        entry (0..K-1) and its evidence.
+
+        With a linking window it works on the tracklets in time order (so the time-blocked search needs
+        no copy of the features), but visits the candidate pairs in exactly the order of the input
+        indices: most similar first, ties by (smaller index, larger index)."""
         cfg = self.config
         n = len(idxs)
-        ts = [self.tracklets[i] for i in idxs]
+        T = self.tracklets
+        starts0 = np.fromiter((T[i].points[0].t for i in idxs), dtype=np.float64, count=n)
+        # position in time order -> entry of idxs (the time-blocked search then needs no copy of the
+        # features); the all-pairs backends keep the input order
+        tord = np.argsort(starts0, kind="stable") if cfg.max_gap is not None else np.arange(n)
+        ts = [T[idxs[p]] for p in tord.tolist()]
+        starts = starts0[tord]
+        ends = np.fromiter((t.points[-1].t for t in ts), dtype=np.float64, count=n)
         X = _unit_rows([t.feature for t in ts])
+        cam_l = [t.camera for t in ts]
+        cams = sorted(set(cam_l))
+        cpos = {c: i for i, c in enumerate(cams)}
+        code = np.fromiter((cpos[c] for c in cam_l), dtype=np.int64, count=n)
         if cfg.camera_centering and n:
-            X = _center_by_camera(X, [t.camera for t in ts])
+            X = _center_by_camera(X, cam_l, inplace=True)
         w = np.array([_tracklet_weight(t) for t in ts], dtype=np.float32)
-        sight: list[list[Sighting]] = [[(t.points[0].t, t.points[-1].t, t.camera)] for t in ts]
-        starts = np.array([s[0][0] for s in sight], dtype=np.float64)
-        ends = np.array([s[0][1] for s in sight], dtype=np.float64)
-        ii, jj, ss = candidate_pairs(X, cfg.knn, cfg.min_similarity, cfg.backend, starts, ends, cfg.max_gap)
+        pi, pj, ps = candidate_pairs(X, cfg.knn, cfg.min_similarity, cfg.backend, starts, ends, cfg.max_gap)
+        # visiting order of the input indices (what an unsorted run gives): -sim, then (i, j)
+        oi, oj = tord[pi], tord[pj]
+        key = np.minimum(oi, oj) * n + np.maximum(oi, oj)
+        by = np.lexsort((key, -ps))
+        ii, jj, ss = pi[by], pj[by], ps[by]
+        # pairs that can never merge are dropped before the loop; ``single`` answers the constraint
+        # check without a call while both tracklets are still alone (the usual case)
+        never, single = self._pair_rules(ii, jj, starts, ends, code, np.asarray(cams))
+        go = ~never
+        starts_l, ends_l = starts.tolist(), ends.tolist()
+        # the features are not needed unweighted any more: scale them in place (w x, the same float32
+        # values as computing it per row), so a merge costs one vector addition
+        for s0 in range(0, n, 8192):
+            X[s0:s0 + 8192] *= w[s0:s0 + 8192, None]
+        Xw = X
+        sight: list[list[Sighting] | None] = [None] * n  # built when a tracklet first joins a group
+        sums: dict[int, np.ndarray] = {}  # weighted feature sum of each group (by root), when needed
+        norm2: dict[int, float] = {}  # |sum|^2 of a group, computed when first needed after a change
         parent = list(range(n))
-        sums = X * w[:, None]
         size = [1] * n
         thr = cfg.min_similarity
         conflict = self._rules.conflict
+        sqrt = math.sqrt
 
         def find(a: int) -> int:
             while parent[a] != a:
@@ -552,34 +728,86 @@ class Linker:
                 a = parent[a]
             return a
 
-        for a, b in zip(ii.tolist(), jj.tolist()):
-            ra, rb = find(a), find(b)
+        for a, b, lone_conflict in zip(ii[go].tolist(), jj[go].tolist(), single[go].tolist()):
+            ra = parent[a]
+            if parent[ra] != ra:
+                ra = find(ra)
+            rb = parent[b]
+            if parent[rb] != rb:
+                rb = find(rb)
             if ra == rb:
                 continue
-            if size[ra] > 1 or size[rb] > 1:
-                va, vb = sums[ra], sums[rb]
-                if float(va @ vb) < thr * float(np.sqrt((va @ va) * (vb @ vb))):
+            if size[ra] > 1 or size[rb] > 1:  # a group of 2+: mean cosine, then constraints
+                va = sums.get(ra)
+                if va is None:  # a lone tracklet: its row (copied when it merges)
+                    va = Xw[ra]
+                na = norm2.get(ra)
+                if na is None:
+                    na = norm2[ra] = float(va @ va)
+                vb = sums.get(rb)
+                if vb is None:
+                    vb = Xw[rb]
+                nb = norm2.get(rb)
+                if nb is None:
+                    nb = norm2[rb] = float(vb @ vb)
+                if float(va @ vb) < thr * sqrt(na * nb):
                     continue
-            if conflict(sight[ra], sight[rb]):
-                continue
-            if size[ra] < size[rb]:
-                ra, rb = rb, ra
+                sa, sb = sight[ra], sight[rb]
+                if sa is None:
+                    sa = sight[ra] = [(starts_l[ra], ends_l[ra], cam_l[ra])]
+                if sb is None:
+                    sb = sight[rb] = [(starts_l[rb], ends_l[rb], cam_l[rb])]
+                if conflict(sa, sb):
+                    continue
+                if size[ra] < size[rb]:
+                    ra, rb, va, vb, sa, sb = rb, ra, vb, va, sb, sa
+                if size[ra] > 1:
+                    va += vb
+                else:
+                    sums[ra] = va + vb
+                sa.extend(sb)
+            else:  # two lone tracklets: the constraint check was answered in bulk
+                if lone_conflict:
+                    continue
+                sums[ra] = Xw[ra] + Xw[rb]
+                sight[ra] = [(starts_l[ra], ends_l[ra], cam_l[ra]), (starts_l[rb], ends_l[rb], cam_l[rb])]
             parent[rb] = ra
             size[ra] += size[rb]
-            sight[ra].extend(sight[rb])
             sight[rb] = []
-            sums[ra] += sums[rb]
+            norm2.pop(ra, None)
+            sums.pop(rb, None)
 
-        roots = np.array([find(a) for a in range(n)], dtype=np.int64)
+        # roots of all by pointer jumping (a few vectorised passes instead of n calls)
+        roots = np.asarray(parent, dtype=np.int64)
+        while True:
+            up = roots[roots]
+            if np.array_equal(up, roots):
+                break
+            roots = up
         _, labels = np.unique(roots, return_inverse=True)
         labels = labels.reshape(-1)
         # evidence: leave-one-out cosine to the cluster mean, margin over the best foreign candidate
         K = int(labels.max()) + 1 if n else 0
         counts = np.bincount(labels, minlength=K)
-        # sums[root] is the weighted feature sum of the cluster; leave-one-out without copying it:
+        solo = counts[labels] == 1
+        # the group's weighted sum c; leave-one-out without copying it:
         # (c - w x).x = c.x - w and |c - w x|^2 = |c|^2 - 2 w c.x + w^2 for unit x
-        cx = np.einsum("ij,ij->i", sums[roots], X)
-        cc = np.einsum("ij,ij->i", sums, sums)[roots]
+        # (rows hold w x: c.x = c.(w x) / w); by chunks of groups, no n x d temporary
+        cx = np.zeros(n, dtype=np.float32)
+        cc = np.zeros(n, dtype=np.float32)
+        ns = np.flatnonzero(~solo)
+        if ns.size:
+            groups, inv = np.unique(roots[ns], return_inverse=True)
+            inv = inv.reshape(-1)
+            by_group = np.argsort(inv, kind="stable")
+            groups_l = groups.tolist()
+            for k0 in range(0, len(groups_l), 4096):
+                k1 = min(len(groups_l), k0 + 4096)
+                R = np.stack([sums[r] for r in groups_l[k0:k1]])
+                m = by_group[np.searchsorted(inv[by_group], k0):np.searchsorted(inv[by_group], k1)]
+                rows = ns[m]
+                cx[rows] = np.einsum("ij,ij->i", R[inv[m] - k0], Xw[rows]) / w[rows]
+                cc[rows] = np.einsum("ij,ij->i", R, R)[inv[m] - k0]
         loo_norm = np.sqrt(np.maximum(cc - 2 * w * cx + w * w, 0.0))
         score = np.where(loo_norm > 1e-6, (cx - w) / np.maximum(loo_norm, 1e-12), 1.0)
         runner = np.full(n, -np.inf, dtype=np.float32)
@@ -587,22 +815,35 @@ class Linker:
             foreign = labels[ii] != labels[jj]
             np.maximum.at(runner, ii[foreign], ss[foreign])
             np.maximum.at(runner, jj[foreign], ss[foreign])
-        evidence = []
-        solo = (counts[labels] == 1).tolist()
-        runner_l, score_l, roots_l = runner.tolist(), score.tolist(), roots.tolist()
+        # gap: seconds from the latest end (<= own start) among the other members of the group.
+        # Members sorted by (label, end); one searchsorted on exact integer keys (label, rank of time)
+        _, tr = np.unique(np.concatenate([ends, starts]), return_inverse=True)
+        tr = tr.reshape(-1)
+        big = np.int64(2 * n + 1)
+        end_key = labels * big + tr[:n]
+        by_end = np.argsort(end_key, kind="stable")
+        pos = np.searchsorted(end_key[by_end], labels * big + tr[n:], side="right") - 1
+        pos_self = np.empty(n, dtype=np.int64)
+        pos_self[by_end] = np.arange(n)
+        pos = np.where(pos == pos_self, pos - 1, pos)  # never oneself (when its end == its start)
+        prev = by_end[np.maximum(pos, 0)]
+        valid = (pos >= 0) & (labels[prev] == labels)
+        gap = np.where(valid, starts - ends[prev], np.nan)
+        runner_l, score_l, gap_l, solo_l = runner.tolist(), score.tolist(), gap.tolist(), solo.tolist()
         inf = float("-inf")
-        for a in range(n):
-            r = runner_l[a]
-            if solo[a]:
-                evidence.append(LinkEvidence(score=1.0, margin=None if r == inf else 1.0 - r))
+        evidence: list[LinkEvidence] = [None] * n  # type: ignore[list-item]
+        for p, a in enumerate(tord.tolist()):  # back to the order of idxs
+            r = runner_l[p]
+            if solo_l[p]:
+                evidence[a] = LinkEvidence(score=1.0, margin=None if r == inf else 1.0 - r)
                 continue
-            t = ts[a]
-            others = [s for s in sight[roots_l[a]] if not (s[2] == t.camera and s[0] == t.start_t
-                                                           and s[1] == t.end_t)]
-            sc = score_l[a]
-            evidence.append(LinkEvidence(score=sc, margin=None if r == inf else sc - r,
-                                         gap=_gap_before(others, t.start_t)))
-        return labels, evidence
+            sc = score_l[p]
+            g = gap_l[p]
+            evidence[a] = LinkEvidence(score=sc, margin=None if r == inf else sc - r,
+                                       gap=None if g != g else g)
+        out = np.empty(n, dtype=np.int64)
+        out[tord] = labels
+        return out, evidence
 
     def _identities_from_groups(self, groups: list[list[int]]) -> list[Identity]:
         order = {i: (t.points[0].t, t.camera, t.track) for i, t in enumerate(self.tracklets)}
@@ -614,21 +855,59 @@ class Linker:
                                 evidence={self.tracklets[i].key: self.evidence[i] for i in g}))
         return out
 
+    def _identities_from_labels(self, labels: np.ndarray) -> list[Identity]:
+        """Identities from one label per tracklet: the same as ``_identities_from_groups`` (members by
+        (first sighting, camera, track), identities by their first member, ids 1..N), sorted with numpy."""
+        T = self.tracklets
+        N = len(T)
+        if N == 0:
+            return []
+        starts = np.fromiter((t.points[0].t for t in T), dtype=np.float64, count=N)
+        cam_l = [t.camera for t in T]
+        cpos = {c: i for i, c in enumerate(sorted(set(cam_l)))}  # codes in the order of the names
+        cam_code = np.fromiter((cpos[c] for c in cam_l), dtype=np.int64, count=N)
+        tracks = np.asarray([t.track for t in T])
+        if tracks.dtype.kind not in "iub":  # not plain integers: Python's order
+            groups: dict[int, list[int]] = {}
+            for i, lab in enumerate(labels.tolist()):
+                groups.setdefault(lab, []).append(i)
+            return self._identities_from_groups(list(groups.values()))
+        rank = np.empty(N, dtype=np.int64)
+        rank[np.lexsort((tracks, cam_code, starts))] = np.arange(N)
+        perm = np.lexsort((rank, labels))
+        lab_sorted = labels[perm]
+        bounds = np.flatnonzero(np.diff(lab_sorted)) + 1
+        lo = np.concatenate([[0], bounds])
+        hi = np.concatenate([bounds, [N]])
+        by_first = np.argsort(rank[perm[lo]], kind="stable")
+        perm_l, lo_l, hi_l = perm.tolist(), lo[by_first].tolist(), hi[by_first].tolist()
+        E = self.evidence
+        out = []
+        for gid, (a, b) in enumerate(zip(lo_l, hi_l), start=1):
+            members = perm_l[a:b]
+            tl = [T[i] for i in members]
+            out.append(Identity(id=gid, tracklets=tl,
+                                evidence={(t.camera, t.track): E[i] for t, i in zip(tl, members)}))
+        return out
+
     def _offline(self) -> list[Identity]:
-        link_idx = [i for i, t in enumerate(self.tracklets) if self.linkable(t)]
-        groups: list[list[int]] = []
+        mp = self.config.min_points
+        linkable = [t.feature is not None and len(t.points) >= mp for t in self.tracklets]  # linkable()
+        link_idx = [i for i, ok in enumerate(linkable) if ok]
+        labels = np.empty(len(self.tracklets), dtype=np.int64)
+        K = 0
         if link_idx:
-            labels, evidence = self._cluster(link_idx)
-            by_label: dict[int, list[int]] = {}
-            for i, lab, ev in zip(link_idx, labels.tolist(), evidence):
-                by_label.setdefault(lab, []).append(i)
+            with _one_blas_thread():
+                lab, evidence = self._cluster(link_idx)
+            for i, ev in zip(link_idx, evidence):
                 self.evidence[i] = ev
-            groups.extend(by_label.values())
-        for i, t in enumerate(self.tracklets):
-            if not self.linkable(t):
-                self.evidence[i] = LinkEvidence(score=0.0)
-                groups.append([i])
-        return self._identities_from_groups(groups)
+            labels[link_idx] = lab
+            K = int(lab.max()) + 1
+        alone = [i for i, ok in enumerate(linkable) if not ok]
+        for i in alone:
+            self.evidence[i] = LinkEvidence(score=0.0)
+        labels[alone] = K + np.arange(len(alone), dtype=np.int64)
+        return self._identities_from_labels(labels)
 
     def finalize(self) -> list[Identity]:
         """The identities (sorted by first sighting, ids 1..N); re-clustered offline when
@@ -639,8 +918,25 @@ class Linker:
 
     def link(self, tracklets: list[Tracklet]) -> list[Identity]:
         """Batch linking: register ``tracklets`` (no online pass) and cluster everything offline."""
-        for t in tracklets:
-            self._register(t)
+        # ``_register`` inlined for the batch (same checks, same state)
+        keys, T, cams = self._keys, self.tracklets, self._camera_set
+        n0 = len(T)
+        try:
+            for t in tracklets:
+                if not t.points:
+                    raise ValueError(f"tracklet {t.camera}/{t.track} has no points")
+                key = (t.camera, t.track)
+                if key in keys:
+                    raise ValueError(f"tracklet {t.camera}/{t.track} was already added to the linker")
+                if t.camera not in cams:
+                    self.cameras.append(t.camera)
+                    cams.add(t.camera)
+                keys[key] = len(T)
+                T.append(t)
+        finally:
+            added = len(T) - n0
+            self._member_of.extend([-1] * added)
+            self.evidence.extend([LinkEvidence(score=0.0) for _ in range(added)])
         return self._offline()
 
 
