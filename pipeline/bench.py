@@ -570,7 +570,7 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
     threads and bounded queues (:func:`reidpipe.pipeline.sources.open_sources`, same stride and
     ``max_frames``), the same round-robin over cameras, ``detectors[i]`` for source ``i``; no
     tracking, cropping, embedding, linking or writing. Times are measured like the runner's."""
-    from reidpipe.pipeline.sources import open_sources
+    from reidpipe.pipeline.sources import open_sources, round_robin
 
     notify = threading.Event()
     srcs = open_sources([str(s) for s in sources], names=config.names, offsets=config.offsets,
@@ -586,29 +586,20 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
     try:
         for s in srcs:
             s.start()
-        active = list(srcs)
-        while active:
-            notify.clear()
-            got = False
-            for s in list(active):
-                item = s.get()
-                if item is False:
-                    continue
-                got = True
-                if item is None:
-                    active.remove(s)
-                    if s.error is not None:
-                        raise s.error
-                    continue
-                t0 = time.perf_counter()
-                dets = detectors[index[item.camera]].detect(item.image, index=item.index)
-                detect_s += time.perf_counter() - t0
-                detections += len(dets)
-                frames[item.camera] += 1
-            if not got:
-                t0 = time.perf_counter()
-                notify.wait(0.05)
-                wait_s += time.perf_counter() - t0
+        def waited(seconds: float) -> None:
+            nonlocal wait_s
+            wait_s += seconds
+
+        for s, item in round_robin(srcs, notify, waited=waited):
+            if item is None:
+                if s.error is not None:
+                    raise s.error
+                continue
+            t0 = time.perf_counter()
+            dets = detectors[index[item.camera]].detect(item.image, index=item.index)
+            detect_s += time.perf_counter() - t0
+            detections += len(dets)
+            frames[item.camera] += 1
     finally:
         for s in srcs:
             s.stop()

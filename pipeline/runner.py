@@ -110,6 +110,7 @@ class Pipeline:
                                               write_videos)
         from reidpipe.pipeline.link import Linker
         from reidpipe.pipeline.sampler import CropSampler, add_to_bank, crop
+        from reidpipe.pipeline.sources import round_robin
         from reidpipe.pipeline.track import CameraTracker
 
         t_run = time.perf_counter()
@@ -218,24 +219,14 @@ class Pipeline:
                 events.emit("source_start", camera=s.info.camera, uri=s.uri, kind=s.kind, fps=s.info.fps,
                             width=s.info.width, height=s.info.height, frames=s.info.frames, offset=s.info.offset)
                 s.start()
-            active = list(srcs)
-            while active:
-                self._notify.clear()
-                got = False
-                for s in list(active):
-                    item = s.get()
-                    if item is False:
-                        continue
-                    got = True
-                    if item is None:
-                        active.remove(s)
-                        finish_source(s)
-                    else:
-                        process(s, item)
-                if not got:
-                    t0 = time.perf_counter()
-                    self._notify.wait(0.05)
-                    secs["wait"] += time.perf_counter() - t0
+            def waited(seconds: float) -> None:
+                secs["wait"] += seconds
+
+            for s, item in round_robin(srcs, self._notify, waited=waited):
+                if item is None:
+                    finish_source(s)
+                else:
+                    process(s, item)
         except KeyboardInterrupt:
             interrupted = True
         except BaseException as exc:  # a failure: still write what was seen, then re-raise

@@ -25,7 +25,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -415,6 +415,44 @@ def open_sources(uris: Sequence[str], *, names: Sequence[str] | None = None,
                           max_frames=max_frames, queue_size=queue_size, reconnect_attempts=reconnect_attempts,
                           reconnect_backoff=reconnect_backoff, record_path=record, notify=notify))
     return out
+
+
+def round_robin(sources: Sequence[Source], notify: threading.Event, *,
+                waited: Callable[[float], None] | None = None, timeout: float = 0.05):
+    """Interleave started sources, one frame per camera per round (cameras advance together).
+
+    Yields ``(source, frame)`` for every frame and ``(source, None)`` once when a source ends (its
+    ``error`` says why, if it failed). Files and image folders advance in strict lockstep — each round
+    waits for the next frame of every one of them — so a run over files is deterministic (tracklets
+    close, and are linked, in the same order every time). Live streams and webcams are never waited
+    for: a round takes their frame when one is queued. Waiting is on ``notify`` (set by the reader
+    threads), at most ``timeout`` seconds at a time; the seconds waited are reported to ``waited``.
+    """
+
+    def wait() -> None:
+        t0 = time.perf_counter()
+        notify.wait(timeout)
+        if waited is not None:
+            waited(time.perf_counter() - t0)
+
+    active = list(sources)
+    while active:
+        got = False
+        for src in list(active):
+            while True:
+                notify.clear()
+                item = src.get()
+                if item is not False or src.kind not in ("file", "folder"):
+                    break
+                wait()
+            if item is False:  # a live source with nothing queued yet
+                continue
+            got = True
+            if item is None:
+                active.remove(src)
+            yield src, item
+        if not got:
+            wait()
 
 
 def iter_frames(uri: str, *, stride: int = 1, max_frames: int | None = None):

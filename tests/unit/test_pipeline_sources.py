@@ -128,3 +128,22 @@ def test_http_stream_source_reads_to_its_end(tmp_path):
     assert [f.index for f in frames] == list(range(15))
     assert src.dropped is None and src.info.fps == pytest.approx(10.0) and src.info.frames == 15
     assert all(f.t >= 100.0 for f in frames) and frames[-1].t >= frames[0].t  # wall clock + offset
+
+
+def test_files_advance_in_lockstep_so_runs_are_deterministic(tmp_path):
+    import threading
+
+    from reidpipe.pipeline.sources import round_robin
+
+    a, b = render(tmp_path / "a.mp4", n=12), render(tmp_path / "b.mp4", n=8, size=(320, 240))
+    for _ in range(3):  # the bigger video decodes slower, yet the order never depends on it
+        notify = threading.Event()
+        srcs = open_sources([str(a), str(b)], queue_size=2, notify=notify)
+        for s in srcs:
+            s.start()
+        order = [(s.info.camera, None if f is None else f.index) for s, f in round_robin(srcs, notify)]
+        for s in srcs:
+            s.join(timeout=5)
+        expected = [(cam, i) for i in range(8) for cam in ("a", "b")] + [("a", 8), ("b", None)]
+        expected += [("a", 9), ("a", 10), ("a", 11), ("a", None)]
+        assert order == expected
