@@ -19,8 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from reidpipe.errors import (CheckpointError, ConfigError, InputNotFoundError, MalformedInputError,
-                             WeightsUnavailableError)
+from reidpipe.errors import (
+    CheckpointError,
+    ConfigError,
+    InputNotFoundError,
+    MalformedInputError,
+    WeightsUnavailableError,
+)
 
 PERSON = 0
 

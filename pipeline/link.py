@@ -267,9 +267,9 @@ def _faiss_search(X: np.ndarray, k: int, threshold: float):
     out = []
     block = 16384
     for s in range(0, X.shape[0], block):
-        D, I = index.search(X[s:s + block], k + 1)
-        rows = np.broadcast_to(np.arange(s, s + D.shape[0])[:, None], I.shape)
-        out.append(_pairs_from(rows.ravel(), I.ravel(), D.ravel(), threshold))
+        sims, idx = index.search(X[s:s + block], k + 1)
+        rows = np.broadcast_to(np.arange(s, s + sims.shape[0])[:, None], idx.shape)
+        out.append(_pairs_from(rows.ravel(), idx.ravel(), sims.ravel(), threshold))
     return out
 
 

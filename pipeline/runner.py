@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from reidpipe.errors import Interrupted, UsageError
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
+
+from reidpipe.errors import Interrupted, UsageError
 
 STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
 
@@ -106,8 +106,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ run
     def run(self, sources: list[str]) -> list[Identity]:
-        from reidpipe.pipeline.export import (EventWriter, order_identities, write_mot, write_trajectories,
-                                              write_videos)
+        from reidpipe.pipeline.export import EventWriter, order_identities, write_mot, write_trajectories, write_videos
         from reidpipe.pipeline.link import Linker
         from reidpipe.pipeline.sampler import CropSampler, add_to_bank, crop
         from reidpipe.pipeline.sources import round_robin

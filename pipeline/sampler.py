@@ -19,7 +19,6 @@ crops count most.
 from __future__ import annotations
 
 import numpy as np
-
 from reidpipe.pipeline.config import SamplerConfig
 from reidpipe.pipeline.types import Tracklet
 

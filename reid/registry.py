@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import inspect
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
-from typing import Any, Callable
+from typing import Any
 
 from reidpipe.errors import ConfigError
 

@@ -229,7 +229,7 @@ def _det_text(rows, cam: str, seed: int) -> str:
         conf = float(np.clip(0.55 + 0.4 * vis + 0.06 * (r[1] - 0.5), 0.3, 0.98))
         out.append((f, x + j[0], y + j[1], max(w + j[2], 4.0), max(h + j[3], 8.0), conf))
     # false positives: isolated low-confidence boxes on the background
-    for k in range(8):
+    for _ in range(8):
         f = int(rng.integers(1, FRAMES + 1))
         x, y = float(rng.uniform(0, WIDTH - 40)), float(rng.uniform(20, HEIGHT - 100))
         out.append((f, x, y, 30.0, 70.0, float(rng.uniform(0.32, 0.45))))

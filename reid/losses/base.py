@@ -27,14 +27,15 @@ Losses with parameters (center loss, a learnable logit scale) are ``nn.Parameter
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
+from reidpipe.reid.output import ReIDOutput
 from torch import nn
 
 from reidpipe.errors import ConfigError
-from reidpipe.reid.output import ReIDOutput
 
 __all__ = [
     "Loss",
@@ -47,10 +48,10 @@ __all__ = [
     "read_output",
 ]
 
-_LOSSES: dict[str, type["Loss"]] = {}
+_LOSSES: dict[str, type[Loss]] = {}
 
 
-def register_loss(name: str, cls: type["Loss"] | None = None) -> Callable | type["Loss"]:
+def register_loss(name: str, cls: type[Loss] | None = None) -> Callable | type[Loss]:
     """Register a loss class under ``name``; usable as ``@register_loss("name")`` or a plain call."""
 
     def _register(klass: type[Loss]) -> type[Loss]:
@@ -75,7 +76,7 @@ def list_losses() -> list[str]:
     return sorted(_LOSSES)
 
 
-def get_loss_class(name: str) -> type["Loss"]:
+def get_loss_class(name: str) -> type[Loss]:
     _ensure_loaded()
     cls = _LOSSES.get(name)
     if cls is None:
@@ -120,7 +121,7 @@ class Loss(nn.Module):
         self.reduce = reduce
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], context: dict[str, Any]) -> "Loss":
+    def from_config(cls, params: dict[str, Any], context: dict[str, Any]) -> Loss:
         """Build from config params; ``context`` is ``model.loss_context()`` (or empty)."""
         return cls(**params)
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from reidpipe.reid.losses.base import Loss, batch_labels, register_loss
 from torch import nn
 
 from reidpipe.errors import ConfigError
-from reidpipe.reid.losses.base import Loss, batch_labels, register_loss
 
 
 @register_loss("center")
@@ -37,7 +37,7 @@ class CenterLoss(Loss):
         self.centers = nn.Parameter(torch.randn(self.num_classes, self.feat_dim))
 
     @classmethod
-    def from_config(cls, params: dict[str, Any], context: dict[str, Any]) -> "CenterLoss":
+    def from_config(cls, params: dict[str, Any], context: dict[str, Any]) -> CenterLoss:
         params = dict(params)
         key = params.get("input") or cls.DEFAULT_INPUT
         if "num_classes" not in params:

@@ -174,7 +174,7 @@ def test_camera_centering_removes_what_a_camera_shares(refine):
     # matched raw (and may collapse) until the offline refinement re-clusters everything
     first = _MIN_CENTER if not refine else 1
     owner = {}
-    for (cam, p), gid in ids.items():
+    for (_cam, p), gid in ids.items():
         if p >= first:  # nobody is merged with somebody else
             assert owner.setdefault(gid, p) == p
     # every person is linked across the cameras

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from reidpipe.errors import ConfigError, InputNotFoundError, WeightsUnavailableError
 from reidpipe.reid.backbones.resnet import build_resnet
 from reidpipe.reid.losses import build_loss_set
 from reidpipe.reid.losses.gla import gla_distance
@@ -13,6 +11,7 @@ from reidpipe.reid.modules.cpaa import CPAA
 from reidpipe.reid.modules.local_branches import GeM, HorizontalStripes
 from reidpipe.reid.registry import create_model
 
+from reidpipe.errors import ConfigError, InputNotFoundError, WeightsUnavailableError
 
 torch.set_num_threads(1)
 

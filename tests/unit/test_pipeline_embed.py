@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-
-from reidpipe.errors import InputNotFoundError, UsageError
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.embed import OnnxEmbedder, embedder_kind, load_embedder, preprocess
+
+from reidpipe.errors import InputNotFoundError, UsageError
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -107,10 +107,9 @@ def test_real_osnet_batch1_model_embeds_many_crops():
 
 def test_reidpipe_checkpoint_embedder_matches_the_model(tmp_path):
     torch = pytest.importorskip("torch")
+    from reidpipe.pipeline.embed import CheckpointEmbedder
     from reidpipe.reid.checkpoint import save_checkpoint
     from reidpipe.reid.registry import create_model
-
-    from reidpipe.pipeline.embed import CheckpointEmbedder
 
     torch.manual_seed(0)
     model = create_model("mfa", num_classes=3, pretrained=False, tiny=True).eval()

@@ -8,11 +8,17 @@ import os
 import cv2
 import numpy as np
 import pytest
+from reidpipe.pipeline.export import (
+    EventWriter,
+    check_output_dir,
+    read_trajectories,
+    write_mot,
+    write_trajectories,
+    write_videos,
+)
+from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet, TrackPoint
 
 from reidpipe.errors import MalformedInputError, OutputError
-from reidpipe.pipeline.export import (EventWriter, check_output_dir, read_trajectories, write_mot,
-                                      write_trajectories, write_videos)
-from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet, TrackPoint
 
 
 def tracklet(cam, track, frames, fps=10.0, x=10.0):

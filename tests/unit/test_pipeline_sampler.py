@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import supervision as sv
-
 from reidpipe.pipeline.config import SamplerConfig
 from reidpipe.pipeline.sampler import CropSampler, add_to_bank, covered_fraction, crop, quality_gate
 from reidpipe.pipeline.types import Tracklet
@@ -37,7 +36,7 @@ def test_every_k_frames_and_bank_of_k_best():
         conf = 0.5 if f < 6 else 0.95  # later crops are better
         d = sv.Detections(xyxy=np.array([[10, 10, 30, 60]], np.float32), confidence=np.array([conf], np.float32),
                           tracker_id=np.array([7]))
-        for row, tid, q in s.select("cam", d, f, (100, 100)):
+        for _row, tid, q in s.select("cam", d, f, (100, 100)):
             picked.append((f, tid, round(q, 3)))
     frames = [p[0] for p in picked]
     assert frames[:2] == [0, 3]  # every 3rd frame while the bank fills
