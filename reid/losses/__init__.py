@@ -13,8 +13,8 @@ modules below (other engineers' losses, imported when present).
 
 from __future__ import annotations
 
-import importlib
-
+# importing the loss modules registers their losses (`register_loss`)
+from reidpipe.reid.losses import center, classification, dense, gla, image_text, triplet  # noqa: E402,F401
 from reidpipe.reid.losses.base import (
     Loss,
     LossResult,
@@ -25,17 +25,6 @@ from reidpipe.reid.losses.base import (
     read_output,
     register_loss,
 )
-
-LOSS_MODULES = ("classification", "triplet", "center", "image_text", "gla", "dense")
-
-for _name in LOSS_MODULES:
-    _module = f"{__name__}.{_name}"
-    try:
-        importlib.import_module(_module)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
-del _name, _module
 
 __all__ = [
     "Loss",

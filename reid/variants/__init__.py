@@ -1,22 +1,9 @@
-"""Model variants. Importing this package registers every variant module present.
+"""Model variants. Importing this package registers every variant.
 
 Each variant lives in ``reid/variants/<name>.py`` and calls
-``reidpipe.reid.registry.register_variant(name, builder, description)`` at import time. A module that
-does not exist yet in this checkout is skipped (``ModuleNotFoundError`` for exactly that module);
-any other import error propagates, so a broken variant is never silently missing.
+``reidpipe.reid.registry.register_variant(name, builder, description)`` at import time.
 """
 
-from __future__ import annotations
-
-import importlib
+from reidpipe.reid.variants import can_cma, clipreid, mfa, mscsa_tgi, pivl  # noqa: F401
 
 VARIANT_MODULES = ("clipreid", "mscsa_tgi", "can_cma", "pivl", "mfa")
-
-for _name in VARIANT_MODULES:
-    _module = f"{__name__}.{_name}"
-    try:
-        importlib.import_module(_module)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
-del _name, _module
