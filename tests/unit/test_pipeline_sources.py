@@ -147,3 +147,28 @@ def test_files_advance_in_lockstep_so_runs_are_deterministic(tmp_path):
         expected = [(cam, i) for i in range(8) for cam in ("a", "b")] + [("a", 8), ("b", None)]
         expected += [("a", 9), ("a", 10), ("a", 11), ("a", None)]
         assert order == expected
+
+
+def test_corrupt_frame_inside_a_video_is_skipped_and_counted(tmp_path):
+    import threading
+
+    from reidpipe.pipeline.sources import round_robin
+
+    h, w = 64, 96
+    path = tmp_path / "cam.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (w, h))
+    for i in range(20):
+        vw.write(np.random.default_rng(i).integers(0, 255, (h, w, 3), dtype=np.uint8))
+    vw.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]  # JPEG SOI markers
+    assert len(starts) == 20
+    data[starts[10] + 2:starts[10] + 600] = bytes(598)  # wipe frame 10's JPEG headers
+    path.write_bytes(bytes(data))
+    notify = threading.Event()
+    (src,) = open_sources([str(path)], notify=notify)
+    src.start()
+    indices = [f.index for _, f in round_robin([src], notify) if f is not None]
+    src.join(timeout=5)
+    assert indices == [i for i in range(20) if i != 10]  # frame numbers stay the source's
+    assert src.corrupt == 1 and src.error is None
