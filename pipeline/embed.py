@@ -140,6 +140,7 @@ class OnnxEmbedder:
 class CheckpointEmbedder:
     def __init__(self, path: str, *, batch: int = 32, device: str = "auto", input_size=None, mean=None, std=None):
         import torch
+
         from reidpipe.reid.checkpoint import load_checkpoint
 
         self.path = str(path)

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet
 
 from reidpipe.errors import InputNotFoundError, MalformedInputError, OutputError
+from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet
 
 SCHEMA = "reidpipe.trajectories/1"
 _UMASK = os.umask(0o022)
@@ -258,6 +258,7 @@ def write_videos(folder: str | Path, sources: Sequence[SourceInfo], identities: 
     sources, or over the raw recordings of live sources). Returns the written paths."""
     import cv2
     import supervision as sv
+
     from reidpipe.pipeline.sources import iter_frames, source_kind
 
     folder = Path(folder)

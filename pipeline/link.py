@@ -57,6 +57,7 @@ from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 import numpy as np
+
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet, TrackPoint
 

@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
 
 from reidpipe.errors import Interrupted, UsageError
+from reidpipe.pipeline.config import PipelineConfig
+from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
 
 STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
 

@@ -19,6 +19,7 @@ crops count most.
 from __future__ import annotations
 
 import numpy as np
+
 from reidpipe.pipeline.config import SamplerConfig
 from reidpipe.pipeline.types import Tracklet
 

@@ -29,9 +29,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from reidpipe.pipeline.types import Frame, SourceInfo
 
 from reidpipe.errors import EmptyInputError, InputNotFoundError, UsageError
+from reidpipe.pipeline.types import Frame, SourceInfo
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_RE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp|srt)://", re.IGNORECASE)

@@ -17,9 +17,9 @@ module closes a tracklet.
 from __future__ import annotations
 
 import numpy as np
-from reidpipe.pipeline.types import Tracklet, TrackPoint
 
 from reidpipe.errors import ConfigError
+from reidpipe.pipeline.types import Tracklet, TrackPoint
 
 TRACKERS = ("bytetrack", "botsort", "ocsort", "sort")
 

@@ -35,10 +35,10 @@ import copy
 from typing import Any, ClassVar
 
 import torch
-from reidpipe.reid.output import ReIDOutput
 from torch import nn
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.output import ReIDOutput
 
 
 class ReIDModel(nn.Module, metaclass=abc.ABCMeta):

@@ -36,6 +36,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from reidpipe.errors import CheckpointError, ConfigError, DatasetError, OutputError
 from reidpipe.trainers.config import deep_merge, dump
 from reidpipe.trainers.hooks import (
     CheckpointHook,
@@ -47,10 +51,6 @@ from reidpipe.trainers.hooks import (
     write_json_atomic,
 )
 from reidpipe.trainers.optim import build_optimizer, lr_at, set_lr
-from torch import nn
-from torch.utils.data import DataLoader
-
-from reidpipe.errors import CheckpointError, ConfigError, DatasetError, OutputError
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -7,14 +7,14 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
+
+from reidpipe.errors import DatasetError
 from reidpipe.reid.datasets.base import ImageRecord, ReIDDataset
 from reidpipe.reid.datasets.images import ImageDataset
 from reidpipe.reid.metrics import distance_chunks, evaluate_ranking
 from reidpipe.reid.rerank import rerank_chunks
 from reidpipe.reid.transforms import ReIDTransform
-from torch.utils.data import DataLoader
-
-from reidpipe.errors import DatasetError
 
 
 @torch.no_grad()

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from reidpipe.reid.datasets.base import ImageRecord
-from reidpipe.reid.transforms import ReIDTransform
 from torch.utils.data import Dataset
 
 from reidpipe.errors import DatasetError, MalformedInputError
+from reidpipe.reid.datasets.base import ImageRecord
+from reidpipe.reid.transforms import ReIDTransform
 
 NUM_PARSING_CLASSES = 20  # LIP
 IGNORE_LABEL = 255

@@ -34,6 +34,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from reidpipe.errors import DatasetError
 from reidpipe.reid.datasets.base import (
     ImageRecord,
     ReIDDataset,
@@ -42,8 +43,6 @@ from reidpipe.reid.datasets.base import (
     relabel,
     require_dir,
 )
-
-from reidpipe.errors import DatasetError
 
 _MARKET_RE = re.compile(r"^(-?\d+)_c(\d+)")
 _CAM_RE = re.compile(r"(?:^|_)c(\d+)")

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from reidpipe.reid.output import ReIDOutput
 from torch import nn
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.output import ReIDOutput
 
 __all__ = [
     "Loss",

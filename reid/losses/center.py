@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from reidpipe.reid.losses.base import Loss, batch_labels, register_loss
 from torch import nn
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.losses.base import Loss, batch_labels, register_loss
 
 
 @register_loss("center")

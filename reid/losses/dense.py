@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from reidpipe.reid.losses.base import Loss, read_output, register_loss
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.losses.base import Loss, read_output, register_loss
 
 
 def _gather_pixels(output, loss: Loss, pixel_key: str, text_key: str, index_key: str):

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from reidpipe.reid.losses.base import Loss, read_output, register_loss
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.losses.base import Loss, read_output, register_loss
 
 DISTANCES = ("l2", "sq_l2", "mse", "cosine")
 

@@ -27,11 +27,11 @@ import math
 
 import torch
 import torch.nn.functional as F
-from reidpipe.reid.losses.base import Loss, as_list, batch_labels, read_output, register_loss
-from reidpipe.reid.output import ReIDOutput
 from torch import nn
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.losses.base import Loss, as_list, batch_labels, read_output, register_loss
+from reidpipe.reid.output import ReIDOutput
 
 
 def supervised_contrastive(

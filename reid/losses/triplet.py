@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from reidpipe.reid.losses.base import Loss, batch_labels, register_loss
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.losses.base import Loss, batch_labels, register_loss
 
 
 def euclidean_distances(x: torch.Tensor) -> torch.Tensor:

@@ -74,13 +74,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+
+from reidpipe.errors import ConfigError
 from reidpipe.reid.modules.can import ContextAdjustmentNet
 from reidpipe.reid.modules.cma import CrossModalAttention
 from reidpipe.reid.output import ReIDOutput
 from reidpipe.reid.registry import register_variant
 from reidpipe.reid.variants.clipreid import IMAGENET_MEAN, IMAGENET_STD, CLIPReID
-
-from reidpipe.errors import ConfigError
 
 __all__ = ["CANCMA", "build_can_cma", "prompt_template_for"]
 

@@ -83,14 +83,14 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from reidpipe.errors import ConfigError
 from reidpipe.reid.backbones.clip import ARCHS, build_clip
 from reidpipe.reid.base import ReIDModel
 from reidpipe.reid.modules.prompt import CLIPREID_TEMPLATE, PromptLearner
 from reidpipe.reid.output import ReIDOutput
 from reidpipe.reid.registry import register_variant
-from torch import nn
-
-from reidpipe.errors import ConfigError
 
 __all__ = ["CLIPReID", "build_clipreid", "default_input_size", "clipreid_normalisation", "bnneck"]
 

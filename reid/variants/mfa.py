@@ -52,15 +52,15 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from reidpipe.errors import ConfigError
 from reidpipe.reid.backbones.resnet import IMAGENET_MEAN, IMAGENET_STD, ResNetTrunk, build_resnet
 from reidpipe.reid.base import ReIDModel
 from reidpipe.reid.modules.cpaa import CPAA
 from reidpipe.reid.modules.local_branches import HorizontalStripes, LocalBranch
 from reidpipe.reid.output import ReIDOutput
 from reidpipe.reid.registry import register_variant
-from torch import nn
-
-from reidpipe.errors import ConfigError
 
 
 class MFA(ReIDModel):

@@ -62,14 +62,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+
+from reidpipe.errors import ConfigError
 from reidpipe.reid.modules.mscsa import MSCSA, SPATIAL_VALUES
 from reidpipe.reid.modules.prompt import CLIPREID_TEMPLATE
 from reidpipe.reid.modules.tgi import TextGuidedDecoder
 from reidpipe.reid.output import ReIDOutput
 from reidpipe.reid.registry import register_variant
 from reidpipe.reid.variants.clipreid import CLIPReID
-
-from reidpipe.errors import ConfigError
 
 __all__ = ["MSCSATGI", "build_mscsa_tgi"]
 

@@ -63,6 +63,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
+
+from reidpipe.errors import ConfigError
 from reidpipe.reid.modules.fusion import HierarchicalFusionHead, SimpleFeaturePyramid
 from reidpipe.reid.modules.parsing import (
     NUM_PARTS,
@@ -76,9 +79,6 @@ from reidpipe.reid.modules.prompt import CLIPREID_TEMPLATE
 from reidpipe.reid.output import ReIDOutput
 from reidpipe.reid.registry import register_variant
 from reidpipe.reid.variants.clipreid import CLIPReID
-from torch import nn
-
-from reidpipe.errors import ConfigError
 
 __all__ = ["PiVL", "build_pivl"]
 

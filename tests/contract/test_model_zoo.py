@@ -15,12 +15,12 @@ import math
 
 import pytest
 import torch
+
+import reidpipe
 from reidpipe.reid.base import ReIDModel
 from reidpipe.reid.losses import build_loss_set
 from reidpipe.reid.output import ReIDOutput
 from reidpipe.reid.registry import list_variants
-
-import reidpipe
 
 NUM_CLASSES = 4
 LABELS = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
@@ -142,6 +142,7 @@ def test_checkpoint_round_trip_gives_identical_embeddings(variant, tmp_path):
 @pytest.mark.parametrize("variant", list_variants())
 def test_onnx_export_matches_embed(variant, tmp_path):
     import onnxruntime as ort
+
     from reidpipe.reid.export import export_onnx, read_onnx_metadata
 
     model = _model(variant)

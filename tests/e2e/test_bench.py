@@ -173,9 +173,8 @@ def test_bench_embedding_falls_back_to_crop_by_crop_when_the_batch_cannot_be_fre
     if not model.is_file():
         pytest.skip(f"real models not found under {DATA}")
     pytest.importorskip("onnx2torch", reason="eager-torch side of an ONNX model needs onnx2torch")
-    from reidpipe.pipeline import bench
-
     from reidpipe.errors import CheckpointError
+    from reidpipe.pipeline import bench
 
     def refuse(src, dst, **kw):
         raise CheckpointError(f"{src}: the dynamic-batch copy disagrees with the original")
@@ -193,10 +192,10 @@ def test_make_dynamic_batch_frees_a_batch_one_export(tmp_path):
     import onnx
     import onnxruntime as ort
     import torch
-    from reidpipe.pipeline.bench import make_dynamic_batch, onnx_batch_dim
     from torch import nn
 
     from reidpipe.errors import CheckpointError
+    from reidpipe.pipeline.bench import make_dynamic_batch, onnx_batch_dim
 
     class Net(nn.Module):
         def __init__(self):

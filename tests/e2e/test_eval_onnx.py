@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from reidpipe.reid.datasets.synthetic import write_dataset
 
 from reidpipe.cli import main as cli
+from reidpipe.reid.datasets.synthetic import write_dataset
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"

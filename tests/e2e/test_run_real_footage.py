@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from reidpipe.pipeline.export import read_trajectories
 
 from reidpipe.cli import main
+from reidpipe.pipeline.export import read_trajectories
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 VIDEO = DATA / "videos" / "one-by-one-person-detection.mp4"

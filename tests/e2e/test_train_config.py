@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from reidpipe.trainers.config import available, load_config
-from reidpipe.trainers.optim import lr_at
 
 from reidpipe.cli import main as cli
 from reidpipe.errors import ConfigError
+from reidpipe.trainers.config import available, load_config
+from reidpipe.trainers.optim import lr_at
 
 PAPER_VARIANTS = ["clipreid", "mscsa_tgi", "can_cma", "pivl", "mfa"]
 

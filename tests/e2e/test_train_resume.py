@@ -9,9 +9,9 @@ import sys
 
 import pytest
 import torch
-from reidpipe.reid.datasets.synthetic import write_dataset
 
 from reidpipe.cli import main as cli
+from reidpipe.reid.datasets.synthetic import write_dataset
 
 TINY = ["--set", "model.pretrained=false", "--set", "model.options.tiny=true", "--set", "data.workers=0",
         "--set", "stages.*.p=2", "--set", "stages.*.k=2", "--set", "log.progress=false",

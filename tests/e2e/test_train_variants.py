@@ -8,9 +8,9 @@ import json
 
 import pytest
 import torch
-from reidpipe.reid.datasets.synthetic import write_dataset
 
 from reidpipe.cli import main as cli
+from reidpipe.reid.datasets.synthetic import write_dataset
 
 VARIANTS = ["clipreid", "mscsa_tgi", "can_cma", "pivl", "mfa"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from reidpipe.errors import ConfigError
 from reidpipe.reid.losses import build_loss_set
 from reidpipe.reid.modules.can import ContextAdjustmentNet
 from reidpipe.reid.modules.cma import CrossModalAttention
 from reidpipe.reid.registry import create_model
-
-from reidpipe.errors import ConfigError
 
 
 def test_can_is_512_to_1024_to_512_and_adds_the_same_offset_to_every_context_token():

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from reidpipe.errors import DatasetError, MalformedInputError
 from reidpipe.reid.datasets.images import ImageDataset, check_parsing_maps
 from reidpipe.reid.datasets.readers import build_dataset
 from reidpipe.reid.datasets.synthetic import write_dataset
 from reidpipe.reid.transforms import AugmentConfig, ReIDTransform
-
-from reidpipe.errors import DatasetError, MalformedInputError
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 

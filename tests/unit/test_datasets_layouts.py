@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from reidpipe.reid.datasets.readers import build_dataset
-from reidpipe.reid.datasets.synthetic import write_dataset
 
 from reidpipe.errors import DatasetError
+from reidpipe.reid.datasets.readers import build_dataset
+from reidpipe.reid.datasets.synthetic import write_dataset
 
 
 def _stats(ds):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from reidpipe.errors import ConfigError
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import Linker
 from reidpipe.pipeline.types import Tracklet, TrackPoint
-
-from reidpipe.errors import ConfigError
 
 DIM = 16
 

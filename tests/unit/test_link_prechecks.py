@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import Linker, _Constraints, candidate_pairs
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import Linker, candidate_pairs, pairwise_scores, synthetic_tracklets, time_linking
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from reidpipe.reid.losses import build_loss_set
-from reidpipe.reid.output import ReIDOutput
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.losses import build_loss_set
+from reidpipe.reid.output import ReIDOutput
 
 
 def test_sizes_from_model_context_and_parameters_exposed():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from reidpipe.reid.losses import build_loss_set
-from reidpipe.reid.output import ReIDOutput
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.losses import build_loss_set
+from reidpipe.reid.output import ReIDOutput
 
 
 def test_label_smoothing_matches_the_formula():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from reidpipe.reid.losses import build_loss_set, list_losses
-from reidpipe.reid.output import ReIDOutput
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.losses import build_loss_set, list_losses
+from reidpipe.reid.output import ReIDOutput
 
 LABELS = torch.tensor([0, 0, 1, 1])
 

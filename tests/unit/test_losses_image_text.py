@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from reidpipe.reid.losses import build_loss_set
 from reidpipe.reid.output import ReIDOutput
 

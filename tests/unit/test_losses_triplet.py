@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from reidpipe.reid.losses import build_loss_set
 from reidpipe.reid.output import ReIDOutput
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from reidpipe.reid.metrics import distance_chunks, evaluate, evaluate_ranking, pairwise_distance
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from reidpipe.errors import ConfigError, InputNotFoundError, WeightsUnavailableError
 from reidpipe.reid.backbones.resnet import build_resnet
 from reidpipe.reid.losses import build_loss_set
 from reidpipe.reid.losses.gla import gla_distance
 from reidpipe.reid.modules.cpaa import CPAA
 from reidpipe.reid.modules.local_branches import GeM, HorizontalStripes
 from reidpipe.reid.registry import create_model
-
-from reidpipe.errors import ConfigError, InputNotFoundError, WeightsUnavailableError
 
 torch.set_num_threads(1)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from reidpipe.errors import ConfigError
 from reidpipe.reid.losses import build_loss_set
 from reidpipe.reid.modules.mscsa import MSCSA, MSCSABlock
 from reidpipe.reid.modules.tgi import TextGuidedDecoder
 from reidpipe.reid.registry import create_model
-
-from reidpipe.errors import ConfigError
 
 
 def test_mscsa_block_keeps_high_level_shape_and_uses_stride_to_match_resolution():

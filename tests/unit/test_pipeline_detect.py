@@ -10,10 +10,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.detect import PublicDetections, YOLOXDetector, infer_detector_kind, load_detector
 
 from reidpipe.errors import MalformedInputError, WeightsUnavailableError
+from reidpipe.pipeline.config import PipelineConfig
+from reidpipe.pipeline.detect import PublicDetections, YOLOXDetector, infer_detector_kind, load_detector
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -108,8 +108,9 @@ def test_missing_ultralytics_weights_offline_name_the_flags_that_avoid_the_downl
 
 
 def test_local_ultralytics_weights_give_person_detections_in_source_pixels(tmp_path):
-    from reidpipe.pipeline.detect import UltralyticsDetector
     from ultralytics import YOLO
+
+    from reidpipe.pipeline.detect import UltralyticsDetector
 
     weights = tmp_path / "random_yolo11n.pt"
     YOLO("yolo11n.yaml").save(str(weights))  # architecture only, random weights: no download

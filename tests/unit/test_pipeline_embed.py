@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.embed import OnnxEmbedder, embedder_kind, load_embedder, preprocess
 
 from reidpipe.errors import InputNotFoundError, UsageError
+from reidpipe.pipeline.config import PipelineConfig
+from reidpipe.pipeline.embed import OnnxEmbedder, embedder_kind, load_embedder, preprocess
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

@@ -8,6 +8,8 @@ import os
 import cv2
 import numpy as np
 import pytest
+
+from reidpipe.errors import MalformedInputError, OutputError
 from reidpipe.pipeline.export import (
     EventWriter,
     check_output_dir,
@@ -17,8 +19,6 @@ from reidpipe.pipeline.export import (
     write_videos,
 )
 from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet, TrackPoint
-
-from reidpipe.errors import MalformedInputError, OutputError
 
 
 def tracklet(cam, track, frames, fps=10.0, x=10.0):

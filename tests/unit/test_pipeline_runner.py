@@ -6,6 +6,7 @@ import json
 
 import cv2
 import numpy as np
+
 from reidpipe.pipeline.export import read_trajectories
 from reidpipe.pipeline.runner import STAGES, Pipeline
 

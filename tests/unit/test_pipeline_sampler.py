@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import supervision as sv
+
 from reidpipe.pipeline.config import SamplerConfig
 from reidpipe.pipeline.sampler import CropSampler, add_to_bank, covered_fraction, crop, quality_gate
 from reidpipe.pipeline.types import Tracklet

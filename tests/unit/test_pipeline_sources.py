@@ -7,9 +7,9 @@ import time
 import cv2
 import numpy as np
 import pytest
-from reidpipe.pipeline.sources import default_names, open_sources, source_kind
 
 from reidpipe.errors import EmptyInputError, InputNotFoundError, UsageError
+from reidpipe.pipeline.sources import default_names, open_sources, source_kind
 
 
 def render(path, n=20, size=(96, 64), fps=10.0):

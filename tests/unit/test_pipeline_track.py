@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import supervision as sv
-from reidpipe.pipeline.track import TRACKERS, CameraTracker
 
 from reidpipe.errors import ConfigError
+from reidpipe.pipeline.track import TRACKERS, CameraTracker
 
 
 def dets(boxes, conf=0.9):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from reidpipe.errors import ConfigError
 from reidpipe.reid.losses import build_loss_set
 from reidpipe.reid.losses.dense import dense_contrastive
 from reidpipe.reid.modules.fusion import HierarchicalFusionHead
 from reidpipe.reid.modules.parsing import IGNORE_LABEL, downsample_parsing, pixel_pairs
 from reidpipe.reid.registry import create_model
-
-from reidpipe.errors import ConfigError
 
 torch.set_num_threads(1)
 

@@ -6,10 +6,10 @@ import os
 
 import pytest
 import torch
-from reidpipe.reid.checkpoint import FORMAT, read_checkpoint
 
 import reidpipe
 from reidpipe.errors import CheckpointError, ConfigError, InputNotFoundError
+from reidpipe.reid.checkpoint import FORMAT, read_checkpoint
 
 torch.set_num_threads(1)
 

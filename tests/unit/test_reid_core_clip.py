@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 from open_clip.model import CLIP
-from reidpipe.reid.backbones import clip as clip_mod
-from reidpipe.reid.backbones.clip import _resize_grid, build_clip, clip_config
 from torch import nn
 
 from reidpipe.errors import CheckpointError, InputNotFoundError, WeightsUnavailableError
+from reidpipe.reid.backbones import clip as clip_mod
+from reidpipe.reid.backbones.clip import _resize_grid, build_clip, clip_config
 
 torch.set_num_threads(1)
 

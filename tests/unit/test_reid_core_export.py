@@ -6,10 +6,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from reidpipe.reid.export import read_onnx_metadata
 
 import reidpipe
 from reidpipe.cli import main
+from reidpipe.reid.export import read_onnx_metadata
 
 torch.set_num_threads(1)
 

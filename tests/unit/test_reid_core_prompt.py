@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from reidpipe.reid.backbones.clip import build_clip
-from reidpipe.reid.modules.prompt import PromptLearner
 
 from reidpipe.errors import ConfigError
+from reidpipe.reid.backbones.clip import build_clip
+from reidpipe.reid.modules.prompt import PromptLearner
 
 torch.set_num_threads(1)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from reidpipe.reid import registry
 
 import reidpipe
 from reidpipe.errors import ConfigError
+from reidpipe.reid import registry
 
 
 def test_list_is_sorted_and_has_the_baseline():

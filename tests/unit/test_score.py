@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from reidpipe.pipeline.score import score
 
 from reidpipe.cli import main as cli_main
 from reidpipe.errors import InputNotFoundError, MalformedInputError, UsageError
+from reidpipe.pipeline.score import score
 
 # person -> camera -> x of its (fixed) box; every person is visible in frames 1..10 of its cameras
 X = {"A": 10.0, "B": 110.0, "C": 210.0}
