@@ -172,3 +172,45 @@ def test_corrupt_frame_inside_a_video_is_skipped_and_counted(tmp_path):
     src.join(timeout=5)
     assert indices == [i for i in range(20) if i != 10]  # frame numbers stay the source's
     assert src.corrupt == 1 and src.error is None
+
+
+def test_stream_that_drops_reconnects_and_goes_on_then_finishes_when_it_stays_down():
+    """An MJPEG-over-HTTP camera serves 10 frames, drops the connection, comes back for 10 more,
+    drops again and then refuses: the source reconnects, keeps counting frames, then gives up."""
+    import http.server
+    import threading
+
+    connections = []
+
+    class Camera(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            connections.append(self.path)
+            if len(connections) > 2:
+                self.send_error(503)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for _ in range(10):
+                img = np.full((64, 96, 3), 30 * len(connections), np.uint8)
+                jpg = cv2.imencode(".jpg", img)[1].tobytes()
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                                 + jpg + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.02)
+            # returning closes the connection: the stream drops
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
+        (src,) = open_sources([url], reconnect_attempts=2, reconnect_backoff=0.05)
+        frames = drain([src])["cam0"]
+    finally:
+        server.shutdown()
+    assert [f.index for f in frames] == list(range(20))  # both connections' frames, numbering goes on
+    assert src.reconnects >= 1 + 2  # once after the first drop (came back), twice after the second
+    assert src.dropped and url in src.dropped and "did not come back after 2" in src.dropped
