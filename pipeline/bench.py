@@ -871,7 +871,7 @@ def write_json(path: str | Path, result: dict[str, Any]) -> Path:
     """Write ``result`` to ``path`` atomically (temporary file + rename)."""
     import json
 
-    from reidpipe.pipeline.export import atomic_write_text
+    from reidpipe.files import atomic_write_text
 
     path = Path(path)
     if path.parent and not path.parent.exists():

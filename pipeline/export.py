@@ -32,11 +32,10 @@ from typing import Any
 import numpy as np
 
 from reidpipe.errors import InputNotFoundError, MalformedInputError, OutputError
+from reidpipe.files import atomic_write_text
 from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet
 
 SCHEMA = "reidpipe.trajectories/1"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 # ------------------------------------------------------------------------------------ folders
@@ -50,20 +49,6 @@ def check_output_dir(path: str | Path) -> Path:
     except OSError as exc:
         raise OutputError(f"output folder cannot be written: {p} ({exc.strerror or type(exc).__name__})") from None
     return p
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path} ({exc.strerror or type(exc).__name__})") from None
 
 
 # ------------------------------------------------------------------------------------ trajectories

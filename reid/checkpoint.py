@@ -30,14 +30,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from reidpipe.errors import CheckpointError, ConfigError, InputNotFoundError, OutputError
+from reidpipe.errors import CheckpointError, ConfigError, InputNotFoundError
+from reidpipe.files import atomic_output
 
 __all__ = ["FORMAT", "save_checkpoint", "read_checkpoint", "load_checkpoint", "checkpoint_metadata"]
 
@@ -117,13 +117,7 @@ def save_checkpoint(path: str | os.PathLike, model, **state: Any) -> Path:
     meta = checkpoint_metadata(model)
     state = {k: _plain(v, k) for k, v in state.items()}
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the folder of checkpoint {path}: {exc.strerror or exc}") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
+    with atomic_output(path, "checkpoint") as tmp:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
 
@@ -136,14 +130,6 @@ def save_checkpoint(path: str | os.PathLike, model, **state: Any) -> Path:
             save_file(tensors, tmp, metadata={_SAFETENSORS_META_KEY: header})
         else:
             torch.save({**meta, "state_dict": tensors, **state}, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

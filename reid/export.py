@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reidpipe.errors import CheckpointError, ConfigError, OutputError
+from reidpipe.errors import CheckpointError, ConfigError
+from reidpipe.files import atomic_output
 
 __all__ = ["export_onnx", "ExportReport", "ONNX_FORMAT", "DEFAULT_OPSET", "read_onnx_metadata"]
 
@@ -117,10 +117,6 @@ def export_onnx(
     if int(batch_size) < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     output = Path(output)
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the folder of {output}: {exc.strerror or exc}") from None
     was_training = model.training
     model.eval()
     model = model.float()
@@ -129,31 +125,25 @@ def export_onnx(
     gen = torch.Generator().manual_seed(seed)
     example = torch.randn(int(batch_size), 3, h, w, generator=gen).to(device)
     wrapper = _Embed(model).eval()
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=str(output.parent))
-    os.close(fd)
     try:
-        fastpath = torch.backends.mha.get_fastpath_enabled()
-        # nn.MultiheadAttention's inference fast path (a fused kernel) has no ONNX form
-        torch.backends.mha.set_fastpath_enabled(False)
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                _onnx_export(wrapper, example, tmp, opset)
-        finally:
-            torch.backends.mha.set_fastpath_enabled(fastpath)
-        proto = onnx.load(tmp)
-        meta = onnx_metadata(model)
-        del proto.metadata_props[:]
-        for key, value in meta.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(proto, tmp)
-        os.replace(tmp, output)
-    except OSError as exc:
-        raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
+        with atomic_output(output, "ONNX model") as tmp:
+            fastpath = torch.backends.mha.get_fastpath_enabled()
+            # nn.MultiheadAttention's inference fast path (a fused kernel) has no ONNX form
+            torch.backends.mha.set_fastpath_enabled(False)
+            try:
+                with torch.no_grad(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    _onnx_export(wrapper, example, tmp, opset)
+            finally:
+                torch.backends.mha.set_fastpath_enabled(fastpath)
+            proto = onnx.load(tmp)
+            meta = onnx_metadata(model)
+            del proto.metadata_props[:]
+            for key, value in meta.items():
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = key, value
+            onnx.save(proto, tmp)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         model.train(was_training)
     diff = None
     sizes: tuple[int, ...] = ()
