@@ -23,6 +23,7 @@ device), since a figure without its machine means little. :func:`format_report` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -47,13 +48,11 @@ TARGETS = {"pipeline_over_detector": 0.85, "ort_over_torch_at_32": 1.5, "link_10
 # ---------------------------------------------------------------------------------------- context
 def cpu_model() -> str:
     """The CPU's marketing name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
-    try:
+    with contextlib.suppress(OSError):  # no /proc (not Linux): fall back below
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.lower().startswith("model name"):
                     return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 
@@ -115,12 +114,10 @@ def environment(device: str | None = None) -> dict[str, Any]:
         if env["device"].startswith("cuda") and torch.cuda.is_available():
             env["cuda_device"] = torch.cuda.get_device_name(torch.device(env["device"]))
             env["cuda_version"] = torch.version.cuda
-    try:
+    with contextlib.suppress(ImportError):  # onnxruntime is optional for a torch-only benchmark
         import onnxruntime as ort
 
         env["onnxruntime_providers"] = ort.get_available_providers()
-    except ImportError:
-        pass
     from reidpipe import __version__
 
     env["reidpipe_version"] = __version__

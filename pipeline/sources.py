@@ -21,6 +21,7 @@ use the wall-clock time since their first frame. Every timestamp gets the source
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import threading
@@ -63,10 +64,10 @@ def default_names(uris: Sequence[str]) -> list[str]:
 def _quiet_opencv() -> None:
     import cv2
 
-    try:  # OpenCV's own "can't open" warnings would break the one-line error of the CLI
+    # OpenCV's own "can't open" warnings would break the one-line error of the CLI (very old OpenCV
+    # builds have no logging module: nothing to quieten there)
+    with contextlib.suppress(AttributeError):
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    except AttributeError:  # pragma: no cover - very old OpenCV
-        pass
 
 
 def _has_video_stream_without_frames(path: str) -> bool:
@@ -213,11 +214,9 @@ class Source:
                 break
             except queue.Full:
                 if live and item is not _END:
-                    try:
+                    with contextlib.suppress(queue.Empty):  # the reader took it meanwhile
                         self.queue.get_nowait()
                         self.late += 1
-                    except queue.Empty:
-                        pass
         if self.notify is not None:
             self.notify.set()
 
@@ -229,10 +228,8 @@ class Source:
                 break
             except queue.Full:
                 if self.stop_event.is_set():
-                    try:
+                    with contextlib.suppress(queue.Empty):
                         self.queue.get_nowait()
-                    except queue.Empty:
-                        pass
         if self.notify is not None:
             self.notify.set()
 
