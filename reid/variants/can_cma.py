@@ -82,7 +82,7 @@ from reidpipe.reid.output import ReIDOutput
 from reidpipe.reid.registry import register_variant
 from reidpipe.reid.variants.clipreid import IMAGENET_MEAN, IMAGENET_STD, CLIPReID
 
-__all__ = ["CANCMA", "build_can_cma", "prompt_template_for"]
+__all__ = ["CANCMA", "prompt_template_for"]
 
 PROMPT_POSITIONS = {
     "start": "{ctx} person.",
@@ -189,21 +189,6 @@ class CANCMA(CLIPReID):
             self._accumulate_class_features(enc["proj"], labels)
 
 
-def build_can_cma(*, num_classes: int, pretrained: bool | str = True, tiny: bool = False,
-                  input_size: tuple[int, int] | None = None, backbone: str = "ViT-B-16",
-                  stride_size: int = 16, neck_feat: str = "before", n_ctx: int = 8,
-                  prompt_position: str = "start", prompt_template: str | None = None,
-                  use_can: bool = True, can_expansion: int = 2,
-                  use_cma: bool = True, cma_heads: int = 8, cma_hidden: int | None = None,
-                  cma_image_input: str = "tokens", cma_scaled: bool = False) -> CANCMA:
-    """CLIP-ReID ViT-B/16 + CAN + CMA (paper 001); see the module docstring for the options."""
-    return CANCMA(num_classes=num_classes, pretrained=pretrained, tiny=tiny, input_size=input_size,
-                  backbone=backbone, stride_size=stride_size, neck_feat=neck_feat, n_ctx=n_ctx,
-                  prompt_position=prompt_position, prompt_template=prompt_template, use_can=use_can,
-                  can_expansion=can_expansion, use_cma=use_cma, cma_heads=cma_heads, cma_hidden=cma_hidden,
-                  cma_image_input=cma_image_input, cma_scaled=cma_scaled)
-
-
 register_variant(
-    "can_cma", build_can_cma,
+    "can_cma", CANCMA,
     "CLIP-ReID ViT-B/16 (384x192) + Context Adjustment Network (512-1024-512) + Cross-Modal Attention")

@@ -71,7 +71,7 @@ from reidpipe.reid.output import ReIDOutput
 from reidpipe.reid.registry import register_variant
 from reidpipe.reid.variants.clipreid import CLIPReID
 
-__all__ = ["MSCSATGI", "build_mscsa_tgi"]
+__all__ = ["MSCSATGI"]
 
 
 class MSCSATGI(CLIPReID):
@@ -152,26 +152,6 @@ class MSCSATGI(CLIPReID):
             out.extras["tgi_text_features"] = enc["tgi_text_features"]
 
 
-def build_mscsa_tgi(*, num_classes: int, pretrained: bool | str = True, tiny: bool = False,
-                    input_size: tuple[int, int] | None = None, neck_feat: str = "before",
-                    prompt_template: str = CLIPREID_TEMPLATE, use_mscsa: bool = True,
-                    mscsa_stages: Sequence[int] = (1, 2, 3), mscsa_reduction: int = 2,
-                    mscsa_spatial_reduction: int = 8, mscsa_spatial_value: str = "high",
-                    mscsa_scaled: bool = False, mscsa_res_scale_init: float | None = None,
-                    mscsa_train_prompt: bool = True, use_tgi: bool = True, tgi_layers: int = 3,
-                    tgi_heads: int = 4, tgi_width: int | None = None, tgi_gamma_init: float = 1e-4,
-                    tgi_dropout: float = 0.1) -> MSCSATGI:
-    """CLIP-ReID RN50 + MSCSA + TGI (paper 000); see the module docstring for the options."""
-    return MSCSATGI(num_classes=num_classes, pretrained=pretrained, tiny=tiny, input_size=input_size,
-                    neck_feat=neck_feat, prompt_template=prompt_template, use_mscsa=use_mscsa,
-                    mscsa_stages=mscsa_stages, mscsa_reduction=mscsa_reduction,
-                    mscsa_spatial_reduction=mscsa_spatial_reduction, mscsa_spatial_value=mscsa_spatial_value,
-                    mscsa_scaled=mscsa_scaled, mscsa_res_scale_init=mscsa_res_scale_init,
-                    mscsa_train_prompt=mscsa_train_prompt, use_tgi=use_tgi, tgi_layers=tgi_layers,
-                    tgi_heads=tgi_heads, tgi_width=tgi_width, tgi_gamma_init=tgi_gamma_init,
-                    tgi_dropout=tgi_dropout)
-
-
 register_variant(
-    "mscsa_tgi", build_mscsa_tgi,
+    "mscsa_tgi", MSCSATGI,
     "CLIP-ReID RN50 + MSCSA after stages 1-3 + TGI transformer decoder (3 layers, 4 heads, width 256)")
