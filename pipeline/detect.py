@@ -23,7 +23,6 @@ from reidpipe.errors import (
     CheckpointError,
     ConfigError,
     InputNotFoundError,
-    MalformedInputError,
     WeightsUnavailableError,
 )
 
@@ -218,36 +217,14 @@ class PublicDetections:
     pixels, top-left origin, ``conf`` optional = 1). Columns after ``conf`` are ignored."""
 
     def __init__(self, path: str, conf: float | None = None):
+        from reidpipe.pipeline.motfile import read_mot
+
         self.path = str(path)
-        p = Path(self.path)
-        if not p.is_file():
-            raise InputNotFoundError(f"detections file not found: {self.path}")
-        try:
-            text = p.read_text()
-        except (OSError, UnicodeDecodeError):
-            raise InputNotFoundError(f"detections file cannot be read as text: {self.path}") from None
-        rows: list[tuple[int, float, float, float, float, float]] = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            s = line.strip()
-            if not s or s.startswith("#"):
-                continue
-            parts = [x for x in s.replace(",", " ").split()]
-            try:
-                if len(parts) < 6:
-                    raise ValueError
-                frame = int(float(parts[0]))
-                x, y, w, h = (float(v) for v in parts[2:6])
-                c = float(parts[6]) if len(parts) > 6 else 1.0
-            except ValueError:
-                raise MalformedInputError(
-                    f"{self.path}:{lineno}: expected 'frame,id,x,y,w,h,conf,...' (numbers), got {s[:60]!r}"
-                ) from None
-            if frame < 1 or w <= 0 or h <= 0 or not np.isfinite([x, y, w, h, c]).all():
-                raise MalformedInputError(
-                    f"{self.path}:{lineno}: frame must be >= 1 and w, h > 0, got {s[:60]!r}")
-            if conf is not None and c < conf:
-                continue
-            rows.append((frame - 1, x, y, x + w, y + h, c))
+        mot = read_mot(self.path, "detections")
+        if conf is not None:
+            mot = mot[mot[:, 6] >= conf]
+        x, y, w, h = mot[:, 2], mot[:, 3], mot[:, 4], mot[:, 5]
+        rows = np.stack([mot[:, 0] - 1, x, y, x + w, y + h, mot[:, 6]], axis=1)  # 0-based frames, xyxy
         arr = np.asarray(rows, np.float32).reshape(-1, 6)
         order = np.argsort(arr[:, 0], kind="stable")
         arr = arr[order]

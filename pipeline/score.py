@@ -34,40 +34,18 @@ from typing import Any
 
 import numpy as np
 
-from reidpipe.errors import InputNotFoundError, MalformedInputError, UsageError
+from reidpipe.errors import MalformedInputError, UsageError
 
 GtRows = dict[int, list[tuple[int, float, float, float, float, float, int]]]  # frame -> (id, x, y, w, h, conf, cls)
 
 
 def read_gt(path: str | Path) -> list[tuple[int, int, float, float, float, float, float, int]]:
     """Rows (frame 1-based, id, x, y, w, h, conf, class) of a MOTChallenge ground-truth file."""
+    from reidpipe.pipeline.motfile import read_mot
+
     p = Path(path)
-    if not p.is_file():
-        raise InputNotFoundError(f"ground-truth file not found: {p}")
-    try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError):
-        raise MalformedInputError(f"{p}: ground-truth file is not readable text") from None
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        parts = [x for x in s.replace(";", ",").replace(" ", ",").split(",") if x != ""]
-        try:
-            if len(parts) < 6:
-                raise ValueError
-            frame, tid = int(float(parts[0])), int(float(parts[1]))
-            x, y, w, h = (float(v) for v in parts[2:6])
-            conf = float(parts[6]) if len(parts) > 6 else 1.0
-            cls = int(float(parts[7])) if len(parts) > 7 else 1
-        except ValueError:
-            raise MalformedInputError(
-                f"{p}:{lineno}: expected 'frame,id,x,y,w,h[,conf,class,visibility]' (numbers), got {s[:60]!r}"
-            ) from None
-        if frame < 1 or w <= 0 or h <= 0 or not np.isfinite([x, y, w, h, conf]).all():
-            raise MalformedInputError(f"{p}:{lineno}: frame must be >= 1 and w, h > 0, got {s[:60]!r}")
-        rows.append((frame, tid, x, y, w, h, conf, cls))
+    rows = [(int(r[0]), int(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]), float(r[6]), int(r[7]))
+            for r in read_mot(p, "ground-truth").tolist()]
     if not rows:
         raise MalformedInputError(f"{p}: ground-truth file holds no rows")
     return rows
