@@ -335,7 +335,8 @@ class Source:
                 return cap
             wait *= 2
         self.dropped = (f"stream {self.uri} ({self.info.camera}) {why} and did not come back after "
-                        f"{self.reconnect_attempts} reconnection attempts; finishing this camera")
+                        f"{self.reconnect_attempts} reconnection attempt{'' if self.reconnect_attempts == 1 else 's'}; "
+                        "finishing this camera")
         return None
 
     def _run_live(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import pytest
 
 from reidpipe.cli import main
@@ -63,3 +64,32 @@ def test_real_video_keeps_the_six_people_apart(tmp_path, capsys):
     for ident, t0 in zip(sorted(long, key=lambda i: i["first_seen"]), entries):
         assert abs(ident["first_seen"] - t0) < 2.0
         assert len(ident["tracks"]) == 1
+
+
+def test_real_footage_from_an_rtsp_camera(tmp_path, capsys, rtsp_camera):
+    """The office footage served live by an RTSP camera (Motion-JPEG over RTP): the first person walking
+    in is detected and tracked from the stream; when the camera goes away the run finishes that camera
+    with one warning naming the URL and writes valid outputs."""
+    cap = cv2.VideoCapture(str(VIDEO))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 60)  # the first person walks in at about frame 64
+    clip = [cap.read()[1] for _ in range(120)]
+    cap.release()
+    camera = rtsp_camera(lambda connection: clip if connection == 1 else None, fps=20)
+    cfg = tmp_path / "fast_reconnect.yaml"
+    cfg.write_text("reconnect_attempts: 1\nreconnect_backoff: 0.05\n")
+    out = tmp_path / "out"
+    code = main(["run", "--sources", camera.url, "--names", "door", "--detector", str(YOLOX),
+                 "--reid-weights", str(OSNET), "--config", str(cfg), "--output", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    warnings = [s for s in err.splitlines() if "warning" in s]
+    assert len(warnings) == 1 and camera.url in warnings[0] and "door" in warnings[0]
+    data = read_trajectories(out / "trajectories.json")
+    (source,) = data["sources"]
+    assert (source["camera"], source["uri"], source["width"], source["height"]) == ("door", camera.url, 768, 432)
+    assert 100 <= source["frames"] <= 120  # a live source never waits: a late frame may be dropped
+    tracks = [t for i in data["identities"] for t in i["tracks"]]
+    longest = max(tracks, key=lambda t: len(t["points"]))
+    assert len(longest["points"]) >= 60
+    heights = sorted(p["bbox"][3] - p["bbox"][1] for p in longest["points"])
+    assert heights[len(heights) // 2] > 150  # the person near the camera, as in the file-based run

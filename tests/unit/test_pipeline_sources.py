@@ -214,3 +214,23 @@ def test_stream_that_drops_reconnects_and_goes_on_then_finishes_when_it_stays_do
     assert [f.index for f in frames] == list(range(20))  # both connections' frames, numbering goes on
     assert src.reconnects >= 1 + 2  # once after the first drop (came back), twice after the second
     assert src.dropped and url in src.dropped and "did not come back after 2" in src.dropped
+
+
+def test_rtsp_camera_that_drops_reconnects_and_goes_on_then_finishes_when_it_stays_down(rtsp_camera):
+    """The same story over RTSP (Motion-JPEG over RTP, interleaved on TCP), read by the real FFmpeg client."""
+
+    def frames_for(connection):
+        if connection > 2:
+            return None  # the camera stays down
+        return [np.full((240, 320, 3), 40 * connection + 5 * i, np.uint8) for i in range(10)]
+
+    camera = rtsp_camera(frames_for, fps=50)
+    (src,) = open_sources([camera.url], names=["gate"], reconnect_attempts=2, reconnect_backoff=0.05)
+    assert src.kind == "stream"
+    frames = drain([src])["gate"]
+    assert [f.index for f in frames] == list(range(20))  # both connections' frames, numbering goes on
+    brightness = [int(round(f.image.mean())) for f in frames]
+    assert brightness == [40 + 5 * i for i in range(10)] + [80 + 5 * i for i in range(10)]  # in order, none lost
+    assert (src.info.width, src.info.height, src.info.fps) == (320, 240, 50.0)
+    assert camera.tcp_setups == 2 and camera.refused == 2
+    assert src.dropped and camera.url in src.dropped and "2 reconnection attempts" in src.dropped

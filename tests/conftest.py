@@ -1,0 +1,21 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import pytest
+from rtsp_camera import RTSPCamera  # tests/ is on sys.path: pytest puts a rootdir conftest's folder there
+
+
+@pytest.fixture
+def rtsp_camera():
+    """Start an :class:`RTSPCamera` with ``rtsp_camera(frames_for, fps=...)``; stopped after the test."""
+    cameras = []
+
+    def start(frames_for, fps: float = 25.0) -> RTSPCamera:
+        camera = RTSPCamera(frames_for, fps).__enter__()
+        cameras.append(camera)
+        return camera
+
+    yield start
+    for camera in cameras:
+        camera.__exit__(None, None, None)
