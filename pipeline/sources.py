@@ -184,6 +184,12 @@ class Source:
             self.info.frames = n if n > 0 else None
             self._cap = cap
         else:  # live: opened in the reader thread (reconnect logic lives there)
+            if self.kind == "webcam":  # unlike a network camera, a missing webcam will not come up later
+                cap = self._open_live()
+                if cap is None:
+                    raise InputNotFoundError(f"webcam {self.uri} cannot be opened (no such camera, or another "
+                                             "program holds it)")
+                cap.release()
             self.info.fps = 0.0
 
     # ------------------------------------------------------------------ reader thread
@@ -316,8 +322,17 @@ class Source:
     def _open_live(self):
         import cv2
 
-        cap = cv2.VideoCapture(int(self.uri)) if self.kind == "webcam" else _ffmpeg_capture(
-            self.uri, self.stream_timeout_ms)
+        if self.kind == "webcam":
+            # OpenCV tries each camera backend in turn and logs an ERROR line for each one that has no
+            # such camera; our own message says what went wrong, so its log is silenced while it looks
+            level = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+            try:
+                cap = cv2.VideoCapture(int(self.uri))
+            finally:
+                cv2.utils.logging.setLogLevel(level)
+        else:
+            cap = _ffmpeg_capture(self.uri, self.stream_timeout_ms)
         if not cap.isOpened():
             cap.release()
             return None

@@ -158,4 +158,9 @@ def main(args: argparse.Namespace) -> int:
           f"outputs in {pipe.output_dir}", file=sys.stderr)
     print(json.dumps({"output": str(pipe.output_dir / "trajectories.json"), "identities": len(identities),
                       "fps": st["fps"]["total"]}))
+    if not sum(st["frames"].values()):  # e.g. every camera is a stream that never came up
+        from reidpipe.errors import EmptyInputError
+
+        raise EmptyInputError(f"no frame was read from any of the sources ({', '.join(args.sources)}); "
+                              f"empty outputs written in {pipe.output_dir}")
     return 0

@@ -153,3 +153,27 @@ def test_ctrl_c_writes_valid_outputs_with_everything_seen(tmp_path):
     assert 2 <= len(points) < 8000  # stopped part-way, with what was seen
     kinds = [json.loads(s)["event"] for s in events.read_text().splitlines()]
     assert kinds[0] == "source_start" and "track_close" in kinds and kinds[-1] == "run_end"
+
+
+def test_missing_webcam_is_named_at_once(tmp_path, capsys, walker):
+    video, det = walker
+    code, err = run_cli(capsys, "--sources", video, "63", "--detections", det, det, "--output", tmp_path / "o")
+    line = one_line_error(err)
+    assert code == 3 and "webcam 63" in line
+    assert len([s for s in err.splitlines() if s.strip()]) == 1  # no OpenCV backend chatter around it
+    assert not (tmp_path / "o" / "trajectories.json").exists()  # checked before any work
+
+
+def test_run_where_no_source_ever_delivers_a_frame_fails_with_empty_outputs(tmp_path, capsys):
+    no_dets = tmp_path / "none_det.txt"
+    no_dets.write_text("")
+    cfg = tmp_path / "fast_reconnect.yaml"
+    cfg.write_text("reconnect_attempts: 1\nreconnect_backoff: 0.01\n")
+    out = tmp_path / "o"
+    code, err = run_cli(capsys, "--sources", "rtsp://127.0.0.1:9/x", "--detections", no_dets, "--config", cfg,
+                        "--output", out)
+    line = one_line_error(err)
+    assert code == 4 and "no frame" in line and "rtsp://127.0.0.1:9/x" in line
+    assert len([s for s in err.splitlines() if "warning" in s]) == 1  # the stream's own warning
+    data = read_trajectories(out / "trajectories.json")
+    assert data["identities"] == [] and data["sources"][0]["frames"] == 0
