@@ -15,7 +15,7 @@ Three benchmarks, each returning a JSON-able dict (the CLI writes them into one 
   at 1, re-saved into a temporary folder with a dynamic batch dimension, after checking that the
   re-saved graph gives the same embeddings as the original crop by crop.
 - :func:`bench_linking` times cross-camera linking of 1k/10k/100k synthetic 512-d tracklets
-  (:func:`reidpipe.pipeline.link.time_linking`).
+  (:func:`reidpipe.pipeline.link_synthetic.time_linking`).
 
 Every result carries :func:`environment` (CPU model and cores, load average, library versions,
 device), since a figure without its machine means little. :func:`format_report` prints the tables.
@@ -546,8 +546,8 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
 # ---------------------------------------------------------------------------------------- linking
 def bench_linking(sizes: Sequence[int] = DEFAULT_LINK_SIZES, dim: int = 512) -> dict[str, Any]:
     """Seconds to link ``n`` synthetic ``dim``-d tracklets across 4 cameras, for each ``n``
-    (:func:`reidpipe.pipeline.link.time_linking`: offline linking, generation not timed)."""
-    from reidpipe.pipeline.link import time_linking
+    (:func:`reidpipe.pipeline.link_synthetic.time_linking`: offline linking, generation not timed)."""
+    from reidpipe.pipeline.link_synthetic import time_linking
 
     rows = []
     for n in sizes:

@@ -25,13 +25,13 @@ across differently lit cameras (on the demo scene it lifts link F1 from 0.4-0.86
 
 Offline (``finalize`` with ``refine``, or ``link``): all linkable tracklets are re-clustered from
 scratch by constrained agglomerative merging: candidate pairs are the ``knn`` nearest neighbours of
-every tracklet with cosine >= ``min_similarity``, found exactly by a FAISS flat index when faiss is
-installed, else by blocked float32 matrix products; pairs are visited from the most to the least
+every tracklet with cosine >= ``min_similarity``, found exactly by ``pipeline/neighbours.py`` (a FAISS flat index when
+faiss is installed, else blocked float32 matrix products); pairs are visited from the most to the least
 similar, and two clusters merge when the cosine of their weighted mean features still reaches
 ``min_similarity`` and the union violates no constraint. Nothing loops over all pairs in Python.
 All pairs cost n^2 d (about a minute for 100,000 512-d tracklets on 2 cores); with a linking window
 ``max_gap`` (seconds) only tracklets that close in time are compared, by time blocks, and 100,000
-tracklets link in a few seconds (``time_linking``).
+tracklets link in a few seconds (``link_synthetic.time_linking``).
 
 Evidence (``LinkEvidence``) of each tracklet:
 
@@ -51,15 +51,14 @@ in exactly one identity. Ids returned by ``add`` are the online ids, which ``fin
 from __future__ import annotations
 
 import math
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 import numpy as np
 
 from reidpipe.pipeline.config import LinkerConfig
-from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet, TrackPoint
+from reidpipe.pipeline.neighbours import candidate_pairs, one_blas_thread
+from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet
 
 Sighting = tuple[float, float, str]  # start_t, end_t, camera
 # camera centring needs this many linkable tracklets in the camera: with fewer, the camera mean is
@@ -172,221 +171,6 @@ def _unit(f: np.ndarray) -> np.ndarray:
     f = np.asarray(f, dtype=np.float32).ravel()
     n = float(np.linalg.norm(f))
     return f / n if n > 0 else f
-
-
-# --------------------------------------------------------------------------- BLAS threads
-_BLAS_LOCAL: list = []  # [ctypes function or None], resolved once
-
-
-def _blas_local_setter():
-    """numpy's bundled OpenBLAS ``openblas_set_num_threads_local`` (per calling thread), or None."""
-    if not _BLAS_LOCAL:
-        fn = None
-        try:
-            import ctypes
-            import glob
-            import os
-
-            libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-            for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
-                f = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
-                if f is not None:
-                    f.argtypes, f.restype = [ctypes.c_int], ctypes.c_int
-                    fn = f
-                    break
-        except OSError:
-            fn = None
-        _BLAS_LOCAL.append(fn)
-    return _BLAS_LOCAL[0]
-
-
-@contextmanager
-def _one_blas_thread():
-    """Run numpy's BLAS single-threaded in this thread (other threads keep their setting). The
-    offline linker's products are small (a few hundred rows): with two OpenBLAS threads on a shared
-    2-core machine they ran 4-15x slower than with one (threads spinning against each other)."""
-    setter = _blas_local_setter()
-    if setter is None:
-        yield
-        return
-    old = setter(1)
-    try:
-        yield
-    finally:
-        setter(max(int(old), 0))
-
-
-# --------------------------------------------------------------------------- neighbour search
-def _topk_rows(S: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k largest entries of every row (unordered)."""
-    if S.shape[1] <= k:
-        return np.broadcast_to(np.arange(S.shape[1]), S.shape).copy()
-    return np.argpartition(-S, k - 1, axis=1)[:, :k]
-
-
-def _pairs_from(rows: np.ndarray, cols: np.ndarray, sims: np.ndarray, threshold: float):
-    keep = (sims >= threshold) & (rows != cols) & (cols >= 0)
-    r, c, s = rows[keep], cols[keep], sims[keep]
-    lo, hi = np.minimum(r, c), np.maximum(r, c)
-    return lo.astype(np.int64), hi.astype(np.int64), s.astype(np.float32)
-
-
-def _block_pairs(S: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int, threshold: float):
-    """(row id, col id, sim) of the entries of ``S`` that reach ``threshold`` and are among their
-    row's k largest; ``rows``/``cols`` give the ids of S's rows and columns. Rows with at most k
-    entries above the threshold (the usual case) skip the partial sort."""
-    mask = S >= threshold
-    over = mask.sum(1) > k
-    if over.any():
-        mask[over] = False
-        sub = S[over]
-        top = _topk_rows(sub, k)
-        keep = np.zeros(sub.shape, dtype=bool)
-        np.put_along_axis(keep, top, True, axis=1)
-        mask[over] = keep & (sub >= threshold)
-    r, c = np.nonzero(mask)
-    return _pairs_from(rows[r], cols[c], S[r, c], threshold)
-
-
-def _exact_numpy(X: np.ndarray, k: int, threshold: float):
-    n = X.shape[0]
-    block = int(max(64, min(4096, (1 << 24) // max(n, 1))))
-    out = []
-    for s in range(0, n, block):
-        S = X[s:s + block] @ X.T
-        idx = np.arange(S.shape[0])
-        S[idx, s + idx] = -np.inf
-        out.append(_block_pairs(S, s + idx, np.arange(n), k, threshold))
-    return out
-
-
-def _faiss_search(X: np.ndarray, k: int, threshold: float):
-    import faiss  # optional dependency: exact inner-product search, multi-threaded
-
-    index = faiss.IndexFlatIP(X.shape[1])
-    index.add(X)
-    out = []
-    block = 16384
-    for s in range(0, X.shape[0], block):
-        sims, idx = index.search(X[s:s + block], k + 1)
-        rows = np.broadcast_to(np.arange(s, s + sims.shape[0])[:, None], idx.shape)
-        out.append(_pairs_from(rows.ravel(), idx.ravel(), sims.ravel(), threshold))
-    return out
-
-
-def _time_blocked(X: np.ndarray, k: int, threshold: float, starts: np.ndarray, ends: np.ndarray,
-                  max_gap: float):
-    """Exact search restricted to pairs at most ``max_gap`` seconds apart. Rows sorted by start time;
-    each block of rows is multiplied (one matrix product) with the columns from its own first row up to
-    the end of its time window only, so every pair is computed once (the upper triangle of the banded
-    similarity matrix: half the products of a symmetric band). The entries that reach ``threshold``
-    are then kept per row, in both directions, and each row's k best of them are selected by one sort
-    of these few entries: the same pairs as a full row-wise top-k above the threshold."""
-    n = X.shape[0]
-    if np.all(starts[1:] >= starts[:-1]):  # already in time order (``Linker`` sorts): no n x d copy
-        order = np.arange(n)
-        Xs, st, en = X, starts, ends
-    else:
-        order = np.argsort(starts, kind="stable")
-        Xs, st, en = X[order], starts[order], ends[order]
-    span = max(float(st[-1] - st[0]), 1e-9)
-    window = n * (max_gap + float(np.max(en - st))) / span  # rows in one time window
-    # columns per row ~ block + window: a block of ~window/2 rows balances products and per-block cost
-    block = int(np.clip(window * 0.75, 128, 2048))
-    # last column (exclusive) each row may pair with: start <= own end + max_gap (starts ascend), with
-    # a little slack for rounding; the exact test (the same expression as the constraint) follows
-    lim = np.searchsorted(st, en + max_gap + 1e-9 * (1.0 + np.abs(en) + abs(max_gap)), side="right")
-    # the other far case (a later-starting tracklet ending > max_gap before this one starts) needs an
-    # end before its start or a negative window; checked entry by entry only then
-    other_far = bool(max_gap < 0 or np.any(en < st))
-    buf = np.empty(0, dtype=np.float32)
-    rs, cs, ss = [], [], []
-    for r0 in range(0, n, block):
-        r1 = min(n, r0 + block)
-        c1 = int(lim[r0:r1].max())
-        if c1 <= r0 + 1:
-            continue
-        size = (r1 - r0) * (c1 - r0)
-        if size > buf.size:
-            buf = np.empty(max(size, 2 * buf.size), dtype=np.float32)
-        S = buf[:size].reshape(r1 - r0, c1 - r0)
-        np.matmul(Xs[r0:r1], Xs[r0:c1].T, out=S)
-        r, c = np.nonzero(S >= threshold)  # few entries: the constraints are applied to these only
-        s = S[r, c]
-        r += r0
-        c += r0
-        # each pair once (column after row: upper triangle, no self pairs), within the window
-        keep = (c > r) & (c < lim[r])
-        keep &= ~(st[c] - en[r] > max_gap)
-        if other_far:
-            keep &= ~(st[r] - en[c] > max_gap)
-        rs.append(r[keep])
-        cs.append(c[keep])
-        ss.append(s[keep])
-    if not rs:
-        e = np.zeros(0, dtype=np.int64)
-        return [(e, e, np.zeros(0, dtype=np.float32))]
-    r = np.concatenate(rs)
-    c = np.concatenate(cs)
-    s = np.concatenate(ss)
-    # directed entries (row -> col) both ways; keep each row's k most similar
-    src_, dst, sim = np.concatenate([r, c]), np.concatenate([c, r]), np.concatenate([s, s])
-    by = np.lexsort((-sim, src_))
-    src_, dst, sim = src_[by], dst[by], sim[by]
-    first = np.searchsorted(src_, src_, side="left")
-    keep = (np.arange(src_.size) - first) < k
-    return [_pairs_from(order[src_[keep]], order[dst[keep]], sim[keep], threshold)]
-
-
-def candidate_pairs(X: np.ndarray, k: int, threshold: float, backend: str = "auto",
-                    starts: np.ndarray | None = None, ends: np.ndarray | None = None,
-                    max_gap: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs (i < j, cosine) among the k nearest neighbours of every row of ``X`` (unit rows) whose
-    cosine reaches ``threshold``, each pair once. Returns (i, j, sim) sorted by decreasing sim.
-
-    Always exact. With ``max_gap`` (and the rows' ``starts``/``ends`` in seconds) only pairs at most
-    ``max_gap`` apart are compared, by time blocks (cost ~ n x tracklets per window). Otherwise all
-    pairs: a FAISS flat inner-product index when faiss is installed (``backend`` auto/faiss), else
-    blocked float32 matrix products (``numpy``); cost ~ n^2 d."""
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    n = X.shape[0]
-    if n < 2:
-        e = np.zeros(0, dtype=np.int64)
-        return e, e, np.zeros(0, dtype=np.float32)
-    k = int(max(1, min(k, n - 1)))
-    use_faiss = False
-    if max_gap is not None and starts is not None and ends is not None:
-        backend = "time"
-    if backend in ("auto", "faiss"):
-        try:
-            import faiss  # noqa: F401
-
-            use_faiss = True
-        except ImportError:
-            if backend == "faiss":
-                from reidpipe.errors import ConfigError
-
-                raise ConfigError("linker backend 'faiss' requested but faiss is not installed "
-                                  "(pip install faiss-cpu, or use backend 'numpy')") from None
-    elif backend not in ("numpy", "time"):
-        from reidpipe.errors import ConfigError
-
-        raise ConfigError(f"unknown linker backend {backend!r}; use auto, faiss or numpy")
-    if backend == "time":
-        parts = _time_blocked(X, k, threshold, np.asarray(starts, np.float64), np.asarray(ends, np.float64),
-                              float(max_gap))
-    elif use_faiss:
-        parts = _faiss_search(X, k, threshold)
-    else:
-        parts = _exact_numpy(X, k, threshold)
-    i = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-    j = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-    s = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
-    key = i * n + j
-    key, first = np.unique(key, return_index=True)
-    i, j, s = i[first], j[first], s[first]
-    order = np.argsort(-s, kind="stable")
-    return i[order], j[order], s[order]
 
 
 # --------------------------------------------------------------------------- online state
@@ -898,7 +682,7 @@ class Linker:
         labels = np.empty(len(self.tracklets), dtype=np.int64)
         K = 0
         if link_idx:
-            with _one_blas_thread():
+            with one_blas_thread():
                 lab, evidence = self._cluster(link_idx)
             for i, ev in zip(link_idx, evidence):
                 self.evidence[i] = ev
@@ -941,77 +725,4 @@ class Linker:
         return self._offline()
 
 
-# --------------------------------------------------------------------------- scaling helpers
-def synthetic_tracklets(n: int, dim: int = 512, cameras: int = 4, seed: int = 0, noise: float = 0.6,
-                        return_labels: bool = False):
-    """``n`` synthetic tracklets of ``dim``-d features for benchmarks and tests.
-
-    People walk through ``cameras`` cameras in order (cam0 -> cam1 -> ...), each visiting 1 to
-    ``cameras`` consecutive cameras, 5-40 s per visit, 5-30 s transit between cameras; arrivals are
-    spread so that about 2.5 people are in view per camera per 10 s of timeline. A person's features
-    are a random unit prototype plus Gaussian noise of relative norm ``noise`` (same-person cosine
-    ~ 1 / (1 + noise**2) ~ 0.73 at the default; different people ~ 0 +- 1/sqrt(dim)), plus a small
-    per-camera bias (lighting). With ``return_labels``, also returns the true person of each."""
-    rng = np.random.default_rng(seed)
-    cams = [f"cam{c}" for c in range(cameras)]
-    bias = rng.standard_normal((cameras, dim)).astype(np.float32)
-    bias *= 0.25 / np.linalg.norm(bias, axis=1, keepdims=True)
-    tracklets: list[Tracklet] = []
-    labels: list[int] = []
-    pid = 0
-    horizon = max(60.0, n * 1.5)
-    counters = [0] * cameras
-    while len(tracklets) < n:
-        proto = rng.standard_normal(dim).astype(np.float32)
-        proto /= np.linalg.norm(proto)
-        visits = int(rng.integers(1, cameras + 1))
-        first = int(rng.integers(0, cameras - visits + 1))
-        t0 = float(rng.uniform(0, horizon))
-        for v in range(visits):
-            if len(tracklets) >= n:
-                break
-            c = first + v
-            dur = float(rng.uniform(5, 40))
-            g = rng.standard_normal(dim).astype(np.float32)
-            f = proto + noise * g / np.linalg.norm(g) + bias[c]
-            f /= np.linalg.norm(f)
-            counters[c] += 1
-            pts = [TrackPoint(frame=int(t * 10), t=t, bbox=(0.0, 0.0, 40.0, 100.0), score=0.9)
-                   for t in (t0, t0 + dur / 2, t0 + dur)]
-            tracklets.append(Tracklet(camera=cams[c], track=counters[c], points=pts, bank=[], qualities=[1.0],
-                                      feature=f, closed=True))
-            labels.append(pid)
-            t0 += dur + float(rng.uniform(5, 30))
-        pid += 1
-    if return_labels:
-        return tracklets, np.asarray(labels)
-    return tracklets
-
-
-def time_linking(n: int, dim: int = 512, cameras: int = 4, seed: int = 0,
-                 config: LinkerConfig | None = None) -> float:
-    """Seconds to link ``n`` synthetic tracklets offline (``Linker.link``); generation not timed.
-    Default config: refine, linking window ``max_gap`` = 300 s (exact time-blocked search)."""
-    ts = synthetic_tracklets(n, dim=dim, cameras=cameras, seed=seed)
-    linker = Linker(config or LinkerConfig(refine=True, max_gap=300.0), [f"cam{c}" for c in range(cameras)])
-    t0 = time.perf_counter()
-    linker.link(ts)
-    return time.perf_counter() - t0
-
-
-def pairwise_scores(labels_true: np.ndarray, labels_pred: np.ndarray) -> dict[str, float]:
-    """Pair-counting precision/recall/F1 of a clustering (pairs of items put together)."""
-    from collections import Counter
-
-    def pairs(counter) -> int:
-        return sum(c * (c - 1) // 2 for c in counter.values())
-
-    both = pairs(Counter(zip(labels_true.tolist(), labels_pred.tolist())))
-    pred = pairs(Counter(labels_pred.tolist()))
-    true = pairs(Counter(labels_true.tolist()))
-    p = both / pred if pred else 1.0
-    r = both / true if true else 1.0
-    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
-
-
-__all__ = ["Linker", "candidate_pairs", "pairwise_scores", "synthetic_tracklets", "time_linking"]
+__all__ = ["Linker"]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from reidpipe.pipeline.config import LinkerConfig
-from reidpipe.pipeline.link import Linker, _Constraints, candidate_pairs
+from reidpipe.pipeline.link import Linker, _Constraints
+from reidpipe.pipeline.neighbours import candidate_pairs
 
 
 @pytest.mark.parametrize("seed", range(6))
