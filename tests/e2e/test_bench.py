@@ -174,13 +174,13 @@ def test_bench_embedding_falls_back_to_crop_by_crop_when_the_batch_cannot_be_fre
         pytest.skip(f"real models not found under {DATA}")
     pytest.importorskip("onnx2torch", reason="eager-torch side of an ONNX model needs onnx2torch")
     from reidpipe.errors import CheckpointError
-    from reidpipe.pipeline import bench
+    from reidpipe.pipeline import bench_embed
 
     def refuse(src, dst, **kw):
         raise CheckpointError(f"{src}: the dynamic-batch copy disagrees with the original")
 
-    monkeypatch.setattr(bench, "make_dynamic_batch", refuse)
-    e = bench.bench_embedding(model, batch_sizes=[3], device="cpu", min_time=0.01, threads=1)
+    monkeypatch.setattr(bench_embed, "make_dynamic_batch", refuse)
+    e = bench_embed.bench_embedding(model, batch_sizes=[3], device="cpu", min_time=0.01, threads=1)
     assert e["ort_mode"] == "per-crop" and "crop by crop" in e["torch_impl"]
     assert any("crop by crop" in n for n in e["notes"])
     assert e["agreement"]["min_cosine"] > 0.999 and e["results"][0]["ort_crops_per_s"] > 0
@@ -195,7 +195,7 @@ def test_make_dynamic_batch_frees_a_batch_one_export(tmp_path):
     from torch import nn
 
     from reidpipe.errors import CheckpointError
-    from reidpipe.pipeline.bench import make_dynamic_batch, onnx_batch_dim
+    from reidpipe.pipeline.bench_embed import make_dynamic_batch, onnx_batch_dim
 
     class Net(nn.Module):
         def __init__(self):
