@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
+import supervision as sv
 
 from reidpipe.cli import main
 from reidpipe.pipeline.export import read_trajectories
@@ -79,7 +81,8 @@ def test_real_footage_from_an_rtsp_camera(tmp_path, capsys, rtsp_camera):
     cfg.write_text("reconnect_attempts: 1\nreconnect_backoff: 0.05\n")
     out = tmp_path / "out"
     code = main(["run", "--sources", camera.url, "--names", "door", "--detector", str(YOLOX),
-                 "--reid-weights", str(OSNET), "--config", str(cfg), "--output", str(out), "--no-progress"])
+                 "--reid-weights", str(OSNET), "--config", str(cfg), "--output", str(out), "--save-video",
+                 "--no-progress"])
     err = capsys.readouterr().err
     assert code == 0, err
     warnings = [s for s in err.splitlines() if "warning" in s]
@@ -93,3 +96,17 @@ def test_real_footage_from_an_rtsp_camera(tmp_path, capsys, rtsp_camera):
     assert len(longest["points"]) >= 60
     heights = sorted(p["bbox"][3] - p["bbox"][1] for p in longest["points"])
     assert heights[len(heights) // 2] > 150  # the person near the camera, as in the file-based run
+    # --save-video on a live camera: the raw frames were recorded during the run, then annotated
+    video = cv2.VideoCapture(str(out / "door.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == source["frames"]
+    p = longest["points"][len(longest["points"]) // 2]
+    video.set(cv2.CAP_PROP_POS_FRAMES, p["frame"])
+    ok, img = video.read()
+    video.release()
+    assert ok
+    x1, y1, x2, y2 = (int(v) for v in p["bbox"])
+    owner = next(i["id"] for i in data["identities"] if longest in i["tracks"])
+    expected = np.asarray(sv.ColorPalette.DEFAULT.by_idx(owner).as_bgr())
+    edge = np.median(img[y1 + 20:y2 - 5, max(x1, 0)].astype(int), axis=0)  # the box's left side
+    assert np.abs(edge - expected).max() <= 30, (edge, expected)
+    assert not list(out.glob(".*raw*"))  # the raw recording is removed once annotated
