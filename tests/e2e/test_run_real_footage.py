@@ -76,7 +76,7 @@ def test_real_footage_from_an_rtsp_camera(tmp_path, capsys, rtsp_camera):
     cap.set(cv2.CAP_PROP_POS_FRAMES, 60)  # the first person walks in at about frame 64
     clip = [cap.read()[1] for _ in range(120)]
     cap.release()
-    camera = rtsp_camera(lambda connection: clip if connection == 1 else None, fps=20)
+    camera = rtsp_camera(lambda connection: clip if connection == 1 else None, fps=10)  # its real rate
     cfg = tmp_path / "fast_reconnect.yaml"
     cfg.write_text("reconnect_attempts: 1\nreconnect_backoff: 0.05\n")
     out = tmp_path / "out"
