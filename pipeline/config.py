@@ -28,14 +28,21 @@ class SamplerConfig:
 class LinkerConfig:
     """Cross-camera linking (DESIGN §2, Linker). Similarities are cosine in [-1, 1]."""
 
-    # below this cosine a tracklet starts a new identity; None = the embedder's own default
-    # (``link_threshold``: 0.5 for the hist descriptor, 0.7 for learned ReID models, or an exported
-    # model's ``reidpipe.link_threshold`` metadata), 0.5 when the Linker is used on its own
+    # a fixed cosine threshold (``--link-threshold``) instead of decisions calibrated from the run
     min_similarity: float | None = None
+    # the cosine used where the run holds too little to calibrate (and with ``calibrate`` off); None =
+    # the embedder's documented default (``link_threshold``: 0.5 for hist, 0.5 for learned models after
+    # camera centring, or an exported model's ``reidpipe.link_threshold``), 0.5 for the Linker alone
+    fallback_similarity: float | None = None
+    calibrate: bool = True  # calibrate decisions from the run's own negatives (ablation: off = fixed fallback)
+    transit_evidence: bool = True  # learn transit times / co-occurrence from confident links (ablation: off)
+    quality_gate: bool = True  # short or sparsely embedded tracklets never drive a link (ablation: off)
+    min_duration: float = 1.0  # seconds a linkable tracklet lasts at least (quality gate)
+    min_crops: int = 2  # embedded crops a linkable tracklet pools at least (quality gate)
     non_overlapping: bool = False  # cameras see disjoint areas: one person cannot be in two at once
     transit: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # (camA, camB) -> (min s, max s)
     refine: bool = False  # offline re-clustering of all tracklets at the end
-    min_points: int = 3  # tracklets shorter than this are exported but not linked
+    min_points: int = 3  # tracklets with fewer points are exported but not linked
     transit_symmetric: bool = True  # a window declared for (A, B) also applies to B -> A unless (B, A) is given
     knn: int = 10  # offline: candidate neighbours per tracklet
     backend: str = "auto"  # offline neighbour search: "auto" (faiss if installed), "faiss", "numpy"

@@ -52,7 +52,7 @@ def synthetic_tracklets(n: int, dim: int = 512, cameras: int = 4, seed: int = 0,
             counters[c] += 1
             pts = [TrackPoint(frame=int(t * 10), t=t, bbox=(0.0, 0.0, 40.0, 100.0), score=0.9)
                    for t in (t0, t0 + dur / 2, t0 + dur)]
-            tracklets.append(Tracklet(camera=cams[c], track=counters[c], points=pts, bank=[], qualities=[1.0],
+            tracklets.append(Tracklet(camera=cams[c], track=counters[c], points=pts, bank=[], qualities=[0.5, 0.5],
                                       feature=f, closed=True))
             labels.append(pid)
             t0 += dur + float(rng.uniform(5, 30))

@@ -97,11 +97,11 @@ class Pipeline:
         return out, srcs, detectors
 
     def _link_config(self):
-        """The linker's config with the threshold resolved: an explicit ``link.min_similarity`` wins,
-        else the embedder's own ``link_threshold`` (cosine scales differ between descriptors)."""
+        """The linker's config with the fallback cosine resolved: the embedder's own ``link_threshold``
+        (used only where the run holds too little to calibrate) unless the config names one."""
         link = self.config.link
-        if link.min_similarity is None:
-            link = dataclasses.replace(link, min_similarity=float(self.embedder.link_threshold))
+        if link.fallback_similarity is None:
+            link = dataclasses.replace(link, fallback_similarity=float(self.embedder.link_threshold))
         return link
 
     # ------------------------------------------------------------------ run

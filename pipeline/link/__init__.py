@@ -1,0 +1,141 @@
+"""Cross-camera linking: per-camera tracklets -> global identities (DESIGN §2, Linker).
+
+    Linker(config, cameras)          the facade the runner uses
+      .add(t) / .add_many(ts)        online: an identity for each tracklet as it closes (online.py)
+      .finalize()                    the identities (re-decided offline with ``refine``: offline.py)
+      .link(ts)                      batch: everything offline
+      .operating_point               what the decisions were calibrated with (calibration.py)
+
+The modules, one concern each: ``quality`` (which tracklets may drive a link), ``features`` (pooling,
+camera centring), ``constraints`` (what can never be one person), ``calibration`` (z-scores against
+the run's own negatives, Bonferroni levels, the Bayesian decision), ``evidence`` (transit times and
+co-occurrence learned from confident links), ``groups`` (constrained union-find), ``online`` and
+``offline`` (the two passes). Every tracklet ever added ends in exactly one identity; identities are
+numbered 1..N by first sighting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from reidpipe.pipeline.config import LinkerConfig
+from reidpipe.pipeline.link.calibration import OperatingPoint
+from reidpipe.pipeline.link.constraints import Constraints
+from reidpipe.pipeline.link.offline import link_offline
+from reidpipe.pipeline.link.online import OnlineLinker
+from reidpipe.pipeline.link.quality import linkable
+from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet
+
+DEFAULT_FALLBACK_SIMILARITY = 0.5
+
+
+class Linker:
+    """Online + offline cross-camera linker (see the package docstring)."""
+
+    def __init__(self, config: LinkerConfig | None = None, cameras: list[str] | None = None):
+        self.config = _checked(config or LinkerConfig(), list(cameras or []))
+        self.cameras = list(cameras or [])
+        self.rules = Constraints(self.config, self.cameras)
+        self._online = OnlineLinker(self.config, self.rules)
+        self.tracklets: list[Tracklet] = []
+        self.evidence: list[LinkEvidence] = []
+        self._online_of: list[int] = []  # tracklet -> online identity
+        self._keys: set[tuple[str, int]] = set()
+        self.operating_point: OperatingPoint | None = None
+
+    def linkable(self, t: Tracklet) -> bool:
+        return linkable(t, self.config)
+
+    def _register(self, t: Tracklet) -> tuple[int, int]:
+        if not t.points:
+            raise ValueError(f"tracklet {t.camera}/{t.track} has no points")
+        if t.key in self._keys:
+            raise ValueError(f"tracklet {t.camera}/{t.track} was already added to the linker")
+        self._keys.add(t.key)
+        self.rules.add_camera(t.camera)
+        self.tracklets.append(t)
+        self.evidence.append(LinkEvidence(score=0.0))
+        self._online_of.append(-1)
+        return len(self.tracklets) - 1, self.rules.cameras.index(t.camera)
+
+    def _record(self, idx: int, gid: int, ev: LinkEvidence) -> tuple[int, LinkEvidence]:
+        self._online_of[idx] = gid
+        self.evidence[idx] = ev
+        return gid + 1, ev
+
+    # ------------------------------------------------------------------ online
+    def add(self, t: Tracklet) -> tuple[int, LinkEvidence]:
+        """Link one closing tracklet; returns its online identity id and evidence."""
+        idx, cam = self._register(t)
+        if not self.linkable(t):
+            return self._record(idx, self._online.add_unlinkable(idx, t, cam), LinkEvidence(score=0.0))
+        return self._record(idx, *self._online.add_many([(idx, t, cam)])[0])
+
+    def add_many(self, tracklets: list[Tracklet]) -> list[tuple[int, LinkEvidence]]:
+        """Tracklets that close together, assigned jointly (one-to-one)."""
+        out: dict[int, tuple[int, LinkEvidence]] = {}
+        joint = []
+        for k, t in enumerate(tracklets):
+            idx, cam = self._register(t)
+            if self.linkable(t):
+                joint.append((k, idx, t, cam))
+            else:
+                out[k] = self._record(idx, self._online.add_unlinkable(idx, t, cam), LinkEvidence(score=0.0))
+        results = self._online.add_many([(idx, t, cam) for _, idx, t, cam in joint]) if joint else []
+        for (k, idx, _, _), (gid, ev) in zip(joint, results):
+            out[k] = self._record(idx, gid, ev)
+        return [out[k] for k in range(len(tracklets))]
+
+    # ------------------------------------------------------------------ results
+    def finalize(self) -> list[Identity]:
+        """The identities, sorted by first sighting, ids 1..N; re-decided offline with ``refine``."""
+        if self.config.refine:
+            return self._offline()
+        self.operating_point = self._online.operating_point
+        groups: dict[int, list[int]] = {}
+        for i, g in enumerate(self._online_of):
+            groups.setdefault(g, []).append(i)
+        return self._identities(list(groups.values()))
+
+    def link(self, tracklets: list[Tracklet]) -> list[Identity]:
+        """Batch linking: register ``tracklets`` (no online pass) and decide everything offline."""
+        for t in tracklets:
+            self._register(t)
+        return self._offline()
+
+    def _offline(self) -> list[Identity]:
+        idx = [i for i, t in enumerate(self.tracklets) if self.linkable(t)]
+        labels, evidence, self.operating_point = link_offline([self.tracklets[i] for i in idx], self.config,
+                                                              self.rules)
+        groups: dict[int, list[int]] = {}
+        for i, lab, ev in zip(idx, labels.tolist(), evidence):
+            groups.setdefault(lab, []).append(i)
+            self.evidence[i] = ev
+        linked = set(idx)
+        alone = [[i] for i in range(len(self.tracklets)) if i not in linked]
+        for (i,) in alone:
+            self.evidence[i] = LinkEvidence(score=0.0)
+        return self._identities(list(groups.values()) + alone)
+
+    def _identities(self, groups: list[list[int]]) -> list[Identity]:
+        T = self.tracklets
+        order = {i: (t.start_t, t.camera, t.track) for i, t in enumerate(T)}
+        groups = sorted((sorted(g, key=order.__getitem__) for g in groups if g), key=lambda g: order[g[0]])
+        return [Identity(id=gid, tracklets=[T[i] for i in g], evidence={T[i].key: self.evidence[i] for i in g})
+                for gid, g in enumerate(groups, start=1)]
+
+
+def _checked(config: LinkerConfig, cameras: list[str]) -> LinkerConfig:
+    from reidpipe.errors import ConfigError
+
+    unknown = {c for pair in (config.transit or {}) for c in pair} - set(cameras)
+    if cameras and unknown:
+        raise ConfigError(f"transit window names unknown camera(s) {sorted(unknown)}; cameras are {cameras}")
+    if config.min_similarity is not None and not -1.0 <= config.min_similarity <= 1.0:
+        raise ConfigError(f"link min_similarity must be in [-1, 1], got {config.min_similarity}")
+    if config.fallback_similarity is None:
+        config = replace(config, fallback_similarity=DEFAULT_FALLBACK_SIMILARITY)
+    return config
+
+
+__all__ = ["Linker", "OperatingPoint"]

@@ -1,0 +1,168 @@
+"""Decisions calibrated from the run's own data (DESIGN §2, Linker).
+
+Cosine scales differ between embedders and cameras, so the linker never compares a raw cosine with a
+fixed number. It turns each similarity into a *z-score* against what "different people" look like in
+this run, for this model, on these cameras:
+
+- **in-camera** (re-entry of a person in one camera): the pairs of tracklets that coexist in the
+  camera are certainly different people; their similarities are the camera's negative sample;
+- **cross-camera**, per camera pair: nearly every pair of tracklets of two cameras is two different
+  people (a person matches at most one of the other camera's tracklets at a time), so a sample of all
+  pairs is the pair's negative sample (robust statistics make the few true pairs in it harmless).
+
+Each sample becomes a :class:`NegativeModel` (median, and the larger of 1.4826 x MAD and the upper
+tail's width: a robust normal fit that does not understate the tail where decisions are made), so that
+``z = (cosine - median) / scale``. Decisions then follow from counting, not from tuned constants:
+
+- an in-camera re-entry needs ``z >= bonferroni_z(m)``: the level a negative reaches with probability
+  ``ALPHA`` over all ``m`` candidate pairs of the camera (family-wise error ``ALPHA``);
+- a cross-camera link is a Bayesian decision: prior odds of one match among ``k`` candidates
+  (``1 / k``), times the appearance likelihood ratio ``N(z; mu, sigma) / N(z; 0, 1)`` where the
+  positive model ``(mu, sigma)`` is fitted on the run's *confident* links (``z`` above the Bonferroni
+  level of the pair, mutual best matches), times the time evidence of :mod:`.evidence`; a link is made
+  when the posterior odds exceed 1.
+
+When a sample is too small to fit (fewer than ``MIN_NEGATIVES`` pairs: one camera, one person, a few
+seconds), the decision falls back to the fixed cosine ``LinkerConfig.fallback_similarity`` (the
+embedder's documented default) and the operating point says so. A user's ``--link-threshold``
+(``LinkerConfig.min_similarity``) replaces all of this by that fixed cosine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+ALPHA = 0.05  # family-wise false-link rate of the Bonferroni levels
+MIN_NEGATIVES = 12  # a negative sample needs this many pairs to be fitted
+MIN_CONFIDENT = 3  # confident links needed to fit the positive model (else its default below)
+SAMPLE_PAIRS = 4096  # at most this many pairs per negative sample (random, reproducible)
+
+
+@dataclass
+class NegativeModel:
+    """Robust normal fit of "different people" similarities: ``median`` and ``scale`` (1.4826 MAD)."""
+
+    median: float
+    scale: float
+    n: int
+
+    @classmethod
+    def fit(cls, sims: np.ndarray) -> NegativeModel | None:
+        sims = np.asarray(sims, np.float64).ravel()
+        if sims.size < MIN_NEGATIVES:
+            return None
+        med = float(np.median(sims))
+        mad = float(np.median(np.abs(sims - med))) * 1.4826
+        # similarities of different people often have a heavier upper tail than a normal of the
+        # bulk's width; the decisions live in that tail, so its own width counts too
+        upper = (float(np.percentile(sims, 90)) - med) / 1.2816
+        return cls(median=med, scale=max(mad, upper, 1e-4), n=int(sims.size))
+
+    def z(self, sims):
+        return (np.asarray(sims, np.float64) - self.median) / self.scale
+
+    def cosine(self, z: float) -> float:
+        """The cosine at ``z`` (for the operating point and the candidate search)."""
+        return float(self.median + z * self.scale)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"median": round(self.median, 4), "scale": round(self.scale, 4), "pairs": self.n}
+
+
+def bonferroni_z(m: int, alpha: float = ALPHA) -> float:
+    """The z a negative exceeds with probability ``alpha`` over ``m`` comparisons."""
+    return float(norm.isf(alpha / max(int(m), 1)))
+
+
+@dataclass
+class PositiveModel:
+    """Normal model of the z-scores of true links (``sigma`` >= 1 keeps the likelihood ratio
+    increasing in z), fitted on the confident links of the run."""
+
+    mu: float
+    sigma: float
+    n: int = 0
+
+    @classmethod
+    def fit(cls, z_confident: np.ndarray, default_mu: float) -> PositiveModel:
+        z = np.asarray(z_confident, np.float64)
+        if z.size < MIN_CONFIDENT:
+            return cls(mu=float(default_mu), sigma=1.0, n=int(z.size))
+        return cls(mu=float(np.mean(z)), sigma=max(1.0, float(np.std(z))), n=int(z.size))
+
+    def llr(self, z):
+        """log N(z; mu, sigma) - log N(z; 0, 1)."""
+        z = np.asarray(z, np.float64)
+        return -0.5 * ((z - self.mu) / self.sigma) ** 2 - math.log(self.sigma) + 0.5 * z * z
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mu": round(self.mu, 3), "sigma": round(self.sigma, 3), "confident_links": self.n}
+
+
+def prior_log_odds(k: int | np.ndarray):
+    """log odds that a query matches one given candidate of ``k``: uniform over the ``k`` candidates
+    and "none of them"."""
+    return -np.log(np.maximum(np.asarray(k, np.float64), 1.0))
+
+
+def sample_pairs(n_a: int, n_b: int, rng: np.random.Generator, same: bool = False,
+                 limit: int = SAMPLE_PAIRS) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < n_a, j < n_b): all of them when few, else ``limit`` random ones; with
+    ``same`` (one set against itself) only i < j."""
+    if same:
+        total = n_a * (n_a - 1) // 2
+        if total <= limit:
+            i, j = np.triu_indices(n_a, 1)
+            return i, j
+        i = rng.integers(0, n_a, limit)
+        j = rng.integers(0, n_a, limit)
+        keep = i != j
+        return np.minimum(i, j)[keep], np.maximum(i, j)[keep]
+    if n_a * n_b <= limit:
+        i, j = np.meshgrid(np.arange(n_a), np.arange(n_b), indexing="ij")
+        return i.ravel(), j.ravel()
+    return rng.integers(0, n_a, limit), rng.integers(0, n_b, limit)
+
+
+@dataclass
+class OperatingPoint:
+    """What the linker decided with and how it found it; written to trajectories.json and the log."""
+
+    mode: str  # "calibrated" | "fixed" (a --link-threshold) | "fallback" (too little data to calibrate)
+    fixed_similarity: float | None = None
+    in_camera: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cross_camera: dict[str, dict[str, Any]] = field(default_factory=dict)
+    positive: PositiveModel | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"mode": self.mode}
+        if self.fixed_similarity is not None:
+            d["fixed_similarity"] = round(float(self.fixed_similarity), 4)
+        d["in_camera"] = self.in_camera
+        d["cross_camera"] = self.cross_camera
+        if self.positive is not None:
+            d["positive"] = self.positive.to_json()
+        d["alpha"] = ALPHA
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
+
+    def summary(self) -> str:
+        """One line for the log."""
+        if self.mode == "fixed":
+            return f"fixed cosine threshold {self.fixed_similarity:.3f} (--link-threshold)"
+        parts = [f"{k}: cos >= {v['threshold']:.3f}" for k, v in self.in_camera.items() if "threshold" in v]
+        parts += [f"{k}: cos >= {v['threshold']:.3f}" for k, v in self.cross_camera.items() if "threshold" in v]
+        head = "calibrated from the run" if self.mode == "calibrated" else "partly fallback"
+        tail = f"; {'; '.join(self.notes)}" if self.notes else ""
+        return f"{head} ({', '.join(parts) or 'no pairs'}){tail}"
+
+
+__all__ = ["ALPHA", "MIN_NEGATIVES", "NegativeModel", "OperatingPoint", "PositiveModel", "bonferroni_z",
+           "prior_log_odds", "sample_pairs"]

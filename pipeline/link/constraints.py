@@ -1,0 +1,135 @@
+"""Hard constraints of the linker: which tracklets can never be one person (DESIGN §2, Linker).
+
+A *group* is what the linker may merge: a tracklet, a camera cluster (one person's tracklets in one
+camera) or an identity. Its sightings are arrays of (start, end, camera code). Two groups conflict
+when any of these holds:
+
+1. **coexistence**: a sighting of each overlaps in time in the same camera (one person is one track at
+   a time per camera), or in any two cameras with ``non_overlapping``;
+2. **linking window** ``max_gap``: the nearest sightings of the two groups are more than ``max_gap``
+   seconds apart;
+3. **transit windows** ``{(camA, camB): (min_s, max_s)}``: when consecutive sightings of the merged
+   group (by start time) go from camA to camB, the gap between the end of the first and the start of
+   the second must lie in the window (``transit_symmetric``: a window for (A, B) also serves B -> A
+   unless (B, A) is declared);
+4. **one per camera** (only when asked, for cross-camera links): both groups hold a sighting in the same
+   camera. In-camera re-entry is decided before cross-camera association, so a cross-camera link is
+   one-to-one per camera pair.
+
+Every rule is written once, vectorised over arrays of sighting pairs: :meth:`Constraints.pairs` answers
+for many pairs of single sightings at once, :meth:`Constraints.groups` for two groups of any size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reidpipe.pipeline.config import LinkerConfig
+
+
+@dataclass
+class Sightings:
+    """Time intervals of a group: ``start``/``end`` in seconds and ``camera`` codes, one entry each."""
+
+    start: np.ndarray
+    end: np.ndarray
+    camera: np.ndarray
+
+    @classmethod
+    def one(cls, start: float, end: float, camera: int) -> Sightings:
+        return cls(np.array([start], np.float64), np.array([end], np.float64), np.array([camera], np.int64))
+
+    def __add__(self, other: Sightings) -> Sightings:
+        return Sightings(np.concatenate([self.start, other.start]), np.concatenate([self.end, other.end]),
+                         np.concatenate([self.camera, other.camera]))
+
+
+class Constraints:
+    """The user's constraints (``LinkerConfig``) over camera codes (indices into ``cameras``)."""
+
+    def __init__(self, config: LinkerConfig, cameras: list[str]):
+        self.non_overlapping = bool(config.non_overlapping)
+        self.max_gap = None if config.max_gap is None else float(config.max_gap)
+        self.cameras = list(cameras)
+        self._lo = np.full((0, 0), np.nan)
+        self._hi = np.full((0, 0), np.nan)
+        self._windows: dict[tuple[str, str], tuple[float, float]] = {}
+        for (a, b), (lo, hi) in dict(config.transit or {}).items():
+            self._windows[(str(a), str(b))] = (float(lo), float(hi))
+        if config.transit_symmetric:
+            for (a, b), w in list(self._windows.items()):
+                self._windows.setdefault((b, a), w)
+        self._build_windows()
+
+    def add_camera(self, camera: str) -> None:
+        if camera not in self.cameras:
+            self.cameras.append(camera)
+            self._build_windows()
+
+    def _build_windows(self) -> None:
+        m = len(self.cameras)
+        pos = {c: i for i, c in enumerate(self.cameras)}
+        self._lo = np.full((m, m), np.nan)
+        self._hi = np.full((m, m), np.nan)
+        for (a, b), (lo, hi) in self._windows.items():
+            if a in pos and b in pos:
+                self._lo[pos[a], pos[b]], self._hi[pos[a], pos[b]] = lo, hi
+
+    # ------------------------------------------------------------------ the rules, vectorised
+    def coexist(self, s1, e1, c1, s2, e2, c2) -> np.ndarray:
+        """Rule 1 for arrays of sighting pairs."""
+        overlap = (s1 <= e2) & (s2 <= e1)
+        return overlap if self.non_overlapping else overlap & (c1 == c2)
+
+    def too_far(self, s1, e1, s2, e2) -> np.ndarray:
+        """Rule 2 for arrays of sighting pairs: gaps beyond the linking window."""
+        if self.max_gap is None:
+            return np.zeros(np.broadcast(s1, s2).shape, bool)
+        return gap(s1, e1, s2, e2) > self.max_gap
+
+    def bad_transit(self, first_end, first_cam, next_start, next_cam) -> np.ndarray:
+        """Rule 3 for arrays of consecutive sightings (first ends, the next starts)."""
+        if not self._windows:
+            return np.zeros(np.shape(first_end), bool)
+        lo, hi = self._lo[first_cam, next_cam], self._hi[first_cam, next_cam]
+        dt = next_start - first_end
+        return (first_cam != next_cam) & ~np.isnan(lo) & ~((lo <= dt) & (dt <= hi))
+
+    # ------------------------------------------------------------------ pairs and groups
+    def pairs(self, s1, e1, c1, s2, e2, c2) -> np.ndarray:
+        """Conflict of each pair of single sightings (arrays): rules 1-3."""
+        bad = self.coexist(s1, e1, c1, s2, e2, c2) | self.too_far(s1, e1, s2, e2)
+        if self._windows:
+            first_is_1 = (s1 < s2) | ((s1 == s2) & (e1 <= e2))
+            bad |= self.bad_transit(np.where(first_is_1, e1, e2), np.where(first_is_1, c1, c2),
+                                    np.where(first_is_1, s2, s1), np.where(first_is_1, c2, c1))
+        return bad
+
+    def groups(self, a: Sightings, b: Sightings, one_per_camera: bool = False) -> bool:
+        """True when groups ``a`` and ``b`` cannot be one person (rules 1-3, and 4 when asked)."""
+        if one_per_camera and np.intersect1d(a.camera, b.camera).size:
+            return True
+        S1, S2 = a.start[:, None], b.start[None, :]
+        E1, E2 = a.end[:, None], b.end[None, :]
+        if self.coexist(S1, E1, a.camera[:, None], S2, E2, b.camera[None, :]).any():
+            return True
+        if self.max_gap is not None and gap(S1, E1, S2, E2).min() > self.max_gap:
+            return True
+        if self._windows:
+            m = a + b
+            order = np.lexsort((m.end, m.start))
+            s, e, c = m.start[order], m.end[order], m.camera[order]
+            if self.bad_transit(e[:-1], c[:-1], s[1:], c[1:]).any():
+                return True
+        return False
+
+
+def gap(s1, e1, s2, e2):
+    """Signed time gap between two intervals: seconds from the end of the earlier to the start of the
+    later, negative when they overlap (minus the overlap's length)."""
+    return np.maximum(s1, s2) - np.minimum(e1, e2)
+
+
+__all__ = ["Constraints", "Sightings", "gap"]

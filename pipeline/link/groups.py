@@ -1,0 +1,63 @@
+"""Union-find over tracklets (or camera clusters) that keeps each group's sightings, so a merge is
+refused when the constraints (:mod:`.constraints`) say the two groups cannot be one person."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reidpipe.pipeline.link.constraints import Constraints, Sightings
+
+
+class Groups:
+    def __init__(self, starts: np.ndarray, ends: np.ndarray, code: np.ndarray,
+                 sightings: dict[int, Sightings] | None = None):
+        """Items with one interval each (``starts``/``ends``/``code``), or, for the items in
+        ``sightings``, the intervals given there (an item that is itself a group)."""
+        self.starts, self.ends, self.code = starts, ends, code
+        self.parent = np.arange(len(starts))
+        self._sight: dict[int, Sightings] = dict(sightings or {})  # roots whose sightings are not one interval
+
+    def find(self, a: int) -> int:
+        parent = self.parent
+        root = a
+        while parent[root] != root:
+            root = parent[root]
+        while parent[a] != root:
+            parent[a], a = root, parent[a]
+        return int(root)
+
+    def sightings(self, root: int) -> Sightings:
+        s = self._sight.get(root)
+        if s is None:
+            s = Sightings.one(self.starts[root], self.ends[root], self.code[root])
+        return s
+
+    def merge(self, a: int, b: int, rules: Constraints, one_per_camera: bool = False) -> bool:
+        """Merge the groups of ``a`` and ``b`` unless they are one already or conflict."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        sa, sb = self.sightings(ra), self.sightings(rb)
+        if rules.groups(sa, sb, one_per_camera=one_per_camera):
+            return False
+        self.parent[rb] = ra
+        self._sight[ra] = sa + sb
+        self._sight.pop(rb, None)
+        return True
+
+    def multi(self) -> dict[int, Sightings]:
+        """Root -> sightings of the groups of 2+ items."""
+        return {r: s for r, s in self._sight.items() if self.find(r) == r}
+
+    def labels(self) -> np.ndarray:
+        """A compact label 0..K-1 per item (roots by pointer jumping)."""
+        roots = self.parent.copy()
+        while True:
+            up = roots[roots]
+            if np.array_equal(up, roots):
+                break
+            roots = up
+        return np.unique(roots, return_inverse=True)[1].reshape(-1)
+
+
+__all__ = ["Groups"]

@@ -1,0 +1,394 @@
+"""Offline linking (``--refine``, ``Linker.link``): every linkable tracklet decided with everything seen.
+
+The steps, in the order :func:`link_offline` runs them:
+
+1. ``_prepare``: unit features centred per camera, weights, times, camera codes;
+2. ``_merge_in_camera``: per camera, the fragments of one person (re-entry after an occlusion or a
+   tracker loss) are merged into *camera clusters*: candidate pairs above the camera's calibrated
+   cosine (:mod:`.calibration`: Bonferroni level over its coexisting-pair negatives), most similar
+   first, never two coexisting tracklets;
+3. ``_cross_candidates``: per camera pair, candidate cluster pairs with their z-score against the
+   pair's negatives and their signed time gap;
+4. ``_fit_evidence``: the confident links (mutual best matches above the pair's Bonferroni level) fit
+   the positive model and each pair's transit model (:mod:`.evidence`);
+5. ``_decide``: posterior log-odds = prior + appearance + time; clusters are merged most probable
+   first while the odds exceed 1 and the merge keeps one cluster per camera (a cross-camera link is
+   one-to-one per camera pair) and every user constraint;
+6. ``_evidence``: score, runner-up margin and gap of every tracklet.
+
+With a fixed threshold (``--link-threshold``, or calibration switched off) steps 2 and 5 compare the
+plain cosine with it instead. Only candidate pairs from the exact neighbour search
+(:mod:`reidpipe.pipeline.neighbours`, time-blocked with a linking window) are looked at, so 100,000
+tracklets link in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reidpipe.pipeline.config import LinkerConfig
+from reidpipe.pipeline.link import calibration as cal
+from reidpipe.pipeline.link.constraints import Constraints, gap
+from reidpipe.pipeline.link.evidence import MAX_LLR, TransitModel
+from reidpipe.pipeline.link.features import camera_means, centred, group_features, group_sums, unit_rows, weight
+from reidpipe.pipeline.link.groups import Groups
+from reidpipe.pipeline.neighbours import candidate_pairs, one_blas_thread
+from reidpipe.pipeline.types import LinkEvidence, Tracklet
+
+Z_SEARCH = 1.5  # cross-camera candidates below this z practically never reach odds of 1 (prior <= 1, time <= e^3)
+
+
+@dataclass
+class Problem:
+    """The linkable tracklets as arrays (row i = tracklet i)."""
+
+    X: np.ndarray  # centred unit features
+    w: np.ndarray  # pooling weights
+    starts: np.ndarray
+    ends: np.ndarray
+    code: np.ndarray  # camera codes (indices into Constraints.cameras)
+    cameras: list[str]
+
+
+@dataclass
+class Candidates:
+    """Cross-camera candidate cluster pairs."""
+
+    i: np.ndarray
+    j: np.ndarray
+    sim: np.ndarray
+    z: np.ndarray  # nan when the pair was not calibrated
+    gap: np.ndarray
+    pair: np.ndarray  # index into the list of camera pairs
+
+
+def _prepare(tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints) -> Problem:
+    cams = rules.cameras
+    pos = {c: k for k, c in enumerate(cams)}
+    code = np.array([pos[t.camera] for t in tracklets], np.int64)
+    X = unit_rows([t.feature for t in tracklets])
+    if config.camera_centering and len(tracklets):
+        X = centred(X, code, camera_means(X, code, len(cams)))
+    return Problem(X=X, w=np.array([weight(t) for t in tracklets], np.float32),
+                   starts=np.array([t.start_t for t in tracklets], np.float64),
+                   ends=np.array([t.end_t for t in tracklets], np.float64), code=code, cameras=cams)
+
+
+def alternatives(n: int, starts: np.ndarray, ends: np.ndarray, max_gap: float | None) -> float:
+    """How many of ``n`` items one item is compared with: all of them, or with a linking window the
+    share of the run's time span that the window covers."""
+    if max_gap is None or n == 0:
+        return float(max(n, 1))
+    span = float(ends.max() - starts.min()) or 1.0
+    share = (2 * max_gap + float(np.median(ends - starts))) / span
+    return float(max(1.0, n * min(1.0, share)))
+
+
+def coexisting_pairs(starts: np.ndarray, ends: np.ndarray, rng: np.random.Generator,
+                     limit: int = cal.SAMPLE_PAIRS) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j) of items whose time intervals overlap (a random ``limit`` of them when more)."""
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    stop = np.searchsorted(s, e, side="right")  # items starting before i ends (and after i starts)
+    count = np.maximum(stop - np.arange(len(s)) - 1, 0)
+    if count.sum() > limit:
+        keep = rng.random(len(s)) < limit / count.sum()
+        count = np.where(keep, count, 0)
+    i = np.repeat(np.arange(len(s)), count)
+    j = i + 1 + (np.arange(i.size) - np.repeat(np.cumsum(count) - count, count))
+    return order[i], order[j]
+
+
+def _rowdot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", A, B)
+
+
+# ------------------------------------------------------------------------------ step 2: in camera
+def _in_camera_threshold(p: Problem, idx: np.ndarray, config: LinkerConfig, rng, op: cal.OperatingPoint) -> float:
+    cam = p.cameras[int(p.code[idx[0]])]
+    if config.min_similarity is not None:
+        return float(config.min_similarity)
+    if not config.calibrate:
+        return float(config.fallback_similarity)
+    i, j = coexisting_pairs(p.starts[idx], p.ends[idx], rng)
+    source = "coexisting pairs"
+    if i.size < cal.MIN_NEGATIVES:  # people came one at a time: all pairs are still mostly negatives
+        i, j = cal.sample_pairs(idx.size, idx.size, rng, same=True)
+        source = "all pairs"
+    sims = _rowdot(p.X[idx[i]], p.X[idx[j]])
+    neg = cal.NegativeModel.fit(sims)
+    if neg is None:
+        op.in_camera[cam] = {"pairs": int(i.size), "threshold": float(config.fallback_similarity),
+                             "fallback": True}
+        op.notes.append(f"{cam}: {idx.size} tracklets, too few to calibrate re-entry: "
+                        f"fallback cosine {config.fallback_similarity:.2f}")
+        return float(config.fallback_similarity)
+    n = len(idx)
+    z = cal.bonferroni_z(int(n * alternatives(n, p.starts[idx], p.ends[idx], config.max_gap) / 2))
+    thr = neg.cosine(z)
+    op.in_camera[cam] = {**neg.to_json(), "negatives": source, "z": round(z, 3), "threshold": round(thr, 4)}
+    return thr
+
+
+def _merge_in_camera(p: Problem, config: LinkerConfig, rules: Constraints, rng, op) -> tuple[Groups, list]:
+    groups = Groups(p.starts, p.ends, p.code)
+    pairs = []
+    for c in np.unique(p.code):
+        idx = np.flatnonzero(p.code == c)
+        if idx.size < 2:
+            continue
+        thr = _in_camera_threshold(p, idx, config, rng, op)
+        i, j, s = candidate_pairs(p.X[idx], config.knn, thr, config.backend, p.starts[idx], p.ends[idx],
+                                  config.max_gap)
+        for a, b in zip(idx[i].tolist(), idx[j].tolist()):
+            groups.merge(a, b, rules)
+        pairs.append((idx[i], idx[j], s))
+    return groups, pairs
+
+
+# ------------------------------------------------------------------------------ step 3: cross camera
+@dataclass
+class Clusters:
+    """Camera clusters (step 2's groups) as rows."""
+
+    G: np.ndarray  # features
+    code: np.ndarray
+    start: np.ndarray  # span of each cluster
+    end: np.ndarray
+    of: np.ndarray  # cluster of each tracklet
+    sightings: dict  # cluster -> Sightings, for clusters of 2+ tracklets
+
+
+def _clusters(p: Problem, groups: Groups) -> Clusters:
+    of = groups.labels()
+    K = int(of.max()) + 1 if of.size else 0
+    start = np.full(K, np.inf)
+    end = np.full(K, -np.inf)
+    np.minimum.at(start, of, p.starts)
+    np.maximum.at(end, of, p.ends)
+    code = np.zeros(K, np.int64)
+    code[of] = p.code
+    sightings = {int(of[root]): s for root, s in groups.multi().items()}
+    return Clusters(G=group_features(p.X, p.w, of, K), code=code, start=start, end=end, of=of, sightings=sightings)
+
+
+def _pair_negatives(cl: Clusters, ia: np.ndarray, ib: np.ndarray, rules: Constraints, rng):
+    si, sj = cal.sample_pairs(ia.size, ib.size, rng)
+    a, b = ia[si], ib[sj]
+    g = gap(cl.start[a], cl.end[a], cl.start[b], cl.end[b])
+    if rules.max_gap is not None:  # the population the decisions are made on
+        keep = g <= rules.max_gap
+        a, b, g = a[keep], b[keep], g[keep]
+    return cal.NegativeModel.fit(_rowdot(cl.G[a], cl.G[b])), g
+
+
+def _cross_candidates(cl: Clusters, config: LinkerConfig, rules: Constraints, rng, op):
+    """Candidate pairs of every camera pair, and per camera pair (negatives, background gaps, k)."""
+    fixed = config.min_similarity if config.min_similarity is not None else (
+        None if config.calibrate else config.fallback_similarity)
+    cams = np.unique(cl.code)
+    parts, models = [], []
+    for x, a in enumerate(cams.tolist()):
+        for b in cams[x + 1:].tolist():
+            ia, ib = np.flatnonzero(cl.code == a), np.flatnonzero(cl.code == b)
+            name = f"{rules.cameras[a]}~{rules.cameras[b]}"
+            neg, bg = (None, np.zeros(0)) if fixed is not None else _pair_negatives(cl, ia, ib, rules, rng)
+            if fixed is None and neg is None:
+                op.notes.append(f"{name}: too few pairs to calibrate: fallback cosine {config.fallback_similarity:.2f}")
+            thr = fixed if fixed is not None else (
+                neg.cosine(Z_SEARCH) if neg is not None else config.fallback_similarity)
+            both = np.concatenate([ia, ib])
+            i, j, s = candidate_pairs(cl.G[both], config.knn, thr, config.backend, cl.start[both],
+                                      cl.end[both], config.max_gap)
+            i, j = both[i], both[j]
+            cross = cl.code[i] != cl.code[j]
+            i, j, s = i[cross], j[cross], s[cross]
+            k = max(alternatives(ia.size, cl.start[ia], cl.end[ia], config.max_gap),
+                    alternatives(ib.size, cl.start[ib], cl.end[ib], config.max_gap))
+            models.append({"name": name, "cams": (a, b), "neg": neg, "background": bg, "k": k, "n": (ia.size, ib.size)})
+            z = neg.z(s) if neg is not None else np.full(s.shape, np.nan)
+            parts.append((i, j, s, z, np.full(i.size, len(models) - 1)))
+    if not parts:
+        e = np.zeros(0, np.int64)
+        return Candidates(e, e, np.zeros(0), np.zeros(0), np.zeros(0), e), models
+    i, j, s, z, pair = (np.concatenate(v) for v in zip(*parts))
+    g = gap(cl.start[i], cl.end[i], cl.start[j], cl.end[j])
+    return Candidates(i=i, j=j, sim=s, z=z, gap=g, pair=pair), models
+
+
+# ------------------------------------------------------------------------------ step 4: evidence
+def _mutual_best(c: Candidates, sel: np.ndarray) -> np.ndarray:
+    """Of the candidates ``sel``, those that are the best of both their clusters within their camera pair."""
+    best: dict[tuple[int, int], float] = {}
+    for i, j, s, pr in zip(c.i[sel].tolist(), c.j[sel].tolist(), c.sim[sel].tolist(), c.pair[sel].tolist()):
+        for key in ((i, pr), (j, pr)):
+            best[key] = max(best.get(key, -np.inf), s)
+    return np.array([best[(i, pr)] == s and best[(j, pr)] == s for i, j, s, pr in
+                     zip(c.i[sel].tolist(), c.j[sel].tolist(), c.sim[sel].tolist(), c.pair[sel].tolist())],
+                    dtype=bool)
+
+
+def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig):
+    """Confident links -> the positive model and each camera pair's transit model."""
+    z_conf = np.array([cal.bonferroni_z(int(round(m["k"]))) for m in models] or [0.0])
+    confident = np.zeros(c.i.size, bool)
+    high = np.flatnonzero(np.nan_to_num(c.z, nan=-np.inf) >= z_conf[c.pair] if c.i.size else confident)
+    if high.size:
+        confident[high[_mutual_best(c, high)]] = True
+    positive = cal.PositiveModel.fit(c.z[confident], default_mu=float(z_conf.max()) + 1.0)
+    transits = [TransitModel(c.gap[confident & (c.pair == k)], m["background"]) if config.transit_evidence
+                else None for k, m in enumerate(models)]
+    return positive, transits, z_conf
+
+
+def _log_odds(c: Candidates, k: np.ndarray, positive, transits) -> np.ndarray:
+    """Posterior log-odds of each candidate given ``k`` alternatives per camera pair."""
+    lo = cal.prior_log_odds(k[c.pair]) + positive.llr(np.nan_to_num(c.z))
+    for p, t in enumerate(transits):
+        if t is not None:
+            sel = c.pair == p
+            lo[sel] += t.llr(c.gap[sel])
+    return lo
+
+
+def _free_alternatives(groups: Groups, cl: Clusters, models: list[dict], pairs: list[tuple[int, int]]) -> np.ndarray:
+    """Alternatives per camera pair once the links made so far are known: a cluster already linked to
+    the other camera is no longer a candidate for anyone else there (one-to-one)."""
+    roots = np.array([groups.find(k) for k in range(cl.code.size)])
+    k = np.empty(len(models))
+    for p, (m, (a, b)) in enumerate(zip(models, pairs)):
+        in_a, in_b = roots[cl.code == a], roots[cl.code == b]
+        free_a = np.setdiff1d(in_a, in_b).size + 1
+        free_b = np.setdiff1d(in_b, in_a).size + 1
+        na, nb = m["n"]
+        k[p] = m["k"] * max(free_a / (na + 1), free_b / (nb + 1))
+    return k
+
+
+def _appearance_threshold(neg, positive, k: float) -> float:
+    """The cosine at which appearance alone reaches odds of 1 (for the operating point)."""
+    zs = np.linspace(0.0, 30.0, 3001)
+    ok = np.flatnonzero(cal.prior_log_odds(k) + positive.llr(zs) >= 0)
+    return neg.cosine(float(zs[ok[0]])) if ok.size else float("inf")
+
+
+def _decide(c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Constraints, op) -> Groups:
+    """Merge camera clusters into identities, most probable links first. With calibration, in rounds:
+    the links of a round leave fewer alternatives to the rest (their prior odds rise), until a round
+    adds no link."""
+    groups = Groups(cl.start, cl.end, cl.code, cl.sightings)
+    calibrated = ~np.isnan(c.z)
+    fixed = config.min_similarity if config.min_similarity is not None else config.fallback_similarity
+    plain = c.sim.astype(np.float64) - fixed  # fixed threshold or fallback: plain cosine
+    if not calibrated.any():
+        _merge_in_order(groups, c, plain, rules)
+        return groups
+    positive, transits, z_conf = _fit_evidence(c, models, config)
+    k = np.array([m["k"] for m in models])
+    while True:
+        score = np.where(calibrated, _log_odds(c, k, positive, transits), plain)
+        if not _merge_in_order(groups, c, score, rules):
+            break
+        k = _free_alternatives(groups, cl, models, [m["cams"] for m in models])
+    op.positive = positive
+    for p, m in enumerate(models):
+        if m["neg"] is not None:
+            op.cross_camera[m["name"]] = {
+                **m["neg"].to_json(), "z_confident": round(float(z_conf[p]), 3), "alternatives": round(m["k"], 1),
+                "threshold": round(_appearance_threshold(m["neg"], positive, m["k"]), 4),
+                "time_evidence": transits[p].to_json() if transits[p] is not None else None}
+    return groups
+
+
+def _merge_in_order(groups: Groups, c: Candidates, score: np.ndarray, rules: Constraints) -> int:
+    """Merge the candidates with ``score >= 0``, best first; returns how many merges were made."""
+    passing = np.flatnonzero(score >= 0)
+    merged = 0
+    for q in passing[np.argsort(-score[passing], kind="stable")].tolist():
+        merged += groups.merge(int(c.i[q]), int(c.j[q]), rules, one_per_camera=True)
+    return merged
+
+
+# ------------------------------------------------------------------------------ step 6: evidence
+def _evidence(p: Problem, labels: np.ndarray, runner: np.ndarray) -> list[LinkEvidence]:
+    """Score (leave-one-out cosine to the rest of its identity), margin over the runner-up and gap
+    (seconds since the identity's latest earlier sighting) of every tracklet."""
+    n = labels.size
+    K = int(labels.max()) + 1 if n else 0
+    Xw = p.X * p.w[:, None]
+    rest = group_sums(Xw, labels, K)[labels] - Xw
+    score = _rowdot(rest, p.X) / np.maximum(np.linalg.norm(rest, axis=1), 1e-12)
+    solo = np.bincount(labels, minlength=K)[labels] == 1
+    gaps = _gaps(p, labels)
+    out = []
+    for i in range(n):
+        r = float(runner[i])
+        margin_of = 1.0 if solo[i] else float(score[i])
+        margin = None if r == -np.inf else margin_of - r
+        if solo[i]:
+            out.append(LinkEvidence(score=1.0, margin=margin))
+        else:
+            g = float(gaps[i])
+            out.append(LinkEvidence(score=float(score[i]), margin=margin, gap=None if np.isnan(g) else g))
+    return out
+
+
+def _gaps(p: Problem, labels: np.ndarray) -> np.ndarray:
+    """Seconds from the latest end (<= own start) among the other members of each tracklet's group."""
+    n = labels.size
+    by = np.lexsort((p.ends, labels))  # members by (group, end)
+    lab_s, end_s = labels[by], p.ends[by]
+    out = np.full(n, np.nan)
+    for i in range(n):  # a binary search in the group's slice: no n x n temporary
+        lo, hi = np.searchsorted(lab_s, labels[i], "left"), np.searchsorted(lab_s, labels[i], "right")
+        k = lo + np.searchsorted(end_s[lo:hi], p.starts[i], "right") - 1
+        while k >= lo and by[k] == i:
+            k -= 1
+        if k >= lo:
+            out[i] = p.starts[i] - end_s[k]
+    return out
+
+
+def _runner_up(n: int, labels: np.ndarray, in_pairs: list, c: Candidates, cl: Clusters) -> np.ndarray:
+    """Best cosine of each tracklet to a candidate of another identity (in-camera or cross-camera)."""
+    runner = np.full(n, -np.inf)
+    for i, j, s in in_pairs:
+        other = labels[i] != labels[j]
+        np.maximum.at(runner, i[other], s[other])
+        np.maximum.at(runner, j[other], s[other])
+    if c.i.size:
+        cluster_label = np.zeros(cl.code.size, np.int64)
+        cluster_label[cl.of] = labels
+        other = cluster_label[c.i] != cluster_label[c.j]
+        best = np.full(cl.code.size, -np.inf)
+        np.maximum.at(best, c.i[other], c.sim[other])
+        np.maximum.at(best, c.j[other], c.sim[other])
+        runner = np.maximum(runner, best[cl.of])
+    return runner
+
+
+def link_offline(tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints
+                 ) -> tuple[np.ndarray, list[LinkEvidence], cal.OperatingPoint]:
+    """Labels 0..K-1 of the linkable ``tracklets``, their evidence and the operating point."""
+    op = cal.OperatingPoint(mode="fixed" if config.min_similarity is not None else "calibrated",
+                            fixed_similarity=config.min_similarity)
+    if not config.calibrate and config.min_similarity is None:
+        op.mode, op.fixed_similarity = "fixed", config.fallback_similarity
+        op.notes.append("calibration off: fixed fallback cosine")
+    rng = np.random.default_rng(0)
+    with one_blas_thread():  # many small products: see reidpipe.pipeline.neighbours.one_blas_thread
+        p = _prepare(tracklets, config, rules)
+        groups, in_pairs = _merge_in_camera(p, config, rules, rng, op)
+        cl = _clusters(p, groups)
+        cand, models = _cross_candidates(cl, config, rules, rng, op)
+    identities = _decide(cand, cl, models, config, rules, op)
+    labels = identities.labels()[cl.of] if cl.of.size else np.zeros(0, np.int64)
+    if op.mode == "calibrated" and op.notes:
+        op.mode = "partly_fallback"
+    evidence = _evidence(p, labels, _runner_up(len(tracklets), labels, in_pairs, cand, cl))
+    return labels, evidence, op
+
+
+__all__ = ["MAX_LLR", "link_offline"]

@@ -1,0 +1,83 @@
+"""Linker calibration (pipeline/link/calibration.py, evidence.py): decisions follow the run's own
+similarity distributions, whatever their scale, and fall back (and say so) when there is too little."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reidpipe.pipeline.config import LinkerConfig
+from reidpipe.pipeline.link import Linker
+from reidpipe.pipeline.link.calibration import NegativeModel, PositiveModel, bonferroni_z
+from reidpipe.pipeline.link.evidence import TransitModel
+from reidpipe.pipeline.types import Tracklet, TrackPoint
+
+
+def test_negative_model_is_robust_to_the_few_true_pairs_in_its_sample():
+    rng = np.random.default_rng(0)
+    neg = rng.normal(0.3, 0.05, 950)
+    sample = np.concatenate([neg, rng.normal(0.8, 0.02, 50)])  # 5 % true pairs mixed in
+    m = NegativeModel.fit(sample)
+    assert m.median == pytest.approx(0.3, abs=0.01)
+    assert 0.045 <= m.scale <= 0.07
+    assert NegativeModel.fit(sample[:5]) is None  # too few pairs: no model
+
+
+def test_bonferroni_level_grows_with_the_number_of_comparisons():
+    assert bonferroni_z(1) == pytest.approx(1.645, abs=1e-3)
+    assert bonferroni_z(400) > bonferroni_z(20) > bonferroni_z(1)
+
+
+def test_positive_model_likelihood_ratio_increases_with_z():
+    pos = PositiveModel.fit(np.array([3.5, 4.0, 4.5, 5.0]), default_mu=4.0)
+    z = np.linspace(0, 10, 50)
+    assert (np.diff(pos.llr(z)) > 0).all()
+    assert pos.llr(0.0) < 0 < pos.llr(4.0)
+
+
+def test_transit_model_prefers_the_learned_transit_time():
+    rng = np.random.default_rng(1)
+    links = rng.normal(20.0, 2.0, 12)
+    background = rng.uniform(-80, 80, 2000)
+    tm = TransitModel(links, background)
+    assert tm.llr(20.0)[0] > 1.0 and tm.llr(-60.0)[0] < -1.0
+    assert TransitModel(links[:2], background).llr(20.0)[0] == 0.0  # too few links: no evidence
+
+
+def _people(scale: float, shift: float, n: int = 12, dim: int = 64, seed: int = 0):
+    """Two cameras, n people each visiting cam1 then cam2 (12 s transit), several at a time; features
+    squeezed into an embedder's own cosine range (``scale``, ``shift``) so that fixed thresholds fail."""
+    rng = np.random.default_rng(seed)
+    protos = rng.standard_normal((n, dim))
+    out = []
+    for p in range(n):
+        for cam, t0 in (("cam1", 4.0 * p), ("cam2", 4.0 * p + 20.0)):
+            f = protos[p] + 0.7 * rng.standard_normal(dim)
+            f = f / np.linalg.norm(f) * scale + shift * np.ones(dim) / np.sqrt(dim)
+            pts = [TrackPoint(frame=int(t * 10), t=float(t), bbox=(0, 0, 10, 30), score=0.9)
+                   for t in np.linspace(t0, t0 + 8.0, 9)]
+            out.append(Tracklet(camera=cam, track=p + 1, points=pts, qualities=[0.5] * 4, feature=f, closed=True))
+    return out
+
+
+@pytest.mark.parametrize("scale,shift", [(1.0, 0.0), (0.3, 1.0)])  # a spread embedder and a squeezed one
+def test_calibrated_linking_recovers_people_for_any_cosine_scale(scale, shift):
+    ts = _people(scale, shift)
+    lk = Linker(LinkerConfig(refine=True), ["cam1", "cam2"])
+    idents = lk.link(ts)
+    pairs = [{t.track for t in i.tracklets} for i in idents]
+    assert sum(len(p) == 1 and len(i.tracklets) == 2 for p, i in zip(pairs, idents)) >= 10  # most linked right
+    assert all(len(p) == 1 for p in pairs)  # nobody linked to somebody else
+    op = lk.operating_point.to_json()
+    assert op["mode"] == "calibrated" and "cam1~cam2" in op["cross_camera"]
+    # the fixed default cosine cannot serve the squeezed embedder: everyone collapses or nobody links
+    fixed = Linker(LinkerConfig(refine=True, min_similarity=0.5), ["cam1", "cam2"]).link(_people(scale, shift))
+    assert fixed and lk.operating_point.cross_camera["cam1~cam2"]["threshold"] != 0.5
+
+
+def test_too_little_to_calibrate_falls_back_and_says_so():
+    ts = _people(1.0, 0.0, n=2)
+    lk = Linker(LinkerConfig(refine=True, fallback_similarity=0.3), ["cam1", "cam2"])
+    lk.link(ts)
+    op = lk.operating_point
+    assert op.mode == "partly_fallback" and any("fallback cosine 0.30" in n for n in op.notes)
