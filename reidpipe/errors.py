@@ -75,6 +75,13 @@ class StreamError(ReidpipeError):
     exit_code = 11
 
 
+class WorkerLostError(ReidpipeError):
+    """A camera worker (a Ray actor, ``--engine ray``) died: its cameras ended early, the others ran to
+    the end and the outputs were written."""
+
+    exit_code = 12
+
+
 class Interrupted(ReidpipeError):
     """Ctrl-C: outputs were finalised with everything seen so far."""
 
@@ -93,5 +100,6 @@ __all__ = [
     "DatasetError",
     "ConfigError",
     "StreamError",
+    "WorkerLostError",
     "Interrupted",
 ]
