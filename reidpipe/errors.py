@@ -82,6 +82,12 @@ class WorkerLostError(ReidpipeError):
     exit_code = 12
 
 
+class EngineError(ReidpipeError):
+    """``--engine ray``: the Ray cluster cannot be reached, or it lacks the resources asked for."""
+
+    exit_code = 13
+
+
 class Interrupted(ReidpipeError):
     """Ctrl-C: outputs were finalised with everything seen so far."""
 
@@ -101,5 +107,6 @@ __all__ = [
     "ConfigError",
     "StreamError",
     "WorkerLostError",
+    "EngineError",
     "Interrupted",
 ]
