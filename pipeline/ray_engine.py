@@ -18,7 +18,9 @@ raised here as the same one-line error as in-process.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import threading
 import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -156,6 +158,7 @@ class RayEngine:
         address = self.config.engine.ray_address
         if address and address != "auto":
             _check_reachable(address, timeout=min(5.0, self.config.engine.start_timeout))
+        on_term = signal.getsignal(signal.SIGTERM)
         try:
             ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                      configure_logging=True)
@@ -163,6 +166,9 @@ class RayEngine:
             where = f"--ray-address {address}" if address else "a local Ray instance"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EngineError(f"cannot connect to {where}: {first}") from None
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, on_term)  # ray.init installs its own: SIGTERM acts as in-process
         self._owns_ray = True
 
     def _open_actors(self) -> list[SourceInfo]:
