@@ -51,6 +51,19 @@ class LinkerConfig:
 
 
 @dataclass
+class EngineConfig:
+    """Where the cameras are processed: ``local`` (this process) or ``ray`` (one actor per group of cameras)."""
+
+    kind: str = "local"  # "local" | "ray"
+    ray_address: str | None = None  # None: start a local Ray; "auto" or HOST:PORT: join that cluster
+    cameras_per_worker: int = 1  # cameras handled by one Ray actor
+    worker_cpus: float = 1.0  # Ray resources asked per actor
+    worker_gpus: float = 0.0
+    start_timeout: float = 60.0  # seconds to connect to Ray and to get the actors placed and opened
+    chunk: int = 16  # frames per camera a worker processes per call (what one message carries)
+
+
+@dataclass
 class PipelineConfig:
     # sources
     names: list[str] | None = None  # camera names, default: file stem / "cam{i}"
@@ -92,6 +105,8 @@ class PipelineConfig:
     save_mot: bool = False
     progress: bool = True
     events: bool = True  # write events.jsonl
+    # execution
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def replace(self, **overrides: Any) -> PipelineConfig:
         """A copy with some fields changed; ``sampler`` / ``link`` accept dicts of their own fields.
@@ -99,7 +114,7 @@ class PipelineConfig:
         return _apply(self, overrides, "pipeline")
 
 
-_NESTED = {"sampler": SamplerConfig, "link": LinkerConfig}
+_NESTED = {"sampler": SamplerConfig, "link": LinkerConfig, "engine": EngineConfig}
 
 
 def _apply(obj: Any, overrides: dict[str, Any], where: str) -> Any:

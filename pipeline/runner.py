@@ -1,17 +1,17 @@
 """``reidpipe.Pipeline``: the orchestration of ``reidpipe run``.
 
-    reader threads (one per source, bounded queues)
-        -> detect (per frame) -> track (per camera) -> sampler (quality gate) -> pending crops
-        -> embed (one batch across all cameras, when ``embed_batch`` crops wait or a track closes)
-        -> tracklets close -> pooled feature -> Linker.add (online) -> ... -> Linker.finalize
+    camera workers (pipeline/worker.py: source -> detect -> track -> crop sampler -> embed queue)
+        -> closed tracklets with pooled features -> Linker.add (online) -> ... -> Linker.finalize
         -> trajectories.json (+ MOT txt, annotated videos); events.jsonl all along.
 
-The main thread polls every camera's queue in turn (one frame per camera per round, so cameras
-advance together) and sleeps on a shared event only when no queue has a frame. Decoding runs in
-the reader threads; the detector, trackers, embedder and linker run in the main thread; events are
-written by a background thread.
+An *engine* runs the workers and yields their steps in one fixed order (one frame per camera per
+round; files in lockstep, so a run is deterministic): ``--engine local`` (default) is one
+:class:`~reidpipe.pipeline.worker.CameraGroup` of every camera in this process (reader threads
+decode, the main thread detects, tracks, embeds one batch across cameras and links);
+``--engine ray`` runs one group per Ray actor (:mod:`reidpipe.pipeline.ray_engine`) and streams
+their closed tracklets back here. Either way this module links, logs and writes the outputs.
 
-``Pipeline.stats`` after ``run`` (all times from ``time.perf_counter``)::
+``Pipeline.stats`` after ``run`` is :meth:`RunStats.to_json` (``Pipeline.run_stats`` the dataclass)::
 
     {"seconds": {"decode": s, "detect": s, "track": s, "crop": s, "embed": s, "link": s, "export": s,
                  "wait": s, "setup": s, "loop": s, "total": s},
@@ -19,29 +19,29 @@ written by a background thread.
      "fps": {camera: frames / loop seconds, ..., "total": all frames / loop seconds},
      "crops_embedded": n, "detections": n, "tracked_boxes": n, "tracklets": n, "identities": n,
      "corrupt_frames": {camera: n}, "late_frames": {camera: n}, "dropped": {camera: warning},
-     "interrupted": bool}
+     "interrupted": bool, "engine": "local" | "ray"}
 
 ``decode`` is the sum of the reader threads' decode time (it overlaps the main thread's work);
-``wait`` is main-thread time spent waiting for frames (decode-bound when large); ``loop`` is the
-wall time from the first frame request to the last source's end, ``total`` the whole ``run``.
+``wait`` is time spent waiting for frames (decode-bound when large); ``loop`` is the wall time from
+the first frame request to the last source's end, ``total`` the whole ``run``. With ``--engine ray``
+the stage seconds are summed over the workers (they run in parallel, so they may exceed ``loop``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from reidpipe.errors import Interrupted, UsageError
+from reidpipe.errors import Interrupted, UsageError, WorkerLostError
 from reidpipe.pipeline.config import PipelineConfig
+from reidpipe.pipeline.stats import STAGES, RunStats, StageTimer
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
+from reidpipe.pipeline.worker import SourceEnd, Step
 
-STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
+__all__ = ["STAGES", "Pipeline", "RunStats"]
 
 
 def _warn(msg: str) -> None:
@@ -54,258 +54,251 @@ class Pipeline:
     """Multi-camera detect -> track -> embed -> link -> export.
 
     ``Pipeline(config=None, **overrides)``: a :class:`PipelineConfig` (default: the dataclass
-    defaults) with fields replaced by ``overrides`` (``sampler=`` / ``link=`` may be dicts).
-    ``run(sources) -> list[Identity]`` writes the outputs into ``config.output`` and sets
-    ``.sources`` (``list[SourceInfo]``), ``.stats``, ``.identities`` and ``.output_dir``."""
+    defaults) with fields replaced by ``overrides`` (``sampler=`` / ``link=`` / ``engine=`` may be
+    dicts). ``run(sources) -> list[Identity]`` writes the outputs into ``config.output`` and sets
+    ``.sources`` (``list[SourceInfo]``), ``.stats``, ``.run_stats``, ``.identities`` and ``.output_dir``."""
 
     def __init__(self, config: PipelineConfig | None = None, **overrides: Any):
         cfg = config if config is not None else PipelineConfig()
         self.config = cfg.replace(**overrides) if overrides else cfg
         self.sources: list[SourceInfo] = []
         self.stats: dict[str, Any] = {}
+        self.run_stats: RunStats | None = None
         self.identities: list[Identity] = []
         self.output_dir: Path | None = None
-        self.detector = None  # kept so a caller (bench) can reuse the loaded models
+        self.detector = None  # kept so a caller (bench) can reuse the loaded models (local engine)
         self.embedder = None
 
+    def run(self, sources: list[str]) -> list[Identity]:
+        t_run = time.perf_counter()
+        uris = self._check(sources)
+        engine = self._open_engine(uris)
+        run = _Run(self.config, engine, self.sources, self._link_config(engine.link_threshold), self.output_dir)
+        run.t_setup = time.perf_counter() - t_run
+        try:
+            run.start()
+            for step in engine.steps():
+                run.take(step)
+        except KeyboardInterrupt:
+            run.interrupted = True
+        finally:
+            failing = sys.exc_info()[1] is not None  # finalise anyway; the first failure is what is raised
+            self.identities = run.finish(quiet=failing)
+        self.run_stats = run.stats(total=time.perf_counter() - t_run)
+        self.stats = self.run_stats.to_json()
+        if run.interrupted:
+            raise Interrupted(f"interrupted: outputs with the {sum(run.frames.values())} frames seen so far "
+                              f"written to {self.output_dir}")
+        if engine.lost:
+            raise WorkerLostError(f"{len(engine.lost)} camera worker(s) died ({'; '.join(engine.lost.values())}); "
+                                  f"outputs with the other cameras written to {self.output_dir}")
+        return self.identities
+
     # ------------------------------------------------------------------ setup
-    def _setup(self, uris: list[str]):
-        from reidpipe.pipeline.detect import load_detector
-        from reidpipe.pipeline.embed import load_embedder
+    def _check(self, sources: list[str]) -> list[str]:
         from reidpipe.pipeline.export import check_output_dir
-        from reidpipe.pipeline.sources import open_sources
 
         cfg = self.config
+        uris = [str(s) for s in sources]
         if not uris:
             raise UsageError("no sources given (--sources A B ...)")
         if cfg.detections is not None and len(cfg.detections) != len(uris):
             raise UsageError(f"--detections has {len(cfg.detections)} files for {len(uris)} --sources; "
                              "give one det.txt per source, in the same order")
-        out = check_output_dir(cfg.output)
-        self._notify = threading.Event()
-        srcs = open_sources(uris, names=cfg.names, offsets=cfg.offsets, stride=cfg.stride,
-                            max_frames=cfg.max_frames, queue_size=cfg.queue_size,
-                            reconnect_attempts=cfg.reconnect_attempts, reconnect_backoff=cfg.reconnect_backoff,
-                            record_dir=str(out) if cfg.save_video else None, notify=self._notify)
-        if cfg.detections is not None:
-            detectors = [load_detector(cfg, d) for d in cfg.detections]
-        else:
-            shared = load_detector(cfg)
-            detectors = [shared] * len(srcs)
-        self.detector = detectors[0]
-        self.embedder = load_embedder(cfg)
-        return out, srcs, detectors
+        if cfg.engine.kind not in ("local", "ray"):
+            raise UsageError(f"--engine must be local or ray, got {cfg.engine.kind!r}")
+        self.output_dir = check_output_dir(cfg.output)
+        return uris
 
-    def _link_config(self):
+    def _open_engine(self, uris: list[str]):
+        """The engine, its sources opened (and checked) and its models loaded; nothing started."""
+        from reidpipe.pipeline.sources import default_names
+        from reidpipe.pipeline.worker import CameraGroup
+
+        cfg = self.config
+        names = list(cfg.names) if cfg.names is not None else default_names(uris)
+        if cfg.engine.kind == "ray":
+            from reidpipe.pipeline.ray_engine import RayEngine
+
+            engine = RayEngine(cfg, uris, names)
+        else:
+            engine = CameraGroup(cfg, uris, names, offsets=cfg.offsets, detections=cfg.detections,
+                                 record_dir=str(self.output_dir) if cfg.save_video else None)
+        self.sources = engine.open()
+        if isinstance(engine, CameraGroup):
+            self.detector = engine.workers[0].detector
+            self.embedder = engine.embedder
+        return engine
+
+    def _link_config(self, embedder_threshold: float):
         """The linker's config with the fallback cosine resolved: the embedder's own ``link_threshold``
         (used only where the run holds too little to calibrate) unless the config names one."""
         link = self.config.link
         if link.fallback_similarity is None:
-            link = dataclasses.replace(link, fallback_similarity=float(self.embedder.link_threshold))
+            link = dataclasses.replace(link, fallback_similarity=float(embedder_threshold))
         return link
 
-    # ------------------------------------------------------------------ run
-    def run(self, sources: list[str]) -> list[Identity]:
-        from reidpipe.pipeline.export import EventWriter, order_identities, write_mot, write_trajectories, write_videos
+
+class _Run:
+    """The driver's side of one run: it links the tracklets the engine's workers close, logs events,
+    shows progress and, at the end, writes the outputs."""
+
+    def __init__(self, config: PipelineConfig, engine, sources: list[SourceInfo], link_config, out: Path | None):
+        from reidpipe.pipeline.export import EventWriter
         from reidpipe.pipeline.link import Linker
-        from reidpipe.pipeline.sampler import CropSampler, add_to_bank, crop
-        from reidpipe.pipeline.sources import round_robin
-        from reidpipe.pipeline.track import CameraTracker
 
-        t_run = time.perf_counter()
-        cfg = self.config
-        sources = [str(s) for s in sources]
-        out, srcs, detectors = self._setup(sources)
-        self.output_dir = out
-        self.sources = [s.info for s in srcs]
-        cams = [s.info.camera for s in srcs]
-        secs = dict.fromkeys((*STAGES, "wait"), 0.0)
-        n_frames = dict.fromkeys(cams, 0)
-        counters = {"detections": 0, "tracked_boxes": 0, "crops_embedded": 0}
-        trackers = {c: CameraTracker(c, cfg.tracker, lost_frames=cfg.track_lost_frames,
-                                     high_conf=cfg.track_high_conf, new_conf=cfg.track_new_conf,
-                                     min_hits=cfg.track_min_hits, min_iou=cfg.track_min_iou) for c in cams}
-        sampler = CropSampler(cfg.sampler)
-        linker = Linker(self._link_config(), cams)
-        events = EventWriter(out / "events.jsonl" if cfg.events else None)
-        pending: list[tuple[Tracklet, float, np.ndarray]] = []
-        dropped: dict[str, str] = {}
-        bars = self._bars(srcs)
+        assert out is not None
+        self.config = config
+        self.engine = engine
+        self.sources = sources
+        self.out = out
+        self.cameras = [s.camera for s in sources]
+        self.timer = StageTimer()
+        self.linker = Linker(link_config, self.cameras)
+        self.events = EventWriter(out / "events.jsonl" if config.events else None)
+        self.bars = _Bars(sources, config) if config.progress else None
+        self.frames = dict.fromkeys(self.cameras, 0)
+        self.ends: dict[str, SourceEnd] = {}
+        self.dropped: dict[str, str] = {}
+        self.interrupted = False
+        self.t_setup = 0.0
+        self.t_loop = 0.0
+        self.t_loop_end = 0.0
+        self.identities: list[Identity] = []
 
-        def flush() -> None:
-            if not pending:
-                return
-            t0 = time.perf_counter()
-            feats = self.embedder.embed([c for _, _, c in pending])
-            for (tr, q, _), f in zip(pending, feats):
-                add_to_bank(tr, f, q, cfg.sampler.bank)
-            counters["crops_embedded"] += len(pending)
-            pending.clear()
-            secs["embed"] += time.perf_counter() - t0
+    def start(self) -> None:
+        self.t_loop = time.perf_counter()
+        for name, fields in self.engine.start():
+            self.events.emit(name, **fields)
 
-        def close(tracklets: list[Tracklet]) -> None:
-            if not tracklets:
-                return
-            ids = {id(t) for t in tracklets}
-            if any(id(tr) in ids for tr, _, _ in pending):
-                flush()
-            t0 = time.perf_counter()
-            for t in tracklets:
-                t.feature = t.pooled_feature()
-                sampler.forget(t.camera, t.track)
-            results = linker.add_many(tracklets) if len(tracklets) > 1 else [linker.add(tracklets[0])]
-            secs["link"] += time.perf_counter() - t0
-            for t, (gid, ev) in zip(tracklets, results):
-                events.emit("track_close", camera=t.camera, track=t.track, frames=len(t.points),
-                            start_t=round(t.start_t, 4), end_t=round(t.end_t, 4), embedded=len(t.bank))
-                events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
+    def take(self, step: Step) -> None:
+        """One worker step: its events, its closed tracklets linked, its source's end."""
+        for name, fields in step.events:
+            self.events.emit(name, **fields)
+        self.link(step.closed)
+        if step.frames:
+            self.frames[step.camera] += step.frames
+            if self.bars is not None:
+                self.bars.update(step.camera, step.frames, self.frames[step.camera] / self._elapsed())
+        if step.end is not None:
+            self.end_source(step.camera, step.end)
 
-        def process(src, frame) -> None:
-            cam = frame.camera
-            t0 = time.perf_counter()
-            dets = detectors[src_index[cam]].detect(frame.image, index=frame.index)
-            t1 = time.perf_counter()
-            trk = trackers[cam]
-            tracked = trk.update(dets, frame.index, frame.t, frame.image)
-            t2 = time.perf_counter()
-            for tr in trk.opened:
-                events.emit("track_open", camera=cam, track=tr.track, frame=frame.index, t=round(frame.t, 4))
-            picks = sampler.select(cam, tracked, frame.index, frame.image.shape[:2])
-            for row, tid, q in picks:
-                pending.append((trk.open[tid], q, crop(frame.image, tracked.xyxy[row])))
-            t3 = time.perf_counter()
-            secs["detect"] += t1 - t0
-            secs["track"] += t2 - t1
-            secs["crop"] += t3 - t2
-            counters["detections"] += len(dets)
-            counters["tracked_boxes"] += len(tracked)
-            n_frames[cam] += 1
-            close(trk.pop_closed())
-            if len(pending) >= cfg.embed_batch:
-                flush()
-            if bars:
-                bar = bars[cam]
-                bar.update(1)
-                now = time.perf_counter()
-                if now - bar_last[cam] > 1.0:
-                    bar.set_postfix_str(f"{n_frames[cam] / max(now - t_loop, 1e-9):.1f} fps", refresh=False)
-                    bar_last[cam] = now
+    def link(self, tracklets: list[Tracklet]) -> None:
+        if not tracklets:
+            return
+        with self.timer("link"):
+            results = self.linker.add_many(tracklets) if len(tracklets) > 1 else [self.linker.add(tracklets[0])]
+        for t, (gid, ev) in zip(tracklets, results):
+            self.events.emit("track_close", camera=t.camera, track=t.track, frames=len(t.points),
+                             start_t=round(t.start_t, 4), end_t=round(t.end_t, 4), embedded=len(t.bank))
+            self.events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
 
-        def finish_source(src) -> None:
-            cam = src.info.camera
-            close(trackers[cam].close_all())
-            if src.error is not None:
-                msg = f"source {src.uri} ({cam}) stopped on an error: {type(src.error).__name__}: {src.error}"
-                dropped[cam] = msg
-                _warn(msg)
-                events.emit("stream_drop", camera=cam, uri=src.uri, message=msg)
-            elif src.dropped:
-                dropped[cam] = src.dropped
-                _warn(src.dropped)
-                events.emit("stream_drop", camera=cam, uri=src.uri, message=src.dropped,
-                            reconnects=src.reconnects)
-            events.emit("source_end", camera=cam, frames=n_frames[cam], frames_read=src.read,
-                        corrupt=src.corrupt, late=src.late)
+    def end_source(self, camera: str, end: SourceEnd) -> None:
+        self._figures(camera, end)
+        if end.dropped:
+            self.dropped[camera] = end.dropped
+            _warn(end.dropped)
+            extra = {} if end.failed else {"reconnects": end.reconnects}
+            self.events.emit(end.event, camera=camera, uri=end.uri, message=end.dropped, **extra)
+        self.events.emit("source_end", camera=camera, frames=self.frames[camera], frames_read=end.frames_read,
+                         corrupt=end.corrupt, late=end.late)
 
-        src_index = {c: i for i, c in enumerate(cams)}
-        bar_last = dict.fromkeys(cams, 0.0)
-        interrupted = False
-        failure: BaseException | None = None
-        t_setup = time.perf_counter() - t_run
-        t_loop = time.perf_counter()
+    def _figures(self, camera: str, end: SourceEnd) -> None:
+        self.ends[camera] = end
+        for info in self.sources:  # live sources learn their frame count at the end
+            if info.camera == camera:
+                info.frames = end.info.frames
+
+    def _elapsed(self) -> float:
+        return max(time.perf_counter() - self.t_loop, 1e-9)
+
+    # ------------------------------------------------------------------ the end
+    def finish(self, quiet: bool = False) -> list[Identity]:
+        """Finalise with everything seen (also after Ctrl-C or a failure): close what is open, link it,
+        write the outputs. With ``quiet`` (a failure is already on its way) a second failure here is
+        dropped so that the first one is what the caller sees."""
         try:
-            for s in srcs:
-                events.emit("source_start", camera=s.info.camera, uri=s.uri, kind=s.kind, fps=s.info.fps,
-                            width=s.info.width, height=s.info.height, frames=s.info.frames, offset=s.info.offset)
-                s.start()
-            def waited(seconds: float) -> None:
-                secs["wait"] += seconds
+            self.link(self.engine.stop())
+            self.t_loop_end = time.perf_counter()
+            for camera, end in self.engine.figures().items():
+                self._figures(camera, end)
+            with self.timer("link"):
+                from reidpipe.pipeline.export import order_identities
 
-            for s, item in round_robin(srcs, self._notify, waited=waited):
-                if item is None:
-                    finish_source(s)
-                else:
-                    process(s, item)
-        except KeyboardInterrupt:
-            interrupted = True
-        except BaseException as exc:  # a failure: still write what was seen, then re-raise
-            failure = exc
-        finally:
-            for s in srcs:
-                s.stop()
-        # finalise with everything seen (also after Ctrl-C or a failure)
-        try:
-            for s in srcs:
-                s.join(timeout=2.0)
-            open_left = [t for c in cams for t in trackers[c].close_all()]
-            close(open_left)
-            flush()
-            t_loop_end = time.perf_counter()
-            t0 = time.perf_counter()
-            identities = order_identities(linker.finalize())
-            secs["link"] += time.perf_counter() - t0
-            for s in srcs:  # live sources learn their frame count at the end
-                if s.info.frames is None:
-                    s.info.frames = s.read
-            t0 = time.perf_counter()
-            write_trajectories(out / "trajectories.json", self.sources, identities)
-            if cfg.save_mot:
-                write_mot(out, self.sources, identities)
-            if cfg.save_video:
-                recordings = {s.info.camera: s.record_path for s in srcs if s.record_path}
-                write_videos(out, self.sources, identities, stride=cfg.stride, max_frames=cfg.max_frames,
-                             recordings=recordings)
-                for p in recordings.values():
-                    Path(p).unlink(missing_ok=True)
-            secs["export"] += time.perf_counter() - t0
-            events.emit("run_end", interrupted=interrupted, identities=len(identities),
-                        tracklets=len(linker.tracklets), frames=sum(n_frames.values()))
+                self.identities = order_identities(self.linker.finalize())
+            with self.timer("export"):
+                self._write()
+            self.events.emit("run_end", interrupted=self.interrupted, identities=len(self.identities),
+                             tracklets=len(self.linker.tracklets), frames=sum(self.frames.values()))
         except BaseException:
-            if failure is None:
+            self.t_loop_end = self.t_loop_end or time.perf_counter()
+            if not quiet:
                 raise
-            identities = []  # finalising failed too: raise the first failure below
-            t_loop_end = time.perf_counter()
         finally:
-            events.close()
-            for bar in (bars or {}).values():
-                bar.close()
-        if failure is not None:
-            raise failure
-        secs["decode"] = float(sum(s.decode_seconds for s in srcs))
-        loop = max(t_loop_end - t_loop, 1e-9)
-        total_frames = sum(n_frames.values())
-        self.identities = identities
-        self.stats = {
-            "seconds": {**{k: round(v, 4) for k, v in secs.items()}, "setup": round(t_setup, 4),
-                        "loop": round(loop, 4), "total": round(time.perf_counter() - t_run, 4)},
-            "frames": dict(n_frames),
-            "frames_read": {s.info.camera: s.read for s in srcs},
-            "fps": {**{c: round(n / loop, 3) for c, n in n_frames.items()}, "total": round(total_frames / loop, 3)},
-            "crops_embedded": counters["crops_embedded"],
-            "detections": counters["detections"],
-            "tracked_boxes": counters["tracked_boxes"],
-            "tracklets": len(linker.tracklets),
-            "identities": len(identities),
-            "corrupt_frames": {s.info.camera: s.corrupt for s in srcs},
-            "late_frames": {s.info.camera: s.late for s in srcs},
-            "dropped": dict(dropped),
-            "interrupted": interrupted,
-        }
-        if interrupted:
-            raise Interrupted(f"interrupted: outputs with the {total_frames} frames seen so far written to {out}")
-        return identities
+            self.events.close()
+            if self.bars is not None:
+                self.bars.close()
+            self.engine.shutdown()
+        return self.identities
 
-    def _bars(self, srcs):
-        if not self.config.progress:
-            return None
+    def _write(self) -> None:
+        from reidpipe.pipeline.export import write_mot, write_trajectories, write_videos
+
+        cfg, out = self.config, self.out
+        write_trajectories(out / "trajectories.json", self.sources, self.identities)
+        if cfg.save_mot:
+            write_mot(out, self.sources, self.identities)
+        if cfg.save_video:
+            recordings = self.engine.recordings()
+            write_videos(out, self.sources, self.identities, stride=cfg.stride, max_frames=cfg.max_frames,
+                         recordings=recordings)
+            for p in recordings.values():
+                Path(p).unlink(missing_ok=True)
+
+    def stats(self, total: float) -> RunStats:
+        timer = StageTimer()
+        timer.merge(self.engine.timer.seconds)
+        timer.merge(self.timer.seconds)
+        timer.seconds["decode"] = self.engine.decode_seconds
+        loop = max(self.t_loop_end - self.t_loop, 1e-9)
+        seconds = {**timer.seconds, "setup": self.t_setup, "loop": loop, "total": total}
+        counts = self.engine.counts
+        ends = self.ends
+        return RunStats(
+            seconds=seconds, frames=dict(self.frames),
+            frames_read={c: ends[c].frames_read if c in ends else 0 for c in self.cameras},
+            crops_embedded=counts.crops_embedded, detections=counts.detections, tracked_boxes=counts.tracked_boxes,
+            tracklets=len(self.linker.tracklets), identities=len(self.identities),
+            corrupt_frames={c: ends[c].corrupt if c in ends else 0 for c in self.cameras},
+            late_frames={c: ends[c].late if c in ends else 0 for c in self.cameras},
+            dropped=dict(self.dropped), interrupted=self.interrupted, engine=self.config.engine.kind)
+
+
+class _Bars:
+    """One tqdm progress bar per camera, with its frames per second."""
+
+    def __init__(self, sources: list[SourceInfo], config: PipelineConfig):
         from tqdm import tqdm
 
-        bars = {}
-        for i, s in enumerate(srcs):
+        self.bars = {}
+        self.last = {}
+        for i, s in enumerate(sources):
             total = None
-            if s.info.frames:
-                n = s.info.frames if self.config.max_frames is None else min(s.info.frames, self.config.max_frames)
-                total = -(-n // self.config.stride)
-            bars[s.info.camera] = tqdm(total=total, desc=s.info.camera, unit="fr", position=i, leave=True,
+            if s.frames:
+                n = s.frames if config.max_frames is None else min(s.frames, config.max_frames)
+                total = -(-n // config.stride)
+            self.bars[s.camera] = tqdm(total=total, desc=s.camera, unit="fr", position=i, leave=True,
                                        dynamic_ncols=True, file=sys.stderr)
-        return bars
+            self.last[s.camera] = 0.0
+
+    def update(self, camera: str, frames: int, fps: float) -> None:
+        bar = self.bars[camera]
+        bar.update(frames)
+        now = time.perf_counter()
+        if now - self.last[camera] > 1.0:
+            bar.set_postfix_str(f"{fps:.1f} fps", refresh=False)
+            self.last[camera] = now
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()

@@ -75,6 +75,19 @@ class StreamError(ReidpipeError):
     exit_code = 11
 
 
+class WorkerLostError(ReidpipeError):
+    """A camera worker (a Ray actor, ``--engine ray``) died: its cameras ended early, the others ran to
+    the end and the outputs were written."""
+
+    exit_code = 12
+
+
+class EngineError(ReidpipeError):
+    """``--engine ray``: the Ray cluster cannot be reached, or it lacks the resources asked for."""
+
+    exit_code = 13
+
+
 class Interrupted(ReidpipeError):
     """Ctrl-C: outputs were finalised with everything seen so far."""
 
@@ -93,5 +106,7 @@ __all__ = [
     "DatasetError",
     "ConfigError",
     "StreamError",
+    "WorkerLostError",
+    "EngineError",
     "Interrupted",
 ]

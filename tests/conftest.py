@@ -19,3 +19,16 @@ def rtsp_camera():
     yield start
     for camera in cameras:
         camera.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """ONE local Ray instance (2 CPUs) for the whole test session (it takes ~6-12 s to start): every
+    ``--engine ray`` run in this process joins it instead of starting its own."""
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    yield ray
+    ray.shutdown()

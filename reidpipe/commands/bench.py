@@ -7,7 +7,8 @@ import argparse
 NAME = "bench"
 HELP = ("Measure speed: the pipeline per stage vs a detector-only pass over the same frames "
         "(--sources ...), ReID embedding in eager torch vs ONNX Runtime (--embed-only), cross-camera "
-        "linking of 1k-100k tracklets (--linker-only); writes bench.json and prints tables.")
+        "linking of 1k-100k tracklets (--linker-only), in-process vs Ray for 1/2/4 cameras and the online "
+        "linking rate (--engine ray --sources V); writes bench.json and prints tables.")
 
 
 def _int_list(text: str) -> list[int]:
@@ -77,7 +78,18 @@ def main(args: argparse.Namespace) -> int:
     run_embed = args.embed_only or (args.all and args.reid_weights and args.reid not in ("hist",))
     run_link = args.linker_only or args.all
     device = args.device or "auto"
-    if args.sources and not (args.embed_only or args.linker_only):
+    if args.engine == "ray" and not args.sources:
+        raise UsageError("--engine ray benchmarks the engines on a video: give --sources VIDEO")
+    if args.engine == "ray" and not (args.embed_only or args.linker_only):
+        from reidpipe.commands.run import config_from_args
+        from reidpipe.pipeline import bench_engine
+
+        cfg = config_from_args(args)
+        result["engines"] = bench_engine.bench_engines(cfg, args.sources[0])
+        result["online_linking"] = bench_engine.bench_online_linking()
+        print(bench_engine.format_engines(result["engines"]))
+        print(bench_engine.format_online_linking(result["online_linking"]))
+    elif args.sources and not (args.embed_only or args.linker_only):
         from reidpipe.commands.run import config_from_args
 
         cfg = config_from_args(args)

@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--online", action="store_true",
                         help="keep the online links (no offline refinement at the end)")
     parser.add_argument("--save-video", action="store_true", help="also write annotated videos (global ids)")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="where the cameras run: in this process (default) or as Ray actors (a local Ray)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (scores, outputs) on stdout")
 
 
@@ -37,7 +39,8 @@ def cache_dir(explicit: str | None = None):
     return Path.home() / ".cache" / "reidpipe" / "demo"
 
 
-def demo_config(scene: dict, output: str, online: bool = False, save_video: bool = False, progress: bool = True):
+def demo_config(scene: dict, output: str, online: bool = False, save_video: bool = False, progress: bool = True,
+                engine: str = "local"):
     """The pipeline settings of the demo: public detections, ``hist`` embedder, non-overlapping
     cameras (the scene's views are disjoint), per-camera feature centring (what the colour
     descriptor needs across differently lit cameras) and, unless ``online``, the offline refinement."""
@@ -47,7 +50,7 @@ def demo_config(scene: dict, output: str, online: bool = False, save_video: bool
     link = {"non_overlapping": True, "min_similarity": 0.5, "refine": not online, "camera_centering": True}
     return load_config(None, names=list(cams), detections=[str(scene["det"][c]) for c in cams], reid="hist",
                        reid_weights=None, output=str(output), link=link, save_mot=True, save_video=save_video,
-                       progress=progress)
+                       progress=progress, engine={"kind": engine})
 
 
 def main(args: argparse.Namespace) -> int:
@@ -72,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
     t_scene = time.perf_counter() - t0
     cams = scene["cameras"]
     pipe = Pipeline(demo_config(scene, str(out), online=args.online, save_video=args.save_video,
-                                progress=not args.json))
+                                progress=not args.json, engine=args.engine))
     identities = pipe.run([str(scene["videos"][c]) for c in cams])
     res = score(out / "trajectories.json", {c: scene["gt"][c] for c in cams})
     res["run"] = {"identities": len(identities), "tracklets": pipe.stats.get("tracklets"),

@@ -59,6 +59,15 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                    help="transit-time window in seconds from camera A to camera B")
     g.add_argument("--refine", action="store_true", default=None,
                    help="re-cluster all tracklets offline at the end")
+    g = parser.add_argument_group("execution")
+    g.add_argument("--engine", choices=["local", "ray"],
+                   help="local: every camera in this process (default); ray: one Ray actor per camera (or "
+                   "group), this process links (pip install 'reidpipe[ray]')")
+    g.add_argument("--ray-address", metavar="auto|HOST:PORT",
+                   help="--engine ray: join this Ray cluster (default: start a local Ray)")
+    g.add_argument("--cameras-per-worker", type=int, metavar="N", help="--engine ray: cameras per actor (default 1)")
+    g.add_argument("--worker-cpus", type=float, metavar="N", help="--engine ray: CPUs asked per actor (default 1)")
+    g.add_argument("--worker-gpus", type=float, metavar="N", help="--engine ray: GPUs asked per actor (default 0)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -137,6 +146,18 @@ def config_from_args(args: argparse.Namespace):
         link["max_gap"] = args.link_window
     if link:
         over["link"] = link
+    engine = {k: v for k, v in (("kind", args.engine), ("ray_address", args.ray_address),
+                                ("cameras_per_worker", args.cameras_per_worker), ("worker_cpus", args.worker_cpus),
+                                ("worker_gpus", args.worker_gpus)) if v is not None}
+    if engine.get("kind", cfg.engine.kind) == "local" and len(engine) > ("kind" in engine):
+        raise UsageError("--ray-address, --cameras-per-worker, --worker-cpus and --worker-gpus need --engine ray")
+    for flag, key in (("--cameras-per-worker", "cameras_per_worker"), ("--worker-cpus", "worker_cpus")):
+        if key in engine and engine[key] <= 0:
+            raise UsageError(f"{flag} must be > 0, got {engine[key]}")
+    if engine.get("worker_gpus", 0) < 0:
+        raise UsageError(f"--worker-gpus must be >= 0, got {engine['worker_gpus']}")
+    if engine:
+        over["engine"] = engine
     if args.detections and args.detector is not None:
         raise UsageError("--detections replaces the detector; drop --detector or --detections")
     return cfg.replace(**over)

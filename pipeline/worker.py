@@ -1,0 +1,294 @@
+"""Camera workers: everything that belongs to one camera, behind ``step``.
+
+A :class:`CameraWorker` holds one camera's source, detector, tracker and crop sampler, and hands its
+crops to an :class:`EmbedQueue` (shared by the cameras of one process, so that embedding stays one
+batch across cameras). ``worker.step(item)`` takes the next item of its source — a ``Frame``, or
+``None`` when the source ended — and returns a :class:`Step`: the frames processed (0 or 1), the
+tracklets that closed (pooled feature set, points kept, no pixels), the events to log before they
+are linked, and, at the source's end, a :class:`SourceEnd` with the source's final figures.
+``worker.stop()`` closes what is still open (end of run, Ctrl-C).
+
+A :class:`CameraGroup` is the cameras of one process: it opens the sources, detectors and the
+embedder from a :class:`PipelineConfig`, and ``steps()`` interleaves its cameras one frame per
+camera per round (:func:`reidpipe.pipeline.sources.round_robin`: files in lockstep, so runs are
+deterministic). The in-process engine is one group of every camera; ``--engine ray`` runs one group
+per actor (:mod:`reidpipe.pipeline.ray_engine`). Every item a camera yields has a sequence number
+``seq`` (0, 1, ...): ``(seq, camera index)`` is the order in which one process over all cameras
+would have seen it, which is how the Ray driver restores that order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from reidpipe.pipeline.config import PipelineConfig
+from reidpipe.pipeline.stats import Counts, StageTimer
+from reidpipe.pipeline.types import Frame, SourceInfo, Tracklet
+
+Event = tuple[str, dict[str, Any]]
+
+
+@dataclass
+class SourceEnd:
+    """A source's final figures; ``dropped`` is the warning when it stopped on an error or a lost stream."""
+
+    info: SourceInfo
+    uri: str
+    frames_read: int
+    corrupt: int
+    late: int
+    decode_seconds: float
+    dropped: str | None = None
+    failed: bool = False  # ``dropped`` is the source's error (not a lost stream)
+    reconnects: int = 0
+    event: str = "stream_drop"  # what a drop is logged as ("worker_lost" when a Ray worker died)
+
+
+@dataclass
+class Step:
+    """What one item of a camera's source produced."""
+
+    camera: str
+    seq: int
+    frames: int = 0
+    closed: list[Tracklet] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    end: SourceEnd | None = None
+
+
+class EmbedQueue:
+    """Crops waiting for the embedder, from every camera of a process; ``flush`` embeds them in one batch
+    and puts each embedding in its tracklet's bank."""
+
+    def __init__(self, embedder, *, bank_size: int, batch: int, timer: StageTimer):
+        from reidpipe.pipeline.sampler import add_to_bank
+
+        self._add_to_bank = add_to_bank
+        self.embedder = embedder
+        self.bank_size = int(bank_size)
+        self.batch = int(batch)
+        self.timer = timer
+        self.pending: list[tuple[Tracklet, float, np.ndarray]] = []
+        self.embedded = 0
+
+    def add(self, tracklet: Tracklet, quality: float, crop: np.ndarray) -> None:
+        self.pending.append((tracklet, quality, crop))
+
+    @property
+    def full(self) -> bool:
+        return len(self.pending) >= self.batch
+
+    def holds(self, tracklets: Sequence[Tracklet]) -> bool:
+        ids = {id(t) for t in tracklets}
+        return any(id(tr) in ids for tr, _, _ in self.pending)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        with self.timer("embed"):
+            feats = self.embedder.embed([c for _, _, c in self.pending])
+            for (tr, q, _), f in zip(self.pending, feats):
+                self._add_to_bank(tr, f, q, self.bank_size)
+            self.embedded += len(self.pending)
+            self.pending.clear()
+
+
+class CameraWorker:
+    """One camera: source -> detector -> tracker -> crop sampler -> (shared) embed queue."""
+
+    def __init__(self, source, detector, tracker, sampler, embeds: EmbedQueue, timer: StageTimer):
+        self.source = source
+        self.detector = detector
+        self.tracker = tracker
+        self.sampler = sampler
+        self.embeds = embeds
+        self.timer = timer
+        self.counts = Counts()
+        self.seq = 0
+
+    @property
+    def camera(self) -> str:
+        return self.source.info.camera
+
+    def start(self) -> Event:
+        """Start the source's reader; returns its ``source_start`` event."""
+        s = self.source
+        self.source.start()
+        return ("source_start", {"camera": self.camera, "uri": s.uri, "kind": s.kind, "fps": s.info.fps,
+                                 "width": s.info.width, "height": s.info.height, "frames": s.info.frames,
+                                 "offset": s.info.offset})
+
+    def step(self, item: Frame | None) -> Step:
+        """Process one item of the source: a frame, or ``None`` for the source's end."""
+        step = Step(camera=self.camera, seq=self.seq)
+        self.seq += 1
+        if item is None:
+            step.closed = self._close(self.tracker.close_all())
+            step.end = self._source_end()
+            return step
+        tracked = self._detect_and_track(item, step)
+        self._sample(item, tracked)
+        step.frames = 1
+        step.closed = self._close(self.tracker.pop_closed())
+        if self.embeds.full:
+            self.embeds.flush()
+        return step
+
+    def stop(self) -> list[Tracklet]:
+        """Close every open track (end of run or Ctrl-C); the source must be stopped already."""
+        return self._close(self.tracker.close_all())
+
+    # ------------------------------------------------------------------ the stages
+    def _detect_and_track(self, frame: Frame, step: Step):
+        with self.timer("detect"):
+            dets = self.detector.detect(frame.image, index=frame.index)
+        with self.timer("track"):
+            tracked = self.tracker.update(dets, frame.index, frame.t, frame.image)
+        for tr in self.tracker.opened:
+            step.events.append(("track_open", {"camera": self.camera, "track": tr.track, "frame": frame.index,
+                                               "t": round(frame.t, 4)}))
+        self.counts.frames += 1
+        self.counts.detections += len(dets)
+        self.counts.tracked_boxes += len(tracked)
+        return tracked
+
+    def _sample(self, frame: Frame, tracked) -> None:
+        from reidpipe.pipeline.sampler import crop
+
+        with self.timer("crop"):
+            for row, tid, q in self.sampler.select(self.camera, tracked, frame.index, frame.image.shape[:2]):
+                self.embeds.add(self.tracker.open[tid], q, crop(frame.image, tracked.xyxy[row]))
+
+    def _close(self, tracklets: list[Tracklet]) -> list[Tracklet]:
+        """Pool the features of closing tracklets (embedding their waiting crops first)."""
+        if tracklets and self.embeds.holds(tracklets):
+            self.embeds.flush()
+        with self.timer("link"):
+            for t in tracklets:
+                t.feature = t.pooled_feature()
+                self.sampler.forget(t.camera, t.track)
+        return tracklets
+
+    def _source_end(self) -> SourceEnd:
+        s = self.source
+        if s.info.frames is None:  # live sources learn their frame count at the end
+            s.info.frames = s.read
+        dropped = s.dropped
+        if s.error is not None:
+            dropped = f"source {s.uri} ({self.camera}) stopped on an error: {type(s.error).__name__}: {s.error}"
+        return SourceEnd(info=s.info, uri=s.uri, frames_read=s.read, corrupt=s.corrupt, late=s.late,
+                         decode_seconds=s.decode_seconds, dropped=dropped, failed=s.error is not None,
+                         reconnects=s.reconnects)
+
+
+class CameraGroup:
+    """The cameras one process runs: their workers, the shared embedder and the round-robin over them.
+
+    It is also the in-process engine of :class:`reidpipe.pipeline.runner.Pipeline`: ``open``, ``start``,
+    ``steps``, ``stop``, ``figures``, ``recordings``, ``counts``, ``timer``, ``decode_seconds``, ``lost``
+    and ``shutdown`` are what the
+    runner uses of an engine (:class:`reidpipe.pipeline.ray_engine.RayEngine` has the same).
+
+    ``uris[i]`` is camera ``names[i]``; ``detections[i]`` (public detections) and ``offsets[i]`` belong to
+    it. ``open()`` opens the sources (where this group runs), the detectors and the embedder, raising
+    the same one-line errors as anywhere else."""
+
+    def __init__(self, config: PipelineConfig, uris: Sequence[str], names: Sequence[str],
+                 offsets: Sequence[float] | None = None, detections: Sequence[str] | None = None,
+                 record_dir: str | None = None):
+        self.config = config
+        self.uris = [str(u) for u in uris]
+        self.names = list(names)
+        self.offsets = list(offsets) if offsets is not None else None
+        self.detections = list(detections) if detections is not None else None
+        self.record_dir = record_dir
+        self.timer = StageTimer()
+        self.workers: list[CameraWorker] = []
+        self.embedder = None
+        self.embeds: EmbedQueue | None = None
+        self.lost: dict[str, str] = {}  # cameras whose worker died (never, in-process)
+        self._notify = threading.Event()
+
+    def open(self) -> list[SourceInfo]:
+        from reidpipe.pipeline.detect import load_detector
+        from reidpipe.pipeline.embed import load_embedder
+        from reidpipe.pipeline.sampler import CropSampler
+        from reidpipe.pipeline.sources import open_sources
+
+        cfg = self.config
+        srcs = open_sources(self.uris, names=self.names, offsets=self.offsets, stride=cfg.stride,
+                            max_frames=cfg.max_frames, queue_size=cfg.queue_size,
+                            reconnect_attempts=cfg.reconnect_attempts, reconnect_backoff=cfg.reconnect_backoff,
+                            record_dir=self.record_dir, notify=self._notify)
+        if self.detections is not None:
+            detectors = [load_detector(cfg, d) for d in self.detections]
+        else:
+            detectors = [load_detector(cfg)] * len(srcs)
+        self.embedder = load_embedder(cfg)
+        embeds = EmbedQueue(self.embedder, bank_size=cfg.sampler.bank, batch=cfg.embed_batch, timer=self.timer)
+        sampler = CropSampler(cfg.sampler)
+        self.workers = [CameraWorker(s, d, self._tracker(s.info.camera), sampler, embeds, self.timer)
+                        for s, d in zip(srcs, detectors)]
+        self.embeds = embeds
+        return [s.info for s in srcs]
+
+    def _tracker(self, camera: str):
+        from reidpipe.pipeline.track import CameraTracker
+
+        cfg = self.config
+        return CameraTracker(camera, cfg.tracker, lost_frames=cfg.track_lost_frames, high_conf=cfg.track_high_conf,
+                             new_conf=cfg.track_new_conf, min_hits=cfg.track_min_hits, min_iou=cfg.track_min_iou)
+
+    @property
+    def link_threshold(self) -> float:
+        return float(self.embedder.link_threshold)
+
+    def start(self) -> list[Event]:
+        return [w.start() for w in self.workers]
+
+    def steps(self) -> Iterator[Step]:
+        """Every camera's steps, one frame per camera per round, until every source has ended."""
+        from reidpipe.pipeline.sources import round_robin
+
+        by_source = {id(w.source): w for w in self.workers}
+        waited = lambda s: self.timer.add("wait", s)  # noqa: E731
+        for src, item in round_robin([w.source for w in self.workers], self._notify, waited=waited):
+            yield by_source[id(src)].step(item)
+
+    def stop(self) -> list[Tracklet]:
+        """Stop the readers and close every open track (in camera order)."""
+        for w in self.workers:
+            w.source.stop()
+        for w in self.workers:
+            w.source.join(timeout=2.0)
+        closed = [t for w in self.workers for t in w.stop()]
+        if self.embeds is not None:
+            self.embeds.flush()
+        return closed
+
+    def figures(self) -> dict[str, SourceEnd]:
+        """Every source's figures so far (at the end of a run: final, also for cameras cut short)."""
+        return {w.camera: w._source_end() for w in self.workers}
+
+    def recordings(self) -> dict[str, str]:
+        """Camera -> the raw recording of a live source (``--save-video``), to annotate at the end."""
+        return {w.camera: w.source.record_path for w in self.workers if w.source.record_path}
+
+    def shutdown(self) -> None:
+        """Nothing to release in-process (the Ray engine ends its actors here)."""
+
+    @property
+    def counts(self) -> Counts:
+        total = Counts(crops_embedded=self.embeds.embedded if self.embeds is not None else 0)
+        for w in self.workers:
+            total += w.counts
+        return total
+
+    @property
+    def decode_seconds(self) -> float:
+        return float(sum(w.source.decode_seconds for w in self.workers))

@@ -1,0 +1,91 @@
+"""Camera workers alone (pipeline/worker.py), the Ray driver's lockstep merge, and RunStats."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from test_pipeline_runner import render
+
+from reidpipe.pipeline.config import PipelineConfig
+from reidpipe.pipeline.ray_engine import LockstepMerge
+from reidpipe.pipeline.stats import STAGES, RunStats, StageTimer
+from reidpipe.pipeline.worker import CameraGroup, Step
+
+
+def test_camera_worker_alone_turns_a_clip_into_one_closed_tracklet(tmp_path):
+    video, det = render(tmp_path, "hall", start=3, n=30)
+    cfg = PipelineConfig(reid="hist", track_lost_frames=5)
+    group = CameraGroup(cfg, [video], ["hall"], detections=[det])
+    (info,) = group.open()
+    assert (info.camera, info.width, info.height, info.frames) == ("hall", 160, 120, 30)
+    (start,) = group.start()
+    assert start[0] == "source_start" and start[1]["kind"] == "file"
+    steps = list(group.steps())
+    assert [s.seq for s in steps] == list(range(31))  # 30 frames, then the source's end
+    assert sum(s.frames for s in steps) == 30 and steps[-1].end is not None and steps[-1].frames == 0
+    opened = [e for s in steps for e in s.events if e[0] == "track_open"]
+    assert [e[1]["frame"] for e in opened] == [4]  # confirmed on its 2nd detection
+    (tracklet,) = [t for s in steps for t in s.closed]
+    assert tracklet.key == ("hall", 1) and len(tracklet.points) == 26 and tracklet.points[0].frame == 4
+    assert tracklet.feature is not None and np.isclose(np.linalg.norm(tracklet.feature), 1.0)
+    assert 0 < len(tracklet.bank) <= cfg.sampler.bank
+    end = steps[-1].end
+    assert end.frames_read == 30 and end.corrupt == 0 and end.dropped is None
+    assert group.stop() == []  # nothing left open
+    counts = group.counts
+    assert counts.frames == 30 and counts.detections == 27 and counts.crops_embedded == len(tracklet.bank)
+    assert group.timer.seconds["detect"] > 0
+
+
+def _stream(camera: str, n: int) -> list[Step]:
+    return [Step(camera=camera, seq=i, frames=1) for i in range(n)] + [Step(camera=camera, seq=n, end=object())]
+
+
+def test_lockstep_merge_restores_the_one_process_order_whatever_the_arrival_order():
+    streams = {"a": _stream("a", 5), "b": _stream("b", 2), "c": _stream("c", 4)}
+    expected = sorted((s for st in streams.values() for s in st), key=lambda s: (s.seq, "abc".index(s.camera)))
+    rng = random.Random(0)
+    for _ in range(20):
+        merge = LockstepMerge(["a", "b", "c"], {"a", "b", "c"})
+        queues = {c: list(st) for c, st in streams.items()}
+        got = []
+        while any(queues.values()):  # each camera's steps arrive in its own order, cameras interleave at random
+            cam = rng.choice([c for c, q in queues.items() if q])
+            merge.push(queues[cam].pop(0))
+            got.extend(merge.pop())
+        assert [(s.camera, s.seq) for s in got] == [(s.camera, s.seq) for s in expected]
+
+
+def test_lockstep_merge_never_waits_for_a_live_camera_nor_a_dead_one():
+    merge = LockstepMerge(["file", "live"], {"file"})
+    merge.push(Step(camera="live", seq=0, frames=1))
+    assert [s.camera for s in merge.pop()] == ["live"]
+    merge = LockstepMerge(["a", "b"], {"a", "b"})
+    merge.push(Step(camera="a", seq=0, frames=1))
+    assert merge.pop() == []  # waits for b's first step
+    merge.drop("b")
+    assert [(s.camera, s.seq) for s in merge.pop()] == [("a", 0)]
+
+
+def test_stage_timer_and_run_stats_json():
+    timer = StageTimer()
+    with timer("detect"):
+        pass
+    timer.merge({"detect": 1.0, "embed": 2.0})
+    assert set(STAGES) <= set(timer.seconds) and timer.seconds["detect"] >= 1.0 and timer.seconds["embed"] == 2.0
+    st = RunStats(seconds={**timer.seconds, "loop": 2.0}, frames={"a": 10, "b": 30}, frames_read={"a": 10, "b": 30})
+    js = st.to_json()
+    assert js["fps"] == {"a": 5.0, "b": 15.0, "total": 20.0}
+    assert set(js) == {"seconds", "frames", "frames_read", "fps", "crops_embedded", "detections", "tracked_boxes",
+                       "tracklets", "identities", "corrupt_frames", "late_frames", "dropped", "interrupted", "engine"}
+
+
+def test_an_unknown_engine_is_named(tmp_path):
+    from reidpipe.errors import UsageError
+    from reidpipe.pipeline.runner import Pipeline
+
+    video, det = render(tmp_path, "hall", start=0, n=5)
+    with pytest.raises(UsageError, match="--engine must be local or ray, got 'spark'"):
+        Pipeline(detections=[det], reid="hist", output=str(tmp_path / "o"), engine={"kind": "spark"}).run([video])
