@@ -72,7 +72,10 @@ def _track_json(t: Tracklet, ev: LinkEvidence | None) -> dict[str, Any]:
             "points": [p.to_json() for p in t.points]}
 
 
-def trajectories_dict(sources: Sequence[SourceInfo], identities: Sequence[Identity]) -> dict[str, Any]:
+def trajectories_dict(sources: Sequence[SourceInfo], identities: Sequence[Identity],
+                      linker: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``reidpipe.trajectories/1`` document; ``linker`` is the linker's operating point (how its
+    decisions were calibrated), written under ``"linker"`` when given."""
     out = []
     for ident in order_identities(identities):
         tracks = sorted((t for t in ident.tracklets if t.points), key=lambda t: (t.start_t, t.camera, t.track))
@@ -83,13 +86,17 @@ def trajectories_dict(sources: Sequence[SourceInfo], identities: Sequence[Identi
             "last_seen": round(float(max(t.end_t for t in tracks)), 4),
             "tracks": [_track_json(t, ident.evidence.get(t.key)) for t in tracks],
         })
-    return {"schema": SCHEMA, "sources": [s.to_json() for s in sources], "identities": out}
+    doc = {"schema": SCHEMA, "sources": [s.to_json() for s in sources], "identities": out}
+    if linker is not None:
+        doc["linker"] = linker
+    return doc
 
 
-def write_trajectories(path: str | Path, sources: Sequence[SourceInfo], identities: Sequence[Identity]) -> Path:
+def write_trajectories(path: str | Path, sources: Sequence[SourceInfo], identities: Sequence[Identity],
+                       linker: dict[str, Any] | None = None) -> Path:
     """Write ``trajectories.json`` (schema ``reidpipe.trajectories/1``) atomically; returns the path."""
     path = Path(path)
-    data = trajectories_dict(sources, identities)
+    data = trajectories_dict(sources, identities, linker)
     atomic_write_text(path, json.dumps(data, separators=(",", ":")) + "\n")
     return path
 

@@ -226,6 +226,7 @@ class _Run:
                 from reidpipe.pipeline.export import order_identities
 
                 self.identities = order_identities(self.linker.finalize())
+            self._log_operating_point()
             with self.timer("export"):
                 self._write()
             self.events.emit("run_end", interrupted=self.interrupted, identities=len(self.identities),
@@ -241,11 +242,22 @@ class _Run:
             self.engine.shutdown()
         return self.identities
 
+    def _log_operating_point(self) -> None:
+        op = self.linker.operating_point
+        if op is not None:
+            self.events.emit("link_operating_point", **op.to_json())
+            if self.config.progress:
+                from tqdm import tqdm
+
+                tqdm.write(f"reidpipe: linker: {op.summary()}", file=sys.stderr)
+
     def _write(self) -> None:
         from reidpipe.pipeline.export import write_mot, write_trajectories, write_videos
 
         cfg, out = self.config, self.out
-        write_trajectories(out / "trajectories.json", self.sources, self.identities)
+        op = self.linker.operating_point
+        write_trajectories(out / "trajectories.json", self.sources, self.identities,
+                           linker=op.to_json() if op is not None else None)
         if cfg.save_mot:
             write_mot(out, self.sources, self.identities)
         if cfg.save_video:

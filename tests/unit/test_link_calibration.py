@@ -76,7 +76,7 @@ def test_calibrated_linking_recovers_people_for_any_cosine_scale(scale, shift):
 
 
 def test_too_little_to_calibrate_falls_back_and_says_so():
-    ts = _people(1.0, 0.0, n=2)
+    ts = _people(1.0, 0.0, n=4)
     lk = Linker(LinkerConfig(refine=True, fallback_similarity=0.3), ["cam1", "cam2"])
     lk.link(ts)
     op = lk.operating_point
