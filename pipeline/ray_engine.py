@@ -17,6 +17,7 @@ raised here as the same one-line error as in-process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
@@ -326,10 +327,8 @@ class RayEngine:
         if ray is None:
             return
         for a in self._actors:
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 ray.kill(a)
-            except Exception:  # already gone
-                pass
         self._actors = []
         if self._owns_ray:
             ray.shutdown()
