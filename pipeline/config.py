@@ -68,6 +68,9 @@ class PipelineConfig:
     track_new_conf: float = 0.6  # a detection must reach this confidence to start a new track
     track_min_hits: int = 2  # consecutive matches before a track gets an id
     track_min_iou: float = 0.2  # IoU needed to associate a detection with a track
+    track_min_seconds: float = 1.0  # a track is output once it lasts this long (shorter: false-positive bursts)
+    interpolate: bool = True  # fill a track's gaps by linear interpolation (points marked interpolated)
+    interpolate_max_gap: float = 1.0  # seconds: longer gaps stay gaps
     # embedding
     reid: str = "auto"  # "hist", "onnx", "checkpoint", or "auto" (from --reid-weights, else hist)
     reid_weights: str | None = None

@@ -124,7 +124,9 @@ class Pipeline:
         counters = {"detections": 0, "tracked_boxes": 0, "crops_embedded": 0}
         trackers = {c: CameraTracker(c, cfg.tracker, lost_frames=cfg.track_lost_frames,
                                      high_conf=cfg.track_high_conf, new_conf=cfg.track_new_conf,
-                                     min_hits=cfg.track_min_hits, min_iou=cfg.track_min_iou) for c in cams}
+                                     min_hits=cfg.track_min_hits, min_iou=cfg.track_min_iou,
+                                     min_seconds=cfg.track_min_seconds, interpolate=cfg.interpolate,
+                                     max_gap=cfg.interpolate_max_gap) for c in cams}
         sampler = CropSampler(cfg.sampler)
         linker = Linker(self._link_config(), cams)
         events = EventWriter(out / "events.jsonl" if cfg.events else None)
@@ -157,6 +159,7 @@ class Pipeline:
             secs["link"] += time.perf_counter() - t0
             for t, (gid, ev) in zip(tracklets, results):
                 events.emit("track_close", camera=t.camera, track=t.track, frames=len(t.points),
+                            interpolated=len(t.points) - t.detected,
                             start_t=round(t.start_t, 4), end_t=round(t.end_t, 4), embedded=len(t.bank))
                 events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
 
@@ -169,7 +172,8 @@ class Pipeline:
             tracked = trk.update(dets, frame.index, frame.t, frame.image)
             t2 = time.perf_counter()
             for tr in trk.opened:
-                events.emit("track_open", camera=cam, track=tr.track, frame=frame.index, t=round(frame.t, 4))
+                first = tr.points[0]
+                events.emit("track_open", camera=cam, track=tr.track, frame=first.frame, t=round(first.t, 4))
             picks = sampler.select(cam, tracked, frame.index, frame.image.shape[:2])
             for row, tid, q in picks:
                 pending.append((trk.open[tid], q, crop(frame.image, tracked.xyxy[row])))

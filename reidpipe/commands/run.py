@@ -33,6 +33,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tracker", choices=["bytetrack", "botsort", "ocsort", "sort"], help="default bytetrack")
     g.add_argument("--track-lost-frames", type=int, metavar="N",
                    help="processed frames without a match before a track closes (default 30)")
+    g.add_argument("--no-interpolate", action="store_true", default=None,
+                   help="output only the detected boxes of a track (default: fill gaps up to "
+                   "interpolate_max_gap seconds by linear interpolation, points marked interpolated)")
     g = parser.add_argument_group("re-identification")
     g.add_argument("--reid", choices=["auto", "onnx", "checkpoint", "hist"],
                    help="embedder (auto: .onnx -> onnx, .pt/.pth/.safetensors -> checkpoint, none -> hist)")
@@ -117,6 +120,8 @@ def config_from_args(args: argparse.Namespace):
     over = {k: v for k, v in simple.items() if v is not None}
     if getattr(args, "no_progress", False):
         over["progress"] = False
+    if getattr(args, "no_interpolate", None):
+        over["interpolate"] = False
     sampler = {k: v for k, v in (("every", args.sample_every), ("bank", args.bank_size)) if v is not None}
     if sampler:
         over["sampler"] = sampler
