@@ -72,7 +72,7 @@ class PipelineConfig:
     interpolate: bool = True  # fill a track's gaps by linear interpolation (points marked interpolated)
     interpolate_max_gap: float = 1.0  # seconds: longer gaps stay gaps
     # embedding
-    reid: str = "auto"  # "hist", "onnx", "checkpoint", or "auto" (from --reid-weights, else hist)
+    reid: str = "auto"  # "hist", "onnx", "openvino", "checkpoint", or "auto" (from --reid-weights, else hist)
     reid_weights: str | None = None
     reid_input_size: tuple[int, int] | None = None  # (H, W); default from model metadata
     reid_mean: tuple[float, float, float] | None = None

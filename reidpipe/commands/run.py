@@ -37,9 +37,11 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                    help="output only the detected boxes of a track (default: fill gaps up to "
                    "interpolate_max_gap seconds by linear interpolation, points marked interpolated)")
     g = parser.add_argument_group("re-identification")
-    g.add_argument("--reid", choices=["auto", "onnx", "checkpoint", "hist"],
-                   help="embedder (auto: .onnx -> onnx, .pt/.pth/.safetensors -> checkpoint, none -> hist)")
-    g.add_argument("--reid-weights", metavar="PATH", help="ONNX ReID model or reidpipe checkpoint")
+    g.add_argument("--reid", choices=["auto", "onnx", "openvino", "checkpoint", "hist"],
+                   help="embedder (auto: .onnx -> onnx, .xml -> openvino, .pt/.pth/.safetensors -> checkpoint, "
+                   "none -> hist)")
+    g.add_argument("--reid-weights", metavar="PATH",
+                   help="ONNX ReID model, OpenVINO IR (model.xml with model.bin beside it) or reidpipe checkpoint")
     g.add_argument("--reid-input-size", nargs=2, type=int, metavar=("H", "W"), help="override the model's input size")
     g.add_argument("--reid-mean", nargs=3, type=float, metavar=("R", "G", "B"), help="normalisation mean (after /255)")
     g.add_argument("--reid-std", nargs=3, type=float, metavar=("R", "G", "B"), help="normalisation std (after /255)")
