@@ -38,7 +38,7 @@ class LinkerConfig:
     transit_evidence: bool = True  # learn transit times / co-occurrence from confident links (ablation: off)
     quality_gate: bool = True  # short or sparsely embedded tracklets never drive a link (ablation: off)
     min_duration: float = 1.0  # seconds a linkable tracklet lasts at least (quality gate)
-    min_crops: int = 2  # embedded crops a linkable tracklet pools at least (quality gate)
+    min_crops: int = 1  # embedded crops a linkable tracklet pools at least (quality gate)
     non_overlapping: bool = False  # cameras see disjoint areas: one person cannot be in two at once
     transit: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # (camA, camB) -> (min s, max s)
     refine: bool = False  # offline re-clustering of all tracklets at the end
@@ -88,8 +88,11 @@ class PipelineConfig:
     track_new_conf: float = 0.6  # a detection must reach this confidence to start a new track
     track_min_hits: int = 2  # consecutive matches before a track gets an id
     track_min_iou: float = 0.2  # IoU needed to associate a detection with a track
+    track_min_seconds: float = 1.0  # a track is output once it lasts this long (shorter: false-positive bursts)
+    interpolate: bool = True  # fill a track's gaps by linear interpolation (points marked interpolated)
+    interpolate_max_gap: float = 1.0  # seconds: longer gaps stay gaps
     # embedding
-    reid: str = "auto"  # "hist", "onnx", "checkpoint", or "auto" (from --reid-weights, else hist)
+    reid: str = "auto"  # "hist", "onnx", "openvino", "checkpoint", or "auto" (from --reid-weights, else hist)
     reid_weights: str | None = None
     reid_input_size: tuple[int, int] | None = None  # (H, W); default from model metadata
     reid_mean: tuple[float, float, float] | None = None

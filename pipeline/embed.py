@@ -8,6 +8,15 @@ with attributes ``dim`` and ``input_size`` (H, W).
   from the input shape with RGB + ImageNet mean/std. Dynamic-batch models get batches of up to
   ``batch``; a model with a fixed batch of 1 (e.g. torchreid's OSNet export) is run crop by crop; a
   fixed batch B > 1 gets zero-padded batches of B.
+- :class:`OpenVinoEmbedder` — an OpenVINO IR ReID model (``model.xml`` + ``model.bin``) run by the
+  ``openvino`` runtime (optional extra ``reidpipe[openvino]``), reshaped to a dynamic batch. Input size
+  from the flags, else the IR's input shape. Colour order, mean and std from the flags, else from the
+  IR's ``model_info`` rt_info (the OpenVINO Model API keys ``mean_values`` / ``scale_values`` in 0-255
+  units, in the model's channel order, and ``reverse_input_channels``: true = the model wants RGB),
+  else the Open Model Zoo convention: **raw BGR 0-255**. OMZ IRs bake their normalisation into the
+  graph at conversion (``person-reidentification-retail-0277``'s rt_info ``conversion_parameters``
+  records ``mean_values``, ``scale_values`` and ``reverse_input_channels``, and its first layers
+  reverse the channels and normalise), so they want the frame's own pixels.
 - :class:`CheckpointEmbedder` — a reidpipe checkpoint (``reidpipe.reid.checkpoint.load_checkpoint``):
   ``torch.inference_mode``, channels-last on CPU, autocast (fp16) on CUDA.
 - ``hist``: the colour/texture descriptor ``HistEmbedder`` of :mod:`reidpipe.pipeline.descriptors`
@@ -15,7 +24,7 @@ with attributes ``dim`` and ``input_size`` (H, W).
 
 Pre-processing is the same for all models: ``cv2.resize`` of each crop to (W, H) (bilinear), one
 ``np.stack``, then a single vectorised scale/normalise/transpose of the whole batch.
-:func:`load_embedder` picks one from a :class:`PipelineConfig`.
+:func:`load_embedder` picks one from a :class:`PipelineConfig` (``.xml`` -> OpenVINO).
 """
 
 from __future__ import annotations
@@ -137,6 +146,97 @@ class OnnxEmbedder:
         return l2_normalize(np.concatenate(outs))
 
 
+class OpenVinoEmbedder:
+    """An OpenVINO IR ReID model, pre-processing as the module docstring says."""
+
+    def __init__(self, path: str, *, input_size: tuple[int, int] | None = None, mean=None, std=None,
+                 color: str | None = None, batch: int = 32, device: str = "cpu"):
+        self.path = str(path)
+        core, model = _read_openvino(self.path)
+        inp = model.inputs[0]
+        shape = inp.get_partial_shape()
+        if shape.rank.is_dynamic or shape.rank.get_length() != 4:
+            raise CheckpointError(f"{self.path}: input {inp.get_any_name()} has shape {shape}, expected (N, 3, H, W)")
+        if input_size is None:
+            if not (shape[2].is_static and shape[3].is_static):
+                raise UsageError(f"{self.path}: the input size is dynamic; give --reid-input-size H W")
+            input_size = (shape[2].get_length(), shape[3].get_length())
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        model_color, model_mean, model_std = _openvino_preprocessing(model, self.path)
+        self.color = (color or model_color).upper()
+        if self.color not in ("RGB", "BGR"):
+            raise ConfigError(f"colour order must be RGB or BGR, got {self.color!r} ({self.path})")
+        self.mean = tuple(mean) if mean is not None else model_mean
+        self.std = tuple(std) if std is not None else model_std
+        try:
+            model.reshape({inp.get_any_name(): [-1, 3, *self.input_size]})  # dynamic batch
+            cpu = device in ("auto", "cpu") or device.startswith("cuda")  # CUDA is no OpenVINO device
+            self.compiled = core.compile_model(model, "CPU" if cpu else device.upper())
+        except RuntimeError as exc:
+            raise CheckpointError(f"{self.path}: cannot run with input (N, 3, {self.input_size[0]}, "
+                                  f"{self.input_size[1]}) on {device}: {_openvino_message(exc)}") from None
+        self.output = self.compiled.outputs[0]
+        self.batch = max(1, int(batch))
+        last = self.output.get_partial_shape()[-1]
+        self.dim = last.get_length() if last.is_static else int(
+            self._run(np.zeros((1, 3, *self.input_size), np.float32)).shape[1])
+        self.link_threshold = LEARNED_LINK_THRESHOLD
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        y = self.compiled(x)[self.output]
+        return np.asarray(y, np.float32).reshape(len(x), -1)
+
+    def embed(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
+        if not crops_bgr:
+            return np.zeros((0, self.dim), np.float32)
+        x = preprocess(crops_bgr, self.input_size, self.mean, self.std, self.color)
+        return l2_normalize(np.concatenate([self._run(x[i:i + self.batch]) for i in range(0, len(x), self.batch)]))
+
+
+def _read_openvino(path: str):
+    """(``openvino.Core``, the model read from ``path`` and the ``.bin`` beside it)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise UsageError(f"--reid-weights {path} is an OpenVINO IR model: it needs the optional package openvino "
+                         "(pip install 'reidpipe[openvino]')") from None
+    weights = Path(path).with_suffix(".bin")
+    if not weights.is_file():
+        raise InputNotFoundError(f"OpenVINO weights not found: {weights} (an IR is {Path(path).name} plus "
+                                 f"{weights.name} beside it)")
+    core = ov.Core()
+    try:
+        return core, core.read_model(str(path), str(weights))
+    except RuntimeError as exc:
+        raise CheckpointError(f"not a loadable OpenVINO IR model: {path} ({_openvino_message(exc)})") from None
+
+
+def _openvino_message(exc: Exception) -> str:
+    """The telling line of an OpenVINO error (its first lines name C++ source files)."""
+    lines = [s.strip() for s in str(exc).splitlines() if s.strip() and not s.startswith("Exception from ")]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _openvino_preprocessing(model, path: str) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
+    """(colour, mean, std) an IR asks for: the Model API ``model_info`` rt_info keys, else raw BGR 0-255
+    (Open Model Zoo IRs normalise inside the graph). ``mean``/``std`` as for :func:`preprocess`."""
+    def info(key: str) -> str | None:
+        where = ["model_info", key]
+        return str(model.get_rt_info(where).astype(str)) if model.has_rt_info(where) else None
+
+    def rgb_values(key: str, rgb: bool) -> tuple[float, ...] | None:
+        text = info(key)  # 0-255 units, in the model's channel order ("1 2 3" or "1,2,3")
+        if not text:
+            return None
+        vals = _floats(",".join(text.replace(",", " ").split()), 3, f"model_info.{key}", path)
+        return tuple(v / 255 for v in (vals if rgb else vals[::-1]))
+
+    rgb = (info("reverse_input_channels") or "false").strip().lower() in ("true", "1", "yes")
+    mean = rgb_values("mean_values", rgb) or (0.0, 0.0, 0.0)
+    std = rgb_values("scale_values", rgb) or (1 / 255,) * 3
+    return ("RGB" if rgb else "BGR"), mean, std
+
+
 class CheckpointEmbedder:
     def __init__(self, path: str, *, batch: int = 32, device: str = "auto", input_size=None, mean=None, std=None):
         import torch
@@ -185,23 +285,25 @@ class CheckpointEmbedder:
 def embedder_kind(config) -> str:
     kind = (config.reid or "auto").lower()
     if kind != "auto":
-        if kind not in ("onnx", "checkpoint", "hist"):
-            raise ConfigError(f"--reid must be auto, onnx, checkpoint or hist, got {config.reid!r}")
+        if kind not in ("onnx", "openvino", "checkpoint", "hist"):
+            raise ConfigError(f"--reid must be auto, onnx, openvino, checkpoint or hist, got {config.reid!r}")
         return kind
     if not config.reid_weights:
         return "hist"
     suffix = Path(config.reid_weights).suffix.lower()
     if suffix == ".onnx":
         return "onnx"
+    if suffix == ".xml":
+        return "openvino"
     if suffix in CHECKPOINT_EXTS:
         return "checkpoint"
     raise UsageError(f"--reid-weights {config.reid_weights}: cannot tell the model kind from the extension; "
-                     "give --reid onnx or --reid checkpoint")
+                     "give --reid onnx, --reid openvino or --reid checkpoint")
 
 
 def load_embedder(config):
-    """The embedder of a :class:`PipelineConfig`: by ``config.reid`` ("auto": ``.onnx`` -> ONNX,
-    ``.pt``/``.pth``/``.safetensors`` -> reidpipe checkpoint, no weights -> ``hist``)."""
+    """The embedder of a :class:`PipelineConfig`: by ``config.reid`` ("auto": ``.onnx`` -> ONNX, ``.xml``
+    -> OpenVINO IR, ``.pt``/``.pth``/``.safetensors`` -> reidpipe checkpoint, no weights -> ``hist``)."""
     kind = embedder_kind(config)
     if kind == "hist":
         from reidpipe.pipeline.descriptors import HistEmbedder
@@ -215,5 +317,9 @@ def load_embedder(config):
         return OnnxEmbedder(config.reid_weights, input_size=config.reid_input_size, mean=config.reid_mean,
                             std=config.reid_std, color=config.reid_color, batch=config.embed_batch,
                             device=config.device)
+    if kind == "openvino":
+        return OpenVinoEmbedder(config.reid_weights, input_size=config.reid_input_size, mean=config.reid_mean,
+                                std=config.reid_std, color=config.reid_color, batch=config.embed_batch,
+                                device=config.device)
     return CheckpointEmbedder(config.reid_weights, batch=config.embed_batch, device=config.device,
                               input_size=config.reid_input_size, mean=config.reid_mean, std=config.reid_std)

@@ -3,12 +3,13 @@ annotated videos.
 
 - :func:`write_trajectories` / :func:`read_trajectories` — schema ``reidpipe.trajectories/1``
   (DESIGN §2). Identities are numbered 1..N in order of first sighting; each track carries its camera,
-  track number, link evidence ``{score, margin, gap}`` and its points ``{frame, t, bbox, score}``.
+  track number, link evidence ``{score, margin, gap}`` and its points ``{frame, t, bbox, score}``
+  (plus ``"interpolated": true`` on a point that fills a gap of the track).
   Written to a temporary file in the same folder, then ``os.replace``-d: a reader never sees half a file.
 - :class:`EventWriter` — ``events.jsonl``, one JSON object per line, appended by a background thread
   that flushes after every burst, so the hot path only puts a dict in a queue.
 - :func:`write_mot` — ``<camera>.txt`` in MOTChallenge format (``frame,id,x,y,w,h,conf,-1,-1,-1``,
-  frames 1-based) with global ids.
+  frames 1-based) with global ids; an interpolated box ends in ``,1`` instead of ``,-1``.
 - :func:`write_videos` — ``<camera>.mp4`` with boxes and global-id labels (supervision
   ``BoxAnnotator`` + ``LabelAnnotator``). Global ids are known only after linking, so videos are drawn
   in a second pass at the end from the kept track points: file and folder sources are re-read; live
@@ -223,7 +224,7 @@ def _rows_by_camera(identities: Iterable[Identity]) -> dict[str, list[tuple]]:
     for ident in identities:
         for t in ident.tracklets:
             for p in t.points:
-                rows.setdefault(t.camera, []).append((p.frame, ident.id, *p.bbox, p.score))
+                rows.setdefault(t.camera, []).append((p.frame, ident.id, *p.bbox, p.score, p.interpolated))
     return rows
 
 
@@ -234,8 +235,9 @@ def write_mot(folder: str | Path, sources: Sequence[SourceInfo], identities: Seq
     paths = []
     for s in sources:
         lines = []
-        for frame, gid, x1, y1, x2, y2, score in sorted(rows.get(s.camera, []), key=lambda r: (r[0], r[1])):
-            lines.append(f"{frame + 1},{gid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n")
+        for frame, gid, x1, y1, x2, y2, score, interp in sorted(rows.get(s.camera, []), key=lambda r: (r[0], r[1])):
+            mark = 1 if interp else -1  # last column: 1 = interpolated box (MOTChallenge leaves it -1 in 2D)
+            lines.append(f"{frame + 1},{gid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,{mark}\n")
         p = folder / f"{s.camera}.txt"
         atomic_write_text(p, "".join(lines))
         paths.append(p)

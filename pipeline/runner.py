@@ -190,7 +190,7 @@ class _Run:
             results = self.linker.add_many(tracklets) if len(tracklets) > 1 else [self.linker.add(tracklets[0])]
         for t, (gid, ev) in zip(tracklets, results):
             self.events.emit("track_close", camera=t.camera, track=t.track, frames=len(t.points),
-                             start_t=round(t.start_t, 4), end_t=round(t.end_t, 4), embedded=len(t.bank))
+                             interpolated=len(t.points) - t.detected, start_t=round(t.start_t, 4), end_t=round(t.end_t, 4), embedded=len(t.bank))
             self.events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
 
     def end_source(self, camera: str, end: SourceEnd) -> None:

@@ -1,20 +1,43 @@
 """Per-camera tracking with the ``trackers`` package (ByteTrack by default; BoT-SORT, OC-SORT, SORT).
 
 :class:`CameraTracker` wraps one tracker of one camera. ``update(detections, frame_index, t, image)``
-feeds it the frame's ``supervision.Detections`` and returns the tracked ones (``tracker_id`` set,
-unconfirmed boxes dropped); it keeps every open track's history as a :class:`Tracklet` (one
-``TrackPoint`` per processed frame where the track matched a detection) and returns, via
-``pop_closed()``, the tracklets unseen for ``lost_frames`` processed frames. ``close_all()`` ends the
-run (or a Ctrl-C). Track numbers are 1, 2, ... in order of appearance (MOTChallenge ids are positive);
-a tracker id that comes back after its tracklet closed gets a new number.
+feeds it the frame's ``supervision.Detections`` and returns the tracked ones (``tracker_id`` = track
+number; unconfirmed and too-short tracks left out). It keeps every output track's history as a
+:class:`Tracklet`; ``pop_closed()`` returns the tracklets whose track the tracker dropped and
+``close_all()`` ends the run (or a Ctrl-C). Track numbers are 1, 2, ... in order of output
+(MOTChallenge ids are positive).
+
+What ``update`` does to a track's points, step by step:
+
+1. **Confirmation back-fill** — the tracker confirms a track on its ``min_hits``-th consecutive match
+   (at the earliest on the frame after its first detection) and reports the earlier boxes with id
+   -1. When a track is confirmed, its boxes of the previous ``max(min_hits - 1, 1)`` processed frames
+   are taken back from those unconfirmed detections (IoU >= ``min_iou`` chain, the association the
+   tracker made), so a confirmed track starts at its first detection.
+2. **Gap filling** (``interpolate``, on by default) — when a track is matched again after missing
+   processed frames for at most ``max_gap`` seconds (1 s), the missed frames get boxes linearly
+   interpolated between the two detections (box corners and score, by frame index), marked
+   ``interpolated``. This is the offline interpolation of ByteTrack's and StrongSORT's tools (plain
+   linear, without StrongSORT's Gaussian smoothing, which would also move the detected boxes), done
+   as soon as the gap is bridged, so live streams get it too, before the track closes. Longer gaps
+   stay gaps (a person who turns or stops breaks the straight line). Interpolated points are outputs
+   (trajectories, MOT, scoring), never crops: there is no detection to embed.
+3. **Minimum duration** — a confirmed track is output (returned, listed in ``opened``, numbered) once
+   it has lasted ``min_seconds`` (1 s), with all its points so far; a track the tracker drops before
+   that is discarded (counted in ``discarded``). People stay in view for seconds; a detector's
+   false-positive bursts last a fraction of one. It is the minimum track length of offline trackers
+   (``t_min`` of the IOU tracker), in seconds so that it means the same at any frame rate and stride.
+4. **Closing** — a tracklet closes when its tracker drops the track (``lost_frames`` processed frames
+   without a match), so a lost track that the tracker finds again keeps its number.
 
 The trackers run in fixed-rate mode (no timestamps): one processed frame is one Kalman step, whatever
 the ``--stride``. Their lost-track buffer is given in 30-fps frames, so it is set with
-``frame_rate=30`` to mean exactly ``lost_frames`` processed frames, the same horizon at which this
-module closes a tracklet.
+``frame_rate=30`` to mean exactly ``lost_frames`` processed frames.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 
@@ -44,62 +67,131 @@ def make_tracker(name: str, *, lost_frames: int = 30, high_conf: float = 0.5, ne
     raise ConfigError(f"--tracker must be one of {', '.join(TRACKERS)}, got {name!r}")
 
 
-class CameraTracker:
-    """One camera's tracker plus the histories of its tracks."""
+def interpolate_points(a: TrackPoint, b: TrackPoint, stamps: list[tuple[int, float]]) -> list[TrackPoint]:
+    """Points between detections ``a`` and ``b`` at the processed frames ``stamps`` ((frame, t) pairs
+    strictly between them): box corners and score linear in the frame index, marked interpolated."""
+    span = float(b.frame - a.frame)
+    ba, bb = np.asarray(a.bbox, np.float64), np.asarray(b.bbox, np.float64)
+    out = []
+    for frame, t in stamps:
+        w = (frame - a.frame) / span
+        box = tuple(float(v) for v in ba + w * (bb - ba))
+        out.append(TrackPoint(frame=int(frame), t=float(t), bbox=box, score=a.score + w * (b.score - a.score),
+                              interpolated=True))
+    return out
 
-    def __init__(self, camera: str, tracker: str = "bytetrack", *, lost_frames: int = 30, **tracker_kw):
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    import supervision as sv
+
+    return sv.box_iou_batch(np.asarray(box, np.float32).reshape(1, 4), np.asarray(boxes, np.float32))[0]
+
+
+class CameraTracker:
+    """One camera's tracker plus the histories of its tracks (see the module docstring)."""
+
+    def __init__(self, camera: str, tracker: str = "bytetrack", *, lost_frames: int = 30,
+                 interpolate: bool = True, max_gap: float = 1.0, min_seconds: float = 0.0, min_hits: int = 2,
+                 min_iou: float = 0.2, **tracker_kw):
         self.camera = camera
         self.name = tracker
         self.lost_frames = int(lost_frames)
-        self.tracker = make_tracker(tracker, lost_frames=lost_frames, **tracker_kw)
-        self.open: dict[int, Tracklet] = {}
-        self.last_seen: dict[int, int] = {}  # track -> processed-frame counter when last matched
-        self.step = 0  # processed frames so far
-        self._closed: list[Tracklet] = []
+        self.interpolate = bool(interpolate)
+        self.max_gap = float(max_gap)  # seconds
+        self.min_seconds = float(min_seconds)
+        self.min_iou = float(min_iou)
+        self.tracker = make_tracker(tracker, lost_frames=lost_frames, min_hits=min_hits, min_iou=min_iou,
+                                    **tracker_kw)
+        self.open: dict[int, Tracklet] = {}  # track number -> tracklet, for the tracks that are output
         self.opened: list[Tracklet] = []  # tracks opened during the last update
-        self._number: dict[int, int] = {}  # tracker id -> our track number (a closed id that comes back
-        self._next = 1                      # gets a new number, so (camera, track) stays unique)
+        self.discarded = 0  # tracks dropped by the tracker before lasting min_seconds
+        self.step = 0  # processed frames so far
+        self._live: dict[int, Tracklet] = {}  # tracker id -> tracklet (track 0 until it lasts min_seconds)
+        self._last_step: dict[int, int] = {}  # tracker id -> processed-frame counter when last matched
+        self._closed: list[Tracklet] = []
+        self._next = 1
+        # (frame, t) of the last processed frames, newest last: the frames a bridged gap is filled at
+        self._stamps: deque[tuple[int, float]] = deque(maxlen=self.lost_frames + 2)
+        # unconfirmed detections of the last min_hits - 1 frames (at least 1: a tracker gives an id on a
+        # match, never to the detection that spawns a track): (frame, t, boxes, confs), newest last
+        self._unconfirmed: deque[tuple[int, float, np.ndarray, np.ndarray]] = deque(maxlen=max(int(min_hits) - 1, 1))
 
     def update(self, detections, frame_index: int, t: float, image: np.ndarray | None = None):
-        """Track one processed frame. Returns the tracked detections (``tracker_id`` = track number)."""
+        """Track one processed frame. Returns the tracked detections of the output tracks
+        (``tracker_id`` = track number)."""
         if self.name == "botsort":  # camera-motion compensation uses the frame
             tracked = self.tracker.update(detections, frame=image)
         else:
             tracked = self.tracker.update(detections)
-        if len(tracked):
-            tracked = tracked[tracked.tracker_id >= 0]
         self.step += 1
         self.opened = []
-        if len(tracked):
-            numbers = []
-            for raw in tracked.tracker_id.tolist():
-                n = self._number.get(raw)
-                if n is None:
-                    n = self._number[raw] = self._next
-                    self._next += 1
-                numbers.append(n)
-            tracked.tracker_id = np.asarray(numbers, dtype=int)
-            conf = tracked.confidence if tracked.confidence is not None else np.ones(len(tracked), np.float32)
-            boxes = tracked.xyxy.tolist()
-            for tid, box, c in zip(tracked.tracker_id.tolist(), boxes, conf.tolist()):
-                tr = self.open.get(tid)
-                if tr is None:
-                    tr = Tracklet(camera=self.camera, track=tid)
-                    self.open[tid] = tr
-                    self.opened.append(tr)
-                tr.points.append(TrackPoint(frame=int(frame_index), t=float(t), bbox=tuple(box), score=float(c)))
-                self.last_seen[tid] = self.step
-        expired = [tid for tid, s in self.last_seen.items() if self.step - s >= self.lost_frames]
-        for tid in expired:
-            self._close(tid)
-        return tracked
+        self._stamps.append((int(frame_index), float(t)))
+        conf = tracked.confidence if tracked.confidence is not None else np.ones(len(tracked), np.float32)
+        raw_ids = tracked.tracker_id.tolist() if len(tracked) else []
+        for raw, box, c in zip(raw_ids, tracked.xyxy.tolist(), conf.tolist()):
+            if raw >= 0:
+                self._add_point(raw, TrackPoint(frame=int(frame_index), t=float(t), bbox=tuple(box), score=float(c)))
+        self._keep_unconfirmed(tracked, frame_index, t)
+        self._close_dropped()
+        numbers = [self._live[r].track if r in self._live else 0 for r in raw_ids]
+        out = tracked[np.asarray(numbers, dtype=int) > 0] if raw_ids else tracked
+        if len(out):
+            out.tracker_id = np.asarray([n for n in numbers if n > 0], dtype=int)
+        return out
 
-    def _close(self, tid: int) -> None:
-        for raw, n in list(self._number.items()):
-            if n == tid:
-                del self._number[raw]
-        tr = self.open.pop(tid)
-        self.last_seen.pop(tid, None)
+    def _add_point(self, raw: int, point: TrackPoint) -> None:
+        tr = self._live.get(raw)
+        if tr is None:  # just confirmed by the tracker: starts with its unconfirmed boxes
+            tr = self._live[raw] = Tracklet(camera=self.camera, track=0, points=self._backfill(point))
+        else:
+            missed = self.step - self._last_step[raw] - 1
+            if self.interpolate and missed >= 1 and point.t - tr.points[-1].t <= self.max_gap:
+                stamps = list(self._stamps)[-missed - 1:-1]
+                tr.points += interpolate_points(tr.points[-1], point, stamps)
+        tr.points.append(point)
+        self._last_step[raw] = self.step
+        if tr.track == 0 and tr.end_t - tr.start_t >= self.min_seconds:  # lasted long enough: output it
+            tr.track, self._next = self._next, self._next + 1
+            self.open[tr.track] = tr
+            self.opened.append(tr)
+
+    def _backfill(self, point: TrackPoint) -> list[TrackPoint]:
+        """The boxes a newly confirmed track matched in the previous frames (oldest first), claimed from
+        the unconfirmed detections kept by ``_keep_unconfirmed``."""
+        found: list[TrackPoint] = []
+        box = np.asarray(point.bbox)
+        for k in range(len(self._unconfirmed) - 1, -1, -1):
+            frame, t, boxes, confs = self._unconfirmed[k]
+            if not len(boxes):
+                break
+            iou = _iou(box, boxes)
+            j = int(iou.argmax())
+            if iou[j] < self.min_iou:
+                break
+            box = boxes[j]
+            found.append(TrackPoint(frame=frame, t=t, bbox=tuple(float(v) for v in box), score=float(confs[j])))
+            keep = np.arange(len(boxes)) != j  # one box, one track
+            self._unconfirmed[k] = (frame, t, boxes[keep], confs[keep])
+        return found[::-1]
+
+    def _keep_unconfirmed(self, tracked, frame_index: int, t: float) -> None:
+        pending = tracked[tracked.tracker_id < 0] if len(tracked) else tracked
+        conf = pending.confidence if pending.confidence is not None else np.ones(len(pending), np.float32)
+        self._unconfirmed.append((int(frame_index), float(t), np.asarray(pending.xyxy, np.float32).reshape(-1, 4),
+                                  np.asarray(conf, np.float32)))
+
+    def _close_dropped(self) -> None:
+        alive = {int(tr.tracker_id) for tr in self.tracker.tracks}
+        for raw in [r for r in self._live if r not in alive]:
+            self._close(raw)
+
+    def _close(self, raw: int) -> None:
+        tr = self._live.pop(raw)
+        self._last_step.pop(raw, None)
+        if tr.track == 0:  # never lasted min_seconds: a false-positive burst, not output
+            self.discarded += 1
+            return
+        del self.open[tr.track]
         tr.closed = True
         self._closed.append(tr)
 
@@ -108,6 +200,6 @@ class CameraTracker:
         return out
 
     def close_all(self) -> list[Tracklet]:
-        for tid in list(self.open):
-            self._close(tid)
+        for raw in list(self._live):
+            self._close(raw)
         return self.pop_closed()

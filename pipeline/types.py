@@ -59,14 +59,22 @@ class FrameResult:
 
 @dataclass
 class TrackPoint:
+    """One box of a track. ``interpolated`` points fill a gap between two detections of the track
+    (no detection there: never cropped for embedding); in JSON they carry ``"interpolated": true``
+    and detections carry no such key."""
+
     frame: int
     t: float
     bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 in source pixels
     score: float
+    interpolated: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"frame": int(self.frame), "t": round(float(self.t), 4),
-                "bbox": [round(float(v), 2) for v in self.bbox], "score": round(float(self.score), 4)}
+        d = {"frame": int(self.frame), "t": round(float(self.t), 4),
+             "bbox": [round(float(v), 2) for v in self.bbox], "score": round(float(self.score), 4)}
+        if self.interpolated:
+            d["interpolated"] = True
+        return d
 
 
 @dataclass
@@ -92,6 +100,11 @@ class Tracklet:
     @property
     def end_t(self) -> float:
         return self.points[-1].t
+
+    @property
+    def detected(self) -> int:
+        """Points that are detections (not interpolated)."""
+        return sum(not p.interpolated for p in self.points)
 
     @property
     def key(self) -> tuple[str, int]:

@@ -150,8 +150,9 @@ class CameraWorker:
         with self.timer("track"):
             tracked = self.tracker.update(dets, frame.index, frame.t, frame.image)
         for tr in self.tracker.opened:
-            step.events.append(("track_open", {"camera": self.camera, "track": tr.track, "frame": frame.index,
-                                               "t": round(frame.t, 4)}))
+            first = tr.points[0]  # a confirmed track starts at its first (back-filled) detection
+            step.events.append(("track_open", {"camera": self.camera, "track": tr.track, "frame": first.frame,
+                                               "t": round(first.t, 4)}))
         self.counts.frames += 1
         self.counts.detections += len(dets)
         self.counts.tracked_boxes += len(tracked)
@@ -242,7 +243,9 @@ class CameraGroup:
 
         cfg = self.config
         return CameraTracker(camera, cfg.tracker, lost_frames=cfg.track_lost_frames, high_conf=cfg.track_high_conf,
-                             new_conf=cfg.track_new_conf, min_hits=cfg.track_min_hits, min_iou=cfg.track_min_iou)
+                             new_conf=cfg.track_new_conf, min_hits=cfg.track_min_hits, min_iou=cfg.track_min_iou,
+                             min_seconds=cfg.track_min_seconds, interpolate=cfg.interpolate,
+                             max_gap=cfg.interpolate_max_gap)
 
     @property
     def link_threshold(self) -> float:

@@ -33,10 +33,15 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tracker", choices=["bytetrack", "botsort", "ocsort", "sort"], help="default bytetrack")
     g.add_argument("--track-lost-frames", type=int, metavar="N",
                    help="processed frames without a match before a track closes (default 30)")
+    g.add_argument("--no-interpolate", action="store_true", default=None,
+                   help="output only the detected boxes of a track (default: fill gaps up to "
+                   "interpolate_max_gap seconds by linear interpolation, points marked interpolated)")
     g = parser.add_argument_group("re-identification")
-    g.add_argument("--reid", choices=["auto", "onnx", "checkpoint", "hist"],
-                   help="embedder (auto: .onnx -> onnx, .pt/.pth/.safetensors -> checkpoint, none -> hist)")
-    g.add_argument("--reid-weights", metavar="PATH", help="ONNX ReID model or reidpipe checkpoint")
+    g.add_argument("--reid", choices=["auto", "onnx", "openvino", "checkpoint", "hist"],
+                   help="embedder (auto: .onnx -> onnx, .xml -> openvino, .pt/.pth/.safetensors -> checkpoint, "
+                   "none -> hist)")
+    g.add_argument("--reid-weights", metavar="PATH",
+                   help="ONNX ReID model, OpenVINO IR (model.xml with model.bin beside it) or reidpipe checkpoint")
     g.add_argument("--reid-input-size", nargs=2, type=int, metavar=("H", "W"), help="override the model's input size")
     g.add_argument("--reid-mean", nargs=3, type=float, metavar=("R", "G", "B"), help="normalisation mean (after /255)")
     g.add_argument("--reid-std", nargs=3, type=float, metavar=("R", "G", "B"), help="normalisation std (after /255)")
@@ -126,6 +131,8 @@ def config_from_args(args: argparse.Namespace):
     over = {k: v for k, v in simple.items() if v is not None}
     if getattr(args, "no_progress", False):
         over["progress"] = False
+    if getattr(args, "no_interpolate", None):
+        over["interpolate"] = False
     sampler = {k: v for k, v in (("every", args.sample_every), ("bank", args.bank_size)) if v is not None}
     if sampler:
         over["sampler"] = sampler

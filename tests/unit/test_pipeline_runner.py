@@ -43,8 +43,9 @@ def test_pipeline_links_one_person_across_two_cameras_and_reports_stats(tmp_path
     (ident,) = read_trajectories(out / "trajectories.json")["identities"]
     hall, exit_ = ident["tracks"]
     assert hall["camera"] == "hall" and exit_["camera"] == "exit"
-    # offset + frame 6 at 10 fps (the person appears at frame 5; a track is confirmed on its 2nd hit)
-    assert exit_["points"][0]["frame"] == 6 and exit_["points"][0]["t"] == 4.0 + 0.6
+    # offset + frame 5 at 10 fps: the person appears at frame 5 (a track confirmed on its 2nd hit starts
+    # at its first detection)
+    assert exit_["points"][0]["frame"] == 5 and exit_["points"][0]["t"] == 4.0 + 0.5
     assert exit_["link"]["score"] > 0.6 and exit_["link"]["gap"] > 0
     st = pipe.stats
     assert st["frames"] == {"hall": 30, "exit": 50}

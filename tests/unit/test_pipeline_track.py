@@ -1,4 +1,5 @@
-"""Per-camera tracking: ids, histories, closing after track_lost_frames, every tracker of the package."""
+"""Per-camera tracking: ids, histories, closing when the tracker drops a track, confirmation back-fill,
+the minimum duration, gap filling by interpolation, every tracker of the package."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 import supervision as sv
 
 from reidpipe.errors import ConfigError
-from reidpipe.pipeline.track import TRACKERS, CameraTracker
+from reidpipe.pipeline.track import TRACKERS, CameraTracker, interpolate_points
+from reidpipe.pipeline.types import TrackPoint
 
 
 def dets(boxes, conf=0.9):
@@ -17,7 +19,7 @@ def dets(boxes, conf=0.9):
 
 @pytest.mark.parametrize("name", TRACKERS)
 def test_two_walkers_get_two_tracks_that_close_after_lost_frames(name):
-    trk = CameraTracker("cam1", name, lost_frames=5, min_hits=1)
+    trk = CameraTracker("cam1", name, lost_frames=5, min_hits=1, min_seconds=0)
     closed = []
     for i in range(20):
         a = [10 + 3 * i, 20, 50 + 3 * i, 120]
@@ -43,18 +45,95 @@ def test_two_walkers_get_two_tracks_that_close_after_lost_frames(name):
     assert left.points[-1].bbox[0] == pytest.approx(10 + 3 * 19, abs=1.0)
 
 
-def test_close_all_and_unique_keys_when_an_id_returns():
-    trk = CameraTracker("c", "bytetrack", lost_frames=2, min_hits=1)
+def test_a_lost_track_closes_when_the_tracker_drops_it_and_a_new_one_gets_a_new_number():
+    trk = CameraTracker("c", "bytetrack", lost_frames=2, min_hits=1, min_seconds=0)
     for i in range(5):
         trk.update(dets([[10, 10, 50, 110]]), i, i / 10)
-    trk.update(dets([]), 5, 0.5)
-    trk.update(dets([]), 6, 0.6)
+    for i in (5, 6):  # the tracker keeps a lost track for lost_frames frames
+        trk.update(dets([]), i, i / 10)
+        assert trk.pop_closed() == []
+    trk.update(dets([]), 7, 0.7)
     first = trk.pop_closed()
-    assert len(first) == 1
-    for i in range(7, 10):
+    assert len(first) == 1 and first[0].track == 1 and not trk.open
+    for i in range(8, 11):
         trk.update(dets([[10, 10, 50, 110]]), i, i / 10)
     rest = trk.close_all()
-    assert len(rest) == 1 and rest[0].track != first[0].track
+    assert [t.track for t in rest] == [2]
+
+
+def test_a_track_the_tracker_finds_again_keeps_its_number_and_its_gap_is_filled():
+    trk = CameraTracker("c", "bytetrack", lost_frames=3, min_hits=1, min_seconds=0)
+    for i in range(5):
+        trk.update(dets([[10 + 4 * i, 10, 50 + 4 * i, 110]]), i, i / 10)
+    for i in (5, 6, 7):
+        trk.update(dets([]), i, i / 10)
+    out = trk.update(dets([[42, 10, 82, 110]]), 8, 0.8)
+    assert out.tracker_id.tolist() == [1] and trk.pop_closed() == []
+    (t,) = trk.close_all()
+    assert [p.frame for p in t.points] == list(range(9))
+    assert [p.interpolated for p in t.points] == [False] * 5 + [True] * 3 + [False]
+    for p in t.points[5:8]:  # linear between frame 4 (x1 = 26) and frame 8 (x1 = 42)
+        assert p.bbox == pytest.approx((26 + 4 * (p.frame - 4), 10, 66 + 4 * (p.frame - 4), 110))
+        assert p.t == pytest.approx(p.frame / 10) and p.score == pytest.approx(0.9)
+    assert t.detected == 6
+
+
+def walk(trk, frames, gap=(), step=1, x0=10.0):
+    """One person walking right 3 px per processed frame, undetected at the frames in ``gap``."""
+    for k in range(frames):
+        f = k * step
+        box = [[x0 + 3 * k, 20, x0 + 40 + 3 * k, 120]] if f not in gap else []
+        trk.update(dets(box), f, f / 10)
+    return trk.close_all()
+
+
+def test_gaps_are_filled_at_the_processed_frames_only_up_to_max_gap_seconds():
+    # stride 2: processed frames 0, 2, 4, ...; a 0.6 s gap (frames 20-24) is filled, a 1.4 s one is not
+    (t,) = walk(CameraTracker("c", lost_frames=30, max_gap=1.0), 40, gap={20, 22, 24, 50, 52, 54, 56, 58, 60, 62}, step=2)
+    interp = [p.frame for p in t.points if p.interpolated]
+    assert interp == [20, 22, 24]
+    frames = [p.frame for p in t.points]
+    assert frames == sorted(frames) and not set(range(50, 63, 2)) & set(frames)
+    k = 11  # frame 22 is processed frame 11: x1 = 10 + 3 * 11 on the straight line
+    assert t.points[frames.index(22)].bbox[0] == pytest.approx(10 + 3 * k)
+
+
+def test_no_interpolate_outputs_only_detections():
+    (t,) = walk(CameraTracker("c", interpolate=False), 30, gap={10, 11, 12})
+    assert [p.frame for p in t.points] == [f for f in range(30) if f not in (10, 11, 12)]
+    assert not any(p.interpolated for p in t.points)
+
+
+def test_a_confirmed_track_starts_at_its_first_detection():
+    """The tracker reports a track's first min_hits - 1 boxes unconfirmed (id -1); they are taken back."""
+    (t,) = walk(CameraTracker("c", min_hits=3, min_seconds=0), 10)
+    assert [p.frame for p in t.points] == list(range(10))
+    assert t.points[0].bbox == pytest.approx((10, 20, 50, 120)) and not t.points[0].interpolated
+
+
+def test_a_burst_shorter_than_min_seconds_is_never_output():
+    trk = CameraTracker("c", min_seconds=1.0)
+    seen = []
+    for f in range(40):
+        boxes = [[10 + 3 * f, 20, 50 + 3 * f, 120]]
+        if 5 <= f < 11:  # a 0.6 s false-positive burst elsewhere
+            boxes.append([400, 300, 430, 380])
+        out = trk.update(dets(boxes), f, f / 10)
+        seen += out.tracker_id.tolist()
+        if f == 9:  # the person has lasted 0.9 s: not output yet
+            assert len(out) == 0 and not trk.open
+        if f == 10:  # 1.0 s: output, with its history from frame 0
+            assert out.tracker_id.tolist() == [1] and [p.frame for p in trk.opened[0].points] == list(range(11))
+    closed = trk.close_all()
+    assert [t.track for t in closed] == [1] and set(seen) == {1} and trk.discarded == 1
+
+
+def test_interpolated_points_are_marked_in_json():
+    a = TrackPoint(frame=2, t=0.2, bbox=(0, 0, 10, 20), score=0.8)
+    b = TrackPoint(frame=6, t=0.6, bbox=(8, 4, 18, 24), score=0.4)
+    (mid,) = interpolate_points(a, b, [(4, 0.4)])
+    assert mid.to_json() == {"frame": 4, "t": 0.4, "bbox": [4.0, 2.0, 14.0, 22.0], "score": 0.6, "interpolated": True}
+    assert "interpolated" not in a.to_json()
 
 
 def test_unknown_tracker_is_a_config_error():

@@ -26,9 +26,10 @@ def test_camera_worker_alone_turns_a_clip_into_one_closed_tracklet(tmp_path):
     assert [s.seq for s in steps] == list(range(31))  # 30 frames, then the source's end
     assert sum(s.frames for s in steps) == 30 and steps[-1].end is not None and steps[-1].frames == 0
     opened = [e for s in steps for e in s.events if e[0] == "track_open"]
-    assert [e[1]["frame"] for e in opened] == [4]  # confirmed on its 2nd detection
+    assert [e[1]["frame"] for e in opened] == [3]  # confirmed on its 2nd detection, opened at its 1st (back-fill)
     (tracklet,) = [t for s in steps for t in s.closed]
-    assert tracklet.key == ("hall", 1) and len(tracklet.points) == 26 and tracklet.points[0].frame == 4
+    # every one of the 27 detections is in the track, from the first (back-filled at confirmation)
+    assert tracklet.key == ("hall", 1) and len(tracklet.points) == 27 and tracklet.points[0].frame == 3
     assert tracklet.feature is not None and np.isclose(np.linalg.norm(tracklet.feature), 1.0)
     assert 0 < len(tracklet.bank) <= cfg.sampler.bank
     end = steps[-1].end

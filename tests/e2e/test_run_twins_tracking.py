@@ -1,0 +1,78 @@
+"""Per-camera tracking on the multi-camera twins of ../shared/data/mtmc (real person crops on real
+camera backgrounds, MOTChallenge ground truth, public detections with missed boxes and false-positive
+bursts): `reidpipe run` with default flags and the real OSNet, scored by `reidpipe score`.
+
+The figures asserted are the ones reached (floored to 2 decimals); the plain IoU tracker of issue 8
+gets 0.96 / 0.93 on twin_2cam."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reidpipe.cli import main
+from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.score import score
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+MTMC = DATA / "mtmc"
+OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"
+
+pytestmark = [pytest.mark.real_data,
+              pytest.mark.skipif(not (MTMC.is_dir() and OSNET.exists()),
+                                 reason="../shared/data (mtmc twins, OSNet model) is absent")]
+
+
+def twin_files(twin: str):
+    folder = MTMC / twin
+    cams = sorted(p.stem for p in folder.glob("cam?.mp4"))
+    return (cams, [str(folder / f"{c}.mp4") for c in cams], [str(folder / f"{c}_det.txt") for c in cams],
+            {c: folder / f"{c}_gt.txt" for c in cams})
+
+
+def run_twin(twin: str, out: Path, *flags: str):
+    cams, videos, dets, gt = twin_files(twin)
+    code = main(["run", "--sources", *videos, "--detections", *dets, "--reid-weights", str(OSNET),
+                 "--output", str(out), "--no-progress", *flags])
+    assert code == 0
+    return read_trajectories(out / "trajectories.json"), score(out / "trajectories.json", gt)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("twin, mota", [
+    ("twin_2cam", {"cam1": 0.97, "cam2": 0.97}),
+    ("twin_3cam", {"cam1": 0.95, "cam2": 0.98, "cam3": 0.96}),
+    ("twin_overlap", {"cam1": 0.97, "cam2": 0.96}),
+])
+def test_per_camera_mota_on_public_detections(tmp_path, capsys, twin, mota):
+    data, res = run_twin(twin, tmp_path / "out", "--save-mot")
+    capsys.readouterr()
+    got = {c: round(m["MOTA"], 4) for c, m in res["per_camera"].items()}
+    assert all(got[c] >= mota[c] for c in mota), got
+    # gaps are filled and marked, in trajectories.json and in the MOT txt (last column 1)
+    for cam in mota:
+        points = [p for i in data["identities"] for t in i["tracks"] if t["camera"] == cam for p in t["points"]]
+        interpolated = sum(p.get("interpolated", False) for p in points)
+        assert 0 < interpolated < len(points) // 10
+        rows = (tmp_path / "out" / f"{cam}.txt").read_text().splitlines()
+        assert len(rows) == len(points) and sum(r.endswith(",1") for r in rows) == interpolated
+
+
+def test_no_interpolate_outputs_only_the_detections_and_scores_them(tmp_path, capsys):
+    """`--no-interpolate` (first 300 frames of twin_2cam): no point is marked, every point is a public
+    detection, and the interpolated run scores a higher MOTA on every camera (its filled boxes count)."""
+    clip = ("--max-frames", "300", "--reid", "hist")
+    with_gaps, res_on = run_twin("twin_2cam", tmp_path / "on", *clip)
+    without, res_off = run_twin("twin_2cam", tmp_path / "off", *clip, "--no-interpolate")
+    capsys.readouterr()
+    cams, _, dets, _ = twin_files("twin_2cam")
+    for cam, det in zip(cams, dets):
+        detected = {int(line.split(",")[0]) - 1 for line in Path(det).read_text().splitlines()}
+        off = [p for i in without["identities"] for t in i["tracks"] if t["camera"] == cam for p in t["points"]]
+        on = [p for i in with_gaps["identities"] for t in i["tracks"] if t["camera"] == cam for p in t["points"]]
+        assert off and not any("interpolated" in p for p in off)
+        assert {p["frame"] for p in off} <= detected
+        filled = [p for p in on if p.get("interpolated")]
+        assert filled and len(on) == len(off) + len(filled)
+        assert res_on["per_camera"][cam]["MOTA"] > res_off["per_camera"][cam]["MOTA"]
