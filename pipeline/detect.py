@@ -280,7 +280,7 @@ def load_detector(config, detections_file: str | None = None):
     """The detector of one source: ``PublicDetections`` when a det.txt is given, else YOLOX or
     ultralytics by ``config.detector_kind`` (inferred from the file when None)."""
     if detections_file is not None:
-        return PublicDetections(detections_file)
+        return PublicDetections(detections_file, conf=config.detections_conf)
     kind = config.detector_kind or infer_detector_kind(config.detector)
     if kind == "yolox":
         if not Path(config.detector).is_file():

@@ -90,7 +90,7 @@ def write_trajectories(path: str | Path, sources: Sequence[SourceInfo], identiti
     """Write ``trajectories.json`` (schema ``reidpipe.trajectories/1``) atomically; returns the path."""
     path = Path(path)
     data = trajectories_dict(sources, identities)
-    atomic_write_text(path, json.dumps(data, separators=(",", ":")) + "\n")
+    atomic_write_text(path, json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n")  # strict JSON
     return path
 
 

@@ -40,6 +40,7 @@ import numpy as np
 from reidpipe.errors import Interrupted, UsageError
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
+from reidpipe.pipeline.validate import check_config, check_runnable
 
 STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
 
@@ -61,6 +62,7 @@ class Pipeline:
     def __init__(self, config: PipelineConfig | None = None, **overrides: Any):
         cfg = config if config is not None else PipelineConfig()
         self.config = cfg.replace(**overrides) if overrides else cfg
+        check_config(self.config)  # every value by its rule (pipeline/validate.py): ConfigError naming the key
         self.sources: list[SourceInfo] = []
         self.stats: dict[str, Any] = {}
         self.identities: list[Identity] = []
@@ -81,6 +83,7 @@ class Pipeline:
         if cfg.detections is not None and len(cfg.detections) != len(uris):
             raise UsageError(f"--detections has {len(cfg.detections)} files for {len(uris)} --sources; "
                              "give one det.txt per source, in the same order")
+        check_runnable(cfg)
         out = check_output_dir(cfg.output)
         self._notify = threading.Event()
         srcs = open_sources(uris, names=cfg.names, offsets=cfg.offsets, stride=cfg.stride,
