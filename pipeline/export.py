@@ -51,6 +51,16 @@ def check_output_dir(path: str | Path) -> Path:
     return p
 
 
+def discard_stale_outputs(folder: str | Path) -> None:
+    """Remove an older run's ``trajectories.json`` when a new run starts writing its events into
+    ``folder``: a reader must never pair an old result with a new run's ``events.jsonl``."""
+    try:
+        (Path(folder) / "trajectories.json").unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot remove the older {Path(folder) / 'trajectories.json'} "
+                          f"({exc.strerror or type(exc).__name__})") from None
+
+
 # ------------------------------------------------------------------------------------ trajectories
 def order_identities(identities: Sequence[Identity]) -> list[Identity]:
     """Identities sorted by first sighting (earliest point time; ties by camera, track), renumbered

@@ -41,6 +41,7 @@ from reidpipe.errors import Interrupted, UsageError
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
 from reidpipe.pipeline.validate import check_config, check_runnable
+from reidpipe.signals import hold_signals, signal_of
 
 STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
 
@@ -109,7 +110,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------ run
     def run(self, sources: list[str]) -> list[Identity]:
-        from reidpipe.pipeline.export import EventWriter, order_identities, write_mot, write_trajectories, write_videos
+        from reidpipe.pipeline.export import (
+            EventWriter,
+            discard_stale_outputs,
+            order_identities,
+            write_mot,
+            write_trajectories,
+            write_videos,
+        )
         from reidpipe.pipeline.link import Linker
         from reidpipe.pipeline.sampler import CropSampler, add_to_bank, crop
         from reidpipe.pipeline.sources import round_robin
@@ -130,6 +138,7 @@ class Pipeline:
                                      min_hits=cfg.track_min_hits, min_iou=cfg.track_min_iou) for c in cams}
         sampler = CropSampler(cfg.sampler)
         linker = Linker(self._link_config(), cams)
+        discard_stale_outputs(out)  # an older run's trajectories.json never stays beside this run's events
         events = EventWriter(out / "events.jsonl" if cfg.events else None)
         pending: list[tuple[Tracklet, float, np.ndarray]] = []
         dropped: dict[str, str] = {}
@@ -213,6 +222,7 @@ class Pipeline:
         src_index = {c: i for i, c in enumerate(cams)}
         bar_last = dict.fromkeys(cams, 0.0)
         interrupted = False
+        stop_signal = 0  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), 0 = none
         failure: BaseException | None = None
         t_setup = time.perf_counter() - t_run
         t_loop = time.perf_counter()
@@ -229,14 +239,15 @@ class Pipeline:
                     finish_source(s)
                 else:
                     process(s, item)
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (reidpipe/signals.py)
+            interrupted, stop_signal = True, signal_of(exc)
         except BaseException as exc:  # a failure: still write what was seen, then re-raise
             failure = exc
         finally:
             for s in srcs:
                 s.stop()
         # finalise with everything seen (also after Ctrl-C or a failure)
+        held = hold_signals()  # a second Ctrl-C / SIGTERM waits until the outputs are written
         try:
             for s in srcs:
                 s.join(timeout=2.0)
@@ -272,6 +283,9 @@ class Pipeline:
             events.close()
             for bar in (bars or {}).values():
                 bar.close()
+            late_signals = held.release()
+        if late_signals and not interrupted:  # stopped while finalising: the outputs are complete
+            interrupted, stop_signal = True, late_signals[0]
         if failure is not None:
             raise failure
         secs["decode"] = float(sum(s.decode_seconds for s in srcs))
@@ -295,7 +309,8 @@ class Pipeline:
             "interrupted": interrupted,
         }
         if interrupted:
-            raise Interrupted(f"interrupted: outputs with the {total_frames} frames seen so far written to {out}")
+            raise Interrupted(f"interrupted: outputs with the {total_frames} frames seen so far written to {out}",
+                              signum=stop_signal)
         return identities
 
     def _bars(self, srcs):

@@ -7,7 +7,8 @@ import importlib
 import sys
 
 from reidpipe.commands import COMMANDS
-from reidpipe.errors import Interrupted, ReidpipeError
+from reidpipe.errors import ReidpipeError
+from reidpipe.signals import exit_code, signal_of, signals_as_interrupts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,13 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._main(args) or 0)
+        with signals_as_interrupts():  # SIGTERM / SIGHUP finalise as Ctrl-C does (reidpipe/signals.py)
+            return int(args._main(args) or 0)
     except ReidpipeError as exc:
         print(f"reidpipe: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("reidpipe: interrupted", file=sys.stderr)
-        return Interrupted.exit_code
+        return exit_code(signal_of(exc))
 
 
 if __name__ == "__main__":  # pragma: no cover
