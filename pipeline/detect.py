@@ -27,6 +27,7 @@ from reidpipe.errors import (
 )
 
 PERSON = 0
+NOT_PICKLES = (".onnx", ".engine", ".tflite", ".xml", ".torchscript", ".mlpackage", ".pb")
 
 
 def _empty():
@@ -167,7 +168,9 @@ class UltralyticsDetector:
     """An ultralytics YOLO model, person class only."""
 
     def __init__(self, weights: str = "yolo11n.pt", *, conf: float = 0.3, iou: float = 0.45,
-                 imgsz: int | None = None, device: str = "auto"):
+                 imgsz: int | None = None, device: str = "auto", trust_weights: bool = False):
+        from reidpipe.pipeline.safe_weights import check_detector_checkpoint
+
         self.weights = str(weights)
         self.conf, self.iou, self.imgsz = float(conf), float(iou), imgsz
         self.device = None if device == "auto" else device
@@ -175,6 +178,8 @@ class UltralyticsDetector:
         if local.suffix in (".onnx", ".engine", ".tflite") or local.is_dir() or "/" in self.weights:
             if not local.exists():
                 raise InputNotFoundError(f"detector weights not found: {self.weights}")
+        if local.is_file() and local.suffix.lower() not in NOT_PICKLES:  # ultralytics would unpickle it
+            check_detector_checkpoint(local, trust=trust_weights)
         try:
             from ultralytics import YOLO
 
@@ -249,31 +254,53 @@ class PublicDetections:
         return _detections(self._boxes[sl[0]:sl[1]].copy(), self._conf[sl[0]:sl[1]].copy())
 
 
+def _onnx_head(path: str) -> tuple[set[str], list[int | None]]:
+    """The metadata keys and the first output's dims of a detector ONNX file; ``CheckpointError`` when
+    it is empty, foreign, or its output is not a detector head (3-D: YOLOX ``(1, N, 5+C)`` or
+    ultralytics ``(1, 4+C, N)``, e.g. a ReID model's ``(1, 512)``)."""
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        raise CheckpointError(f"not a loadable ONNX model: {path}") from None
+    outs = model.graph.output
+    if not outs:
+        raise CheckpointError(f"not a loadable ONNX model: {path} (no graph outputs: empty or foreign file)")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in outs[0].type.tensor_type.shape.dim]
+    if len(dims) != 3:
+        shown = "x".join("?" if d is None else str(d) for d in dims)
+        raise CheckpointError(f"{path}: output {outs[0].name} is {shown}, not a detector head (YOLOX 1xNx(5+C) "
+                              "or ultralytics 1x(4+C)xN); a ReID model goes to --reid-weights")
+    return {m.key for m in model.metadata_props}, dims
+
+
 def infer_detector_kind(path: str) -> str:
     """``'yolox'`` or ``'ultralytics'`` from the file: an ``.onnx`` whose output is ``(1, N, 5+C)``
     (objectness column) without ultralytics metadata is YOLOX; anything else is ultralytics."""
     p = Path(path)
     if p.suffix.lower() != ".onnx" or not p.is_file():
         return "ultralytics"
-    try:
-        import onnx
-
-        model = onnx.load(str(p), load_external_data=False)
-    except Exception:
-        raise CheckpointError(f"not a loadable ONNX model: {path}") from None
-    meta = {m.key for m in model.metadata_props}
+    meta, dims = _onnx_head(str(p))
     if "names" in meta and "stride" in meta:
         return "ultralytics"  # exported by ultralytics
-    outs = model.graph.output
-    if outs:
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in outs[0].type.tensor_type.shape.dim]
-        if len(dims) == 3 and dims[-1] is not None and dims[-1] == 85:
-            return "yolox"
-        if len(dims) == 3 and dims[1] is not None and dims[1] == 84:
-            return "ultralytics"
-        if len(dims) == 3 and dims[-1] is not None and dims[-1] > 5 and (dims[1] is None or dims[1] > dims[-1]):
-            return "yolox"
+    if dims[-1] is not None and dims[-1] == 85:
+        return "yolox"
+    if dims[1] is not None and dims[1] == 84:
+        return "ultralytics"
+    if dims[-1] is not None and dims[-1] > 5 and (dims[1] is None or dims[1] > dims[-1]):
+        return "yolox"
     return "ultralytics"
+
+
+def check_ultralytics_onnx(path: str) -> None:
+    """An ``.onnx`` run as ultralytics must be an ultralytics export (its ``names``/``stride`` metadata):
+    a YOLOX model given ``--detector-kind ultralytics`` is refused with the flag that fits."""
+    meta, _ = _onnx_head(path)
+    if not {"names", "stride"} <= meta:
+        how = "it looks like YOLOX: use --detector-kind yolox" if infer_detector_kind(path) == "yolox" else \
+            "export the model with ultralytics"
+        raise CheckpointError(f"{path}: not an ultralytics ONNX export (no names/stride metadata); {how}")
 
 
 def load_detector(config, detections_file: str | None = None):
@@ -287,6 +314,8 @@ def load_detector(config, detections_file: str | None = None):
             raise InputNotFoundError(f"YOLOX ONNX model not found: {config.detector}")
         return YOLOXDetector(config.detector, conf=config.det_conf, iou=config.det_iou, device=config.device)
     if kind == "ultralytics":
+        if Path(config.detector).suffix.lower() == ".onnx" and Path(config.detector).is_file():
+            check_ultralytics_onnx(config.detector)
         return UltralyticsDetector(config.detector, conf=config.det_conf, iou=config.det_iou,
-                                   imgsz=config.imgsz, device=config.device)
+                                   imgsz=config.imgsz, device=config.device, trust_weights=config.trust_weights)
     raise ConfigError(f"--detector-kind must be 'ultralytics' or 'yolox', got {kind!r}")
