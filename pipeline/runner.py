@@ -92,7 +92,7 @@ class Pipeline:
                             reconnect_attempts=cfg.reconnect_attempts, reconnect_backoff=cfg.reconnect_backoff,
                             record_dir=str(out) if cfg.save_video else None, notify=self._notify)
         if cfg.detections is not None:
-            detectors = [load_detector(cfg, d) for d in cfg.detections]
+            detectors = [load_detector(cfg, d, s.info) for d, s in zip(cfg.detections, srcs)]
         else:
             shared = load_detector(cfg)
             detectors = [shared] * len(srcs)
