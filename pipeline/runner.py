@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from reidpipe.console import warn as _warn
 from reidpipe.errors import Interrupted, UsageError
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
@@ -44,12 +45,6 @@ from reidpipe.pipeline.validate import check_config, check_runnable
 from reidpipe.signals import hold_signals, signal_of
 
 STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
-
-
-def _warn(msg: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(f"reidpipe: warning: {msg}", file=sys.stderr)  # keeps progress bars intact
 
 
 class Pipeline:
@@ -216,6 +211,8 @@ class Pipeline:
                 _warn(src.dropped)
                 events.emit("stream_drop", camera=cam, uri=src.uri, message=src.dropped,
                             reconnects=src.reconnects)
+            if src.corrupt:  # said in reidpipe's words (FFmpeg's own lines are silenced without --verbose)
+                _warn(f"{cam}: {src.corrupt} corrupt frame{'s' if src.corrupt > 1 else ''} skipped ({src.uri})")
             events.emit("source_end", camera=cam, frames=n_frames[cam], frames_read=src.read,
                         corrupt=src.corrupt, late=src.late)
 

@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from reidpipe.commands import COMMANDS
+from reidpipe.console import quiet_libraries
 from reidpipe.errors import ReidpipeError
 from reidpipe.signals import exit_code, signal_of, signals_as_interrupts
 
@@ -21,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"reidpipe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show the libraries' own log lines and warnings (FFmpeg, OpenCV, torch, numpy)")
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"reidpipe.commands.{name}")
@@ -28,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == f"reidpipe.commands.{name}":
                 continue
             raise
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
         module.add_arguments(p)
         p.set_defaults(_main=module.main)
     return parser
@@ -40,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_main", None):
         parser.print_help()
         return 2
+    quiet_libraries(args.verbose)
     try:
         with signals_as_interrupts():  # SIGTERM / SIGHUP finalise as Ctrl-C does (reidpipe/signals.py)
             return int(args._main(args) or 0)
