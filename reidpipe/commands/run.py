@@ -163,4 +163,18 @@ def main(args: argparse.Namespace) -> int:
 
         raise EmptyInputError(f"no frame was read from any of the sources ({', '.join(args.sources)}); "
                               f"empty outputs written in {pipe.output_dir}")
+    _raise_if_a_stream_was_lost(pipe)
     return 0
+
+
+def _raise_if_a_stream_was_lost(pipe) -> None:
+    """Exit 11 (after every output is written) when a live stream dropped, or never came up, and did not
+    come back: a supervisor sees that a camera was lost even though the others finished."""
+    from reidpipe.errors import StreamError
+    from reidpipe.pipeline.sources import source_kind
+
+    lost = [f"{s.uri} ({s.camera})" for s in pipe.sources
+            if s.camera in pipe.stats["dropped"] and source_kind(s.uri) in ("stream", "webcam")]
+    if lost:
+        raise StreamError(f"live stream{'s' if len(lost) > 1 else ''} {', '.join(lost)} did not come back; "
+                          f"outputs with everything the other cameras saw are in {pipe.output_dir}")

@@ -106,7 +106,7 @@ def test_offline_detector_weights_name_the_way_out(tmp_path, capsys, walker, mon
     assert code == 7 and "reidpipe_absent_weights.pt" in line and "--detections" in line
 
 
-def test_dropped_stream_finishes_that_camera_and_keeps_the_others(tmp_path, capsys, walker):
+def test_dropped_stream_finishes_that_camera_and_keeps_the_others_then_exits_11(tmp_path, capsys, walker):
     video, det = walker
     out = tmp_path / "o"
     no_dets = tmp_path / "none_det.txt"
@@ -115,7 +115,8 @@ def test_dropped_stream_finishes_that_camera_and_keeps_the_others(tmp_path, caps
     cfg.write_text("reconnect_attempts: 2\nreconnect_backoff: 0.01\n")
     code, err = run_cli(capsys, "--sources", video, "rtsp://127.0.0.1:9/x", "--detections", det, no_dets,
                         "--config", cfg, "--output", out)
-    assert code == 0, err
+    assert code == 11, err  # the lost camera is the exit code (issue 9 item 11), after every output is written
+    assert "rtsp://127.0.0.1:9/x (cam1) did not come back" in one_line_error(err)
     warnings = [s for s in err.splitlines() if s.startswith("reidpipe: warning:")]
     assert len(warnings) == 1 and "rtsp://127.0.0.1:9/x" in warnings[0]
     data = read_trajectories(out / "trajectories.json")
