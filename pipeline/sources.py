@@ -413,6 +413,8 @@ def open_sources(uris: Sequence[str], *, names: Sequence[str] | None = None,
     uris = [str(u) for u in uris]
     if not uris:
         raise UsageError("no --sources given")
+    if any(not u.strip() for u in uris):
+        raise UsageError(f"--sources {' '.join(map(repr, uris))}: a source is an empty name")
     if names is not None and len(names) != len(uris):
         raise UsageError(f"--names has {len(names)} names for {len(uris)} --sources")
     if offsets is not None and len(offsets) != len(uris):

@@ -8,21 +8,28 @@ import sys
 
 from reidpipe.commands import COMMANDS
 from reidpipe.console import quiet_libraries
-from reidpipe.errors import ReidpipeError
+from reidpipe.errors import ReidpipeError, UsageError
 from reidpipe.signals import exit_code, signal_of, signals_as_interrupts
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is a :class:`UsageError` (one line, exit 2) instead of usage + exit."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from reidpipe import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="reidpipe",
         description="Follow people through several cameras (detect, track, re-identify, link) "
         "and train the ReID models that do it.",
     )
     parser.add_argument("--version", action="version", version=f"reidpipe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--verbose", action="store_true",
                         help="show the libraries' own log lines and warnings (FFmpeg, OpenCV, torch, numpy)")
     for name in COMMANDS:
@@ -40,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"reidpipe: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if not getattr(args, "_main", None):
         parser.print_help()
         return 2

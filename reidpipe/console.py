@@ -2,8 +2,8 @@
 
 - :func:`warn` — ``reidpipe: warning: <message>``, one line, written through tqdm so that progress
   bars stay intact.
-- :func:`quiet_libraries` — silence the libraries' own logging (FFmpeg inside OpenCV and PyAV,
-  OpenCV, Python warnings from torch/numpy/...) unless ``--verbose``: what matters is said in
+- :func:`quiet_libraries` — silence the libraries' own logging (FFmpeg inside OpenCV (PyAV's is off
+  by default), OpenCV, Python warnings from torch/numpy/...) unless ``--verbose``: what matters is said in
   reidpipe's words instead (e.g. "26 corrupt frames skipped").
 """
 
@@ -37,7 +37,3 @@ def quiet_libraries(verbose: bool = False) -> None:
 
         with contextlib.suppress(AttributeError):
             cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    with contextlib.suppress(ImportError, AttributeError):  # PyAV routes FFmpeg's log through Python logging
-        import av.logging
-
-        av.logging.set_level(None)
