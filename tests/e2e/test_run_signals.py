@@ -1,4 +1,4 @@
-"""Stop signals on a real `reidpipe run` subprocess: SIGTERM / SIGHUP finalise as Ctrl-C does (exit
+"""Stop signals on a real `reidpipe run` subprocess: Ctrl-C, SIGTERM and SIGHUP finalise (exit 130 /
 143 / 129 after writing trajectories.json and run_end); a second Ctrl-C while the outputs are being
 written loses nothing; an older run's trajectories.json never stays beside a new run's events."""
 
@@ -50,8 +50,8 @@ def assert_finalised(out: Path) -> None:
     assert kinds[0] == "source_start" and "track_close" in kinds and kinds[-1] == "run_end"
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_sigterm_and_sighup_finalise_like_ctrl_c(tmp_path, long_walker, sig, code):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_ctrl_c_sigterm_and_sighup_write_valid_outputs_with_everything_seen(tmp_path, long_walker, sig, code):
     video, det = long_walker
     out = tmp_path / "o"
     proc = start_run(video, det, out)
