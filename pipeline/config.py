@@ -77,6 +77,8 @@ class PipelineConfig:
     detector: str = "yolo11n.pt"
     detector_kind: str | None = None  # "ultralytics" | "yolox" | None = infer from the file
     detections: list[str] | None = None  # one MOTChallenge det.txt per source (public detections)
+    detections_conf: float | None = None  # public detections below this confidence are dropped (None: keep all)
+    trust_weights: bool = False  # load a detector .pt even if its pickle needs more than an Ultralytics model
     det_conf: float = 0.3
     det_iou: float = 0.45
     imgsz: int | None = None
@@ -132,7 +134,8 @@ def _apply(obj: Any, overrides: dict[str, Any], where: str) -> Any:
         if key in _NESTED and isinstance(value, dict):
             value = _apply(current, value, key)
         elif key == "transit" and isinstance(value, dict):
-            value = {tuple(k.split(":")) if isinstance(k, str) else tuple(k): tuple(v) for k, v in value.items()}
+            value = {tuple(k.split(":")) if isinstance(k, str) else tuple(k) if isinstance(k, (list, tuple)) else k:
+                     tuple(v) if isinstance(v, (list, tuple)) else v for k, v in value.items()}
         changes[key] = value
     return dc_replace(obj, **changes)
 
@@ -150,7 +153,8 @@ def _configs_dir() -> Path:
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
     """Read a pipeline YAML (default: the shipped ``configs/pipeline.yaml``) over the dataclass
-    defaults, then apply ``overrides``. A bad file or key raises ``ConfigError`` naming it."""
+    defaults, then apply ``overrides``. A bad file, key or value (:mod:`reidpipe.pipeline.validate`)
+    raises ``ConfigError`` naming it."""
     import yaml
 
     from reidpipe.errors import ConfigError, InputNotFoundError
@@ -170,4 +174,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> PipelineCon
         cfg = _apply(PipelineConfig(), data, f"pipeline ({p.name})")
     except TypeError as exc:
         raise ConfigError(f"{p}: {exc}") from None
-    return _apply(cfg, overrides, "pipeline")
+    from reidpipe.pipeline.validate import check_config
+
+    check_config(cfg, where=str(p))
+    return check_config(_apply(cfg, overrides, "pipeline"))

@@ -27,6 +27,7 @@ from reidpipe.errors import (
 )
 
 PERSON = 0
+NOT_PICKLES = (".onnx", ".engine", ".tflite", ".xml", ".torchscript", ".mlpackage", ".pb")
 
 
 def _empty():
@@ -167,7 +168,9 @@ class UltralyticsDetector:
     """An ultralytics YOLO model, person class only."""
 
     def __init__(self, weights: str = "yolo11n.pt", *, conf: float = 0.3, iou: float = 0.45,
-                 imgsz: int | None = None, device: str = "auto"):
+                 imgsz: int | None = None, device: str = "auto", trust_weights: bool = False):
+        from reidpipe.pipeline.safe_weights import check_detector_checkpoint
+
         self.weights = str(weights)
         self.conf, self.iou, self.imgsz = float(conf), float(iou), imgsz
         self.device = None if device == "auto" else device
@@ -175,6 +178,8 @@ class UltralyticsDetector:
         if local.suffix in (".onnx", ".engine", ".tflite") or local.is_dir() or "/" in self.weights:
             if not local.exists():
                 raise InputNotFoundError(f"detector weights not found: {self.weights}")
+        if local.is_file() and local.suffix.lower() not in NOT_PICKLES:  # ultralytics would unpickle it
+            check_detector_checkpoint(local, trust=trust_weights)
         try:
             from ultralytics import YOLO
 
@@ -216,16 +221,21 @@ class PublicDetections:
     """Detections read from a MOTChallenge ``det.txt`` (frame numbers 1-based, ``x, y, w, h`` in
     pixels, top-left origin, ``conf`` optional = 1). Columns after ``conf`` are ignored."""
 
-    def __init__(self, path: str, conf: float | None = None):
-        from reidpipe.pipeline.motfile import read_mot
+    def __init__(self, path: str, conf: float | None = None, frame=None):
+        from reidpipe.pipeline.motfile import read_mot_lines
 
         self.path = str(path)
-        mot = read_mot(self.path, "detections")
+        mot, lines = read_mot_lines(self.path, "detections")
         if conf is not None:
-            mot = mot[mot[:, 6] >= conf]
+            keep = mot[:, 6] >= conf
+            mot, lines = mot[keep], lines[keep]
         x, y, w, h = mot[:, 2], mot[:, 3], mot[:, 4], mot[:, 5]
         rows = np.stack([mot[:, 0] - 1, x, y, x + w, y + h, mot[:, 6]], axis=1)  # 0-based frames, xyxy
-        arr = np.asarray(rows, np.float32).reshape(-1, 6)
+        arr = np.asarray(rows, np.float64).reshape(-1, 6)
+        self.warning = None
+        if frame is not None:
+            arr, self.warning = fit_to_frame(self.path, arr, lines, frame)
+        arr = arr.astype(np.float32)
         order = np.argsort(arr[:, 0], kind="stable")
         arr = arr[order]
         frames = arr[:, 0].astype(np.int64)
@@ -249,44 +259,106 @@ class PublicDetections:
         return _detections(self._boxes[sl[0]:sl[1]].copy(), self._conf[sl[0]:sl[1]].copy())
 
 
+def fit_to_frame(path: str, rows: np.ndarray, lines: np.ndarray, frame) -> tuple[np.ndarray, str | None]:
+    """Public detection rows (``frame0, x1, y1, x2, y2, conf``) checked against the source's frame
+    (a :class:`SourceInfo`; size 0 or frames None = unknown, e.g. a live stream), as MOTChallenge tools
+    do: boxes are clipped to the frame; a row is dropped when its box lies outside the frame, is under
+    1 px or over 4x the frame's size, or its frame is past the video's end. Returns the kept rows and
+    one warning naming ``file:line`` of the first row of each kind (None when all rows fit)."""
+    parts = []
+    keep = np.ones(len(rows), bool)
+    if frame.frames:
+        late = rows[:, 0] >= frame.frames
+        keep &= ~late
+        if late.any():
+            parts.append(f"{int(late.sum())} rows after the video's last frame {frame.frames} ignored "
+                         f"(first at {path}:{lines[late][0]})")
+    if frame.width > 0 and frame.height > 0:
+        W, H = float(frame.width), float(frame.height)
+        w, h = rows[:, 3] - rows[:, 1], rows[:, 4] - rows[:, 2]
+        clipped = np.column_stack([np.clip(rows[:, 1], 0, W), np.clip(rows[:, 2], 0, H),
+                                   np.clip(rows[:, 3], 0, W), np.clip(rows[:, 4], 0, H)])
+        cw, ch = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
+        bad = keep & ((cw < 1) | (ch < 1) | (w > 4 * W) | (h > 4 * H))
+        cut = keep & ~bad & (clipped != rows[:, 1:5]).any(axis=1)
+        keep &= ~bad
+        if bad.any():
+            parts.append(f"{int(bad.sum())} boxes outside the {frame.width}x{frame.height} frame, under 1 px or "
+                         f"over 4x its size dropped (first at {path}:{lines[bad][0]})")
+        if cut.any():
+            parts.append(f"{int(cut.sum())} boxes clipped to the frame (first at {path}:{lines[cut][0]})")
+        rows = np.concatenate([rows[:, :1], clipped, rows[:, 5:]], axis=1)
+    return rows[keep], ("; ".join(parts) if parts else None)
+
+
+def _onnx_head(path: str) -> tuple[set[str], list[int | None]]:
+    """The metadata keys and the first output's dims of a detector ONNX file; ``CheckpointError`` when
+    it is empty, foreign, or its output is not a detector head (3-D: YOLOX ``(1, N, 5+C)`` or
+    ultralytics ``(1, 4+C, N)``, e.g. a ReID model's ``(1, 512)``)."""
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        raise CheckpointError(f"not a loadable ONNX model: {path}") from None
+    outs = model.graph.output
+    if not outs:
+        raise CheckpointError(f"not a loadable ONNX model: {path} (no graph outputs: empty or foreign file)")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in outs[0].type.tensor_type.shape.dim]
+    if len(dims) != 3:
+        shown = "x".join("?" if d is None else str(d) for d in dims)
+        raise CheckpointError(f"{path}: output {outs[0].name} is {shown}, not a detector head (YOLOX 1xNx(5+C) "
+                              "or ultralytics 1x(4+C)xN); a ReID model goes to --reid-weights")
+    return {m.key for m in model.metadata_props}, dims
+
+
 def infer_detector_kind(path: str) -> str:
     """``'yolox'`` or ``'ultralytics'`` from the file: an ``.onnx`` whose output is ``(1, N, 5+C)``
     (objectness column) without ultralytics metadata is YOLOX; anything else is ultralytics."""
     p = Path(path)
     if p.suffix.lower() != ".onnx" or not p.is_file():
         return "ultralytics"
-    try:
-        import onnx
-
-        model = onnx.load(str(p), load_external_data=False)
-    except Exception:
-        raise CheckpointError(f"not a loadable ONNX model: {path}") from None
-    meta = {m.key for m in model.metadata_props}
+    meta, dims = _onnx_head(str(p))
     if "names" in meta and "stride" in meta:
         return "ultralytics"  # exported by ultralytics
-    outs = model.graph.output
-    if outs:
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in outs[0].type.tensor_type.shape.dim]
-        if len(dims) == 3 and dims[-1] is not None and dims[-1] == 85:
-            return "yolox"
-        if len(dims) == 3 and dims[1] is not None and dims[1] == 84:
-            return "ultralytics"
-        if len(dims) == 3 and dims[-1] is not None and dims[-1] > 5 and (dims[1] is None or dims[1] > dims[-1]):
-            return "yolox"
+    if dims[-1] is not None and dims[-1] == 85:
+        return "yolox"
+    if dims[1] is not None and dims[1] == 84:
+        return "ultralytics"
+    if dims[-1] is not None and dims[-1] > 5 and (dims[1] is None or dims[1] > dims[-1]):
+        return "yolox"
     return "ultralytics"
 
 
-def load_detector(config, detections_file: str | None = None):
-    """The detector of one source: ``PublicDetections`` when a det.txt is given, else YOLOX or
-    ultralytics by ``config.detector_kind`` (inferred from the file when None)."""
+def check_ultralytics_onnx(path: str) -> None:
+    """An ``.onnx`` run as ultralytics must be an ultralytics export (its ``names``/``stride`` metadata):
+    a YOLOX model given ``--detector-kind ultralytics`` is refused with the flag that fits."""
+    meta, _ = _onnx_head(path)
+    if not {"names", "stride"} <= meta:
+        how = "it looks like YOLOX: use --detector-kind yolox" if infer_detector_kind(path) == "yolox" else \
+            "export the model with ultralytics"
+        raise CheckpointError(f"{path}: not an ultralytics ONNX export (no names/stride metadata); {how}")
+
+
+def load_detector(config, detections_file: str | None = None, frame=None):
+    """The detector of one source: ``PublicDetections`` when a det.txt is given (checked against the
+    source's ``frame`` info, a :class:`SourceInfo`, with one warning when rows do not fit), else YOLOX
+    or ultralytics by ``config.detector_kind`` (inferred from the file when None)."""
     if detections_file is not None:
-        return PublicDetections(detections_file)
+        from reidpipe.console import warn
+
+        public = PublicDetections(detections_file, conf=config.detections_conf, frame=frame)
+        if public.warning:
+            warn(public.warning)
+        return public
     kind = config.detector_kind or infer_detector_kind(config.detector)
     if kind == "yolox":
         if not Path(config.detector).is_file():
             raise InputNotFoundError(f"YOLOX ONNX model not found: {config.detector}")
         return YOLOXDetector(config.detector, conf=config.det_conf, iou=config.det_iou, device=config.device)
     if kind == "ultralytics":
+        if Path(config.detector).suffix.lower() == ".onnx" and Path(config.detector).is_file():
+            check_ultralytics_onnx(config.detector)
         return UltralyticsDetector(config.detector, conf=config.det_conf, iou=config.det_iou,
-                                   imgsz=config.imgsz, device=config.device)
+                                   imgsz=config.imgsz, device=config.device, trust_weights=config.trust_weights)
     raise ConfigError(f"--detector-kind must be 'ultralytics' or 'yolox', got {kind!r}")

@@ -86,6 +86,19 @@ def _floats(text: str, n: int, key: str, path: str) -> tuple[float, ...]:
 LEARNED_LINK_THRESHOLD = 0.7
 
 
+def _check_reid_io(path: str, in_shape: list, input_size: tuple[int, int], out_shape: list) -> None:
+    """A ReID model gives one vector per crop: output ``(N, D)`` (or ``(N, D, 1, 1)``); a fixed
+    ``(H, W)`` input takes no other size."""
+    trailing = [d for d in out_shape[2:] if d != 1]
+    if len(out_shape) < 2 or trailing:
+        raise CheckpointError(f"{path}: output shape {list(out_shape)} is not one embedding per crop (N, D): "
+                              "not a ReID model (a detector goes to --detector)")
+    fixed = tuple(in_shape[2:4]) if all(isinstance(d, int) for d in in_shape[2:4]) else None
+    if fixed and fixed != tuple(input_size):
+        raise UsageError(f"--reid-input-size {input_size[0]} {input_size[1]}: {path} takes a fixed "
+                         f"{fixed[0]}x{fixed[1]} input")
+
+
 class OnnxEmbedder:
     def __init__(self, path: str, *, input_size: tuple[int, int] | None = None, mean=None, std=None,
                  color: str | None = None, batch: int = 32, device: str = "cpu"):
@@ -108,6 +121,7 @@ class OnnxEmbedder:
                                  "give --reid-input-size H W")
             input_size = (shape[2], shape[3])
         self.input_size = (int(input_size[0]), int(input_size[1]))
+        _check_reid_io(self.path, shape, self.input_size, self.session.get_outputs()[0].shape)
         self.color = (color or meta.get("reidpipe.color") or "RGB").upper()
         if self.color not in ("RGB", "BGR"):
             raise ConfigError(f"colour order must be RGB or BGR, got {self.color!r} ({self.path})")
@@ -129,8 +143,11 @@ class OnnxEmbedder:
         self.link_threshold = float(meta.get("reidpipe.link_threshold", LEARNED_LINK_THRESHOLD))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        y = self.session.run(None, {self.input_name: x})[0]
-        return np.asarray(y, np.float32).reshape(len(x), -1)
+        y = np.asarray(self.session.run(None, {self.input_name: x})[0], np.float32).reshape(len(x), -1)
+        if not np.isfinite(y).all():
+            raise CheckpointError(f"{self.path}: the model gave non-finite embeddings (NaN/inf); check "
+                                  "--reid-mean/--reid-std and that this is a ReID model")
+        return y
 
     def embed(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
         if not crops_bgr:

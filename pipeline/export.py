@@ -20,6 +20,7 @@ annotated videos.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -50,6 +51,16 @@ def check_output_dir(path: str | Path) -> Path:
     except OSError as exc:
         raise OutputError(f"output folder cannot be written: {p} ({exc.strerror or type(exc).__name__})") from None
     return p
+
+
+def discard_stale_outputs(folder: str | Path) -> None:
+    """Remove an older run's ``trajectories.json`` when a new run starts writing its events into
+    ``folder``: a reader must never pair an old result with a new run's ``events.jsonl``."""
+    try:
+        (Path(folder) / "trajectories.json").unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot remove the older {Path(folder) / 'trajectories.json'} "
+                          f"({exc.strerror or type(exc).__name__})") from None
 
 
 # ------------------------------------------------------------------------------------ trajectories
@@ -98,7 +109,7 @@ def write_trajectories(path: str | Path, sources: Sequence[SourceInfo], identiti
     """Write ``trajectories.json`` (schema ``reidpipe.trajectories/1``) atomically; returns the path."""
     path = Path(path)
     data = trajectories_dict(sources, identities, linker)
-    atomic_write_text(path, json.dumps(data, separators=(",", ":")) + "\n")
+    atomic_write_text(path, json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n")  # strict JSON
     return path
 
 
@@ -158,17 +169,25 @@ def read_trajectories(path: str | Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ events
 class EventWriter:
-    """Appends events to ``events.jsonl`` from a background thread (flushed after each burst).
-    ``emit`` never blocks: it puts the record in an unbounded queue."""
+    """Appends events to ``events.jsonl`` from a background thread. ``emit`` never blocks: it puts the
+    record in an unbounded queue; the thread writes each burst of records as whole lines in one
+    ``os.write`` (no user-space buffer).
+
+    A write that fails (a full disk) is cut back to the last complete line, so every line in the file
+    is always a whole JSON object; the writer then stops, and the next ``emit`` (or ``close``) raises
+    one :class:`OutputError` naming the file, so the run stops instead of going on without its log."""
 
     def __init__(self, path: str | Path | None):
         self.path = Path(path) if path is not None else None
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = None
         self.count = 0
+        self.error: OutputError | None = None  # set by the writer thread when a write failed
+        self._raised = False
+        self._size = 0  # bytes of complete lines in the file
         if self.path is not None:
-            try:
-                self._fh = open(self.path, "w", buffering=1 << 16)  # a new run starts a new log
+            try:  # a new run starts a new log
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             except OSError as exc:
                 raise OutputError(f"cannot write {self.path} ({exc.strerror})") from None
             self._thread = threading.Thread(target=self._run, name="events-writer", daemon=True)
@@ -177,35 +196,72 @@ class EventWriter:
     def emit(self, event: str, **fields: Any) -> None:
         if self.path is None:
             return
+        self._raise_once()
+        if self.error is not None:
+            return
         self.count += 1
         self._q.put({"event": event, "time": round(time.time(), 3), **fields})
 
+    def _raise_once(self) -> None:
+        if self.error is not None and not self._raised:
+            self._raised = True
+            raise self.error
+
+    def _write(self, data: bytes) -> bool:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)  # no half line stays in the file
+            self.error = OutputError(f"cannot write {self.path} ({exc.strerror or type(exc).__name__}); "
+                                     f"it holds the first {self._size} bytes of events, each line complete")
+            return False
+        self._size += len(data)
+        return True
+
     def _run(self) -> None:
         while True:
-            item = self._q.get()
-            batch = [item]
+            batch = [self._q.get()]
             while True:
                 try:
                     batch.append(self._q.get_nowait())
                 except queue.Empty:
                     break
-            stop = False
-            for rec in batch:
-                if rec is None:
-                    stop = True
-                    continue
-                self._fh.write(json.dumps(rec, separators=(",", ":"), default=_json_default) + "\n")
-            self._fh.flush()
-            if stop:
+            stop = None in batch
+            lines = [_json_line(rec) for rec in batch if rec is not None]
+            if (lines and not self._write("".join(lines).encode())) or stop:
                 return
 
     def close(self) -> None:
+        """Write what is queued and close the file; raises the writer's ``OutputError`` if not raised yet."""
         if self._thread is None:
             return
         self._q.put(None)
         self._thread.join()
         self._thread = None
-        self._fh.close()
+        os.close(self._fd)
+        self._raise_once()
+
+
+def _json_line(rec: dict[str, Any]) -> str:
+    """One strict-JSON line (a NaN or infinity, which strict parsers reject, is written as null)."""
+    try:
+        return json.dumps(rec, separators=(",", ":"), default=_json_default, allow_nan=False) + "\n"
+    except ValueError:
+        return json.dumps(_finite_or_none(json.loads(json.dumps(rec, default=_json_default))),
+                          separators=(",", ":"), allow_nan=False) + "\n"
+
+
+def _finite_or_none(o):
+    if isinstance(o, float):
+        return o if np.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite_or_none(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_finite_or_none(v) for v in o]
+    return o
 
 
 def _json_default(o):

@@ -35,19 +35,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reidpipe.console import warn as _warn
 from reidpipe.errors import Interrupted, UsageError, WorkerLostError
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.stats import STAGES, RunStats, StageTimer
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
+from reidpipe.pipeline.validate import check_config, check_runnable
 from reidpipe.pipeline.worker import SourceEnd, Step
+from reidpipe.signals import hold_signals, signal_of
 
 __all__ = ["STAGES", "Pipeline", "RunStats"]
-
-
-def _warn(msg: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(f"reidpipe: warning: {msg}", file=sys.stderr)  # keeps progress bars intact
 
 
 class Pipeline:
@@ -61,6 +58,7 @@ class Pipeline:
     def __init__(self, config: PipelineConfig | None = None, **overrides: Any):
         cfg = config if config is not None else PipelineConfig()
         self.config = cfg.replace(**overrides) if overrides else cfg
+        check_config(self.config)  # every value by its rule (pipeline/validate.py): ConfigError naming the key
         self.sources: list[SourceInfo] = []
         self.stats: dict[str, Any] = {}
         self.run_stats: RunStats | None = None
@@ -79,16 +77,22 @@ class Pipeline:
             run.start()
             for step in engine.steps():
                 run.take(step)
-        except KeyboardInterrupt:
-            run.interrupted = True
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (reidpipe/signals.py)
+            run.interrupted, run.stop_signal = True, signal_of(exc)
         finally:
             failing = sys.exc_info()[1] is not None  # finalise anyway; the first failure is what is raised
-            self.identities = run.finish(quiet=failing)
+            held = hold_signals()  # a second Ctrl-C / SIGTERM waits until the outputs are written
+            try:
+                self.identities = run.finish(quiet=failing)
+            finally:
+                late_signals = held.release()
+        if late_signals and not run.interrupted:  # stopped while finalising: the outputs are complete
+            run.interrupted, run.stop_signal = True, late_signals[0]
         self.run_stats = run.stats(total=time.perf_counter() - t_run)
         self.stats = self.run_stats.to_json()
         if run.interrupted:
             raise Interrupted(f"interrupted: outputs with the {sum(run.frames.values())} frames seen so far "
-                              f"written to {self.output_dir}")
+                              f"written to {self.output_dir}", signum=run.stop_signal)
         if engine.lost:
             raise WorkerLostError(f"{len(engine.lost)} camera worker(s) died ({'; '.join(engine.lost.values())}); "
                                   f"outputs with the other cameras written to {self.output_dir}")
@@ -107,6 +111,7 @@ class Pipeline:
                              "give one det.txt per source, in the same order")
         if cfg.engine.kind not in ("local", "ray"):
             raise UsageError(f"--engine must be local or ray, got {cfg.engine.kind!r}")
+        check_runnable(cfg)
         self.output_dir = check_output_dir(cfg.output)
         return uris
 
@@ -144,7 +149,7 @@ class _Run:
     shows progress and, at the end, writes the outputs."""
 
     def __init__(self, config: PipelineConfig, engine, sources: list[SourceInfo], link_config, out: Path | None):
-        from reidpipe.pipeline.export import EventWriter
+        from reidpipe.pipeline.export import EventWriter, discard_stale_outputs
         from reidpipe.pipeline.link import Linker
 
         assert out is not None
@@ -155,12 +160,14 @@ class _Run:
         self.cameras = [s.camera for s in sources]
         self.timer = StageTimer()
         self.linker = Linker(link_config, self.cameras)
+        discard_stale_outputs(out)  # an older run's trajectories.json never stays beside this run's events
         self.events = EventWriter(out / "events.jsonl" if config.events else None)
         self.bars = _Bars(sources, config) if config.progress else None
         self.frames = dict.fromkeys(self.cameras, 0)
         self.ends: dict[str, SourceEnd] = {}
         self.dropped: dict[str, str] = {}
         self.interrupted = False
+        self.stop_signal = 0  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), 0 = none
         self.t_setup = 0.0
         self.t_loop = 0.0
         self.t_loop_end = 0.0
@@ -190,7 +197,8 @@ class _Run:
             results = self.linker.add_many(tracklets) if len(tracklets) > 1 else [self.linker.add(tracklets[0])]
         for t, (gid, ev) in zip(tracklets, results):
             self.events.emit("track_close", camera=t.camera, track=t.track, frames=len(t.points),
-                             interpolated=len(t.points) - t.detected, start_t=round(t.start_t, 4), end_t=round(t.end_t, 4), embedded=len(t.bank))
+                             interpolated=len(t.points) - t.detected, start_t=round(t.start_t, 4),
+                             end_t=round(t.end_t, 4), embedded=len(t.bank))
             self.events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
 
     def end_source(self, camera: str, end: SourceEnd) -> None:
@@ -200,6 +208,8 @@ class _Run:
             _warn(end.dropped)
             extra = {} if end.failed else {"reconnects": end.reconnects}
             self.events.emit(end.event, camera=camera, uri=end.uri, message=end.dropped, **extra)
+        if end.corrupt:  # said in reidpipe's words (FFmpeg's own lines are silenced without --verbose)
+            _warn(f"{camera}: {end.corrupt} corrupt frame{'s' if end.corrupt > 1 else ''} skipped ({end.uri})")
         self.events.emit("source_end", camera=camera, frames=self.frames[camera], frames_read=end.frames_read,
                          corrupt=end.corrupt, late=end.late)
 

@@ -53,11 +53,13 @@ def source_kind(uri: str) -> str:
 
 def default_names(uris: Sequence[str]) -> list[str]:
     """File stem (folder name) for files and folders, ``cam{i}`` for streams and webcams; duplicates get
-    a ``_{i}`` suffix so every camera name is unique."""
+    a ``_{i}`` suffix so every camera name is unique. Characters that are unsafe in a file name become
+    ``_`` (names become ``<camera>.txt`` / ``.mp4``)."""
     names = []
     for i, uri in enumerate(uris):
         kind = source_kind(uri)
-        names.append(Path(uri.rstrip("/")).stem if kind in ("file", "folder") else f"cam{i}")
+        stem = Path(uri.rstrip("/")).stem if kind in ("file", "folder") else ""
+        names.append(re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".")[:64] or f"cam{i}")
     return [n if names.count(n) == 1 else f"{n}_{i}" for i, n in enumerate(names)]
 
 
@@ -411,6 +413,8 @@ def open_sources(uris: Sequence[str], *, names: Sequence[str] | None = None,
     uris = [str(u) for u in uris]
     if not uris:
         raise UsageError("no --sources given")
+    if any(not u.strip() for u in uris):
+        raise UsageError(f"--sources {' '.join(map(repr, uris))}: a source is an empty name")
     if names is not None and len(names) != len(uris):
         raise UsageError(f"--names has {len(names)} names for {len(uris)} --sources")
     if offsets is not None and len(offsets) != len(uris):

@@ -227,7 +227,7 @@ class CameraGroup:
                             reconnect_attempts=cfg.reconnect_attempts, reconnect_backoff=cfg.reconnect_backoff,
                             record_dir=self.record_dir, notify=self._notify)
         if self.detections is not None:
-            detectors = [load_detector(cfg, d) for d in self.detections]
+            detectors = [load_detector(cfg, d, s.info) for d, s in zip(self.detections, srcs)]  # checked against the frame
         else:
             detectors = [load_detector(cfg)] * len(srcs)
         self.embedder = load_embedder(cfg)

@@ -190,7 +190,28 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     ]
     if missing:
         raise CheckpointError(f"{path} is an incomplete reidpipe checkpoint (missing {', '.join(missing)})")
+    _check_metadata_types(path, ckpt)
     return ckpt
+
+
+def _check_metadata_types(path, ckpt: dict[str, Any]) -> None:
+    """The metadata values a model is rebuilt from must have their types (a hand-edited or foreign
+    file with ``num_classes: "ten"`` is a ``CheckpointError``, not a traceback)."""
+
+    def positive_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    problems = []
+    if not isinstance(ckpt["variant"], str):
+        problems.append(f"variant={ckpt['variant']!r} (a name)")
+    for key in ("num_classes", "embed_dim"):
+        if not positive_int(ckpt[key]):
+            problems.append(f"{key}={ckpt[key]!r} (a positive integer)")
+    size = ckpt["input_size"]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(positive_int(v) for v in size)):
+        problems.append(f"input_size={size!r} (two positive integers H, W)")
+    if problems:
+        raise CheckpointError(f"{path}: corrupt reidpipe checkpoint metadata: {'; '.join(problems)} expected")
 
 
 def _read_safetensors(path: Path, map_location) -> dict[str, Any]:

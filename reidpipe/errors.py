@@ -89,9 +89,15 @@ class EngineError(ReidpipeError):
 
 
 class Interrupted(ReidpipeError):
-    """Ctrl-C: outputs were finalised with everything seen so far."""
+    """Ctrl-C (exit 130), SIGTERM (143) or SIGHUP (129): outputs were finalised with everything seen
+    so far. The exit code is ``128 + signum`` of the signal that stopped the run."""
 
     exit_code = 130
+
+    def __init__(self, message: str = "", signum: int = 2):
+        super().__init__(message)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
 
 
 __all__ = [

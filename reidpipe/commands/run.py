@@ -27,7 +27,11 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--detector-kind", choices=["ultralytics", "yolox"], help="default: inferred from the file")
     g.add_argument("--detections", nargs="+", metavar="DET_TXT",
                    help="public detections: one MOTChallenge det.txt per source, in --sources order")
-    g.add_argument("--conf", type=float, metavar="P", help="detector confidence threshold (default 0.3)")
+    g.add_argument("--conf", type=float, metavar="P", help="detector confidence threshold (default 0.3); with "
+                   "--detections, rows below P are dropped (default: all kept)")
+    g.add_argument("--trust-weights", action="store_true", default=None,
+                   help="load a detector .pt even if its pickle references code outside an Ultralytics model "
+                   "(runs that code: only for files you made)")
     g.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:0 or auto (default)")
     g = parser.add_argument_group("tracking")
     g.add_argument("--tracker", choices=["bytetrack", "botsort", "ocsort", "sort"], help="default bytetrack")
@@ -85,6 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _transit(items: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
+    """``A:B:MIN:MAX`` items as ``{(A, B): (MIN, MAX)}``; the values' rule is in ``validate``."""
     from reidpipe.errors import UsageError
 
     out = {}
@@ -96,30 +101,27 @@ def _transit(items: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
             a, b, lo, hi = parts[0], parts[1], float(parts[2]), float(parts[3])
         except ValueError:
             raise UsageError(f"--transit {item!r}: expected CAM_A:CAM_B:MIN_SECONDS:MAX_SECONDS") from None
-        if lo > hi or lo < 0:
-            raise UsageError(f"--transit {item!r}: need 0 <= MIN <= MAX")
         out[(a, b)] = (lo, hi)
     return out
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`PipelineConfig` of parsed ``add_pipeline_arguments`` flags (over ``--config``)."""
+    """The :class:`PipelineConfig` of parsed ``add_pipeline_arguments`` flags (over ``--config``); a
+    flag value that breaks its rule (``pipeline/validate.py``) is a ``UsageError`` naming the flag."""
     from reidpipe.errors import UsageError
     from reidpipe.pipeline.config import load_config
+    from reidpipe.pipeline.validate import check_config
 
     cfg = load_config(getattr(args, "config", None))
     n = len(args.sources)
     for flag, values in (("--names", args.names), ("--offsets", args.offsets), ("--detections", args.detections)):
         if values is not None and len(values) != n:
             raise UsageError(f"{flag} has {len(values)} values for {n} --sources; give one per source")
-    if args.stride is not None and args.stride < 1:
-        raise UsageError(f"--stride must be >= 1, got {args.stride}")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise UsageError(f"--max-frames must be >= 1, got {args.max_frames}")
     simple = {
         "names": args.names, "offsets": args.offsets, "stride": args.stride, "max_frames": args.max_frames,
         "detector": args.detector, "detector_kind": args.detector_kind, "detections": args.detections,
-        "det_conf": args.conf, "device": args.device, "tracker": args.tracker,
+        "det_conf": args.conf, "detections_conf": args.conf if args.detections else None,
+        "trust_weights": args.trust_weights, "device": args.device, "tracker": args.tracker,
         "track_lost_frames": args.track_lost_frames, "reid": args.reid, "reid_weights": args.reid_weights,
         "reid_input_size": tuple(args.reid_input_size) if args.reid_input_size else None,
         "reid_mean": tuple(args.reid_mean) if args.reid_mean else None,
@@ -148,8 +150,6 @@ def config_from_args(args: argparse.Namespace):
     if args.no_camera_centering:
         link["camera_centering"] = False
     if args.link_window is not None:
-        if args.link_window <= 0:
-            raise UsageError(f"--link-window {args.link_window}: must be a positive number of seconds")
         link["max_gap"] = args.link_window
     if link:
         over["link"] = link
@@ -167,7 +167,7 @@ def config_from_args(args: argparse.Namespace):
         over["engine"] = engine
     if args.detections and args.detector is not None:
         raise UsageError("--detections replaces the detector; drop --detector or --detections")
-    return cfg.replace(**over)
+    return check_config(cfg.replace(**over), as_flags=True)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -191,4 +191,18 @@ def main(args: argparse.Namespace) -> int:
 
         raise EmptyInputError(f"no frame was read from any of the sources ({', '.join(args.sources)}); "
                               f"empty outputs written in {pipe.output_dir}")
+    _raise_if_a_stream_was_lost(pipe)
     return 0
+
+
+def _raise_if_a_stream_was_lost(pipe) -> None:
+    """Exit 11 (after every output is written) when a live stream dropped, or never came up, and did not
+    come back: a supervisor sees that a camera was lost even though the others finished."""
+    from reidpipe.errors import StreamError
+    from reidpipe.pipeline.sources import source_kind
+
+    lost = [f"{s.uri} ({s.camera})" for s in pipe.sources
+            if s.camera in pipe.stats["dropped"] and source_kind(s.uri) in ("stream", "webcam")]
+    if lost:
+        raise StreamError(f"live stream{'s' if len(lost) > 1 else ''} {', '.join(lost)} did not come back; "
+                          f"outputs with everything the other cameras saw are in {pipe.output_dir}")

@@ -71,7 +71,7 @@ def test_real_video_keeps_the_six_people_apart(tmp_path, capsys):
 def test_real_footage_from_an_rtsp_camera(tmp_path, capsys, rtsp_camera):
     """The office footage served live by an RTSP camera (Motion-JPEG over RTP): the first person walking
     in is detected and tracked from the stream; when the camera goes away the run finishes that camera
-    with one warning naming the URL and writes valid outputs."""
+    with one warning naming the URL, writes valid outputs and exits 11 (a live stream that never came back)."""
     cap = cv2.VideoCapture(str(VIDEO))
     cap.set(cv2.CAP_PROP_POS_FRAMES, 60)  # the first person walks in at about frame 64
     clip = [cap.read()[1] for _ in range(120)]
@@ -84,7 +84,8 @@ def test_real_footage_from_an_rtsp_camera(tmp_path, capsys, rtsp_camera):
                  "--reid-weights", str(OSNET), "--config", str(cfg), "--output", str(out), "--save-video",
                  "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 0, err
+    assert code == 11, err
+    assert f"{camera.url} (door) did not come back" in err
     warnings = [s for s in err.splitlines() if "warning" in s]
     assert len(warnings) == 1 and camera.url in warnings[0] and "door" in warnings[0]
     data = read_trajectories(out / "trajectories.json")

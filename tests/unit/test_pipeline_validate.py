@@ -1,0 +1,110 @@
+"""Every pipeline setting has a rule (pipeline/validate.py), applied the same way to flags (exit 2,
+naming the flag), a --config YAML (exit 10, naming the file and key) and the Python API
+(``ConfigError`` naming the key); NaN and infinity never pass."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import fields
+
+import pytest
+
+import reidpipe
+from reidpipe.cli import main
+from reidpipe.errors import ConfigError
+from reidpipe.pipeline.config import LinkerConfig, PipelineConfig, SamplerConfig
+from reidpipe.pipeline.export import write_trajectories
+from reidpipe.pipeline.types import SourceInfo
+from reidpipe.pipeline.validate import FLAGS, _rules, problems
+
+
+def run_cli(capsys, tmp_path, *flags):
+    code = main(["run", "--no-progress", "--sources", str(tmp_path / "absent.mp4"), "--output",
+                 str(tmp_path / "o"), *map(str, flags)])
+    err = capsys.readouterr().err
+    lines = [s for s in err.splitlines() if s.strip()]
+    assert "Traceback" not in err and len(lines) == 1, err
+    return code, lines[0]
+
+
+def test_every_setting_has_exactly_one_rule():
+    keys = {f.name for f in fields(PipelineConfig)}
+    keys |= {f"sampler.{f.name}" for f in fields(SamplerConfig)} | {f"link.{f.name}" for f in fields(LinkerConfig)}
+    assert set(_rules()) == keys
+    assert set(FLAGS) <= keys
+    assert list(problems(PipelineConfig())) == []
+
+
+BAD_FLAGS = [
+    ("--bank-size", "0"), ("--bank-size", "-1"), ("--track-lost-frames", "-1"), ("--reid-input-size", "0 0"),
+    ("--conf", "1.5"), ("--conf", "nan"), ("--conf", "-1"), ("--embed-batch", "0"), ("--sample-every", "0"),
+    ("--link-window", "nan"), ("--link-window", "inf"), ("--link-window", "-3"), ("--offsets", "nan"),
+    ("--offsets", "inf"), ("--transit", "a:b:nan:5"), ("--transit", "a:b:5:2"), ("--device", "tpu"),
+    ("--reid-std", "0 0 0"), ("--reid-mean", "nan 0 0"), ("--link-threshold", "nan"), ("--link-threshold", "2"),
+    ("--stride", "0"), ("--max-frames", "0"), ("--names", "../escaped_cam"), ("--names", "sub/dir"),
+    ("--names", ""), ("--names", ".hidden"),
+]
+
+
+@pytest.mark.parametrize("flag,value", BAD_FLAGS)
+def test_bad_flag_value_is_one_line_naming_the_flag(capsys, tmp_path, flag, value):
+    code, line = run_cli(capsys, tmp_path, flag, *(value.split(" ") if value else [""]))
+    assert code == 2 and line.startswith(f"reidpipe: error: {flag}"), line
+
+
+def test_empty_output_is_refused(capsys, tmp_path):
+    code = main(["run", "--no-progress", "--sources", "x.mp4", "--output", ""])
+    err = capsys.readouterr().err
+    assert code == 2 and "--output" in err and "Traceback" not in err
+
+
+def test_cuda_device_that_this_machine_lacks_is_named(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    code, line = run_cli(capsys, tmp_path, "--device", "cuda:7", "--reid", "hist",
+                         "--detections", tmp_path / "d.txt")
+    assert code == 2 and "--device cuda:7" in line and "this machine has" in line
+
+
+@pytest.mark.parametrize("yaml_text,key", [
+    ('stride: "two"\n', "stride"), ("sampler: 5\n", "sampler"), ("det_conf: .nan\n", "det_conf"),
+    ("offsets: [.inf]\n", "offsets"), ("save_mot: 1\n", "save_mot"), ("link:\n  max_gap: .nan\n", "link.max_gap"),
+    ("sampler:\n  every: 0\n", "sampler.every"), ("link:\n  transit: {'a:b': [5, 1]}\n", "link.transit"),
+    ("names: ['../up']\n", "names"), ("device: tpu\n", "device"),
+])
+def test_ill_typed_config_yaml_is_exit_10_naming_file_and_key(capsys, tmp_path, yaml_text, key):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml_text)
+    code, line = run_cli(capsys, tmp_path, "--config", cfg)
+    assert code == 10 and "bad.yaml" in line and f"{key}:" in line, line
+
+
+@pytest.mark.parametrize("overrides", [
+    {"stride": 0}, {"offsets": [math.nan]}, {"sampler": {"bank": 0}}, {"link": {"max_gap": math.inf}},
+    {"names": ["a/b"]}, {"det_conf": "0.3"}, {"output": ""},
+])
+def test_python_api_refuses_the_same_values(overrides):
+    with pytest.raises(ConfigError) as exc:
+        reidpipe.Pipeline(**overrides)
+    assert next(iter(overrides)) in str(exc.value)
+
+
+def test_default_camera_names_are_safe_file_names(tmp_path):
+    from reidpipe.pipeline.sources import default_names
+
+    assert default_names(["my video (1).mp4", "rtsp://h/x", ".mp4"]) == ["my_video__1_", "cam1", "mp4"]
+
+
+def test_trajectories_are_strict_json(tmp_path):
+    src = SourceInfo(camera="a", uri="a.mp4", fps=math.nan, width=1, height=1)
+    with pytest.raises(ValueError):
+        write_trajectories(tmp_path / "t.json", [src], [])
+    assert not (tmp_path / "t.json").exists()
+    src.fps = 10.0
+    text = write_trajectories(tmp_path / "t.json", [src], []).read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
