@@ -109,8 +109,6 @@ class Pipeline:
         if cfg.detections is not None and len(cfg.detections) != len(uris):
             raise UsageError(f"--detections has {len(cfg.detections)} files for {len(uris)} --sources; "
                              "give one det.txt per source, in the same order")
-        if cfg.engine.kind not in ("local", "ray"):
-            raise UsageError(f"--engine must be local or ray, got {cfg.engine.kind!r}")
         check_runnable(cfg)
         self.output_dir = check_output_dir(cfg.output)
         return uris

@@ -137,7 +137,7 @@ def nested(kind: type) -> Rule:
 
 
 def _rules() -> dict[str, Rule]:
-    from reidpipe.pipeline.config import LinkerConfig, SamplerConfig
+    from reidpipe.pipeline.config import EngineConfig, LinkerConfig, SamplerConfig
 
     unit = number(0.0, 1.0)
     return {
@@ -148,7 +148,8 @@ def _rules() -> dict[str, Rule]:
         "det_conf": unit, "det_iou": unit, "imgsz": integer(32, optional=True), "device": device,
         "tracker": choice("bytetrack", "botsort", "ocsort", "sort"), "track_lost_frames": integer(1),
         "track_high_conf": unit, "track_new_conf": unit, "track_min_hits": integer(1), "track_min_iou": unit,
-        "reid": choice("auto", "onnx", "checkpoint", "hist"), "reid_weights": path(optional=True),
+        "track_min_seconds": number(0.0), "interpolate": boolean, "interpolate_max_gap": number(0.0),
+        "reid": choice("auto", "onnx", "openvino", "checkpoint", "hist"), "reid_weights": path(optional=True),
         "reid_input_size": numbers(2, integer(1), "integers >= 1 (H W)"),
         "reid_mean": numbers(3, number(), "finite numbers (R G B)"),
         "reid_std": numbers(3, number(0.0, strict_lo=True), "finite numbers > 0 (R G B)"), "reid_color": choice(None, "RGB", "BGR"),
@@ -162,6 +163,14 @@ def _rules() -> dict[str, Rule]:
         "link.transit": transit, "link.refine": boolean, "link.min_points": integer(1),
         "link.transit_symmetric": boolean, "link.knn": integer(1), "link.backend": choice("auto", "faiss", "numpy"),
         "link.max_gap": number(0.0, optional=True, strict_lo=True), "link.camera_centering": boolean,
+        "link.fallback_similarity": number(-1.0, 1.0, optional=True), "link.calibrate": boolean,
+        "link.transit_evidence": boolean, "link.quality_gate": boolean, "link.min_duration": number(0.0),
+        "link.min_crops": integer(1),
+        "engine": nested(EngineConfig),
+        "engine.kind": choice("local", "ray"), "engine.ray_address": lambda v: None if v is None or isinstance(v, str)
+        else "a string (auto or HOST:PORT)", "engine.cameras_per_worker": integer(1),
+        "engine.worker_cpus": number(0.0, strict_lo=True), "engine.worker_gpus": number(0.0),
+        "engine.start_timeout": number(0.0, strict_lo=True), "engine.chunk": integer(1),
         "output": path(), "save_video": boolean, "save_mot": boolean, "progress": boolean, "events": boolean,
     }
 
@@ -176,6 +185,9 @@ FLAGS = {
     "reid_std": "--reid-std", "reid_color": "--reid-color", "embed_batch": "--embed-batch",
     "sampler.every": "--sample-every", "sampler.bank": "--bank-size", "link.min_similarity": "--link-threshold",
     "link.transit": "--transit", "link.max_gap": "--link-window", "output": "--output",
+    "engine.kind": "--engine", "engine.ray_address": "--ray-address",
+    "engine.cameras_per_worker": "--cameras-per-worker", "engine.worker_cpus": "--worker-cpus",
+    "engine.worker_gpus": "--worker-gpus",
 }
 
 
@@ -188,7 +200,7 @@ def problems(cfg: Any) -> Iterator[tuple[str, Any, str]]:
         problem = rules[f.name](value)
         if problem:
             yield f.name, value, problem
-        elif f.name in ("sampler", "link"):
+        elif f.name in ("sampler", "link", "engine"):
             for g in fields(value):
                 sub = getattr(value, g.name)
                 problem = rules[f"{f.name}.{g.name}"](sub)

@@ -59,12 +59,13 @@ def small_disk(tmp_path, monkeypatch):
 
 
 def many_short_tracks(folder: Path, frames: int) -> Path:
-    """A det.txt where a new person appears every 6 frames for 4 frames at a new place: ~3 events
-    (track_open, track_close, link) per 6 frames, far more than 200 kB of events over the video."""
+    """A det.txt where a new person appears every 12 frames for 11 frames (1.1 s at 10 fps: past the
+    tracker's 1 s minimum) at a new place: ~3 events (track_open, track_close, link) per 12 frames, far
+    more than 200 kB of events over the video."""
     lines = []
     for f in range(frames):
-        k, phase = divmod(f, 6)
-        if phase < 4:
+        k, phase = divmod(f, 12)
+        if phase < 11:
             x = 5 + (k % 3) * 40
             lines.append(f"{f + 1},-1,{x},{14},{25},{87},0.95,-1,-1,-1")
     det = folder / "many_det.txt"

@@ -13,7 +13,7 @@ import pytest
 import reidpipe
 from reidpipe.cli import main
 from reidpipe.errors import ConfigError
-from reidpipe.pipeline.config import LinkerConfig, PipelineConfig, SamplerConfig
+from reidpipe.pipeline.config import EngineConfig, LinkerConfig, PipelineConfig, SamplerConfig
 from reidpipe.pipeline.export import write_trajectories
 from reidpipe.pipeline.types import SourceInfo
 from reidpipe.pipeline.validate import FLAGS, _rules, problems
@@ -31,6 +31,7 @@ def run_cli(capsys, tmp_path, *flags):
 def test_every_setting_has_exactly_one_rule():
     keys = {f.name for f in fields(PipelineConfig)}
     keys |= {f"sampler.{f.name}" for f in fields(SamplerConfig)} | {f"link.{f.name}" for f in fields(LinkerConfig)}
+    keys |= {f"engine.{f.name}" for f in fields(EngineConfig)}
     assert set(_rules()) == keys
     assert set(FLAGS) <= keys
     assert list(problems(PipelineConfig())) == []

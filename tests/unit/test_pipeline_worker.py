@@ -84,9 +84,9 @@ def test_stage_timer_and_run_stats_json():
 
 
 def test_an_unknown_engine_is_named(tmp_path):
-    from reidpipe.errors import UsageError
+    from reidpipe.errors import ConfigError
     from reidpipe.pipeline.runner import Pipeline
 
     video, det = render(tmp_path, "hall", start=0, n=5)
-    with pytest.raises(UsageError, match="--engine must be local or ray, got 'spark'"):
+    with pytest.raises(ConfigError, match="engine.kind: must be one of local, ray, got 'spark'"):
         Pipeline(detections=[det], reid="hist", output=str(tmp_path / "o"), engine={"kind": "spark"}).run([video])
