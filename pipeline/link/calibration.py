@@ -17,28 +17,30 @@ tail's width: a robust normal fit that does not understate the tail where decisi
 - an in-camera re-entry needs ``z >= bonferroni_z(m)``: the level a negative reaches with probability
   ``ALPHA`` over all ``m`` candidate pairs of the camera (family-wise error ``ALPHA``);
 - a cross-camera link is a Bayesian decision: prior odds of one match among ``k`` candidates
-  (``1 / k``), times the appearance likelihood ratio ``N(z; mu, sigma) / N(z; 0, 1)`` where the
+  (``1 / k``), times the appearance likelihood ratio ``N(z; mu, sigma) / t_dof(z)`` where the
   positive model ``(mu, sigma)`` is fitted on the run's *confident* links (``z`` above the Bonferroni
   level of the pair, mutual best matches), times the time evidence of :mod:`.evidence`; a link is made
   when the posterior odds exceed 1.
 
-When a sample is too small to fit (fewer than ``MIN_NEGATIVES`` pairs: one camera, one person, a few
-seconds), the decision falls back to the fixed cosine ``LinkerConfig.fallback_similarity`` (the
+A sample of n pairs gives z-scores that follow Student's t with n - 1 degrees of freedom, so small
+samples (early in an online run, few cameras' worth of people) widen every level instead of being
+trusted like large ones. When a sample is too small to fit at all (fewer than ``MIN_NEGATIVES``
+pairs: one camera, one person, a few seconds), the decision falls back to the fixed cosine ``LinkerConfig.fallback_similarity`` (the
 embedder's documented default) and the operating point says so. A user's ``--link-threshold``
 (``LinkerConfig.min_similarity``) replaces all of this by that fixed cosine.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 ALPHA = 0.05  # family-wise false-link rate of the Bonferroni levels
-MIN_NEGATIVES = 30  # a negative sample needs this many pairs to be fitted (fewer: the fallback cosine)
+MIN_NEGATIVES = 8  # a negative sample needs this many pairs to be fitted (fewer: the fallback cosine)
 MIN_CONFIDENT = 3  # confident links needed to fit the positive model (else its default below)
 SAMPLE_PAIRS = 4096  # at most this many pairs per negative sample (random, reproducible)
 
@@ -63,6 +65,11 @@ class NegativeModel:
         upper = (float(np.percentile(sims, 90)) - med) / 1.2816
         return cls(median=med, scale=max(mad, upper, 1e-4), n=int(sims.size))
 
+    @property
+    def dof(self) -> int:
+        """Degrees of freedom of the fit: a small sample's z-scores follow Student's t, not a normal."""
+        return max(self.n - 1, 1)
+
     def z(self, sims):
         return (np.asarray(sims, np.float64) - self.median) / self.scale
 
@@ -74,9 +81,18 @@ class NegativeModel:
         return {"median": round(self.median, 4), "scale": round(self.scale, 4), "pairs": self.n}
 
 
-def bonferroni_z(m: int, alpha: float = ALPHA) -> float:
-    """The z a negative exceeds with probability ``alpha`` over ``m`` comparisons."""
-    return float(norm.isf(alpha / max(int(m), 1)))
+def bonferroni_z(m: int, dof: int | None = None, alpha: float = ALPHA) -> float:
+    """The z a negative exceeds with probability ``alpha`` over ``m`` comparisons (Student's t with
+    ``dof`` degrees of freedom for a model fitted on a small sample, else normal)."""
+    q = alpha / max(int(m), 1)
+    return float(norm.isf(q) if dof is None else student_t.isf(q, dof))
+
+
+def negative_logpdf(z, dof: int | None = None):
+    """Log-density of a negative's z-score: Student's t for a small sample (heavier tails, so that a
+    few pairs never make a link look certain), normal in the limit."""
+    z = np.asarray(z, np.float64)
+    return norm.logpdf(z) if dof is None else student_t.logpdf(z, dof)
 
 
 @dataclass
@@ -95,10 +111,10 @@ class PositiveModel:
             return cls(mu=float(default_mu), sigma=1.0, n=int(z.size))
         return cls(mu=float(np.mean(z)), sigma=max(1.0, float(np.std(z))), n=int(z.size))
 
-    def llr(self, z):
-        """log N(z; mu, sigma) - log N(z; 0, 1)."""
+    def llr(self, z, dof: int | None = None):
+        """log N(z; mu, sigma) - log p_negative(z) (see :func:`negative_logpdf`)."""
         z = np.asarray(z, np.float64)
-        return -0.5 * ((z - self.mu) / self.sigma) ** 2 - math.log(self.sigma) + 0.5 * z * z
+        return norm.logpdf(z, self.mu, self.sigma) - negative_logpdf(z, dof)
 
     def to_json(self) -> dict[str, Any]:
         return {"mu": round(self.mu, 3), "sigma": round(self.sigma, 3), "confident_links": self.n}

@@ -126,7 +126,7 @@ def _in_camera_threshold(p: Problem, idx: np.ndarray, config: LinkerConfig, rng,
                         f"fallback cosine {config.fallback_similarity:.2f}")
         return float(config.fallback_similarity)
     n = len(idx)
-    z = cal.bonferroni_z(int(n * alternatives(n, p.starts[idx], p.ends[idx], config.max_gap) / 2))
+    z = cal.bonferroni_z(int(n * alternatives(n, p.starts[idx], p.ends[idx], config.max_gap) / 2), neg.dof)
     thr = neg.cosine(z)
     op.in_camera[cam] = {**neg.to_json(), "negatives": source, "z": round(z, 3), "threshold": round(thr, 4)}
     return thr
@@ -232,7 +232,7 @@ def _mutual_best(c: Candidates, sel: np.ndarray) -> np.ndarray:
 
 def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig):
     """Confident links -> the positive model and each camera pair's transit model."""
-    z_conf = np.array([cal.bonferroni_z(int(round(m["k"]))) for m in models] or [0.0])
+    z_conf = np.array([cal.bonferroni_z(int(round(m["k"])), _dof(m)) for m in models] or [0.0])
     confident = np.zeros(c.i.size, bool)
     high = np.flatnonzero(np.nan_to_num(c.z, nan=-np.inf) >= z_conf[c.pair] if c.i.size else confident)
     if high.size:
@@ -243,9 +243,16 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig):
     return positive, transits, z_conf
 
 
-def _log_odds(c: Candidates, k: np.ndarray, positive, transits) -> np.ndarray:
+def _dof(model: dict) -> int | None:
+    return model["neg"].dof if model["neg"] is not None else None
+
+
+def _log_odds(c: Candidates, models: list[dict], k: np.ndarray, positive, transits) -> np.ndarray:
     """Posterior log-odds of each candidate given ``k`` alternatives per camera pair."""
-    lo = cal.prior_log_odds(k[c.pair]) + positive.llr(np.nan_to_num(c.z))
+    lo = cal.prior_log_odds(k[c.pair])
+    for p in np.unique(c.pair).tolist():
+        sel = c.pair == p
+        lo[sel] += positive.llr(np.nan_to_num(c.z[sel]), _dof(models[p]))
     for p, t in enumerate(transits):
         if t is not None:
             sel = c.pair == p
@@ -270,7 +277,7 @@ def _free_alternatives(groups: Groups, cl: Clusters, models: list[dict], pairs: 
 def _appearance_threshold(neg, positive, k: float) -> float:
     """The cosine at which appearance alone reaches odds of 1 (for the operating point)."""
     zs = np.linspace(0.0, 30.0, 3001)
-    ok = np.flatnonzero(cal.prior_log_odds(k) + positive.llr(zs) >= 0)
+    ok = np.flatnonzero(cal.prior_log_odds(k) + positive.llr(zs, neg.dof) >= 0)
     return neg.cosine(float(zs[ok[0]])) if ok.size else float("inf")
 
 
@@ -288,7 +295,7 @@ def _decide(c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Co
     positive, transits, z_conf = _fit_evidence(c, models, config)
     k = np.array([m["k"] for m in models])
     while True:
-        score = np.where(calibrated, _log_odds(c, k, positive, transits), plain)
+        score = np.where(calibrated, _log_odds(c, models, k, positive, transits), plain)
         if not _merge_in_order(groups, c, score, rules):
             break
         k = _free_alternatives(groups, cl, models, [m["cams"] for m in models])
