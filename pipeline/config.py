@@ -41,7 +41,10 @@ class LinkerConfig:
     min_crops: int = 1  # embedded crops a linkable tracklet pools at least (quality gate)
     non_overlapping: bool = False  # cameras see disjoint areas: one person cannot be in two at once
     transit: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # (camA, camB) -> (min s, max s)
-    refine: bool = False  # offline re-clustering of all tracklets at the end
+    # offline re-decision of all tracklets at the end; None = auto: on when every source is a file or
+    # an image folder (the whole recording is there, as offline trackers interpolate), off with a live
+    # stream (identities as tracklets close)
+    refine: bool | None = None
     min_points: int = 3  # tracklets with fewer points are exported but not linked
     transit_symmetric: bool = True  # a window declared for (A, B) also applies to B -> A unless (B, A) is given
     knn: int = 10  # offline: candidate neighbours per tracklet

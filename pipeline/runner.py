@@ -71,7 +71,7 @@ class Pipeline:
         t_run = time.perf_counter()
         uris = self._check(sources)
         engine = self._open_engine(uris)
-        run = _Run(self.config, engine, self.sources, self._link_config(engine.link_threshold), self.output_dir)
+        run = _Run(self.config, engine, self.sources, self._link_config(engine.link_threshold, uris), self.output_dir)
         run.t_setup = time.perf_counter() - t_run
         try:
             run.start()
@@ -133,12 +133,17 @@ class Pipeline:
             self.embedder = engine.embedder
         return engine
 
-    def _link_config(self, embedder_threshold: float):
+    def _link_config(self, embedder_threshold: float, uris: list[str]):
         """The linker's config with the fallback cosine resolved: the embedder's own ``link_threshold``
-        (used only where the run holds too little to calibrate) unless the config names one."""
+        (used only where the run holds too little to calibrate) unless the config names one, and
+        ``refine`` decided (auto: offline when every source is a recording)."""
+        from reidpipe.pipeline.sources import source_kind
+
         link = self.config.link
         if link.fallback_similarity is None:
             link = dataclasses.replace(link, fallback_similarity=float(embedder_threshold))
+        if link.refine is None:  # auto: offline for recordings, online with a live source
+            link = dataclasses.replace(link, refine=all(source_kind(u) in ("file", "folder") for u in uris))
         return link
 
 

@@ -160,7 +160,7 @@ def _rules() -> dict[str, Rule]:
         "sampler.max_overlap": unit,
         "link": nested(LinkerConfig),
         "link.min_similarity": number(0.0, 1.0, optional=True), "link.non_overlapping": boolean,
-        "link.transit": transit, "link.refine": boolean, "link.min_points": integer(1),
+        "link.transit": transit, "link.refine": lambda v: None if v is None else boolean(v), "link.min_points": integer(1),
         "link.transit_symmetric": boolean, "link.knn": integer(1), "link.backend": choice("auto", "faiss", "numpy"),
         "link.max_gap": number(0.0, optional=True, strict_lo=True), "link.camera_centering": boolean,
         "link.fallback_similarity": number(-1.0, 1.0, optional=True), "link.calibrate": boolean,

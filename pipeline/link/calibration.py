@@ -40,7 +40,7 @@ from scipy.stats import norm
 from scipy.stats import t as student_t
 
 ALPHA = 0.05  # family-wise false-link rate of the Bonferroni levels
-MIN_NEGATIVES = 8  # a negative sample needs this many pairs to be fitted (fewer: the fallback cosine)
+MIN_NEGATIVES = 30  # a negative sample needs this many pairs to be fitted (fewer: the fallback cosine)
 MIN_CONFIDENT = 3  # confident links needed to fit the positive model (else its default below)
 SAMPLE_PAIRS = 4096  # at most this many pairs per negative sample (random, reproducible)
 

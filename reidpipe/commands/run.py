@@ -66,8 +66,11 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                    help="cameras see disjoint areas: nobody is in two cameras at once")
     g.add_argument("--transit", nargs="+", metavar="A:B:MIN:MAX",
                    help="transit-time window in seconds from camera A to camera B")
-    g.add_argument("--refine", action="store_true", default=None,
-                   help="re-cluster all tracklets offline at the end")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--refine", action="store_true", default=None,
+                      help="re-decide all tracklets offline at the end (default when every source is a recording)")
+    mode.add_argument("--online", action="store_true", default=None,
+                      help="keep the identities given as tracklets close (default with a live stream)")
     g = parser.add_argument_group("execution")
     g.add_argument("--engine", choices=["local", "ray"],
                    help="local: every camera in this process (default); ray: one Ray actor per camera (or "
@@ -147,6 +150,8 @@ def config_from_args(args: argparse.Namespace):
         link["transit"] = _transit(args.transit)
     if args.refine:
         link["refine"] = True
+    if getattr(args, "online", None):
+        link["refine"] = False
     if args.no_camera_centering:
         link["camera_centering"] = False
     if args.link_window is not None:
