@@ -1,9 +1,11 @@
-"""Per-camera tracking on the multi-camera twins of ../shared/data/mtmc (real person crops on real
-camera backgrounds, MOTChallenge ground truth, public detections with missed boxes and false-positive
-bursts): `reidpipe run` with default flags and the real OSNet, scored by `reidpipe score`.
+"""The multi-camera twins of ../shared/data/mtmc (real person crops on real camera backgrounds,
+MOTChallenge ground truth with global ids, public detections with missed boxes and false-positive
+bursts): `reidpipe run` with default flags and the real OSNet, scored by `reidpipe score`: per-camera
+tracking, cross-camera identities (MTMC IDF1, link F1), online and offline.
 
-The figures asserted are the ones reached (floored to 2 decimals); the plain IoU tracker of issue 8
-gets 0.96 / 0.93 on twin_2cam."""
+The figures asserted are the ones reached (floored to 2 decimals). For comparison, issue 8's plain
+IoU tracker gets MOTA 0.96 / 0.93 on twin_2cam, and its reference linker MTMC IDF1 / link F1
+0.934 / 0.829 (twin_2cam, in-sample), 0.733 / 0.485 (twin_3cam), 0.812 / 0.606 (twin_overlap)."""
 
 from __future__ import annotations
 
@@ -40,16 +42,20 @@ def run_twin(twin: str, out: Path, *flags: str):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("twin, mota", [
-    ("twin_2cam", {"cam1": 0.97, "cam2": 0.97}),
-    ("twin_3cam", {"cam1": 0.95, "cam2": 0.98, "cam3": 0.96}),
-    ("twin_overlap", {"cam1": 0.97, "cam2": 0.96}),
+@pytest.mark.parametrize("twin, mota, idf1, link_f1", [
+    ("twin_2cam", {"cam1": 0.97, "cam2": 0.97}, 0.88, 0.90),
+    ("twin_3cam", {"cam1": 0.95, "cam2": 0.98, "cam3": 0.96}, 0.86, 0.87),
+    ("twin_overlap", {"cam1": 0.97, "cam2": 0.96}, 0.92, 0.89),
 ])
-def test_per_camera_mota_on_public_detections(tmp_path, capsys, twin, mota):
+def test_default_flags_track_and_link_the_people(tmp_path, capsys, twin, mota, idf1, link_f1):
+    """Default flags on recordings: offline decisions calibrated from the run (refine=auto)."""
     data, res = run_twin(twin, tmp_path / "out", "--save-mot")
     capsys.readouterr()
     got = {c: round(m["MOTA"], 4) for c, m in res["per_camera"].items()}
     assert all(got[c] >= mota[c] for c in mota), got
+    assert res["multi_camera"]["IDF1"] >= idf1 and res["links"]["f1"] >= link_f1, (res["multi_camera"], res["links"])
+    linker = data["linker"]  # the operating point the run chose, and how it was found
+    assert linker["mode"] == "calibrated" and set(linker["cross_camera"]) and linker["positive"]["confident_links"] >= 3
     # gaps are filled and marked, in trajectories.json and in the MOT txt (last column 1)
     for cam in mota:
         points = [p for i in data["identities"] for t in i["tracks"] if t["camera"] == cam for p in t["points"]]
@@ -76,3 +82,13 @@ def test_no_interpolate_outputs_only_the_detections_and_scores_them(tmp_path, ca
         filled = [p for p in on if p.get("interpolated")]
         assert filled and len(on) == len(off) + len(filled)
         assert res_on["per_camera"][cam]["MOTA"] > res_off["per_camera"][cam]["MOTA"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("twin, idf1, link_f1", [("twin_3cam", 0.71, 0.59), ("twin_overlap", 0.76, 0.62)])
+def test_online_identities_beat_the_reference_linker(tmp_path, capsys, twin, idf1, link_f1):
+    """`--online` (identities as tracklets close, never revised) still beats the reference linker's
+    link F1 where it can (on twin_2cam it does not yet: 0.67 against 0.83)."""
+    data, res = run_twin(twin, tmp_path / "out", "--online")
+    capsys.readouterr()
+    assert res["multi_camera"]["IDF1"] >= idf1 and res["links"]["f1"] >= link_f1, (res["multi_camera"], res["links"])
