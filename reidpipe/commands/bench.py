@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="embedding: time each batch size for at least S seconds per runtime (default 1)")
     g.add_argument("--threads", type=int, metavar="N",
                    help="embedding: threads for both torch and ONNX Runtime (default: torch's default)")
+    g.add_argument("--ablation", action="store_true",
+                   help="with --sources and --gt: run once, then link again with each source of the linker's "
+                   "evidence switched off in turn and score each (does ReID help on these cameras?)")
+    g.add_argument("--gt", nargs="+", metavar="GT_TXT", help="--ablation: MOTChallenge ground truth per source "
+                   "(CAM=PATH, or paths in the order of --sources)")
     g.add_argument("--link-sizes", type=_int_list, default=[1000, 10000, 100000], metavar="N1,N2,...",
                    help="linking: numbers of tracklets (default 1000,10000,100000)")
 
@@ -73,6 +78,8 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {args.output}: expected a .json file path (the pipeline's outputs go "
                          "to --run-output DIR)")
 
+    if args.ablation:
+        return _ablation(args)
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result: dict = {"schema": "reidpipe.bench/1", "environment": {}}
     run_embed = args.embed_only or (args.all and args.reid_weights and args.reid not in ("hist",))
@@ -108,4 +115,24 @@ def main(args: argparse.Namespace) -> int:
     if args.output:
         path = bench.write_json(args.output, result)
         print(f"results written to {path}", file=sys.stderr)
+    return 0
+
+
+def _ablation(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from reidpipe.commands.run import config_from_args
+    from reidpipe.errors import UsageError
+    from reidpipe.pipeline.ablation import ablation, format_ablation
+
+    if not args.sources or not args.gt:
+        raise UsageError("--ablation needs --sources and --gt (one ground-truth file per source)")
+    result = ablation(config_from_args(args), args.sources, args.gt)
+    print(format_ablation(result))
+    if args.output:
+        from reidpipe.files import atomic_write_text
+
+        atomic_write_text(args.output, json.dumps({"schema": "reidpipe.ablation/1", **result}, indent=1) + "\n")
+        print(f"results written to {args.output}", file=sys.stderr)
     return 0
