@@ -343,19 +343,24 @@ def _evidence(p: Problem, labels: np.ndarray, runner: np.ndarray) -> list[LinkEv
 
 
 def _gaps(p: Problem, labels: np.ndarray) -> np.ndarray:
-    """Seconds from the latest end (<= own start) among the other members of each tracklet's group."""
+    """Seconds from the latest end (<= own start) among the other members of each tracklet's group
+    (nan when none). One sort and one binary search over (group, time) keys: a loop over the
+    tracklets took 2 of 10 s for 100,000 in `reidpipe bench --linker-only`."""
     n = labels.size
-    by = np.lexsort((p.ends, labels))  # members by (group, end)
-    lab_s, end_s = labels[by], p.ends[by]
-    out = np.full(n, np.nan)
-    for i in range(n):  # a binary search in the group's slice: no n x n temporary
-        lo, hi = np.searchsorted(lab_s, labels[i], "left"), np.searchsorted(lab_s, labels[i], "right")
-        k = lo + np.searchsorted(end_s[lo:hi], p.starts[i], "right") - 1
-        while k >= lo and by[k] == i:
-            k -= 1
-        if k >= lo:
-            out[i] = p.starts[i] - end_s[k]
-    return out
+    if n == 0:
+        return np.zeros(0)
+    _, rank = np.unique(np.concatenate([p.ends, p.starts]), return_inverse=True)  # exact time order
+    rank = rank.reshape(-1)
+    big = np.int64(2 * n + 1)
+    end_key = labels * big + rank[:n]
+    by_end = np.argsort(end_key, kind="stable")
+    pos = np.searchsorted(end_key[by_end], labels * big + rank[n:], side="right") - 1
+    own = np.empty(n, dtype=np.int64)
+    own[by_end] = np.arange(n)
+    pos = np.where(pos == own, pos - 1, pos)  # never oneself (a tracklet whose end equals its start)
+    prev = by_end[np.maximum(pos, 0)]
+    valid = (pos >= 0) & (labels[prev] == labels)
+    return np.where(valid, p.starts - p.ends[prev], np.nan)
 
 
 def _runner_up(n: int, labels: np.ndarray, in_pairs: list, c: Candidates, cl: Clusters) -> np.ndarray:
