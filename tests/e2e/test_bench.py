@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main as cli
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main as cli
 from reidpipe.reid.datasets.synthetic import write_dataset
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"
 
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import supervision as sv
+from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main
 from reidpipe.pipeline.export import read_trajectories
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 VIDEO = DATA / "videos" / "one-by-one-person-detection.mp4"
 YOLOX = DATA / "models" / "yolox_nano.onnx"
 OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"

@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main
 from reidpipe.pipeline.export import read_trajectories
 from reidpipe.pipeline.score import score
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 MTMC = DATA / "mtmc"
 OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"
 

@@ -10,12 +10,11 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.errors import MalformedInputError, WeightsUnavailableError
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.detect import PublicDetections, YOLOXDetector, infer_detector_kind, load_detector
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def test_public_detections_are_zero_based_xyxy(tmp_path):

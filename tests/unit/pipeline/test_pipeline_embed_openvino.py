@@ -16,7 +16,8 @@ from reidpipe.pipeline.embed import OpenVinoEmbedder, embedder_kind, load_embedd
 
 ov = pytest.importorskip("openvino", reason="the optional package openvino (reidpipe[openvino]) is not installed")
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
+
 OMZ = DATA / "models" / "person-reidentification-retail-0277.xml"
 TWIN = DATA / "mtmc" / "twin_2cam"
 

@@ -8,12 +8,11 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.errors import InputNotFoundError, UsageError
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.embed import OnnxEmbedder, embedder_kind, load_embedder, preprocess
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def linear_model(path: Path, batch, h=8, w=4, dim=6, meta=None, seed=0):
