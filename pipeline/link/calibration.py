@@ -120,7 +120,7 @@ class PositiveModel:
         return {"mu": round(self.mu, 3), "sigma": round(self.sigma, 3), "confident_links": self.n}
 
 
-def prior_log_odds(k: int | np.ndarray):
+def prior_log_odds(k: float | np.ndarray):
     """log odds that a query matches one given candidate of ``k``: uniform over the ``k`` candidates
     and "none of them"."""
     return -np.log(np.maximum(np.asarray(k, np.float64), 1.0))

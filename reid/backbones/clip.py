@@ -209,7 +209,7 @@ class CLIPBackbone(nn.Module):
             self.feature_dim = self.stage_dims[-1]
             self.last_dim = self.stage_dims[-2]
             self.proj_dim = pool.c_proj.out_features
-        self.text_width = self.clip.token_embedding.embedding_dim
+        self.text_width = self.token_embedding.embedding_dim
         self.context_length = clip_model.context_length
 
     # ---------------------------------------------------------------- image side, RN50

@@ -141,6 +141,8 @@ class CANCMA(CLIPReID):
         self.cma = (CrossModalAttention(bb.proj_dim, hidden, heads=cma_heads, scaled=cma_scaled)
                     if use_cma else None)
         self.cma_image_input = cma_image_input
+        self.class_feature_sum: torch.Tensor  # buffers: per-identity sum and count of image features
+        self.class_feature_count: torch.Tensor
         self.register_buffer("class_feature_sum", torch.zeros(num_classes, bb.proj_dim))
         self.register_buffer("class_feature_count", torch.zeros(num_classes))
 
