@@ -106,7 +106,7 @@ class CANCMA(CLIPReID):
     """CLIP-ReID (ViT-B/16, 384x192) + CAN + CMA; see the module docstring."""
 
     variant = "can_cma"
-    PROMPT_STAGE_PREFIXES: ClassVar[tuple[str, ...]] = ("prompt_learner.", "can.")
+    PROMPT_STAGE_PREFIXES: tuple[str, ...] = ("prompt_learner.", "can.")
     IMAGE_STAGE_FROZEN_PREFIXES: ClassVar[tuple[str, ...]] = ("prompt_learner.", "can.")
     #: Eq. (8): L_stage2 = L_ID + L_Tri + L_I2Tce, every term with weight 1.
     ID_LOSS_WEIGHT: ClassVar[dict[str, float]] = {"RN50": 1.0, "ViT-B-16": 1.0}

@@ -140,7 +140,7 @@ class CLIPReID(ReIDModel):
     }
     #: ID-loss weight of stage "image" per backbone (CLIP-ReID configs/person/*_clipreid.yml).
     ID_LOSS_WEIGHT: ClassVar[dict[str, float]] = {"RN50": 1.0, "ViT-B-16": 0.25}
-    PROMPT_STAGE_PREFIXES: ClassVar[tuple[str, ...]] = ("prompt_learner.",)
+    PROMPT_STAGE_PREFIXES: tuple[str, ...] = ("prompt_learner.",)
     IMAGE_STAGE_FROZEN_PREFIXES: ClassVar[tuple[str, ...]] = ("prompt_learner.",)
     TEXT_CHUNK = 64
 
