@@ -317,13 +317,14 @@ def write_videos(folder: str | Path, sources: Sequence[SourceInfo], identities: 
     label_ann = sv.LabelAnnotator(text_scale=0.5, text_padding=3)
     written = []
     for s in sources:
-        uri: str | None = s.uri
+        uri = s.uri
         stride_used, limit = stride, max_frames
         if source_kind(uri) in ("stream", "webcam"):
-            uri = (recordings or {}).get(s.camera)
+            recorded = (recordings or {}).get(s.camera)
             stride_used, limit = 1, None  # the recording holds every frame read
-            if not uri or not Path(uri).exists():
+            if not recorded or not Path(recorded).exists():
                 continue
+            uri = recorded
         by_frame: dict[int, list[tuple]] = {}
         for r in rows.get(s.camera, []):
             by_frame.setdefault(r[0], []).append(r)
