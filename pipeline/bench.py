@@ -186,12 +186,8 @@ def bench_pipeline(config, sources: Sequence[str], *, repeat: int = 1, output: s
             use_cuda = torch.cuda.is_available()
         except ImportError:
             use_cuda = False
-    tmp_ctx = None
-    if output is None:
-        tmp_ctx = tempfile.TemporaryDirectory(prefix="reidpipe-bench-run-")
-        out_dir = Path(tmp_ctx.name)
-    else:
-        out_dir = Path(output)
+    tmp_ctx = tempfile.TemporaryDirectory(prefix="reidpipe-bench-run-") if output is None else None
+    out_dir = Path(tmp_ctx.name if tmp_ctx is not None else str(output))
     runs: list[dict[str, Any]] = []
     det_runs: list[dict[str, Any]] = []
     info: list[Any] = []

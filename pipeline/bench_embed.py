@@ -251,12 +251,8 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
     info: dict[str, Any] = {"weights": str(weights), "device": dev, "threads": threads,
                             "min_time_s": min_time, "amp": bool(amp and dev.startswith("cuda")),
                             "notes": []}
-    tmp_ctx = None
-    if workdir is None:
-        tmp_ctx = tempfile.TemporaryDirectory(prefix="reidpipe-bench-")
-        tmp = Path(tmp_ctx.name)
-    else:
-        tmp = Path(workdir)
+    tmp_ctx = tempfile.TemporaryDirectory(prefix="reidpipe-bench-") if workdir is None else None
+    tmp = Path(tmp_ctx.name if tmp_ctx is not None else str(workdir))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
         per_crop_ort = False
