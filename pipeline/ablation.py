@@ -47,7 +47,7 @@ def ablation(config, sources: list[str], gt: list[str]) -> dict[str, Any]:
         link = dataclasses.replace(pipe._link_config(pipe.embedder.link_threshold if pipe.embedder else 0.5,
                                                      sources), refine=True)
         cameras = [s.camera for s in pipe.sources]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name, switches in VARIANTS.items():
             linker = Linker(dataclasses.replace(link, **switches), cameras)
             identities = order_identities(linker.link(copy.deepcopy(tracklets)))

@@ -187,7 +187,7 @@ def bench_pipeline(config, sources: Sequence[str], *, repeat: int = 1, output: s
         except ImportError:
             use_cuda = False
     tmp_ctx = tempfile.TemporaryDirectory(prefix="reidpipe-bench-run-") if output is None else None
-    out_dir = Path(tmp_ctx.name) if tmp_ctx else Path(output)
+    out_dir = Path(tmp_ctx.name if tmp_ctx is not None else str(output))
     runs: list[dict[str, Any]] = []
     det_runs: list[dict[str, Any]] = []
     info: list[Any] = []
@@ -212,6 +212,7 @@ def bench_pipeline(config, sources: Sequence[str], *, repeat: int = 1, output: s
             detectors = [pipe.detector] * len(sources)
 
     def run_detector_only() -> None:
+        assert detectors is not None  # set by the pipeline pass of run 0, which always comes first
         with PeakMemory(cuda=use_cuda) as mem:
             det = detector_only_pass(config, sources, detectors)
         det["memory"] = mem.to_json()

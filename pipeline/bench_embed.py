@@ -10,6 +10,7 @@ dependency) and, when its batch is fixed at 1, re-saved with a dynamic batch dim
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import tempfile
@@ -69,10 +70,11 @@ def onnx_input_size(path: str | Path) -> tuple[int, int]:
 
     model = onnx.load(str(path), load_external_data=False)
     dims = _dims(model.graph.input[0])
-    if len(dims) != 4 or not all(isinstance(d, int) for d in dims[2:]):
+    h, w = (dims[2], dims[3]) if len(dims) == 4 else (None, None)
+    if not isinstance(h, int) or not isinstance(w, int):
         raise CheckpointError(f"{path}: input {model.graph.input[0].name} has shape {dims}, "
                               "expected (N, 3, H, W) with fixed H and W")
-    return int(dims[2]), int(dims[3])
+    return h, w
 
 
 def onnx_batch_dim(path: str | Path) -> int | str | None:
@@ -250,7 +252,7 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
                             "min_time_s": min_time, "amp": bool(amp and dev.startswith("cuda")),
                             "notes": []}
     tmp_ctx = tempfile.TemporaryDirectory(prefix="reidpipe-bench-") if workdir is None else None
-    tmp = Path(tmp_ctx.name if tmp_ctx else workdir)
+    tmp = Path(tmp_ctx.name if tmp_ctx is not None else str(workdir))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
         per_crop_ort = False
@@ -327,7 +329,7 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
         rows = []
         for bs in sizes:
             x = rng.standard_normal((bs, 3, h, w)).astype(np.float32)
-            t_torch, t_ort = _time_alternating(lambda x=x: runner(x), lambda x=x: ort_run(x), min_time=min_time,
+            t_torch, t_ort = _time_alternating(functools.partial(runner, x), functools.partial(ort_run, x), min_time=min_time,
                                                sync_a=runner.sync)
             mt, mo = statistics.median(t_torch), statistics.median(t_ort)
             rows.append({"batch": bs, "torch_crops_per_s": round(bs / mt, 2), "ort_crops_per_s": round(bs / mo, 2),

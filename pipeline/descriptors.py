@@ -72,7 +72,7 @@ class HistEmbedder:
         """bins (N, H, W) int in [0, nbins) -> (N, stripes, nbins) weighted histograms, normalised."""
         n = bins.shape[0]
         cell = (np.arange(n)[:, None, None] * self.stripes + self._row_stripe[None, :, None]) * nbins + bins
-        hist = np.bincount(cell.ravel(), weights=weights.ravel(), minlength=n * self.stripes * nbins)
+        hist: np.ndarray = np.bincount(cell.ravel(), weights=weights.ravel(), minlength=n * self.stripes * nbins)
         hist = hist.reshape(n, self.stripes, nbins).astype(np.float32)
         hist /= np.maximum(hist.sum(-1, keepdims=True), 1e-12)
         return hist
@@ -83,7 +83,7 @@ class HistEmbedder:
         n = lo.shape[0]
         base = (np.arange(n)[:, None, None] * self.stripes + self._row_stripe[None, :, None]) * nbins
         size = n * self.stripes * nbins
-        hist = np.bincount((base + lo).ravel(), weights=(weights * (1.0 - frac)).ravel(), minlength=size)
+        hist: np.ndarray = np.bincount((base + lo).ravel(), weights=(weights * (1.0 - frac)).ravel(), minlength=size)
         hist += np.bincount((base + hi).ravel(), weights=(weights * frac).ravel(), minlength=size)
         hist = hist.reshape(n, self.stripes, nbins).astype(np.float32)
         hist /= np.maximum(hist.sum(-1, keepdims=True), 1e-12)

@@ -16,6 +16,7 @@ YOLOX ONNX file (output ``(1, N, 85)``: box, objectness, 80 classes) from an ult
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -119,7 +120,7 @@ class YOLOXDetector:
         self.grid = np.concatenate(grids).astype(np.float32)
         self.stride = np.concatenate(strides_col).astype(np.float32)
         self._decoded: bool | None = None if isinstance(out[1], int) and out[1] == len(self.grid) else True
-        self._pad = None
+        self._pad: np.ndarray | None = None
 
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         import cv2
@@ -203,16 +204,16 @@ class UltralyticsDetector:
     def detect(self, frame_bgr: np.ndarray, index: int | None = None):
         import supervision as sv
 
-        kw = {"classes": [PERSON], "conf": self.conf, "iou": self.iou, "verbose": False}
+        kw: dict[str, Any] = {"classes": [PERSON], "conf": self.conf, "iou": self.iou, "verbose": False}
         if self.imgsz:
             kw["imgsz"] = self.imgsz
         if self.device:
             kw["device"] = self.device
-        result = self.model.predict(frame_bgr, **kw)[0]
+        result = cast("list[Any]", self.model.predict(frame_bgr, **kw))[0]  # a list unless stream=True
         det = sv.Detections.from_ultralytics(result)
         if len(det) == 0:
             return _empty()
-        det = det[det.class_id == PERSON]
+        det = cast(sv.Detections, det[det.class_id == PERSON])  # a mask selects Detections
         det.class_id = np.zeros(len(det), int)
         return det
 

@@ -114,7 +114,8 @@ class OnnxEmbedder:
         meta = dict(self.session.get_modelmeta().custom_metadata_map or {})
         self.metadata = meta
         if input_size is None and "reidpipe.input_size" in meta:
-            input_size = tuple(int(v) for v in _floats(meta["reidpipe.input_size"], 2, "reidpipe.input_size", path))
+            h, w = (int(v) for v in _floats(meta["reidpipe.input_size"], 2, "reidpipe.input_size", path))
+            input_size = (h, w)
         if input_size is None:
             if not (isinstance(shape[2], int) and isinstance(shape[3], int)):
                 raise UsageError(f"{self.path}: the input size is dynamic and not in the metadata; "
@@ -272,7 +273,8 @@ class CheckpointEmbedder:
         if self.device.type == "cpu":
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.input_size = tuple(int(v) for v in (input_size or model.input_size))
+        h, w = (int(v) for v in (input_size or model.input_size))
+        self.input_size = (h, w)
         self.mean = tuple(mean or model.pixel_mean)
         self.std = tuple(std or model.pixel_std)
         self.dim = int(model.embed_dim)

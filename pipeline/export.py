@@ -98,7 +98,7 @@ def trajectories_dict(sources: Sequence[SourceInfo], identities: Sequence[Identi
             "last_seen": round(float(max(t.end_t for t in tracks)), 4),
             "tracks": [_track_json(t, ident.evidence.get(t.key)) for t in tracks],
         })
-    doc = {"schema": SCHEMA, "sources": [s.to_json() for s in sources], "identities": out}
+    doc: dict[str, Any] = {"schema": SCHEMA, "sources": [s.to_json() for s in sources], "identities": out}
     if linker is not None:
         doc["linker"] = linker
     return doc
@@ -320,10 +320,11 @@ def write_videos(folder: str | Path, sources: Sequence[SourceInfo], identities: 
         uri = s.uri
         stride_used, limit = stride, max_frames
         if source_kind(uri) in ("stream", "webcam"):
-            uri = (recordings or {}).get(s.camera)
+            recorded = (recordings or {}).get(s.camera)
             stride_used, limit = 1, None  # the recording holds every frame read
-            if not uri or not Path(uri).exists():
+            if not recorded or not Path(recorded).exists():
                 continue
+            uri = recorded
         by_frame: dict[int, list[tuple]] = {}
         for r in rows.get(s.camera, []):
             by_frame.setdefault(r[0], []).append(r)
@@ -334,7 +335,7 @@ def write_videos(folder: str | Path, sources: Sequence[SourceInfo], identities: 
             for index, img in iter_frames(uri, stride=stride_used, max_frames=limit):
                 if writer is None:
                     fps = max(1.0, s.fps / stride_used)
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps,
                                              (img.shape[1], img.shape[0]))
                     if not writer.isOpened():
                         raise OutputError(f"cannot write video {out}")

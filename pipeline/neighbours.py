@@ -214,6 +214,8 @@ def candidate_pairs(X: np.ndarray, k: int, threshold: float, backend: str = "aut
 
         raise ConfigError(f"unknown linker backend {backend!r}; use auto, faiss or numpy")
     if backend == "time":
+        if max_gap is None or starts is None or ends is None:
+            raise ConfigError("linker backend 'time' needs the tracklets' starts, ends and max_gap")
         parts = _time_blocked(X, k, threshold, np.asarray(starts, np.float64), np.asarray(ends, np.float64),
                               float(max_gap))
     elif use_faiss:

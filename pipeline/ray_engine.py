@@ -241,6 +241,10 @@ class RayEngine:
             yield from self._merge.pop()
         yield from self._merge.pop(everything=True)
 
+    def _merger(self) -> LockstepMerge:
+        assert self._merge is not None  # made when the actors start, before any step is received
+        return self._merge
+
     def _receive(self, i: int, ref) -> Iterator[Step]:
         from ray.exceptions import RayActorError
 
@@ -256,7 +260,7 @@ class RayEngine:
             self._frames[step.camera] += step.frames
             if step.end is not None:
                 self._ended.add(step.camera)
-            self._merge.push(step)
+            self._merger().push(step)
         self._submit(i)
 
     def _lose(self, i: int, exc: BaseException) -> Iterator[Step]:
@@ -264,9 +268,10 @@ class RayEngine:
         self._done.add(i)
         cams = [self.names[j] for j in self.groups[i]]
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        merge = self._merger()
         for cam in cams:
-            self._merge.drop(cam)
-        yield from self._merge.pop()
+            merge.drop(cam)
+        yield from merge.pop()
         for j in self.groups[i]:
             cam, info = self.names[j], self._infos[j]
             if cam in self._ended:

@@ -33,7 +33,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reidpipe.console import warn as _warn
 from reidpipe.errors import Interrupted, UsageError, WorkerLostError
@@ -43,6 +43,9 @@ from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
 from reidpipe.pipeline.validate import check_config, check_runnable
 from reidpipe.pipeline.worker import SourceEnd, Step
 from reidpipe.signals import hold_signals, signal_of
+
+if TYPE_CHECKING:
+    from reidpipe.pipeline.ray_engine import RayEngine
 
 __all__ = ["STAGES", "Pipeline", "RunStats"]
 
@@ -120,6 +123,7 @@ class Pipeline:
 
         cfg = self.config
         names = list(cfg.names) if cfg.names is not None else default_names(uris)
+        engine: RayEngine | CameraGroup
         if cfg.engine.kind == "ray":
             from reidpipe.pipeline.ray_engine import RayEngine
 

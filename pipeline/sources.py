@@ -28,11 +28,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reidpipe.errors import EmptyInputError, InputNotFoundError, UsageError
 from reidpipe.pipeline.types import Frame, SourceInfo
+
+if TYPE_CHECKING:
+    import cv2
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_RE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp|srt)://", re.IGNORECASE)
@@ -130,7 +134,7 @@ class Source:
         self.dropped: str | None = None  # warning when a live stream died
         self.error: BaseException | None = None
         self.reconnects = 0
-        self._cap = None
+        self._cap: cv2.VideoCapture | None = None
         self._images: list[Path] = []
         self.info = SourceInfo(camera=camera, uri=self.uri, fps=0.0, width=0, height=0, frames=None,
                                offset=float(offset))
@@ -290,6 +294,8 @@ class Source:
 
     def _run_file(self) -> None:
         cap = self._cap
+        if cap is None:  # opened in open(); only a close() before the reader thread can undo that
+            raise RuntimeError(f"video source {self.uri} is not open")
         total = self.info.frames
         index = 0
         failures = 0
@@ -390,7 +396,7 @@ class Source:
                 self.info.fps = float(fps) if fps and 0 < fps < 1000 else 25.0
                 self.info.height, self.info.width = img.shape[:2]
                 if self.record_path:
-                    writer = cv2.VideoWriter(self.record_path, cv2.VideoWriter_fourcc(*"mp4v"), self.info.fps,
+                    writer = cv2.VideoWriter(self.record_path, cv2.VideoWriter.fourcc(*"mp4v"), self.info.fps,
                                              (self.info.width, self.info.height))
             if img.shape[0] != self.info.height or img.shape[1] != self.info.width:
                 self.corrupt += 1

@@ -38,6 +38,7 @@ the ``--stride``. Their lost-track buffer is given in 30-fps frames, so it is se
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def make_tracker(name: str, *, lost_frames: int = 30, high_conf: float = 0.5, ne
     import trackers
 
     name = name.lower()
-    common = {"lost_track_buffer": int(lost_frames), "frame_rate": 30.0, "minimum_consecutive_frames": int(min_hits)}
+    common: dict[str, Any] = {"lost_track_buffer": int(lost_frames), "frame_rate": 30.0, "minimum_consecutive_frames": int(min_hits)}
     if name == "bytetrack":
         return trackers.ByteTrackTracker(**common, track_activation_threshold=new_conf,
                                          high_conf_det_threshold=high_conf, minimum_iou_threshold=min_iou)
@@ -67,6 +68,12 @@ def make_tracker(name: str, *, lost_frames: int = 30, high_conf: float = 0.5, ne
     raise ConfigError(f"--tracker must be one of {', '.join(TRACKERS)}, got {name!r}")
 
 
+def _bbox(values) -> tuple[float, float, float, float]:
+    """(x1, y1, x2, y2) floats of a 4-vector."""
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return x1, y1, x2, y2
+
+
 def interpolate_points(a: TrackPoint, b: TrackPoint, stamps: list[tuple[int, float]]) -> list[TrackPoint]:
     """Points between detections ``a`` and ``b`` at the processed frames ``stamps`` ((frame, t) pairs
     strictly between them): box corners and score linear in the frame index, marked interpolated."""
@@ -75,7 +82,7 @@ def interpolate_points(a: TrackPoint, b: TrackPoint, stamps: list[tuple[int, flo
     out = []
     for frame, t in stamps:
         w = (frame - a.frame) / span
-        box = tuple(float(v) for v in ba + w * (bb - ba))
+        box = _bbox(ba + w * (bb - ba))
         out.append(TrackPoint(frame=int(frame), t=float(t), bbox=box, score=a.score + w * (b.score - a.score),
                               interpolated=True))
     return out
@@ -169,7 +176,7 @@ class CameraTracker:
             if iou[j] < self.min_iou:
                 break
             box = boxes[j]
-            found.append(TrackPoint(frame=frame, t=t, bbox=tuple(float(v) for v in box), score=float(confs[j])))
+            found.append(TrackPoint(frame=frame, t=t, bbox=_bbox(box), score=float(confs[j])))
             keep = np.arange(len(boxes)) != j  # one box, one track
             self._unconfirmed[k] = (frame, t, boxes[keep], confs[keep])
         return found[::-1]

@@ -249,6 +249,8 @@ class CameraGroup:
 
     @property
     def link_threshold(self) -> float:
+        if self.embedder is None:
+            raise RuntimeError("the link threshold is known once the embedder is loaded (start the group first)")
         return float(self.embedder.link_threshold)
 
     def start(self) -> list[Event]:

@@ -33,12 +33,16 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from reidpipe.errors import CheckpointError, ConfigError
 from reidpipe.files import atomic_output
+
+if TYPE_CHECKING:
+    from reidpipe.reid.base import ReIDModel
 
 __all__ = ["export_onnx", "ExportReport", "ONNX_FORMAT", "DEFAULT_OPSET", "read_onnx_metadata"]
 
@@ -47,7 +51,7 @@ DEFAULT_OPSET = 17
 
 
 class _Embed(nn.Module):
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: ReIDModel):
         super().__init__()
         self.model = model
 

@@ -86,7 +86,7 @@ class PKSampler(_EpochSampler):
         batches = []
         while len(avail) >= self.p:
             chosen = rng.choice(len(avail), size=self.p, replace=False)
-            batch = []
+            batch: list[int] = []
             for c in sorted(chosen):
                 batch.extend(int(i) for i in chunks[avail[c]].pop(0))
             batches.append(batch)

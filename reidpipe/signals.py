@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
 
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
                      if s is not None)
@@ -69,9 +71,9 @@ class HeldSignals:
     """SIGINT/SIGTERM/SIGHUP recorded instead of acted on, from construction until :meth:`release`
     (which restores the previous handlers and returns the signals received meanwhile)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.received: list[int] = []
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
         if _in_main_thread():
             self._previous = {s: signal.signal(s, self._record) for s in STOP_SIGNALS}
 

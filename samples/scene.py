@@ -29,6 +29,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ WALKS = [
     Walk(5, "cam2", 13.5, 16.0, -10, 330, 230),
 ]
 
-CAMERA_LOOK = {
+CAMERA_LOOK: dict[str, dict[str, Any]] = {
     # gain per BGR channel (lighting), person height at foot_y = 240 (scale), background colours
     "cam1": {"gain": (0.78, 0.85, 0.98), "height_at_bottom": 104.0, "wall": (120, 125, 130),
              "floor": (95, 95, 100), "tile": (80, 80, 85)},
@@ -176,7 +177,7 @@ def _render_camera(cam: str, seed: int, video_path: Path | None) -> list[tuple[i
     if video_path is not None:
         import cv2
 
-        writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
+        writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
         if not writer.isOpened():
             from reidpipe.errors import OutputError
 
@@ -185,13 +186,13 @@ def _render_camera(cam: str, seed: int, video_path: Path | None) -> list[tuple[i
     noise_rng = np.random.default_rng([seed, 100 + CAMERAS.index(cam)])
     for f in range(FRAMES):
         t = f / FPS
-        present = [(w, _box_at(w, t, cam)) for w in walks]
-        present = sorted([(w, b) for w, b in present if b is not None], key=lambda wb: wb[0].foot_y)
+        present = sorted([(w, b) for w in walks if (b := _box_at(w, t, cam)) is not None],
+                         key=lambda wb: wb[0].foot_y)
         # visibility from a label raster painted far to near
         label = np.zeros((HEIGHT, WIDTH), np.int16)
         for w, b in present:
-            x1, y1, x2, y2 = (round(v) for v in b)
-            label[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = w.pid
+            ix1, iy1, ix2, iy2 = (round(v) for v in b)
+            label[max(iy1, 0):max(iy2, 0), max(ix1, 0):max(ix2, 0)] = w.pid
         for w, b in present:
             x1, y1, x2, y2 = b
             area = (x2 - x1) * (y2 - y1)

@@ -146,7 +146,8 @@ def apply_override(cfg: dict, base: dict, item: str) -> None:
         if len(parts) == 1:
             raise ConfigError(f"--set {item!r}: set a stage field (stages.<index|name|*>.<key>)")
         targets = _stage_targets(cfg.get("stages") or [], parts[1], item)
-        rest, template, prefix = parts[2:], base["stage_defaults"], ("stages", parts[1])
+        prefix: tuple[str, ...] = ("stages", parts[1])
+        rest, template = parts[2:], base["stage_defaults"]
         if not rest:
             raise ConfigError(f"--set {item!r}: set a stage field (stages.<index|name|*>.<key>)")
     else:

@@ -32,7 +32,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -51,6 +51,10 @@ from reidpipe.trainers.hooks import (
     write_json_atomic,
 )
 from reidpipe.trainers.optim import build_optimizer, lr_at, set_lr
+
+if TYPE_CHECKING:
+    from reidpipe.reid.losses.base import LossSet
+    from reidpipe.reid.sampler import PKSampler, RandomBatchSampler
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -75,7 +79,7 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state = cast(tuple, np.random.get_state())  # legacy=True (the default): the tuple form
     st = {"python": _to_lists(random.getstate()), "torch": torch.get_rng_state(),
           "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
                     "has_gauss": int(np_state[3]), "gauss": float(np_state[4])}}
@@ -164,9 +168,10 @@ class Trainer:
         self.current_lr = 0.0
         self.epoch_logs: dict[str, float] = {}
         self.steps_per_epoch = 0
-        self.optimizer = None
-        self.loss_optimizer = None
-        self.loss_set = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.loss_optimizer: torch.optim.Optimizer | None = None
+        self.loss_set: LossSet | None = None
+        self.sampler: PKSampler | RandomBatchSampler
         self._loss_states: dict[str, dict] = {}
         self._resume_ckpt: dict | None = None
 
@@ -272,29 +277,29 @@ class Trainer:
             losses_cfg = deep_merge(losses_cfg, st["losses"])
         if not losses_cfg:
             raise ConfigError(f"stage {st['name']!r} has no losses (the model gives none and the config sets none)")
-        self.loss_set = build_loss_set(losses_cfg, model=model).to(self.device)
+        self.loss_set = loss_set = build_loss_set(losses_cfg, model=model).to(self.device)
         if st["name"] in self._loss_states:  # same loss set seen in an earlier stage: keep its parameters
-            self.loss_set.load_state_dict(self._loss_states[st["name"]], strict=False)
+            loss_set.load_state_dict(self._loss_states[st["name"]], strict=False)
         if self.world > 1:  # same loss parameters (center-loss centers) on every rank
-            for t in self.loss_set.state_dict().values():
+            for t in loss_set.state_dict().values():
                 torch.distributed.broadcast(t, src=0)
-        loss_named = list(self.loss_set.trainable_parameters())
+        loss_named = list(loss_set.trainable_parameters())
         opt = st["optimizer"]
         if loss_named and opt.get("loss_lr") is None:
             named = named + [(f"loss.{n}", p) for n, p in loss_named]
-        self.optimizer = build_optimizer(named, opt)
+        self.optimizer = optimizer = build_optimizer(named, opt)
         self.loss_optimizer = None
         if loss_named and opt.get("loss_lr") is not None:
             self.loss_optimizer = torch.optim.SGD([p for _, p in loss_named], lr=float(opt["loss_lr"]))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         if restoring is not None:
-            self.optimizer.load_state_dict(restoring["optimizer"])
+            optimizer.load_state_dict(restoring["optimizer"])
             if self.loss_optimizer is not None and restoring.get("loss_optimizer"):
                 self.loss_optimizer.load_state_dict(restoring["loss_optimizer"])
             if restoring.get("scaler"):
                 self.scaler.load_state_dict(restoring["scaler"])
             if restoring.get("loss_set"):
-                self.loss_set.load_state_dict(restoring["loss_set"])
+                loss_set.load_state_dict(restoring["loss_set"])
         self.train_model = model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -318,31 +323,38 @@ class Trainer:
                                  pin_memory=self.device.type == "cuda", persistent_workers=False)
         self.log(f"stage {self.stage_index + 1}/{len(self.cfg['stages'])} {st['name']!r}: {st['epochs']} epochs, "
                  f"{sum(p.numel() for _, p in named) / 1e6:.3f} M trainable parameters, "
-                 f"losses {list(self.loss_set.names)}, {len(self.sampler)} iterations/epoch")
+                 f"losses {list(loss_set.names)}, {len(self.sampler)} iterations/epoch")
+
+    def _prepared(self) -> tuple[torch.optim.Optimizer, LossSet]:
+        """The stage's optimizer and loss set, which ``_prepare_stage`` sets before any step."""
+        if self.optimizer is None or self.loss_set is None:
+            raise RuntimeError("no training stage prepared yet (Trainer._prepare_stage comes first)")
+        return self.optimizer, self.loss_set
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One optimisation step; returns the logged scalars."""
         dev = self.device
         batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
         extra = {"parsing": batch["parsing"]} if "parsing" in batch else {}
+        optimizer, loss_set = self._prepared()
         with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=self.amp):
             out = self.train_model(batch["images"], labels=batch["labels"], cams=batch["cams"], **extra)
-            res = self.loss_set(out, batch)
-        self.optimizer.zero_grad(set_to_none=True)
+            res = loss_set(out, batch)
+        optimizer.zero_grad(set_to_none=True)
         if self.loss_optimizer is not None:
             self.loss_optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(res.total).backward()
         clip = self.stage_cfg.get("grad_clip")
         if clip:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], float(clip))
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], float(clip))
         if self.loss_optimizer is not None:
             self.scaler.unscale_(self.loss_optimizer)
             self._fix_loss_grads()
             self.scaler.step(self.loss_optimizer)
         elif self.world > 1:
             self._fix_loss_grads(scale=False)
-        self.scaler.step(self.optimizer)
+        self.scaler.step(optimizer)
         self.scaler.update()
         self.global_step += 1
         logs = {"loss": float(res.total.detach())}
@@ -353,8 +365,9 @@ class Trainer:
 
     def _fix_loss_grads(self, scale: bool = True) -> None:
         by_weight = scale and self.stage_cfg["optimizer"].get("loss_grad_by_weight", True)
-        for name, loss in self.loss_set.losses.items():
-            w = self.loss_set.weights.get(name, 1.0)
+        loss_set = self._prepared()[1]
+        for name, loss in loss_set.losses.items():
+            w = loss_set.weights.get(name, 1.0)
             for p in loss.parameters():
                 if p.grad is None:
                     continue
@@ -396,7 +409,7 @@ class Trainer:
                 done_now += 1
             if stopped:
                 break
-            self._loss_states[self.stage_name] = {k: v.detach().clone() for k, v in self.loss_set.state_dict().items()}
+            self._loss_states[self.stage_name] = {k: v.detach().clone() for k, v in self._prepared()[1].state_dict().items()}
             for h in self.hooks:
                 h.after_stage(self)
         for h in self.hooks:
@@ -417,7 +430,7 @@ class Trainer:
         self.sampler.set_epoch(self.epoch)
         self.steps_per_epoch = len(self.sampler)
         self.current_lr = lr_at(st["schedule"], float(st["optimizer"]["lr"]), self.epoch, int(st["epochs"]))
-        set_lr(self.optimizer, self.current_lr)
+        set_lr(self._prepared()[0], self.current_lr)
         self.model.train()
         _freeze_bn_of_frozen(self.model)
         for h in self.hooks:
@@ -443,16 +456,18 @@ class Trainer:
     def save(self, name: str) -> Path:
         from reidpipe.reid.checkpoint import save_checkpoint
 
+        optimizer, loss_set = self._prepared()
+
         state = {
             "training": {
                 "stage_index": self.stage_index, "stage": self.stage_name, "epoch": self.epoch,
                 "stage_epochs": int(self.stage_cfg["epochs"]), "global_step": self.global_step,
                 "best": self.best, "config": self.cfg, "world_size": self.world,
             },
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer.state_dict(),
             "loss_optimizer": self.loss_optimizer.state_dict() if self.loss_optimizer is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "loss_set": self.loss_set.state_dict(),
+            "loss_set": loss_set.state_dict(),
             "loss_states": self._loss_states,
             "rng": rng_state(),
             "metrics": self.last_eval and {k: v for k, v in self.last_eval.items() if k != "cmc"},

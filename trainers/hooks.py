@@ -14,9 +14,12 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reidpipe.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 
 class Hook:
@@ -100,7 +103,7 @@ class LoggerHook(Hook):
     """Per-epoch rows in ``metrics.csv`` and ``metrics.jsonl``; per-step scalars in TensorBoard."""
 
     def __init__(self) -> None:
-        self.writer = None
+        self.writer: SummaryWriter | None = None
 
     def before_run(self, tr) -> None:
         if tr.is_main and tr.cfg["log"].get("tensorboard"):

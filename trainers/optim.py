@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from typing import Any
 
 import torch
 
@@ -46,7 +47,7 @@ def build_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], opt: dic
     """Parameter groups: biases get ``lr · bias_lr_factor`` and ``weight_decay_bias`` (BoT / CLIP-ReID)."""
     name = str(opt.get("name", "adam")).lower()
     lr = float(opt["lr"])
-    groups = []
+    groups: list[dict[str, Any]] = []
     for n, p in named_params:
         is_bias = n.endswith("bias")
         groups.append({"params": [p], "name": n,

@@ -120,7 +120,7 @@ class PositiveModel:
         return {"mu": round(self.mu, 3), "sigma": round(self.sigma, 3), "confident_links": self.n}
 
 
-def prior_log_odds(k: int | np.ndarray):
+def prior_log_odds(k: float | np.ndarray):
     """log odds that a query matches one given candidate of ``k``: uniform over the ``k`` candidates
     and "none of them"."""
     return -np.log(np.maximum(np.asarray(k, np.float64), 1.0))
@@ -140,8 +140,8 @@ def sample_pairs(n_a: int, n_b: int, rng: np.random.Generator, same: bool = Fals
         keep = i != j
         return np.minimum(i, j)[keep], np.maximum(i, j)[keep]
     if n_a * n_b <= limit:
-        i, j = np.meshgrid(np.arange(n_a), np.arange(n_b), indexing="ij")
-        return i.ravel(), j.ravel()
+        gi, gj = np.meshgrid(np.arange(n_a), np.arange(n_b), indexing="ij")
+        return gi.ravel(), gj.ravel()
     return rng.integers(0, n_a, limit), rng.integers(0, n_b, limit)
 
 

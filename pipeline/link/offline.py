@@ -105,13 +105,19 @@ def _rowdot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", A, B)
 
 
+def _fallback(config: LinkerConfig) -> float:
+    """The fixed fallback cosine (``Linker`` fills it in before any linking)."""
+    assert config.fallback_similarity is not None
+    return float(config.fallback_similarity)
+
+
 # ------------------------------------------------------------------------------ step 2: in camera
 def _in_camera_threshold(p: Problem, idx: np.ndarray, config: LinkerConfig, rng, op: cal.OperatingPoint) -> float:
     cam = p.cameras[int(p.code[idx[0]])]
     if config.min_similarity is not None:
         return float(config.min_similarity)
     if not config.calibrate:
-        return float(config.fallback_similarity)
+        return _fallback(config)
     i, j = coexisting_pairs(p.starts[idx], p.ends[idx], rng)
     source = "coexisting pairs"
     if i.size < cal.MIN_NEGATIVES:  # people came one at a time: all pairs are still mostly negatives
@@ -120,11 +126,11 @@ def _in_camera_threshold(p: Problem, idx: np.ndarray, config: LinkerConfig, rng,
     sims = _rowdot(p.X[idx[i]], p.X[idx[j]])
     neg = cal.NegativeModel.fit(sims)
     if neg is None:
-        op.in_camera[cam] = {"pairs": int(i.size), "threshold": float(config.fallback_similarity),
+        op.in_camera[cam] = {"pairs": int(i.size), "threshold": _fallback(config),
                              "fallback": True}
         op.notes.append(f"{cam}: {idx.size} tracklets, too few to calibrate re-entry: "
                         f"fallback cosine {config.fallback_similarity:.2f}")
-        return float(config.fallback_similarity)
+        return _fallback(config)
     n = len(idx)
     z = cal.bonferroni_z(int(n * alternatives(n, p.starts[idx], p.ends[idx], config.max_gap) / 2), neg.dof)
     thr = neg.cosine(z)
@@ -198,7 +204,7 @@ def _cross_candidates(cl: Clusters, config: LinkerConfig, rules: Constraints, rn
             if fixed is None and neg is None:
                 op.notes.append(f"{name}: too few pairs to calibrate: fallback cosine {config.fallback_similarity:.2f}")
             thr = fixed if fixed is not None else (
-                neg.cosine(Z_SEARCH) if neg is not None else config.fallback_similarity)
+                neg.cosine(Z_SEARCH) if neg is not None else _fallback(config))
             both = np.concatenate([ia, ib])
             i, j, s = candidate_pairs(cl.G[both], config.knn, thr, config.backend, cl.start[both],
                                       cl.end[both], config.max_gap)
@@ -287,7 +293,7 @@ def _decide(c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Co
     adds no link."""
     groups = Groups(cl.start, cl.end, cl.code, cl.sightings)
     calibrated = ~np.isnan(c.z)
-    fixed = config.min_similarity if config.min_similarity is not None else config.fallback_similarity
+    fixed = config.min_similarity if config.min_similarity is not None else _fallback(config)
     plain = c.sim.astype(np.float64) - fixed  # fixed threshold or fallback: plain cosine
     if not calibrated.any():
         _merge_in_order(groups, c, plain, rules)

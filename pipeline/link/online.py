@@ -71,6 +71,7 @@ class OnlineLinker:
         one = Sightings.one(t.start_t, t.end_t, cam)
         for gid in sorted(set(mates), key=lambda g: (-mates.count(g), g)):
             ident = self.identities[gid]
+            assert ident.sightings is not None  # an identity in _of has joined a tracklet
             if not self.rules.groups(ident.sightings, one):
                 return ident
         return self._new()

@@ -120,7 +120,7 @@ def clip_config(arch: str, tiny: bool = False) -> dict[str, Any]:
     return copy.deepcopy(_CONFIGS[(arch, bool(tiny))])
 
 
-def _set_last_stride_1(visual: nn.Module) -> None:
+def _set_last_stride_1(visual: Any) -> None:
     """Turn layer4's downsampling off in open_clip's ModifiedResNet (anti-aliased avg-pool stride)."""
     block = visual.layer4[0]
     block.avgpool = nn.Identity()
@@ -161,11 +161,14 @@ class CLIPBackbone(nn.Module):
 
     def __init__(self, clip_model: nn.Module, arch: str, input_size: tuple[int, int], stride_size: int = 16):
         super().__init__()
-        self.clip = clip_model
+        # open_clip's CLIP: its submodules and parameters are reached by name, which nn.Module's
+        # __getattr__ types as ``Tensor | Module``; typed Any so the attribute chains check
+        self.clip: Any = clip_model
         self.arch = arch
         self.is_vit = arch.startswith("ViT")
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        visual = clip_model.visual
+        visual: Any = clip_model.visual
+        self.grid_size: tuple[int, int]
         if self.is_vit:
             patch = visual.patch_size[0]
             if not 1 <= stride_size <= patch:
@@ -201,11 +204,12 @@ class CLIPBackbone(nn.Module):
                 )
             visual.image_size = self.input_size
             self.grid_size = new
-            self.stage_dims = [layer[-1].conv3.out_channels for layer in self.stages]
+            stages: list[Any] = self.stages  # nn.Sequential of open_clip Bottlenecks
+            self.stage_dims = [layer[-1].conv3.out_channels for layer in stages]
             self.feature_dim = self.stage_dims[-1]
             self.last_dim = self.stage_dims[-2]
             self.proj_dim = pool.c_proj.out_features
-        self.text_width = clip_model.token_embedding.embedding_dim
+        self.text_width = self.token_embedding.embedding_dim
         self.context_length = clip_model.context_length
 
     # ---------------------------------------------------------------- image side, RN50
@@ -384,7 +388,7 @@ def _cached_openai_file(arch: str) -> str | None:
         try:
             from huggingface_hub import try_to_load_from_cache
         except ImportError:  # pragma: no cover - huggingface_hub ships with open_clip
-            try_to_load_from_cache = None
+            try_to_load_from_cache = None  # type: ignore[assignment]  # optional import fallback
         if try_to_load_from_cache is not None:
             repo, filename = os.path.split(hub)
             for name in ([filename] if filename else []) + [

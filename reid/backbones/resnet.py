@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -78,7 +79,7 @@ class ResNetTrunk(nn.Module):
 
 
 def _stage_out_channels(layer: nn.Sequential) -> int:
-    last = layer[-1]
+    last: Any = layer[-1]  # torchvision BasicBlock (bn2) or Bottleneck (bn3)
     return last.bn3.num_features if hasattr(last, "bn3") else last.bn2.num_features
 
 

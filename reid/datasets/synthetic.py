@@ -40,8 +40,8 @@ def person_image(pid: int, cam: int, idx: int, size: tuple[int, int] = (64, 32))
     lab[h1:h2, x0:x1] = LIP_UPPER
     img[h2:h3, x0 + 1:x1 - 1] = pants
     lab[h2:h3, x0 + 1:x1 - 1] = LIP_PANTS
-    img = img * (0.8 + 0.05 * cam) + rng.normal(0, 8, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8), lab
+    lit = img * (0.8 + 0.05 * cam) + rng.normal(0, 8, img.shape)
+    return np.clip(lit, 0, 255).astype(np.uint8), lab
 
 
 def _save(path: Path, rgb: np.ndarray) -> None:
@@ -118,7 +118,7 @@ def write_dataset(layout: str, root: str | Path, *, ids: int = 6, per_cam: int =
         d = root / ("MSMT17_V1" if version == 1 else "MSMT17_V2")
         tr, te = ("train", "test") if version == 1 else ("mask_train_v2", "mask_test_v2")
         w = _Writer(d, pr, size)
-        lists = {"train": [], "val": [], "query": [], "gallery": []}
+        lists: dict[str, list] = {"train": [], "val": [], "query": [], "gallery": []}
         for label, pid in enumerate(train_p):
             for c in range(1, cams + 1):
                 for i in range(per_cam):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, overload
 
 import torch
 from torch import nn
@@ -49,12 +49,17 @@ __all__ = [
 ]
 
 _LOSSES: dict[str, type[Loss]] = {}
+_L = TypeVar("_L", bound="type[Loss]")
 
 
+@overload
+def register_loss(name: str, cls: None = None) -> Callable[[_L], _L]: ...
+@overload
+def register_loss(name: str, cls: _L) -> _L: ...
 def register_loss(name: str, cls: type[Loss] | None = None) -> Callable | type[Loss]:
     """Register a loss class under ``name``; usable as ``@register_loss("name")`` or a plain call."""
 
-    def _register(klass: type[Loss]) -> type[Loss]:
+    def _register(klass: _L) -> _L:
         if not (isinstance(klass, type) and issubclass(klass, Loss)):
             raise ConfigError(f"loss {name!r}: {klass!r} is not a subclass of reidpipe.reid.losses.Loss")
         old = _LOSSES.get(name)
@@ -86,6 +91,7 @@ def get_loss_class(name: str) -> type[Loss]:
 
 def read_output(output: ReIDOutput, key: str, loss_name: str = "") -> Any:
     """``output.features`` / ``output.logits`` for those names, else ``output.extras[key]``."""
+    value: Any
     if key == "features":
         value = output.features
     elif key == "logits":
@@ -170,12 +176,14 @@ class LossSet(nn.Module):
 
     def forward(self, output: ReIDOutput, batch: dict) -> LossResult:
         terms: dict[str, torch.Tensor] = {}
-        total = None
+        total: torch.Tensor | None = None
         for name, loss in self.losses.items():
             value = loss(output, batch)
             terms[name] = value
             weighted = self.weights[name] * value
             total = weighted if total is None else total + weighted
+        if total is None:
+            raise ConfigError("the loss set is empty: give at least one loss")
         return LossResult(total=total, terms=terms, weights=dict(self.weights))
 
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:

@@ -93,7 +93,7 @@ class _ImageTextContrastive(Loss):
         )
         t_labels = output.extras.get(self.text_labels_key)
         t_labels = labels if t_labels is None else t_labels.to(labels.device)
-        texts_l = as_list(texts)
+        texts_l = list(as_list(texts))
         if len(texts_l) == 1 and len(images) > 1:
             texts_l = texts_l * len(images)
         if len(texts_l) != len(images):

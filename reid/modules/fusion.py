@@ -91,10 +91,12 @@ class HierarchicalFusionHead(nn.Module):
 
     def forward(self, feats: Sequence[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """``feats``: one map per input stage; ``size``: the (h, w) of the stride-``out_stride`` grid."""
-        out = None
+        out: torch.Tensor | None = None
         for conv, stride, x in zip(self.align, self.in_strides, feats):
             x = self.resample(conv(x), stride, size)
             out = x if out is None else out + x
+        if out is None:
+            raise ValueError("HierarchicalFusionHead: no feature maps given")
         return out / len(self.align) if self.fuse == "mean" else out
 
     def resample(self, x: torch.Tensor, stride: int, size: tuple[int, int]) -> torch.Tensor:

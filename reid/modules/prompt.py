@@ -82,6 +82,11 @@ class PromptLearner(nn.Module):
     def backbone(self):
         return self._backbone[0]
 
+    @property
+    def device(self) -> torch.device:
+        """Where the learner lives (its token buffers move with its parameters)."""
+        return self.tokens().device
+
     def _single_token_id(self, word: str) -> int:
         ids = self.backbone.tokenize(word)[0]
         ids = ids[(ids != 0) & (ids != ids.max())]  # drop SOT/EOT padding
@@ -149,6 +154,8 @@ class PromptLearner(nn.Module):
         if x_pos.numel() or y_pos.numel():
             emb = emb.clone()
         if x_pos.numel():
+            # add_template made cls_ctx for a template with X tokens; labels were required above
+            assert self.cls_ctx is not None and labels is not None
             labels = labels.to(self.cls_ctx.device).long()
             if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
                 raise ConfigError(
@@ -159,6 +166,7 @@ class PromptLearner(nn.Module):
                 cls = cls + (cls_offset.unsqueeze(1) if cls_offset.dim() == 2 else cls_offset).to(emb.dtype)
             emb[:, x_pos] = cls
         if y_pos.numel():
+            assert self.ctx is not None  # add_template made it for a template with Y tokens
             ctx = self.ctx.to(emb.dtype).unsqueeze(0).expand(n, -1, -1)
             if ctx_offset is not None:
                 off = ctx_offset.unsqueeze(1) if ctx_offset.dim() == 2 else ctx_offset

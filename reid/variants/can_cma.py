@@ -106,7 +106,7 @@ class CANCMA(CLIPReID):
     """CLIP-ReID (ViT-B/16, 384x192) + CAN + CMA; see the module docstring."""
 
     variant = "can_cma"
-    PROMPT_STAGE_PREFIXES: ClassVar[tuple[str, ...]] = ("prompt_learner.", "can.")
+    PROMPT_STAGE_PREFIXES: tuple[str, ...] = ("prompt_learner.", "can.")
     IMAGE_STAGE_FROZEN_PREFIXES: ClassVar[tuple[str, ...]] = ("prompt_learner.", "can.")
     #: Eq. (8): L_stage2 = L_ID + L_Tri + L_I2Tce, every term with weight 1.
     ID_LOSS_WEIGHT: ClassVar[dict[str, float]] = {"RN50": 1.0, "ViT-B-16": 1.0}
@@ -141,6 +141,8 @@ class CANCMA(CLIPReID):
         self.cma = (CrossModalAttention(bb.proj_dim, hidden, heads=cma_heads, scaled=cma_scaled)
                     if use_cma else None)
         self.cma_image_input = cma_image_input
+        self.class_feature_sum: torch.Tensor  # buffers: per-identity sum and count of image features
+        self.class_feature_count: torch.Tensor
         self.register_buffer("class_feature_sum", torch.zeros(num_classes, bb.proj_dim))
         self.register_buffer("class_feature_count", torch.zeros(num_classes))
 

@@ -79,7 +79,7 @@ Extending (``mscsa_tgi``, ``can_cma``, ``pivl`` subclass this class rather than 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -140,7 +140,7 @@ class CLIPReID(ReIDModel):
     }
     #: ID-loss weight of stage "image" per backbone (CLIP-ReID configs/person/*_clipreid.yml).
     ID_LOSS_WEIGHT: ClassVar[dict[str, float]] = {"RN50": 1.0, "ViT-B-16": 0.25}
-    PROMPT_STAGE_PREFIXES: ClassVar[tuple[str, ...]] = ("prompt_learner.",)
+    PROMPT_STAGE_PREFIXES: tuple[str, ...] = ("prompt_learner.",)
     IMAGE_STAGE_FROZEN_PREFIXES: ClassVar[tuple[str, ...]] = ("prompt_learner.",)
     TEXT_CHUNK = 64
 
@@ -161,7 +161,7 @@ class CLIPReID(ReIDModel):
             raise ConfigError(f"{self.variant}: backbone must be one of {', '.join(ARCHS)}, got {backbone!r}")
         if neck_feat not in ("before", "after"):
             raise ConfigError(f"{self.variant}: neck_feat must be 'before' or 'after', got {neck_feat!r}")
-        input_size = tuple(input_size) if input_size is not None else default_input_size(tiny)
+        input_size = cast("tuple[int, int]", tuple(input_size)) if input_size is not None else default_input_size(tiny)
         clip = build_clip(
             backbone, input_size=input_size, pretrained=pretrained, tiny=tiny, stride_size=stride_size
         )
@@ -246,7 +246,7 @@ class CLIPReID(ReIDModel):
 
     def compute_class_text_features(self) -> torch.Tensor:
         """Text features of every identity, computed in chunks without gradients."""
-        device = self.prompt_learner.cls_ctx.device
+        device = self.prompt_learner.device
         feats = []
         with torch.no_grad():
             for start in range(0, self.num_classes, self.TEXT_CHUNK):
@@ -255,7 +255,7 @@ class CLIPReID(ReIDModel):
         return torch.cat(feats, dim=0)
 
     def class_text_features(self) -> torch.Tensor:
-        device = self.prompt_learner.cls_ctx.device
+        device = self.prompt_learner.device
         if self._text_cache is None or self._text_cache.device != device:
             self._text_cache = self.compute_class_text_features()
         return self._text_cache

@@ -48,7 +48,7 @@ Parameters at full size (pretrained=False, 751 Market-1501 classes excluded, see
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -134,7 +134,8 @@ class MFA(ReIDModel):
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         fmap = self.feature_map(images)
-        bn = torch.cat([branch.neck.bn(branch.pool(branch.conv(fmap))) for branch in self.branches], dim=1)
+        bn = torch.cat([branch.neck.bn(branch.pool(branch.conv(fmap)))
+                        for branch in cast("list[LocalBranch]", list(self.branches))], dim=1)
         return F.normalize(bn, dim=1)
 
     def trainable_parameters(self, name: str) -> list[tuple[str, nn.Parameter]]:
@@ -158,7 +159,7 @@ def build_mfa(*, num_classes: int, pretrained: bool | str = True, tiny: bool = F
                   channel_softmax=str(channel_softmax), local_branches=bool(local_branches),
                   branch_reduction=int(branch_reduction), gem_p=float(gem_p), depth=int(depth),
                   last_stride=int(last_stride))
-    return MFA(num_classes=num_classes, trunk=trunk, input_size=tuple(input_size), parts=parts,
+    return MFA(num_classes=num_classes, trunk=trunk, input_size=cast("tuple[int, int]", tuple(input_size)), parts=parts,
                cpaa_stages=cpaa_stages, cpaa_reduction=cpaa_reduction, cpaa_channel=cpaa_channel,
                cpaa_spatial=cpaa_spatial, channel_softmax=channel_softmax, local_branches=local_branches,
                branch_reduction=branch_reduction, gem_p=gem_p, build_kwargs=kwargs)

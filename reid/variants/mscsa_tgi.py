@@ -59,7 +59,7 @@ it); MSCSA 2.31 M, TGI 3.95 M; the gap to 100.70 M is discussed in /work/notes/v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -99,7 +99,7 @@ class MSCSATGI(CLIPReID):
         # stage input channels, stage output channels, the stage's downsampling (1, 2, 2, 1 in CLIP RN50
         # with last stride 1)
         geometry = {i + 1: (int(stage[0].conv1.in_channels), int(bb.stage_dims[i]), int(stage[0].stride))
-                    for i, stage in enumerate(bb.stages)}
+                    for i, stage in enumerate(cast("list[Any]", bb.stages))}  # open_clip Bottlenecks
         stages = tuple(mscsa_stages) if mscsa_stages is not None else ()
         self.mscsa = (MSCSA(stages, geometry=geometry, reduction=mscsa_reduction,
                             spatial_reduction=mscsa_spatial_reduction, spatial_value=mscsa_spatial_value,
@@ -121,7 +121,7 @@ class MSCSATGI(CLIPReID):
         outer = torch.is_grad_enabled()
         reopen = (not outer and self.stage == "prompt" and self.mscsa is not None
                   and self.mscsa_train_prompt and self.mscsa.training)
-        first = self.mscsa.stages[0] if reopen else 0
+        first = self.mscsa.stages[0] if reopen and self.mscsa is not None else 0
         with torch.set_grad_enabled(outer):
             x = bb.stem(images)
         maps = []

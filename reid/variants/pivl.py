@@ -107,6 +107,7 @@ class PiVL(CLIPReID):
         super().__init__(**kwargs)
         clip = self.backbone
         self.part_prompts = PartPromptEncoder(self.prompt_learner, part_template)
+        self.pyramid: SimpleFeaturePyramid | None
         if clip.is_vit:
             self.pyramid = SimpleFeaturePyramid(clip.feature_dim)
             in_channels, in_strides = self.pyramid.out_channels, self.pyramid.strides
@@ -154,7 +155,7 @@ class PiVL(CLIPReID):
     def fused_features(self, enc: dict[str, Any], image_size: tuple[int, int]) -> torch.Tensor:
         """The hierarchical fusion head's (N, proj_dim, H/8, W/8) map (training only)."""
         size = (image_size[0] // self.fusion_stride, image_size[1] // self.fusion_stride)
-        if self.backbone.is_vit:
+        if self.pyramid is not None:  # ViT
             tokens = enc["stages"][-1][:, 1:]
             gh, gw = self.backbone.grid_size
             fmap = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, gh, gw)
@@ -165,19 +166,21 @@ class PiVL(CLIPReID):
 
     def pair_text_features(self, pair_ids: torch.Tensor, pair_parts: torch.Tensor) -> torch.Tensor:
         """Frozen (stage ``image``) part-text embeddings of (identity, part) pairs, cached per pair."""
-        device = self.prompt_learner.cls_ctx.device
-        if self._pair_cache is None or self._pair_cache.device != device:
-            self._pair_cache = torch.zeros(self.num_classes * NUM_PARTS, self.backbone.proj_dim, device=device)
-            self._pair_filled = torch.zeros(self.num_classes * NUM_PARTS, dtype=torch.bool, device=device)
+        device = self.prompt_learner.device
+        cache, filled = self._pair_cache, self._pair_filled
+        if cache is None or filled is None or cache.device != device:
+            cache = torch.zeros(self.num_classes * NUM_PARTS, self.backbone.proj_dim, device=device)
+            filled = torch.zeros(self.num_classes * NUM_PARTS, dtype=torch.bool, device=device)
+            self._pair_cache, self._pair_filled = cache, filled
         code = (pair_ids * NUM_PARTS + pair_parts).to(device)
-        todo = code[~self._pair_filled[code]]
+        todo = code[~filled[code]]
         if todo.numel():
             with torch.no_grad():
                 for start in range(0, todo.numel(), self.TEXT_CHUNK):
                     chunk = todo[start:start + self.TEXT_CHUNK]
-                    self._pair_cache[chunk] = self.part_prompts(chunk // NUM_PARTS, chunk % NUM_PARTS).float()
-            self._pair_filled[todo] = True
-        return self._pair_cache[code]
+                    cache[chunk] = self.part_prompts(chunk // NUM_PARTS, chunk % NUM_PARTS).float()
+            filled[todo] = True
+        return cache[code]
 
     def _parsing_pairs(self, parsing, batch_size: int, labels: torch.Tensor | None, size, device):
         if parsing is None or labels is None:

@@ -185,6 +185,7 @@ def main(args: argparse.Namespace) -> int:
     pipe = Pipeline(cfg)
     identities = pipe.run(args.sources)
     st = pipe.stats
+    assert pipe.output_dir is not None  # run() checked and made it
     multi = sum(1 for i in identities if len(i.cameras) > 1)
     print(f"{len(identities)} identities ({multi} seen by several cameras) from {st['tracklets']} tracks, "
           f"{sum(st['frames'].values())} frames at {st['fps']['total']:.1f} fps; "
