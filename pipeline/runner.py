@@ -90,6 +90,10 @@ class Pipeline:
             run.interrupted, run.stop_signal = True, late_signals[0]
         self.run_stats = run.stats(total=time.perf_counter() - t_run)
         self.stats = self.run_stats.to_json()
+        if self.config.report:  # from the outputs just written (events.jsonl closed)
+            from reidpipe.pipeline.report import write_report
+
+            write_report(self.output_dir)
         if run.interrupted:
             raise Interrupted(f"interrupted: outputs with the {sum(run.frames.values())} frames seen so far "
                               f"written to {self.output_dir}", signum=run.stop_signal)
@@ -126,7 +130,8 @@ class Pipeline:
             engine = RayEngine(cfg, uris, names)
         else:
             engine = CameraGroup(cfg, uris, names, offsets=cfg.offsets, detections=cfg.detections,
-                                 record_dir=str(self.output_dir) if cfg.save_video else None)
+                                 record_dir=str(self.output_dir) if cfg.save_video else None,
+                                 thumbs_dir=str(self.output_dir / "thumbs") if cfg.crops else None)
         self.sources = engine.open()
         if isinstance(engine, CameraGroup):
             self.detector = engine.workers[0].detector
