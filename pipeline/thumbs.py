@@ -3,7 +3,8 @@
 A :class:`ThumbWriter` keeps, per (camera, track), the ``keep`` best crops by the sampler's quality
 (:func:`reidpipe.pipeline.sampler.quality_gate`), shrunk to ``height`` pixels and JPEG-encoded in
 memory; when the track closes they are written as ``<folder>/<camera>_<track>_<k>.jpg`` (k = 0 is the
-best). A track that never closes as an output track (too short) is dropped with :meth:`forget`.
+best). The sampler only picks crops of output tracks, and every output track closes (at the latest
+when the run ends), so nothing stays in memory.
 
 Only the in-process engine keeps thumbnails (``--engine ray`` skips them: the crops stay on the
 actors); ``--no-crops`` turns them off for sites that must not keep images of people.
@@ -57,9 +58,6 @@ class ThumbWriter:
             p.write_bytes(jpeg)
             paths.append(p)
         return paths
-
-    def forget(self, camera: str, track: int) -> None:
-        self._best.pop((camera, int(track)), None)
 
     def _encode(self, crop: np.ndarray) -> bytes | None:
         import cv2
