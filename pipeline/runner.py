@@ -248,7 +248,8 @@ class _Run:
             with self.timer("export"):
                 self._write()
             self.events.emit("run_end", interrupted=self.interrupted, identities=len(self.identities),
-                             tracklets=len(self.linker.tracklets), frames=sum(self.frames.values()))
+                             tracklets=len(self.linker.tracklets), frames=sum(self.frames.values()),
+                             seconds={k: round(v, 4) for k, v in self._stage_seconds().items()})
         except BaseException:
             self.t_loop_end = self.t_loop_end or time.perf_counter()
             if not quiet:
@@ -285,13 +286,17 @@ class _Run:
             for p in recordings.values():
                 Path(p).unlink(missing_ok=True)
 
-    def stats(self, total: float) -> RunStats:
+    def _stage_seconds(self) -> dict[str, float]:
+        """Seconds per stage so far (the workers' and this driver's), decode = the readers' sum."""
         timer = StageTimer()
         timer.merge(self.engine.timer.seconds)
         timer.merge(self.timer.seconds)
         timer.seconds["decode"] = self.engine.decode_seconds
+        return timer.seconds
+
+    def stats(self, total: float) -> RunStats:
         loop = max(self.t_loop_end - self.t_loop, 1e-9)
-        seconds = {**timer.seconds, "setup": self.t_setup, "loop": loop, "total": total}
+        seconds = {**self._stage_seconds(), "setup": self.t_setup, "loop": loop, "total": total}
         counts = self.engine.counts
         ends = self.ends
         return RunStats(

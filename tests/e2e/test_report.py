@@ -107,13 +107,18 @@ def test_report_from_events_only_renders_each_identity(demo_run, tmp_path):
     shutil.copytree(demo_run, run)
     (run / "trajectories.json").unlink()
     (run / "report.html").unlink(missing_ok=True)
+    lines = (run / "events.jsonl").read_text().splitlines(keepends=True)
+    ends = {"source_end", "link_operating_point", "run_end"}
+    kept = [line for line in lines if json.loads(line)["event"] not in ends]  # killed before the end ...
+    (run / "events.jsonl").write_text("".join(kept) + lines[-1][:20])  # ... in the middle of a line
     assert main(["report", str(run), "--output", str(tmp_path / "r.html")]) == 0
     page = _Page((tmp_path / "r.html").read_text())
-    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in kept]
     logged = sorted({e["identity"] for e in events if e["event"] == "link"})
     assert sorted(page.identities) == logged
     assert all(page.images_in[i] >= 1 for i in logged)
-    assert "No trajectories.json" in (tmp_path / "r.html").read_text()
+    html = (tmp_path / "r.html").read_text()
+    assert "No trajectories.json" in html and "The run did not finish" in html
 
 
 def test_report_with_gt_needs_trajectories(demo_run, tmp_path, capsys):
