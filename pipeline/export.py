@@ -303,19 +303,24 @@ def write_mot(folder: str | Path, sources: Sequence[SourceInfo], identities: Seq
 
 
 # ------------------------------------------------------------------------------------ videos
-def identity_color(gid: int):
-    """The colour of global identity ``gid`` (a ``supervision.Color``): supervision's default palette
-    looked up by id, as the annotated videos draw it and as ``reidpipe report`` shows it."""
+def _id_palette():
+    """The palette of global ids: supervision's default, indexed by id (modulo its length)."""
     import supervision as sv
 
-    return sv.ColorPalette.DEFAULT.by_idx(int(gid))
+    return sv.ColorPalette.DEFAULT
+
+
+def identity_color(gid: int):
+    """The colour of global identity ``gid`` (a ``supervision.Color``), as the annotated videos draw
+    it and as ``reidpipe report`` shows it."""
+    return _id_palette().by_idx(int(gid))
 
 
 def _id_annotators():
-    """Box and label annotators that colour each box by its global id (:func:`identity_color`)."""
+    """Box and label annotators that colour each box by its global id (``tracker_id``: :func:`identity_color`)."""
     import supervision as sv
 
-    by_id = {"color": sv.ColorPalette.DEFAULT, "color_lookup": sv.ColorLookup.TRACK}
+    by_id = {"color": _id_palette(), "color_lookup": sv.ColorLookup.TRACK}
     return sv.BoxAnnotator(thickness=2, **by_id), sv.LabelAnnotator(text_scale=0.5, text_padding=3, **by_id)
 
 
