@@ -8,6 +8,10 @@ when the run ends), so nothing stays in memory.
 
 Only the in-process engine keeps thumbnails (``--engine ray`` skips them: the crops stay on the
 actors); ``--no-crops`` turns them off for sites that must not keep images of people.
+
+Thumbnails are a convenience, never a reason to stop a run: a write that fails (a full disk) removes
+the half-written file and turns the writer off (``error`` says why); the run's own outputs then report
+the disk (``events.jsonl``: exit 6), and the report shows no crops for the tracks without any.
 """
 
 from __future__ import annotations
@@ -33,9 +37,12 @@ class ThumbWriter:
         self.keep = int(keep)
         self.height = int(height)
         self._best: dict[tuple[str, int], list[tuple[float, bytes]]] = {}
+        self.error: str | None = None  # why thumbnails stopped being written, if they did
 
     def offer(self, camera: str, track: int, quality: float, crop: np.ndarray) -> None:
         """A crop the sampler picked: kept when it is among the track's ``keep`` best so far."""
+        if self.error is not None:
+            return
         best = self._best.setdefault((camera, int(track)), [])
         if len(best) >= self.keep and quality <= best[-1][0]:
             return
@@ -49,14 +56,19 @@ class ThumbWriter:
     def close(self, camera: str, track: int) -> list[Path]:
         """Write the closed track's thumbnails; returns their paths."""
         best = self._best.pop((camera, int(track)), [])
-        if not best:
+        if not best or self.error is not None:
             return []
-        self.folder.mkdir(parents=True, exist_ok=True)
         paths = []
-        for k, (_, jpeg) in enumerate(best):
-            p = thumb_path(self.folder, camera, track, k)
-            p.write_bytes(jpeg)
-            paths.append(p)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for k, (_, jpeg) in enumerate(best):
+                paths.append(thumb_path(self.folder, camera, track, k))
+                paths[-1].write_bytes(jpeg)
+        except OSError as exc:
+            self.error = f"cannot write {paths[-1] if paths else self.folder} ({exc.strerror or type(exc).__name__})"
+            self._best.clear()
+            if paths:
+                paths.pop().unlink(missing_ok=True)
         return paths
 
     def _encode(self, crop: np.ndarray) -> bytes | None:
