@@ -248,8 +248,7 @@ class _Run:
             with self.timer("export"):
                 self._write()
             self.events.emit("run_end", interrupted=self.interrupted, identities=len(self.identities),
-                             tracklets=len(self.linker.tracklets), frames=sum(self.frames.values()),
-                             seconds={k: round(v, 4) for k, v in self._stage_seconds().items()})
+                             tracklets=len(self.linker.tracklets), frames=sum(self.frames.values()))
         except BaseException:
             self.t_loop_end = self.t_loop_end or time.perf_counter()
             if not quiet:
