@@ -54,10 +54,12 @@ def check_output_dir(path: str | Path) -> Path:
 
 
 def discard_stale_outputs(folder: str | Path) -> None:
-    """Remove an older run's ``trajectories.json`` when a new run starts writing its events into
+    """Remove an older run's ``trajectories.json`` (and its crop thumbnails) when a new run starts writing its events into
     ``folder``: a reader must never pair an old result with a new run's ``events.jsonl``."""
     try:
         (Path(folder) / "trajectories.json").unlink(missing_ok=True)
+        for thumb in (Path(folder) / "thumbs").glob("*.jpg"):  # an older run's crops
+            thumb.unlink()
     except OSError as exc:
         raise OutputError(f"cannot remove the older {Path(folder) / 'trajectories.json'} "
                           f"({exc.strerror or type(exc).__name__})") from None
@@ -301,6 +303,27 @@ def write_mot(folder: str | Path, sources: Sequence[SourceInfo], identities: Seq
 
 
 # ------------------------------------------------------------------------------------ videos
+def _id_palette():
+    """The palette of global ids: supervision's default, indexed by id (modulo its length)."""
+    import supervision as sv
+
+    return sv.ColorPalette.DEFAULT
+
+
+def identity_color(gid: int):
+    """The colour of global identity ``gid`` (a ``supervision.Color``), as the annotated videos draw
+    it and as ``reidpipe report`` shows it."""
+    return _id_palette().by_idx(int(gid))
+
+
+def _id_annotators():
+    """Box and label annotators that colour each box by its global id (``tracker_id``: :func:`identity_color`)."""
+    import supervision as sv
+
+    by_id = {"color": _id_palette(), "color_lookup": sv.ColorLookup.TRACK}
+    return sv.BoxAnnotator(thickness=2, **by_id), sv.LabelAnnotator(text_scale=0.5, text_padding=3, **by_id)
+
+
 def write_videos(folder: str | Path, sources: Sequence[SourceInfo], identities: Sequence[Identity], *,
                  stride: int = 1, max_frames: int | None = None,
                  recordings: dict[str, str] | None = None) -> list[Path]:
@@ -313,8 +336,7 @@ def write_videos(folder: str | Path, sources: Sequence[SourceInfo], identities: 
 
     folder = Path(folder)
     rows = _rows_by_camera(order_identities(identities))
-    box_ann = sv.BoxAnnotator(thickness=2)
-    label_ann = sv.LabelAnnotator(text_scale=0.5, text_padding=3)
+    box_ann, label_ann = _id_annotators()
     written = []
     for s in sources:
         uri = s.uri

@@ -93,6 +93,10 @@ class Pipeline:
             run.interrupted, run.stop_signal = True, late_signals[0]
         self.run_stats = run.stats(total=time.perf_counter() - t_run)
         self.stats = self.run_stats.to_json()
+        if self.config.report:  # from the outputs just written (events.jsonl closed)
+            from reidpipe.pipeline.report import write_report
+
+            write_report(self.output_dir)
         if run.interrupted:
             raise Interrupted(f"interrupted: outputs with the {sum(run.frames.values())} frames seen so far "
                               f"written to {self.output_dir}", signum=run.stop_signal)
@@ -130,7 +134,8 @@ class Pipeline:
             engine = RayEngine(cfg, uris, names)
         else:
             engine = CameraGroup(cfg, uris, names, offsets=cfg.offsets, detections=cfg.detections,
-                                 record_dir=str(self.output_dir) if cfg.save_video else None)
+                                 record_dir=str(self.output_dir) if cfg.save_video else None,
+                                 thumbs_dir=str(self.output_dir / "thumbs") if cfg.crops else None)
         self.sources = engine.open()
         if isinstance(engine, CameraGroup):
             self.detector = engine.workers[0].detector
@@ -284,13 +289,17 @@ class _Run:
             for p in recordings.values():
                 Path(p).unlink(missing_ok=True)
 
-    def stats(self, total: float) -> RunStats:
+    def _stage_seconds(self) -> dict[str, float]:
+        """Seconds per stage so far (the workers' and this driver's), decode = the readers' sum."""
         timer = StageTimer()
         timer.merge(self.engine.timer.seconds)
         timer.merge(self.timer.seconds)
         timer.seconds["decode"] = self.engine.decode_seconds
+        return timer.seconds
+
+    def stats(self, total: float) -> RunStats:
         loop = max(self.t_loop_end - self.t_loop, 1e-9)
-        seconds = {**timer.seconds, "setup": self.t_setup, "loop": loop, "total": total}
+        seconds = {**self._stage_seconds(), "setup": self.t_setup, "loop": loop, "total": total}
         counts = self.engine.counts
         ends = self.ends
         return RunStats(

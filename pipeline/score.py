@@ -140,6 +140,14 @@ def _track_gt_ids(pred: list[tuple], gt: list[tuple]) -> dict[int, int | None]:
     return {t: (c.most_common(1)[0][0] if c else None) for t, c in votes.items()}
 
 
+def match_tracks(data: dict[str, Any], gt_paths: dict[str, str | Path]) -> dict[tuple[str, int], int | None]:
+    """(camera, track) -> the ground-truth id the track matches (see :func:`_track_gt_ids`), for the
+    cameras of ``gt_paths`` (camera -> ground-truth file) in a parsed trajectories.json."""
+    pred = _pred_rows(data)
+    return {(cam, track): gid for cam, path in gt_paths.items()
+            for track, gid in _track_gt_ids(pred.get(cam, []), read_gt(path)).items()}
+
+
 def link_scores(tracks: list[tuple[str, int, int, int | None]]) -> dict[str, float | int]:
     """tracks: (camera, track, predicted identity, matched ground-truth id or None)."""
     tp = fp = fn = 0
@@ -231,4 +239,4 @@ def format_report(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["assign_gt", "format_report", "link_scores", "read_gt", "score"]
+__all__ = ["assign_gt", "format_report", "link_scores", "match_tracks", "read_gt", "score"]

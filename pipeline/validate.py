@@ -172,6 +172,7 @@ def _rules() -> dict[str, Rule]:
         "engine.worker_cpus": number(0.0, strict_lo=True), "engine.worker_gpus": number(0.0),
         "engine.start_timeout": number(0.0, strict_lo=True), "engine.chunk": integer(1),
         "output": path(), "save_video": boolean, "save_mot": boolean, "progress": boolean, "events": boolean,
+        "crops": boolean, "report": boolean,
     }
 
 

@@ -101,13 +101,14 @@ class EmbedQueue:
 class CameraWorker:
     """One camera: source -> detector -> tracker -> crop sampler -> (shared) embed queue."""
 
-    def __init__(self, source, detector, tracker, sampler, embeds: EmbedQueue, timer: StageTimer):
+    def __init__(self, source, detector, tracker, sampler, embeds: EmbedQueue, timer: StageTimer, thumbs=None):
         self.source = source
         self.detector = detector
         self.tracker = tracker
         self.sampler = sampler
         self.embeds = embeds
         self.timer = timer
+        self.thumbs = thumbs  # a ThumbWriter (pipeline/thumbs.py) keeping the best crops, or None
         self.counts = Counts()
         self.seq = 0
 
@@ -163,7 +164,10 @@ class CameraWorker:
 
         with self.timer("crop"):
             for row, tid, q in self.sampler.select(self.camera, tracked, frame.index, frame.image.shape[:2]):
-                self.embeds.add(self.tracker.open[tid], q, crop(frame.image, tracked.xyxy[row]))
+                pixels = crop(frame.image, tracked.xyxy[row])
+                self.embeds.add(self.tracker.open[tid], q, pixels)
+                if self.thumbs is not None:
+                    self.thumbs.offer(self.camera, tid, q, pixels)
 
     def _close(self, tracklets: list[Tracklet]) -> list[Tracklet]:
         """Pool the features of closing tracklets (embedding their waiting crops first)."""
@@ -173,6 +177,8 @@ class CameraWorker:
             for t in tracklets:
                 t.feature = t.pooled_feature()
                 self.sampler.forget(t.camera, t.track)
+                if self.thumbs is not None:
+                    self.thumbs.close(t.camera, t.track)
         return tracklets
 
     def _source_end(self) -> SourceEnd:
@@ -201,13 +207,14 @@ class CameraGroup:
 
     def __init__(self, config: PipelineConfig, uris: Sequence[str], names: Sequence[str],
                  offsets: Sequence[float] | None = None, detections: Sequence[str] | None = None,
-                 record_dir: str | None = None):
+                 record_dir: str | None = None, thumbs_dir: str | None = None):
         self.config = config
         self.uris = [str(u) for u in uris]
         self.names = list(names)
         self.offsets = list(offsets) if offsets is not None else None
         self.detections = list(detections) if detections is not None else None
         self.record_dir = record_dir
+        self.thumbs_dir = thumbs_dir  # where the best crops' thumbnails go (None: none kept)
         self.timer = StageTimer()
         self.workers: list[CameraWorker] = []
         self.embedder = None
@@ -233,10 +240,18 @@ class CameraGroup:
         self.embedder = load_embedder(cfg)
         embeds = EmbedQueue(self.embedder, bank_size=cfg.sampler.bank, batch=cfg.embed_batch, timer=self.timer)
         sampler = CropSampler(cfg.sampler)
-        self.workers = [CameraWorker(s, d, self._tracker(s.info.camera), sampler, embeds, self.timer)
+        thumbs = self._thumbs()
+        self.workers = [CameraWorker(s, d, self._tracker(s.info.camera), sampler, embeds, self.timer, thumbs)
                         for s, d in zip(srcs, detectors)]
         self.embeds = embeds
         return [s.info for s in srcs]
+
+    def _thumbs(self):
+        if self.thumbs_dir is None:
+            return None
+        from reidpipe.pipeline.thumbs import ThumbWriter
+
+        return ThumbWriter(self.thumbs_dir)
 
     def _tracker(self, camera: str):
         from reidpipe.pipeline.track import CameraTracker

@@ -88,6 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder")
     g.add_argument("--save-video", action="store_true", default=None, help="annotated video per camera")
     g.add_argument("--save-mot", action="store_true", default=None, help="MOTChallenge txt per camera (global ids)")
+    g.add_argument("--report", action="store_true", default=None,
+                   help="write report.html (reidpipe report) into --output at the end of the run")
+    g.add_argument("--no-crops", action="store_true", default=None,
+                   help="keep no crop thumbnails (default: thumbs/ holds the best few embedded crops of each "
+                   "track, for the report; none with --engine ray)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -131,11 +136,13 @@ def config_from_args(args: argparse.Namespace):
         "reid_std": tuple(args.reid_std) if args.reid_std else None,
         "reid_color": args.reid_color, "embed_batch": args.embed_batch,
         "output": getattr(args, "output", None), "save_video": getattr(args, "save_video", None),
-        "save_mot": getattr(args, "save_mot", None),
+        "save_mot": getattr(args, "save_mot", None), "report": getattr(args, "report", None),
     }
     over = {k: v for k, v in simple.items() if v is not None}
     if getattr(args, "no_progress", False):
         over["progress"] = False
+    if getattr(args, "no_crops", None):
+        over["crops"] = False
     if getattr(args, "no_interpolate", None):
         over["interpolate"] = False
     sampler = {k: v for k, v in (("every", args.sample_every), ("bank", args.bank_size)) if v is not None}

@@ -11,7 +11,7 @@ PUBLIC = {
     "__version__", "Pipeline", "PipelineConfig", "write_trajectories", "read_trajectories",
     "list_variants", "create_model", "load_checkpoint", "save_checkpoint", "ReidpipeError",
 }
-COMMANDS = ["run", "demo", "score", "train", "eval", "export", "bench"]
+COMMANDS = ["run", "demo", "score", "report", "train", "eval", "export", "bench"]
 
 
 def test_public_api_is_pinned_and_resolves():
