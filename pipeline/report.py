@@ -214,7 +214,7 @@ def _threshold(linker: dict[str, Any] | None, cam_a: str, cam_b: str) -> float |
 def uncertain_links(run: RunView, limit: int = UNCERTAIN_SHOWN) -> list[dict[str, Any]]:
     """The linked tracks whose decision was closest: smallest margin over the runner-up identity (or,
     without one, smallest score above the threshold), each with the other tracks of its identity."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ident in run.identities:
         for t in ident.tracks:
             if not t.linked:
@@ -261,7 +261,9 @@ def run_summary(run: RunView) -> dict[str, Any]:
     """Figures of the run: per source (frames, fps), totals, how long it took."""
     ends = {e["camera"]: e for e in _of(run.events, "source_end")}
     sources = [{**s, "processed": ends.get(s["camera"], {}).get("frames")} for s in run.sources]
-    starts, run_end = _of(run.events, "source_start"), (_of(run.events, "run_end") or [None])[-1]
+    starts = _of(run.events, "source_start")
+    ends_of_run = _of(run.events, "run_end")
+    run_end = ends_of_run[-1] if ends_of_run else None
     tracks = [t for i in run.identities for t in i.tracks]
     frames = sum(int(s["processed"] or 0) for s in sources)
     seconds = run_end["time"] - starts[0]["time"] if run_end and starts else None

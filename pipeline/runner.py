@@ -96,6 +96,7 @@ class Pipeline:
         if self.config.report:  # from the outputs just written (events.jsonl closed)
             from reidpipe.pipeline.report import write_report
 
+            assert self.output_dir is not None  # set by _check before anything runs
             write_report(self.output_dir)
         if run.interrupted:
             raise Interrupted(f"interrupted: outputs with the {sum(run.frames.values())} frames seen so far "
@@ -135,7 +136,7 @@ class Pipeline:
         else:
             engine = CameraGroup(cfg, uris, names, offsets=cfg.offsets, detections=cfg.detections,
                                  record_dir=str(self.output_dir) if cfg.save_video else None,
-                                 thumbs_dir=str(self.output_dir / "thumbs") if cfg.crops else None)
+                                 thumbs_dir=str(Path(str(self.output_dir)) / "thumbs") if cfg.crops else None)
         self.sources = engine.open()
         if isinstance(engine, CameraGroup):
             self.detector = engine.workers[0].detector

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ def _track_gt_ids(pred: list[tuple], gt: list[tuple]) -> dict[int, int | None]:
     return {t: (c.most_common(1)[0][0] if c else None) for t, c in votes.items()}
 
 
-def match_tracks(data: dict[str, Any], gt_paths: dict[str, str | Path]) -> dict[tuple[str, int], int | None]:
+def match_tracks(data: dict[str, Any], gt_paths: Mapping[str, str | Path]) -> dict[tuple[str, int], int | None]:
     """(camera, track) -> the ground-truth id the track matches (see :func:`_track_gt_ids`), for the
     cameras of ``gt_paths`` (camera -> ground-truth file) in a parsed trajectories.json."""
     pred = _pred_rows(data)
