@@ -267,10 +267,8 @@ def run_summary(run: RunView) -> dict[str, Any]:
     tracks = [t for i in run.identities for t in i.tracks]
     frames = sum(int(s["processed"] or 0) for s in sources)
     seconds = run_end["time"] - starts[0]["time"] if run_end and starts else None
-    stage_seconds = (run_end or {}).get("seconds") or {}
-    stages = [{"stage": k, "seconds": v, "fps": frames / v if v else None} for k, v in stage_seconds.items()]
     return {
-        "sources": sources, "identities": len(run.identities), "tracklets": len(tracks), "stages": stages,
+        "sources": sources, "identities": len(run.identities), "tracklets": len(tracks),
         "links": sum(t.linked for t in tracks),
         "multi_camera": sum(len(i.cameras) > 1 for i in run.identities),
         "frames": frames, "seconds": seconds,
