@@ -27,8 +27,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no transit": {"transit_evidence": False},
     "no quality gate": {"quality_gate": False},
     "no camera centring": {"camera_centering": False},
-    "appearance only": {"calibrate": False, "transit_evidence": False, "quality_gate": False,
-                        "camera_centering": False},
+    "appearance only": {
+        "calibrate": False,
+        "transit_evidence": False,
+        "quality_gate": False,
+        "camera_centering": False,
+    },
     "no ReID": {"min_similarity": 1.0, "camera_centering": False},
 }
 
@@ -44,8 +48,9 @@ def ablation(config, sources: list[str], gt: list[str]) -> dict[str, Any]:
         pipe = Pipeline(config.replace(output=str(Path(tmp) / "run"), progress=False, save_video=False))
         pipe.run(sources)
         tracklets = [t for ident in pipe.identities for t in ident.tracklets]
-        link = dataclasses.replace(pipe._link_config(pipe.embedder.link_threshold if pipe.embedder else 0.5,
-                                                     sources), refine=True)
+        link = dataclasses.replace(
+            pipe._link_config(pipe.embedder.link_threshold if pipe.embedder else 0.5, sources), refine=True
+        )
         cameras = [s.camera for s in pipe.sources]
         rows: list[dict[str, Any]] = []
         for name, switches in VARIANTS.items():
@@ -54,19 +59,30 @@ def ablation(config, sources: list[str], gt: list[str]) -> dict[str, Any]:
             path = Path(tmp) / f"{len(rows)}.json"
             write_trajectories(path, pipe.sources, identities)
             res = score(path, gt)
-            rows.append({"variant": name, "MTMC_IDF1": res["multi_camera"]["IDF1"], "link_precision":
-                         res["links"]["precision"], "link_recall": res["links"]["recall"],
-                         "link_f1": res["links"]["f1"], "identities": len(identities)})
+            rows.append(
+                {
+                    "variant": name,
+                    "MTMC_IDF1": res["multi_camera"]["IDF1"],
+                    "link_precision": res["links"]["precision"],
+                    "link_recall": res["links"]["recall"],
+                    "link_f1": res["links"]["f1"],
+                    "identities": len(identities),
+                }
+            )
     return {"tracklets": len(tracklets), "cameras": cameras, "variants": rows}
 
 
 def format_ablation(result: dict[str, Any]) -> str:
-    lines = [f"linker ablation ({result['tracklets']} tracklets, cameras {', '.join(result['cameras'])}; "
-             "offline decisions, scored against --gt):",
-             f"{'variant':<20} {'MTMC IDF1':>9} {'link P':>7} {'link R':>7} {'link F1':>7} {'ids':>5}"]
+    lines = [
+        f"linker ablation ({result['tracklets']} tracklets, cameras {', '.join(result['cameras'])}; "
+        "offline decisions, scored against --gt):",
+        f"{'variant':<20} {'MTMC IDF1':>9} {'link P':>7} {'link R':>7} {'link F1':>7} {'ids':>5}",
+    ]
     for r in result["variants"]:
-        lines.append(f"{r['variant']:<20} {r['MTMC_IDF1']:>9.3f} {r['link_precision']:>7.3f} "
-                     f"{r['link_recall']:>7.3f} {r['link_f1']:>7.3f} {r['identities']:>5d}")
+        lines.append(
+            f"{r['variant']:<20} {r['MTMC_IDF1']:>9.3f} {r['link_precision']:>7.3f} "
+            f"{r['link_recall']:>7.3f} {r['link_f1']:>7.3f} {r['identities']:>5d}"
+        )
     return "\n".join(lines)
 
 

@@ -62,10 +62,17 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
     from reidpipe.pipeline.sources import open_sources, round_robin
 
     notify = threading.Event()
-    srcs = open_sources([str(s) for s in sources], names=config.names, offsets=config.offsets,
-                        stride=config.stride, max_frames=config.max_frames, queue_size=config.queue_size,
-                        reconnect_attempts=config.reconnect_attempts, reconnect_backoff=config.reconnect_backoff,
-                        notify=notify)
+    srcs = open_sources(
+        [str(s) for s in sources],
+        names=config.names,
+        offsets=config.offsets,
+        stride=config.stride,
+        max_frames=config.max_frames,
+        queue_size=config.queue_size,
+        reconnect_attempts=config.reconnect_attempts,
+        reconnect_backoff=config.reconnect_backoff,
+        notify=notify,
+    )
     index = {s.info.camera: i for i, s in enumerate(srcs)}
     frames = {s.info.camera: 0 for s in srcs}
     detect_s = wait_s = 0.0
@@ -75,6 +82,7 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
     try:
         for s in srcs:
             s.start()
+
         def waited(seconds: float) -> None:
             nonlocal wait_s
             wait_s += seconds
@@ -99,8 +107,12 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
     total = sum(frames.values())
     return {
         "cpu_seconds": round(cpu, 4),
-        "seconds": {"decode": round(sum(s.decode_seconds for s in srcs), 4), "detect": round(detect_s, 4),
-                    "wait": round(wait_s, 4), "wall": round(wall, 4)},
+        "seconds": {
+            "decode": round(sum(s.decode_seconds for s in srcs), 4),
+            "detect": round(detect_s, 4),
+            "wait": round(wait_s, 4),
+            "wall": round(wall, 4),
+        },
         "frames": frames,
         "frames_total": total,
         "fps": {**{c: round(n / wall, 3) for c, n in frames.items()}, "total": round(total / wall, 3)},
@@ -128,9 +140,14 @@ def _pipeline_summary(stats: dict[str, Any]) -> dict[str, Any]:
     dets = int(stats.get("detections", 0))
     embed_s = float(sec.get("embed", 0.0))
     return {
-        "seconds": {**{k: sec.get(k, 0.0) for k in STAGES}, "wait": sec.get("wait", 0.0),
-                    "setup": sec.get("setup", 0.0), "loop": sec.get("loop", 0.0), "wall": round(wall, 4),
-                    "total": sec.get("total", 0.0)},
+        "seconds": {
+            **{k: sec.get(k, 0.0) for k in STAGES},
+            "wait": sec.get("wait", 0.0),
+            "setup": sec.get("setup", 0.0),
+            "loop": sec.get("loop", 0.0),
+            "wall": round(wall, 4),
+            "total": sec.get("total", 0.0),
+        },
         "stage_share": {k: round(float(sec.get(k, 0.0)) / wall, 4) for k in STAGES},
         "frames": frames,
         "frames_total": total,
@@ -149,8 +166,20 @@ def _pipeline_summary(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def _config_summary(config) -> dict[str, Any]:
-    keys = ("detector", "detector_kind", "detections", "det_conf", "device", "tracker", "reid", "reid_weights",
-            "embed_batch", "stride", "max_frames", "queue_size")
+    keys = (
+        "detector",
+        "detector_kind",
+        "detections",
+        "det_conf",
+        "device",
+        "tracker",
+        "reid",
+        "reid_weights",
+        "embed_batch",
+        "stride",
+        "max_frames",
+        "queue_size",
+    )
     out = {k: getattr(config, k) for k in keys}
     out["sample_every"] = config.sampler.every
     out["bank"] = config.sampler.bank
@@ -160,8 +189,9 @@ def _config_summary(config) -> dict[str, Any]:
     return out
 
 
-def bench_pipeline(config, sources: Sequence[str], *, repeat: int = 1, output: str | Path | None = None
-                   ) -> dict[str, Any]:
+def bench_pipeline(
+    config, sources: Sequence[str], *, repeat: int = 1, output: str | Path | None = None
+) -> dict[str, Any]:
     """Run the pipeline ``repeat`` times, each followed by a detector-only pass over the same frames
     with the same detector object(s) (the pipeline's own, already loaded). The reported pipeline and
     detector-only sections are each the fastest of the repeats (on a shared machine noise only ever
@@ -249,16 +279,22 @@ def bench_pipeline(config, sources: Sequence[str], *, repeat: int = 1, output: s
         "target_ratio": TARGETS["pipeline_over_detector"],
         "cpu_ratio": round(d_cpu / p_cpu, 4) if p_cpu > 0 else None,
         "detect_share_of_pipeline_wall": round(in_run, 4),
-        "repeats": [{"pipeline_fps": a["fps"]["total"], "detector_only_fps": b["fps"]["total"],
-                     "ratio": round(a["fps"]["total"] / b["fps"]["total"], 4) if b["fps"]["total"] > 0 else None}
-                    for a, b in zip(runs, det_runs)],
+        "repeats": [
+            {
+                "pipeline_fps": a["fps"]["total"],
+                "detector_only_fps": b["fps"]["total"],
+                "ratio": round(a["fps"]["total"] / b["fps"]["total"], 4) if b["fps"]["total"] > 0 else None,
+            }
+            for a, b in zip(runs, det_runs)
+        ],
         "notes": [],
     }
     if any(source_kind(s) in ("stream", "webcam") for s in sources):
         result["notes"].append("live sources: the pipeline and the detector-only pass saw different frames")
     if best["frames_total"] != best_det["frames_total"]:
-        result["notes"].append(f"the passes processed different frame counts ({best['frames_total']} vs "
-                               f"{best_det['frames_total']})")
+        result["notes"].append(
+            f"the passes processed different frame counts ({best['frames_total']} vs {best_det['frames_total']})"
+        )
     return result
 
 
@@ -292,17 +328,31 @@ def format_report(result: dict[str, Any]) -> str:
         if env.get("load_average_1m_start") is not None:
             load = f"{env['load_average_1m_start']} -> {load}"
         threads = f" ({env['torch_threads']} threads)" if env.get("torch_threads") else ""
-        lines.append(f"machine: {env.get('cpu_model')}, {env.get('cpu_affinity')} cores usable "
-                     f"({env.get('cpu_count_logical')} logical), load average {load}, "
-                     f"device {env.get('device')}{' (' + env['cuda_device'] + ')' if env.get('cuda_device') else ''}; "
-                     f"torch {env.get('torch_version')}{threads}, "
-                     f"onnxruntime {env.get('onnxruntime_version')}")
+        lines.append(
+            f"machine: {env.get('cpu_model')}, {env.get('cpu_affinity')} cores usable "
+            f"({env.get('cpu_count_logical')} logical), load average {load}, "
+            f"device {env.get('device')}{' (' + env['cuda_device'] + ')' if env.get('cuda_device') else ''}; "
+            f"torch {env.get('torch_version')}{threads}, "
+            f"onnxruntime {env.get('onnxruntime_version')}"
+        )
     if "pipeline" in result:
         p, d = result["pipeline"], result["detector_only"]
-        lines += ["", (f"pipeline: {p['frames_total']} frames in {p['seconds']['wall']:.2f} s after "
-                       f"{p['seconds']['setup']:.2f} s setup")]
-        rows = [[k, p["seconds"][k], f"{100 * p['stage_share'][k]:.1f}%",
-                 d["seconds"].get(k) if k in ("decode", "detect") else None] for k in STAGES]
+        lines += [
+            "",
+            (
+                f"pipeline: {p['frames_total']} frames in {p['seconds']['wall']:.2f} s after "
+                f"{p['seconds']['setup']:.2f} s setup"
+            ),
+        ]
+        rows = [
+            [
+                k,
+                p["seconds"][k],
+                f"{100 * p['stage_share'][k]:.1f}%",
+                d["seconds"].get(k) if k in ("decode", "detect") else None,
+            ]
+            for k in STAGES
+        ]
         rows.append(["wait (main thread idle)", p["seconds"]["wait"], "", d["seconds"]["wait"]])
         rows.append(["wall", p["seconds"]["wall"], "100%", d["seconds"]["wall"]])
         lines += _table(["stage", "pipeline s", "share of wall", "detector-only s"], rows)
@@ -313,47 +363,69 @@ def format_report(result: dict[str, Any]) -> str:
         rows.append(["total", p["frames_total"], p["fps"]["total"], d["fps"]["total"]])
         lines += _table(["camera", "frames", "pipeline fps", "detector-only fps"], rows)
         ratio = result.get("ratio")
-        lines.append(f"pipeline / detector-only = {_fmt(ratio, 3)} (target >= {result['target_ratio']}: "
-                     f"{_verdict(None if ratio is None else ratio >= result['target_ratio'])}); "
-                     f"noise-robust companions: CPU-time ratio {_fmt(result.get('cpu_ratio'), 3)}, "
-                     f"detect share of the pipeline's wall {_fmt(result.get('detect_share_of_pipeline_wall'), 3)}")
-        lines.append(f"detections {p['detections']}, crops embedded {p['crops_embedded']} "
-                     f"({100 * p['embedded_share']:.1f}% of detections), "
-                     f"{_fmt(p['crops_per_s_embedding'], 1)} crops/s in the embed stage, "
-                     f"{p['tracklets']} tracklets -> {p['identities']} identities")
+        lines.append(
+            f"pipeline / detector-only = {_fmt(ratio, 3)} (target >= {result['target_ratio']}: "
+            f"{_verdict(None if ratio is None else ratio >= result['target_ratio'])}); "
+            f"noise-robust companions: CPU-time ratio {_fmt(result.get('cpu_ratio'), 3)}, "
+            f"detect share of the pipeline's wall {_fmt(result.get('detect_share_of_pipeline_wall'), 3)}"
+        )
+        lines.append(
+            f"detections {p['detections']}, crops embedded {p['crops_embedded']} "
+            f"({100 * p['embedded_share']:.1f}% of detections), "
+            f"{_fmt(p['crops_per_s_embedding'], 1)} crops/s in the embed stage, "
+            f"{p['tracklets']} tracklets -> {p['identities']} identities"
+        )
         mem = p["memory"]
-        lines.append(f"peak RSS {mem['peak_rss_mb']} MB (process max {mem['process_max_rss_mb']} MB)"
-                     + (f", CUDA max allocated {mem['cuda_max_allocated_mb']} MB"
-                        if "cuda_max_allocated_mb" in mem else ""))
+        lines.append(
+            f"peak RSS {mem['peak_rss_mb']} MB (process max {mem['process_max_rss_mb']} MB)"
+            + (f", CUDA max allocated {mem['cuda_max_allocated_mb']} MB" if "cuda_max_allocated_mb" in mem else "")
+        )
         if len(result.get("repeats", [])) > 1:
-            lines.append("repeats (pipeline fps / detector-only fps / ratio): " + "; ".join(
-                f"{r['pipeline_fps']:.2f} / {r['detector_only_fps']:.2f} / {_fmt(r['ratio'], 3)}"
-                for r in result["repeats"]))
+            lines.append(
+                "repeats (pipeline fps / detector-only fps / ratio): "
+                + "; ".join(
+                    f"{r['pipeline_fps']:.2f} / {r['detector_only_fps']:.2f} / {_fmt(r['ratio'], 3)}"
+                    for r in result["repeats"]
+                )
+            )
         for n in result.get("notes", []):
             lines.append(f"note: {n}")
     emb = result.get("embedding")
     if emb:
-        lines += ["", (f"embedding: {emb['weights']} ({emb['kind']}, input {emb['input_size'][0]}x"
-                       f"{emb['input_size'][1]}, {emb['embed_dim']}-d) on {emb['device']}, {emb['threads']} threads; "
-                       f"torch = {emb['torch_impl']}; ONNX Runtime {emb['ort_mode']}")]
-        rows = [[r["batch"], r["torch_crops_per_s"], r["ort_crops_per_s"], f"{r['speedup_ort_over_torch']:.2f}x"]
-                for r in emb["results"]]
+        lines += [
+            "",
+            (
+                f"embedding: {emb['weights']} ({emb['kind']}, input {emb['input_size'][0]}x"
+                f"{emb['input_size'][1]}, {emb['embed_dim']}-d) on {emb['device']}, {emb['threads']} threads; "
+                f"torch = {emb['torch_impl']}; ONNX Runtime {emb['ort_mode']}"
+            ),
+        ]
+        rows = [
+            [r["batch"], r["torch_crops_per_s"], r["ort_crops_per_s"], f"{r['speedup_ort_over_torch']:.2f}x"]
+            for r in emb["results"]
+        ]
         lines += _table(["batch", "torch crops/s", "ORT crops/s", "ORT / torch"], rows)
         s32 = emb.get("speedup_at_32")
-        lines.append(f"ORT / torch at batch 32 = {_fmt(s32)}x (target >= {emb['target_speedup_at_32']}: "
-                     f"{_verdict(None if s32 is None else s32 >= emb['target_speedup_at_32'])}); "
-                     f"outputs agree: min cosine {emb['agreement']['min_cosine']:.5f}")
+        lines.append(
+            f"ORT / torch at batch 32 = {_fmt(s32)}x (target >= {emb['target_speedup_at_32']}: "
+            f"{_verdict(None if s32 is None else s32 >= emb['target_speedup_at_32'])}); "
+            f"outputs agree: min cosine {emb['agreement']['min_cosine']:.5f}"
+        )
         for n in emb.get("notes", []):
             lines.append(f"note: {n}")
     link = result.get("linking")
     if link:
         lines += ["", f"linking ({link['dim']}-d synthetic tracklets, 4 cameras):"]
-        lines += _table(["tracklets", "seconds", "tracklets/s"],
-                        [[r["tracklets"], r["seconds"], r["tracklets_per_s"]] for r in link["results"]])
+        lines += _table(
+            ["tracklets", "seconds", "tracklets/s"],
+            [[r["tracklets"], r["seconds"], r["tracklets_per_s"]] for r in link["results"]],
+        )
         s = link.get("seconds_100k")
         if s is not None:
-            lines.append(f"100k tracklets in {s:.2f} s (target < {link['target_100k_seconds']} s: "
-                         f"{_verdict(s < link['target_100k_seconds'])})")
+            lines.append(
+                f"100k tracklets in {s:.2f} s (target < {link['target_100k_seconds']} s: "
+                f"{_verdict(s < link['target_100k_seconds'])})"
+            )
     return "\n".join(lines)
 
 
@@ -375,5 +447,13 @@ def write_json(path: str | Path, result: dict[str, Any]) -> Path:
     return path
 
 
-__all__ = ["STAGES", "bench_embedding", "bench_linking", "bench_pipeline", "detector_only_pass", "environment",
-           "format_report", "write_json"]
+__all__ = [
+    "STAGES",
+    "bench_embedding",
+    "bench_linking",
+    "bench_pipeline",
+    "detector_only_pass",
+    "environment",
+    "format_report",
+    "write_json",
+]

@@ -28,9 +28,15 @@ DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 ORT_TARGET_AT_32 = 1.5  # issue 5: ONNX Runtime >= 1.5x eager torch fp32 crops/s at batch 32
 
 
-def _time_alternating(fn_a: Callable[[], Any], fn_b: Callable[[], Any], *, min_time: float, min_reps: int = 3,
-                      max_reps: int = 200, sync_a: Callable[[], None] | None = None
-                      ) -> tuple[list[float], list[float]]:
+def _time_alternating(
+    fn_a: Callable[[], Any],
+    fn_b: Callable[[], Any],
+    *,
+    min_time: float,
+    min_reps: int = 3,
+    max_reps: int = 200,
+    sync_a: Callable[[], None] | None = None,
+) -> tuple[list[float], list[float]]:
     """Seconds of each call of two functions called in turn (a, b, a, b, ...), so that both see the
     same background load on a shared machine; each gets one untimed warm-up call first, and calls go
     on until ``min_reps`` pairs and ``min_time`` seconds (or ``max_reps`` pairs)."""
@@ -72,8 +78,9 @@ def onnx_input_size(path: str | Path) -> tuple[int, int]:
     dims = _dims(model.graph.input[0])
     h, w = (dims[2], dims[3]) if len(dims) == 4 else (None, None)
     if not isinstance(h, int) or not isinstance(w, int):
-        raise CheckpointError(f"{path}: input {model.graph.input[0].name} has shape {dims}, "
-                              "expected (N, 3, H, W) with fixed H and W")
+        raise CheckpointError(
+            f"{path}: input {model.graph.input[0].name} has shape {dims}, expected (N, 3, H, W) with fixed H and W"
+        )
     return h, w
 
 
@@ -84,8 +91,9 @@ def onnx_batch_dim(path: str | Path) -> int | str | None:
     return _dims(onnx.load(str(path), load_external_data=False).graph.input[0])[0]
 
 
-def make_dynamic_batch(src: str | Path, dst: str | Path, *, check_crops: int = 4, atol: float = 1e-4,
-                       seed: int = 0) -> dict[str, Any]:
+def make_dynamic_batch(
+    src: str | Path, dst: str | Path, *, check_crops: int = 4, atol: float = 1e-4, seed: int = 0
+) -> dict[str, Any]:
     """Re-save an ONNX image model whose batch is fixed at 1 with a dynamic batch ``'batch'`` at
     ``dst``, then check that ``check_crops`` random crops embedded as one batch by the new graph give
     the embeddings the original gives crop by crop (max abs difference <= ``atol``).
@@ -143,17 +151,25 @@ def make_dynamic_batch(src: str | Path, dst: str | Path, *, check_crops: int = 4
         orig = ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
         new = ort.InferenceSession(str(dst), opts, providers=["CPUExecutionProvider"])
         name = orig.get_inputs()[0].name
-        ref = np.concatenate([orig.run(None, {name: x[i:i + 1]})[0] for i in range(check_crops)])
+        ref = np.concatenate([orig.run(None, {name: x[i : i + 1]})[0] for i in range(check_crops)])
         got = new.run(None, {new.get_inputs()[0].name: x})[0]
     except Exception as exc:  # onnxruntime's own error classes
-        raise CheckpointError(f"{src}: the dynamic-batch copy does not run ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+        raise CheckpointError(
+            f"{src}: the dynamic-batch copy does not run ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160] if str(exc) else ''})"
+        ) from None
     diff = float(np.abs(ref - got).max()) if ref.shape == got.shape else float("inf")
     if not diff <= atol:
-        raise CheckpointError(f"{src}: the dynamic-batch copy disagrees with the original "
-                              f"(max abs difference {diff:.3g} > {atol}); benchmark it crop by crop")
-    return {"path": str(dst), "reshapes_rewritten": rewritten, "max_abs_diff_vs_original": diff,
-            "checked_crops": check_crops}
+        raise CheckpointError(
+            f"{src}: the dynamic-batch copy disagrees with the original "
+            f"(max abs difference {diff:.3g} > {atol}); benchmark it crop by crop"
+        )
+    return {
+        "path": str(dst),
+        "reshapes_rewritten": rewritten,
+        "max_abs_diff_vs_original": diff,
+        "checked_crops": check_crops,
+    }
 
 
 def onnx_to_torch(path: str | Path):
@@ -161,13 +177,16 @@ def onnx_to_torch(path: str | Path):
     try:
         from onnx2torch import convert
     except ImportError:
-        raise UsageError("eager-torch figures for an ONNX model need the optional package onnx2torch "
-                         "(pip install onnx2torch); or pass a reidpipe checkpoint as --reid-weights") from None
+        raise UsageError(
+            "eager-torch figures for an ONNX model need the optional package onnx2torch "
+            "(pip install onnx2torch); or pass a reidpipe checkpoint as --reid-weights"
+        ) from None
     try:
         return convert(str(path)).eval()
     except Exception as exc:  # onnx2torch raises NotImplementedError / KeyError for unsupported ops
-        raise CheckpointError(f"{path}: onnx2torch cannot convert this graph to torch "
-                              f"({type(exc).__name__}: {str(exc)[:160]})") from None
+        raise CheckpointError(
+            f"{path}: onnx2torch cannot convert this graph to torch ({type(exc).__name__}: {str(exc)[:160]})"
+        ) from None
 
 
 class _TorchRunner:
@@ -225,9 +244,16 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-                    device: str | None = "cpu", min_time: float = 1.0, threads: int | None = None,
-                    amp: bool = True, workdir: str | Path | None = None) -> dict[str, Any]:
+def bench_embedding(
+    weights: str | Path,
+    *,
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    device: str | None = "cpu",
+    min_time: float = 1.0,
+    threads: int | None = None,
+    amp: bool = True,
+    workdir: str | Path | None = None,
+) -> dict[str, Any]:
     """Crops/s of one ReID model at each batch size, eager torch vs ONNX Runtime (see module doc).
 
     ``weights``: a reidpipe checkpoint (``.pt``/``.pth``/``.safetensors``...) or an ``.onnx`` model.
@@ -248,9 +274,14 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
         raise UsageError(f"--device {device}: CUDA is not available on this machine")
     threads = int(threads or torch.get_num_threads())
     torch.set_num_threads(threads)
-    info: dict[str, Any] = {"weights": str(weights), "device": dev, "threads": threads,
-                            "min_time_s": min_time, "amp": bool(amp and dev.startswith("cuda")),
-                            "notes": []}
+    info: dict[str, Any] = {
+        "weights": str(weights),
+        "device": dev,
+        "threads": threads,
+        "min_time_s": min_time,
+        "amp": bool(amp and dev.startswith("cuda")),
+        "notes": [],
+    }
     tmp_ctx = tempfile.TemporaryDirectory(prefix="reidpipe-bench-") if workdir is None else None
     tmp = Path(tmp_ctx.name if tmp_ctx is not None else str(workdir))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -265,21 +296,25 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
                 try:
                     info["dynamic_copy"] = make_dynamic_batch(weights, tmp / "dynamic_batch.onnx")
                     ort_path = tmp / "dynamic_batch.onnx"
-                    info["notes"].append("batch fixed at 1 in the file: ONNX Runtime runs a temporary copy "
-                                         "with a dynamic batch dimension (checked equal to the original)")
+                    info["notes"].append(
+                        "batch fixed at 1 in the file: ONNX Runtime runs a temporary copy "
+                        "with a dynamic batch dimension (checked equal to the original)"
+                    )
                 except CheckpointError as exc:
                     per_crop_ort = True
                     info["notes"].append(f"ONNX Runtime runs crop by crop: {exc}")
             elif isinstance(batch, int):
-                raise CheckpointError(f"{weights}: batch dimension fixed at {batch}; the embedding benchmark "
-                                      "needs a model with a dynamic batch or a batch of 1")
+                raise CheckpointError(
+                    f"{weights}: batch dimension fixed at {batch}; the embedding benchmark "
+                    "needs a model with a dynamic batch or a batch of 1"
+                )
             module = onnx_to_torch(ort_path)
             info["torch_impl"] = "onnx2torch conversion of the same ONNX graph"
             fn = module
             if per_crop_ort:  # the converted graph keeps the fixed batch of 1 too
 
                 def fn(t, _m=module):
-                    return torch.cat([_m(t[i:i + 1]) for i in range(len(t))])
+                    return torch.cat([_m(t[i : i + 1]) for i in range(len(t))])
 
                 info["torch_impl"] += " (crop by crop)"
         else:
@@ -306,36 +341,52 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
             info["notes"].append(
                 "torch's OpenMP threads spin-wait by default: on a busy or shared CPU eager torch with "
                 f"{threads} threads can be many times slower than with 1; compare with --threads 1 or "
-                "OMP_WAIT_POLICY=PASSIVE")
+                "OMP_WAIT_POLICY=PASSIVE"
+            )
         if dev.startswith("cuda") and "CUDAExecutionProvider" not in info["ort_providers"]:
-            info["notes"].append("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu): its "
-                                 "figures are on CPU while torch runs on the GPU")
+            info["notes"].append(
+                "this onnxruntime has no CUDA provider (pip install onnxruntime-gpu): its "
+                "figures are on CPU while torch runs on the GPU"
+            )
 
         def ort_run(x: np.ndarray) -> np.ndarray:
             if per_crop_ort:
-                return np.concatenate([session.run(None, {in_name: x[i:i + 1]})[0] for i in range(len(x))])
+                return np.concatenate([session.run(None, {in_name: x[i : i + 1]})[0] for i in range(len(x))])
             return session.run(None, {in_name: x})[0]
 
         rng = np.random.default_rng(0)
         probe = rng.standard_normal((min(4, sizes[-1]), 3, h, w)).astype(np.float32)
         a, b = _l2(runner(probe)), _l2(np.asarray(ort_run(probe), np.float32))
         info["embed_dim"] = int(a.shape[1])
-        info["agreement"] = {"max_abs_diff": float(np.abs(a - b).max()),
-                             "min_cosine": float((a * b).sum(1).min()), "crops": len(probe)}
+        info["agreement"] = {
+            "max_abs_diff": float(np.abs(a - b).max()),
+            "min_cosine": float((a * b).sum(1).min()),
+            "crops": len(probe),
+        }
         if info["agreement"]["min_cosine"] < 0.99:
-            info["notes"].append("eager torch and ONNX Runtime disagree (min cosine "
-                                 f"{info['agreement']['min_cosine']:.4f}): the two runtimes may not run "
-                                 "the same model")
+            info["notes"].append(
+                "eager torch and ONNX Runtime disagree (min cosine "
+                f"{info['agreement']['min_cosine']:.4f}): the two runtimes may not run "
+                "the same model"
+            )
         rows = []
         for bs in sizes:
             x = rng.standard_normal((bs, 3, h, w)).astype(np.float32)
-            t_torch, t_ort = _time_alternating(functools.partial(runner, x), functools.partial(ort_run, x), min_time=min_time,
-                                               sync_a=runner.sync)
+            t_torch, t_ort = _time_alternating(
+                functools.partial(runner, x), functools.partial(ort_run, x), min_time=min_time, sync_a=runner.sync
+            )
             mt, mo = statistics.median(t_torch), statistics.median(t_ort)
-            rows.append({"batch": bs, "torch_crops_per_s": round(bs / mt, 2), "ort_crops_per_s": round(bs / mo, 2),
-                         "speedup_ort_over_torch": round(mt / mo, 3),
-                         "torch_ms_per_batch": round(mt * 1e3, 3), "ort_ms_per_batch": round(mo * 1e3, 3),
-                         "reps": [len(t_torch), len(t_ort)]})
+            rows.append(
+                {
+                    "batch": bs,
+                    "torch_crops_per_s": round(bs / mt, 2),
+                    "ort_crops_per_s": round(bs / mo, 2),
+                    "speedup_ort_over_torch": round(mt / mo, 3),
+                    "torch_ms_per_batch": round(mt * 1e3, 3),
+                    "ort_ms_per_batch": round(mo * 1e3, 3),
+                    "reps": [len(t_torch), len(t_ort)],
+                }
+            )
         info["results"] = rows
         at32 = next((r for r in rows if r["batch"] == 32), None)
         info["speedup_at_32"] = at32["speedup_ort_over_torch"] if at32 else None
@@ -347,5 +398,11 @@ def bench_embedding(weights: str | Path, *, batch_sizes: Sequence[int] = DEFAULT
             tmp_ctx.cleanup()
 
 
-__all__ = ["DEFAULT_BATCH_SIZES", "bench_embedding", "make_dynamic_batch", "onnx_batch_dim", "onnx_input_size",
-           "onnx_to_torch"]
+__all__ = [
+    "DEFAULT_BATCH_SIZES",
+    "bench_embedding",
+    "make_dynamic_batch",
+    "onnx_batch_dim",
+    "onnx_input_size",
+    "onnx_to_torch",
+]

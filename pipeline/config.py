@@ -49,8 +49,12 @@ class LinkerConfig:
     transit_symmetric: bool = True  # a window declared for (A, B) also applies to B -> A unless (B, A) is given
     knn: int = 10  # offline: candidate neighbours per tracklet
     backend: str = "auto"  # offline neighbour search: "auto" (faiss if installed), "faiss", "numpy"
-    max_gap: float | None = None  # seconds: an identity's sightings must each be this close to another one; None = no limit
-    camera_centering: bool = True  # subtract each camera's mean tracklet feature (shared lighting/background) before matching
+    max_gap: float | None = (
+        None  # seconds: an identity's sightings must each be this close to another one; None = no limit
+    )
+    camera_centering: bool = (
+        True  # subtract each camera's mean tracklet feature (shared lighting/background) before matching
+    )
 
 
 @dataclass
@@ -139,8 +143,12 @@ def _apply(obj: Any, overrides: dict[str, Any], where: str) -> Any:
         if key in _NESTED and isinstance(value, dict):
             value = _apply(current, value, key)
         elif key == "transit" and isinstance(value, dict):
-            value = {tuple(k.split(":")) if isinstance(k, str) else tuple(k) if isinstance(k, (list, tuple)) else k:
-                     tuple(v) if isinstance(v, (list, tuple)) else v for k, v in value.items()}
+            value = {
+                tuple(k.split(":")) if isinstance(k, str) else tuple(k) if isinstance(k, (list, tuple)) else k: tuple(v)
+                if isinstance(v, (list, tuple))
+                else v
+                for k, v in value.items()
+            }
         changes[key] = value
     return dc_replace(obj, **changes)
 

@@ -33,9 +33,18 @@ class HistEmbedder:
     name = "hist"
     link_threshold = 0.5  # default linking cosine (after camera centring) for this descriptor
 
-    def __init__(self, input_size: tuple[int, int] = (128, 64), stripes: int = 6, hue_bins: int = 12,
-                 sat_bins: int = 2, gray_bins: int = 4, orient_bins: int = 8, sat_threshold: int = 40,
-                 texture_weight: float = 0.5, center_sigma: float = 0.2):
+    def __init__(
+        self,
+        input_size: tuple[int, int] = (128, 64),
+        stripes: int = 6,
+        hue_bins: int = 12,
+        sat_bins: int = 2,
+        gray_bins: int = 4,
+        orient_bins: int = 8,
+        sat_threshold: int = 40,
+        texture_weight: float = 0.5,
+        center_sigma: float = 0.2,
+    ):
         h, w = int(input_size[0]), int(input_size[1])
         if h < stripes or w < 4:
             raise ValueError(f"HistEmbedder: input_size {input_size} too small for {stripes} stripes")
@@ -77,8 +86,7 @@ class HistEmbedder:
         hist /= np.maximum(hist.sum(-1, keepdims=True), 1e-12)
         return hist
 
-    def _hist2(self, lo: np.ndarray, hi: np.ndarray, frac: np.ndarray, weights: np.ndarray,
-               nbins: int) -> np.ndarray:
+    def _hist2(self, lo: np.ndarray, hi: np.ndarray, frac: np.ndarray, weights: np.ndarray, nbins: int) -> np.ndarray:
         """Soft histogram: each pixel gives (1 - frac) of its weight to bin ``lo`` and frac to ``hi``."""
         n = lo.shape[0]
         base = (np.arange(n)[:, None, None] * self.stripes + self._row_stripe[None, :, None]) * nbins
@@ -112,11 +120,15 @@ class HistEmbedder:
         hfrac = hpos - h0
         h0 = h0.astype(np.int64) % self.hue_bins
         h1 = (h0 + 1) % self.hue_bins
-        sb = np.minimum((sat - self.sat_threshold) * self.sat_bins // max(256 - self.sat_threshold, 1),
-                        self.sat_bins - 1).clip(0)
+        sb = np.minimum(
+            (sat - self.sat_threshold) * self.sat_bins // max(256 - self.sat_threshold, 1), self.sat_bins - 1
+        ).clip(0)
         gpos = np.clip(val.astype(np.float32) * (self.gray_bins / 256.0) - 0.5, 0, self.gray_bins - 1)
-        g0 = np.minimum(np.floor(gpos).astype(np.int64), self.gray_bins - 2) if self.gray_bins > 1 else \
-            np.zeros_like(val)
+        g0 = (
+            np.minimum(np.floor(gpos).astype(np.int64), self.gray_bins - 2)
+            if self.gray_bins > 1
+            else np.zeros_like(val)
+        )
         gfrac = gpos - g0 if self.gray_bins > 1 else np.zeros_like(gpos)
         gray_base = self.hue_bins * self.sat_bins
         bin_lo = np.where(saturated, h0 * self.sat_bins + sb, gray_base + g0)

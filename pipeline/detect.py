@@ -34,8 +34,9 @@ NOT_PICKLES = (".onnx", ".engine", ".tflite", ".xml", ".torchscript", ".mlpackag
 def _empty():
     import supervision as sv
 
-    return sv.Detections(xyxy=np.zeros((0, 4), np.float32), confidence=np.zeros(0, np.float32),
-                         class_id=np.zeros(0, int))
+    return sv.Detections(
+        xyxy=np.zeros((0, 4), np.float32), confidence=np.zeros(0, np.float32), class_id=np.zeros(0, int)
+    )
 
 
 def _detections(xyxy: np.ndarray, conf: np.ndarray):
@@ -43,8 +44,9 @@ def _detections(xyxy: np.ndarray, conf: np.ndarray):
 
     if len(xyxy) == 0:
         return _empty()
-    return sv.Detections(xyxy=np.asarray(xyxy, np.float32), confidence=np.asarray(conf, np.float32),
-                         class_id=np.zeros(len(xyxy), int))
+    return sv.Detections(
+        xyxy=np.asarray(xyxy, np.float32), confidence=np.asarray(conf, np.float32), class_id=np.zeros(len(xyxy), int)
+    )
 
 
 def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
@@ -96,8 +98,15 @@ class YOLOXDetector:
     ``score = objectness * p_person``; then NMS and division by the letterbox scale. Models whose
     graph already decodes the boxes (values in pixels) are detected and not decoded twice."""
 
-    def __init__(self, path: str, *, conf: float = 0.3, iou: float = 0.45, device: str = "cpu",
-                 strides: tuple[int, ...] = (8, 16, 32)):
+    def __init__(
+        self,
+        path: str,
+        *,
+        conf: float = 0.3,
+        iou: float = 0.45,
+        device: str = "cpu",
+        strides: tuple[int, ...] = (8, 16, 32),
+    ):
         self.path = str(path)
         self.session = onnx_session(self.path, device)
         inp = self.session.get_inputs()[0]
@@ -168,8 +177,16 @@ class YOLOXDetector:
 class UltralyticsDetector:
     """An ultralytics YOLO model, person class only."""
 
-    def __init__(self, weights: str = "yolo11n.pt", *, conf: float = 0.3, iou: float = 0.45,
-                 imgsz: int | None = None, device: str = "auto", trust_weights: bool = False):
+    def __init__(
+        self,
+        weights: str = "yolo11n.pt",
+        *,
+        conf: float = 0.3,
+        iou: float = 0.45,
+        imgsz: int | None = None,
+        device: str = "auto",
+        trust_weights: bool = False,
+    ):
         from reidpipe.pipeline.safe_weights import check_detector_checkpoint
 
         self.weights = str(weights)
@@ -191,15 +208,18 @@ class UltralyticsDetector:
             raise WeightsUnavailableError(
                 f"detector weights {self.weights!r} are not on this machine and cannot be downloaded "
                 "(offline?); use --detector PATH (local .pt/.onnx/OpenVINO), --detector-kind yolox "
-                "with a YOLOX .onnx, or --detections det.txt per source") from None
+                "with a YOLOX .onnx, or --detections det.txt per source"
+            ) from None
         except Exception as exc:
             if local.exists():
-                raise CheckpointError(f"cannot load detector weights {self.weights}: "
-                                      f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
-                                      ) from None
+                raise CheckpointError(
+                    f"cannot load detector weights {self.weights}: "
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+                ) from None
             raise WeightsUnavailableError(
                 f"detector weights {self.weights!r} cannot be loaded ({type(exc).__name__}); use --detector "
-                "PATH, --detector-kind yolox, or --detections det.txt per source") from None
+                "PATH, --detector-kind yolox, or --detections det.txt per source"
+            ) from None
 
     def detect(self, frame_bgr: np.ndarray, index: int | None = None):
         import supervision as sv
@@ -257,7 +277,7 @@ class PublicDetections:
         sl = self._slices.get(int(index))
         if sl is None:
             return _empty()
-        return _detections(self._boxes[sl[0]:sl[1]].copy(), self._conf[sl[0]:sl[1]].copy())
+        return _detections(self._boxes[sl[0] : sl[1]].copy(), self._conf[sl[0] : sl[1]].copy())
 
 
 def fit_to_frame(path: str, rows: np.ndarray, lines: np.ndarray, frame) -> tuple[np.ndarray, str | None]:
@@ -272,20 +292,25 @@ def fit_to_frame(path: str, rows: np.ndarray, lines: np.ndarray, frame) -> tuple
         late = rows[:, 0] >= frame.frames
         keep &= ~late
         if late.any():
-            parts.append(f"{int(late.sum())} rows after the video's last frame {frame.frames} ignored "
-                         f"(first at {path}:{lines[late][0]})")
+            parts.append(
+                f"{int(late.sum())} rows after the video's last frame {frame.frames} ignored "
+                f"(first at {path}:{lines[late][0]})"
+            )
     if frame.width > 0 and frame.height > 0:
         W, H = float(frame.width), float(frame.height)
         w, h = rows[:, 3] - rows[:, 1], rows[:, 4] - rows[:, 2]
-        clipped = np.column_stack([np.clip(rows[:, 1], 0, W), np.clip(rows[:, 2], 0, H),
-                                   np.clip(rows[:, 3], 0, W), np.clip(rows[:, 4], 0, H)])
+        clipped = np.column_stack(
+            [np.clip(rows[:, 1], 0, W), np.clip(rows[:, 2], 0, H), np.clip(rows[:, 3], 0, W), np.clip(rows[:, 4], 0, H)]
+        )
         cw, ch = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
         bad = keep & ((cw < 1) | (ch < 1) | (w > 4 * W) | (h > 4 * H))
         cut = keep & ~bad & (clipped != rows[:, 1:5]).any(axis=1)
         keep &= ~bad
         if bad.any():
-            parts.append(f"{int(bad.sum())} boxes outside the {frame.width}x{frame.height} frame, under 1 px or "
-                         f"over 4x its size dropped (first at {path}:{lines[bad][0]})")
+            parts.append(
+                f"{int(bad.sum())} boxes outside the {frame.width}x{frame.height} frame, under 1 px or "
+                f"over 4x its size dropped (first at {path}:{lines[bad][0]})"
+            )
         if cut.any():
             parts.append(f"{int(cut.sum())} boxes clipped to the frame (first at {path}:{lines[cut][0]})")
         rows = np.concatenate([rows[:, :1], clipped, rows[:, 5:]], axis=1)
@@ -308,8 +333,10 @@ def _onnx_head(path: str) -> tuple[set[str], list[int | None]]:
     dims = [d.dim_value if d.HasField("dim_value") else None for d in outs[0].type.tensor_type.shape.dim]
     if len(dims) != 3:
         shown = "x".join("?" if d is None else str(d) for d in dims)
-        raise CheckpointError(f"{path}: output {outs[0].name} is {shown}, not a detector head (YOLOX 1xNx(5+C) "
-                              "or ultralytics 1x(4+C)xN); a ReID model goes to --reid-weights")
+        raise CheckpointError(
+            f"{path}: output {outs[0].name} is {shown}, not a detector head (YOLOX 1xNx(5+C) "
+            "or ultralytics 1x(4+C)xN); a ReID model goes to --reid-weights"
+        )
     return {m.key for m in model.metadata_props}, dims
 
 
@@ -336,8 +363,11 @@ def check_ultralytics_onnx(path: str) -> None:
     a YOLOX model given ``--detector-kind ultralytics`` is refused with the flag that fits."""
     meta, _ = _onnx_head(path)
     if not {"names", "stride"} <= meta:
-        how = "it looks like YOLOX: use --detector-kind yolox" if infer_detector_kind(path) == "yolox" else \
-            "export the model with ultralytics"
+        how = (
+            "it looks like YOLOX: use --detector-kind yolox"
+            if infer_detector_kind(path) == "yolox"
+            else "export the model with ultralytics"
+        )
         raise CheckpointError(f"{path}: not an ultralytics ONNX export (no names/stride metadata); {how}")
 
 
@@ -360,6 +390,12 @@ def load_detector(config, detections_file: str | None = None, frame=None):
     if kind == "ultralytics":
         if Path(config.detector).suffix.lower() == ".onnx" and Path(config.detector).is_file():
             check_ultralytics_onnx(config.detector)
-        return UltralyticsDetector(config.detector, conf=config.det_conf, iou=config.det_iou,
-                                   imgsz=config.imgsz, device=config.device, trust_weights=config.trust_weights)
+        return UltralyticsDetector(
+            config.detector,
+            conf=config.det_conf,
+            iou=config.det_iou,
+            imgsz=config.imgsz,
+            device=config.device,
+            trust_weights=config.trust_weights,
+        )
     raise ConfigError(f"--detector-kind must be 'ultralytics' or 'yolox', got {kind!r}")

@@ -46,8 +46,7 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(n, 1e-12)
 
 
-def preprocess(crops_bgr: list[np.ndarray], input_size: tuple[int, int], mean, std, color: str = "RGB"
-               ) -> np.ndarray:
+def preprocess(crops_bgr: list[np.ndarray], input_size: tuple[int, int], mean, std, color: str = "RGB") -> np.ndarray:
     """Crops (BGR uint8, any sizes) -> (N, 3, H, W) float32: resize, colour order, /255, (x-mean)/std.
     ``mean``/``std`` are in R, G, B order whatever ``color`` is."""
     import cv2
@@ -91,17 +90,29 @@ def _check_reid_io(path: str, in_shape: list, input_size: tuple[int, int], out_s
     ``(H, W)`` input takes no other size."""
     trailing = [d for d in out_shape[2:] if d != 1]
     if len(out_shape) < 2 or trailing:
-        raise CheckpointError(f"{path}: output shape {list(out_shape)} is not one embedding per crop (N, D): "
-                              "not a ReID model (a detector goes to --detector)")
+        raise CheckpointError(
+            f"{path}: output shape {list(out_shape)} is not one embedding per crop (N, D): "
+            "not a ReID model (a detector goes to --detector)"
+        )
     fixed = tuple(in_shape[2:4]) if all(isinstance(d, int) for d in in_shape[2:4]) else None
     if fixed and fixed != tuple(input_size):
-        raise UsageError(f"--reid-input-size {input_size[0]} {input_size[1]}: {path} takes a fixed "
-                         f"{fixed[0]}x{fixed[1]} input")
+        raise UsageError(
+            f"--reid-input-size {input_size[0]} {input_size[1]}: {path} takes a fixed {fixed[0]}x{fixed[1]} input"
+        )
 
 
 class OnnxEmbedder:
-    def __init__(self, path: str, *, input_size: tuple[int, int] | None = None, mean=None, std=None,
-                 color: str | None = None, batch: int = 32, device: str = "cpu"):
+    def __init__(
+        self,
+        path: str,
+        *,
+        input_size: tuple[int, int] | None = None,
+        mean=None,
+        std=None,
+        color: str | None = None,
+        batch: int = 32,
+        device: str = "cpu",
+    ):
         from reidpipe.pipeline.detect import onnx_session
 
         self.path = str(path)
@@ -118,18 +129,27 @@ class OnnxEmbedder:
             input_size = (h, w)
         if input_size is None:
             if not (isinstance(shape[2], int) and isinstance(shape[3], int)):
-                raise UsageError(f"{self.path}: the input size is dynamic and not in the metadata; "
-                                 "give --reid-input-size H W")
+                raise UsageError(
+                    f"{self.path}: the input size is dynamic and not in the metadata; give --reid-input-size H W"
+                )
             input_size = (shape[2], shape[3])
         self.input_size = (int(input_size[0]), int(input_size[1]))
         _check_reid_io(self.path, shape, self.input_size, self.session.get_outputs()[0].shape)
         self.color = (color or meta.get("reidpipe.color") or "RGB").upper()
         if self.color not in ("RGB", "BGR"):
             raise ConfigError(f"colour order must be RGB or BGR, got {self.color!r} ({self.path})")
-        self.mean = tuple(mean) if mean is not None else (
-            _floats(meta["reidpipe.mean"], 3, "reidpipe.mean", path) if "reidpipe.mean" in meta else IMAGENET_MEAN)
-        self.std = tuple(std) if std is not None else (
-            _floats(meta["reidpipe.std"], 3, "reidpipe.std", path) if "reidpipe.std" in meta else IMAGENET_STD)
+        self.mean = (
+            tuple(mean)
+            if mean is not None
+            else (
+                _floats(meta["reidpipe.mean"], 3, "reidpipe.mean", path) if "reidpipe.mean" in meta else IMAGENET_MEAN
+            )
+        )
+        self.std = (
+            tuple(std)
+            if std is not None
+            else (_floats(meta["reidpipe.std"], 3, "reidpipe.std", path) if "reidpipe.std" in meta else IMAGENET_STD)
+        )
         b = shape[0]
         self.fixed_batch = int(b) if isinstance(b, int) and b > 0 else None
         self.batch = self.fixed_batch or max(1, int(batch))
@@ -146,8 +166,10 @@ class OnnxEmbedder:
     def _run(self, x: np.ndarray) -> np.ndarray:
         y = np.asarray(self.session.run(None, {self.input_name: x})[0], np.float32).reshape(len(x), -1)
         if not np.isfinite(y).all():
-            raise CheckpointError(f"{self.path}: the model gave non-finite embeddings (NaN/inf); check "
-                                  "--reid-mean/--reid-std and that this is a ReID model")
+            raise CheckpointError(
+                f"{self.path}: the model gave non-finite embeddings (NaN/inf); check "
+                "--reid-mean/--reid-std and that this is a ReID model"
+            )
         return y
 
     def embed(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
@@ -156,7 +178,7 @@ class OnnxEmbedder:
         x = preprocess(crops_bgr, self.input_size, self.mean, self.std, self.color)
         outs = []
         for i in range(0, len(x), self.batch):
-            chunk = x[i:i + self.batch]
+            chunk = x[i : i + self.batch]
             n = len(chunk)
             if self.fixed_batch and n < self.fixed_batch:
                 chunk = np.concatenate([chunk, np.zeros((self.fixed_batch - n, *chunk.shape[1:]), np.float32)])
@@ -167,8 +189,17 @@ class OnnxEmbedder:
 class OpenVinoEmbedder:
     """An OpenVINO IR ReID model, pre-processing as the module docstring says."""
 
-    def __init__(self, path: str, *, input_size: tuple[int, int] | None = None, mean=None, std=None,
-                 color: str | None = None, batch: int = 32, device: str = "cpu"):
+    def __init__(
+        self,
+        path: str,
+        *,
+        input_size: tuple[int, int] | None = None,
+        mean=None,
+        std=None,
+        color: str | None = None,
+        batch: int = 32,
+        device: str = "cpu",
+    ):
         self.path = str(path)
         core, model = _read_openvino(self.path)
         inp = model.inputs[0]
@@ -191,13 +222,18 @@ class OpenVinoEmbedder:
             cpu = device in ("auto", "cpu") or device.startswith("cuda")  # CUDA is no OpenVINO device
             self.compiled = core.compile_model(model, "CPU" if cpu else device.upper())
         except RuntimeError as exc:
-            raise CheckpointError(f"{self.path}: cannot run with input (N, 3, {self.input_size[0]}, "
-                                  f"{self.input_size[1]}) on {device}: {_openvino_message(exc)}") from None
+            raise CheckpointError(
+                f"{self.path}: cannot run with input (N, 3, {self.input_size[0]}, "
+                f"{self.input_size[1]}) on {device}: {_openvino_message(exc)}"
+            ) from None
         self.output = self.compiled.outputs[0]
         self.batch = max(1, int(batch))
         last = self.output.get_partial_shape()[-1]
-        self.dim = last.get_length() if last.is_static else int(
-            self._run(np.zeros((1, 3, *self.input_size), np.float32)).shape[1])
+        self.dim = (
+            last.get_length()
+            if last.is_static
+            else int(self._run(np.zeros((1, 3, *self.input_size), np.float32)).shape[1])
+        )
         self.link_threshold = LEARNED_LINK_THRESHOLD
 
     def _run(self, x: np.ndarray) -> np.ndarray:
@@ -208,7 +244,7 @@ class OpenVinoEmbedder:
         if not crops_bgr:
             return np.zeros((0, self.dim), np.float32)
         x = preprocess(crops_bgr, self.input_size, self.mean, self.std, self.color)
-        return l2_normalize(np.concatenate([self._run(x[i:i + self.batch]) for i in range(0, len(x), self.batch)]))
+        return l2_normalize(np.concatenate([self._run(x[i : i + self.batch]) for i in range(0, len(x), self.batch)]))
 
 
 def _read_openvino(path: str):
@@ -216,12 +252,15 @@ def _read_openvino(path: str):
     try:
         import openvino as ov
     except ImportError:
-        raise UsageError(f"--reid-weights {path} is an OpenVINO IR model: it needs the optional package openvino "
-                         "(pip install 'reidpipe[openvino]')") from None
+        raise UsageError(
+            f"--reid-weights {path} is an OpenVINO IR model: it needs the optional package openvino "
+            "(pip install 'reidpipe[openvino]')"
+        ) from None
     weights = Path(path).with_suffix(".bin")
     if not weights.is_file():
-        raise InputNotFoundError(f"OpenVINO weights not found: {weights} (an IR is {Path(path).name} plus "
-                                 f"{weights.name} beside it)")
+        raise InputNotFoundError(
+            f"OpenVINO weights not found: {weights} (an IR is {Path(path).name} plus {weights.name} beside it)"
+        )
     core = ov.Core()
     try:
         return core, core.read_model(str(path), str(weights))
@@ -238,6 +277,7 @@ def _openvino_message(exc: Exception) -> str:
 def _openvino_preprocessing(model, path: str) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
     """(colour, mean, std) an IR asks for: the Model API ``model_info`` rt_info keys, else raw BGR 0-255
     (Open Model Zoo IRs normalise inside the graph). ``mean``/``std`` as for :func:`preprocess`."""
+
     def info(key: str) -> str | None:
         where = ["model_info", key]
         return str(model.get_rt_info(where).astype(str)) if model.has_rt_info(where) else None
@@ -291,7 +331,7 @@ class CheckpointEmbedder:
         outs = []
         with torch.inference_mode():
             for i in range(0, len(x), self.batch):
-                t = torch.from_numpy(x[i:i + self.batch]).to(self.device)
+                t = torch.from_numpy(x[i : i + self.batch]).to(self.device)
                 if self.device.type == "cuda":
                     with torch.autocast("cuda", dtype=torch.float16):
                         y = self.model.embed(t)
@@ -316,8 +356,10 @@ def embedder_kind(config) -> str:
         return "openvino"
     if suffix in CHECKPOINT_EXTS:
         return "checkpoint"
-    raise UsageError(f"--reid-weights {config.reid_weights}: cannot tell the model kind from the extension; "
-                     "give --reid onnx, --reid openvino or --reid checkpoint")
+    raise UsageError(
+        f"--reid-weights {config.reid_weights}: cannot tell the model kind from the extension; "
+        "give --reid onnx, --reid openvino or --reid checkpoint"
+    )
 
 
 def load_embedder(config):
@@ -333,12 +375,30 @@ def load_embedder(config):
     if not Path(config.reid_weights).exists():
         raise InputNotFoundError(f"ReID weights not found: {config.reid_weights}")
     if kind == "onnx":
-        return OnnxEmbedder(config.reid_weights, input_size=config.reid_input_size, mean=config.reid_mean,
-                            std=config.reid_std, color=config.reid_color, batch=config.embed_batch,
-                            device=config.device)
+        return OnnxEmbedder(
+            config.reid_weights,
+            input_size=config.reid_input_size,
+            mean=config.reid_mean,
+            std=config.reid_std,
+            color=config.reid_color,
+            batch=config.embed_batch,
+            device=config.device,
+        )
     if kind == "openvino":
-        return OpenVinoEmbedder(config.reid_weights, input_size=config.reid_input_size, mean=config.reid_mean,
-                                std=config.reid_std, color=config.reid_color, batch=config.embed_batch,
-                                device=config.device)
-    return CheckpointEmbedder(config.reid_weights, batch=config.embed_batch, device=config.device,
-                              input_size=config.reid_input_size, mean=config.reid_mean, std=config.reid_std)
+        return OpenVinoEmbedder(
+            config.reid_weights,
+            input_size=config.reid_input_size,
+            mean=config.reid_mean,
+            std=config.reid_std,
+            color=config.reid_color,
+            batch=config.embed_batch,
+            device=config.device,
+        )
+    return CheckpointEmbedder(
+        config.reid_weights,
+        batch=config.embed_batch,
+        device=config.device,
+        input_size=config.reid_input_size,
+        mean=config.reid_mean,
+        std=config.reid_std,
+    )

@@ -61,14 +61,16 @@ def discard_stale_outputs(folder: str | Path) -> None:
         for thumb in (Path(folder) / "thumbs").glob("*.jpg"):  # an older run's crops
             thumb.unlink()
     except OSError as exc:
-        raise OutputError(f"cannot remove the older {Path(folder) / 'trajectories.json'} "
-                          f"({exc.strerror or type(exc).__name__})") from None
+        raise OutputError(
+            f"cannot remove the older {Path(folder) / 'trajectories.json'} ({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------ trajectories
 def order_identities(identities: Sequence[Identity]) -> list[Identity]:
     """Identities sorted by first sighting (earliest point time; ties by camera, track), renumbered
     1..N in place; empty identities are dropped."""
+
     def first(ident: Identity):
         pts = [(t.start_t, t.camera, t.track) for t in ident.tracklets if t.points]
         return min(pts)
@@ -82,32 +84,38 @@ def order_identities(identities: Sequence[Identity]) -> list[Identity]:
 
 def _track_json(t: Tracklet, ev: LinkEvidence | None) -> dict[str, Any]:
     ev = ev or LinkEvidence(score=1.0)
-    return {"camera": t.camera, "track": int(t.track), "link": ev.to_json(),
-            "points": [p.to_json() for p in t.points]}
+    return {"camera": t.camera, "track": int(t.track), "link": ev.to_json(), "points": [p.to_json() for p in t.points]}
 
 
-def trajectories_dict(sources: Sequence[SourceInfo], identities: Sequence[Identity],
-                      linker: dict[str, Any] | None = None) -> dict[str, Any]:
+def trajectories_dict(
+    sources: Sequence[SourceInfo], identities: Sequence[Identity], linker: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``reidpipe.trajectories/1`` document; ``linker`` is the linker's operating point (how its
     decisions were calibrated), written under ``"linker"`` when given."""
     out = []
     for ident in order_identities(identities):
         tracks = sorted((t for t in ident.tracklets if t.points), key=lambda t: (t.start_t, t.camera, t.track))
-        out.append({
-            "id": ident.id,
-            "cameras": ident.cameras,
-            "first_seen": round(float(min(t.start_t for t in tracks)), 4),
-            "last_seen": round(float(max(t.end_t for t in tracks)), 4),
-            "tracks": [_track_json(t, ident.evidence.get(t.key)) for t in tracks],
-        })
+        out.append(
+            {
+                "id": ident.id,
+                "cameras": ident.cameras,
+                "first_seen": round(float(min(t.start_t for t in tracks)), 4),
+                "last_seen": round(float(max(t.end_t for t in tracks)), 4),
+                "tracks": [_track_json(t, ident.evidence.get(t.key)) for t in tracks],
+            }
+        )
     doc: dict[str, Any] = {"schema": SCHEMA, "sources": [s.to_json() for s in sources], "identities": out}
     if linker is not None:
         doc["linker"] = linker
     return doc
 
 
-def write_trajectories(path: str | Path, sources: Sequence[SourceInfo], identities: Sequence[Identity],
-                       linker: dict[str, Any] | None = None) -> Path:
+def write_trajectories(
+    path: str | Path,
+    sources: Sequence[SourceInfo],
+    identities: Sequence[Identity],
+    linker: dict[str, Any] | None = None,
+) -> Path:
     """Write ``trajectories.json`` (schema ``reidpipe.trajectories/1``) atomically; returns the path."""
     path = Path(path)
     data = trajectories_dict(sources, identities, linker)
@@ -143,8 +151,12 @@ def read_trajectories(path: str | Path) -> dict[str, Any]:
         cams.add(s["camera"])
     seen_tracks = set()
     for i, ident in enumerate(data["identities"]):
-        if not isinstance(ident, dict) or not isinstance(ident.get("id"), int) or not isinstance(
-                ident.get("tracks"), list) or not isinstance(ident.get("cameras"), list):
+        if (
+            not isinstance(ident, dict)
+            or not isinstance(ident.get("id"), int)
+            or not isinstance(ident.get("tracks"), list)
+            or not isinstance(ident.get("cameras"), list)
+        ):
             raise _bad(path, f"identities[{i}] needs an integer id, cameras and tracks")
         if not (_num(ident.get("first_seen")) and _num(ident.get("last_seen"))):
             raise _bad(path, f"identities[{i}] needs numeric first_seen/last_seen")
@@ -162,9 +174,15 @@ def read_trajectories(path: str | Path) -> dict[str, Any]:
             if not isinstance(tr.get("points"), list):
                 raise _bad(path, f"{where}: points must be a list")
             for k, p in enumerate(tr["points"]):
-                if (not isinstance(p, dict) or not isinstance(p.get("frame"), int) or not _num(p.get("t"))
-                        or not isinstance(p.get("bbox"), list) or len(p["bbox"]) != 4
-                        or not all(_num(v) for v in p["bbox"]) or not _num(p.get("score"))):
+                if (
+                    not isinstance(p, dict)
+                    or not isinstance(p.get("frame"), int)
+                    or not _num(p.get("t"))
+                    or not isinstance(p.get("bbox"), list)
+                    or len(p["bbox"]) != 4
+                    or not all(_num(v) for v in p["bbox"])
+                    or not _num(p.get("score"))
+                ):
                     raise _bad(path, f"{where}.points[{k}] needs frame (int), t, bbox [x1,y1,x2,y2], score")
     return data
 
@@ -213,12 +231,14 @@ class EventWriter:
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._size)  # no half line stays in the file
-            self.error = OutputError(f"cannot write {self.path} ({exc.strerror or type(exc).__name__}); "
-                                     f"it holds the first {self._size} bytes of events, each line complete")
+            self.error = OutputError(
+                f"cannot write {self.path} ({exc.strerror or type(exc).__name__}); "
+                f"it holds the first {self._size} bytes of events, each line complete"
+            )
             return False
         self._size += len(data)
         return True
@@ -252,8 +272,14 @@ def _json_line(rec: dict[str, Any]) -> str:
     try:
         return json.dumps(rec, separators=(",", ":"), default=_json_default, allow_nan=False) + "\n"
     except ValueError:
-        return json.dumps(_finite_or_none(json.loads(json.dumps(rec, default=_json_default))),
-                          separators=(",", ":"), allow_nan=False) + "\n"
+        return (
+            json.dumps(
+                _finite_or_none(json.loads(json.dumps(rec, default=_json_default))),
+                separators=(",", ":"),
+                allow_nan=False,
+            )
+            + "\n"
+        )
 
 
 def _finite_or_none(o):
@@ -324,9 +350,15 @@ def _id_annotators():
     return sv.BoxAnnotator(thickness=2, **by_id), sv.LabelAnnotator(text_scale=0.5, text_padding=3, **by_id)
 
 
-def write_videos(folder: str | Path, sources: Sequence[SourceInfo], identities: Sequence[Identity], *,
-                 stride: int = 1, max_frames: int | None = None,
-                 recordings: dict[str, str] | None = None) -> list[Path]:
+def write_videos(
+    folder: str | Path,
+    sources: Sequence[SourceInfo],
+    identities: Sequence[Identity],
+    *,
+    stride: int = 1,
+    max_frames: int | None = None,
+    recordings: dict[str, str] | None = None,
+) -> list[Path]:
     """Draw every camera's boxes with global-id labels into ``<camera>.mp4`` (second pass over the
     sources, or over the raw recordings of live sources). Returns the written paths."""
     import cv2
@@ -357,16 +389,18 @@ def write_videos(folder: str | Path, sources: Sequence[SourceInfo], identities: 
             for index, img in iter_frames(uri, stride=stride_used, max_frames=limit):
                 if writer is None:
                     fps = max(1.0, s.fps / stride_used)
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps,
-                                             (img.shape[1], img.shape[0]))
+                    writer = cv2.VideoWriter(
+                        str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (img.shape[1], img.shape[0])
+                    )
                     if not writer.isOpened():
                         raise OutputError(f"cannot write video {out}")
                 dets = by_frame.get(index)
                 if dets:
                     arr = np.asarray([d[2:6] for d in dets], np.float32)
                     ids = np.asarray([d[1] for d in dets], int)
-                    d = sv.Detections(xyxy=arr, class_id=ids, tracker_id=ids,
-                                      confidence=np.asarray([d[6] for d in dets], np.float32))
+                    d = sv.Detections(
+                        xyxy=arr, class_id=ids, tracker_id=ids, confidence=np.asarray([d[6] for d in dets], np.float32)
+                    )
                     img = box_ann.annotate(img.copy(), d)
                     img = label_ann.annotate(img, d, labels=[f"#{i}" for i in ids.tolist()])
                 writer.write(img)

@@ -16,8 +16,9 @@ from reidpipe.pipeline.link import Linker
 from reidpipe.pipeline.types import Tracklet, TrackPoint
 
 
-def synthetic_tracklets(n: int, dim: int = 512, cameras: int = 4, seed: int = 0, noise: float = 0.6,
-                        return_labels: bool = False):
+def synthetic_tracklets(
+    n: int, dim: int = 512, cameras: int = 4, seed: int = 0, noise: float = 0.6, return_labels: bool = False
+):
     """``n`` synthetic tracklets of ``dim``-d features for benchmarks and tests.
 
     People walk through ``cameras`` cameras in order (cam0 -> cam1 -> ...), each visiting 1 to
@@ -50,10 +51,15 @@ def synthetic_tracklets(n: int, dim: int = 512, cameras: int = 4, seed: int = 0,
             f = proto + noise * g / np.linalg.norm(g) + bias[c]
             f /= np.linalg.norm(f)
             counters[c] += 1
-            pts = [TrackPoint(frame=int(t * 10), t=t, bbox=(0.0, 0.0, 40.0, 100.0), score=0.9)
-                   for t in (t0, t0 + dur / 2, t0 + dur)]
-            tracklets.append(Tracklet(camera=cams[c], track=counters[c], points=pts, bank=[], qualities=[0.5, 0.5],
-                                      feature=f, closed=True))
+            pts = [
+                TrackPoint(frame=int(t * 10), t=t, bbox=(0.0, 0.0, 40.0, 100.0), score=0.9)
+                for t in (t0, t0 + dur / 2, t0 + dur)
+            ]
+            tracklets.append(
+                Tracklet(
+                    camera=cams[c], track=counters[c], points=pts, bank=[], qualities=[0.5, 0.5], feature=f, closed=True
+                )
+            )
             labels.append(pid)
             t0 += dur + float(rng.uniform(5, 30))
         pid += 1
@@ -62,8 +68,7 @@ def synthetic_tracklets(n: int, dim: int = 512, cameras: int = 4, seed: int = 0,
     return tracklets
 
 
-def time_linking(n: int, dim: int = 512, cameras: int = 4, seed: int = 0,
-                 config: LinkerConfig | None = None) -> float:
+def time_linking(n: int, dim: int = 512, cameras: int = 4, seed: int = 0, config: LinkerConfig | None = None) -> float:
     """Seconds to link ``n`` synthetic tracklets offline (``Linker.link``); generation not timed.
     Default config: refine, linking window ``max_gap`` = 300 s (exact time-blocked search)."""
     ts = synthetic_tracklets(n, dim=dim, cameras=cameras, seed=seed)

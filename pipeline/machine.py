@@ -65,8 +65,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
     }
     from importlib import metadata
 
-    for mod in ("torch", "onnxruntime", "onnx", "numpy", "cv2", "supervision", "trackers", "ultralytics",
-                "faiss"):
+    for mod in ("torch", "onnxruntime", "onnx", "numpy", "cv2", "supervision", "trackers", "ultralytics", "faiss"):
         version = None
         try:  # the installed distribution's version, without importing the package
             version = metadata.version({"faiss": "faiss-cpu", "cv2": "opencv-python-headless"}.get(mod, mod))

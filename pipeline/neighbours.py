@@ -94,7 +94,7 @@ def _exact_numpy(X: np.ndarray, k: int, threshold: float):
     block = int(max(64, min(4096, (1 << 24) // max(n, 1))))
     out = []
     for s in range(0, n, block):
-        S = X[s:s + block] @ X.T
+        S = X[s : s + block] @ X.T
         idx = np.arange(S.shape[0])
         S[idx, s + idx] = -np.inf
         out.append(_block_pairs(S, s + idx, np.arange(n), k, threshold))
@@ -109,14 +109,13 @@ def _faiss_search(X: np.ndarray, k: int, threshold: float):
     out = []
     block = 16384
     for s in range(0, X.shape[0], block):
-        sims, idx = index.search(X[s:s + block], k + 1)
+        sims, idx = index.search(X[s : s + block], k + 1)
         rows = np.broadcast_to(np.arange(s, s + sims.shape[0])[:, None], idx.shape)
         out.append(_pairs_from(rows.ravel(), idx.ravel(), sims.ravel(), threshold))
     return out
 
 
-def _time_blocked(X: np.ndarray, k: int, threshold: float, starts: np.ndarray, ends: np.ndarray,
-                  max_gap: float):
+def _time_blocked(X: np.ndarray, k: int, threshold: float, starts: np.ndarray, ends: np.ndarray, max_gap: float):
     """Exact search restricted to pairs at most ``max_gap`` seconds apart. Rows sorted by start time;
     each block of rows is multiplied (one matrix product) with the columns from its own first row up to
     the end of its time window only, so every pair is computed once (the upper triangle of the banded
@@ -179,9 +178,15 @@ def _time_blocked(X: np.ndarray, k: int, threshold: float, starts: np.ndarray, e
     return [_pairs_from(order[src_[keep]], order[dst[keep]], sim[keep], threshold)]
 
 
-def candidate_pairs(X: np.ndarray, k: int, threshold: float, backend: str = "auto",
-                    starts: np.ndarray | None = None, ends: np.ndarray | None = None,
-                    max_gap: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def candidate_pairs(
+    X: np.ndarray,
+    k: int,
+    threshold: float,
+    backend: str = "auto",
+    starts: np.ndarray | None = None,
+    ends: np.ndarray | None = None,
+    max_gap: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (i < j, cosine) among the k nearest neighbours of every row of ``X`` (unit rows) whose
     cosine reaches ``threshold``, each pair once. Returns (i, j, sim) sorted by decreasing sim.
 
@@ -207,8 +212,10 @@ def candidate_pairs(X: np.ndarray, k: int, threshold: float, backend: str = "aut
             if backend == "faiss":
                 from reidpipe.errors import ConfigError
 
-                raise ConfigError("linker backend 'faiss' requested but faiss is not installed "
-                                  "(pip install faiss-cpu, or use backend 'numpy')") from None
+                raise ConfigError(
+                    "linker backend 'faiss' requested but faiss is not installed "
+                    "(pip install faiss-cpu, or use backend 'numpy')"
+                ) from None
     elif backend not in ("numpy", "time"):
         from reidpipe.errors import ConfigError
 
@@ -216,8 +223,9 @@ def candidate_pairs(X: np.ndarray, k: int, threshold: float, backend: str = "aut
     if backend == "time":
         if max_gap is None or starts is None or ends is None:
             raise ConfigError("linker backend 'time' needs the tracklets' starts, ends and max_gap")
-        parts = _time_blocked(X, k, threshold, np.asarray(starts, np.float64), np.asarray(ends, np.float64),
-                              float(max_gap))
+        parts = _time_blocked(
+            X, k, threshold, np.asarray(starts, np.float64), np.asarray(ends, np.float64), float(max_gap)
+        )
     elif use_faiss:
         parts = _faiss_search(X, k, threshold)
     else:

@@ -40,8 +40,14 @@ STOP_TIMEOUT = 30.0  # seconds to wait for the actors' last tracklets at the end
 class GroupActor:
     """What runs inside one Ray actor: a camera group and the generator of its steps."""
 
-    def __init__(self, config: PipelineConfig, uris: Sequence[str], names: Sequence[str],
-                 offsets: Sequence[float] | None, detections: Sequence[str] | None):
+    def __init__(
+        self,
+        config: PipelineConfig,
+        uris: Sequence[str],
+        names: Sequence[str],
+        offsets: Sequence[float] | None,
+        detections: Sequence[str] | None,
+    ):
         self.group = CameraGroup(config, uris, names, offsets=offsets, detections=detections)
         self._steps: Iterator[Step] | None = None
 
@@ -51,8 +57,11 @@ class GroupActor:
             infos = self.group.open()
         except ReidpipeError as exc:
             return {"error": exc}
-        return {"infos": infos, "kinds": [w.source.kind for w in self.group.workers],
-                "link_threshold": self.group.link_threshold}
+        return {
+            "infos": infos,
+            "kinds": [w.source.kind for w in self.group.workers],
+            "link_threshold": self.group.link_threshold,
+        }
 
     def start(self) -> list[Event]:
         events = self.group.start()
@@ -71,8 +80,13 @@ class GroupActor:
 
     def stop(self) -> dict[str, Any]:
         closed = self.group.stop()
-        return {"closed": closed, "figures": self.group.figures(), "counts": self.group.counts,
-                "seconds": self.group.timer.seconds, "decode": self.group.decode_seconds}
+        return {
+            "closed": closed,
+            "figures": self.group.figures(),
+            "counts": self.group.counts,
+            "seconds": self.group.timer.seconds,
+            "decode": self.group.decode_seconds,
+        }
 
 
 class LockstepMerge:
@@ -161,8 +175,13 @@ class RayEngine:
             _check_reachable(address, timeout=min(5.0, self.config.engine.start_timeout))
         on_term = signal.getsignal(signal.SIGTERM)
         try:
-            ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-                     configure_logging=True)
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+                configure_logging=True,
+            )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"--ray-address {address}" if address else "a local Ray instance"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -179,18 +198,29 @@ class RayEngine:
         token = uuid.uuid4().hex[:8]
         for idx in self.groups:
             cams = [self.names[i] for i in idx]
-            opts = {"num_cpus": eng.worker_cpus, "num_gpus": eng.worker_gpus, "max_restarts": 0,
-                    "name": f"reidpipe-worker-{'+'.join(cams)}-{token}"}
-            self._actors.append(actor_cls.options(**opts).remote(
-                cfg, [self.uris[i] for i in idx], cams,
-                [cfg.offsets[i] for i in idx] if cfg.offsets is not None else None,
-                [cfg.detections[i] for i in idx] if cfg.detections is not None else None))
+            opts = {
+                "num_cpus": eng.worker_cpus,
+                "num_gpus": eng.worker_gpus,
+                "max_restarts": 0,
+                "name": f"reidpipe-worker-{'+'.join(cams)}-{token}",
+            }
+            self._actors.append(
+                actor_cls.options(**opts).remote(
+                    cfg,
+                    [self.uris[i] for i in idx],
+                    cams,
+                    [cfg.offsets[i] for i in idx] if cfg.offsets is not None else None,
+                    [cfg.detections[i] for i in idx] if cfg.detections is not None else None,
+                )
+            )
         refs = [a.open.remote() for a in self._actors]
         ready, pending = ray.wait(refs, num_returns=len(refs), timeout=eng.start_timeout)
         if pending:
-            raise EngineError(f"{len(pending)} of {len(refs)} Ray workers were not placed and opened within "
-                              f"{eng.start_timeout:g} s (each asks {self._asks()}; the cluster has "
-                              f"{_resources(ray.available_resources())} free)")
+            raise EngineError(
+                f"{len(pending)} of {len(refs)} Ray workers were not placed and opened within "
+                f"{eng.start_timeout:g} s (each asks {self._asks()}; the cluster has "
+                f"{_resources(ray.available_resources())} free)"
+            )
         kinds: dict[str, str] = {}
         for idx, res in zip(self.groups, self._get(refs)):
             if "error" in res:
@@ -199,8 +229,10 @@ class RayEngine:
             kinds.update({self.names[i]: k for i, k in zip(idx, res["kinds"])})
             self.link_threshold = float(res["link_threshold"])
         if cfg.save_video and any(k in ("stream", "webcam") for k in kinds.values()):
-            raise UsageError("--save-video with --engine ray annotates file sources only (a live camera's "
-                             "frames stay on its worker); drop --save-video or use --engine local")
+            raise UsageError(
+                "--save-video with --engine ray annotates file sources only (a live camera's "
+                "frames stay on its worker); drop --save-video or use --engine local"
+            )
         self._merge = LockstepMerge(self.names, {c for c, k in kinds.items() if k in ("file", "folder")})
         return self._infos
 
@@ -214,8 +246,10 @@ class RayEngine:
         total = self._ray.cluster_resources()
         for key, need in (("CPU", eng.worker_cpus), ("GPU", eng.worker_gpus)):
             if need > float(total.get(key, 0.0)):
-                raise EngineError(f"each Ray worker asks {self._asks()} but the cluster has {_resources(total)} "
-                                  f"in all; lower --worker-cpus/--worker-gpus or add nodes")
+                raise EngineError(
+                    f"each Ray worker asks {self._asks()} but the cluster has {_resources(total)} "
+                    f"in all; lower --worker-cpus/--worker-gpus or add nodes"
+                )
 
     # ------------------------------------------------------------------ running
     def start(self) -> list[Event]:
@@ -279,8 +313,17 @@ class RayEngine:
             msg = f"the Ray worker of camera {cam} ({self.uris[j]}) died: {why}"
             self.lost[cam] = msg
             self._ended.add(cam)
-            end = SourceEnd(info=info, uri=self.uris[j], frames_read=self._frames[cam], corrupt=0, late=0,
-                            decode_seconds=0.0, dropped=msg, failed=True, event="worker_lost")
+            end = SourceEnd(
+                info=info,
+                uri=self.uris[j],
+                frames_read=self._frames[cam],
+                corrupt=0,
+                late=0,
+                decode_seconds=0.0,
+                dropped=msg,
+                failed=True,
+                event="worker_lost",
+            )
             self._figures[cam] = end
             yield Step(camera=cam, seq=-1, end=end)
 

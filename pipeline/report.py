@@ -113,8 +113,18 @@ def _tracks_from_trajectories(data: dict[str, Any]) -> list[TrackView]:
         for tr in ident["tracks"]:
             times = [p["t"] for p in tr["points"]] or [ident["first_seen"], ident["last_seen"]]
             link = tr["link"]
-            out.append(TrackView(tr["camera"], tr["track"], ident["id"], link.get("score"), link.get("margin"),
-                                 link.get("gap"), float(min(times)), float(max(times))))
+            out.append(
+                TrackView(
+                    tr["camera"],
+                    tr["track"],
+                    ident["id"],
+                    link.get("score"),
+                    link.get("margin"),
+                    link.get("gap"),
+                    float(min(times)),
+                    float(max(times)),
+                )
+            )
     return out
 
 
@@ -126,8 +136,18 @@ def _tracks_from_events(events: list[dict[str, Any]]) -> list[TrackView]:
     out = []
     for key, e in links.items():
         c = closes.get(key, {})
-        out.append(TrackView(e["camera"], e["track"], int(e["identity"]), e.get("score"), e.get("margin"),
-                             e.get("gap"), float(c.get("start_t", 0.0)), float(c.get("end_t", 0.0))))
+        out.append(
+            TrackView(
+                e["camera"],
+                e["track"],
+                int(e["identity"]),
+                e.get("score"),
+                e.get("margin"),
+                e.get("gap"),
+                float(c.get("start_t", 0.0)),
+                float(c.get("end_t", 0.0)),
+            )
+        )
     return out
 
 
@@ -145,7 +165,9 @@ def load_run(folder: str | Path) -> RunView:
     if not folder.is_dir():
         raise InputNotFoundError(f"run output folder not found: {folder}")
     if not events_path.is_file() and not traj_path.is_file():
-        raise InputNotFoundError(f"{folder} holds neither events.jsonl nor trajectories.json: not a reidpipe run folder")
+        raise InputNotFoundError(
+            f"{folder} holds neither events.jsonl nor trajectories.json: not a reidpipe run folder"
+        )
     events = read_events(events_path) if events_path.is_file() else []
     data = read_trajectories(traj_path) if traj_path.is_file() else None
     tracks = _tracks_from_trajectories(data) if data is not None else _tracks_from_events(events)
@@ -219,14 +241,22 @@ def uncertain_links(run: RunView, limit: int = UNCERTAIN_SHOWN) -> list[dict[str
         for t in ident.tracks:
             if not t.linked:
                 continue
-            before = [o for o in ident.tracks if o is not t and o.start_t <= t.start_t] or \
-                [o for o in ident.tracks if o is not t]
+            before = [o for o in ident.tracks if o is not t and o.start_t <= t.start_t] or [
+                o for o in ident.tracks if o is not t
+            ]
             thr = _threshold(run.linker, t.camera, before[-1].camera) if before else None
             above = None if thr is None or t.score is None else t.score - thr
             closeness = t.margin if t.margin is not None else above
-            rows.append({"track": t, "identity": ident, "others": [o for o in ident.tracks if o is not t],
-                         "threshold": thr, "above": above,
-                         "key": float("inf") if closeness is None else closeness})
+            rows.append(
+                {
+                    "track": t,
+                    "identity": ident,
+                    "others": [o for o in ident.tracks if o is not t],
+                    "threshold": thr,
+                    "above": above,
+                    "key": float("inf") if closeness is None else closeness,
+                }
+            )
     rows.sort(key=lambda r: (r["key"], r["track"].score if r["track"].score is not None else 0.0))
     return rows[:limit]
 
@@ -268,13 +298,17 @@ def run_summary(run: RunView) -> dict[str, Any]:
     frames = sum(int(s["processed"] or 0) for s in sources)
     seconds = run_end["time"] - starts[0]["time"] if run_end and starts else None
     return {
-        "sources": sources, "identities": len(run.identities), "tracklets": len(tracks),
+        "sources": sources,
+        "identities": len(run.identities),
+        "tracklets": len(tracks),
         "links": sum(t.linked for t in tracks),
         "multi_camera": sum(len(i.cameras) > 1 for i in run.identities),
-        "frames": frames, "seconds": seconds,
+        "frames": frames,
+        "seconds": seconds,
         "fps": frames / seconds if seconds else None,
         "interrupted": run_end["interrupted"] if run_end else None,
-        "finished": run_end is not None, "from_events": run.from_events,
+        "finished": run_end is not None,
+        "from_events": run.from_events,
     }
 
 
@@ -283,13 +317,21 @@ def render(run: RunView, scores: dict[str, Any] | None = None) -> str:
     """The report's HTML (Jinja2, ``templates/report.html.j2``)."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters["num"] = lambda v, fmt="{:.3f}": "–" if v is None else fmt.format(v)
     return env.get_template(TEMPLATE).render(
-        run=run, summary=run_summary(run), scores=scores, uncertain=uncertain_links(run),
-        timeline=timeline_png(run), has_thumbs=any(t.thumbs for i in run.identities for t in i.tracks),
-        wrong=sum(t.wrong for i in run.identities for t in i.tracks))
+        run=run,
+        summary=run_summary(run),
+        scores=scores,
+        uncertain=uncertain_links(run),
+        timeline=timeline_png(run),
+        has_thumbs=any(t.thumbs for i in run.identities for t in i.tracks),
+        wrong=sum(t.wrong for i in run.identities for t in i.tracks),
+    )
 
 
 def write_report(folder: str | Path, gt: list[str] | None = None, output: str | Path | None = None) -> Path:

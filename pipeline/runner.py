@@ -99,11 +99,16 @@ class Pipeline:
             assert self.output_dir is not None  # set by _check before anything runs
             write_report(self.output_dir)
         if run.interrupted:
-            raise Interrupted(f"interrupted: outputs with the {sum(run.frames.values())} frames seen so far "
-                              f"written to {self.output_dir}", signum=run.stop_signal)
+            raise Interrupted(
+                f"interrupted: outputs with the {sum(run.frames.values())} frames seen so far "
+                f"written to {self.output_dir}",
+                signum=run.stop_signal,
+            )
         if engine.lost:
-            raise WorkerLostError(f"{len(engine.lost)} camera worker(s) died ({'; '.join(engine.lost.values())}); "
-                                  f"outputs with the other cameras written to {self.output_dir}")
+            raise WorkerLostError(
+                f"{len(engine.lost)} camera worker(s) died ({'; '.join(engine.lost.values())}); "
+                f"outputs with the other cameras written to {self.output_dir}"
+            )
         return self.identities
 
     # ------------------------------------------------------------------ setup
@@ -115,8 +120,10 @@ class Pipeline:
         if not uris:
             raise UsageError("no sources given (--sources A B ...)")
         if cfg.detections is not None and len(cfg.detections) != len(uris):
-            raise UsageError(f"--detections has {len(cfg.detections)} files for {len(uris)} --sources; "
-                             "give one det.txt per source, in the same order")
+            raise UsageError(
+                f"--detections has {len(cfg.detections)} files for {len(uris)} --sources; "
+                "give one det.txt per source, in the same order"
+            )
         check_runnable(cfg)
         self.output_dir = check_output_dir(cfg.output)
         return uris
@@ -134,9 +141,15 @@ class Pipeline:
 
             engine = RayEngine(cfg, uris, names)
         else:
-            engine = CameraGroup(cfg, uris, names, offsets=cfg.offsets, detections=cfg.detections,
-                                 record_dir=str(self.output_dir) if cfg.save_video else None,
-                                 thumbs_dir=str(Path(str(self.output_dir)) / "thumbs") if cfg.crops else None)
+            engine = CameraGroup(
+                cfg,
+                uris,
+                names,
+                offsets=cfg.offsets,
+                detections=cfg.detections,
+                record_dir=str(self.output_dir) if cfg.save_video else None,
+                thumbs_dir=str(Path(str(self.output_dir)) / "thumbs") if cfg.crops else None,
+            )
         self.sources = engine.open()
         if isinstance(engine, CameraGroup):
             self.detector = engine.workers[0].detector
@@ -209,9 +222,16 @@ class _Run:
         with self.timer("link"):
             results = self.linker.add_many(tracklets) if len(tracklets) > 1 else [self.linker.add(tracklets[0])]
         for t, (gid, ev) in zip(tracklets, results):
-            self.events.emit("track_close", camera=t.camera, track=t.track, frames=len(t.points),
-                             interpolated=len(t.points) - t.detected, start_t=round(t.start_t, 4),
-                             end_t=round(t.end_t, 4), embedded=len(t.bank))
+            self.events.emit(
+                "track_close",
+                camera=t.camera,
+                track=t.track,
+                frames=len(t.points),
+                interpolated=len(t.points) - t.detected,
+                start_t=round(t.start_t, 4),
+                end_t=round(t.end_t, 4),
+                embedded=len(t.bank),
+            )
             self.events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
 
     def end_source(self, camera: str, end: SourceEnd) -> None:
@@ -223,8 +243,14 @@ class _Run:
             self.events.emit(end.event, camera=camera, uri=end.uri, message=end.dropped, **extra)
         if end.corrupt:  # said in reidpipe's words (FFmpeg's own lines are silenced without --verbose)
             _warn(f"{camera}: {end.corrupt} corrupt frame{'s' if end.corrupt > 1 else ''} skipped ({end.uri})")
-        self.events.emit("source_end", camera=camera, frames=self.frames[camera], frames_read=end.frames_read,
-                         corrupt=end.corrupt, late=end.late)
+        self.events.emit(
+            "source_end",
+            camera=camera,
+            frames=self.frames[camera],
+            frames_read=end.frames_read,
+            corrupt=end.corrupt,
+            late=end.late,
+        )
 
     def _figures(self, camera: str, end: SourceEnd) -> None:
         self.ends[camera] = end
@@ -252,8 +278,13 @@ class _Run:
             self._log_operating_point()
             with self.timer("export"):
                 self._write()
-            self.events.emit("run_end", interrupted=self.interrupted, identities=len(self.identities),
-                             tracklets=len(self.linker.tracklets), frames=sum(self.frames.values()))
+            self.events.emit(
+                "run_end",
+                interrupted=self.interrupted,
+                identities=len(self.identities),
+                tracklets=len(self.linker.tracklets),
+                frames=sum(self.frames.values()),
+            )
         except BaseException:
             self.t_loop_end = self.t_loop_end or time.perf_counter()
             if not quiet:
@@ -279,14 +310,16 @@ class _Run:
 
         cfg, out = self.config, self.out
         op = self.linker.operating_point
-        write_trajectories(out / "trajectories.json", self.sources, self.identities,
-                           linker=op.to_json() if op is not None else None)
+        write_trajectories(
+            out / "trajectories.json", self.sources, self.identities, linker=op.to_json() if op is not None else None
+        )
         if cfg.save_mot:
             write_mot(out, self.sources, self.identities)
         if cfg.save_video:
             recordings = self.engine.recordings()
-            write_videos(out, self.sources, self.identities, stride=cfg.stride, max_frames=cfg.max_frames,
-                         recordings=recordings)
+            write_videos(
+                out, self.sources, self.identities, stride=cfg.stride, max_frames=cfg.max_frames, recordings=recordings
+            )
             for p in recordings.values():
                 Path(p).unlink(missing_ok=True)
 
@@ -304,13 +337,20 @@ class _Run:
         counts = self.engine.counts
         ends = self.ends
         return RunStats(
-            seconds=seconds, frames=dict(self.frames),
+            seconds=seconds,
+            frames=dict(self.frames),
             frames_read={c: ends[c].frames_read if c in ends else 0 for c in self.cameras},
-            crops_embedded=counts.crops_embedded, detections=counts.detections, tracked_boxes=counts.tracked_boxes,
-            tracklets=len(self.linker.tracklets), identities=len(self.identities),
+            crops_embedded=counts.crops_embedded,
+            detections=counts.detections,
+            tracked_boxes=counts.tracked_boxes,
+            tracklets=len(self.linker.tracklets),
+            identities=len(self.identities),
             corrupt_frames={c: ends[c].corrupt if c in ends else 0 for c in self.cameras},
             late_frames={c: ends[c].late if c in ends else 0 for c in self.cameras},
-            dropped=dict(self.dropped), interrupted=self.interrupted, engine=self.config.engine.kind)
+            dropped=dict(self.dropped),
+            interrupted=self.interrupted,
+            engine=self.config.engine.kind,
+        )
 
 
 class _Bars:
@@ -326,8 +366,9 @@ class _Bars:
             if s.frames:
                 n = s.frames if config.max_frames is None else min(s.frames, config.max_frames)
                 total = -(-n // config.stride)
-            self.bars[s.camera] = tqdm(total=total, desc=s.camera, unit="fr", position=i, leave=True,
-                                       dynamic_ncols=True, file=sys.stderr)
+            self.bars[s.camera] = tqdm(
+                total=total, desc=s.camera, unit="fr", position=i, leave=True, dynamic_ncols=True, file=sys.stderr
+            )
             self.last[s.camera] = 0.0
 
     def update(self, camera: str, frames: int, fps: float) -> None:

@@ -21,16 +21,32 @@ from reidpipe.errors import CheckpointError
 # module prefixes whose nn.Module subclasses an Ultralytics checkpoint pickles
 MODULE_PREFIXES = ("ultralytics.nn.modules.", "ultralytics.nn.tasks.", "torch.nn.modules.")
 # plain data ultralytics saves beside the model (train args, metrics, numpy scalars)
-PLAIN_GLOBALS = frozenset({
-    "builtins.set", "builtins.frozenset", "builtins.slice", "builtins.complex",
-    "collections.OrderedDict", "collections.defaultdict",
-    "pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath",
-    "types.SimpleNamespace", "argparse.Namespace", "ultralytics.utils.IterableSimpleNamespace",
-    "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
-    "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype",
-})
-HOW_TO_PROCEED = ("export it to ONNX where it was made (`yolo export model=FILE format=onnx`) and pass the "
-                  ".onnx, or pass --trust-weights if you made this file yourself")
+PLAIN_GLOBALS = frozenset(
+    {
+        "builtins.set",
+        "builtins.frozenset",
+        "builtins.slice",
+        "builtins.complex",
+        "collections.OrderedDict",
+        "collections.defaultdict",
+        "pathlib.Path",
+        "pathlib.PosixPath",
+        "pathlib.WindowsPath",
+        "types.SimpleNamespace",
+        "argparse.Namespace",
+        "ultralytics.utils.IterableSimpleNamespace",
+        "numpy.core.multiarray.scalar",
+        "numpy._core.multiarray.scalar",
+        "numpy.core.multiarray._reconstruct",
+        "numpy._core.multiarray._reconstruct",
+        "numpy.ndarray",
+        "numpy.dtype",
+    }
+)
+HOW_TO_PROCEED = (
+    "export it to ONNX where it was made (`yolo export model=FILE format=onnx`) and pass the "
+    ".onnx, or pass --trust-weights if you made this file yourself"
+)
 
 
 def _is_module_class(name: str) -> bool:
@@ -67,17 +83,24 @@ def check_detector_checkpoint(path: str | Path, trust: bool = False) -> None:
     import torch
 
     if not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):
-        raise CheckpointError(f"detector weights {path}: this torch ({torch.__version__}) cannot inspect a "
-                              f"checkpoint without running it (needs torch >= 2.5); {HOW_TO_PROCEED}")
+        raise CheckpointError(
+            f"detector weights {path}: this torch ({torch.__version__}) cannot inspect a "
+            f"checkpoint without running it (needs torch >= 2.5); {HOW_TO_PROCEED}"
+        )
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"detector weights {path}: not a torch zip checkpoint (a raw pickle or the "
-                              f"legacy format, which cannot be checked without running it); {HOW_TO_PROCEED}")
+        raise CheckpointError(
+            f"detector weights {path}: not a torch zip checkpoint (a raw pickle or the "
+            f"legacy format, which cannot be checked without running it); {HOW_TO_PROCEED}"
+        )
     try:
         bad = unsafe_globals(path)
     except Exception as exc:  # a corrupt zip or pickle
-        raise CheckpointError(f"detector weights {path}: not a readable torch checkpoint "
-                              f"({type(exc).__name__}); {HOW_TO_PROCEED}") from None
+        raise CheckpointError(
+            f"detector weights {path}: not a readable torch checkpoint ({type(exc).__name__}); {HOW_TO_PROCEED}"
+        ) from None
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise CheckpointError(f"detector weights {path}: refused, its pickle would call {bad[0]}{more}, which "
-                              f"is not part of an Ultralytics model; {HOW_TO_PROCEED}")
+        raise CheckpointError(
+            f"detector weights {path}: refused, its pickle would call {bad[0]}{more}, which "
+            f"is not part of an Ultralytics model; {HOW_TO_PROCEED}"
+        )

@@ -41,8 +41,9 @@ def covered_fraction(xyxy: np.ndarray) -> np.ndarray:
     return frac.max(axis=1)
 
 
-def quality_gate(xyxy: np.ndarray, conf: np.ndarray | None, frame_hw: tuple[int, int],
-                 cfg: SamplerConfig) -> tuple[np.ndarray, np.ndarray]:
+def quality_gate(
+    xyxy: np.ndarray, conf: np.ndarray | None, frame_hw: tuple[int, int], cfg: SamplerConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """``(passes, quality)`` for every box of one frame, without per-box Python work."""
     n = len(xyxy)
     if n == 0:
@@ -53,8 +54,12 @@ def quality_gate(xyxy: np.ndarray, conf: np.ndarray | None, frame_hw: tuple[int,
     w = b[:, 2] - b[:, 0]
     h = b[:, 3] - b[:, 1]
     overlap = covered_fraction(b)
-    inside = ((b[:, 0] >= cfg.border) & (b[:, 1] >= cfg.border) & (b[:, 2] <= w_img - cfg.border)
-              & (b[:, 3] <= h_img - cfg.border))
+    inside = (
+        (b[:, 0] >= cfg.border)
+        & (b[:, 1] >= cfg.border)
+        & (b[:, 2] <= w_img - cfg.border)
+        & (b[:, 3] <= h_img - cfg.border)
+    )
     ok = (h >= cfg.min_height) & (w >= cfg.min_width) & (c >= cfg.min_conf) & inside & (overlap <= cfg.max_overlap)
     quality = c * np.minimum(1.0, h / (2.0 * max(cfg.min_height, 1))) * (1.0 - overlap)
     return ok, quality.astype(np.float32)
@@ -68,8 +73,7 @@ class CropSampler:
         self._last: dict[tuple[str, int], int] = {}
         self._bank_q: dict[tuple[str, int], list[float]] = {}
 
-    def select(self, camera: str, tracked, frame_index: int, frame_hw: tuple[int, int]
-               ) -> list[tuple[int, int, float]]:
+    def select(self, camera: str, tracked, frame_index: int, frame_hw: tuple[int, int]) -> list[tuple[int, int, float]]:
         """``[(row, track, quality)]`` of the rows of ``tracked`` (detections with ``tracker_id``) to
         embed now. Bookkeeping assumes each selected crop will be embedded."""
         if len(tracked) == 0:

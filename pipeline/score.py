@@ -45,8 +45,10 @@ def read_gt(path: str | Path) -> list[tuple[int, int, float, float, float, float
     from reidpipe.pipeline.motfile import read_mot
 
     p = Path(path)
-    rows = [(int(r[0]), int(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]), float(r[6]), int(r[7]))
-            for r in read_mot(p, "ground-truth").tolist()]
+    rows = [
+        (int(r[0]), int(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]), float(r[6]), int(r[7]))
+        for r in read_mot(p, "ground-truth").tolist()
+    ]
     if not rows:
         raise MalformedInputError(f"{p}: ground-truth file holds no rows")
     return rows
@@ -70,9 +72,11 @@ def assign_gt(gt_args: list[str], cameras: list[str]) -> dict[str, Path]:
     if len(plain) > len(rest):
         raise UsageError(f"{len(gt_args)} --gt files for {len(cameras)} camera(s) ({', '.join(cameras)})")
     if len(plain) < len(rest):
-        missing = rest[len(plain):]
-        raise UsageError(f"no --gt file for camera(s) {', '.join(missing)}; give one per camera, in the "
-                         f"order of the predictions' sources, or as CAM=PATH")
+        missing = rest[len(plain) :]
+        raise UsageError(
+            f"no --gt file for camera(s) {', '.join(missing)}; give one per camera, in the "
+            f"order of the predictions' sources, or as CAM=PATH"
+        )
     named.update(zip(rest, plain))
     return {c: named[c] for c in cameras}
 
@@ -92,8 +96,18 @@ def _pred_rows(data: dict[str, Any]) -> dict[str, list[tuple[int, int, int, floa
         for tr in ident["tracks"]:
             for p in tr["points"]:
                 x1, y1, x2, y2 = (float(v) for v in p["bbox"])
-                out[tr["camera"]].append((int(p["frame"]) + 1, int(ident["id"]), int(tr["track"]),
-                                          x1, y1, max(x2 - x1, 1e-3), max(y2 - y1, 1e-3), float(p["score"])))
+                out[tr["camera"]].append(
+                    (
+                        int(p["frame"]) + 1,
+                        int(ident["id"]),
+                        int(tr["track"]),
+                        x1,
+                        y1,
+                        max(x2 - x1, 1e-3),
+                        max(y2 - y1, 1e-3),
+                        float(p["score"]),
+                    )
+                )
     return out
 
 
@@ -145,8 +159,11 @@ def match_tracks(data: dict[str, Any], gt_paths: Mapping[str, str | Path]) -> di
     """(camera, track) -> the ground-truth id the track matches (see :func:`_track_gt_ids`), for the
     cameras of ``gt_paths`` (camera -> ground-truth file) in a parsed trajectories.json."""
     pred = _pred_rows(data)
-    return {(cam, track): gid for cam, path in gt_paths.items()
-            for track, gid in _track_gt_ids(pred.get(cam, []), read_gt(path)).items()}
+    return {
+        (cam, track): gid
+        for cam, path in gt_paths.items()
+        for track, gid in _track_gt_ids(pred.get(cam, []), read_gt(path)).items()
+    }
 
 
 def link_scores(tracks: list[tuple[str, int, int, int | None]]) -> dict[str, float | int]:
@@ -218,25 +235,37 @@ def score(pred_path: str | Path, gt: list[str] | dict[str, str | Path]) -> dict[
         "pred": str(pred_path),
         "gt": {c: str(p) for c, p in gt_paths.items()},
         "per_camera": per_camera,
-        "multi_camera": {"IDF1": multi["IDF1"], "IDP": multi["IDP"], "IDR": multi["IDR"],
-                         "gt_identities": len(gt_multi),
-                         "gt_multi_camera_identities": sum(len(v) > 1 for v in cams_of.values()),
-                         "pred_identities": len(data["identities"])},
+        "multi_camera": {
+            "IDF1": multi["IDF1"],
+            "IDP": multi["IDP"],
+            "IDR": multi["IDR"],
+            "gt_identities": len(gt_multi),
+            "gt_multi_camera_identities": sum(len(v) > 1 for v in cams_of.values()),
+            "pred_identities": len(data["identities"]),
+        },
         "links": link_scores(tracks),
     }
 
 
 def format_report(res: dict[str, Any]) -> str:
-    lines = [f"{'camera':<12}{'HOTA':>8}{'MOTA':>8}{'IDF1':>8}{'DetA':>8}{'AssA':>8}{'IDSW':>6}{'gt ids':>8}{'tracks':>8}"]
+    lines = [
+        f"{'camera':<12}{'HOTA':>8}{'MOTA':>8}{'IDF1':>8}{'DetA':>8}{'AssA':>8}{'IDSW':>6}{'gt ids':>8}{'tracks':>8}"
+    ]
     for cam, m in res["per_camera"].items():
-        lines.append(f"{cam:<12}{100 * m['HOTA']:8.2f}{100 * m['MOTA']:8.2f}{100 * m['IDF1']:8.2f}"
-                     f"{100 * m['DetA']:8.2f}{100 * m['AssA']:8.2f}{m['IDSW']:6d}{m['gt_ids']:8d}{m['pred_tracks']:8d}")
+        lines.append(
+            f"{cam:<12}{100 * m['HOTA']:8.2f}{100 * m['MOTA']:8.2f}{100 * m['IDF1']:8.2f}"
+            f"{100 * m['DetA']:8.2f}{100 * m['AssA']:8.2f}{m['IDSW']:6d}{m['gt_ids']:8d}{m['pred_tracks']:8d}"
+        )
     mc, lk = res["multi_camera"], res["links"]
-    lines.append(f"multi-camera  IDF1 {100 * mc['IDF1']:.2f}  IDP {100 * mc['IDP']:.2f}  IDR {100 * mc['IDR']:.2f}"
-                 f"  ({mc['pred_identities']} predicted identities, {mc['gt_identities']} true, "
-                 f"{mc['gt_multi_camera_identities']} seen by several cameras)")
-    lines.append(f"cross-camera links  precision {100 * lk['precision']:.2f}  recall {100 * lk['recall']:.2f}"
-                 f"  F1 {100 * lk['f1']:.2f}  (TP {lk['tp']}, FP {lk['fp']}, FN {lk['fn']})")
+    lines.append(
+        f"multi-camera  IDF1 {100 * mc['IDF1']:.2f}  IDP {100 * mc['IDP']:.2f}  IDR {100 * mc['IDR']:.2f}"
+        f"  ({mc['pred_identities']} predicted identities, {mc['gt_identities']} true, "
+        f"{mc['gt_multi_camera_identities']} seen by several cameras)"
+    )
+    lines.append(
+        f"cross-camera links  precision {100 * lk['precision']:.2f}  recall {100 * lk['recall']:.2f}"
+        f"  F1 {100 * lk['f1']:.2f}  (TP {lk['tp']}, FP {lk['fp']}, FN {lk['fn']})"
+    )
     return "\n".join(lines)
 
 

@@ -108,10 +108,21 @@ def _ffmpeg_capture(uri: str, timeout_ms: int | None = None):
 class Source:
     """One camera: its :class:`SourceInfo`, its reader thread and its bounded queue."""
 
-    def __init__(self, uri: str, camera: str, *, offset: float = 0.0, stride: int = 1,
-                 max_frames: int | None = None, queue_size: int = 16, reconnect_attempts: int = 5,
-                 reconnect_backoff: float = 0.5, stream_timeout_s: float = 5.0, record_path: str | None = None,
-                 notify: threading.Event | None = None):
+    def __init__(
+        self,
+        uri: str,
+        camera: str,
+        *,
+        offset: float = 0.0,
+        stride: int = 1,
+        max_frames: int | None = None,
+        queue_size: int = 16,
+        reconnect_attempts: int = 5,
+        reconnect_backoff: float = 0.5,
+        stream_timeout_s: float = 5.0,
+        record_path: str | None = None,
+        notify: threading.Event | None = None,
+    ):
         if stride < 1:
             raise UsageError(f"--stride must be >= 1, got {stride}")
         self.uri = str(uri)
@@ -136,8 +147,9 @@ class Source:
         self.reconnects = 0
         self._cap: cv2.VideoCapture | None = None
         self._images: list[Path] = []
-        self.info = SourceInfo(camera=camera, uri=self.uri, fps=0.0, width=0, height=0, frames=None,
-                               offset=float(offset))
+        self.info = SourceInfo(
+            camera=camera, uri=self.uri, fps=0.0, width=0, height=0, frames=None, offset=float(offset)
+        )
         self._open_check()
 
     # ------------------------------------------------------------------ opening
@@ -193,8 +205,9 @@ class Source:
             if self.kind == "webcam":  # unlike a network camera, a missing webcam will not come up later
                 cap = self._open_live()
                 if cap is None:
-                    raise InputNotFoundError(f"webcam {self.uri} cannot be opened (no such camera, or another "
-                                             "program holds it)")
+                    raise InputNotFoundError(
+                        f"webcam {self.uri} cannot be opened (no such camera, or another program holds it)"
+                    )
                 cap.release()
             self.info.fps = 0.0
 
@@ -323,8 +336,13 @@ class Source:
                 else:
                     self._emit(index, index / self.info.fps, img)
             index += 1
-        if total is not None and self.read and self.read < total and not self.stop_event.is_set() \
-                and not self._limit_reached():
+        if (
+            total is not None
+            and self.read
+            and self.read < total
+            and not self.stop_event.is_set()
+            and not self._limit_reached()
+        ):
             self.info.frames = self.read
 
     def _open_live(self):
@@ -357,9 +375,11 @@ class Source:
             if cap is not None:
                 return cap
             wait *= 2
-        self.dropped = (f"stream {self.uri} ({self.info.camera}) {why} and did not come back after "
-                        f"{self.reconnect_attempts} reconnection attempt{'' if self.reconnect_attempts == 1 else 's'}; "
-                        "finishing this camera")
+        self.dropped = (
+            f"stream {self.uri} ({self.info.camera}) {why} and did not come back after "
+            f"{self.reconnect_attempts} reconnection attempt{'' if self.reconnect_attempts == 1 else 's'}; "
+            "finishing this camera"
+        )
         return None
 
     def _run_live(self) -> None:
@@ -396,8 +416,12 @@ class Source:
                 self.info.fps = float(fps) if fps and 0 < fps < 1000 else 25.0
                 self.info.height, self.info.width = img.shape[:2]
                 if self.record_path:
-                    writer = cv2.VideoWriter(self.record_path, cv2.VideoWriter.fourcc(*"mp4v"), self.info.fps,
-                                             (self.info.width, self.info.height))
+                    writer = cv2.VideoWriter(
+                        self.record_path,
+                        cv2.VideoWriter.fourcc(*"mp4v"),
+                        self.info.fps,
+                        (self.info.width, self.info.height),
+                    )
             if img.shape[0] != self.info.height or img.shape[1] != self.info.width:
                 self.corrupt += 1
                 continue
@@ -411,10 +435,19 @@ class Source:
             writer.release()
 
 
-def open_sources(uris: Sequence[str], *, names: Sequence[str] | None = None,
-                 offsets: Sequence[float] | None = None, stride: int = 1, max_frames: int | None = None,
-                 queue_size: int = 16, reconnect_attempts: int = 5, reconnect_backoff: float = 0.5,
-                 record_dir: str | None = None, notify: threading.Event | None = None) -> list[Source]:
+def open_sources(
+    uris: Sequence[str],
+    *,
+    names: Sequence[str] | None = None,
+    offsets: Sequence[float] | None = None,
+    stride: int = 1,
+    max_frames: int | None = None,
+    queue_size: int = 16,
+    reconnect_attempts: int = 5,
+    reconnect_backoff: float = 0.5,
+    record_dir: str | None = None,
+    notify: threading.Event | None = None,
+) -> list[Source]:
     """Open (and check) every source; nothing is started. Raises before any processing."""
     uris = [str(u) for u in uris]
     if not uris:
@@ -434,14 +467,30 @@ def open_sources(uris: Sequence[str], *, names: Sequence[str] | None = None,
         record = None
         if record_dir is not None and kind in ("stream", "webcam"):
             record = str(Path(record_dir) / f".{cams[i]}.raw.mp4")
-        out.append(Source(uri, cams[i], offset=float(offsets[i]) if offsets else 0.0, stride=stride,
-                          max_frames=max_frames, queue_size=queue_size, reconnect_attempts=reconnect_attempts,
-                          reconnect_backoff=reconnect_backoff, record_path=record, notify=notify))
+        out.append(
+            Source(
+                uri,
+                cams[i],
+                offset=float(offsets[i]) if offsets else 0.0,
+                stride=stride,
+                max_frames=max_frames,
+                queue_size=queue_size,
+                reconnect_attempts=reconnect_attempts,
+                reconnect_backoff=reconnect_backoff,
+                record_path=record,
+                notify=notify,
+            )
+        )
     return out
 
 
-def round_robin(sources: Sequence[Source], notify: threading.Event, *,
-                waited: Callable[[float], None] | None = None, timeout: float = 0.05):
+def round_robin(
+    sources: Sequence[Source],
+    notify: threading.Event,
+    *,
+    waited: Callable[[float], None] | None = None,
+    timeout: float = 0.05,
+):
     """Interleave started sources, one frame per camera per round (cameras advance together).
 
     Yields ``(source, frame)`` for every frame and ``(source, None)`` once when a source ends (its

@@ -51,7 +51,7 @@ class ThumbWriter:
             return
         best.append((float(quality), jpeg))
         best.sort(key=lambda qb: -qb[0])
-        del best[self.keep:]
+        del best[self.keep :]
 
     def close(self, camera: str, track: int) -> list[Path]:
         """Write the closed track's thumbnails; returns their paths."""

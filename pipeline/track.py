@@ -48,19 +48,38 @@ from reidpipe.pipeline.types import Tracklet, TrackPoint
 TRACKERS = ("bytetrack", "botsort", "ocsort", "sort")
 
 
-def make_tracker(name: str, *, lost_frames: int = 30, high_conf: float = 0.5, new_conf: float = 0.6,
-                 min_hits: int = 2, min_iou: float = 0.2):
+def make_tracker(
+    name: str,
+    *,
+    lost_frames: int = 30,
+    high_conf: float = 0.5,
+    new_conf: float = 0.6,
+    min_hits: int = 2,
+    min_iou: float = 0.2,
+):
     """A fresh tracker of the ``trackers`` package by name."""
     import trackers
 
     name = name.lower()
-    common: dict[str, Any] = {"lost_track_buffer": int(lost_frames), "frame_rate": 30.0, "minimum_consecutive_frames": int(min_hits)}
+    common: dict[str, Any] = {
+        "lost_track_buffer": int(lost_frames),
+        "frame_rate": 30.0,
+        "minimum_consecutive_frames": int(min_hits),
+    }
     if name == "bytetrack":
-        return trackers.ByteTrackTracker(**common, track_activation_threshold=new_conf,
-                                         high_conf_det_threshold=high_conf, minimum_iou_threshold=min_iou)
+        return trackers.ByteTrackTracker(
+            **common,
+            track_activation_threshold=new_conf,
+            high_conf_det_threshold=high_conf,
+            minimum_iou_threshold=min_iou,
+        )
     if name == "botsort":
-        return trackers.BoTSORTTracker(**common, track_activation_threshold=new_conf,
-                                       high_conf_det_threshold=high_conf, minimum_iou_threshold_first_assoc=min_iou)
+        return trackers.BoTSORTTracker(
+            **common,
+            track_activation_threshold=new_conf,
+            high_conf_det_threshold=high_conf,
+            minimum_iou_threshold_first_assoc=min_iou,
+        )
     if name == "ocsort":
         return trackers.OCSORTTracker(**common, high_conf_det_threshold=high_conf, minimum_iou_threshold=min_iou)
     if name == "sort":
@@ -83,8 +102,11 @@ def interpolate_points(a: TrackPoint, b: TrackPoint, stamps: list[tuple[int, flo
     for frame, t in stamps:
         w = (frame - a.frame) / span
         box = _bbox(ba + w * (bb - ba))
-        out.append(TrackPoint(frame=int(frame), t=float(t), bbox=box, score=a.score + w * (b.score - a.score),
-                              interpolated=True))
+        out.append(
+            TrackPoint(
+                frame=int(frame), t=float(t), bbox=box, score=a.score + w * (b.score - a.score), interpolated=True
+            )
+        )
     return out
 
 
@@ -97,9 +119,19 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 class CameraTracker:
     """One camera's tracker plus the histories of its tracks (see the module docstring)."""
 
-    def __init__(self, camera: str, tracker: str = "bytetrack", *, lost_frames: int = 30,
-                 interpolate: bool = True, max_gap: float = 1.0, min_seconds: float = 0.0, min_hits: int = 2,
-                 min_iou: float = 0.2, **tracker_kw):
+    def __init__(
+        self,
+        camera: str,
+        tracker: str = "bytetrack",
+        *,
+        lost_frames: int = 30,
+        interpolate: bool = True,
+        max_gap: float = 1.0,
+        min_seconds: float = 0.0,
+        min_hits: int = 2,
+        min_iou: float = 0.2,
+        **tracker_kw,
+    ):
         self.camera = camera
         self.name = tracker
         self.lost_frames = int(lost_frames)
@@ -107,8 +139,7 @@ class CameraTracker:
         self.max_gap = float(max_gap)  # seconds
         self.min_seconds = float(min_seconds)
         self.min_iou = float(min_iou)
-        self.tracker = make_tracker(tracker, lost_frames=lost_frames, min_hits=min_hits, min_iou=min_iou,
-                                    **tracker_kw)
+        self.tracker = make_tracker(tracker, lost_frames=lost_frames, min_hits=min_hits, min_iou=min_iou, **tracker_kw)
         self.open: dict[int, Tracklet] = {}  # track number -> tracklet, for the tracks that are output
         self.opened: list[Tracklet] = []  # tracks opened during the last update
         self.discarded = 0  # tracks dropped by the tracker before lasting min_seconds
@@ -153,7 +184,7 @@ class CameraTracker:
         else:
             missed = self.step - self._last_step[raw] - 1
             if self.interpolate and missed >= 1 and point.t - tr.points[-1].t <= self.max_gap:
-                stamps = list(self._stamps)[-missed - 1:-1]
+                stamps = list(self._stamps)[-missed - 1 : -1]
                 tr.points += interpolate_points(tr.points[-1], point, stamps)
         tr.points.append(point)
         self._last_step[raw] = self.step
@@ -184,8 +215,14 @@ class CameraTracker:
     def _keep_unconfirmed(self, tracked, frame_index: int, t: float) -> None:
         pending = tracked[tracked.tracker_id < 0] if len(tracked) else tracked
         conf = pending.confidence if pending.confidence is not None else np.ones(len(pending), np.float32)
-        self._unconfirmed.append((int(frame_index), float(t), np.asarray(pending.xyxy, np.float32).reshape(-1, 4),
-                                  np.asarray(conf, np.float32)))
+        self._unconfirmed.append(
+            (
+                int(frame_index),
+                float(t),
+                np.asarray(pending.xyxy, np.float32).reshape(-1, 4),
+                np.asarray(conf, np.float32),
+            )
+        )
 
     def _close_dropped(self) -> None:
         alive = {int(tr.tracker_id) for tr in self.tracker.tracks}

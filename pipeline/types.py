@@ -28,8 +28,14 @@ class SourceInfo:
     offset: float = 0.0  # seconds added to every timestamp of this source (aligns cameras)
 
     def to_json(self) -> dict[str, Any]:
-        return {"camera": self.camera, "uri": self.uri, "fps": float(self.fps), "width": int(self.width),
-                "height": int(self.height), "frames": self.frames}
+        return {
+            "camera": self.camera,
+            "uri": self.uri,
+            "fps": float(self.fps),
+            "width": int(self.width),
+            "height": int(self.height),
+            "frames": self.frames,
+        }
 
 
 @dataclass
@@ -70,8 +76,12 @@ class TrackPoint:
     interpolated: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        d = {"frame": int(self.frame), "t": round(float(self.t), 4),
-             "bbox": [round(float(v), 2) for v in self.bbox], "score": round(float(self.score), 4)}
+        d = {
+            "frame": int(self.frame),
+            "t": round(float(self.t), 4),
+            "bbox": [round(float(v), 2) for v in self.bbox],
+            "score": round(float(self.score), 4),
+        }
         if self.interpolated:
             d["interpolated"] = True
         return d

@@ -41,8 +41,9 @@ def integer(lo: int, optional: bool = False) -> Rule:
     return lambda v: None if (v is None and optional) or (_is_int(v) and v >= lo) else f"must be {what}"
 
 
-def number(lo: float | None = None, hi: float | None = None, *, optional: bool = False,
-           strict_lo: bool = False) -> Rule:
+def number(
+    lo: float | None = None, hi: float | None = None, *, optional: bool = False, strict_lo: bool = False
+) -> Rule:
     lo_txt = "" if lo is None else (f" > {lo}" if strict_lo else f" >= {lo}")
     hi_txt = "" if hi is None else f" <= {hi}"
     what = f"a finite number{lo_txt}{' and' if lo_txt and hi_txt else ''}{hi_txt}" + (" (or null)" if optional else "")
@@ -92,8 +93,10 @@ def camera_names(v: Any) -> str | None:
         return "must be a list of camera names"
     for name in v:
         if not isinstance(name, str) or not CAMERA_NAME_RE.match(name):
-            return (f"camera name {name!r} is not a safe file name (letters, digits, '.', '_', '-'; "
-                    "1-64 characters, not starting with '.')")
+            return (
+                f"camera name {name!r} is not a safe file name (letters, digits, '.', '_', '-'; "
+                "1-64 characters, not starting with '.')"
+            )
     if len(set(v)) != len(v):
         return "camera names must be unique"
     return None
@@ -126,8 +129,12 @@ def transit(v: Any) -> str | None:
         pair = ":".join(map(str, key)) if isinstance(key, tuple) else str(key)
         if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) and k for k in key)):
             return f"key {pair!r} must be two camera names CAM_A:CAM_B"
-        if not (isinstance(window, (list, tuple)) and len(window) == 2 and all(_is_number(x) for x in window)
-                and 0 <= window[0] <= window[1]):
+        if not (
+            isinstance(window, (list, tuple))
+            and len(window) == 2
+            and all(_is_number(x) for x in window)
+            and 0 <= window[0] <= window[1]
+        ):
             return f"{pair}: the window must be two finite numbers of seconds with 0 <= MIN <= MAX, got {window}"
     return None
 
@@ -141,53 +148,113 @@ def _rules() -> dict[str, Rule]:
 
     unit = number(0.0, 1.0)
     return {
-        "names": camera_names, "offsets": offsets, "stride": integer(1), "max_frames": integer(1, optional=True),
-        "queue_size": integer(1), "reconnect_attempts": integer(0), "reconnect_backoff": number(0.0),
-        "detector": path(), "detector_kind": choice(None, "ultralytics", "yolox"), "detections": path_list,
-        "detections_conf": number(0.0, 1.0, optional=True), "trust_weights": boolean,
-        "det_conf": unit, "det_iou": unit, "imgsz": integer(32, optional=True), "device": device,
-        "tracker": choice("bytetrack", "botsort", "ocsort", "sort"), "track_lost_frames": integer(1),
-        "track_high_conf": unit, "track_new_conf": unit, "track_min_hits": integer(1), "track_min_iou": unit,
-        "track_min_seconds": number(0.0), "interpolate": boolean, "interpolate_max_gap": number(0.0),
-        "reid": choice("auto", "onnx", "openvino", "checkpoint", "hist"), "reid_weights": path(optional=True),
+        "names": camera_names,
+        "offsets": offsets,
+        "stride": integer(1),
+        "max_frames": integer(1, optional=True),
+        "queue_size": integer(1),
+        "reconnect_attempts": integer(0),
+        "reconnect_backoff": number(0.0),
+        "detector": path(),
+        "detector_kind": choice(None, "ultralytics", "yolox"),
+        "detections": path_list,
+        "detections_conf": number(0.0, 1.0, optional=True),
+        "trust_weights": boolean,
+        "det_conf": unit,
+        "det_iou": unit,
+        "imgsz": integer(32, optional=True),
+        "device": device,
+        "tracker": choice("bytetrack", "botsort", "ocsort", "sort"),
+        "track_lost_frames": integer(1),
+        "track_high_conf": unit,
+        "track_new_conf": unit,
+        "track_min_hits": integer(1),
+        "track_min_iou": unit,
+        "track_min_seconds": number(0.0),
+        "interpolate": boolean,
+        "interpolate_max_gap": number(0.0),
+        "reid": choice("auto", "onnx", "openvino", "checkpoint", "hist"),
+        "reid_weights": path(optional=True),
         "reid_input_size": numbers(2, integer(1), "integers >= 1 (H W)"),
         "reid_mean": numbers(3, number(), "finite numbers (R G B)"),
-        "reid_std": numbers(3, number(0.0, strict_lo=True), "finite numbers > 0 (R G B)"), "reid_color": choice(None, "RGB", "BGR"),
+        "reid_std": numbers(3, number(0.0, strict_lo=True), "finite numbers > 0 (R G B)"),
+        "reid_color": choice(None, "RGB", "BGR"),
         "embed_batch": integer(1),
         "sampler": nested(SamplerConfig),
-        "sampler.every": integer(1), "sampler.bank": integer(1), "sampler.min_height": integer(0),
-        "sampler.min_width": integer(0), "sampler.min_conf": unit, "sampler.border": integer(0),
+        "sampler.every": integer(1),
+        "sampler.bank": integer(1),
+        "sampler.min_height": integer(0),
+        "sampler.min_width": integer(0),
+        "sampler.min_conf": unit,
+        "sampler.border": integer(0),
         "sampler.max_overlap": unit,
         "link": nested(LinkerConfig),
-        "link.min_similarity": number(0.0, 1.0, optional=True), "link.non_overlapping": boolean,
-        "link.transit": transit, "link.refine": lambda v: None if v is None else boolean(v), "link.min_points": integer(1),
-        "link.transit_symmetric": boolean, "link.knn": integer(1), "link.backend": choice("auto", "faiss", "numpy"),
-        "link.max_gap": number(0.0, optional=True, strict_lo=True), "link.camera_centering": boolean,
-        "link.fallback_similarity": number(-1.0, 1.0, optional=True), "link.calibrate": boolean,
-        "link.transit_evidence": boolean, "link.quality_gate": boolean, "link.min_duration": number(0.0),
+        "link.min_similarity": number(0.0, 1.0, optional=True),
+        "link.non_overlapping": boolean,
+        "link.transit": transit,
+        "link.refine": lambda v: None if v is None else boolean(v),
+        "link.min_points": integer(1),
+        "link.transit_symmetric": boolean,
+        "link.knn": integer(1),
+        "link.backend": choice("auto", "faiss", "numpy"),
+        "link.max_gap": number(0.0, optional=True, strict_lo=True),
+        "link.camera_centering": boolean,
+        "link.fallback_similarity": number(-1.0, 1.0, optional=True),
+        "link.calibrate": boolean,
+        "link.transit_evidence": boolean,
+        "link.quality_gate": boolean,
+        "link.min_duration": number(0.0),
         "link.min_crops": integer(1),
         "engine": nested(EngineConfig),
-        "engine.kind": choice("local", "ray"), "engine.ray_address": lambda v: None if v is None or isinstance(v, str)
-        else "a string (auto or HOST:PORT)", "engine.cameras_per_worker": integer(1),
-        "engine.worker_cpus": number(0.0, strict_lo=True), "engine.worker_gpus": number(0.0),
-        "engine.start_timeout": number(0.0, strict_lo=True), "engine.chunk": integer(1),
-        "output": path(), "save_video": boolean, "save_mot": boolean, "progress": boolean, "events": boolean,
-        "crops": boolean, "report": boolean,
+        "engine.kind": choice("local", "ray"),
+        "engine.ray_address": lambda v: None if v is None or isinstance(v, str) else "a string (auto or HOST:PORT)",
+        "engine.cameras_per_worker": integer(1),
+        "engine.worker_cpus": number(0.0, strict_lo=True),
+        "engine.worker_gpus": number(0.0),
+        "engine.start_timeout": number(0.0, strict_lo=True),
+        "engine.chunk": integer(1),
+        "output": path(),
+        "save_video": boolean,
+        "save_mot": boolean,
+        "progress": boolean,
+        "events": boolean,
+        "crops": boolean,
+        "report": boolean,
     }
 
 
 # the flag of `reidpipe run` that sets each key (errors name the flag the user typed)
 FLAGS = {
-    "names": "--names", "offsets": "--offsets", "stride": "--stride", "max_frames": "--max-frames",
-    "detector": "--detector", "detector_kind": "--detector-kind", "detections": "--detections",
-    "detections_conf": "--conf", "trust_weights": "--trust-weights", "det_conf": "--conf", "device": "--device",
-    "tracker": "--tracker", "track_lost_frames": "--track-lost-frames", "reid": "--reid",
-    "reid_weights": "--reid-weights", "reid_input_size": "--reid-input-size", "reid_mean": "--reid-mean",
-    "reid_std": "--reid-std", "reid_color": "--reid-color", "embed_batch": "--embed-batch",
-    "sampler.every": "--sample-every", "sampler.bank": "--bank-size", "link.min_similarity": "--link-threshold",
-    "link.transit": "--transit", "link.max_gap": "--link-window", "output": "--output",
-    "engine.kind": "--engine", "engine.ray_address": "--ray-address",
-    "engine.cameras_per_worker": "--cameras-per-worker", "engine.worker_cpus": "--worker-cpus",
+    "names": "--names",
+    "offsets": "--offsets",
+    "stride": "--stride",
+    "max_frames": "--max-frames",
+    "detector": "--detector",
+    "detector_kind": "--detector-kind",
+    "detections": "--detections",
+    "detections_conf": "--conf",
+    "trust_weights": "--trust-weights",
+    "det_conf": "--conf",
+    "device": "--device",
+    "tracker": "--tracker",
+    "track_lost_frames": "--track-lost-frames",
+    "reid": "--reid",
+    "reid_weights": "--reid-weights",
+    "reid_input_size": "--reid-input-size",
+    "reid_mean": "--reid-mean",
+    "reid_std": "--reid-std",
+    "reid_color": "--reid-color",
+    "embed_batch": "--embed-batch",
+    "sampler.every": "--sample-every",
+    "sampler.bank": "--bank-size",
+    "link.min_similarity": "--link-threshold",
+    "link.transit": "--transit",
+    "link.max_gap": "--link-window",
+    "output": "--output",
+    "engine.kind": "--engine",
+    "engine.ray_address": "--ray-address",
+    "engine.cameras_per_worker": "--cameras-per-worker",
+    "engine.worker_cpus": "--worker-cpus",
     "engine.worker_gpus": "--worker-gpus",
 }
 

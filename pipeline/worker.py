@@ -120,9 +120,19 @@ class CameraWorker:
         """Start the source's reader; returns its ``source_start`` event."""
         s = self.source
         self.source.start()
-        return ("source_start", {"camera": self.camera, "uri": s.uri, "kind": s.kind, "fps": s.info.fps,
-                                 "width": s.info.width, "height": s.info.height, "frames": s.info.frames,
-                                 "offset": s.info.offset})
+        return (
+            "source_start",
+            {
+                "camera": self.camera,
+                "uri": s.uri,
+                "kind": s.kind,
+                "fps": s.info.fps,
+                "width": s.info.width,
+                "height": s.info.height,
+                "frames": s.info.frames,
+                "offset": s.info.offset,
+            },
+        )
 
     def step(self, item: Frame | None) -> Step:
         """Process one item of the source: a frame, or ``None`` for the source's end."""
@@ -152,8 +162,9 @@ class CameraWorker:
             tracked = self.tracker.update(dets, frame.index, frame.t, frame.image)
         for tr in self.tracker.opened:
             first = tr.points[0]  # a confirmed track starts at its first (back-filled) detection
-            step.events.append(("track_open", {"camera": self.camera, "track": tr.track, "frame": first.frame,
-                                               "t": round(first.t, 4)}))
+            step.events.append(
+                ("track_open", {"camera": self.camera, "track": tr.track, "frame": first.frame, "t": round(first.t, 4)})
+            )
         self.counts.frames += 1
         self.counts.detections += len(dets)
         self.counts.tracked_boxes += len(tracked)
@@ -188,9 +199,17 @@ class CameraWorker:
         dropped = s.dropped
         if s.error is not None:
             dropped = f"source {s.uri} ({self.camera}) stopped on an error: {type(s.error).__name__}: {s.error}"
-        return SourceEnd(info=s.info, uri=s.uri, frames_read=s.read, corrupt=s.corrupt, late=s.late,
-                         decode_seconds=s.decode_seconds, dropped=dropped, failed=s.error is not None,
-                         reconnects=s.reconnects)
+        return SourceEnd(
+            info=s.info,
+            uri=s.uri,
+            frames_read=s.read,
+            corrupt=s.corrupt,
+            late=s.late,
+            decode_seconds=s.decode_seconds,
+            dropped=dropped,
+            failed=s.error is not None,
+            reconnects=s.reconnects,
+        )
 
 
 class CameraGroup:
@@ -205,9 +224,16 @@ class CameraGroup:
     it. ``open()`` opens the sources (where this group runs), the detectors and the embedder, raising
     the same one-line errors as anywhere else."""
 
-    def __init__(self, config: PipelineConfig, uris: Sequence[str], names: Sequence[str],
-                 offsets: Sequence[float] | None = None, detections: Sequence[str] | None = None,
-                 record_dir: str | None = None, thumbs_dir: str | None = None):
+    def __init__(
+        self,
+        config: PipelineConfig,
+        uris: Sequence[str],
+        names: Sequence[str],
+        offsets: Sequence[float] | None = None,
+        detections: Sequence[str] | None = None,
+        record_dir: str | None = None,
+        thumbs_dir: str | None = None,
+    ):
         self.config = config
         self.uris = [str(u) for u in uris]
         self.names = list(names)
@@ -229,20 +255,32 @@ class CameraGroup:
         from reidpipe.pipeline.sources import open_sources
 
         cfg = self.config
-        srcs = open_sources(self.uris, names=self.names, offsets=self.offsets, stride=cfg.stride,
-                            max_frames=cfg.max_frames, queue_size=cfg.queue_size,
-                            reconnect_attempts=cfg.reconnect_attempts, reconnect_backoff=cfg.reconnect_backoff,
-                            record_dir=self.record_dir, notify=self._notify)
+        srcs = open_sources(
+            self.uris,
+            names=self.names,
+            offsets=self.offsets,
+            stride=cfg.stride,
+            max_frames=cfg.max_frames,
+            queue_size=cfg.queue_size,
+            reconnect_attempts=cfg.reconnect_attempts,
+            reconnect_backoff=cfg.reconnect_backoff,
+            record_dir=self.record_dir,
+            notify=self._notify,
+        )
         if self.detections is not None:
-            detectors = [load_detector(cfg, d, s.info) for d, s in zip(self.detections, srcs)]  # checked against the frame
+            detectors = [
+                load_detector(cfg, d, s.info) for d, s in zip(self.detections, srcs)
+            ]  # checked against the frame
         else:
             detectors = [load_detector(cfg)] * len(srcs)
         self.embedder = load_embedder(cfg)
         embeds = EmbedQueue(self.embedder, bank_size=cfg.sampler.bank, batch=cfg.embed_batch, timer=self.timer)
         sampler = CropSampler(cfg.sampler)
         thumbs = self._thumbs()
-        self.workers = [CameraWorker(s, d, self._tracker(s.info.camera), sampler, embeds, self.timer, thumbs)
-                        for s, d in zip(srcs, detectors)]
+        self.workers = [
+            CameraWorker(s, d, self._tracker(s.info.camera), sampler, embeds, self.timer, thumbs)
+            for s, d in zip(srcs, detectors)
+        ]
         self.embeds = embeds
         return [s.info for s in srcs]
 
@@ -257,10 +295,18 @@ class CameraGroup:
         from reidpipe.pipeline.track import CameraTracker
 
         cfg = self.config
-        return CameraTracker(camera, cfg.tracker, lost_frames=cfg.track_lost_frames, high_conf=cfg.track_high_conf,
-                             new_conf=cfg.track_new_conf, min_hits=cfg.track_min_hits, min_iou=cfg.track_min_iou,
-                             min_seconds=cfg.track_min_seconds, interpolate=cfg.interpolate,
-                             max_gap=cfg.interpolate_max_gap)
+        return CameraTracker(
+            camera,
+            cfg.tracker,
+            lost_frames=cfg.track_lost_frames,
+            high_conf=cfg.track_high_conf,
+            new_conf=cfg.track_new_conf,
+            min_hits=cfg.track_min_hits,
+            min_iou=cfg.track_min_iou,
+            min_seconds=cfg.track_min_seconds,
+            interpolate=cfg.interpolate,
+            max_gap=cfg.interpolate_max_gap,
+        )
 
     @property
     def link_threshold(self) -> float:

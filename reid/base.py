@@ -47,8 +47,16 @@ class ReIDModel(nn.Module, metaclass=abc.ABCMeta):
     #: {stage: {loss name: {"weight": w, **params}}}; see the module docstring.
     DEFAULT_LOSSES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
 
-    def __init__(self, *, num_classes: int, input_size: tuple[int, int], pixel_mean, pixel_std,
-                 embed_dim: int, build_kwargs: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        input_size: tuple[int, int],
+        pixel_mean,
+        pixel_std,
+        embed_dim: int,
+        build_kwargs: dict[str, Any] | None = None,
+    ):
         super().__init__()
         self.num_classes = int(num_classes)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -61,8 +69,9 @@ class ReIDModel(nn.Module, metaclass=abc.ABCMeta):
         self.feature_dims: dict[str, int] = {}
 
     @abc.abstractmethod
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None,
-                cams: torch.Tensor | None = None, **extra) -> ReIDOutput:
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, cams: torch.Tensor | None = None, **extra
+    ) -> ReIDOutput:
         """Training/analysis forward; see the module docstring."""
 
     @abc.abstractmethod
@@ -71,8 +80,7 @@ class ReIDModel(nn.Module, metaclass=abc.ABCMeta):
 
     def set_stage(self, name: str) -> None:
         if name not in self.STAGES:
-            raise ConfigError(f"{self.variant}: unknown stage {name!r}; "
-                              f"this model has stages {list(self.STAGES)}")
+            raise ConfigError(f"{self.variant}: unknown stage {name!r}; this model has stages {list(self.STAGES)}")
         self.stage = name
 
     def trainable_parameters(self, name: str) -> list[tuple[str, nn.Parameter]]:
@@ -83,8 +91,7 @@ class ReIDModel(nn.Module, metaclass=abc.ABCMeta):
         """The loss-set config of ``stage`` (default: the current stage), as ``build_loss_set`` takes it."""
         stage = self.stage if stage is None else stage
         if stage not in self.STAGES:
-            raise ConfigError(f"{self.variant}: unknown stage {stage!r}; "
-                              f"this model has stages {list(self.STAGES)}")
+            raise ConfigError(f"{self.variant}: unknown stage {stage!r}; this model has stages {list(self.STAGES)}")
         return copy.deepcopy(self.DEFAULT_LOSSES.get(stage, {}))
 
     def loss_context(self) -> dict[str, Any]:

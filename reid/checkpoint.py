@@ -139,9 +139,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.exists():
         raise InputNotFoundError(f"checkpoint not found: {path}")
     if path.is_dir():
-        raise InputNotFoundError(
-            f"checkpoint {path} is a folder; give the checkpoint file (e.g. {path}/best.pt)"
-        )
+        raise InputNotFoundError(f"checkpoint {path} is a folder; give the checkpoint file (e.g. {path}/best.pt)")
     if path.suffix.lower() == ".onnx":
         raise CheckpointError(
             f"{path} is an ONNX model, not a reidpipe checkpoint; the pipeline's ONNX "
@@ -171,8 +169,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                     "checkpoint"
                 ) from None
             raise CheckpointError(
-                f"{path} is corrupt or not a reidpipe checkpoint (not a readable "
-                f"torch file: {type(exc).__name__})"
+                f"{path} is corrupt or not a reidpipe checkpoint (not a readable torch file: {type(exc).__name__})"
             ) from None
         except OSError as exc:
             raise InputNotFoundError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
@@ -182,12 +179,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             "another project's file); convert it with save_checkpoint(path, model)"
         )
     if ckpt["format"] != FORMAT:
-        raise CheckpointError(
-            f"{path} has format {ckpt['format']!r}; this reidpipe {_version()} reads {FORMAT!r}"
-        )
-    missing = [
-        k for k in ("variant", "num_classes", "state_dict", "input_size", "embed_dim") if k not in ckpt
-    ]
+        raise CheckpointError(f"{path} has format {ckpt['format']!r}; this reidpipe {_version()} reads {FORMAT!r}")
+    missing = [k for k in ("variant", "num_classes", "state_dict", "input_size", "embed_dim") if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path} is an incomplete reidpipe checkpoint (missing {', '.join(missing)})")
     _check_metadata_types(path, ckpt)
@@ -225,9 +218,7 @@ def _read_safetensors(path: Path, map_location) -> dict[str, Any]:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path} is corrupt or not a safetensors file ({str(exc)[:200]})") from None
     if header is None:
-        raise CheckpointError(
-            f"{path} is a safetensors file without reidpipe metadata (not a reidpipe checkpoint)"
-        )
+        raise CheckpointError(f"{path} is a safetensors file without reidpipe metadata (not a reidpipe checkpoint)")
     try:
         meta = json.loads(header)
     except json.JSONDecodeError as exc:
@@ -265,18 +256,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except RuntimeError as exc:  # shape mismatch
         first = str(exc).strip().splitlines()
         detail = next((ln.strip() for ln in first if "size mismatch" in ln), first[0] if first else "")
-        raise CheckpointError(
-            f"{path}: weights do not match the {variant!r} architecture ({detail[:200]})"
-        ) from None
+        raise CheckpointError(f"{path}: weights do not match the {variant!r} architecture ({detail[:200]})") from None
     if result.missing_keys or result.unexpected_keys:
         parts = []
         if result.missing_keys:
             parts.append(f"missing {len(result.missing_keys)} (e.g. {result.missing_keys[0]})")
         if result.unexpected_keys:
             parts.append(f"unexpected {len(result.unexpected_keys)} (e.g. {result.unexpected_keys[0]})")
-        raise CheckpointError(
-            f"{path}: weights do not match the {variant!r} architecture: {'; '.join(parts)}"
-        )
+        raise CheckpointError(f"{path}: weights do not match the {variant!r} architecture: {'; '.join(parts)}")
     model.input_size = tuple(int(v) for v in ckpt["input_size"])
     if ckpt.get("pixel_mean") is not None:
         model.pixel_mean = tuple(float(v) for v in ckpt["pixel_mean"])

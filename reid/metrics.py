@@ -42,7 +42,7 @@ def distance_chunks(qf, gf, metric: str = "euclidean", chunk: int = 256) -> Iter
         g = torch.nn.functional.normalize(g, dim=1)
     g2 = (g * g).sum(1)
     for s in range(0, q.shape[0], chunk):
-        qc = q[s:s + chunk]
+        qc = q[s : s + chunk]
         if metric == "cosine":
             d = 1.0 - qc @ g.T
         else:
@@ -56,8 +56,15 @@ def pairwise_distance(qf, gf, metric: str = "euclidean", chunk: int = 256) -> np
     return np.concatenate([d for _, d in distance_chunks(qf, gf, metric, chunk)], axis=0)
 
 
-def evaluate_ranking(dist_blocks: Iterable[tuple[int, np.ndarray]], q_pids, g_pids, q_camids, g_camids,
-                     max_rank: int = 50, junk_pids: tuple[int, ...] = (-1,)) -> dict:
+def evaluate_ranking(
+    dist_blocks: Iterable[tuple[int, np.ndarray]],
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    max_rank: int = 50,
+    junk_pids: tuple[int, ...] = (-1,),
+) -> dict:
     """CMC / mAP / mINP from distance blocks (``(start, (n, num_gallery))``)."""
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
     q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
@@ -73,7 +80,7 @@ def evaluate_ranking(dist_blocks: Iterable[tuple[int, np.ndarray]], q_pids, g_pi
             qi = start + r
             order = order_all[r]
             keep = ~(((g_pids[order] == q_pids[qi]) & (g_camids[order] == q_camids[qi])) | g_junk[order])
-            matches = (g_pids[order][keep] == q_pids[qi])
+            matches = g_pids[order][keep] == q_pids[qi]
             if not matches.any():
                 skipped += 1
                 continue
@@ -88,16 +95,39 @@ def evaluate_ranking(dist_blocks: Iterable[tuple[int, np.ndarray]], q_pids, g_pi
     if valid == 0:
         raise ValueError("no query has a correct match in the gallery (after same-camera and junk exclusion)")
     cmc = cmc_sum / valid
-    res = {"mAP": float(np.mean(aps)), "mINP": float(np.mean(inps)), "cmc": cmc.tolist(),
-           "num_query": len(q_pids), "num_valid_query": int(valid), "num_skipped_query": int(skipped),
-           "num_gallery": int(num_g)}
+    res = {
+        "mAP": float(np.mean(aps)),
+        "mINP": float(np.mean(inps)),
+        "cmc": cmc.tolist(),
+        "num_query": len(q_pids),
+        "num_valid_query": int(valid),
+        "num_skipped_query": int(skipped),
+        "num_gallery": int(num_g),
+    }
     for k in (1, 5, 10, 20):
         res[f"rank{k}"] = float(cmc[min(k, max_rank) - 1])
     return res
 
 
-def evaluate(qf, gf, q_pids, g_pids, q_camids, g_camids, metric: str = "euclidean", max_rank: int = 50,
-             junk_pids: tuple[int, ...] = (-1,), chunk: int = 256) -> dict:
+def evaluate(
+    qf,
+    gf,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    metric: str = "euclidean",
+    max_rank: int = 50,
+    junk_pids: tuple[int, ...] = (-1,),
+    chunk: int = 256,
+) -> dict:
     """Rank ``gf`` for every row of ``qf`` and score it (see the module docstring)."""
-    return evaluate_ranking(distance_chunks(qf, gf, metric, chunk), q_pids, g_pids, q_camids, g_camids,
-                            max_rank=max_rank, junk_pids=junk_pids)
+    return evaluate_ranking(
+        distance_chunks(qf, gf, metric, chunk),
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        max_rank=max_rank,
+        junk_pids=junk_pids,
+    )

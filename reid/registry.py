@@ -116,9 +116,7 @@ def _accepted_keywords(builder: Callable[..., Any]) -> set[str] | None:
     return names
 
 
-def create_model(
-    variant: str, num_classes: int = 1, pretrained: bool | str | PathLike = True, **overrides: Any
-):
+def create_model(variant: str, num_classes: int = 1, pretrained: bool | str | PathLike = True, **overrides: Any):
     """Build a model of ``variant``.
 
     Args:

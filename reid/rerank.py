@@ -31,8 +31,9 @@ def _sqdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return d.clamp_(min=0)
 
 
-def rerank_chunks(qf, gf, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
-                  chunk: int = 1024) -> Iterator[tuple[int, np.ndarray]]:
+def rerank_chunks(
+    qf, gf, k1: int = 20, k2: int = 6, lambda_value: float = 0.3, chunk: int = 1024
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, final_dist[start:start+chunk])`` query×gallery blocks of re-ranked distances."""
     import scipy.sparse as sp
 
@@ -45,14 +46,14 @@ def rerank_chunks(qf, gf, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
     rank = np.empty((n, kk), dtype=np.int64)
     rowmax = np.empty(n, dtype=np.float64)
     for s in range(0, n, chunk):
-        d = _sqdist(feats[s:s + chunk], feats)
-        rowmax[s:s + chunk] = d.max(1).values.numpy()
+        d = _sqdist(feats[s : s + chunk], feats)
+        rowmax[s : s + chunk] = d.max(1).values.numpy()
         _, idx = torch.topk(d, kk, dim=1, largest=False, sorted=True)
-        rank[s:s + chunk] = idx.numpy()
+        rank[s : s + chunk] = idx.numpy()
     rowmax[rowmax <= 0] = 1.0
 
     def ndist(i: int, js: np.ndarray) -> np.ndarray:
-        return _sqdist(feats[i:i + 1], feats[torch.as_tensor(js)])[0].numpy() / rowmax[i]
+        return _sqdist(feats[i : i + 1], feats[torch.as_tensor(js)])[0].numpy() / rowmax[i]
 
     half = int(np.around(k1 / 2)) + 1
 

@@ -42,7 +42,8 @@ class _EpochSampler(abc.ABC):
         batches = self.epoch_batches()
         n = len(batches) - len(batches) % self.world_size
         seeds = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 1])).integers(
-            0, 2**31 - 1, size=(max(n, 1), max((len(b) for b in batches), default=1)))
+            0, 2**31 - 1, size=(max(n, 1), max((len(b) for b in batches), default=1))
+        )
         out = []
         for bi in range(self.rank, n, self.world_size):
             out.append([(int(i), int(seeds[bi, j])) for j, i in enumerate(batches[bi])])
@@ -66,7 +67,9 @@ class PKSampler(_EpochSampler):
         for i, pid in enumerate(pids):
             self.index_by_pid.setdefault(int(pid), []).append(i)
         if len(self.index_by_pid) < self.p:
-            raise ValueError(f"P×K sampler: {len(self.index_by_pid)} identities in the training set, fewer than P={self.p}")
+            raise ValueError(
+                f"P×K sampler: {len(self.index_by_pid)} identities in the training set, fewer than P={self.p}"
+            )
         self._cache: tuple[int, list[list[int]]] | None = None
 
     def epoch_batches(self) -> list[list[int]]:
@@ -81,7 +84,7 @@ class PKSampler(_EpochSampler):
             else:
                 idxs = list(rng.permutation(idxs))
             n = len(idxs) // self.k
-            chunks[pid] = [idxs[j * self.k:(j + 1) * self.k] for j in range(n)]
+            chunks[pid] = [idxs[j * self.k : (j + 1) * self.k] for j in range(n)]
         avail = [pid for pid in sorted(chunks) if chunks[pid]]
         batches = []
         while len(avail) >= self.p:
@@ -96,14 +99,15 @@ class PKSampler(_EpochSampler):
 
 
 class RandomBatchSampler(_EpochSampler):
-    def __init__(self, n: int, batch_size: int = 64, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False):
+    def __init__(
+        self, n: int, batch_size: int = 64, seed: int = 0, rank: int = 0, world_size: int = 1, drop_last: bool = False
+    ):
         super().__init__(seed, rank, world_size)
         self.n, self.batch_size, self.drop_last = int(n), int(batch_size), drop_last
 
     def epoch_batches(self) -> list[list[int]]:
         perm = self._rng().permutation(self.n)
-        batches = [perm[i:i + self.batch_size].tolist() for i in range(0, self.n, self.batch_size)]
+        batches = [perm[i : i + self.batch_size].tolist() for i in range(0, self.n, self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
         return batches

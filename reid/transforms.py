@@ -73,8 +73,8 @@ class ReIDTransform:
                 par = F.pad(par, (p, p, p, p)) if par is not None else None
                 top = int(torch.randint(0, 2 * p + 1, (), generator=g))
                 left = int(torch.randint(0, 2 * p + 1, (), generator=g))
-                img = img[:, top:top + H, left:left + W]
-                par = par[top:top + H, left:left + W] if par is not None else None
+                img = img[:, top : top + H, left : left + W]
+                par = par[top : top + H, left : left + W] if par is not None else None
         img = (img - self.mean) / self.std
         if self.random and self.aug.erasing and torch.rand((), generator=g) < self.aug.erasing:
             img = _random_erase(img, g, self.aug.erasing_area, self.aug.erasing_aspect)
@@ -93,6 +93,6 @@ def _random_erase(img: torch.Tensor, g: torch.Generator, area: tuple[float, floa
             top = int(torch.randint(0, H - h + 1, (), generator=g))
             left = int(torch.randint(0, W - w + 1, (), generator=g))
             img = img.clone()
-            img[:, top:top + h, left:left + w] = torch.randn((C, h, w), generator=g)
+            img[:, top : top + h, left : left + w] = torch.randn((C, h, w), generator=g)
             return img
     return img

@@ -30,8 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"reidpipe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _Parser(add_help=False)
-    common.add_argument("--verbose", action="store_true",
-                        help="show the libraries' own log lines and warnings (FFmpeg, OpenCV, torch, numpy)")
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the libraries' own log lines and warnings (FFmpeg, OpenCV, torch, numpy)",
+    )
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"reidpipe.commands.{name}")

@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-STOP_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
-                     if s is not None)
+STOP_SIGNALS = tuple(
+    s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None
+)
 
 
 class Terminated(KeyboardInterrupt):

@@ -85,10 +85,20 @@ WALKS = [
 
 CAMERA_LOOK: dict[str, dict[str, Any]] = {
     # gain per BGR channel (lighting), person height at foot_y = 240 (scale), background colours
-    "cam1": {"gain": (0.78, 0.85, 0.98), "height_at_bottom": 104.0, "wall": (120, 125, 130),
-             "floor": (95, 95, 100), "tile": (80, 80, 85)},
-    "cam2": {"gain": (1.12, 1.05, 0.92), "height_at_bottom": 132.0, "wall": (70, 120, 80),
-             "floor": (60, 90, 120), "tile": (50, 75, 100)},
+    "cam1": {
+        "gain": (0.78, 0.85, 0.98),
+        "height_at_bottom": 104.0,
+        "wall": (120, 125, 130),
+        "floor": (95, 95, 100),
+        "tile": (80, 80, 85),
+    },
+    "cam2": {
+        "gain": (1.12, 1.05, 0.92),
+        "height_at_bottom": 132.0,
+        "wall": (70, 120, 80),
+        "floor": (60, 90, 120),
+        "tile": (50, 75, 100),
+    },
 }
 
 
@@ -113,7 +123,7 @@ def _background(cam: str, rng: np.random.Generator) -> np.ndarray:
     img[tiles] = look["tile"]
     if cam == "cam1":  # windows on the wall
         for x in range(20, WIDTH, 80):
-            img[25:75, x:x + 40] = (160, 150, 120)
+            img[25:75, x : x + 40] = (160, 150, 120)
     else:  # a bench and a planter
         img[60:90, 200:300] = (40, 60, 90)
         img[55:95, 20:60] = (30, 110, 40)
@@ -186,13 +196,12 @@ def _render_camera(cam: str, seed: int, video_path: Path | None) -> list[tuple[i
     noise_rng = np.random.default_rng([seed, 100 + CAMERAS.index(cam)])
     for f in range(FRAMES):
         t = f / FPS
-        present = sorted([(w, b) for w in walks if (b := _box_at(w, t, cam)) is not None],
-                         key=lambda wb: wb[0].foot_y)
+        present = sorted([(w, b) for w in walks if (b := _box_at(w, t, cam)) is not None], key=lambda wb: wb[0].foot_y)
         # visibility from a label raster painted far to near
         label = np.zeros((HEIGHT, WIDTH), np.int16)
         for w, b in present:
             ix1, iy1, ix2, iy2 = (round(v) for v in b)
-            label[max(iy1, 0):max(iy2, 0), max(ix1, 0):max(ix2, 0)] = w.pid
+            label[max(iy1, 0) : max(iy2, 0), max(ix1, 0) : max(ix2, 0)] = w.pid
         for w, b in present:
             x1, y1, x2, y2 = b
             area = (x2 - x1) * (y2 - y1)
@@ -200,7 +209,7 @@ def _render_camera(cam: str, seed: int, video_path: Path | None) -> list[tuple[i
             if cx2 - cx1 < 2 or cy2 - cy1 < 2:
                 continue
             ix1, iy1, ix2, iy2 = (round(v) for v in (x1, y1, x2, y2))
-            visible = int((label[max(iy1, 0):max(iy2, 0), max(ix1, 0):max(ix2, 0)] == w.pid).sum())
+            visible = int((label[max(iy1, 0) : max(iy2, 0), max(ix1, 0) : max(ix2, 0)] == w.pid).sum())
             vis = visible / max(area, 1.0)
             if vis >= 0.15:
                 rows.append((f + 1, w.pid, (cx1, cy1, cx2 - cx1, cy2 - cy1), round(min(vis, 1.0), 3)))
@@ -295,8 +304,14 @@ def make_scene(out_dir: str | Path, seed: int = 0) -> dict:
             p = paths[key][cam]
             files[p.name] = {"size": p.stat().st_size, "sha256": _sha(p)}
     meta = {
-        "schema": "reidpipe.demo_scene/1", "version": VERSION, "seed": seed,
-        "width": WIDTH, "height": HEIGHT, "fps": FPS, "frames": FRAMES, "cameras": list(CAMERAS),
+        "schema": "reidpipe.demo_scene/1",
+        "version": VERSION,
+        "seed": seed,
+        "width": WIDTH,
+        "height": HEIGHT,
+        "fps": FPS,
+        "frames": FRAMES,
+        "cameras": list(CAMERAS),
         "people": [{"id": p.pid, "cameras": sorted({w.camera for w in WALKS if w.pid == p.pid})} for p in PEOPLE],
         "files": files,
     }

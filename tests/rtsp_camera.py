@@ -31,21 +31,21 @@ def jpeg_to_rtp_payload_parts(jpeg: bytes) -> tuple[int, int, int, bytes, bytes]
     while True:
         assert jpeg[pos] == 0xFF
         marker = jpeg[pos + 1]
-        length = struct.unpack(">H", jpeg[pos + 2:pos + 4])[0]
-        body = jpeg[pos + 4:pos + 2 + length]
+        length = struct.unpack(">H", jpeg[pos + 2 : pos + 4])[0]
+        body = jpeg[pos + 4 : pos + 2 + length]
         if marker == DQT:
             i = 0
             while i < len(body):
                 precision, tid = body[i] >> 4, body[i] & 15
                 assert precision == 0, "8-bit tables only"
-                tables[tid] = body[i + 1:i + 65]
+                tables[tid] = body[i + 1 : i + 65]
                 i += 65
         elif marker == SOF0:
             height, width = struct.unpack(">HH", body[1:5])
             y_sampling = body[7]  # first component's (h << 4 | v) sampling factors
             kind = {0x21: 0, 0x22: 1}[y_sampling]  # 4:2:2 -> type 0, 4:2:0 -> type 1
         elif marker == SOS:
-            scan = jpeg[pos + 2 + length:]
+            scan = jpeg[pos + 2 + length :]
             if scan.endswith(b"\xff\xd9"):
                 scan = scan[:-2]  # the receiver writes its own EOI
             return kind, width, height, tables[0] + tables[1], scan
@@ -108,22 +108,31 @@ class RTSPCamera:
                 if method == "OPTIONS":
                     self._reply(conn, cseq, "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n")
                 elif method == "DESCRIBE":
-                    sdp = (f"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=reidpipe test camera\r\nc=IN IP4 0.0.0.0\r\n"
-                           f"t=0 0\r\nm=video 0 RTP/AVP 26\r\na=control:track0\r\n"
-                           f"a=framerate:{self.fps:g}\r\n").encode()
-                    self._reply(conn, cseq, f"Content-Base: {self.url}/\r\nContent-Type: application/sdp\r\n"
-                                            f"Content-Length: {len(sdp)}\r\n", sdp)
+                    sdp = (
+                        f"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=reidpipe test camera\r\nc=IN IP4 0.0.0.0\r\n"
+                        f"t=0 0\r\nm=video 0 RTP/AVP 26\r\na=control:track0\r\n"
+                        f"a=framerate:{self.fps:g}\r\n"
+                    ).encode()
+                    self._reply(
+                        conn,
+                        cseq,
+                        f"Content-Base: {self.url}/\r\nContent-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n",
+                        sdp,
+                    )
                 elif method == "SETUP":
                     if "RTP/AVP/TCP" not in headers.get("transport", ""):
                         self.udp_setups_refused += 1
                         self._reply(conn, cseq, "", status="461 Unsupported Transport")
                         continue
                     self.tcp_setups += 1
-                    self._reply(conn, cseq, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
-                                            "Session: 12345678\r\n")
+                    self._reply(conn, cseq, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: 12345678\r\n")
                 elif method == "PLAY":
-                    self._reply(conn, cseq, f"Session: 12345678\r\nRange: npt=0.000-\r\n"
-                                            f"RTP-Info: url={self.url}/track0;seq=0;rtptime=0\r\n")
+                    self._reply(
+                        conn,
+                        cseq,
+                        f"Session: 12345678\r\nRange: npt=0.000-\r\n"
+                        f"RTP-Info: url={self.url}/track0;seq=0;rtptime=0\r\n",
+                    )
                     self._stream(conn, frames)
                     return  # the connection drops once its frames are sent
                 elif method == "TEARDOWN":
@@ -166,11 +175,14 @@ class RTSPCamera:
             timestamp = int(round(i * 90000 / self.fps)) & 0xFFFFFFFF
             offset = 0
             while offset < len(scan):
-                header = struct.pack(">B", 0) + offset.to_bytes(3, "big") + struct.pack(
-                    ">BBBB", kind, 255, width // 8, height // 8)
+                header = (
+                    struct.pack(">B", 0)
+                    + offset.to_bytes(3, "big")
+                    + struct.pack(">BBBB", kind, 255, width // 8, height // 8)
+                )
                 if offset == 0:  # Q = 255: the tables travel in-band with every frame
                     header += struct.pack(">BBH", 0, 0, len(tables)) + tables
-                chunk = scan[offset:offset + max_payload]
+                chunk = scan[offset : offset + max_payload]
                 offset += len(chunk)
                 marker = 0x80 if offset >= len(scan) else 0
                 rtp = struct.pack(">BBHII", 0x80, marker | 26, seq & 0xFFFF, timestamp, 0x5EED) + header + chunk

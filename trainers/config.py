@@ -33,12 +33,16 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
     |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.VERBOSE),
-    list("-+0123456789."))
+    |\.(?:nan|NaN|NAN))$""",
+        re.VERBOSE,
+    ),
+    list("-+0123456789."),
+)
 
 
 def _load(text: str):
@@ -155,10 +159,10 @@ def apply_override(cfg: dict, base: dict, item: str) -> None:
     # key check against the template (free-form below model.options / losses)
     t = template
     for i, k in enumerate(rest):
-        here = prefix + tuple(rest[:i + 1])
+        here = prefix + tuple(rest[: i + 1])
         if not (isinstance(t, dict) and k in t):
             raise ConfigError(f"--set {item!r}: unknown config key {'.'.join(here)!r}")
-        if k == "losses" or tuple(rest[:i + 1]) == ("model", "options"):
+        if k == "losses" or tuple(rest[: i + 1]) == ("model", "options"):
             break  # free-form below
         t = t[k]
     for target in targets:
@@ -170,8 +174,13 @@ def apply_override(cfg: dict, base: dict, item: str) -> None:
         node[rest[-1]] = value
 
 
-def load_config(variant: str | None = None, dataset: str | None = None, overrides: list[str] | None = None,
-                files: list[str | Path] | None = None, start: dict | None = None) -> dict[str, Any]:
+def load_config(
+    variant: str | None = None,
+    dataset: str | None = None,
+    overrides: list[str] | None = None,
+    files: list[str | Path] | None = None,
+    start: dict | None = None,
+) -> dict[str, Any]:
     """The resolved training configuration (a plain dict).
 
     ``start``: an already resolved config (a run folder's ``config.yaml``) to apply ``overrides`` to,
@@ -191,12 +200,16 @@ def load_config(variant: str | None = None, dataset: str | None = None, override
     if variant:
         v = _package_yaml(f"variants/{variant}.yaml")
         if v is None:
-            raise ConfigError(f"no config for variant {variant!r}; configs exist for: {', '.join(available('variants'))}")
+            raise ConfigError(
+                f"no config for variant {variant!r}; configs exist for: {', '.join(available('variants'))}"
+            )
         layers.append((f"variants/{variant}.yaml", v))
     if dataset:
         d = _package_yaml(f"datasets/{dataset}.yaml")
         if d is None:
-            raise ConfigError(f"no config for dataset {dataset!r}; configs exist for: {', '.join(available('datasets'))}")
+            raise ConfigError(
+                f"no config for dataset {dataset!r}; configs exist for: {', '.join(available('datasets'))}"
+            )
         layers.append((f"datasets/{dataset}.yaml", d))
     for f in files or []:
         layers.append((str(f), read_yaml(f)))

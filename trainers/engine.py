@@ -80,9 +80,16 @@ def seed_everything(seed: int) -> None:
 
 def rng_state() -> dict[str, Any]:
     np_state = cast(tuple, np.random.get_state())  # legacy=True (the default): the tuple form
-    st = {"python": _to_lists(random.getstate()), "torch": torch.get_rng_state(),
-          "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                    "has_gauss": int(np_state[3]), "gauss": float(np_state[4])}}
+    st = {
+        "python": _to_lists(random.getstate()),
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "gauss": float(np_state[4]),
+        },
+    }
     if torch.cuda.is_available():
         st["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
     return st
@@ -108,12 +115,21 @@ def set_rng_state(st: dict[str, Any]) -> None:
 def environment() -> dict[str, Any]:
     from reidpipe import __version__
 
-    env = {"reidpipe": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
-           "host": socket.gethostname(), "torch": torch.__version__, "cuda": torch.version.cuda,
-           "cuda_available": torch.cuda.is_available(), "cudnn": torch.backends.cudnn.version(),
-           "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
-           "cpu_count": os.cpu_count(), "argv": sys.argv, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "world_size": int(os.environ.get("WORLD_SIZE", "1"))}
+    env = {
+        "reidpipe": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "cudnn": torch.backends.cudnn.version(),
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "cpu_count": os.cpu_count(),
+        "argv": sys.argv,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+    }
     for mod in ("torchvision", "open_clip", "numpy"):
         try:
             env[mod] = __import__(mod).__version__
@@ -123,10 +139,12 @@ def environment() -> dict[str, Any]:
 
 
 def _collate(items: list[dict]) -> dict[str, torch.Tensor]:
-    out = {"images": torch.stack([it["images"] for it in items]),
-           "labels": torch.tensor([it["labels"] for it in items], dtype=torch.long),
-           "cams": torch.tensor([it["cams"] for it in items], dtype=torch.long),
-           "index": torch.tensor([it["index"] for it in items], dtype=torch.long)}
+    out = {
+        "images": torch.stack([it["images"] for it in items]),
+        "labels": torch.tensor([it["labels"] for it in items], dtype=torch.long),
+        "cams": torch.tensor([it["cams"] for it in items], dtype=torch.long),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+    }
     if "parsing" in items[0]:
         out["parsing"] = torch.stack([it["parsing"] for it in items])
     return out
@@ -136,6 +154,7 @@ def _freeze_bn_of_frozen(model: nn.Module) -> None:
     """Put every sub-module whose parameters are all frozen into eval mode (a frozen encoder's BatchNorm
     statistics and dropout then behave as at inference); parameter-less layers inside a trainable block
     (dropout, activations) keep training mode."""
+
     def visit(m: nn.Module) -> tuple[bool, bool]:  # (has parameters below, has trainable parameters below)
         own = list(m.parameters(recurse=False))
         has, trainable = bool(own), any(p.requires_grad for p in own)
@@ -145,6 +164,7 @@ def _freeze_bn_of_frozen(model: nn.Module) -> None:
         if has and not trainable and m.training:
             m.eval()
         return has, trainable
+
     visit(model)
 
 
@@ -158,8 +178,9 @@ class Trainer:
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.is_main = self.rank == 0
-        self.hooks = hooks if hooks is not None else [EpochStats(), ProgressHook(), EvalHook(), CheckpointHook(),
-                                                      LoggerHook()]
+        self.hooks = (
+            hooks if hooks is not None else [EpochStats(), ProgressHook(), EvalHook(), CheckpointHook(), LoggerHook()]
+        )
         self.best: dict | None = None
         self.last_eval: dict | None = None
         self.global_step = 0
@@ -221,8 +242,10 @@ class Trainer:
             raise ConfigError("data.dataset and data.root must be set (--dataset, --data-root)")
         self.dataset = build_dataset(data["dataset"], data["root"])
         if not self.dataset.train:
-            raise DatasetError(f"{self.dataset.name} at {self.dataset.root} has no training split "
-                               "(a test-only dataset: train on another dataset and evaluate on this one)")
+            raise DatasetError(
+                f"{self.dataset.name} at {self.dataset.root} has no training split "
+                "(a test-only dataset: train on another dataset and evaluate on this one)"
+            )
         self.log("\n" + self.dataset.table())
         if data.get("parsing_root"):
             check_parsing_maps(data["parsing_root"], self.dataset.train)
@@ -231,17 +254,25 @@ class Trainer:
         opts = dict(cfg["model"].get("options") or {})
         if data.get("input_size"):
             opts["input_size"] = tuple(int(v) for v in data["input_size"])
-        self.model = create_model(cfg["model"]["variant"], num_classes=self.dataset.num_train_pids,
-                                  pretrained=cfg["model"]["pretrained"], **opts)
+        self.model = create_model(
+            cfg["model"]["variant"],
+            num_classes=self.dataset.num_train_pids,
+            pretrained=cfg["model"]["pretrained"],
+            **opts,
+        )
         self.model.to(self.device)
         extras = getattr(self.model, "BATCH_EXTRAS", {}) or {}
         for st in cfg["stages"]:
             if st["name"] not in self.model.STAGES:
-                raise ConfigError(f"stage {st['name']!r} of the config is not a stage of {self.model.variant!r} "
-                                  f"(its stages: {list(self.model.STAGES)})")
+                raise ConfigError(
+                    f"stage {st['name']!r} of the config is not a stage of {self.model.variant!r} "
+                    f"(its stages: {list(self.model.STAGES)})"
+                )
             if "parsing" in extras.get(st["name"], ()) and not data.get("parsing_root"):
-                raise ConfigError(f"{self.model.variant!r} stage {st['name']!r} needs human-parsing maps: give "
-                                  "--parsing-root (a folder of LIP label PNGs, one per image) / data.parsing_root")
+                raise ConfigError(
+                    f"{self.model.variant!r} stage {st['name']!r} needs human-parsing maps: give "
+                    "--parsing-root (a folder of LIP label PNGs, one per image) / data.parsing_root"
+                )
         if self.is_main:
             (self.run_dir / "config.yaml").write_text(dump(cfg))
             write_json_atomic(self.run_dir / "environment.json", environment())
@@ -303,27 +334,36 @@ class Trainer:
         self.train_model = model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids,
-                                                                   find_unused_parameters=True)
+            self.train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
         size = tuple(self.cfg["data"].get("input_size") or model.input_size)
         aug = AugmentConfig.from_dict(st.get("augment"))
         transform = ReIDTransform(size, model.pixel_mean, model.pixel_std, aug)
         ds = ImageDataset(self.dataset.train, transform, self.cfg["data"].get("parsing_root"))
         seed = int(self.cfg["seed"]) * 1000 + self.stage_index
         if st.get("sampler", "pk") == "pk":
-            self.sampler = PKSampler(ds.pids, p=int(st["p"]), k=int(st["k"]), seed=seed, rank=self.rank,
-                                     world_size=self.world)
+            self.sampler = PKSampler(
+                ds.pids, p=int(st["p"]), k=int(st["k"]), seed=seed, rank=self.rank, world_size=self.world
+            )
         elif st["sampler"] == "random":
-            self.sampler = RandomBatchSampler(len(ds), batch_size=int(st["batch_size"]), seed=seed,
-                                              rank=self.rank, world_size=self.world)
+            self.sampler = RandomBatchSampler(
+                len(ds), batch_size=int(st["batch_size"]), seed=seed, rank=self.rank, world_size=self.world
+            )
         else:
             raise ConfigError(f"stage {st['name']!r}: unknown sampler {st['sampler']!r}; use pk or random")
         workers = int(self.cfg["data"].get("workers") or 0)
-        self.loader = DataLoader(ds, batch_sampler=self.sampler, num_workers=workers, collate_fn=_collate,
-                                 pin_memory=self.device.type == "cuda", persistent_workers=False)
-        self.log(f"stage {self.stage_index + 1}/{len(self.cfg['stages'])} {st['name']!r}: {st['epochs']} epochs, "
-                 f"{sum(p.numel() for _, p in named) / 1e6:.3f} M trainable parameters, "
-                 f"losses {list(loss_set.names)}, {len(self.sampler)} iterations/epoch")
+        self.loader = DataLoader(
+            ds,
+            batch_sampler=self.sampler,
+            num_workers=workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+        self.log(
+            f"stage {self.stage_index + 1}/{len(self.cfg['stages'])} {st['name']!r}: {st['epochs']} epochs, "
+            f"{sum(p.numel() for _, p in named) / 1e6:.3f} M trainable parameters, "
+            f"losses {list(loss_set.names)}, {len(self.sampler)} iterations/epoch"
+        )
 
     def _prepared(self) -> tuple[torch.optim.Optimizer, LossSet]:
         """The stage's optimizer and loss set, which ``_prepare_stage`` sets before any step."""
@@ -409,17 +449,26 @@ class Trainer:
                 done_now += 1
             if stopped:
                 break
-            self._loss_states[self.stage_name] = {k: v.detach().clone() for k, v in self._prepared()[1].state_dict().items()}
+            self._loss_states[self.stage_name] = {
+                k: v.detach().clone() for k, v in self._prepared()[1].state_dict().items()
+            }
             for h in self.hooks:
                 h.after_stage(self)
         for h in self.hooks:
             h.after_run(self)
-        summary = {"run_dir": str(self.run_dir), "finished": not stopped, "best": self.best,
-                   "last_eval": self.last_eval, "global_step": self.global_step}
+        summary = {
+            "run_dir": str(self.run_dir),
+            "finished": not stopped,
+            "best": self.best,
+            "last_eval": self.last_eval,
+            "global_step": self.global_step,
+        }
         if self.is_main:
             write_json_atomic(self.run_dir / "summary.json", summary)
-            self.log(("stopped (stop_after_epochs); continue with --resume" if stopped else "finished")
-                     + f"; run folder {self.run_dir}")
+            self.log(
+                ("stopped (stop_after_epochs); continue with --resume" if stopped else "finished")
+                + f"; run folder {self.run_dir}"
+            )
         if self.world > 1 and torch.distributed.is_initialized():
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
@@ -447,11 +496,20 @@ class Trainer:
         from reidpipe.trainers.evaluation import evaluate_model
 
         ev, data = self.cfg["eval"], self.cfg["data"]
-        return evaluate_model(self.model, self.dataset, device=self.device, batch_size=int(data["test_batch_size"]),
-                              workers=int(data.get("workers") or 0), rerank=bool(ev.get("rerank")),
-                              metric=ev.get("metric", "euclidean"), amp=self.amp, k1=int(ev["rerank_k1"]),
-                              k2=int(ev["rerank_k2"]), lambda_value=float(ev["rerank_lambda"]),
-                              max_rank=int(ev["max_rank"]))
+        return evaluate_model(
+            self.model,
+            self.dataset,
+            device=self.device,
+            batch_size=int(data["test_batch_size"]),
+            workers=int(data.get("workers") or 0),
+            rerank=bool(ev.get("rerank")),
+            metric=ev.get("metric", "euclidean"),
+            amp=self.amp,
+            k1=int(ev["rerank_k1"]),
+            k2=int(ev["rerank_k2"]),
+            lambda_value=float(ev["rerank_lambda"]),
+            max_rank=int(ev["max_rank"]),
+        )
 
     def save(self, name: str) -> Path:
         from reidpipe.reid.checkpoint import save_checkpoint
@@ -460,9 +518,14 @@ class Trainer:
 
         state = {
             "training": {
-                "stage_index": self.stage_index, "stage": self.stage_name, "epoch": self.epoch,
-                "stage_epochs": int(self.stage_cfg["epochs"]), "global_step": self.global_step,
-                "best": self.best, "config": self.cfg, "world_size": self.world,
+                "stage_index": self.stage_index,
+                "stage": self.stage_name,
+                "epoch": self.epoch,
+                "stage_epochs": int(self.stage_cfg["epochs"]),
+                "global_step": self.global_step,
+                "best": self.best,
+                "config": self.cfg,
+                "world_size": self.world,
             },
             "optimizer": optimizer.state_dict(),
             "loss_optimizer": self.loss_optimizer.state_dict() if self.loss_optimizer is not None else None,
@@ -486,8 +549,10 @@ class Trainer:
         if not isinstance(tr, dict):
             raise CheckpointError(f"--resume: {path} holds no training state (a weights-only checkpoint)")
         if ck["variant"] != self.model.variant or int(ck["num_classes"]) != self.model.num_classes:
-            raise CheckpointError(f"--resume: {path} is a {ck['variant']!r} model with {ck['num_classes']} classes, "
-                                  f"this run builds {self.model.variant!r} with {self.model.num_classes}")
+            raise CheckpointError(
+                f"--resume: {path} is a {ck['variant']!r} model with {ck['num_classes']} classes, "
+                f"this run builds {self.model.variant!r} with {self.model.num_classes}"
+            )
         try:
             self.model.load_state_dict(ck["state_dict"])
         except RuntimeError as exc:
@@ -496,8 +561,10 @@ class Trainer:
         names = [s["name"] for s in self.cfg["stages"]]
         si = int(tr["stage_index"])
         if si >= len(names) or names[si] != tr["stage"]:
-            raise CheckpointError(f"--resume: {path} stopped in stage {tr['stage']!r} (#{si + 1}), "
-                                  f"which this config does not have at that place (stages: {names})")
+            raise CheckpointError(
+                f"--resume: {path} stopped in stage {tr['stage']!r} (#{si + 1}), "
+                f"which this config does not have at that place (stages: {names})"
+            )
         self.global_step = int(tr["global_step"])
         self.best = tr.get("best")
         self._loss_states = ck.get("loss_states") or {}

@@ -18,8 +18,17 @@ from reidpipe.reid.transforms import ReIDTransform
 
 
 @torch.no_grad()
-def extract_model_features(model, records: list[ImageRecord], *, device, batch_size: int = 128, workers: int = 0,
-                           input_size=None, amp: bool = False, progress: bool = False) -> np.ndarray:
+def extract_model_features(
+    model,
+    records: list[ImageRecord],
+    *,
+    device,
+    batch_size: int = 128,
+    workers: int = 0,
+    input_size=None,
+    amp: bool = False,
+    progress: bool = False,
+) -> np.ndarray:
     size = tuple(input_size or model.input_size)
     ds = ImageDataset(records, ReIDTransform(size, model.pixel_mean, model.pixel_std))
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
@@ -29,6 +38,7 @@ def extract_model_features(model, records: list[ImageRecord], *, device, batch_s
     it = loader
     if progress:
         from tqdm import tqdm
+
         it = tqdm(loader, desc="features", leave=False, dynamic_ncols=True)
     try:
         for batch in it:
@@ -41,8 +51,12 @@ def extract_model_features(model, records: list[ImageRecord], *, device, batch_s
     return torch.cat(out).numpy() if out else np.zeros((0, model.embed_dim), np.float32)
 
 
-def extract_callable_features(embed_bgr: Callable[[list[np.ndarray]], np.ndarray], records: list[ImageRecord],
-                              batch_size: int = 64, progress: bool = False) -> np.ndarray:
+def extract_callable_features(
+    embed_bgr: Callable[[list[np.ndarray]], np.ndarray],
+    records: list[ImageRecord],
+    batch_size: int = 64,
+    progress: bool = False,
+) -> np.ndarray:
     """Features from a function of BGR uint8 crops (an ONNX embedder)."""
     import cv2
 
@@ -50,10 +64,11 @@ def extract_callable_features(embed_bgr: Callable[[list[np.ndarray]], np.ndarray
     rng = range(0, len(records), batch_size)
     if progress:
         from tqdm import tqdm
+
         rng = tqdm(rng, desc="features", leave=False, dynamic_ncols=True)
     for s in rng:
         crops = []
-        for r in records[s:s + batch_size]:
+        for r in records[s : s + batch_size]:
             img = cv2.imread(r.path, cv2.IMREAD_COLOR)
             if img is None:
                 raise DatasetError(f"cannot read image {r.path}")
@@ -62,8 +77,18 @@ def extract_callable_features(embed_bgr: Callable[[list[np.ndarray]], np.ndarray
     return np.concatenate(feats) if feats else np.zeros((0, 1), np.float32)
 
 
-def score(qf: np.ndarray, gf: np.ndarray, dataset: ReIDDataset, *, rerank: bool = False, metric: str = "euclidean",
-          k1: int = 20, k2: int = 6, lambda_value: float = 0.3, max_rank: int = 50) -> dict:
+def score(
+    qf: np.ndarray,
+    gf: np.ndarray,
+    dataset: ReIDDataset,
+    *,
+    rerank: bool = False,
+    metric: str = "euclidean",
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    max_rank: int = 50,
+) -> dict:
     q_pids = [r.pid for r in dataset.query]
     g_pids = [r.pid for r in dataset.gallery]
     q_cams = [r.camid for r in dataset.query]
@@ -79,12 +104,25 @@ def score(qf: np.ndarray, gf: np.ndarray, dataset: ReIDDataset, *, rerank: bool 
     return res
 
 
-def evaluate_model(model, dataset: ReIDDataset, *, device, batch_size: int = 128, workers: int = 0, rerank: bool = False,
-                   metric: str = "euclidean", amp: bool = False, progress: bool = False, **kw) -> dict:
+def evaluate_model(
+    model,
+    dataset: ReIDDataset,
+    *,
+    device,
+    batch_size: int = 128,
+    workers: int = 0,
+    rerank: bool = False,
+    metric: str = "euclidean",
+    amp: bool = False,
+    progress: bool = False,
+    **kw,
+) -> dict:
     if not dataset.query or not dataset.gallery:
         raise DatasetError(f"{dataset.name}: no query/gallery split to evaluate on under {dataset.root}")
-    qf = extract_model_features(model, dataset.query, device=device, batch_size=batch_size, workers=workers,
-                                amp=amp, progress=progress)
-    gf = extract_model_features(model, dataset.gallery, device=device, batch_size=batch_size, workers=workers,
-                                amp=amp, progress=progress)
+    qf = extract_model_features(
+        model, dataset.query, device=device, batch_size=batch_size, workers=workers, amp=amp, progress=progress
+    )
+    gf = extract_model_features(
+        model, dataset.gallery, device=device, batch_size=batch_size, workers=workers, amp=amp, progress=progress
+    )
     return score(qf, gf, dataset, rerank=rerank, metric=metric, **kw)

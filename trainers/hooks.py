@@ -80,8 +80,10 @@ class EvalHook(Hook):
             res = tr.evaluate()
             tr.last_eval = res
             tr.epoch_logs.update({k: res[k] for k in ("mAP", "rank1", "rank5", "rank10", "mINP")})
-            tr.log(f"eval {tr.stage_name} epoch {tr.epoch}: mAP {res['mAP']:.4f} rank-1 {res['rank1']:.4f} "
-                   f"rank-5 {res['rank5']:.4f} rank-10 {res['rank10']:.4f}")
+            tr.log(
+                f"eval {tr.stage_name} epoch {tr.epoch}: mAP {res['mAP']:.4f} rank-1 {res['rank1']:.4f} "
+                f"rank-5 {res['rank5']:.4f} rank-10 {res['rank10']:.4f}"
+            )
             if tr.best is None or res["mAP"] > tr.best["mAP"]:
                 tr.best = {"mAP": res["mAP"], "rank1": res["rank1"], "stage": tr.stage_name, "epoch": tr.epoch}
                 tr.save("best.pt")
@@ -163,8 +165,12 @@ class ProgressHook(Hook):
         if tr.is_main and tr.cfg["log"].get("progress"):
             from tqdm import tqdm
 
-            self.bar = tqdm(total=tr.steps_per_epoch, desc=f"{tr.stage_name} {tr.epoch}/{tr.stage_cfg['epochs']}",
-                            dynamic_ncols=True, leave=False)
+            self.bar = tqdm(
+                total=tr.steps_per_epoch,
+                desc=f"{tr.stage_name} {tr.epoch}/{tr.stage_cfg['epochs']}",
+                dynamic_ncols=True,
+                leave=False,
+            )
 
     def after_step(self, tr, logs: dict[str, float]) -> None:
         if self.bar is not None:

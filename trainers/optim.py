@@ -50,9 +50,14 @@ def build_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], opt: dic
     groups: list[dict[str, Any]] = []
     for n, p in named_params:
         is_bias = n.endswith("bias")
-        groups.append({"params": [p], "name": n,
-                       "lr_factor": float(opt.get("bias_lr_factor", 1.0)) if is_bias else 1.0,
-                       "weight_decay": float(opt.get("weight_decay_bias" if is_bias else "weight_decay", 0.0))})
+        groups.append(
+            {
+                "params": [p],
+                "name": n,
+                "lr_factor": float(opt.get("bias_lr_factor", 1.0)) if is_bias else 1.0,
+                "weight_decay": float(opt.get("weight_decay_bias" if is_bias else "weight_decay", 0.0)),
+            }
+        )
     if not groups:
         raise ConfigError("this stage has no trainable parameters")
     for g in groups:

@@ -105,8 +105,7 @@ class Linker:
 
     def _offline(self) -> list[Identity]:
         idx = [i for i, t in enumerate(self.tracklets) if self.linkable(t)]
-        labels, evidence, self.operating_point = link_offline([self.tracklets[i] for i in idx], self.config,
-                                                              self.rules)
+        labels, evidence, self.operating_point = link_offline([self.tracklets[i] for i in idx], self.config, self.rules)
         groups: dict[int, list[int]] = {}
         for i, lab, ev in zip(idx, labels.tolist(), evidence):
             groups.setdefault(lab, []).append(i)
@@ -121,8 +120,10 @@ class Linker:
         T = self.tracklets
         order = {i: (t.start_t, t.camera, t.track) for i, t in enumerate(T)}
         groups = sorted((sorted(g, key=order.__getitem__) for g in groups if g), key=lambda g: order[g[0]])
-        return [Identity(id=gid, tracklets=[T[i] for i in g], evidence={T[i].key: self.evidence[i] for i in g})
-                for gid, g in enumerate(groups, start=1)]
+        return [
+            Identity(id=gid, tracklets=[T[i] for i in g], evidence={T[i].key: self.evidence[i] for i in g})
+            for gid, g in enumerate(groups, start=1)
+        ]
 
 
 def _checked(config: LinkerConfig, cameras: list[str]) -> LinkerConfig:

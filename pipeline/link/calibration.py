@@ -126,8 +126,9 @@ def prior_log_odds(k: float | np.ndarray):
     return -np.log(np.maximum(np.asarray(k, np.float64), 1.0))
 
 
-def sample_pairs(n_a: int, n_b: int, rng: np.random.Generator, same: bool = False,
-                 limit: int = SAMPLE_PAIRS) -> tuple[np.ndarray, np.ndarray]:
+def sample_pairs(
+    n_a: int, n_b: int, rng: np.random.Generator, same: bool = False, limit: int = SAMPLE_PAIRS
+) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (i < n_a, j < n_b): all of them when few, else ``limit`` random ones; with
     ``same`` (one set against itself) only i < j."""
     if same:
@@ -180,5 +181,13 @@ class OperatingPoint:
         return f"{head} ({', '.join(parts) or 'no pairs'}){tail}"
 
 
-__all__ = ["ALPHA", "MIN_NEGATIVES", "NegativeModel", "OperatingPoint", "PositiveModel", "bonferroni_z",
-           "prior_log_odds", "sample_pairs"]
+__all__ = [
+    "ALPHA",
+    "MIN_NEGATIVES",
+    "NegativeModel",
+    "OperatingPoint",
+    "PositiveModel",
+    "bonferroni_z",
+    "prior_log_odds",
+    "sample_pairs",
+]

@@ -42,8 +42,11 @@ class Sightings:
         return cls(np.array([start], np.float64), np.array([end], np.float64), np.array([camera], np.int64))
 
     def __add__(self, other: Sightings) -> Sightings:
-        return Sightings(np.concatenate([self.start, other.start]), np.concatenate([self.end, other.end]),
-                         np.concatenate([self.camera, other.camera]))
+        return Sightings(
+            np.concatenate([self.start, other.start]),
+            np.concatenate([self.end, other.end]),
+            np.concatenate([self.camera, other.camera]),
+        )
 
 
 class Constraints:
@@ -103,8 +106,12 @@ class Constraints:
         bad = self.coexist(s1, e1, c1, s2, e2, c2) | self.too_far(s1, e1, s2, e2)
         if self._windows:
             first_is_1 = (s1 < s2) | ((s1 == s2) & (e1 <= e2))
-            bad |= self.bad_transit(np.where(first_is_1, e1, e2), np.where(first_is_1, c1, c2),
-                                    np.where(first_is_1, s2, s1), np.where(first_is_1, c2, c1))
+            bad |= self.bad_transit(
+                np.where(first_is_1, e1, e2),
+                np.where(first_is_1, c1, c2),
+                np.where(first_is_1, s2, s1),
+                np.where(first_is_1, c2, c1),
+            )
         return bad
 
     def groups(self, a: Sightings, b: Sightings, one_per_camera: bool = False) -> bool:

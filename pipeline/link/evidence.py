@@ -82,8 +82,12 @@ class TransitModel:
         if not self.usable:
             return {"links": int(self.link_gaps.size)}
         q = np.percentile(self.link_gaps, [10, 50, 90])
-        return {"links": int(self.link_gaps.size), "gap_p10": round(float(q[0]), 2),
-                "gap_median": round(float(q[1]), 2), "gap_p90": round(float(q[2]), 2)}
+        return {
+            "links": int(self.link_gaps.size),
+            "gap_p10": round(float(q[0]), 2),
+            "gap_median": round(float(q[1]), 2),
+            "gap_p90": round(float(q[2]), 2),
+        }
 
 
 __all__ = ["MAX_LLR", "TransitModel"]

@@ -73,5 +73,14 @@ def group_sums(X: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
     return np.asarray(M @ X, dtype=np.float32)
 
 
-__all__ = ["MIN_CENTER", "camera_means", "centred", "group_features", "group_sums", "normalize_rows", "unit", "unit_rows",
-           "weight"]
+__all__ = [
+    "MIN_CENTER",
+    "camera_means",
+    "centred",
+    "group_features",
+    "group_sums",
+    "normalize_rows",
+    "unit",
+    "unit_rows",
+    "weight",
+]

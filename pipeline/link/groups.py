@@ -9,8 +9,9 @@ from reidpipe.pipeline.link.constraints import Constraints, Sightings
 
 
 class Groups:
-    def __init__(self, starts: np.ndarray, ends: np.ndarray, code: np.ndarray,
-                 sightings: dict[int, Sightings] | None = None):
+    def __init__(
+        self, starts: np.ndarray, ends: np.ndarray, code: np.ndarray, sightings: dict[int, Sightings] | None = None
+    ):
         """Items with one interval each (``starts``/``ends``/``code``), or, for the items in
         ``sightings``, the intervals given there (an item that is itself a group)."""
         self.starts, self.ends, self.code = starts, ends, code

@@ -71,9 +71,14 @@ def _prepare(tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints
     X = unit_rows([t.feature for t in tracklets])
     if config.camera_centering and len(tracklets):
         X = centred(X, code, camera_means(X, code, len(cams)))
-    return Problem(X=X, w=np.array([weight(t) for t in tracklets], np.float32),
-                   starts=np.array([t.start_t for t in tracklets], np.float64),
-                   ends=np.array([t.end_t for t in tracklets], np.float64), code=code, cameras=cams)
+    return Problem(
+        X=X,
+        w=np.array([weight(t) for t in tracklets], np.float32),
+        starts=np.array([t.start_t for t in tracklets], np.float64),
+        ends=np.array([t.end_t for t in tracklets], np.float64),
+        code=code,
+        cameras=cams,
+    )
 
 
 def alternatives(n: int, starts: np.ndarray, ends: np.ndarray, max_gap: float | None) -> float:
@@ -86,8 +91,9 @@ def alternatives(n: int, starts: np.ndarray, ends: np.ndarray, max_gap: float | 
     return float(max(1.0, n * min(1.0, share)))
 
 
-def coexisting_pairs(starts: np.ndarray, ends: np.ndarray, rng: np.random.Generator,
-                     limit: int = cal.SAMPLE_PAIRS) -> tuple[np.ndarray, np.ndarray]:
+def coexisting_pairs(
+    starts: np.ndarray, ends: np.ndarray, rng: np.random.Generator, limit: int = cal.SAMPLE_PAIRS
+) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (i, j) of items whose time intervals overlap (a random ``limit`` of them when more)."""
     order = np.argsort(starts, kind="stable")
     s, e = starts[order], ends[order]
@@ -126,10 +132,11 @@ def _in_camera_threshold(p: Problem, idx: np.ndarray, config: LinkerConfig, rng,
     sims = _rowdot(p.X[idx[i]], p.X[idx[j]])
     neg = cal.NegativeModel.fit(sims)
     if neg is None:
-        op.in_camera[cam] = {"pairs": int(i.size), "threshold": _fallback(config),
-                             "fallback": True}
-        op.notes.append(f"{cam}: {idx.size} tracklets, too few to calibrate re-entry: "
-                        f"fallback cosine {config.fallback_similarity:.2f}")
+        op.in_camera[cam] = {"pairs": int(i.size), "threshold": _fallback(config), "fallback": True}
+        op.notes.append(
+            f"{cam}: {idx.size} tracklets, too few to calibrate re-entry: "
+            f"fallback cosine {config.fallback_similarity:.2f}"
+        )
         return _fallback(config)
     n = len(idx)
     z = cal.bonferroni_z(int(n * alternatives(n, p.starts[idx], p.ends[idx], config.max_gap) / 2), neg.dof)
@@ -146,8 +153,7 @@ def _merge_in_camera(p: Problem, config: LinkerConfig, rules: Constraints, rng, 
         if idx.size < 2:
             continue
         thr = _in_camera_threshold(p, idx, config, rng, op)
-        i, j, s = candidate_pairs(p.X[idx], config.knn, thr, config.backend, p.starts[idx], p.ends[idx],
-                                  config.max_gap)
+        i, j, s = candidate_pairs(p.X[idx], config.knn, thr, config.backend, p.starts[idx], p.ends[idx], config.max_gap)
         for a, b in zip(idx[i].tolist(), idx[j].tolist()):
             groups.merge(a, b, rules)
         pairs.append((idx[i], idx[j], s))
@@ -192,27 +198,32 @@ def _pair_negatives(cl: Clusters, ia: np.ndarray, ib: np.ndarray, rules: Constra
 
 def _cross_candidates(cl: Clusters, config: LinkerConfig, rules: Constraints, rng, op):
     """Candidate pairs of every camera pair, and per camera pair (negatives, background gaps, k)."""
-    fixed = config.min_similarity if config.min_similarity is not None else (
-        None if config.calibrate else config.fallback_similarity)
+    fixed = (
+        config.min_similarity
+        if config.min_similarity is not None
+        else (None if config.calibrate else config.fallback_similarity)
+    )
     cams = np.unique(cl.code)
     parts, models = [], []
     for x, a in enumerate(cams.tolist()):
-        for b in cams[x + 1:].tolist():
+        for b in cams[x + 1 :].tolist():
             ia, ib = np.flatnonzero(cl.code == a), np.flatnonzero(cl.code == b)
             name = f"{rules.cameras[a]}~{rules.cameras[b]}"
             neg, bg = (None, np.zeros(0)) if fixed is not None else _pair_negatives(cl, ia, ib, rules, rng)
             if fixed is None and neg is None:
                 op.notes.append(f"{name}: too few pairs to calibrate: fallback cosine {config.fallback_similarity:.2f}")
-            thr = fixed if fixed is not None else (
-                neg.cosine(Z_SEARCH) if neg is not None else _fallback(config))
+            thr = fixed if fixed is not None else (neg.cosine(Z_SEARCH) if neg is not None else _fallback(config))
             both = np.concatenate([ia, ib])
-            i, j, s = candidate_pairs(cl.G[both], config.knn, thr, config.backend, cl.start[both],
-                                      cl.end[both], config.max_gap)
+            i, j, s = candidate_pairs(
+                cl.G[both], config.knn, thr, config.backend, cl.start[both], cl.end[both], config.max_gap
+            )
             i, j = both[i], both[j]
             cross = cl.code[i] != cl.code[j]
             i, j, s = i[cross], j[cross], s[cross]
-            k = max(alternatives(ia.size, cl.start[ia], cl.end[ia], config.max_gap),
-                    alternatives(ib.size, cl.start[ib], cl.end[ib], config.max_gap))
+            k = max(
+                alternatives(ia.size, cl.start[ia], cl.end[ia], config.max_gap),
+                alternatives(ib.size, cl.start[ib], cl.end[ib], config.max_gap),
+            )
             models.append({"name": name, "cams": (a, b), "neg": neg, "background": bg, "k": k, "n": (ia.size, ib.size)})
             z = neg.z(s) if neg is not None else np.full(s.shape, np.nan)
             parts.append((i, j, s, z, np.full(i.size, len(models) - 1)))
@@ -231,9 +242,13 @@ def _mutual_best(c: Candidates, sel: np.ndarray) -> np.ndarray:
     for i, j, s, pr in zip(c.i[sel].tolist(), c.j[sel].tolist(), c.sim[sel].tolist(), c.pair[sel].tolist()):
         for key in ((i, pr), (j, pr)):
             best[key] = max(best.get(key, -np.inf), s)
-    return np.array([best[(i, pr)] == s and best[(j, pr)] == s for i, j, s, pr in
-                     zip(c.i[sel].tolist(), c.j[sel].tolist(), c.sim[sel].tolist(), c.pair[sel].tolist())],
-                    dtype=bool)
+    return np.array(
+        [
+            best[(i, pr)] == s and best[(j, pr)] == s
+            for i, j, s, pr in zip(c.i[sel].tolist(), c.j[sel].tolist(), c.sim[sel].tolist(), c.pair[sel].tolist())
+        ],
+        dtype=bool,
+    )
 
 
 def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig):
@@ -244,8 +259,10 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig):
     if high.size:
         confident[high[_mutual_best(c, high)]] = True
     positive = cal.PositiveModel.fit(c.z[confident], default_mu=float(z_conf.max()) + 1.0)
-    transits = [TransitModel(c.gap[confident & (c.pair == k)], m["background"]) if config.transit_evidence
-                else None for k, m in enumerate(models)]
+    transits = [
+        TransitModel(c.gap[confident & (c.pair == k)], m["background"]) if config.transit_evidence else None
+        for k, m in enumerate(models)
+    ]
     return positive, transits, z_conf
 
 
@@ -309,9 +326,12 @@ def _decide(c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Co
     for p, m in enumerate(models):
         if m["neg"] is not None:
             op.cross_camera[m["name"]] = {
-                **m["neg"].to_json(), "z_confident": round(float(z_conf[p]), 3), "alternatives": round(m["k"], 1),
+                **m["neg"].to_json(),
+                "z_confident": round(float(z_conf[p]), 3),
+                "alternatives": round(m["k"], 1),
                 "threshold": round(_appearance_threshold(m["neg"], positive, m["k"]), 4),
-                "time_evidence": transits[p].to_json() if transits[p] is not None else None}
+                "time_evidence": transits[p].to_json() if transits[p] is not None else None,
+            }
     return groups
 
 
@@ -387,11 +407,13 @@ def _runner_up(n: int, labels: np.ndarray, in_pairs: list, c: Candidates, cl: Cl
     return runner
 
 
-def link_offline(tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints
-                 ) -> tuple[np.ndarray, list[LinkEvidence], cal.OperatingPoint]:
+def link_offline(
+    tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints
+) -> tuple[np.ndarray, list[LinkEvidence], cal.OperatingPoint]:
     """Labels 0..K-1 of the linkable ``tracklets``, their evidence and the operating point."""
-    op = cal.OperatingPoint(mode="fixed" if config.min_similarity is not None else "calibrated",
-                            fixed_similarity=config.min_similarity)
+    op = cal.OperatingPoint(
+        mode="fixed" if config.min_similarity is not None else "calibrated", fixed_similarity=config.min_similarity
+    )
     if not config.calibrate and config.min_similarity is None:
         op.mode, op.fixed_similarity = "fixed", config.fallback_similarity
         op.notes.append("calibration off: fixed fallback cosine")

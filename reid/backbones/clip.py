@@ -180,9 +180,7 @@ class CLIPBackbone(nn.Module):
                 raise ConfigError(f"input_size {self.input_size} is smaller than one {patch}x{patch} patch")
             visual.conv1.stride = (stride_size, stride_size)
             with torch.no_grad():
-                visual.positional_embedding = nn.Parameter(
-                    _resize_grid(visual.positional_embedding.data, old, new)
-                )
+                visual.positional_embedding = nn.Parameter(_resize_grid(visual.positional_embedding.data, old, new))
             visual.grid_size = new
             visual.image_size = self.input_size
             self.grid_size = new
@@ -247,9 +245,7 @@ class CLIPBackbone(nn.Module):
         self._need("ViT", "blocks")
         return list(self.clip.visual.transformer.resblocks)
 
-    def run_blocks(
-        self, tokens: torch.Tensor, start: int = 0, end: int | None = None, return_layers: bool = False
-    ):
+    def run_blocks(self, tokens: torch.Tensor, start: int = 0, end: int | None = None, return_layers: bool = False):
         """Run blocks ``start:end`` on (N, L, D) tokens."""
         transformer = self.clip.visual.transformer
         batch_first = getattr(transformer, "batch_first", True)
@@ -366,9 +362,7 @@ class CLIPBackbone(nn.Module):
 
     def _need(self, kind: str, what: str) -> None:
         if (kind == "ViT") != self.is_vit:
-            raise AttributeError(
-                f"CLIPBackbone.{what} exists for {kind} backbones only (this is {self.arch})"
-            )
+            raise AttributeError(f"CLIPBackbone.{what} exists for {kind} backbones only (this is {self.arch})")
 
 
 # -------------------------------------------------------------------- weights
@@ -424,8 +418,7 @@ def _download_openai(arch: str) -> str:
         return cached
     if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") or not _hub_reachable():
         raise WeightsUnavailableError(
-            f"the OpenAI CLIP {arch} weights are not in the local cache and the network is "
-            f"unreachable; {_HINT}"
+            f"the OpenAI CLIP {arch} weights are not in the local cache and the network is unreachable; {_HINT}"
         )
     from open_clip.pretrained import download_pretrained, get_pretrained_cfg
 
@@ -484,12 +477,7 @@ def _load_weights(model: nn.Module, path: str, arch: str, grid: tuple[int, int])
     sd = _read_state_dict(path)
     own = model.state_dict()
     for key in _POS_KEYS:
-        if (
-            key in sd
-            and key in own
-            and sd[key].shape != own[key].shape
-            and sd[key].shape[1:] == own[key].shape[1:]
-        ):
+        if key in sd and key in own and sd[key].shape != own[key].shape and sd[key].shape[1:] == own[key].shape[1:]:
             n = sd[key].shape[0] - 1
             side = int(round(n**0.5))
             if side * side != n:

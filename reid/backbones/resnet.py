@@ -35,8 +35,12 @@ from reidpipe.errors import CheckpointError, ConfigError, InputNotFoundError, We
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_DEPTHS = {18: (tv_resnet.BasicBlock, (2, 2, 2, 2)), 34: (tv_resnet.BasicBlock, (3, 4, 6, 3)),
-           50: (tv_resnet.Bottleneck, (3, 4, 6, 3)), 101: (tv_resnet.Bottleneck, (3, 4, 23, 3))}
+_DEPTHS = {
+    18: (tv_resnet.BasicBlock, (2, 2, 2, 2)),
+    34: (tv_resnet.BasicBlock, (3, 4, 6, 3)),
+    50: (tv_resnet.Bottleneck, (3, 4, 6, 3)),
+    101: (tv_resnet.Bottleneck, (3, 4, 23, 3)),
+}
 _WEIGHTS = {18: "ResNet18_Weights", 34: "ResNet34_Weights", 50: "ResNet50_Weights", 101: "ResNet101_Weights"}
 
 
@@ -122,8 +126,9 @@ def _download(depth: int) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def build_resnet(depth: int = 50, pretrained: bool | str | os.PathLike = False, last_stride: int = 1,
-                 tiny: bool = False) -> ResNetTrunk:
+def build_resnet(
+    depth: int = 50, pretrained: bool | str | os.PathLike = False, last_stride: int = 1, tiny: bool = False
+) -> ResNetTrunk:
     """Build a torchvision ResNet trunk (see the module docstring)."""
     if depth not in _DEPTHS:
         raise ConfigError(f"unsupported ResNet depth {depth!r}; choose one of {sorted(_DEPTHS)}")
@@ -133,8 +138,9 @@ def build_resnet(depth: int = 50, pretrained: bool | str | os.PathLike = False, 
     net = _NarrowResNet(block, (1, 1, 1, 1), width_div=8) if tiny else tv_resnet.ResNet(block, list(layers))
     if pretrained is not False and pretrained is not None:
         if tiny:
-            raise ConfigError("tiny=True builds a test-size ResNet that has no pretrained weights; "
-                             "use pretrained=False")
+            raise ConfigError(
+                "tiny=True builds a test-size ResNet that has no pretrained weights; use pretrained=False"
+            )
         state = _download(depth) if pretrained is True else _load_file(Path(pretrained))
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         missing, unexpected = net.load_state_dict(state, strict=False)
@@ -142,7 +148,8 @@ def build_resnet(depth: int = 50, pretrained: bool | str | os.PathLike = False, 
         if missing or unexpected:
             raise CheckpointError(
                 f"{pretrained if pretrained is not True else 'ImageNet weights'} is not a ResNet-{depth} "
-                f"state dict (missing {missing[:3]}, unexpected {unexpected[:3]})")
+                f"state dict (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
     if last_stride != 2:
         _set_last_stride(net, last_stride)
     return ResNetTrunk(net)

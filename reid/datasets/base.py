@@ -49,16 +49,21 @@ class ReIDDataset:
         out = {}
         for split in ("train", "query", "gallery"):
             recs = getattr(self, split)
-            out[split] = {"ids": len({r.pid for r in recs}), "images": len(recs),
-                          "cameras": len({r.camid for r in recs})}
+            out[split] = {
+                "ids": len({r.pid for r in recs}),
+                "images": len(recs),
+                "cameras": len({r.camid for r in recs}),
+            }
         return out
 
     def table(self) -> str:
         """The counts as the papers' dataset tables print them."""
-        lines = [f"Dataset {self.name} ({self.root})",
-                 "  ----------------------------------------",
-                 "  subset   | # ids | # images | # cameras",
-                 "  ----------------------------------------"]
+        lines = [
+            f"Dataset {self.name} ({self.root})",
+            "  ----------------------------------------",
+            "  subset   | # ids | # images | # cameras",
+            "  ----------------------------------------",
+        ]
         for split, s in self.stats().items():
             lines.append(f"  {split:<8} | {s['ids']:5d} | {s['images']:8d} | {s['cameras']:9d}")
         lines.append("  ----------------------------------------")

@@ -63,8 +63,9 @@ def read_parsing(path: Path) -> torch.Tensor:
         arr = arr[..., 0]
     bad = (arr >= NUM_PARSING_CLASSES) & (arr != IGNORE_LABEL)
     if bad.any():
-        raise MalformedInputError(f"parsing map {path} has label {int(arr[bad].max())}; LIP labels are 0..19 "
-                                  f"(and {IGNORE_LABEL} = ignore)")
+        raise MalformedInputError(
+            f"parsing map {path} has label {int(arr[bad].max())}; LIP labels are 0..19 (and {IGNORE_LABEL} = ignore)"
+        )
     return torch.from_numpy(arr.astype(np.int64))
 
 
@@ -82,13 +83,14 @@ class ImageDataset(Dataset):
         return [r.pid for r in self.records]
 
     def __getitem__(self, item):
-        idx, seed = (item if isinstance(item, tuple) else (item, None))
+        idx, seed = item if isinstance(item, tuple) else (item, None)
         r = self.records[idx]
         img = read_image(r.path)
         par = read_parsing(parsing_path(self.parsing_root, r)) if self.parsing_root else None
         if par is not None and par.shape != img.shape[-2:]:
-            par = torch.nn.functional.interpolate(par[None, None].float(), size=img.shape[-2:],
-                                                  mode="nearest")[0, 0].long()
+            par = torch.nn.functional.interpolate(par[None, None].float(), size=img.shape[-2:], mode="nearest")[
+                0, 0
+            ].long()
         img, par = self.transform(img, par, seed)
         out = {"images": img, "labels": r.pid, "cams": r.camid, "index": idx}
         if par is not None:

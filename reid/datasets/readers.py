@@ -52,8 +52,9 @@ def _rel(path: Path, base: Path) -> str:
     return path.relative_to(base).as_posix()
 
 
-def _market_style_dir(folder: Path, base: Path, dataset: str, *, drop_junk: bool = True,
-                      camid_base: int = 1) -> list[ImageRecord]:
+def _market_style_dir(
+    folder: Path, base: Path, dataset: str, *, drop_junk: bool = True, camid_base: int = 1
+) -> list[ImageRecord]:
     require_dir(folder, dataset)
     out = []
     for p in list_images(folder):
@@ -82,18 +83,21 @@ def _three_folder(root: Path, name: str, candidates: tuple[str, ...]) -> ReIDDat
 
 
 def market1501(root: Path) -> ReIDDataset:
-    return _three_folder(root, "market1501", ("Market-1501-v15.09.15", "Market-1501", "market1501",
-                                              "market1501/Market-1501-v15.09.15"))
+    return _three_folder(
+        root, "market1501", ("Market-1501-v15.09.15", "Market-1501", "market1501", "market1501/Market-1501-v15.09.15")
+    )
 
 
 def dukemtmcreid(root: Path) -> ReIDDataset:
-    return _three_folder(root, "dukemtmcreid", ("DukeMTMC-reID", "dukemtmc-reid/DukeMTMC-reID",
-                                                "dukemtmcreid", "DukeMTMC-reID/DukeMTMC-reID"))
+    return _three_folder(
+        root,
+        "dukemtmcreid",
+        ("DukeMTMC-reID", "dukemtmc-reid/DukeMTMC-reID", "dukemtmcreid", "DukeMTMC-reID/DukeMTMC-reID"),
+    )
 
 
 def occluded_duke(root: Path) -> ReIDDataset:
-    return _three_folder(root, "occluded_duke", ("Occluded_Duke", "Occluded-Duke", "occluded_duke",
-                                                 "occluded-duke"))
+    return _three_folder(root, "occluded_duke", ("Occluded_Duke", "Occluded-Duke", "occluded_duke", "occluded-duke"))
 
 
 # --------------------------------------------------------------------------------------------- MSMT17
@@ -121,14 +125,20 @@ def _msmt_list(list_path: Path, img_dir: Path, base: Path, dataset: str) -> list
 
 def msmt17(root: Path) -> ReIDDataset:
     name = "msmt17"
-    d = find_dataset_dir(root, ("MSMT17_V1", "MSMT17_V2", "MSMT17", "msmt17/MSMT17_V1", "msmt17/MSMT17_V2",
-                                "msmt17"), "list_train.txt", name)
+    d = find_dataset_dir(
+        root,
+        ("MSMT17_V1", "MSMT17_V2", "MSMT17", "msmt17/MSMT17_V1", "msmt17/MSMT17_V2", "msmt17"),
+        "list_train.txt",
+        name,
+    )
     for train_dir, test_dir in (("train", "test"), ("mask_train_v2", "mask_test_v2")):
         if (d / train_dir).is_dir() and (d / test_dir).is_dir():
             break
     else:
-        raise DatasetError(f"{name}: expected image folders {d / 'train'} and {d / 'test'} (v1) or "
-                           f"{d / 'mask_train_v2'} and {d / 'mask_test_v2'} (v2)")
+        raise DatasetError(
+            f"{name}: expected image folders {d / 'train'} and {d / 'test'} (v1) or "
+            f"{d / 'mask_train_v2'} and {d / 'mask_test_v2'} (v2)"
+        )
     train = _msmt_list(d / "list_train.txt", d / train_dir, d, name)
     if (d / "list_val.txt").is_file():
         train += _msmt_list(d / "list_val.txt", d / train_dir, d, name)
@@ -147,8 +157,13 @@ def _cuhk03(root: Path, subset: str) -> ReIDDataset:
     if not root.exists():
         raise DatasetError(f"{name}: data root {root} does not exist")
     # (a) CUHK03-NP folders
-    for cand in (root / subset, root / "cuhk03-np" / subset, root / "cuhk03_np" / subset,
-                 root / "CUHK03-NP" / subset, root / "cuhk03" / "cuhk03-np" / subset):
+    for cand in (
+        root / subset,
+        root / "cuhk03-np" / subset,
+        root / "cuhk03_np" / subset,
+        root / "CUHK03-NP" / subset,
+        root / "cuhk03" / "cuhk03-np" / subset,
+    ):
         if (cand / "bounding_box_train").is_dir():
             ds = _three_folder(cand, name, ())
             ds.root = cand
@@ -161,7 +176,8 @@ def _cuhk03(root: Path, subset: str) -> ReIDDataset:
             return _cuhk03_mat(name, cand, mat, imgs)
     raise DatasetError(
         f"{name}: expected {root / 'cuhk03-np' / subset / 'bounding_box_train'} (CUHK03-NP layout) or "
-        f"{root / 'cuhk03' / f'images_{subset}'} with {root / 'cuhk03' / f'cuhk03_new_protocol_config_{subset}.mat'}")
+        f"{root / 'cuhk03' / f'images_{subset}'} with {root / 'cuhk03' / f'cuhk03_new_protocol_config_{subset}.mat'}"
+    )
 
 
 def _cuhk03_mat(name: str, base: Path, mat: Path, imgs: Path) -> ReIDDataset:
@@ -207,8 +223,9 @@ def _leading_int(p: Path, dataset: str) -> int:
     return int(m.group(1))
 
 
-def _test_only(root: Path, name: str, candidates: tuple[str, ...], qdirs: tuple[str, ...],
-               gdirs: tuple[str, ...]) -> ReIDDataset:
+def _test_only(
+    root: Path, name: str, candidates: tuple[str, ...], qdirs: tuple[str, ...], gdirs: tuple[str, ...]
+) -> ReIDDataset:
     root = Path(root).expanduser()
     if not root.exists():
         raise DatasetError(f"{name}: data root {root} does not exist")
@@ -221,18 +238,30 @@ def _test_only(root: Path, name: str, candidates: tuple[str, ...], qdirs: tuple[
             if not query or not gallery:
                 raise DatasetError(f"{name}: no images in {q} or {g}")
             return ReIDDataset(name, d, [], query, gallery, notes="test-only dataset (no training split)")
-    raise DatasetError(f"{name}: expected folders {qdirs[0]}/ (query) and {gdirs[0]}/ (gallery) under {root} "
-                       f"or under {', '.join(str(root / c) for c in candidates)}")
+    raise DatasetError(
+        f"{name}: expected folders {qdirs[0]}/ (query) and {gdirs[0]}/ (gallery) under {root} "
+        f"or under {', '.join(str(root / c) for c in candidates)}"
+    )
 
 
 def partial_reid(root: Path) -> ReIDDataset:
-    return _test_only(root, "partial_reid", ("Partial-REID_Dataset", "Partial_REID", "PartialREID", "partial_reid"),
-                      ("partial_body_images",), ("whole_body_images",))
+    return _test_only(
+        root,
+        "partial_reid",
+        ("Partial-REID_Dataset", "Partial_REID", "PartialREID", "partial_reid"),
+        ("partial_body_images",),
+        ("whole_body_images",),
+    )
 
 
 def partial_ilids(root: Path) -> ReIDDataset:
-    return _test_only(root, "partial_ilids", ("Partial_iLIDS", "PartialiLIDS", "Partial-iLIDS", "partial_ilids"),
-                      ("Probe", "partial_body_images"), ("Gallery", "whole_body_images"))
+    return _test_only(
+        root,
+        "partial_ilids",
+        ("Partial_iLIDS", "PartialiLIDS", "Partial-iLIDS", "partial_ilids"),
+        ("Probe", "partial_body_images"),
+        ("Gallery", "whole_body_images"),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ custom
@@ -243,8 +272,9 @@ def _custom_split(folder: Path, base: Path, default_cam: int, ids: dict[str, int
     if subdirs:
         for sd in subdirs:
             pid = int(sd.name) if sd.name.lstrip("-").isdigit() else ids.setdefault(sd.name, len(ids) + 1)
-            for p in sorted(q for q in sd.rglob("*") if q.is_file() and q.suffix.lower() in (
-                    ".jpg", ".jpeg", ".png", ".bmp")):
+            for p in sorted(
+                q for q in sd.rglob("*") if q.is_file() and q.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp")
+            ):
                 m = _CAM_RE.search(p.stem)
                 cam = int(m.group(1)) - 1 if m else default_cam
                 out.append(ImageRecord(str(p), pid, cam, _rel(p, base)))
@@ -266,8 +296,10 @@ def custom(root: Path) -> ReIDDataset:
         raise DatasetError(f"custom: data root {d} does not exist")
     parts = {s: d / s for s in ("train", "query", "gallery") if (d / s).is_dir()}
     if "train" not in parts and not ("query" in parts and "gallery" in parts):
-        raise DatasetError(f"custom: expected {d / 'train'} and/or {d / 'query'} + {d / 'gallery'} "
-                           "(each one folder per identity, or Market-style file names)")
+        raise DatasetError(
+            f"custom: expected {d / 'train'} and/or {d / 'query'} + {d / 'gallery'} "
+            "(each one folder per identity, or Market-style file names)"
+        )
     ids: dict[str, int] = {}
     train = _custom_split(parts["train"], d, 0, ids) if "train" in parts else []
     query = _custom_split(parts["query"], d, 0, ids) if "query" in parts else []
@@ -288,9 +320,17 @@ READERS: dict[str, Callable[[Path], ReIDDataset]] = {
     "partial_ilids": partial_ilids,
     "custom": custom,
 }
-ALIASES = {"market": "market1501", "market-1501": "market1501", "duke": "dukemtmcreid",
-           "dukemtmc": "dukemtmcreid", "dukemtmc-reid": "dukemtmcreid", "cuhk03": "cuhk03_labeled",
-           "occluded-duke": "occluded_duke", "partial-reid": "partial_reid", "partial-ilids": "partial_ilids"}
+ALIASES = {
+    "market": "market1501",
+    "market-1501": "market1501",
+    "duke": "dukemtmcreid",
+    "dukemtmc": "dukemtmcreid",
+    "dukemtmc-reid": "dukemtmcreid",
+    "cuhk03": "cuhk03_labeled",
+    "occluded-duke": "occluded_duke",
+    "partial-reid": "partial_reid",
+    "partial-ilids": "partial_ilids",
+}
 
 
 def dataset_names() -> list[str]:

@@ -32,14 +32,14 @@ def person_image(pid: int, cam: int, idx: int, size: tuple[int, int] = (64, 32))
     dx = int(rng.integers(-W // 10, W // 10 + 1))
     x0, x1 = max(0, W // 4 + dx), min(W, 3 * W // 4 + dx)
     h0, h1, h2, h3 = int(0.05 * H), int(0.2 * H), int(0.55 * H), int(0.95 * H)
-    img[h0:h1, x0 + 2:x1 - 2] = (220, 180, 150)
-    lab[h0:h1, x0 + 2:x1 - 2] = LIP_FACE
-    img[h0:h0 + max(1, H // 32), x0 + 2:x1 - 2] = (30, 20, 10)
-    lab[h0:h0 + max(1, H // 32), x0 + 2:x1 - 2] = LIP_HAIR
+    img[h0:h1, x0 + 2 : x1 - 2] = (220, 180, 150)
+    lab[h0:h1, x0 + 2 : x1 - 2] = LIP_FACE
+    img[h0 : h0 + max(1, H // 32), x0 + 2 : x1 - 2] = (30, 20, 10)
+    lab[h0 : h0 + max(1, H // 32), x0 + 2 : x1 - 2] = LIP_HAIR
     img[h1:h2, x0:x1] = shirt
     lab[h1:h2, x0:x1] = LIP_UPPER
-    img[h2:h3, x0 + 1:x1 - 1] = pants
-    lab[h2:h3, x0 + 1:x1 - 1] = LIP_PANTS
+    img[h2:h3, x0 + 1 : x1 - 1] = pants
+    lab[h2:h3, x0 + 1 : x1 - 1] = LIP_PANTS
     lit = img * (0.8 + 0.05 * cam) + rng.normal(0, 8, img.shape)
     return np.clip(lit, 0, 255).astype(np.uint8), lab
 
@@ -69,9 +69,20 @@ class _Writer:
             _save_label(self.parsing_root / rel, lab)
 
 
-def write_dataset(layout: str, root: str | Path, *, ids: int = 6, per_cam: int = 2, cams: int = 2,
-                  test_ids: int | None = None, size: tuple[int, int] = (64, 32), parsing_root: str | Path | None = None,
-                  version: int = 1, distractors: int = 0, junk: int = 0) -> Path:
+def write_dataset(
+    layout: str,
+    root: str | Path,
+    *,
+    ids: int = 6,
+    per_cam: int = 2,
+    cams: int = 2,
+    test_ids: int | None = None,
+    size: tuple[int, int] = (64, 32),
+    parsing_root: str | Path | None = None,
+    version: int = 1,
+    distractors: int = 0,
+    junk: int = 0,
+) -> Path:
     """Write a tiny dataset; train identities 1..ids, test identities ids+1..ids+test_ids, each seen
     ``per_cam`` times by each of ``cams`` cameras. Returns the dataset folder."""
     root = Path(root)
@@ -159,11 +170,17 @@ def write_dataset(layout: str, root: str | Path, *, ids: int = 6, per_cam: int =
             cell = np.empty((len(files), 1), dtype=object)
             for j, f in enumerate(files):
                 cell[j, 0] = np.array([f])
-            savemat(str(d / f"cuhk03_new_protocol_config_{sub}.mat"), {
-                "filelist": cell, "labels": np.array(labels, float)[:, None],
-                "camId": np.array(camids, float)[:, None],
-                "train_idx": np.array(train_idx, float)[:, None], "query_idx": np.array(query_idx, float)[:, None],
-                "gallery_idx": np.array(gallery_idx, float)[:, None]})
+            savemat(
+                str(d / f"cuhk03_new_protocol_config_{sub}.mat"),
+                {
+                    "filelist": cell,
+                    "labels": np.array(labels, float)[:, None],
+                    "camId": np.array(camids, float)[:, None],
+                    "train_idx": np.array(train_idx, float)[:, None],
+                    "query_idx": np.array(query_idx, float)[:, None],
+                    "gallery_idx": np.array(gallery_idx, float)[:, None],
+                },
+            )
         return d
     if layout == "partial_reid":
         d = root / "Partial-REID_Dataset"

@@ -42,9 +42,7 @@ class CenterLoss(Loss):
         key = params.get("input") or cls.DEFAULT_INPUT
         if "num_classes" not in params:
             if "num_classes" not in context:
-                raise ConfigError(
-                    "loss 'center' needs num_classes (give it, or build the loss set with the model)"
-                )
+                raise ConfigError("loss 'center' needs num_classes (give it, or build the loss set with the model)")
             params["num_classes"] = context["num_classes"]
         if "feat_dim" not in params:
             dims = context.get("feature_dims") or {}

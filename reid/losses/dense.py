@@ -41,8 +41,10 @@ def _gather_pixels(output, loss: Loss, pixel_key: str, text_key: str, index_key:
     texts = read_output(output, text_key, loss.name)
     index = read_output(output, index_key, loss.name)
     if pixels.dim() != 4 or index.dim() != 3 or tuple(index.shape) != (pixels.shape[0], *pixels.shape[2:]):
-        raise ConfigError(f"loss {loss.name!r}: {pixel_key!r} must be (N, D, h, w) and {index_key!r} (N, h, w); "
-                          f"got {tuple(pixels.shape)} and {tuple(index.shape)}")
+        raise ConfigError(
+            f"loss {loss.name!r}: {pixel_key!r} must be (N, D, h, w) and {index_key!r} (N, h, w); "
+            f"got {tuple(pixels.shape)} and {tuple(index.shape)}"
+        )
     if texts.dim() != 2 or texts.shape[1] != pixels.shape[1]:
         raise ConfigError(f"loss {loss.name!r}: {text_key!r} must be (M, {pixels.shape[1]}), got {tuple(texts.shape)}")
     flat = pixels.permute(0, 2, 3, 1).reshape(-1, pixels.shape[1])
@@ -57,9 +59,16 @@ def _gather_pixels(output, loss: Loss, pixel_key: str, text_key: str, index_key:
 class PixelTextContrastiveLoss(Loss):
     DEFAULT_INPUT = "pixel_features"
 
-    def __init__(self, temperature: float = 0.07, directions: str = "both", max_pixels: int = 0,
-                 text_input: str = "part_text_features", index_input: str = "pixel_text_index",
-                 input: str | None = None, reduce: str = "mean"):
+    def __init__(
+        self,
+        temperature: float = 0.07,
+        directions: str = "both",
+        max_pixels: int = 0,
+        text_input: str = "part_text_features",
+        index_input: str = "pixel_text_index",
+        input: str | None = None,
+        reduce: str = "mean",
+    ):
         super().__init__(input=input, reduce=reduce)
         if float(temperature) <= 0:
             raise ConfigError(f"pixel_contrastive temperature must be > 0, got {temperature!r}")
@@ -83,8 +92,9 @@ class PixelTextContrastiveLoss(Loss):
         return f"input={self.input!r}, temperature={self.temperature}, directions={self.directions!r}"
 
 
-def dense_contrastive(pixels: torch.Tensor, texts: torch.Tensor, index: torch.Tensor,
-                      temperature: float = 0.07, directions: str = "both") -> torch.Tensor:
+def dense_contrastive(
+    pixels: torch.Tensor, texts: torch.Tensor, index: torch.Tensor, temperature: float = 0.07, directions: str = "both"
+) -> torch.Tensor:
     """InfoNCE between P pixel embeddings and M text rows; ``index[p]`` is pixel p's positive row."""
     logits = F.normalize(pixels, dim=1) @ F.normalize(texts, dim=1).t() / temperature  # (P, M)
     terms = []
@@ -92,7 +102,7 @@ def dense_contrastive(pixels: torch.Tensor, texts: torch.Tensor, index: torch.Te
         terms.append(F.cross_entropy(logits, index))
     if directions in ("both", "t2p"):
         log_prob = F.log_softmax(logits.t(), dim=1)  # (M, P): each text over the pixels
-        pos = (torch.arange(texts.shape[0], device=index.device).view(-1, 1) == index.view(1, -1))
+        pos = torch.arange(texts.shape[0], device=index.device).view(-1, 1) == index.view(1, -1)
         pos = pos.to(log_prob.dtype)
         n_pos = pos.sum(dim=1)
         has = n_pos > 0
@@ -104,8 +114,14 @@ def dense_contrastive(pixels: torch.Tensor, texts: torch.Tensor, index: torch.Te
 class PixelTextMSELoss(Loss):
     DEFAULT_INPUT = "fused_features"
 
-    def __init__(self, normalize: bool = False, text_input: str = "part_text_features",
-                 index_input: str = "fused_text_index", input: str | None = None, reduce: str = "mean"):
+    def __init__(
+        self,
+        normalize: bool = False,
+        text_input: str = "part_text_features",
+        index_input: str = "fused_text_index",
+        input: str | None = None,
+        reduce: str = "mean",
+    ):
         super().__init__(input=input, reduce=reduce)
         self.normalize = bool(normalize)
         self.text_input, self.index_input = text_input, index_input

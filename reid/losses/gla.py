@@ -38,8 +38,14 @@ DISTANCES = ("l2", "sq_l2", "mse", "cosine")
 class GlobalLocalAlignedLoss(Loss):
     DEFAULT_INPUT = "local_features"
 
-    def __init__(self, distance: str = "l2", detach_target: bool = True, target: str = "stripe_features",
-                 input: str | None = None, reduce: str = "mean"):
+    def __init__(
+        self,
+        distance: str = "l2",
+        detach_target: bool = True,
+        target: str = "stripe_features",
+        input: str | None = None,
+        reduce: str = "mean",
+    ):
         super().__init__(input=input, reduce=reduce)
         if distance not in DISTANCES:
             raise ConfigError(f"gla distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
@@ -55,17 +61,22 @@ class GlobalLocalAlignedLoss(Loss):
         if isinstance(stripes, (list, tuple)):
             stripes = torch.stack(list(stripes), dim=1)
         if branch.dim() != 3 or branch.shape != stripes.shape:
-            raise ConfigError(f"loss {self.name!r}: {self.input!r} {tuple(branch.shape)} and {self.target!r} "
-                              f"{tuple(stripes.shape)} must both be (N, n_regions, C)")
+            raise ConfigError(
+                f"loss {self.name!r}: {self.input!r} {tuple(branch.shape)} and {self.target!r} "
+                f"{tuple(stripes.shape)} must both be (N, n_regions, C)"
+            )
         return gla_distance(branch.float(), stripes.float(), self.distance, self.detach_target)
 
     def extra_repr(self) -> str:
-        return (f"input={self.input!r}, target={self.target!r}, distance={self.distance!r}, "
-                f"detach_target={self.detach_target}")
+        return (
+            f"input={self.input!r}, target={self.target!r}, distance={self.distance!r}, "
+            f"detach_target={self.detach_target}"
+        )
 
 
-def gla_distance(branch: torch.Tensor, stripes: torch.Tensor, distance: str = "l2",
-                 detach_target: bool = True) -> torch.Tensor:
+def gla_distance(
+    branch: torch.Tensor, stripes: torch.Tensor, distance: str = "l2", detach_target: bool = True
+) -> torch.Tensor:
     """Mean over batch and regions of d(branch_i, stripe_i); both (N, n, C)."""
     if detach_target:
         stripes = stripes.detach()

@@ -88,18 +88,14 @@ class _ImageTextContrastive(Loss):
     def compute(self, output: ReIDOutput, batch: dict) -> torch.Tensor:
         images = as_list(read_output(output, self.image_input, self.name))
         texts = read_output(output, self.text_input, self.name)
-        labels = batch_labels(batch, self.name).to(
-            texts.device if torch.is_tensor(texts) else images[0].device
-        )
+        labels = batch_labels(batch, self.name).to(texts.device if torch.is_tensor(texts) else images[0].device)
         t_labels = output.extras.get(self.text_labels_key)
         t_labels = labels if t_labels is None else t_labels.to(labels.device)
         texts_l = list(as_list(texts))
         if len(texts_l) == 1 and len(images) > 1:
             texts_l = texts_l * len(images)
         if len(texts_l) != len(images):
-            raise ConfigError(
-                f"loss {self.name!r}: {len(images)} image inputs but {len(texts_l)} text inputs"
-            )
+            raise ConfigError(f"loss {self.name!r}: {len(images)} image inputs but {len(texts_l)} text inputs")
         terms = []
         for v, t in zip(images, texts_l, strict=True):
             v, t = v.float(), t.float()

@@ -33,8 +33,7 @@ from torch import nn
 
 
 class CrossModalAttention(nn.Module):
-    def __init__(self, dim: int = 512, hidden: int = 512, heads: int = 8, dropout: float = 0.0,
-                 scaled: bool = False):
+    def __init__(self, dim: int = 512, hidden: int = 512, heads: int = 8, dropout: float = 0.0, scaled: bool = False):
         super().__init__()
         self.img_in = nn.Linear(dim, hidden)
         self.txt_in = nn.Linear(dim, hidden)
@@ -51,18 +50,18 @@ class CrossModalAttention(nn.Module):
         if image.dim() == 2:
             image = image.unsqueeze(1)
         x = self.img_in(image)
-        a_i = self.img_self_attn(x, x, x, need_weights=False)[0][:, 0]            # (N, hidden)
+        a_i = self.img_self_attn(x, x, x, need_weights=False)[0][:, 0]  # (N, hidden)
         y = self.txt_in(text if text.dim() == 3 else text.unsqueeze(0))
-        a_t = self.txt_self_attn(y, y, y, need_weights=False)[0]                  # (1|N, K, hidden)
-        qi = self.w_i(a_i)                                                        # W_i A_i  (N, hidden)
-        kt = self.w_t(a_t)                                                        # W_t A_t
+        a_t = self.txt_self_attn(y, y, y, need_weights=False)[0]  # (1|N, K, hidden)
+        qi = self.w_i(a_i)  # W_i A_i  (N, hidden)
+        kt = self.w_t(a_t)  # W_t A_t
         if text.dim() == 2:
-            kt = kt[0]                                                            # (K, hidden)
+            kt = kt[0]  # (K, hidden)
             scores = qi @ kt.t()
         else:
             scores = torch.einsum("nh,nkh->nk", qi, kt)
         if self.scaled:
             scores = scores / math.sqrt(qi.shape[-1])
-        attn = scores.softmax(dim=-1)                                             # over the texts
+        attn = scores.softmax(dim=-1)  # over the texts
         attended = attn @ kt if kt.dim() == 2 else torch.einsum("nk,nkh->nh", attn, kt)
         return self.w_o(attended + qi)

@@ -74,8 +74,14 @@ class SpatialSelfAttention(nn.Module):
 class CPAA(nn.Module):
     """Channel self-attention, then spatial point-wise self-attention (see the module docstring)."""
 
-    def __init__(self, channels: int, reduction: int = 8, channel: bool = True, spatial: bool = True,
-                 channel_softmax: str = "affinity"):
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 8,
+        channel: bool = True,
+        spatial: bool = True,
+        channel_softmax: str = "affinity",
+    ):
         super().__init__()
         self.channels = int(channels)
         self.channel = ChannelSelfAttention(channel_softmax) if channel else nn.Identity()

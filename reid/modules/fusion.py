@@ -58,8 +58,11 @@ class SimpleFeaturePyramid(nn.Module):
         super().__init__()
         half, quarter = channels // 2, channels // 4
         self.to_stride4 = nn.Sequential(
-            nn.ConvTranspose2d(channels, half, kernel_size=2, stride=2), LayerNorm2d(half), nn.GELU(),
-            nn.ConvTranspose2d(half, quarter, kernel_size=2, stride=2))
+            nn.ConvTranspose2d(channels, half, kernel_size=2, stride=2),
+            LayerNorm2d(half),
+            nn.GELU(),
+            nn.ConvTranspose2d(half, quarter, kernel_size=2, stride=2),
+        )
         self.to_stride8 = nn.ConvTranspose2d(channels, half, kernel_size=2, stride=2)
         self.out_channels = (quarter, half, channels)
         self.strides = (4, 8, 16)
@@ -71,12 +74,21 @@ class SimpleFeaturePyramid(nn.Module):
 class HierarchicalFusionHead(nn.Module):
     """Channel-align (1x1 depth-wise), resample to ``out_stride``, fuse (see the module docstring)."""
 
-    def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], out_channels: int,
-                 out_stride: int = 8, fuse: str = "sum", down: str = "avg"):
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        in_strides: Sequence[int],
+        out_channels: int,
+        out_stride: int = 8,
+        fuse: str = "sum",
+        down: str = "avg",
+    ):
         super().__init__()
         if len(in_channels) != len(in_strides) or not in_channels:
-            raise ConfigError(f"fusion head: in_channels {list(in_channels)} and in_strides {list(in_strides)} "
-                              "must be non-empty and of the same length")
+            raise ConfigError(
+                f"fusion head: in_channels {list(in_channels)} and in_strides {list(in_strides)} "
+                "must be non-empty and of the same length"
+            )
         if fuse not in ("sum", "mean"):
             raise ConfigError(f"fusion head: fuse must be 'sum' or 'mean', got {fuse!r}")
         if down not in ("avg", "max", "bilinear"):
@@ -87,7 +99,8 @@ class HierarchicalFusionHead(nn.Module):
         self.fuse, self.down = fuse, down
         self.align = nn.ModuleList(
             nn.Conv2d(int(c), self.out_channels, kernel_size=1, groups=math.gcd(int(c), self.out_channels))
-            for c in in_channels)
+            for c in in_channels
+        )
 
     def forward(self, feats: Sequence[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """``feats``: one map per input stage; ``size``: the (h, w) of the stride-``out_stride`` grid."""

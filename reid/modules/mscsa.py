@@ -65,18 +65,25 @@ class MSCSABlock(nn.Module):
             learnable scalars that weight the two aggregated branches.
     """
 
-    def __init__(self, low_channels: int, high_channels: int, stride: int = 1, *, reduction: int = 2,
-                 spatial_reduction: int = 8, spatial_value: str = "high", scaled: bool = False,
-                 res_scale_init: float | None = None):
+    def __init__(
+        self,
+        low_channels: int,
+        high_channels: int,
+        stride: int = 1,
+        *,
+        reduction: int = 2,
+        spatial_reduction: int = 8,
+        spatial_value: str = "high",
+        scaled: bool = False,
+        res_scale_init: float | None = None,
+    ):
         super().__init__()
         if spatial_value not in SPATIAL_VALUES:
-            raise ConfigError(f"mscsa_spatial_value={spatial_value!r}: expected one of "
-                              f"{list(SPATIAL_VALUES)}")
+            raise ConfigError(f"mscsa_spatial_value={spatial_value!r}: expected one of {list(SPATIAL_VALUES)}")
         if stride < 1:
             raise ConfigError(f"MSCSA stride={stride}: must be >= 1")
         if reduction < 1 or spatial_reduction < 1:
-            raise ConfigError(f"MSCSA reduction={reduction}, spatial_reduction={spatial_reduction}: "
-                              "must be >= 1")
+            raise ConfigError(f"MSCSA reduction={reduction}, spatial_reduction={spatial_reduction}: must be >= 1")
         c_mid = max(1, high_channels // reduction)
         c_sp = max(1, high_channels // spatial_reduction)
         self.low_channels, self.high_channels = int(low_channels), int(high_channels)
@@ -91,8 +98,7 @@ class MSCSABlock(nn.Module):
         # spatial aggregation: θ_s, φ_s (and the value conv of the "low" alternative)
         self.theta_s = nn.Conv2d(high_channels, c_sp, 1)
         self.phi_s = nn.Conv2d(low_channels, c_sp, 1, stride=stride)
-        self.g_s = (nn.Conv2d(low_channels, high_channels, 1, stride=stride)
-                    if spatial_value == "low" else None)
+        self.g_s = nn.Conv2d(low_channels, high_channels, 1, stride=stride) if spatial_value == "low" else None
         if res_scale_init is None:
             self.scale_c = None
             self.scale_s = None
@@ -107,14 +113,16 @@ class MSCSABlock(nn.Module):
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         if low.shape[1] != self.low_channels or high.shape[1] != self.high_channels:
-            raise ValueError(f"MSCSABlock expects {self.low_channels}/{self.high_channels} channels, "
-                             f"got low {tuple(low.shape)} and high {tuple(high.shape)}")
+            raise ValueError(
+                f"MSCSABlock expects {self.low_channels}/{self.high_channels} channels, "
+                f"got low {tuple(low.shape)} and high {tuple(high.shape)}"
+            )
         size = (high.shape[2], high.shape[3])
         # --- channel aggregation ---
-        q = self.theta(high).flatten(2)                                # (N, C', HW)
-        k = self._low(self.phi, low, size).flatten(2)                  # (N, C', HW)
-        v = self._low(self.g, low, size).flatten(2)                    # (N, C', HW)
-        logits = torch.bmm(q, k.transpose(1, 2))                       # (N, C', C')
+        q = self.theta(high).flatten(2)  # (N, C', HW)
+        k = self._low(self.phi, low, size).flatten(2)  # (N, C', HW)
+        v = self._low(self.g, low, size).flatten(2)  # (N, C', HW)
+        logits = torch.bmm(q, k.transpose(1, 2))  # (N, C', C')
         if self.scaled:
             logits = logits / math.sqrt(q.shape[2])
         a_c = logits.softmax(dim=-1)
@@ -122,9 +130,9 @@ class MSCSABlock(nn.Module):
         y = self.reproject(y)
         high = high + (y if self.scale_c is None else self.scale_c * y)
         # --- spatial aggregation ---
-        qs = self.theta_s(high).flatten(2)                             # (N, C_s, HW)
-        ks = self._low(self.phi_s, low, size).flatten(2)               # (N, C_s, HW)
-        logits_s = torch.bmm(qs.transpose(1, 2), ks)                   # (N, HW, HW)
+        qs = self.theta_s(high).flatten(2)  # (N, C_s, HW)
+        ks = self._low(self.phi_s, low, size).flatten(2)  # (N, C_s, HW)
+        logits_s = torch.bmm(qs.transpose(1, 2), ks)  # (N, HW, HW)
         if self.scaled:
             logits_s = logits_s / math.sqrt(qs.shape[1])
         a_s = logits_s.softmax(dim=-1)
@@ -157,25 +165,42 @@ class MSCSA(nn.Module):
     that of a ResNet-50 with a ``width``-channel stem and last stride 1 (:func:`resnet_stage_geometry`).
     """
 
-    def __init__(self, stages=(1, 2, 3), *, geometry: dict[int, tuple[int, int, int]] | None = None,
-                 width: int = 64, last_stride: int = 1, reduction: int = 2, spatial_reduction: int = 8,
-                 spatial_value: str = "high", scaled: bool = False, res_scale_init: float | None = None):
+    def __init__(
+        self,
+        stages=(1, 2, 3),
+        *,
+        geometry: dict[int, tuple[int, int, int]] | None = None,
+        width: int = 64,
+        last_stride: int = 1,
+        reduction: int = 2,
+        spatial_reduction: int = 8,
+        spatial_value: str = "high",
+        scaled: bool = False,
+        res_scale_init: float | None = None,
+    ):
         super().__init__()
         geometry = geometry or resnet_stage_geometry(width, last_stride=last_stride)
         try:
             stages = tuple(int(s) for s in stages)
         except (TypeError, ValueError):
-            raise ConfigError(f"mscsa_stages={stages!r}: expected a list of stage numbers among "
-                              "(1, 2, 3, 4)") from None
+            raise ConfigError(f"mscsa_stages={stages!r}: expected a list of stage numbers among (1, 2, 3, 4)") from None
         bad = [s for s in stages if s not in geometry]
         if bad or len(set(stages)) != len(stages):
             raise ConfigError(f"mscsa_stages={stages}: expected distinct stage numbers among (1, 2, 3, 4)")
         self.stages = tuple(sorted(stages))
-        self.blocks = nn.ModuleDict({
-            str(s): MSCSABlock(*geometry[s], reduction=reduction, spatial_reduction=spatial_reduction,
-                               spatial_value=spatial_value, scaled=scaled, res_scale_init=res_scale_init)
-            for s in self.stages
-        })
+        self.blocks = nn.ModuleDict(
+            {
+                str(s): MSCSABlock(
+                    *geometry[s],
+                    reduction=reduction,
+                    spatial_reduction=spatial_reduction,
+                    spatial_value=spatial_value,
+                    scaled=scaled,
+                    res_scale_init=res_scale_init,
+                )
+                for s in self.stages
+            }
+        )
 
     def has(self, stage: int) -> bool:
         return str(stage) in self.blocks

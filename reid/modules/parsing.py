@@ -26,12 +26,50 @@ from torch import nn
 
 from reidpipe.errors import ConfigError
 
-LIP_CLASSES = ("Background", "Hat", "Hair", "Glove", "Sunglasses", "UpperClothes", "Dress", "Coat", "Socks",
-               "Pants", "Jumpsuits", "Scarf", "Skirt", "Face", "Left-arm", "Right-arm", "Left-leg", "Right-leg",
-               "Left-shoe", "Right-shoe")
-PART_WORDS = ("background", "hat", "hair", "glove", "sunglasses", "upper clothes", "dress", "coat", "socks",
-              "pants", "jumpsuit", "scarf", "skirt", "face", "left arm", "right arm", "left leg", "right leg",
-              "left shoe", "right shoe")
+LIP_CLASSES = (
+    "Background",
+    "Hat",
+    "Hair",
+    "Glove",
+    "Sunglasses",
+    "UpperClothes",
+    "Dress",
+    "Coat",
+    "Socks",
+    "Pants",
+    "Jumpsuits",
+    "Scarf",
+    "Skirt",
+    "Face",
+    "Left-arm",
+    "Right-arm",
+    "Left-leg",
+    "Right-leg",
+    "Left-shoe",
+    "Right-shoe",
+)
+PART_WORDS = (
+    "background",
+    "hat",
+    "hair",
+    "glove",
+    "sunglasses",
+    "upper clothes",
+    "dress",
+    "coat",
+    "socks",
+    "pants",
+    "jumpsuit",
+    "scarf",
+    "skirt",
+    "face",
+    "left arm",
+    "right arm",
+    "left leg",
+    "right leg",
+    "left shoe",
+    "right shoe",
+)
 NUM_PARTS = len(LIP_CLASSES)
 IGNORE_LABEL = 255
 PART_TEMPLATE = "A photo of a X X X X person's {part}."

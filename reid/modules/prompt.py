@@ -99,23 +99,17 @@ class PromptLearner(nn.Module):
         """Register a template; its X/Y slot counts must match the learner's (or be zero)."""
         tokens = self.backbone.tokenize(text)  # (1, 77)
         if int(tokens[0, -1]) != 0:
-            raise ConfigError(
-                f"prompt template {text!r} is longer than CLIP's {self.backbone.context_length} tokens"
-            )
+            raise ConfigError(f"prompt template {text!r} is longer than CLIP's {self.backbone.context_length} tokens")
         x_pos = (tokens[0] == self._class_id).nonzero().flatten()
         y_pos = (tokens[0] == self._context_id).nonzero().flatten()
         for kind, pos, attr in (("identity (X)", x_pos, "n_x"), ("context (Y)", y_pos, "n_y")):
             count = int(pos.numel())
             have = getattr(self, attr)
             if count and have not in (None, 0) and have != count:
-                raise ConfigError(
-                    f"prompt template {text!r} has {count} {kind} tokens; this learner has {have}"
-                )
+                raise ConfigError(f"prompt template {text!r} has {count} {kind} tokens; this learner has {have}")
         if x_pos.numel() and self.cls_ctx is None:
             self.n_x = int(x_pos.numel())
-            self.cls_ctx = nn.Parameter(
-                torch.randn(self.num_classes, self.n_x, self.text_width) * self.init_std
-            )
+            self.cls_ctx = nn.Parameter(torch.randn(self.num_classes, self.n_x, self.text_width) * self.init_std)
         if y_pos.numel() and self.ctx is None:
             self.n_y = int(y_pos.numel())
             self.ctx = nn.Parameter(torch.randn(self.n_y, self.text_width) * self.init_std)
@@ -140,9 +134,7 @@ class PromptLearner(nn.Module):
         x_pos = getattr(self, f"_xpos_{template}")
         y_pos = getattr(self, f"_ypos_{template}")
         if x_pos.numel() and labels is None:
-            raise ConfigError(
-                f"prompt template {self.templates[template]!r} has identity tokens: labels are required"
-            )
+            raise ConfigError(f"prompt template {self.templates[template]!r} has identity tokens: labels are required")
         if labels is not None:
             n = labels.shape[0]
         elif ctx_offset is not None and ctx_offset.dim() >= 2:
@@ -158,9 +150,7 @@ class PromptLearner(nn.Module):
             assert self.cls_ctx is not None and labels is not None
             labels = labels.to(self.cls_ctx.device).long()
             if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-                raise ConfigError(
-                    f"identity label out of range [0, {self.num_classes}) for the prompt learner"
-                )
+                raise ConfigError(f"identity label out of range [0, {self.num_classes}) for the prompt learner")
             cls = self.cls_ctx[labels].to(emb.dtype)  # (N, n_x, W)
             if cls_offset is not None:
                 cls = cls + (cls_offset.unsqueeze(1) if cls_offset.dim() == 2 else cls_offset).to(emb.dtype)

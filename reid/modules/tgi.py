@@ -40,8 +40,7 @@ class TGIDecoderLayer(nn.Module):
         self.cross_attn = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
         self.norm3 = nn.LayerNorm(width)
         hidden = int(width * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, width))
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, width))
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
@@ -62,16 +61,25 @@ class TextGuidedDecoder(nn.Module):
         gamma_init: initial value of the residual scale γ (near zero keeps the text prior).
     """
 
-    def __init__(self, text_dim: int, visual_dim: int, *, width: int = 256, heads: int = 4, layers: int = 3,
-                 mlp_ratio: float = 4.0, dropout: float = 0.1, gamma_init: float = 1e-4):
+    def __init__(
+        self,
+        text_dim: int,
+        visual_dim: int,
+        *,
+        width: int = 256,
+        heads: int = 4,
+        layers: int = 3,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.1,
+        gamma_init: float = 1e-4,
+    ):
         super().__init__()
         if width % heads:
             raise ConfigError(f"tgi_width={width} is not divisible by tgi_heads={heads}")
         if layers < 1:
             raise ConfigError(f"tgi_layers={layers}: must be >= 1")
         self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, width))
-        self.memory_proj = nn.Sequential(nn.LayerNorm(visual_dim), nn.Linear(visual_dim, width),
-                                         nn.LayerNorm(width))
+        self.memory_proj = nn.Sequential(nn.LayerNorm(visual_dim), nn.Linear(visual_dim, width), nn.LayerNorm(width))
         self.layers = nn.ModuleList(TGIDecoderLayer(width, heads, mlp_ratio, dropout) for _ in range(layers))
         self.out_proj = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, text_dim))
         self.gamma = nn.Parameter(torch.full((text_dim,), float(gamma_init)))

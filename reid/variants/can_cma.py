@@ -111,21 +111,42 @@ class CANCMA(CLIPReID):
     #: Eq. (8): L_stage2 = L_ID + L_Tri + L_I2Tce, every term with weight 1.
     ID_LOSS_WEIGHT: ClassVar[dict[str, float]] = {"RN50": 1.0, "ViT-B-16": 1.0}
 
-    def __init__(self, *, num_classes: int, pretrained: bool | str = True, tiny: bool = False,
-                 input_size: tuple[int, int] | None = None, backbone: str = "ViT-B-16", stride_size: int = 16,
-                 neck_feat: str = "before", n_ctx: int = 8, prompt_position: str = "start",
-                 prompt_template: str | None = None, use_can: bool = True, can_expansion: int = 2,
-                 use_cma: bool = True, cma_heads: int = 8, cma_hidden: int | None = None,
-                 cma_image_input: str = "tokens", cma_scaled: bool = False):
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        pretrained: bool | str = True,
+        tiny: bool = False,
+        input_size: tuple[int, int] | None = None,
+        backbone: str = "ViT-B-16",
+        stride_size: int = 16,
+        neck_feat: str = "before",
+        n_ctx: int = 8,
+        prompt_position: str = "start",
+        prompt_template: str | None = None,
+        use_can: bool = True,
+        can_expansion: int = 2,
+        use_cma: bool = True,
+        cma_heads: int = 8,
+        cma_hidden: int | None = None,
+        cma_image_input: str = "tokens",
+        cma_scaled: bool = False,
+    ):
         if cma_image_input not in CMA_IMAGE_INPUTS:
-            raise ConfigError(f"cma_image_input={cma_image_input!r}: expected one of "
-                              f"{list(CMA_IMAGE_INPUTS)}")
+            raise ConfigError(f"cma_image_input={cma_image_input!r}: expected one of {list(CMA_IMAGE_INPUTS)}")
         template = prompt_template or prompt_template_for(n_ctx, prompt_position)
         if input_size is None:
             input_size = (64, 32) if tiny else (384, 192)
-        super().__init__(num_classes=num_classes, backbone=backbone, pretrained=pretrained, tiny=tiny,
-                         input_size=input_size, stride_size=stride_size, neck_feat=neck_feat,
-                         prompt_template=template)
+        super().__init__(
+            num_classes=num_classes,
+            backbone=backbone,
+            pretrained=pretrained,
+            tiny=tiny,
+            input_size=input_size,
+            stride_size=stride_size,
+            neck_feat=neck_feat,
+            prompt_template=template,
+        )
         if self.prompt_learner.n_x is None:
             raise ConfigError(f"prompt_template={template!r} has no identity tokens 'X'")
         # §3.2: "use ImageNet's mean and standard deviation"
@@ -133,13 +154,11 @@ class CANCMA(CLIPReID):
         bb = self.backbone
         if cma_image_input == "tokens" and not bb.is_vit:
             raise ConfigError("cma_image_input='tokens' needs a ViT backbone; use 'global' with RN50")
-        self.can = (ContextAdjustmentNet(bb.proj_dim, bb.text_width, expansion=can_expansion)
-                    if use_can else None)
+        self.can = ContextAdjustmentNet(bb.proj_dim, bb.text_width, expansion=can_expansion) if use_can else None
         hidden = int(cma_hidden) if cma_hidden else bb.proj_dim
         if hidden % int(cma_heads):
             raise ConfigError(f"cma_hidden={hidden} is not divisible by cma_heads={cma_heads}")
-        self.cma = (CrossModalAttention(bb.proj_dim, hidden, heads=cma_heads, scaled=cma_scaled)
-                    if use_cma else None)
+        self.cma = CrossModalAttention(bb.proj_dim, hidden, heads=cma_heads, scaled=cma_scaled) if use_cma else None
         self.cma_image_input = cma_image_input
         self.class_feature_sum: torch.Tensor  # buffers: per-identity sum and count of image features
         self.class_feature_count: torch.Tensor
@@ -172,13 +191,13 @@ class CANCMA(CLIPReID):
         if self.cma_image_input == "global":
             return enc["proj"]
         tokens = torch.cat([enc["global"].unsqueeze(1), enc["map"].flatten(2).transpose(1, 2)], dim=1)
-        return self.backbone.project(tokens)                                   # (N, 1 + h*w, proj_dim)
+        return self.backbone.project(tokens)  # (N, 1 + h*w, proj_dim)
 
     def image_text_logits(self, enc: dict[str, Any], text_features: torch.Tensor) -> torch.Tensor:
         if self.cma is None:
             return super().image_text_logits(enc, text_features)
         text = text_features.to(enc["proj"].dtype)
-        fused = self.cma(self.cma_image_tokens(enc), text)                     # O, (N, proj_dim)
+        fused = self.cma(self.cma_image_tokens(enc), text)  # O, (N, proj_dim)
         enc["cma_features"] = fused
         return fused @ text.t()
 
@@ -192,5 +211,7 @@ class CANCMA(CLIPReID):
 
 
 register_variant(
-    "can_cma", CANCMA,
-    "CLIP-ReID ViT-B/16 (384x192) + Context Adjustment Network (512-1024-512) + Cross-Modal Attention")
+    "can_cma",
+    CANCMA,
+    "CLIP-ReID ViT-B/16 (384x192) + Context Adjustment Network (512-1024-512) + Cross-Modal Attention",
+)

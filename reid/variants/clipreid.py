@@ -162,9 +162,7 @@ class CLIPReID(ReIDModel):
         if neck_feat not in ("before", "after"):
             raise ConfigError(f"{self.variant}: neck_feat must be 'before' or 'after', got {neck_feat!r}")
         input_size = cast("tuple[int, int]", tuple(input_size)) if input_size is not None else default_input_size(tiny)
-        clip = build_clip(
-            backbone, input_size=input_size, pretrained=pretrained, tiny=tiny, stride_size=stride_size
-        )
+        clip = build_clip(backbone, input_size=input_size, pretrained=pretrained, tiny=tiny, stride_size=stride_size)
         mean, std = clipreid_normalisation(backbone)
         embed_dim = clip.feature_dim + clip.proj_dim
         super().__init__(
@@ -209,9 +207,7 @@ class CLIPReID(ReIDModel):
 
     def trainable_parameters(self, name: str) -> list[tuple[str, nn.Parameter]]:
         if name not in self.STAGES:
-            raise ConfigError(
-                f"{self.variant}: unknown stage {name!r}; this model has stages {list(self.STAGES)}"
-            )
+            raise ConfigError(f"{self.variant}: unknown stage {name!r}; this model has stages {list(self.STAGES)}")
         params = []
         for pname, p in self.named_parameters():
             if name == "prompt":
@@ -286,9 +282,7 @@ class CLIPReID(ReIDModel):
             enc = extra.get("image_encoding")
             if enc is None:
                 if images is None:
-                    raise ConfigError(
-                        f"{self.variant}: forward needs images (or image_encoding in stage 'prompt')"
-                    )
+                    raise ConfigError(f"{self.variant}: forward needs images (or image_encoding in stage 'prompt')")
                 with torch.no_grad():
                     enc = self.encode_image_stages(images)
             extras: dict[str, Any] = {

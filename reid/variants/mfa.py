@@ -83,28 +83,56 @@ class MFA(ReIDModel):
         }
     }
 
-    def __init__(self, *, num_classes: int, trunk: ResNetTrunk, input_size: tuple[int, int], parts: int = 4,
-                 cpaa_stages: Sequence[int] = (2, 3, 4), cpaa_reduction: int = 8, cpaa_channel: bool = True,
-                 cpaa_spatial: bool = True, channel_softmax: str = "affinity", local_branches: bool = True,
-                 branch_reduction: int = 16, gem_p: float = 3.0, build_kwargs: dict | None = None):
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        trunk: ResNetTrunk,
+        input_size: tuple[int, int],
+        parts: int = 4,
+        cpaa_stages: Sequence[int] = (2, 3, 4),
+        cpaa_reduction: int = 8,
+        cpaa_channel: bool = True,
+        cpaa_spatial: bool = True,
+        channel_softmax: str = "affinity",
+        local_branches: bool = True,
+        branch_reduction: int = 16,
+        gem_p: float = 3.0,
+        build_kwargs: dict | None = None,
+    ):
         channels = trunk.out_channels
         n_branches = int(parts) if local_branches else 1
-        super().__init__(num_classes=num_classes, input_size=input_size, pixel_mean=IMAGENET_MEAN,
-                         pixel_std=IMAGENET_STD, embed_dim=channels * n_branches, build_kwargs=build_kwargs)
+        super().__init__(
+            num_classes=num_classes,
+            input_size=input_size,
+            pixel_mean=IMAGENET_MEAN,
+            pixel_std=IMAGENET_STD,
+            embed_dim=channels * n_branches,
+            build_kwargs=build_kwargs,
+        )
         stages = tuple(int(s) for s in cpaa_stages)
         if any(s not in (1, 2, 3, 4) for s in stages):
             raise ConfigError(f"mfa cpaa_stages must be ResNet stages among 1..4, got {list(cpaa_stages)!r}")
         self.trunk = trunk
         self.cpaa_stages = stages
-        self.cpaa = nn.ModuleDict({
-            f"layer{s}": CPAA(trunk.stage_channels[s - 1], cpaa_reduction, cpaa_channel, cpaa_spatial,
-                              channel_softmax)
-            for s in stages})
+        self.cpaa = nn.ModuleDict(
+            {
+                f"layer{s}": CPAA(
+                    trunk.stage_channels[s - 1], cpaa_reduction, cpaa_channel, cpaa_spatial, channel_softmax
+                )
+                for s in stages
+            }
+        )
         self.stripes = HorizontalStripes(parts)
         self.branches = nn.ModuleList(
-            LocalBranch(channels, num_classes, branch_reduction, gem_p) for _ in range(n_branches))
-        self.feature_dims = {"features": channels * n_branches, "bn_features": channels * n_branches,
-                             "branch_features": channels, "branch_bn_features": channels}
+            LocalBranch(channels, num_classes, branch_reduction, gem_p) for _ in range(n_branches)
+        )
+        self.feature_dims = {
+            "features": channels * n_branches,
+            "bn_features": channels * n_branches,
+            "branch_features": channels,
+            "branch_bn_features": channels,
+        }
 
     def feature_map(self, images: torch.Tensor) -> torch.Tensor:
         x = self.trunk.stem(images)
@@ -114,8 +142,9 @@ class MFA(ReIDModel):
                 x = self.cpaa[f"layer{i}"](x)
         return x
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None,
-                cams: torch.Tensor | None = None, **extra) -> ReIDOutput:
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, cams: torch.Tensor | None = None, **extra
+    ) -> ReIDOutput:
         fmap = self.feature_map(images)
         feats, bns, logits = zip(*(branch(fmap) for branch in self.branches))
         return ReIDOutput(
@@ -129,13 +158,19 @@ class MFA(ReIDModel):
                 "branch_logits": list(logits),
                 "stripe_features": self.stripes(fmap),
                 "feature_map": fmap,
-            })
+            },
+        )
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         fmap = self.feature_map(images)
-        bn = torch.cat([branch.neck.bn(branch.pool(branch.conv(fmap)))
-                        for branch in cast("list[LocalBranch]", list(self.branches))], dim=1)
+        bn = torch.cat(
+            [
+                branch.neck.bn(branch.pool(branch.conv(fmap)))
+                for branch in cast("list[LocalBranch]", list(self.branches))
+            ],
+            dim=1,
+        )
         return F.normalize(bn, dim=1)
 
     def trainable_parameters(self, name: str) -> list[tuple[str, nn.Parameter]]:
@@ -144,27 +179,63 @@ class MFA(ReIDModel):
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
 
 
-def build_mfa(*, num_classes: int, pretrained: bool | str = True, tiny: bool = False,
-              input_size: tuple[int, int] | None = None, parts: int = 4,
-              cpaa_stages: Sequence[int] = (2, 3, 4), cpaa_reduction: int = 8, cpaa_channel: bool = True,
-              cpaa_spatial: bool = True, channel_softmax: str = "affinity", local_branches: bool = True,
-              branch_reduction: int = 16, gem_p: float = 3.0, depth: int = 50, last_stride: int = 1) -> MFA:
+def build_mfa(
+    *,
+    num_classes: int,
+    pretrained: bool | str = True,
+    tiny: bool = False,
+    input_size: tuple[int, int] | None = None,
+    parts: int = 4,
+    cpaa_stages: Sequence[int] = (2, 3, 4),
+    cpaa_reduction: int = 8,
+    cpaa_channel: bool = True,
+    cpaa_spatial: bool = True,
+    channel_softmax: str = "affinity",
+    local_branches: bool = True,
+    branch_reduction: int = 16,
+    gem_p: float = 3.0,
+    depth: int = 50,
+    last_stride: int = 1,
+) -> MFA:
     """Builder registered as ``mfa`` (options: see the module docstring)."""
     if input_size is None:
         input_size = (64, 32) if tiny else (256, 128)
     trunk = build_resnet(depth, pretrained=pretrained, last_stride=last_stride, tiny=tiny)
-    kwargs = dict(tiny=bool(tiny), input_size=[int(v) for v in input_size], parts=int(parts),
-                  cpaa_stages=[int(s) for s in cpaa_stages], cpaa_reduction=int(cpaa_reduction),
-                  cpaa_channel=bool(cpaa_channel), cpaa_spatial=bool(cpaa_spatial),
-                  channel_softmax=str(channel_softmax), local_branches=bool(local_branches),
-                  branch_reduction=int(branch_reduction), gem_p=float(gem_p), depth=int(depth),
-                  last_stride=int(last_stride))
-    return MFA(num_classes=num_classes, trunk=trunk, input_size=cast("tuple[int, int]", tuple(input_size)), parts=parts,
-               cpaa_stages=cpaa_stages, cpaa_reduction=cpaa_reduction, cpaa_channel=cpaa_channel,
-               cpaa_spatial=cpaa_spatial, channel_softmax=channel_softmax, local_branches=local_branches,
-               branch_reduction=branch_reduction, gem_p=gem_p, build_kwargs=kwargs)
+    kwargs = dict(
+        tiny=bool(tiny),
+        input_size=[int(v) for v in input_size],
+        parts=int(parts),
+        cpaa_stages=[int(s) for s in cpaa_stages],
+        cpaa_reduction=int(cpaa_reduction),
+        cpaa_channel=bool(cpaa_channel),
+        cpaa_spatial=bool(cpaa_spatial),
+        channel_softmax=str(channel_softmax),
+        local_branches=bool(local_branches),
+        branch_reduction=int(branch_reduction),
+        gem_p=float(gem_p),
+        depth=int(depth),
+        last_stride=int(last_stride),
+    )
+    return MFA(
+        num_classes=num_classes,
+        trunk=trunk,
+        input_size=cast("tuple[int, int]", tuple(input_size)),
+        parts=parts,
+        cpaa_stages=cpaa_stages,
+        cpaa_reduction=cpaa_reduction,
+        cpaa_channel=cpaa_channel,
+        cpaa_spatial=cpaa_spatial,
+        channel_softmax=channel_softmax,
+        local_branches=local_branches,
+        branch_reduction=branch_reduction,
+        gem_p=gem_p,
+        build_kwargs=kwargs,
+    )
 
 
-register_variant("mfa", build_mfa,
-                 "MFA: ImageNet ResNet-50 (last stride 1) + CPAA on layers 2-4 + 4 stripes + 4 local "
-                 "GeM/BN branches + GLA loss (paper 003)")
+register_variant(
+    "mfa",
+    build_mfa,
+    "MFA: ImageNet ResNet-50 (last stride 1) + CPAA on layers 2-4 + 4 stripes + 4 local "
+    "GeM/BN branches + GLA loss (paper 003)",
+)

@@ -80,38 +80,80 @@ class MSCSATGI(CLIPReID):
     variant = "mscsa_tgi"
     IMAGE_STAGE_FROZEN_PREFIXES = ("prompt_learner.",)
 
-    def __init__(self, *, num_classes: int, pretrained: bool | str = True, tiny: bool = False,
-                 input_size: tuple[int, int] | None = None, neck_feat: str = "before",
-                 prompt_template: str = CLIPREID_TEMPLATE, use_mscsa: bool = True,
-                 mscsa_stages: Sequence[int] = (1, 2, 3), mscsa_reduction: int = 2,
-                 mscsa_spatial_reduction: int = 8, mscsa_spatial_value: str = "high",
-                 mscsa_scaled: bool = False, mscsa_res_scale_init: float | None = None,
-                 mscsa_train_prompt: bool = True, use_tgi: bool = True, tgi_layers: int = 3,
-                 tgi_heads: int = 4, tgi_width: int | None = None, tgi_gamma_init: float = 1e-4,
-                 tgi_dropout: float = 0.1):
-        super().__init__(num_classes=num_classes, backbone="RN50", pretrained=pretrained, tiny=tiny,
-                         input_size=input_size, neck_feat=neck_feat, prompt_template=prompt_template)
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        pretrained: bool | str = True,
+        tiny: bool = False,
+        input_size: tuple[int, int] | None = None,
+        neck_feat: str = "before",
+        prompt_template: str = CLIPREID_TEMPLATE,
+        use_mscsa: bool = True,
+        mscsa_stages: Sequence[int] = (1, 2, 3),
+        mscsa_reduction: int = 2,
+        mscsa_spatial_reduction: int = 8,
+        mscsa_spatial_value: str = "high",
+        mscsa_scaled: bool = False,
+        mscsa_res_scale_init: float | None = None,
+        mscsa_train_prompt: bool = True,
+        use_tgi: bool = True,
+        tgi_layers: int = 3,
+        tgi_heads: int = 4,
+        tgi_width: int | None = None,
+        tgi_gamma_init: float = 1e-4,
+        tgi_dropout: float = 0.1,
+    ):
+        super().__init__(
+            num_classes=num_classes,
+            backbone="RN50",
+            pretrained=pretrained,
+            tiny=tiny,
+            input_size=input_size,
+            neck_feat=neck_feat,
+            prompt_template=prompt_template,
+        )
         if mscsa_spatial_value not in SPATIAL_VALUES:
-            raise ConfigError(f"mscsa_spatial_value={mscsa_spatial_value!r}: expected one of "
-                              f"{list(SPATIAL_VALUES)}")
+            raise ConfigError(f"mscsa_spatial_value={mscsa_spatial_value!r}: expected one of {list(SPATIAL_VALUES)}")
         bb = self.backbone
         # (low channels, high channels, stride) of a block after each stage, read off the built backbone:
         # stage input channels, stage output channels, the stage's downsampling (1, 2, 2, 1 in CLIP RN50
         # with last stride 1)
-        geometry = {i + 1: (int(stage[0].conv1.in_channels), int(bb.stage_dims[i]), int(stage[0].stride))
-                    for i, stage in enumerate(cast("list[Any]", bb.stages))}  # open_clip Bottlenecks
+        geometry = {
+            i + 1: (int(stage[0].conv1.in_channels), int(bb.stage_dims[i]), int(stage[0].stride))
+            for i, stage in enumerate(cast("list[Any]", bb.stages))
+        }  # open_clip Bottlenecks
         stages = tuple(mscsa_stages) if mscsa_stages is not None else ()
-        self.mscsa = (MSCSA(stages, geometry=geometry, reduction=mscsa_reduction,
-                            spatial_reduction=mscsa_spatial_reduction, spatial_value=mscsa_spatial_value,
-                            scaled=mscsa_scaled, res_scale_init=mscsa_res_scale_init)
-                      if use_mscsa and stages else None)
+        self.mscsa = (
+            MSCSA(
+                stages,
+                geometry=geometry,
+                reduction=mscsa_reduction,
+                spatial_reduction=mscsa_spatial_reduction,
+                spatial_value=mscsa_spatial_value,
+                scaled=mscsa_scaled,
+                res_scale_init=mscsa_res_scale_init,
+            )
+            if use_mscsa and stages
+            else None
+        )
         self.mscsa_train_prompt = bool(mscsa_train_prompt)
         if self.mscsa is not None and self.mscsa_train_prompt:
             self.PROMPT_STAGE_PREFIXES = ("prompt_learner.", "mscsa.")
         width = tgi_width if tgi_width is not None else (32 if tiny else 256)
-        self.tgi = (TextGuidedDecoder(bb.proj_dim, bb.stage_dims[2], width=width, heads=tgi_heads,
-                                      layers=tgi_layers, dropout=tgi_dropout, gamma_init=tgi_gamma_init)
-                    if use_tgi else None)
+        self.tgi = (
+            TextGuidedDecoder(
+                bb.proj_dim,
+                bb.stage_dims[2],
+                width=width,
+                heads=tgi_heads,
+                layers=tgi_layers,
+                dropout=tgi_dropout,
+                gamma_init=tgi_gamma_init,
+            )
+            if use_tgi
+            else None
+        )
 
     # ------------------------------------------------------------------ image encoder with MSCSA
     def encode_image_stages(self, images: torch.Tensor, return_stages: bool = False) -> dict[str, Any]:
@@ -119,8 +161,13 @@ class MSCSATGI(CLIPReID):
         # in stage "prompt" the baseline runs the frozen encoder under no_grad; the MSCSA blocks train
         # there, so gradients are re-enabled from the first MSCSA block on while training
         outer = torch.is_grad_enabled()
-        reopen = (not outer and self.stage == "prompt" and self.mscsa is not None
-                  and self.mscsa_train_prompt and self.mscsa.training)
+        reopen = (
+            not outer
+            and self.stage == "prompt"
+            and self.mscsa is not None
+            and self.mscsa_train_prompt
+            and self.mscsa.training
+        )
         first = self.mscsa.stages[0] if reopen and self.mscsa is not None else 0
         with torch.set_grad_enabled(outer):
             x = bb.stem(images)
@@ -134,15 +181,14 @@ class MSCSATGI(CLIPReID):
             x = y
         with torch.set_grad_enabled(outer or reopen):
             proj = bb.pool(x)
-        return {"last": maps[-2].mean(dim=(2, 3)), "global": x.mean(dim=(2, 3)), "proj": proj,
-                "map": x, "stages": maps}
+        return {"last": maps[-2].mean(dim=(2, 3)), "global": x.mean(dim=(2, 3)), "proj": proj, "map": x, "stages": maps}
 
     # ------------------------------------------------------------------ TGI in the stage-2 i2t loss
     def image_text_logits(self, enc: dict[str, Any], text_features: torch.Tensor) -> torch.Tensor:
         if self.tgi is None:
             return super().image_text_logits(enc, text_features)
         proj = enc["proj"]
-        fused = self.tgi(text_features.to(proj.dtype), enc["stages"][2])      # (N, C, proj_dim)
+        fused = self.tgi(text_features.to(proj.dtype), enc["stages"][2])  # (N, C, proj_dim)
         enc["tgi_text_features"] = fused
         return torch.einsum("nd,nkd->nk", proj, fused)
 
@@ -153,5 +199,7 @@ class MSCSATGI(CLIPReID):
 
 
 register_variant(
-    "mscsa_tgi", MSCSATGI,
-    "CLIP-ReID RN50 + MSCSA after stages 1-3 + TGI transformer decoder (3 layers, 4 heads, width 256)")
+    "mscsa_tgi",
+    MSCSATGI,
+    "CLIP-ReID RN50 + MSCSA after stages 1-3 + TGI transformer decoder (3 layers, 4 heads, width 256)",
+)

@@ -93,17 +93,27 @@ def _merge(base: dict, extra: dict) -> dict:
 class PiVL(CLIPReID):
     variant = "pivl"
     STAGES: ClassVar[tuple[str, ...]] = ("prompt", "part_prompt", "image")
-    DEFAULT_LOSSES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = _merge(CLIPReID.DEFAULT_LOSSES, {
-        "part_prompt": {"pixel_contrastive": {"weight": 1.0, "temperature": 0.07}},
-        "image": {"pixel_mse": {"weight": 1.0}},
-    })
+    DEFAULT_LOSSES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = _merge(
+        CLIPReID.DEFAULT_LOSSES,
+        {
+            "part_prompt": {"pixel_contrastive": {"weight": 1.0, "temperature": 0.07}},
+            "image": {"pixel_mse": {"weight": 1.0}},
+        },
+    )
     #: batch items (beyond images/labels/cams) each stage needs, passed to ``forward`` as keywords
     BATCH_EXTRAS: ClassVar[dict[str, tuple[str, ...]]] = {"part_prompt": ("parsing",), "image": ("parsing",)}
     #: parameters of the training-only head (dropped by ``embed``)
     AUX_PREFIXES: ClassVar[tuple[str, ...]] = ("fusion.", "pyramid.")
 
-    def __init__(self, *, part_template: str = PART_TEMPLATE, fusion: str = "sum", fusion_down: str = "avg",
-                 fusion_stride: int = 8, **kwargs):
+    def __init__(
+        self,
+        *,
+        part_template: str = PART_TEMPLATE,
+        fusion: str = "sum",
+        fusion_down: str = "avg",
+        fusion_stride: int = 8,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         clip = self.backbone
         self.part_prompts = PartPromptEncoder(self.prompt_learner, part_template)
@@ -114,11 +124,11 @@ class PiVL(CLIPReID):
         else:
             self.pyramid = None
             in_channels, in_strides = tuple(clip.stage_dims[:3]), (4, 8, 16)
-        self.fusion = HierarchicalFusionHead(in_channels, in_strides, clip.proj_dim, fusion_stride, fusion,
-                                             fusion_down)
+        self.fusion = HierarchicalFusionHead(in_channels, in_strides, clip.proj_dim, fusion_stride, fusion, fusion_down)
         self.fusion_stride = int(fusion_stride)
-        self.feature_dims.update({"pixel_features": clip.proj_dim, "fused_features": clip.proj_dim,
-                                  "part_text_features": clip.proj_dim})
+        self.feature_dims.update(
+            {"pixel_features": clip.proj_dim, "fused_features": clip.proj_dim, "part_text_features": clip.proj_dim}
+        )
         self._pair_cache: torch.Tensor | None = None
         self._pair_filled: torch.Tensor | None = None
         self._pending: tuple | None = None  # (parsing, N, (H, W)) of the forward in progress
@@ -177,33 +187,47 @@ class PiVL(CLIPReID):
         if todo.numel():
             with torch.no_grad():
                 for start in range(0, todo.numel(), self.TEXT_CHUNK):
-                    chunk = todo[start:start + self.TEXT_CHUNK]
+                    chunk = todo[start : start + self.TEXT_CHUNK]
                     cache[chunk] = self.part_prompts(chunk // NUM_PARTS, chunk % NUM_PARTS).float()
             filled[todo] = True
         return cache[code]
 
     def _parsing_pairs(self, parsing, batch_size: int, labels: torch.Tensor | None, size, device):
         if parsing is None or labels is None:
-            raise ConfigError(f"pivl stage {self.stage!r} needs identity labels and parsing maps "
-                              "(batch['parsing'], LongTensor (N, H, W) of LIP ids 0..19; set data.parsing_root)")
+            raise ConfigError(
+                f"pivl stage {self.stage!r} needs identity labels and parsing maps "
+                "(batch['parsing'], LongTensor (N, H, W) of LIP ids 0..19; set data.parsing_root)"
+            )
         parsing = check_parsing(parsing, batch_size).to(device)
         grid = downsample_parsing(parsing, size)
         return pixel_pairs(grid, labels.to(device))
 
     # ------------------------------------------------------------------ contract
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None,
-                cams: torch.Tensor | None = None, parsing: torch.Tensor | None = None, **extra) -> ReIDOutput:
+    def forward(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        cams: torch.Tensor | None = None,
+        parsing: torch.Tensor | None = None,
+        **extra,
+    ) -> ReIDOutput:
         if self.stage == "part_prompt":
             with torch.no_grad():
                 enc = self.encode_image_stages(images)
                 pixels = self.dense_image_embeddings(enc)
-            pair_ids, pair_parts, index = self._parsing_pairs(parsing, images.shape[0], labels,
-                                                              pixels.shape[-2:], images.device)
+            pair_ids, pair_parts, index = self._parsing_pairs(
+                parsing, images.shape[0], labels, pixels.shape[-2:], images.device
+            )
             texts = self.part_prompts(pair_ids, pair_parts)
             extras = {
-                "image_features": enc["global"], "image_features_last": enc["last"],
-                "image_features_proj": enc["proj"], "pixel_features": pixels, "part_text_features": texts,
-                "part_text_labels": pair_ids, "part_text_parts": pair_parts, "pixel_text_index": index,
+                "image_features": enc["global"],
+                "image_features_last": enc["last"],
+                "image_features_proj": enc["proj"],
+                "pixel_features": pixels,
+                "part_text_features": texts,
+                "part_text_labels": pair_ids,
+                "part_text_parts": pair_parts,
+                "pixel_text_index": index,
             }
             return ReIDOutput(features=enc["global"], logits=None, extras=extras)
         # stages "prompt" and "image": the baseline's forward; extra_outputs adds the fusion-head extras
@@ -228,27 +252,53 @@ class PiVL(CLIPReID):
                 self._parsing_pairs(None, batch_size, labels, (1, 1), out.features.device)  # raises
             return  # an evaluation forward without parsing maps: no alignment extras
         fused = self.fused_features(enc, image_hw)
-        pair_ids, pair_parts, index = self._parsing_pairs(parsing, batch_size, labels, fused.shape[-2:],
-                                                          fused.device)
-        out.extras.update({
-            "fused_features": fused, "part_text_features": self.pair_text_features(pair_ids, pair_parts),
-            "part_text_labels": pair_ids, "part_text_parts": pair_parts, "fused_text_index": index,
-        })
+        pair_ids, pair_parts, index = self._parsing_pairs(parsing, batch_size, labels, fused.shape[-2:], fused.device)
+        out.extras.update(
+            {
+                "fused_features": fused,
+                "part_text_features": self.pair_text_features(pair_ids, pair_parts),
+                "part_text_labels": pair_ids,
+                "part_text_parts": pair_parts,
+                "fused_text_index": index,
+            }
+        )
 
 
-def build_pivl(*, num_classes: int, pretrained: bool | str = True, tiny: bool = False,
-               input_size: tuple[int, int] | None = None, backbone: str = "RN50", stride_size: int = 16,
-               neck_feat: str = "before", prompt_template: str = CLIPREID_TEMPLATE,
-               part_template: str = PART_TEMPLATE, fusion: str = "sum", fusion_down: str = "avg",
-               fusion_stride: int = 8) -> PiVL:
+def build_pivl(
+    *,
+    num_classes: int,
+    pretrained: bool | str = True,
+    tiny: bool = False,
+    input_size: tuple[int, int] | None = None,
+    backbone: str = "RN50",
+    stride_size: int = 16,
+    neck_feat: str = "before",
+    prompt_template: str = CLIPREID_TEMPLATE,
+    part_template: str = PART_TEMPLATE,
+    fusion: str = "sum",
+    fusion_down: str = "avg",
+    fusion_stride: int = 8,
+) -> PiVL:
     """π-VL on CLIP ``backbone`` ("RN50" | "ViT-B-16"); see the module docstring."""
-    return PiVL(num_classes=num_classes, backbone=backbone, pretrained=pretrained, tiny=tiny,
-                input_size=input_size, stride_size=stride_size, neck_feat=neck_feat,
-                prompt_template=prompt_template, part_template=part_template, fusion=fusion,
-                fusion_down=fusion_down, fusion_stride=fusion_stride)
+    return PiVL(
+        num_classes=num_classes,
+        backbone=backbone,
+        pretrained=pretrained,
+        tiny=tiny,
+        input_size=input_size,
+        stride_size=stride_size,
+        neck_feat=neck_feat,
+        prompt_template=prompt_template,
+        part_template=part_template,
+        fusion=fusion,
+        fusion_down=fusion_down,
+        fusion_stride=fusion_stride,
+    )
 
 
 register_variant(
-    "pivl", build_pivl,
+    "pivl",
+    build_pivl,
     "π-VL (paper 002): CLIP-ReID + parsing-guided part prompts (dense contrastive) + hierarchical "
-    "fusion alignment head (training only); RN50 or ViT-B/16; stages prompt, part_prompt, image")
+    "fusion alignment head (training only); RN50 or ViT-B/16; stages prompt, part_prompt, image",
+)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 
 NAME = "bench"
-HELP = ("Measure speed: the pipeline per stage vs a detector-only pass over the same frames "
-        "(--sources ...), ReID embedding in eager torch vs ONNX Runtime (--embed-only), cross-camera "
-        "linking of 1k-100k tracklets (--linker-only), in-process vs Ray for 1/2/4 cameras and the online "
-        "linking rate (--engine ray --sources V); writes bench.json and prints tables.")
+HELP = (
+    "Measure speed: the pipeline per stage vs a detector-only pass over the same frames "
+    "(--sources ...), ReID embedding in eager torch vs ONNX Runtime (--embed-only), cross-camera "
+    "linking of 1k-100k tracklets (--linker-only), in-process vs Ray for 1/2/4 cameras and the online "
+    "linking rate (--engine ray --sources V); writes bench.json and prints tables."
+)
 
 
 def _int_list(text: str) -> list[int]:
@@ -32,29 +34,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             action.help = (action.help or "") + " (required unless --embed-only / --linker-only)"
     g = parser.add_argument_group("benchmark")
     g.add_argument("--output", "-o", metavar="JSON", help="write the results here (e.g. bench.json)")
-    g.add_argument("--run-output", metavar="DIR",
-                   help="keep the pipeline's outputs here (default: a temporary folder, removed)")
-    g.add_argument("--repeat", type=int, default=1, metavar="N",
-                   help="pipeline + detector-only passes N times; report the fastest of each (default 1)")
+    g.add_argument(
+        "--run-output", metavar="DIR", help="keep the pipeline's outputs here (default: a temporary folder, removed)"
+    )
+    g.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="pipeline + detector-only passes N times; report the fastest of each (default 1)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g.add_argument("--embed-only", action="store_true",
-                   help="only the embedding benchmark of --reid-weights (checkpoint or .onnx)")
+    g.add_argument(
+        "--embed-only", action="store_true", help="only the embedding benchmark of --reid-weights (checkpoint or .onnx)"
+    )
     g.add_argument("--linker-only", action="store_true", help="only the linking benchmark")
-    g.add_argument("--all", action="store_true",
-                   help="with --sources: also the embedding (when --reid-weights is a model) and linking benchmarks")
-    g.add_argument("--batch-sizes", type=_int_list, default=[1, 2, 4, 8, 16, 32, 64, 128], metavar="B1,B2,...",
-                   help="embedding batch sizes (default 1,2,4,8,16,32,64,128)")
-    g.add_argument("--min-time", type=float, default=1.0, metavar="S",
-                   help="embedding: time each batch size for at least S seconds per runtime (default 1)")
-    g.add_argument("--threads", type=int, metavar="N",
-                   help="embedding: threads for both torch and ONNX Runtime (default: torch's default)")
-    g.add_argument("--ablation", action="store_true",
-                   help="with --sources and --gt: run once, then link again with each source of the linker's "
-                   "evidence switched off in turn and score each (does ReID help on these cameras?)")
-    g.add_argument("--gt", nargs="+", metavar="GT_TXT", help="--ablation: MOTChallenge ground truth per source "
-                   "(CAM=PATH, or paths in the order of --sources)")
-    g.add_argument("--link-sizes", type=_int_list, default=[1000, 10000, 100000], metavar="N1,N2,...",
-                   help="linking: numbers of tracklets (default 1000,10000,100000)")
+    g.add_argument(
+        "--all",
+        action="store_true",
+        help="with --sources: also the embedding (when --reid-weights is a model) and linking benchmarks",
+    )
+    g.add_argument(
+        "--batch-sizes",
+        type=_int_list,
+        default=[1, 2, 4, 8, 16, 32, 64, 128],
+        metavar="B1,B2,...",
+        help="embedding batch sizes (default 1,2,4,8,16,32,64,128)",
+    )
+    g.add_argument(
+        "--min-time",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="embedding: time each batch size for at least S seconds per runtime (default 1)",
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="embedding: threads for both torch and ONNX Runtime (default: torch's default)",
+    )
+    g.add_argument(
+        "--ablation",
+        action="store_true",
+        help="with --sources and --gt: run once, then link again with each source of the linker's "
+        "evidence switched off in turn and score each (does ReID help on these cameras?)",
+    )
+    g.add_argument(
+        "--gt",
+        nargs="+",
+        metavar="GT_TXT",
+        help="--ablation: MOTChallenge ground truth per source (CAM=PATH, or paths in the order of --sources)",
+    )
+    g.add_argument(
+        "--link-sizes",
+        type=_int_list,
+        default=[1000, 10000, 100000],
+        metavar="N1,N2,...",
+        help="linking: numbers of tracklets (default 1000,10000,100000)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -75,8 +113,9 @@ def main(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
     if args.output and not str(args.output).lower().endswith(".json"):
-        raise UsageError(f"--output {args.output}: expected a .json file path (the pipeline's outputs go "
-                         "to --run-output DIR)")
+        raise UsageError(
+            f"--output {args.output}: expected a .json file path (the pipeline's outputs go to --run-output DIR)"
+        )
 
     if args.ablation:
         return _ablation(args)
@@ -103,8 +142,9 @@ def main(args: argparse.Namespace) -> int:
         device = cfg.device
         result.update(bench.bench_pipeline(cfg, args.sources, repeat=args.repeat, output=args.run_output))
     if run_embed:
-        result["embedding"] = bench.bench_embedding(args.reid_weights, batch_sizes=args.batch_sizes,
-                                                    device=device, min_time=args.min_time, threads=args.threads)
+        result["embedding"] = bench.bench_embedding(
+            args.reid_weights, batch_sizes=args.batch_sizes, device=device, min_time=args.min_time, threads=args.threads
+        )
     if run_link:
         result["linking"] = bench.bench_linking(args.link_sizes)
     # the machine's description is taken last, so that it does not import torch before the pipeline

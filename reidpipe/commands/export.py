@@ -32,9 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output", "-o", required=True, metavar="ONNX", help="where to write the model (e.g. model.onnx)"
     )
-    parser.add_argument(
-        "--opset", type=_positive, default=17, metavar="N", help="ONNX opset version (default 17)"
-    )
+    parser.add_argument("--opset", type=_positive, default=17, metavar="N", help="ONNX opset version (default 17)")
     parser.add_argument(
         "--batch-size",
         type=_positive,
@@ -42,9 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="batch of the example input used to trace the model; the batch axis stays dynamic (default 1)",
     )
-    parser.add_argument(
-        "--no-verify", action="store_true", help="skip the onnxruntime check against the PyTorch model"
-    )
+    parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check against the PyTorch model")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -52,9 +48,7 @@ def main(args: argparse.Namespace) -> int:
     from reidpipe.reid.export import export_onnx
 
     model = load_checkpoint(args.weights, map_location="cpu")
-    report = export_onnx(
-        model, args.output, opset=args.opset, batch_size=args.batch_size, verify=not args.no_verify
-    )
+    report = export_onnx(model, args.output, opset=args.opset, batch_size=args.batch_size, verify=not args.no_verify)
     h, w = report.input_size
     print(
         f"exported {model.variant} -> {report.path} (opset {report.opset}, input images: N x 3 x {h} x {w}, "

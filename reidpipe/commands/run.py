@@ -5,47 +5,89 @@ from __future__ import annotations
 import argparse
 
 NAME = "run"
-HELP = ("Detect, track, re-identify and link people across cameras; write trajectories.json, "
-        "events.jsonl and optional annotated videos / MOT txt into --output.")
+HELP = (
+    "Detect, track, re-identify and link people across cameras; write trajectories.json, "
+    "events.jsonl and optional annotated videos / MOT txt into --output."
+)
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """Every option of the pipeline (shared by ``reidpipe run`` and ``reidpipe bench``). Defaults are
     None so that only the flags given override the config file."""
     g = parser.add_argument_group("sources")
-    g.add_argument("--sources", nargs="+", required=True, metavar="SRC",
-                   help="video files, image folders, rtsp:// / http:// URLs, webcam indices")
+    g.add_argument(
+        "--sources",
+        nargs="+",
+        required=True,
+        metavar="SRC",
+        help="video files, image folders, rtsp:// / http:// URLs, webcam indices",
+    )
     g.add_argument("--names", nargs="+", metavar="NAME", help="camera names (default: file stem, cam{i} for streams)")
-    g.add_argument("--offsets", nargs="+", type=float, metavar="SEC",
-                   help="start-time offset of each source in seconds (aligns cameras)")
+    g.add_argument(
+        "--offsets",
+        nargs="+",
+        type=float,
+        metavar="SEC",
+        help="start-time offset of each source in seconds (aligns cameras)",
+    )
     g.add_argument("--stride", type=int, metavar="N", help="process every N-th frame (default 1)")
     g.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N frames")
     g.add_argument("--config", metavar="YAML", help="pipeline settings (default: the shipped configs/pipeline.yaml)")
     g = parser.add_argument_group("detection")
-    g.add_argument("--detector", metavar="PATH", help="ultralytics weights (.pt/.onnx/OpenVINO folder) or a YOLOX "
-                   ".onnx (default yolo11n.pt, downloaded by ultralytics when online)")
+    g.add_argument(
+        "--detector",
+        metavar="PATH",
+        help="ultralytics weights (.pt/.onnx/OpenVINO folder) or a YOLOX "
+        ".onnx (default yolo11n.pt, downloaded by ultralytics when online)",
+    )
     g.add_argument("--detector-kind", choices=["ultralytics", "yolox"], help="default: inferred from the file")
-    g.add_argument("--detections", nargs="+", metavar="DET_TXT",
-                   help="public detections: one MOTChallenge det.txt per source, in --sources order")
-    g.add_argument("--conf", type=float, metavar="P", help="detector confidence threshold (default 0.3); with "
-                   "--detections, rows below P are dropped (default: all kept)")
-    g.add_argument("--trust-weights", action="store_true", default=None,
-                   help="load a detector .pt even if its pickle references code outside an Ultralytics model "
-                   "(runs that code: only for files you made)")
+    g.add_argument(
+        "--detections",
+        nargs="+",
+        metavar="DET_TXT",
+        help="public detections: one MOTChallenge det.txt per source, in --sources order",
+    )
+    g.add_argument(
+        "--conf",
+        type=float,
+        metavar="P",
+        help="detector confidence threshold (default 0.3); with "
+        "--detections, rows below P are dropped (default: all kept)",
+    )
+    g.add_argument(
+        "--trust-weights",
+        action="store_true",
+        default=None,
+        help="load a detector .pt even if its pickle references code outside an Ultralytics model "
+        "(runs that code: only for files you made)",
+    )
     g.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:0 or auto (default)")
     g = parser.add_argument_group("tracking")
     g.add_argument("--tracker", choices=["bytetrack", "botsort", "ocsort", "sort"], help="default bytetrack")
-    g.add_argument("--track-lost-frames", type=int, metavar="N",
-                   help="processed frames without a match before a track closes (default 30)")
-    g.add_argument("--no-interpolate", action="store_true", default=None,
-                   help="output only the detected boxes of a track (default: fill gaps up to "
-                   "interpolate_max_gap seconds by linear interpolation, points marked interpolated)")
+    g.add_argument(
+        "--track-lost-frames",
+        type=int,
+        metavar="N",
+        help="processed frames without a match before a track closes (default 30)",
+    )
+    g.add_argument(
+        "--no-interpolate",
+        action="store_true",
+        default=None,
+        help="output only the detected boxes of a track (default: fill gaps up to "
+        "interpolate_max_gap seconds by linear interpolation, points marked interpolated)",
+    )
     g = parser.add_argument_group("re-identification")
-    g.add_argument("--reid", choices=["auto", "onnx", "openvino", "checkpoint", "hist"],
-                   help="embedder (auto: .onnx -> onnx, .xml -> openvino, .pt/.pth/.safetensors -> checkpoint, "
-                   "none -> hist)")
-    g.add_argument("--reid-weights", metavar="PATH",
-                   help="ONNX ReID model, OpenVINO IR (model.xml with model.bin beside it) or reidpipe checkpoint")
+    g.add_argument(
+        "--reid",
+        choices=["auto", "onnx", "openvino", "checkpoint", "hist"],
+        help="embedder (auto: .onnx -> onnx, .xml -> openvino, .pt/.pth/.safetensors -> checkpoint, none -> hist)",
+    )
+    g.add_argument(
+        "--reid-weights",
+        metavar="PATH",
+        help="ONNX ReID model, OpenVINO IR (model.xml with model.bin beside it) or reidpipe checkpoint",
+    )
     g.add_argument("--reid-input-size", nargs=2, type=int, metavar=("H", "W"), help="override the model's input size")
     g.add_argument("--reid-mean", nargs=3, type=float, metavar=("R", "G", "B"), help="normalisation mean (after /255)")
     g.add_argument("--reid-std", nargs=3, type=float, metavar=("R", "G", "B"), help="normalisation std (after /255)")
@@ -54,29 +96,60 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sample-every", type=int, metavar="K", help="embed a track at most every K frames (default 5)")
     g.add_argument("--bank-size", type=int, metavar="K", help="embeddings kept per track (default 10)")
     g = parser.add_argument_group("cross-camera linking")
-    g.add_argument("--link-threshold", type=float, metavar="COS",
-                   help="minimum cosine similarity to link a tracklet to an identity (default: the "
-                   "embedder's, 0.5 for hist, 0.7 for ReID models)")
-    g.add_argument("--no-camera-centering", action="store_true", default=None,
-                   help="compare raw features (default: subtract each camera's mean tracklet feature first, "
-                   "once the camera has 4 tracklets)")
-    g.add_argument("--link-window", type=float, metavar="SECONDS",
-                   help="a tracklet may only join an identity seen within this many seconds (default: no limit)")
-    g.add_argument("--non-overlapping", action="store_true", default=None,
-                   help="cameras see disjoint areas: nobody is in two cameras at once")
-    g.add_argument("--transit", nargs="+", metavar="A:B:MIN:MAX",
-                   help="transit-time window in seconds from camera A to camera B")
+    g.add_argument(
+        "--link-threshold",
+        type=float,
+        metavar="COS",
+        help="minimum cosine similarity to link a tracklet to an identity (default: the "
+        "embedder's, 0.5 for hist, 0.7 for ReID models)",
+    )
+    g.add_argument(
+        "--no-camera-centering",
+        action="store_true",
+        default=None,
+        help="compare raw features (default: subtract each camera's mean tracklet feature first, "
+        "once the camera has 4 tracklets)",
+    )
+    g.add_argument(
+        "--link-window",
+        type=float,
+        metavar="SECONDS",
+        help="a tracklet may only join an identity seen within this many seconds (default: no limit)",
+    )
+    g.add_argument(
+        "--non-overlapping",
+        action="store_true",
+        default=None,
+        help="cameras see disjoint areas: nobody is in two cameras at once",
+    )
+    g.add_argument(
+        "--transit", nargs="+", metavar="A:B:MIN:MAX", help="transit-time window in seconds from camera A to camera B"
+    )
     mode = g.add_mutually_exclusive_group()
-    mode.add_argument("--refine", action="store_true", default=None,
-                      help="re-decide all tracklets offline at the end (default when every source is a recording)")
-    mode.add_argument("--online", action="store_true", default=None,
-                      help="keep the identities given as tracklets close (default with a live stream)")
+    mode.add_argument(
+        "--refine",
+        action="store_true",
+        default=None,
+        help="re-decide all tracklets offline at the end (default when every source is a recording)",
+    )
+    mode.add_argument(
+        "--online",
+        action="store_true",
+        default=None,
+        help="keep the identities given as tracklets close (default with a live stream)",
+    )
     g = parser.add_argument_group("execution")
-    g.add_argument("--engine", choices=["local", "ray"],
-                   help="local: every camera in this process (default); ray: one Ray actor per camera (or "
-                   "group), this process links (pip install 'reidpipe[ray]')")
-    g.add_argument("--ray-address", metavar="auto|HOST:PORT",
-                   help="--engine ray: join this Ray cluster (default: start a local Ray)")
+    g.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        help="local: every camera in this process (default); ray: one Ray actor per camera (or "
+        "group), this process links (pip install 'reidpipe[ray]')",
+    )
+    g.add_argument(
+        "--ray-address",
+        metavar="auto|HOST:PORT",
+        help="--engine ray: join this Ray cluster (default: start a local Ray)",
+    )
     g.add_argument("--cameras-per-worker", type=int, metavar="N", help="--engine ray: cameras per actor (default 1)")
     g.add_argument("--worker-cpus", type=float, metavar="N", help="--engine ray: CPUs asked per actor (default 1)")
     g.add_argument("--worker-gpus", type=float, metavar="N", help="--engine ray: GPUs asked per actor (default 0)")
@@ -88,11 +161,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder")
     g.add_argument("--save-video", action="store_true", default=None, help="annotated video per camera")
     g.add_argument("--save-mot", action="store_true", default=None, help="MOTChallenge txt per camera (global ids)")
-    g.add_argument("--report", action="store_true", default=None,
-                   help="write report.html (reidpipe report) into --output at the end of the run")
-    g.add_argument("--no-crops", action="store_true", default=None,
-                   help="keep no crop thumbnails (default: thumbs/ holds the best few embedded crops of each "
-                   "track, for the report; none with --engine ray)")
+    g.add_argument(
+        "--report",
+        action="store_true",
+        default=None,
+        help="write report.html (reidpipe report) into --output at the end of the run",
+    )
+    g.add_argument(
+        "--no-crops",
+        action="store_true",
+        default=None,
+        help="keep no crop thumbnails (default: thumbs/ holds the best few embedded crops of each "
+        "track, for the report; none with --engine ray)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -126,17 +207,30 @@ def config_from_args(args: argparse.Namespace):
         if values is not None and len(values) != n:
             raise UsageError(f"{flag} has {len(values)} values for {n} --sources; give one per source")
     simple = {
-        "names": args.names, "offsets": args.offsets, "stride": args.stride, "max_frames": args.max_frames,
-        "detector": args.detector, "detector_kind": args.detector_kind, "detections": args.detections,
-        "det_conf": args.conf, "detections_conf": args.conf if args.detections else None,
-        "trust_weights": args.trust_weights, "device": args.device, "tracker": args.tracker,
-        "track_lost_frames": args.track_lost_frames, "reid": args.reid, "reid_weights": args.reid_weights,
+        "names": args.names,
+        "offsets": args.offsets,
+        "stride": args.stride,
+        "max_frames": args.max_frames,
+        "detector": args.detector,
+        "detector_kind": args.detector_kind,
+        "detections": args.detections,
+        "det_conf": args.conf,
+        "detections_conf": args.conf if args.detections else None,
+        "trust_weights": args.trust_weights,
+        "device": args.device,
+        "tracker": args.tracker,
+        "track_lost_frames": args.track_lost_frames,
+        "reid": args.reid,
+        "reid_weights": args.reid_weights,
         "reid_input_size": tuple(args.reid_input_size) if args.reid_input_size else None,
         "reid_mean": tuple(args.reid_mean) if args.reid_mean else None,
         "reid_std": tuple(args.reid_std) if args.reid_std else None,
-        "reid_color": args.reid_color, "embed_batch": args.embed_batch,
-        "output": getattr(args, "output", None), "save_video": getattr(args, "save_video", None),
-        "save_mot": getattr(args, "save_mot", None), "report": getattr(args, "report", None),
+        "reid_color": args.reid_color,
+        "embed_batch": args.embed_batch,
+        "output": getattr(args, "output", None),
+        "save_video": getattr(args, "save_video", None),
+        "save_mot": getattr(args, "save_mot", None),
+        "report": getattr(args, "report", None),
     }
     over = {k: v for k, v in simple.items() if v is not None}
     if getattr(args, "no_progress", False):
@@ -165,9 +259,17 @@ def config_from_args(args: argparse.Namespace):
         link["max_gap"] = args.link_window
     if link:
         over["link"] = link
-    engine = {k: v for k, v in (("kind", args.engine), ("ray_address", args.ray_address),
-                                ("cameras_per_worker", args.cameras_per_worker), ("worker_cpus", args.worker_cpus),
-                                ("worker_gpus", args.worker_gpus)) if v is not None}
+    engine = {
+        k: v
+        for k, v in (
+            ("kind", args.engine),
+            ("ray_address", args.ray_address),
+            ("cameras_per_worker", args.cameras_per_worker),
+            ("worker_cpus", args.worker_cpus),
+            ("worker_gpus", args.worker_gpus),
+        )
+        if v is not None
+    }
     if engine.get("kind", cfg.engine.kind) == "local" and len(engine) > ("kind" in engine):
         raise UsageError("--ray-address, --cameras-per-worker, --worker-cpus and --worker-gpus need --engine ray")
     for flag, key in (("--cameras-per-worker", "cameras_per_worker"), ("--worker-cpus", "worker_cpus")):
@@ -194,16 +296,28 @@ def main(args: argparse.Namespace) -> int:
     st = pipe.stats
     assert pipe.output_dir is not None  # run() checked and made it
     multi = sum(1 for i in identities if len(i.cameras) > 1)
-    print(f"{len(identities)} identities ({multi} seen by several cameras) from {st['tracklets']} tracks, "
-          f"{sum(st['frames'].values())} frames at {st['fps']['total']:.1f} fps; "
-          f"outputs in {pipe.output_dir}", file=sys.stderr)
-    print(json.dumps({"output": str(pipe.output_dir / "trajectories.json"), "identities": len(identities),
-                      "fps": st["fps"]["total"]}))
+    print(
+        f"{len(identities)} identities ({multi} seen by several cameras) from {st['tracklets']} tracks, "
+        f"{sum(st['frames'].values())} frames at {st['fps']['total']:.1f} fps; "
+        f"outputs in {pipe.output_dir}",
+        file=sys.stderr,
+    )
+    print(
+        json.dumps(
+            {
+                "output": str(pipe.output_dir / "trajectories.json"),
+                "identities": len(identities),
+                "fps": st["fps"]["total"],
+            }
+        )
+    )
     if not sum(st["frames"].values()):  # e.g. every camera is a stream that never came up
         from reidpipe.errors import EmptyInputError
 
-        raise EmptyInputError(f"no frame was read from any of the sources ({', '.join(args.sources)}); "
-                              f"empty outputs written in {pipe.output_dir}")
+        raise EmptyInputError(
+            f"no frame was read from any of the sources ({', '.join(args.sources)}); "
+            f"empty outputs written in {pipe.output_dir}"
+        )
     _raise_if_a_stream_was_lost(pipe)
     return 0
 
@@ -214,8 +328,13 @@ def _raise_if_a_stream_was_lost(pipe) -> None:
     from reidpipe.errors import StreamError
     from reidpipe.pipeline.sources import source_kind
 
-    lost = [f"{s.uri} ({s.camera})" for s in pipe.sources
-            if s.camera in pipe.stats["dropped"] and source_kind(s.uri) in ("stream", "webcam")]
+    lost = [
+        f"{s.uri} ({s.camera})"
+        for s in pipe.sources
+        if s.camera in pipe.stats["dropped"] and source_kind(s.uri) in ("stream", "webcam")
+    ]
     if lost:
-        raise StreamError(f"live stream{'s' if len(lost) > 1 else ''} {', '.join(lost)} did not come back; "
-                          f"outputs with everything the other cameras saw are in {pipe.output_dir}")
+        raise StreamError(
+            f"live stream{'s' if len(lost) > 1 else ''} {', '.join(lost)} did not come back; "
+            f"outputs with everything the other cameras saw are in {pipe.output_dir}"
+        )

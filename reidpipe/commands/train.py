@@ -12,15 +12,31 @@ HELP = "train a ReID model variant on a ReID dataset (configs/variants/<variant>
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", required=True, help="model variant: clipreid, mscsa_tgi, can_cma, pivl, mfa")
-    p.add_argument("--dataset", required=True,
-                   help="market1501, dukemtmcreid, msmt17, cuhk03_labeled, cuhk03_detected, occluded_duke, custom")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="market1501, dukemtmcreid, msmt17, cuhk03_labeled, cuhk03_detected, occluded_duke, custom",
+    )
     p.add_argument("--data-root", required=True, help="folder holding the dataset in its official layout")
     p.add_argument("--output", default=None, help="run folder (default runs/<variant>_<dataset>_<date-time>)")
-    p.add_argument("--config", action="append", default=[], metavar="FILE",
-                   help="extra YAML file merged after the variant and dataset configs (repeatable)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set stages.*.epochs=1 --set model.pretrained=false")
-    p.add_argument("--parsing-root", default=None, help="folder of LIP parsing PNGs (pivl); same as --set data.parsing_root=")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="extra YAML file merged after the variant and dataset configs (repeatable)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set stages.*.epochs=1 --set model.pretrained=false",
+    )
+    p.add_argument(
+        "--parsing-root", default=None, help="folder of LIP parsing PNGs (pivl); same as --set data.parsing_root="
+    )
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (same as --set device=)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last.pt")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -38,7 +54,11 @@ def main(args: argparse.Namespace) -> int:
         overrides.append(f"device={args.device}")
     if args.resume and not args.output:
         raise UsageError("--resume needs --output (the run folder to continue)")
-    out = Path(args.output) if args.output else Path("runs") / f"{args.variant}_{args.dataset}_{time.strftime('%Y%m%d-%H%M%S')}"
+    out = (
+        Path(args.output)
+        if args.output
+        else Path("runs") / f"{args.variant}_{args.dataset}_{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     saved = out / "config.yaml"
     if args.resume and saved.is_file():
         from reidpipe.trainers.config import read_yaml
@@ -46,8 +66,10 @@ def main(args: argparse.Namespace) -> int:
         # the run's own resolved config, with this invocation's --set on top
         cfg = load_config(overrides=overrides, start=read_yaml(saved))
         if cfg["model"]["variant"] != args.variant or cfg["data"]["dataset"] != args.dataset:
-            raise UsageError(f"--resume: {out} is a {cfg['model']['variant']} / {cfg['data']['dataset']} run, "
-                             f"not {args.variant} / {args.dataset}")
+            raise UsageError(
+                f"--resume: {out} is a {cfg['model']['variant']} / {cfg['data']['dataset']} run, "
+                f"not {args.variant} / {args.dataset}"
+            )
     else:
         cfg = load_config(args.variant, args.dataset, overrides, files=args.config)
     if args.print_config:
@@ -58,8 +80,10 @@ def main(args: argparse.Namespace) -> int:
     summary = Trainer(cfg, out, resume=args.resume).train()
     best = summary.get("best")
     if best:
-        print(f"best mAP {best['mAP']:.4f} rank-1 {best['rank1']:.4f} ({best['stage']} epoch {best['epoch']}); "
-              f"run folder {out}")
+        print(
+            f"best mAP {best['mAP']:.4f} rank-1 {best['rank1']:.4f} ({best['stage']} epoch {best['epoch']}); "
+            f"run folder {out}"
+        )
     else:
         print(f"run folder {out}")
     return 0

@@ -57,9 +57,7 @@ def _model(variant: str) -> ReIDModel:
 
 
 def test_all_five_variants_are_registered():
-    assert EXPECTED <= set(reidpipe.list_variants()), (
-        f"missing: {sorted(EXPECTED - set(reidpipe.list_variants()))}"
-    )
+    assert EXPECTED <= set(reidpipe.list_variants()), f"missing: {sorted(EXPECTED - set(reidpipe.list_variants()))}"
 
 
 @pytest.mark.parametrize("variant", list_variants())
@@ -117,9 +115,7 @@ def test_embed_gives_unit_vectors_independent_of_batch(variant):
         single = model.embed(images[2:3])
     assert emb.shape == (5, model.embed_dim)
     assert torch.allclose(emb.norm(dim=1), torch.ones(5), atol=1e-5)
-    assert torch.allclose(single[0], emb[2], atol=1e-5), (
-        "embedding depends on the rest of the batch in eval mode"
-    )
+    assert torch.allclose(single[0], emb[2], atol=1e-5), "embedding depends on the rest of the batch in eval mode"
 
 
 @pytest.mark.parametrize("variant", list_variants())

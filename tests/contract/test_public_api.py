@@ -8,8 +8,16 @@ import sys
 import reidpipe
 
 PUBLIC = {
-    "__version__", "Pipeline", "PipelineConfig", "write_trajectories", "read_trajectories",
-    "list_variants", "create_model", "load_checkpoint", "save_checkpoint", "ReidpipeError",
+    "__version__",
+    "Pipeline",
+    "PipelineConfig",
+    "write_trajectories",
+    "read_trajectories",
+    "list_variants",
+    "create_model",
+    "load_checkpoint",
+    "save_checkpoint",
+    "ReidpipeError",
 }
 COMMANDS = ["run", "demo", "score", "report", "train", "eval", "export", "bench"]
 
@@ -21,11 +29,13 @@ def test_public_api_is_pinned_and_resolves():
 
 
 def test_import_and_help_load_no_heavy_library():
-    code = ("import sys, reidpipe, reidpipe.cli\n"
-            "p = reidpipe.cli.build_parser()\n"
-            "heavy = [m for m in ('torch', 'cv2', 'ultralytics', 'open_clip', 'onnxruntime', 'supervision')"
-            " if m in sys.modules]\n"
-            "print(','.join(heavy))")
+    code = (
+        "import sys, reidpipe, reidpipe.cli\n"
+        "p = reidpipe.cli.build_parser()\n"
+        "heavy = [m for m in ('torch', 'cv2', 'ultralytics', 'open_clip', 'onnxruntime', 'supervision')"
+        " if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"heavy modules imported by the CLI parser: {out.stdout.strip()}"
 

@@ -40,8 +40,8 @@ def _render(path: Path, det_path: Path, frames: int, seed: int, size=(320, 240))
             y = 60 + 10 * pid
             if x < 0 or x + 30 > w:
                 continue
-            img[y:y + 45, x:x + 30] = top
-            img[y + 45:y + 90, x:x + 30] = bottom
+            img[y : y + 45, x : x + 30] = top
+            img[y + 45 : y + 90, x : x + 30] = bottom
             rows.append(f"{f + 1},-1,{x},{y},30,90,0.95,-1,-1,-1")
         writer.write(img)
     writer.release()
@@ -58,9 +58,29 @@ def test_bench_pipeline_json_fields_and_sanity(tmp_path, capsys):
         dets.append(str(d))
     out = tmp_path / "bench.json"
     run_dir = tmp_path / "run"
-    rc = cli(["bench", "--sources", *vids, "--detections", *dets, "--reid", "hist", "--no-progress",
-              "--sample-every", "2", "--repeat", "2", "--all", "--link-sizes", "200,1000",
-              "--run-output", str(run_dir), "--output", str(out)])
+    rc = cli(
+        [
+            "bench",
+            "--sources",
+            *vids,
+            "--detections",
+            *dets,
+            "--reid",
+            "hist",
+            "--no-progress",
+            "--sample-every",
+            "2",
+            "--repeat",
+            "2",
+            "--all",
+            "--link-sizes",
+            "200,1000",
+            "--run-output",
+            str(run_dir),
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "pipeline / detector-only" in printed and "linking" in printed
@@ -127,8 +147,24 @@ def test_bench_embed_only_real_osnet(tmp_path, capsys):
         pytest.skip(f"real models not found under {DATA}")
     pytest.importorskip("onnx2torch", reason="eager-torch side of an ONNX model needs onnx2torch")
     out = tmp_path / "embed.json"
-    rc = cli(["bench", "--embed-only", "--reid-weights", str(model), "--batch-sizes", "1,4",
-              "--min-time", "0.05", "--threads", "1", "--device", "cpu", "--output", str(out)])
+    rc = cli(
+        [
+            "bench",
+            "--embed-only",
+            "--reid-weights",
+            str(model),
+            "--batch-sizes",
+            "1,4",
+            "--min-time",
+            "0.05",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 0
     e = json.loads(out.read_text())["embedding"]
     assert e["kind"] == "onnx" and e["input_size"] == [256, 128] and e["embed_dim"] == 512
@@ -151,8 +187,24 @@ def test_bench_embed_only_tiny_checkpoint_vs_its_onnx_export(tmp_path, capsys):
     weights = tmp_path / "tiny_mfa.pt"
     save_checkpoint(weights, model)
     out = tmp_path / "embed.json"
-    rc = cli(["bench", "--embed-only", "--reid-weights", str(weights), "--batch-sizes", "4,1",
-              "--min-time", "0.02", "--threads", "1", "--device", "cpu", "--output", str(out)])
+    rc = cli(
+        [
+            "bench",
+            "--embed-only",
+            "--reid-weights",
+            str(weights),
+            "--batch-sizes",
+            "4,1",
+            "--min-time",
+            "0.02",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 0
     r = json.loads(out.read_text())
     assert r["environment"]["device"] == "cpu" and "pipeline" not in r and "linking" not in r
@@ -162,8 +214,7 @@ def test_bench_embed_only_tiny_checkpoint_vs_its_onnx_export(tmp_path, capsys):
     # the exported ONNX computes the same embeddings as the checkpoint's eager embed
     assert e["agreement"]["min_cosine"] > 0.9999 and e["agreement"]["max_abs_diff"] < 1e-3
     assert [x["batch"] for x in e["results"]] == [1, 4]
-    assert all(x["torch_crops_per_s"] > 0 and x["ort_crops_per_s"] > 0 and min(x["reps"]) >= 3
-               for x in e["results"])
+    assert all(x["torch_crops_per_s"] > 0 and x["ort_crops_per_s"] > 0 and min(x["reps"]) >= 3 for x in e["results"])
     assert not list(tmp_path.glob("**/*.onnx"))  # the export went to a temporary folder, now gone
     assert "mfa" in capsys.readouterr().out
 
@@ -210,8 +261,15 @@ def test_make_dynamic_batch_frees_a_batch_one_export(tmp_path):
     torch.manual_seed(0)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Net().eval(), (torch.randn(1, 3, 16, 8),), str(src), input_names=["images"],
-                          output_names=["out"], opset_version=13, dynamo=False)
+        torch.onnx.export(
+            Net().eval(),
+            (torch.randn(1, 3, 16, 8),),
+            str(src),
+            input_names=["images"],
+            output_names=["out"],
+            opset_version=13,
+            dynamo=False,
+        )
     assert onnx_batch_dim(src) == 1
     with pytest.raises(Exception, match="dimensions"):  # the original refuses a batch of 3
         ort.InferenceSession(str(src)).run(None, {"images": np.zeros((3, 3, 16, 8), np.float32)})
@@ -221,7 +279,7 @@ def test_make_dynamic_batch_frees_a_batch_one_export(tmp_path):
     onnx.checker.check_model(onnx.load(str(dst)))
     x = np.random.default_rng(1).standard_normal((5, 3, 16, 8)).astype(np.float32)
     got = ort.InferenceSession(str(dst)).run(None, {"images": x})[0]
-    ref = np.concatenate([ort.InferenceSession(str(src)).run(None, {"images": x[i:i + 1]})[0] for i in range(5)])
+    ref = np.concatenate([ort.InferenceSession(str(src)).run(None, {"images": x[i : i + 1]})[0] for i in range(5)])
     assert got.shape == (5, 6) and np.abs(got - ref).max() < 1e-5
     # a model whose batch is already dynamic is refused, and the input is never overwritten
     with pytest.raises(CheckpointError, match="dynamic.onnx"):

@@ -20,18 +20,53 @@ def test_trained_checkpoint_and_its_export_run_the_pipeline_alike(tmp_path, caps
     torch.manual_seed(0)
     write_dataset("market1501", tmp_path / "reid", ids=4, test_ids=3, per_cam=2, cams=2, size=(64, 32))
     run = tmp_path / "run"
-    assert cli(["train", "--variant", "mfa", "--dataset", "market1501", "--data-root", str(tmp_path / "reid"),
-                "--output", str(run), "--set", "model.pretrained=false", "--set", "model.options.tiny=true",
-                "--set", "data.workers=0", "--set", "stages.*.p=2", "--set", "stages.*.k=2",
-                "--set", "stages.*.epochs=1", "--set", "log.progress=false", "--set", "log.tensorboard=false",
-                "--set", "device=cpu"]) == 0
+    assert (
+        cli(
+            [
+                "train",
+                "--variant",
+                "mfa",
+                "--dataset",
+                "market1501",
+                "--data-root",
+                str(tmp_path / "reid"),
+                "--output",
+                str(run),
+                "--set",
+                "model.pretrained=false",
+                "--set",
+                "model.options.tiny=true",
+                "--set",
+                "data.workers=0",
+                "--set",
+                "stages.*.p=2",
+                "--set",
+                "stages.*.k=2",
+                "--set",
+                "stages.*.epochs=1",
+                "--set",
+                "log.progress=false",
+                "--set",
+                "log.tensorboard=false",
+                "--set",
+                "device=cpu",
+            ]
+        )
+        == 0
+    )
     onnx = tmp_path / "mfa.onnx"
     assert cli(["export", "--weights", str(run / "best.pt"), "--output", str(onnx)]) == 0
 
     scene = make_scene(tmp_path / "scene")
     cams = scene["cameras"]
-    common = ["run", "--sources", *[str(scene["videos"][c]) for c in cams],
-              "--detections", *[str(scene["det"][c]) for c in cams], "--no-progress"]
+    common = [
+        "run",
+        "--sources",
+        *[str(scene["videos"][c]) for c in cams],
+        "--detections",
+        *[str(scene["det"][c]) for c in cams],
+        "--no-progress",
+    ]
     results = {}
     for name, weights in (("checkpoint", run / "best.pt"), ("onnx", onnx)):
         out = tmp_path / f"out_{name}"

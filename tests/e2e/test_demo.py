@@ -67,8 +67,10 @@ def test_annotated_videos_draw_each_identity_in_its_colour_in_every_camera(tmp_p
     for s in traj["sources"]:
         cap = cv2.VideoCapture(str(out / f"{s['camera']}.mp4"))
         assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == s["frames"]
-        assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (s["width"],
-                                                                                                   s["height"])
+        assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (
+            s["width"],
+            s["height"],
+        )
         cap.release()
     travellers = [i for i in traj["identities"] if len(i["cameras"]) == 2]
     assert len(travellers) == 3
@@ -82,5 +84,5 @@ def test_annotated_videos_draw_each_identity_in_its_colour_in_every_camera(tmp_p
             cap.release()
             assert ok
             x1, y1, x2, y2 = (int(v) for v in p["bbox"])
-            edge = np.median(img[y1 + 20:y2 - 5, x1].astype(int), axis=0)  # the box's left side, below the label
+            edge = np.median(img[y1 + 20 : y2 - 5, x1].astype(int), axis=0)  # the box's left side, below the label
             assert np.abs(edge - expected).max() <= 25, (ident["id"], track["camera"], edge, expected)

@@ -47,7 +47,7 @@ def malformed(rng: random.Random, lines: list[str]) -> tuple[str, int]:
     if kind == 0:  # a field that is not a finite number
         fields[rng.randrange(7)] = rng.choice(BAD_TOKENS)
     elif kind == 1:  # too few fields
-        fields = fields[:rng.randrange(1, 6)]
+        fields = fields[: rng.randrange(1, 6)]
     elif kind == 2:  # a frame that is not a whole number >= 1
         fields[0] = rng.choice(["0", "-1", "1.5", "1e300", "2.0000001", "-0.5"])
     elif kind == 3:  # an empty or negative box
@@ -71,8 +71,20 @@ def test_generated_malformed_det_files_are_each_one_line_exit_5(tmp_path, capsys
         text, lineno = malformed(rng, good)
         path = tmp_path / f"det{n}.txt"
         path.write_text(text)
-        code = main(["run", "--no-progress", "--sources", str(video), "--detections", str(path), "--reid", "hist",
-                     "--output", str(tmp_path / "o")])
+        code = main(
+            [
+                "run",
+                "--no-progress",
+                "--sources",
+                str(video),
+                "--detections",
+                str(path),
+                "--reid",
+                "hist",
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
         line = one_error_line(capsys, text)
         assert code in codes and code == 5, (text, line)
         assert f"det{n}.txt:{lineno}" in line, (text, line)

@@ -88,7 +88,8 @@ def test_demo_report_in_a_real_browser(demo_run, tmp_path, capsys):
             page.wait_for_load_state("load")
             found = page.eval_on_selector_all(
                 "[id^='identity-']",
-                "els => els.map(e => [e.id, [...e.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 0).length])")
+                "els => els.map(e => [e.id, [...e.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 0).length])",
+            )
             timeline = page.eval_on_selector_all("#timeline img", "els => els.map(i => i.naturalWidth)")
             page.screenshot(path=str(shot), full_page=True)
         finally:
@@ -142,9 +143,25 @@ def test_no_crops_keeps_no_thumbnails_and_the_report_still_renders(tmp_path):
 
     scene = make_scene(tmp_path / "scene", seed=0)
     cams, out = scene["cameras"], tmp_path / "run"
-    assert main(["run", "--sources", *[str(scene["videos"][c]) for c in cams], "--detections",
-                 *[str(scene["det"][c]) for c in cams], "--reid", "hist", "--output", str(out), "--no-progress",
-                 "--no-crops", "--report"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--sources",
+                *[str(scene["videos"][c]) for c in cams],
+                "--detections",
+                *[str(scene["det"][c]) for c in cams],
+                "--reid",
+                "hist",
+                "--output",
+                str(out),
+                "--no-progress",
+                "--no-crops",
+                "--report",
+            ]
+        )
+        == 0
+    )
     assert not list(out.glob("thumbs/*.jpg"))
     page = _Page((out / "report.html").read_text())
     ids = [i["id"] for i in json.loads((out / "trajectories.json").read_text())["identities"]]
@@ -159,9 +176,23 @@ def test_twin_report_marks_exactly_the_wrong_links(tmp_path):
 
     out = tmp_path / "twin"
     cams = ["cam1", "cam2"]
-    assert main(["run", "--sources", *[str(TWIN / f"{c}.mp4") for c in cams],
-                 "--detections", *[str(TWIN / f"{c}_det.txt") for c in cams], "--reid-weights", str(OSNET),
-                 "--output", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--sources",
+                *[str(TWIN / f"{c}.mp4") for c in cams],
+                "--detections",
+                *[str(TWIN / f"{c}_det.txt") for c in cams],
+                "--reid-weights",
+                str(OSNET),
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert main(["report", str(out), "--gt", *[f"{c}={TWIN / f'{c}_gt.txt'}" for c in cams]]) == 0
     html = (out / "report.html").read_text()
     page = _Page(html)

@@ -61,15 +61,17 @@ def test_missing_source(tmp_path, capsys, walker):
 def test_video_without_frames(tmp_path, capsys):
     empty = tmp_path / "blank.mp4"
     cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48)).release()
-    code, err = run_cli(capsys, "--sources", empty, "--output", tmp_path / "o", "--reid", "hist",
-                        "--detections", tmp_path / "x.txt")
+    code, err = run_cli(
+        capsys, "--sources", empty, "--output", tmp_path / "o", "--reid", "hist", "--detections", tmp_path / "x.txt"
+    )
     assert code == 4 and "blank.mp4" in one_line_error(err)
 
 
 def test_detections_count_must_match_sources(tmp_path, capsys, walker):
     video, det = walker
-    code, err = run_cli(capsys, "--sources", video, video, "--names", "a", "b", "--detections", det,
-                        "--output", tmp_path / "o")
+    code, err = run_cli(
+        capsys, "--sources", video, video, "--names", "a", "b", "--detections", det, "--output", tmp_path / "o"
+    )
     assert code == 2 and "--detections" in one_line_error(err)
 
 
@@ -95,8 +97,9 @@ def test_unwritable_output_folder_fails_before_processing(tmp_path, capsys, walk
 def test_offline_detector_weights_name_the_way_out(tmp_path, capsys, walker, monkeypatch):
     video, _ = walker
     monkeypatch.chdir(tmp_path)
-    code, err = run_cli(capsys, "--sources", video, "--detector", "reidpipe_absent_weights.pt",
-                        "--output", tmp_path / "o")
+    code, err = run_cli(
+        capsys, "--sources", video, "--detector", "reidpipe_absent_weights.pt", "--output", tmp_path / "o"
+    )
     line = one_line_error(err)
     assert code == 7 and "reidpipe_absent_weights.pt" in line and "--detections" in line
 
@@ -108,8 +111,19 @@ def test_dropped_stream_finishes_that_camera_and_keeps_the_others_then_exits_11(
     no_dets.write_text("")
     cfg = tmp_path / "fast_reconnect.yaml"
     cfg.write_text("reconnect_attempts: 2\nreconnect_backoff: 0.01\n")
-    code, err = run_cli(capsys, "--sources", video, "rtsp://127.0.0.1:9/x", "--detections", det, no_dets,
-                        "--config", cfg, "--output", out)
+    code, err = run_cli(
+        capsys,
+        "--sources",
+        video,
+        "rtsp://127.0.0.1:9/x",
+        "--detections",
+        det,
+        no_dets,
+        "--config",
+        cfg,
+        "--output",
+        out,
+    )
     assert code == 11, err  # the lost camera is the exit code (issue 9 item 11), after every output is written
     assert "rtsp://127.0.0.1:9/x (cam1) did not come back" in one_line_error(err)
     warnings = [s for s in err.splitlines() if s.startswith("reidpipe: warning:")]
@@ -138,8 +152,9 @@ def test_run_where_no_source_ever_delivers_a_frame_fails_with_empty_outputs(tmp_
     cfg = tmp_path / "fast_reconnect.yaml"
     cfg.write_text("reconnect_attempts: 1\nreconnect_backoff: 0.01\n")
     out = tmp_path / "o"
-    code, err = run_cli(capsys, "--sources", "rtsp://127.0.0.1:9/x", "--detections", no_dets, "--config", cfg,
-                        "--output", out)
+    code, err = run_cli(
+        capsys, "--sources", "rtsp://127.0.0.1:9/x", "--detections", no_dets, "--config", cfg, "--output", out
+    )
     line = one_line_error(err)
     assert code == 4 and "no frame" in line and "rtsp://127.0.0.1:9/x" in line
     assert len([s for s in err.splitlines() if "warning" in s]) == 1  # the stream's own warning

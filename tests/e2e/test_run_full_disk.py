@@ -25,8 +25,7 @@ def _mount_tmpfs(folder: Path) -> bool:
     if os.geteuid() != 0 or not shutil.which("mount"):
         return False
     folder.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={LIMIT}", "tmpfs", str(folder)],
-                         capture_output=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={LIMIT}", "tmpfs", str(folder)], capture_output=True)
     return res.returncode == 0
 
 
@@ -77,8 +76,22 @@ def test_full_disk_during_run_is_exit_6_with_complete_event_lines(tmp_path, smal
     video, _ = render_walker(tmp_path, "long", n=8000)
     det = many_short_tracks(tmp_path, 8000)
     out = small_disk / "o"
-    code = main(["run", "--no-progress", "--sources", str(video), "--detections", str(det), "--reid", "hist",
-                 "--track-lost-frames", "1", "--output", str(out)])
+    code = main(
+        [
+            "run",
+            "--no-progress",
+            "--sources",
+            str(video),
+            "--detections",
+            str(det),
+            "--reid",
+            "hist",
+            "--track-lost-frames",
+            "1",
+            "--output",
+            str(out),
+        ]
+    )
     err = capfd.readouterr().err
     assert code == 6, err
     line = one_line_error(err)

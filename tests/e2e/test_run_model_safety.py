@@ -57,8 +57,12 @@ def test_a_real_ultralytics_checkpoint_passes_the_allow_list(yolo_checkpoint, tm
 
     extra = tmp_path / "trainer_like.pt"
     ckpt = torch.load(yolo_checkpoint, weights_only=False)
-    ckpt.update(best_fitness=np.float64(0.5), train_args={"data": Path("/d"), "classes": {0}},
-                args=IterableSimpleNamespace(imgsz=640), metrics=np.zeros(3))
+    ckpt.update(
+        best_fitness=np.float64(0.5),
+        train_args={"data": Path("/d"), "classes": {0}},
+        args=IterableSimpleNamespace(imgsz=640),
+        metrics=np.zeros(3),
+    )
     torch.save(ckpt, extra)
     assert unsafe_globals(extra) == []
 
@@ -102,10 +106,13 @@ def test_trust_weights_loads_a_legacy_format_ultralytics_model(tmp_path, yolo_ch
 
 
 @needs_models
-@pytest.mark.parametrize("flags,code,named", [
-    (["--reid-weights", YOLOX], 8, "not one embedding per crop"),
-    (["--reid-weights", OSNET, "--reid-input-size", "128", "64"], 2, "--reid-input-size 128 64"),
-])
+@pytest.mark.parametrize(
+    "flags,code,named",
+    [
+        (["--reid-weights", YOLOX], 8, "not one embedding per crop"),
+        (["--reid-weights", OSNET, "--reid-input-size", "128", "64"], 2, "--reid-input-size 128 64"),
+    ],
+)
 def test_wrong_reid_model_is_refused(tmp_path, capsys, walker, flags, code, named):
     video, det = walker
     got, err = run_cli(capsys, "--sources", video, "--detections", det, *flags, "--output", tmp_path / "o")
@@ -114,11 +121,14 @@ def test_wrong_reid_model_is_refused(tmp_path, capsys, walker, flags, code, name
 
 
 @needs_models
-@pytest.mark.parametrize("flags,named", [
-    (["--detector", OSNET], "not a detector head"),
-    (["--detector", "EMPTY"], "no graph outputs"),
-    (["--detector", YOLOX, "--detector-kind", "ultralytics"], "--detector-kind yolox"),
-])
+@pytest.mark.parametrize(
+    "flags,named",
+    [
+        (["--detector", OSNET], "not a detector head"),
+        (["--detector", "EMPTY"], "no graph outputs"),
+        (["--detector", YOLOX, "--detector-kind", "ultralytics"], "--detector-kind yolox"),
+    ],
+)
 def test_wrong_detector_model_is_refused(tmp_path, capsys, walker, flags, named):
     video, _ = walker
     empty = tmp_path / "empty.onnx"
@@ -134,10 +144,20 @@ def test_checkpoint_with_ill_typed_metadata_is_exit_8_in_run_and_export(tmp_path
 
     video, det = walker
     ckpt = tmp_path / "ten.pt"
-    torch.save({"format": FORMAT, "variant": "clipreid", "num_classes": "ten", "state_dict": {},
-                "input_size": [256, 128], "embed_dim": 512}, ckpt)
-    code, err = run_cli(capsys, "--sources", video, "--detections", det, "--reid-weights", ckpt,
-                        "--output", tmp_path / "o")
+    torch.save(
+        {
+            "format": FORMAT,
+            "variant": "clipreid",
+            "num_classes": "ten",
+            "state_dict": {},
+            "input_size": [256, 128],
+            "embed_dim": 512,
+        },
+        ckpt,
+    )
+    code, err = run_cli(
+        capsys, "--sources", video, "--detections", det, "--reid-weights", ckpt, "--output", tmp_path / "o"
+    )
     assert code == 8 and "num_classes='ten'" in one_line_error(err)
     code = main(["export", "--weights", str(ckpt), "--output", str(tmp_path / "m.onnx")])
     assert code == 8 and "num_classes='ten'" in one_line_error(capsys.readouterr().err)

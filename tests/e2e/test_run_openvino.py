@@ -27,9 +27,22 @@ TWIN = DATA / "mtmc" / "twin_2cam"
 def test_run_with_the_omz_openvino_model_on_a_real_clip(tmp_path, capsys):
     out = tmp_path / "out"
     cams = ("cam1", "cam2")
-    code = main(["run", "--sources", *(str(TWIN / f"{c}.mp4") for c in cams),
-                 "--detections", *(str(TWIN / f"{c}_det.txt") for c in cams), "--max-frames", "150",
-                 "--reid-weights", str(OMZ), "--output", str(out), "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--sources",
+            *(str(TWIN / f"{c}.mp4") for c in cams),
+            "--detections",
+            *(str(TWIN / f"{c}_det.txt") for c in cams),
+            "--max-frames",
+            "150",
+            "--reid-weights",
+            str(OMZ),
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     data = read_trajectories(out / "trajectories.json")
     assert data["identities"]
@@ -71,8 +84,9 @@ def test_an_ir_without_its_bin_is_named_with_exit_3(tmp_path, capsys):
     video, det = tiny_video(tmp_path / "v.mp4")
     xml = tiny_ir(tmp_path / "reid.xml")
     xml.with_suffix(".bin").unlink()
-    code, line = run_error(capsys, "--sources", video, "--detections", det, "--reid-weights", xml,
-                           "--output", tmp_path / "out")
+    code, line = run_error(
+        capsys, "--sources", video, "--detections", det, "--reid-weights", xml, "--output", tmp_path / "out"
+    )
     assert code == 3 and "reid.bin" in line
 
 
@@ -81,6 +95,7 @@ def test_a_corrupt_ir_is_a_model_error_with_exit_8(tmp_path, capsys):
     xml = tmp_path / "reid.xml"
     xml.write_text("<net><layers>not an IR")
     xml.with_suffix(".bin").write_bytes(b"\0" * 16)
-    code, line = run_error(capsys, "--sources", video, "--detections", det, "--reid-weights", xml,
-                           "--output", tmp_path / "out")
+    code, line = run_error(
+        capsys, "--sources", video, "--detections", det, "--reid-weights", xml, "--output", tmp_path / "out"
+    )
     assert code == 8 and "reid.xml" in line

@@ -20,9 +20,23 @@ def scene(tmp_path_factory):
 
 def run(scene, out, *flags):
     cams = scene["cameras"]
-    code = main(["run", "--sources", *(str(scene["videos"][c]) for c in cams), "--names", *cams,
-                 "--detections", *(str(scene["det"][c]) for c in cams), "--reid", "hist", "--output", str(out),
-                 "--no-progress", *flags])
+    code = main(
+        [
+            "run",
+            "--sources",
+            *(str(scene["videos"][c]) for c in cams),
+            "--names",
+            *cams,
+            "--detections",
+            *(str(scene["det"][c]) for c in cams),
+            "--reid",
+            "hist",
+            "--output",
+            str(out),
+            "--no-progress",
+            *flags,
+        ]
+    )
     assert code == 0
     return read_trajectories(out / "trajectories.json")
 
@@ -31,14 +45,17 @@ def travellers(data) -> int:
     return sum(len(i["cameras"]) == 2 for i in data["identities"])
 
 
-@pytest.mark.parametrize("tracker, hota_cam1, idf1", [
-    ("bytetrack", 0.866, 0.980),
-    ("sort", 0.866, 0.980),
-    ("botsort", 0.838, 0.959),
-    # OC-SORT's observation-centric recovery hands a track that left at the right edge to the next
-    # person entering there within the lost-track buffer: fewer, merged tracks on this scene
-    ("ocsort", 0.677, 0.561),
-])
+@pytest.mark.parametrize(
+    "tracker, hota_cam1, idf1",
+    [
+        ("bytetrack", 0.866, 0.980),
+        ("sort", 0.866, 0.980),
+        ("botsort", 0.838, 0.959),
+        # OC-SORT's observation-centric recovery hands a track that left at the right edge to the next
+        # person entering there within the lost-track buffer: fewer, merged tracks on this scene
+        ("ocsort", 0.677, 0.561),
+    ],
+)
 def test_each_tracker_runs_end_to_end(tmp_path, capsys, scene, tracker, hota_cam1, idf1):
     data = run(scene, tmp_path / tracker, "--tracker", tracker, "--non-overlapping", "--refine")
     capsys.readouterr()
@@ -49,14 +66,16 @@ def test_each_tracker_runs_end_to_end(tmp_path, capsys, scene, tracker, hota_cam
     assert data["identities"]
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--transit", "cam1:cam2:1:5"], 3),  # the true transit is inside the window: all three linked
-    (["--transit", "cam1:cam2:20:30"], 0),  # no transit that long: no cross-camera link is allowed
-    (["--offsets", "0", "100", "--transit", "cam1:cam2:101:106"], 3),  # cam2's clock 100 s ahead
-    (["--offsets", "0", "100", "--transit", "cam1:cam2:1:5"], 0),
-])
-def test_transit_windows_and_offsets_decide_which_cross_camera_links_exist(tmp_path, capsys, scene, flags,
-                                                                            expected):
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--transit", "cam1:cam2:1:5"], 3),  # the true transit is inside the window: all three linked
+        (["--transit", "cam1:cam2:20:30"], 0),  # no transit that long: no cross-camera link is allowed
+        (["--offsets", "0", "100", "--transit", "cam1:cam2:101:106"], 3),  # cam2's clock 100 s ahead
+        (["--offsets", "0", "100", "--transit", "cam1:cam2:1:5"], 0),
+    ],
+)
+def test_transit_windows_and_offsets_decide_which_cross_camera_links_exist(tmp_path, capsys, scene, flags, expected):
     data = run(scene, tmp_path / "o", "--non-overlapping", "--refine", *flags)
     capsys.readouterr()
     assert travellers(data) == expected
@@ -81,8 +100,23 @@ def test_online_links_without_refine_and_non_overlapping_rule(tmp_path, capsys, 
 
 def test_malformed_transit_names_the_flag(tmp_path, capsys, scene):
     cams = scene["cameras"]
-    code = main(["run", "--sources", *(str(scene["videos"][c]) for c in cams), "--names", *cams,
-                 "--detections", *(str(scene["det"][c]) for c in cams), "--reid", "hist",
-                 "--transit", "cam1:cam2:5", "--output", str(tmp_path / "o"), "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--sources",
+            *(str(scene["videos"][c]) for c in cams),
+            "--names",
+            *cams,
+            "--detections",
+            *(str(scene["det"][c]) for c in cams),
+            "--reid",
+            "hist",
+            "--transit",
+            "cam1:cam2:5",
+            "--output",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--transit 'cam1:cam2:5'" in err and "CAM_A:CAM_B:MIN_SECONDS:MAX_SECONDS" in err

@@ -18,8 +18,20 @@ def walker(tmp_path_factory):
 
 
 def run(capsys, video, det, out):
-    code = main(["run", "--no-progress", "--sources", str(video), "--detections", str(det), "--reid", "hist",
-                 "--output", str(out)])
+    code = main(
+        [
+            "run",
+            "--no-progress",
+            "--sources",
+            str(video),
+            "--detections",
+            str(det),
+            "--reid",
+            "hist",
+            "--output",
+            str(out),
+        ]
+    )
     return code, capsys.readouterr().err
 
 
@@ -36,8 +48,13 @@ def test_rows_that_do_not_fit_the_frame_are_dropped_or_clipped_with_one_warning(
         "7,-1,-5,14,25,87,0.9",  # partly outside: clipped
     ]
     first_bad = len(good) + 2  # after the BOM'd comment line and the good rows
-    text = "\ufeff# det.txt with a BOM, tabs and a \xff byte in this comment\n" + "\n".join(
-        r.replace(",", "\t") for r in good) + "\n" + "\n".join(bad_rows) + "\n"
+    text = (
+        "\ufeff# det.txt with a BOM, tabs and a \xff byte in this comment\n"
+        + "\n".join(r.replace(",", "\t") for r in good)
+        + "\n"
+        + "\n".join(bad_rows)
+        + "\n"
+    )
     bad = tmp_path / "det.txt"
     bad.write_bytes(text.encode("utf-8").replace("\xff".encode(), b"\xff"))
     code, err = run(capsys, video, bad, tmp_path / "o")

@@ -29,8 +29,9 @@ OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"
 def identities(out: Path) -> list:
     """Each identity as its id and its tracks (camera, track, number of points)."""
     data = read_trajectories(out / "trajectories.json")
-    return [(i["id"], sorted((t["camera"], t["track"], len(t["points"])) for t in i["tracks"]))
-            for i in data["identities"]]
+    return [
+        (i["id"], sorted((t["camera"], t["track"], len(t["points"])) for t in i["tracks"])) for i in data["identities"]
+    ]
 
 
 def events(out: Path) -> list[dict]:
@@ -54,11 +55,33 @@ def test_demo_gives_the_same_identities_on_both_engines(tmp_path, local_ray, mon
 @pytest.mark.real_data
 @pytest.mark.skipif(not (TWIN.is_dir() and OSNET.is_file()), reason="../shared/data (twin_2cam, OSNet) absent")
 def test_twin_with_public_detections_gives_the_same_identities_on_both_engines(tmp_path, local_ray, capsys):
-    args = ["--sources", TWIN / "cam1.mp4", TWIN / "cam2.mp4", "--detections", TWIN / "cam1_det.txt",
-            TWIN / "cam2_det.txt", "--reid-weights", OSNET]
+    args = [
+        "--sources",
+        TWIN / "cam1.mp4",
+        TWIN / "cam2.mp4",
+        "--detections",
+        TWIN / "cam1_det.txt",
+        TWIN / "cam2_det.txt",
+        "--reid-weights",
+        OSNET,
+    ]
     assert main(["run", "--no-progress", *map(str, args), "--output", str(tmp_path / "local")]) == 0
-    assert main(["run", "--no-progress", *map(str, args), "--output", str(tmp_path / "ray"), "--engine", "ray",
-                 "--cameras-per-worker", "2"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--no-progress",
+                *map(str, args),
+                "--output",
+                str(tmp_path / "ray"),
+                "--engine",
+                "ray",
+                "--cameras-per-worker",
+                "2",
+            ]
+        )
+        == 0
+    )
     local, ray = identities(tmp_path / "local"), identities(tmp_path / "ray")
     assert len(local) > 20 and any(len({c for c, _, _ in tracks}) == 2 for _, tracks in local)
     assert ray == local
@@ -85,8 +108,26 @@ def test_a_killed_worker_ends_its_camera_and_the_others_go_on(tmp_path, local_ra
 
     killer = threading.Thread(target=kill_long_worker, daemon=True)
     killer.start()
-    code = main(["run", "--no-progress", "--engine", "ray", "--sources", str(short), str(long), "--detections",
-                 str(det_s), str(det_l), "--reid", "hist", "--track-lost-frames", "3000", "--output", str(out)])
+    code = main(
+        [
+            "run",
+            "--no-progress",
+            "--engine",
+            "ray",
+            "--sources",
+            str(short),
+            str(long),
+            "--detections",
+            str(det_s),
+            str(det_l),
+            "--reid",
+            "hist",
+            "--track-lost-frames",
+            "3000",
+            "--output",
+            str(out),
+        ]
+    )
     killer.join(5)
     err = capsys.readouterr().err
     assert killed and code == 12, err
@@ -105,8 +146,24 @@ def test_a_worker_that_cannot_open_its_source_fails_as_in_process(tmp_path, loca
     missing = tmp_path / "nowhere" / "cam2.mp4"
     errs = {}
     for engine in ("local", "ray"):
-        code = main(["run", "--no-progress", "--engine", engine, "--sources", str(video), str(missing),
-                     "--detections", str(det), str(det), "--reid", "hist", "--output", str(tmp_path / engine)])
+        code = main(
+            [
+                "run",
+                "--no-progress",
+                "--engine",
+                engine,
+                "--sources",
+                str(video),
+                str(missing),
+                "--detections",
+                str(det),
+                str(det),
+                "--reid",
+                "hist",
+                "--output",
+                str(tmp_path / engine),
+            ]
+        )
         assert code == 3
         errs[engine] = one_line_error(capsys.readouterr().err)
     assert errs["ray"] == errs["local"] and str(missing) in errs["ray"]
@@ -115,8 +172,24 @@ def test_a_worker_that_cannot_open_its_source_fails_as_in_process(tmp_path, loca
 def test_a_cluster_without_the_resources_asked_is_one_line(tmp_path, local_ray, capsys):
     video, det = render_walker(tmp_path, "lobby", n=10)
     t0 = time.time()
-    code = main(["run", "--no-progress", "--engine", "ray", "--worker-gpus", "1", "--sources", str(video),
-                 "--detections", str(det), "--reid", "hist", "--output", str(tmp_path / "o")])
+    code = main(
+        [
+            "run",
+            "--no-progress",
+            "--engine",
+            "ray",
+            "--worker-gpus",
+            "1",
+            "--sources",
+            str(video),
+            "--detections",
+            str(det),
+            "--reid",
+            "hist",
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 13 and time.time() - t0 < 30
     msg = one_line_error(capsys.readouterr().err)
     assert "1 CPU + 1 GPU" in msg and "2 CPU" in msg
@@ -129,14 +202,33 @@ def test_ray_flags_need_the_ray_engine(tmp_path, capsys):
 
 def _reidpipe(*args: str, **kw) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "reidpipe", *args], stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=env, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "reidpipe", *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )
 
 
 def test_an_unreachable_ray_address_is_one_line_not_a_hang(tmp_path):
     video, det = render_walker(tmp_path, "lobby", n=10)
-    proc = _reidpipe("run", "--engine", "ray", "--ray-address", "127.0.0.1:9", "--sources", str(video),
-                     "--detections", str(det), "--reid", "hist", "--output", str(tmp_path / "o"))
+    proc = _reidpipe(
+        "run",
+        "--engine",
+        "ray",
+        "--ray-address",
+        "127.0.0.1:9",
+        "--sources",
+        str(video),
+        "--detections",
+        str(det),
+        "--reid",
+        "hist",
+        "--output",
+        str(tmp_path / "o"),
+    )
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 13
     assert "127.0.0.1:9" in one_line_error(err) and "no Ray cluster answers" in err
@@ -145,8 +237,22 @@ def test_an_unreachable_ray_address_is_one_line_not_a_hang(tmp_path):
 def test_ctrl_c_on_the_driver_finalises_with_everything_seen(tmp_path):
     video, det = render_walker(tmp_path, "long", n=8000)
     out = tmp_path / "o"
-    proc = _reidpipe("run", "--engine", "ray", "--sources", str(video), "--detections", str(det), "--reid", "hist",
-                     "--output", str(out), "--no-progress", "--track-lost-frames", "3000")
+    proc = _reidpipe(
+        "run",
+        "--engine",
+        "ray",
+        "--sources",
+        str(video),
+        "--detections",
+        str(det),
+        "--reid",
+        "hist",
+        "--output",
+        str(out),
+        "--no-progress",
+        "--track-lost-frames",
+        "3000",
+    )
     log = out / "events.jsonl"
     deadline = time.time() + 120  # starts its own local Ray
     while time.time() < deadline and proc.poll() is None:

@@ -17,20 +17,41 @@ VIDEO = DATA / "videos" / "one-by-one-person-detection.mp4"
 YOLOX = DATA / "models" / "yolox_nano.onnx"
 OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"
 
-pytestmark = [pytest.mark.real_data,
-              pytest.mark.skipif(not (VIDEO.exists() and YOLOX.exists() and OSNET.exists()),
-                                 reason="../shared/data (real video and models) is absent")]
+pytestmark = [
+    pytest.mark.real_data,
+    pytest.mark.skipif(
+        not (VIDEO.exists() and YOLOX.exists() and OSNET.exists()),
+        reason="../shared/data (real video and models) is absent",
+    ),
+]
 
 
 def test_real_video_yields_valid_trajectories_with_the_people_in_it(tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["run", "--sources", str(VIDEO), "--names", "office", "--max-frames", "220",
-                 "--detector", str(YOLOX), "--reid-weights", str(OSNET), "--output", str(out),
-                 "--save-mot", "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--sources",
+            str(VIDEO),
+            "--names",
+            "office",
+            "--max-frames",
+            "220",
+            "--detector",
+            str(YOLOX),
+            "--reid-weights",
+            str(OSNET),
+            "--output",
+            str(out),
+            "--save-mot",
+            "--no-progress",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     data = read_trajectories(out / "trajectories.json")
-    assert data["sources"] == [{"camera": "office", "uri": str(VIDEO), "fps": 10.0, "width": 768, "height": 432,
-                                "frames": 1394}]
+    assert data["sources"] == [
+        {"camera": "office", "uri": str(VIDEO), "fps": 10.0, "width": 768, "height": 432, "frames": 1394}
+    ]
     tracks = [t for i in data["identities"] for t in i["tracks"]]
     # the first person walks in at about frame 64 (6.4 s) and stays in view until ~frame 190
     assert data["identities"] and data["identities"][0]["id"] == 1
@@ -55,8 +76,22 @@ def test_real_video_keeps_the_six_people_apart(tmp_path, capsys):
     """The whole video (every 2nd frame): six different people walk in one at a time. Each must come out
     as one track and one identity, first seen when they walk in (times read off the footage)."""
     out = tmp_path / "out"
-    code = main(["run", "--sources", str(VIDEO), "--stride", "2", "--detector", str(YOLOX),
-                 "--reid-weights", str(OSNET), "--output", str(out), "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--sources",
+            str(VIDEO),
+            "--stride",
+            "2",
+            "--detector",
+            str(YOLOX),
+            "--reid-weights",
+            str(OSNET),
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     data = read_trajectories(out / "trajectories.json")
     long = [i for i in data["identities"] if sum(len(t["points"]) for t in i["tracks"]) >= 20]
@@ -79,9 +114,25 @@ def test_real_footage_from_an_rtsp_camera(tmp_path, capsys, rtsp_camera):
     cfg = tmp_path / "fast_reconnect.yaml"
     cfg.write_text("reconnect_attempts: 1\nreconnect_backoff: 0.05\n")
     out = tmp_path / "out"
-    code = main(["run", "--sources", camera.url, "--names", "door", "--detector", str(YOLOX),
-                 "--reid-weights", str(OSNET), "--config", str(cfg), "--output", str(out), "--save-video",
-                 "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--sources",
+            camera.url,
+            "--names",
+            "door",
+            "--detector",
+            str(YOLOX),
+            "--reid-weights",
+            str(OSNET),
+            "--config",
+            str(cfg),
+            "--output",
+            str(out),
+            "--save-video",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 11, err
     assert f"{camera.url} (door) did not come back" in err
@@ -107,6 +158,6 @@ def test_real_footage_from_an_rtsp_camera(tmp_path, capsys, rtsp_camera):
     x1, y1, x2, y2 = (int(v) for v in p["bbox"])
     owner = next(i["id"] for i in data["identities"] if longest in i["tracks"])
     expected = np.asarray(sv.ColorPalette.DEFAULT.by_idx(owner).as_bgr())
-    edge = np.median(img[y1 + 20:y2 - 5, max(x1, 0)].astype(int), axis=0)  # the box's left side
+    edge = np.median(img[y1 + 20 : y2 - 5, max(x1, 0)].astype(int), axis=0)  # the box's left side
     assert np.abs(edge - expected).max() <= 30, (edge, expected)
     assert not list(out.glob(".*raw*"))  # the raw recording is removed once annotated

@@ -25,10 +25,30 @@ def long_walker(tmp_path_factory):
 
 def start_run(video: Path, det: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "reidpipe", "run", "--sources", str(video), "--detections",
-                             str(det), "--reid", "hist", "--output", str(out), "--no-progress",
-                             "--track-lost-frames", "3000", *extra],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reidpipe",
+            "run",
+            "--sources",
+            str(video),
+            "--detections",
+            str(det),
+            "--reid",
+            "hist",
+            "--output",
+            str(out),
+            "--no-progress",
+            "--track-lost-frames",
+            "3000",
+            *extra,
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def wait_until_tracking(proc: subprocess.Popen, out: Path) -> None:

@@ -21,32 +21,55 @@ from reidpipe.pipeline.score import score
 MTMC = DATA / "mtmc"
 OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"
 
-pytestmark = [pytest.mark.real_data,
-              pytest.mark.skipif(not (MTMC.is_dir() and OSNET.exists()),
-                                 reason="../shared/data (mtmc twins, OSNet model) is absent")]
+pytestmark = [
+    pytest.mark.real_data,
+    pytest.mark.skipif(
+        not (MTMC.is_dir() and OSNET.exists()), reason="../shared/data (mtmc twins, OSNet model) is absent"
+    ),
+]
 
 
 def twin_files(twin: str):
     folder = MTMC / twin
     cams = sorted(p.stem for p in folder.glob("cam?.mp4"))
-    return (cams, [str(folder / f"{c}.mp4") for c in cams], [str(folder / f"{c}_det.txt") for c in cams],
-            {c: folder / f"{c}_gt.txt" for c in cams})
+    return (
+        cams,
+        [str(folder / f"{c}.mp4") for c in cams],
+        [str(folder / f"{c}_det.txt") for c in cams],
+        {c: folder / f"{c}_gt.txt" for c in cams},
+    )
 
 
 def run_twin(twin: str, out: Path, *flags: str):
     cams, videos, dets, gt = twin_files(twin)
-    code = main(["run", "--sources", *videos, "--detections", *dets, "--reid-weights", str(OSNET),
-                 "--output", str(out), "--no-progress", *flags])
+    code = main(
+        [
+            "run",
+            "--sources",
+            *videos,
+            "--detections",
+            *dets,
+            "--reid-weights",
+            str(OSNET),
+            "--output",
+            str(out),
+            "--no-progress",
+            *flags,
+        ]
+    )
     assert code == 0
     return read_trajectories(out / "trajectories.json"), score(out / "trajectories.json", gt)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("twin, mota, idf1, link_f1", [
-    ("twin_2cam", {"cam1": 0.97, "cam2": 0.97}, 0.88, 0.90),
-    ("twin_3cam", {"cam1": 0.95, "cam2": 0.98, "cam3": 0.96}, 0.86, 0.87),
-    ("twin_overlap", {"cam1": 0.97, "cam2": 0.96}, 0.92, 0.89),
-])
+@pytest.mark.parametrize(
+    "twin, mota, idf1, link_f1",
+    [
+        ("twin_2cam", {"cam1": 0.97, "cam2": 0.97}, 0.88, 0.90),
+        ("twin_3cam", {"cam1": 0.95, "cam2": 0.98, "cam3": 0.96}, 0.86, 0.87),
+        ("twin_overlap", {"cam1": 0.97, "cam2": 0.96}, 0.92, 0.89),
+    ],
+)
 def test_default_flags_track_and_link_the_people(tmp_path, capsys, twin, mota, idf1, link_f1):
     """Default flags on recordings: offline decisions calibrated from the run (refine=auto)."""
     data, res = run_twin(twin, tmp_path / "out", "--save-mot")
@@ -105,8 +128,23 @@ def test_ablation_tells_whether_reid_helps(tmp_path, capsys):
 
     cams, videos, dets, gt = twin_files("twin_2cam")
     out = tmp_path / "ablation.json"
-    code = main(["bench", "--ablation", "--sources", *videos, "--detections", *dets, "--reid-weights", str(OSNET),
-                 "--gt", *(str(gt[c]) for c in cams), "--output", str(out), "--no-progress"])
+    code = main(
+        [
+            "bench",
+            "--ablation",
+            "--sources",
+            *videos,
+            "--detections",
+            *dets,
+            "--reid-weights",
+            str(OSNET),
+            "--gt",
+            *(str(gt[c]) for c in cams),
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "linker ablation" in printed
     rows = {r["variant"]: r for r in json.loads(out.read_text())["variants"]}

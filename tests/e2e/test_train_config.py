@@ -15,14 +15,28 @@ PAPER_VARIANTS = ["clipreid", "mscsa_tgi", "can_cma", "pivl", "mfa"]
 
 def test_every_variant_and_dataset_has_a_config():
     assert set(PAPER_VARIANTS) <= set(available("variants"))
-    assert {"market1501", "dukemtmcreid", "msmt17", "cuhk03_labeled", "cuhk03_detected", "occluded_duke",
-            "partial_reid", "partial_ilids", "custom"} <= set(available("datasets"))
+    assert {
+        "market1501",
+        "dukemtmcreid",
+        "msmt17",
+        "cuhk03_labeled",
+        "cuhk03_detected",
+        "occluded_duke",
+        "partial_reid",
+        "partial_ilids",
+        "custom",
+    } <= set(available("datasets"))
 
 
 def test_published_hyperparameters():
     can = load_config("can_cma", "msmt17")
     s1, s2 = can["stages"]
-    assert (s1["name"], s1["epochs"], s1["optimizer"]["lr"], s1["schedule"]["name"]) == ("prompt", 120, 3.5e-4, "cosine")
+    assert (s1["name"], s1["epochs"], s1["optimizer"]["lr"], s1["schedule"]["name"]) == (
+        "prompt",
+        120,
+        3.5e-4,
+        "cosine",
+    )
     assert s1["schedule"]["warmup_epochs"] == 10 and s1["schedule"]["min_lr"] == 1e-6
     assert s1["optimizer"]["weight_decay"] == 1e-4 and s1["augment"] == {"flip": 0.0, "pad": 0, "erasing": 0.0}
     assert (s2["epochs"], s2["optimizer"]["lr"], s2["schedule"]["milestones"]) == (60, 5e-6, [30, 50])
@@ -38,20 +52,35 @@ def test_published_hyperparameters():
 
 
 def test_set_overrides_are_yaml_typed_and_address_stages():
-    cfg = load_config("clipreid", "market1501", ["stages.*.epochs=2", "stages.image.optimizer.lr=1e-5",
-                                                 "data.input_size=[64, 32]", "model.options.tiny=true",
-                                                 "stages.0.losses.i2t_contrastive.weight=0.5", "amp=false"])
+    cfg = load_config(
+        "clipreid",
+        "market1501",
+        [
+            "stages.*.epochs=2",
+            "stages.image.optimizer.lr=1e-5",
+            "data.input_size=[64, 32]",
+            "model.options.tiny=true",
+            "stages.0.losses.i2t_contrastive.weight=0.5",
+            "amp=false",
+        ],
+    )
     assert [s["epochs"] for s in cfg["stages"]] == [2, 2]
     assert cfg["stages"][1]["optimizer"]["lr"] == 1e-5 and cfg["data"]["input_size"] == [64, 32]
     assert cfg["model"]["options"] == {"tiny": True} and cfg["amp"] is False
     assert cfg["stages"][0]["losses"] == {"i2t_contrastive": {"weight": 0.5}}
 
 
-@pytest.mark.parametrize("item,needle", [("stages.*.epoch=2", "stages.*.epoch"), ("optimiser.lr=1", "optimiser"),
-                                         ("data.inputsize=[1,2]", "data.inputsize"),
-                                         ("stages.nope.epochs=1", "no stage named 'nope'"),
-                                         ("stages.*.optimizer.lrr=1", "stages.*.optimizer.lrr"),
-                                         ("seed", "key=value")])
+@pytest.mark.parametrize(
+    "item,needle",
+    [
+        ("stages.*.epoch=2", "stages.*.epoch"),
+        ("optimiser.lr=1", "optimiser"),
+        ("data.inputsize=[1,2]", "data.inputsize"),
+        ("stages.nope.epochs=1", "no stage named 'nope'"),
+        ("stages.*.optimizer.lrr=1", "stages.*.optimizer.lrr"),
+        ("seed", "key=value"),
+    ],
+)
 def test_unknown_keys_are_rejected(item, needle):
     with pytest.raises(ConfigError, match=needle.replace("*", r"\*").replace(".", r"\.")):
         load_config("mfa", "market1501", [item])
@@ -60,15 +89,29 @@ def test_unknown_keys_are_rejected(item, needle):
 def test_unknown_key_in_a_config_file(tmp_path, capsys):
     f = tmp_path / "mine.yaml"
     f.write_text(yaml.safe_dump({"data": {"workerz": 2}}))
-    rc = cli(["train", "--variant", "mfa", "--dataset", "market1501", "--data-root", str(tmp_path),
-              "--config", str(f)])
+    rc = cli(["train", "--variant", "mfa", "--dataset", "market1501", "--data-root", str(tmp_path), "--config", str(f)])
     assert rc == 10 and "data.workerz" in capsys.readouterr().err
     assert cli(["train", "--variant", "nope", "--dataset", "market1501", "--data-root", str(tmp_path)]) == 10
 
 
 def test_print_config(tmp_path, capsys):
-    assert cli(["train", "--variant", "mfa", "--dataset", "market1501", "--data-root", str(tmp_path),
-                "--set", "stages.main.epochs=3", "--print-config"]) == 0
+    assert (
+        cli(
+            [
+                "train",
+                "--variant",
+                "mfa",
+                "--dataset",
+                "market1501",
+                "--data-root",
+                str(tmp_path),
+                "--set",
+                "stages.main.epochs=3",
+                "--print-config",
+            ]
+        )
+        == 0
+    )
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["stages"][0]["epochs"] == 3 and cfg["data"]["root"] == str(tmp_path)
 
@@ -80,8 +123,9 @@ def test_schedules():
     assert lr_at(ms, 1.0, 70, 120) == pytest.approx(0.01)
     cos = {"name": "cosine", "warmup_epochs": 5, "warmup_lr": 1e-5, "min_lr": 1e-6}
     assert lr_at(cos, 3.5e-4, 0, 120) == pytest.approx(1e-5)
-    assert lr_at(cos, 3.5e-4, 5, 120) == pytest.approx(1e-6 + 0.5 * (3.5e-4 - 1e-6) * (1 + __import__("math").cos(
-        __import__("math").pi * 5 / 120)))
+    assert lr_at(cos, 3.5e-4, 5, 120) == pytest.approx(
+        1e-6 + 0.5 * (3.5e-4 - 1e-6) * (1 + __import__("math").cos(__import__("math").pi * 5 / 120))
+    )
     assert lr_at(cos, 3.5e-4, 120, 120) == pytest.approx(1e-6)
 
 
@@ -89,6 +133,21 @@ def test_train_on_a_test_only_dataset_is_a_dataset_error(tmp_path, capsys):
     from reidpipe.reid.datasets.synthetic import write_dataset
 
     write_dataset("partial_ilids", tmp_path, ids=0, test_ids=2, size=(16, 8))
-    rc = cli(["train", "--variant", "mfa", "--dataset", "partial_ilids", "--data-root", str(tmp_path),
-              "--output", str(tmp_path / "run"), "--set", "model.pretrained=false", "--set", "model.options.tiny=true"])
+    rc = cli(
+        [
+            "train",
+            "--variant",
+            "mfa",
+            "--dataset",
+            "partial_ilids",
+            "--data-root",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "run"),
+            "--set",
+            "model.pretrained=false",
+            "--set",
+            "model.options.tiny=true",
+        ]
+    )
     assert rc == 9 and "no training split" in capsys.readouterr().err

@@ -13,10 +13,30 @@ import torch
 from reidpipe.cli import main as cli
 from reidpipe.reid.datasets.synthetic import write_dataset
 
-TINY = ["--set", "model.pretrained=false", "--set", "model.options.tiny=true", "--set", "data.workers=0",
-        "--set", "stages.*.p=2", "--set", "stages.*.k=2", "--set", "log.progress=false",
-        "--set", "log.tensorboard=false", "--set", "device=cpu", "--set", "stages.*.eval=false",
-        "--set", "stages.*.epochs=2", "--set", "stages.*.schedule.warmup_epochs=1"]
+TINY = [
+    "--set",
+    "model.pretrained=false",
+    "--set",
+    "model.options.tiny=true",
+    "--set",
+    "data.workers=0",
+    "--set",
+    "stages.*.p=2",
+    "--set",
+    "stages.*.k=2",
+    "--set",
+    "log.progress=false",
+    "--set",
+    "log.tensorboard=false",
+    "--set",
+    "device=cpu",
+    "--set",
+    "stages.*.eval=false",
+    "--set",
+    "stages.*.epochs=2",
+    "--set",
+    "stages.*.schedule.warmup_epochs=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +46,21 @@ def market(tmp_path_factory):
 
 
 def _train(market, run, *extra):
-    return cli(["train", "--variant", "mfa", "--dataset", "market1501", "--data-root", str(market),
-                "--output", str(run), *TINY, *extra])
+    return cli(
+        [
+            "train",
+            "--variant",
+            "mfa",
+            "--dataset",
+            "market1501",
+            "--data-root",
+            str(market),
+            "--output",
+            str(run),
+            *TINY,
+            *extra,
+        ]
+    )
 
 
 def test_resume_is_exact(market, tmp_path):
@@ -45,13 +78,29 @@ def test_resume_is_exact(market, tmp_path):
     for k in a["loss_set"]:  # center-loss centers too
         assert torch.equal(a["loss_set"][k], b["loss_set"][k]), k
     # and training did move the weights
-    assert not all(torch.equal(half["state_dict"][k], b["state_dict"][k]) for k in b["state_dict"]
-                   if b["state_dict"][k].is_floating_point())
+    assert not all(
+        torch.equal(half["state_dict"][k], b["state_dict"][k])
+        for k in b["state_dict"]
+        if b["state_dict"][k].is_floating_point()
+    )
 
 
 def test_resume_without_checkpoint_is_a_clear_error(market, tmp_path, capsys):
-    rc = cli(["train", "--variant", "mfa", "--dataset", "market1501", "--data-root", str(market),
-              "--output", str(tmp_path / "empty"), "--resume", *TINY])
+    rc = cli(
+        [
+            "train",
+            "--variant",
+            "mfa",
+            "--dataset",
+            "market1501",
+            "--data-root",
+            str(market),
+            "--output",
+            str(tmp_path / "empty"),
+            "--resume",
+            *TINY,
+        ]
+    )
     assert rc == 8
     assert "last.pt" in capsys.readouterr().err
 
@@ -59,9 +108,30 @@ def test_resume_without_checkpoint_is_a_clear_error(market, tmp_path, capsys):
 def test_torchrun_two_processes_gloo(market, tmp_path):
     run = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "reidpipe", "train", "--variant", "mfa", "--dataset", "market1501", "--data-root", str(market),
-           "--output", str(run), *TINY, "--set", "stages.*.epochs=1", "--set", "stages.*.eval=true"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "reidpipe",
+        "train",
+        "--variant",
+        "mfa",
+        "--dataset",
+        "market1501",
+        "--data-root",
+        str(market),
+        "--output",
+        str(run),
+        *TINY,
+        "--set",
+        "stages.*.epochs=1",
+        "--set",
+        "stages.*.eval=true",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     envj = json.loads((run / "environment.json").read_text())

@@ -14,16 +14,34 @@ from reidpipe.reid.datasets.synthetic import write_dataset
 
 VARIANTS = ["clipreid", "mscsa_tgi", "can_cma", "pivl", "mfa"]
 
-TINY = ["--set", "model.pretrained=false", "--set", "model.options.tiny=true", "--set", "data.workers=0",
-        "--set", "stages.*.p=2", "--set", "stages.*.k=2", "--set", "stages.*.batch_size=8",
-        "--set", "log.progress=false", "--set", "log.tensorboard=false", "--set", "device=cpu"]
+TINY = [
+    "--set",
+    "model.pretrained=false",
+    "--set",
+    "model.options.tiny=true",
+    "--set",
+    "data.workers=0",
+    "--set",
+    "stages.*.p=2",
+    "--set",
+    "stages.*.k=2",
+    "--set",
+    "stages.*.batch_size=8",
+    "--set",
+    "log.progress=false",
+    "--set",
+    "log.tensorboard=false",
+    "--set",
+    "device=cpu",
+]
 
 
 @pytest.fixture(scope="module")
 def market(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    write_dataset("market1501", root / "reid", ids=4, test_ids=3, per_cam=2, cams=2, size=(64, 32),
-                  parsing_root=root / "parsing")
+    write_dataset(
+        "market1501", root / "reid", ids=4, test_ids=3, per_cam=2, cams=2, size=(64, 32), parsing_root=root / "parsing"
+    )
     return root
 
 
@@ -31,8 +49,18 @@ def market(tmp_path_factory):
 def test_train_resume_eval(variant, market, tmp_path, capsys):
     torch.manual_seed(0)
     run = tmp_path / "run"
-    args = ["train", "--variant", variant, "--dataset", "market1501", "--data-root", str(market / "reid"),
-            "--output", str(run), *TINY]
+    args = [
+        "train",
+        "--variant",
+        variant,
+        "--dataset",
+        "market1501",
+        "--data-root",
+        str(market / "reid"),
+        "--output",
+        str(run),
+        *TINY,
+    ]
     if variant == "pivl":
         args += ["--parsing-root", str(market / "parsing")]
     # every stage 1 epoch (mfa: its single stage 2 epochs); stop after the first epoch
@@ -59,8 +87,25 @@ def test_train_resume_eval(variant, market, tmp_path, capsys):
     assert (run / "best.pt").is_file()  # the last stage evaluates at its last epoch
 
     out = tmp_path / "metrics.json"
-    assert cli(["eval", "--weights", str(run / "last.pt"), "--dataset", "market1501", "--data-root",
-                str(market / "reid"), "--output", str(out), "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        cli(
+            [
+                "eval",
+                "--weights",
+                str(run / "last.pt"),
+                "--dataset",
+                "market1501",
+                "--data-root",
+                str(market / "reid"),
+                "--output",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     m = json.loads(out.read_text())
     for k in ("mAP", "rank1", "rank5", "rank10"):
         assert 0.0 <= m[k] <= 1.0

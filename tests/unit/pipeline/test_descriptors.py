@@ -13,11 +13,11 @@ def person(shirt_bgr, trousers_bgr, h=120, w=50, stripes=False, bg=(90, 90, 90),
     img = np.empty((h, w, 3), np.float32)
     img[:] = bg
     x0, x1 = w // 5, w - w // 5
-    img[h // 8:h // 2, x0:x1] = shirt_bgr
+    img[h // 8 : h // 2, x0:x1] = shirt_bgr
     if stripes:
-        img[h // 8:h // 2:6, x0:x1] = (255, 255, 255)
-    img[h // 2:, x0 + 2:x1 - 2] = trousers_bgr
-    img[: h // 8, w // 3: 2 * w // 3] = (140, 170, 220)  # head
+        img[h // 8 : h // 2 : 6, x0:x1] = (255, 255, 255)
+    img[h // 2 :, x0 + 2 : x1 - 2] = trousers_bgr
+    img[: h // 8, w // 3 : 2 * w // 3] = (140, 170, 220)  # head
     img = img * light + rng.normal(0, 4, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 

@@ -54,8 +54,10 @@ def _people(scale: float, shift: float, n: int = 12, dim: int = 64, seed: int = 
         for cam, t0 in (("cam1", 4.0 * p), ("cam2", 4.0 * p + 20.0)):
             f = protos[p] + 0.7 * rng.standard_normal(dim)
             f = f / np.linalg.norm(f) * scale + shift * np.ones(dim) / np.sqrt(dim)
-            pts = [TrackPoint(frame=int(t * 10), t=float(t), bbox=(0, 0, 10, 30), score=0.9)
-                   for t in np.linspace(t0, t0 + 8.0, 9)]
+            pts = [
+                TrackPoint(frame=int(t * 10), t=float(t), bbox=(0, 0, 10, 30), score=0.9)
+                for t in np.linspace(t0, t0 + 8.0, 9)
+            ]
             out.append(Tracklet(camera=cam, track=p + 1, points=pts, qualities=[0.5] * 4, feature=f, closed=True))
     return out
 

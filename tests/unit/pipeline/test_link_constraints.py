@@ -68,8 +68,7 @@ def test_coexisting_tracklets_in_one_camera_never_merge(refine):
 def test_non_overlapping_cameras(refine):
     f = feat(4)
     for non_overlapping, expect_same in [(False, True), (True, False)]:
-        lk = Linker(LinkerConfig(min_similarity=0.5, refine=refine, non_overlapping=non_overlapping),
-                    ["cam1", "cam2"])
+        lk = Linker(LinkerConfig(min_similarity=0.5, refine=refine, non_overlapping=non_overlapping), ["cam1", "cam2"])
         lk.add(tl("cam1", 1, 0, 10, f))
         lk.add(tl("cam2", 1, 8, 20, f))  # seen in both cameras at t in [8, 10]
         ids = ids_of(lk.finalize())
@@ -130,9 +129,13 @@ def test_add_many_assignment_is_one_to_one_and_feasible():
     lk.add(tl("cam1", 1, 0, 10, a))
     lk.add(tl("cam1", 2, 0, 10, b))
     # both close together in cam2; the one closer to a overall must not steal b's match
-    out = lk.add_many([tl("cam2", 1, 20, 30, feat(11, noise=0.3, base=11)),
-                       tl("cam2", 2, 20, 30, feat(10, noise=0.3, base=10)),
-                       tl("cam2", 3, 20, 30, feat(50))])
+    out = lk.add_many(
+        [
+            tl("cam2", 1, 20, 30, feat(11, noise=0.3, base=11)),
+            tl("cam2", 2, 20, 30, feat(10, noise=0.3, base=10)),
+            tl("cam2", 3, 20, 30, feat(50)),
+        ]
+    )
     g = [o[0] for o in out]
     ids = {k: v for k, v in ids_of(lk.finalize()).items()}
     assert ids[("cam2", 1)] == ids[("cam1", 2)] and ids[("cam2", 2)] == ids[("cam1", 1)]

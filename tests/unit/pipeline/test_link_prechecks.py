@@ -21,9 +21,12 @@ def test_bulk_pair_rules_match_the_group_check(seed):
     starts = rng.integers(0, 60, m).astype(np.float64)
     ends = starts + rng.integers(0, 8, m)
     code = rng.integers(0, 3, m)
-    cfg = LinkerConfig(non_overlapping=bool(seed % 2), max_gap=[None, 5.0, 12.0][seed % 3],
-                       transit={("a", "b"): (2.0, 6.0), ("c", "a"): (0.0, 3.0)} if seed < 4 else {},
-                       transit_symmetric=seed % 2 == 0)
+    cfg = LinkerConfig(
+        non_overlapping=bool(seed % 2),
+        max_gap=[None, 5.0, 12.0][seed % 3],
+        transit={("a", "b"): (2.0, 6.0), ("c", "a"): (0.0, 3.0)} if seed < 4 else {},
+        transit_symmetric=seed % 2 == 0,
+    )
     rules = Constraints(cfg, cams)
     ii = rng.integers(0, m, 4000)
     jj = rng.integers(0, m, 4000)
@@ -56,7 +59,7 @@ def test_time_blocked_search_keeps_each_rows_k_best_in_its_window(k):
     starts = rng.uniform(0, 3000, n)  # unsorted: the search sorts them itself
     ends = starts + rng.uniform(0, 30, n)
     i, j, s = candidate_pairs(X, k=k, threshold=0.5, starts=starts, ends=ends, max_gap=120.0)
-    S = (X.astype(np.float64) @ X.T.astype(np.float64))
+    S = X.astype(np.float64) @ X.T.astype(np.float64)
     gap = np.maximum(starts[None, :] - ends[:, None], starts[:, None] - ends[None, :])
     S[(gap > 120.0) | np.eye(n, dtype=bool)] = -np.inf
     want = set()

@@ -56,9 +56,13 @@ def _tiny_yolox(path: Path, size: int = 64) -> np.ndarray:
         helper.make_node("Mul", ["m", "zero"], ["z"]),
         helper.make_node("Add", ["z", "raw"], ["output"]),
     ]
-    graph = helper.make_graph(nodes, "tiny_yolox", [inp], [out],
-                              [numpy_helper.from_array(np.zeros(1, np.float32), "zero"),
-                               numpy_helper.from_array(raw, "raw")])
+    graph = helper.make_graph(
+        nodes,
+        "tiny_yolox",
+        [inp],
+        [out],
+        [numpy_helper.from_array(np.zeros(1, np.float32), "zero"), numpy_helper.from_array(raw, "raw")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(path))

@@ -20,8 +20,10 @@ def linear_model(path: Path, batch, h=8, w=4, dim=6, meta=None, seed=0):
     W = np.random.default_rng(seed).normal(size=(3 * h * w, dim)).astype(np.float32)
     inp = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [batch, 3, h, w])
     out = helper.make_tensor_value_info("feat", TensorProto.FLOAT, [batch, dim])
-    nodes = [helper.make_node("Flatten", ["input.1"], ["flat"], axis=1),
-             helper.make_node("MatMul", ["flat", "W"], ["feat"])]
+    nodes = [
+        helper.make_node("Flatten", ["input.1"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "W"], ["feat"]),
+    ]
     graph = helper.make_graph(nodes, "lin", [inp], [out], [numpy_helper.from_array(W, "W")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -33,8 +35,9 @@ def linear_model(path: Path, batch, h=8, w=4, dim=6, meta=None, seed=0):
 
 def crops(n=5, seed=1):
     rng = np.random.default_rng(seed)
-    return [rng.integers(0, 255, size=(rng.integers(20, 60), rng.integers(10, 30), 3), dtype=np.uint8)
-            for _ in range(n)]
+    return [
+        rng.integers(0, 255, size=(rng.integers(20, 60), rng.integers(10, 30), 3), dtype=np.uint8) for _ in range(n)
+    ]
 
 
 def test_preprocess_resizes_orders_and_normalises():
@@ -49,9 +52,18 @@ def test_preprocess_resizes_orders_and_normalises():
 
 def test_onnx_metadata_sets_size_colour_and_normalisation(tmp_path):
     p = tmp_path / "m.onnx"
-    W = linear_model(p, "N", meta={"reidpipe.input_size": "8,4", "reidpipe.color": "BGR",
-                                    "reidpipe.mean": "0.1,0.2,0.3", "reidpipe.std": "0.5,0.5,0.5",
-                                    "reidpipe.embed_dim": "6", "reidpipe.variant": "tiny"})
+    W = linear_model(
+        p,
+        "N",
+        meta={
+            "reidpipe.input_size": "8,4",
+            "reidpipe.color": "BGR",
+            "reidpipe.mean": "0.1,0.2,0.3",
+            "reidpipe.std": "0.5,0.5,0.5",
+            "reidpipe.embed_dim": "6",
+            "reidpipe.variant": "tiny",
+        },
+    )
     e = OnnxEmbedder(str(p), batch=2)
     assert e.input_size == (8, 4) and e.color == "BGR" and e.mean == (0.1, 0.2, 0.3) and e.dim == 6
     cs = crops(5)

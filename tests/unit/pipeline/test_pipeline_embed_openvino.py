@@ -53,8 +53,11 @@ def test_an_ir_without_model_info_gets_raw_bgr_pixels(tmp_path):
 
 
 def test_model_info_mean_scale_and_channel_order_are_applied(tmp_path):
-    info = {"mean_values": "123.675 116.28 103.53", "scale_values": "58.395 57.12 57.375",
-            "reverse_input_channels": "True"}  # an RGB model, values in its (R, G, B) order
+    info = {
+        "mean_values": "123.675 116.28 103.53",
+        "scale_values": "58.395 57.12 57.375",
+        "reverse_input_channels": "True",
+    }  # an RGB model, values in its (R, G, B) order
     e = OpenVinoEmbedder(str(channel_mean_model(tmp_path / "m.xml", info)))
     assert e.color == "RGB"
     (y,) = e.embed([flat(10, 20, 30)])
@@ -63,8 +66,13 @@ def test_model_info_mean_scale_and_channel_order_are_applied(tmp_path):
 
 
 def test_flags_override_the_model(tmp_path):
-    e = OpenVinoEmbedder(str(channel_mean_model(tmp_path / "m.xml")), color="RGB", mean=(0.0, 0.0, 0.0),
-                         std=(1.0, 1.0, 1.0), input_size=(16, 8))
+    e = OpenVinoEmbedder(
+        str(channel_mean_model(tmp_path / "m.xml")),
+        color="RGB",
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        input_size=(16, 8),
+    )
     assert e.input_size == (16, 8)
     (y,) = e.embed([flat(10, 20, 30)])
     assert y == pytest.approx(direction([30, 20, 10]), abs=1e-5)
@@ -73,8 +81,9 @@ def test_flags_override_the_model(tmp_path):
 def test_crops_embed_in_batches_of_any_size(tmp_path):
     e = OpenVinoEmbedder(str(channel_mean_model(tmp_path / "m.xml")), batch=3)
     rng = np.random.default_rng(0)
-    crops = [rng.integers(0, 255, size=(rng.integers(20, 60), rng.integers(10, 30), 3), dtype=np.uint8)
-             for _ in range(7)]
+    crops = [
+        rng.integers(0, 255, size=(rng.integers(20, 60), rng.integers(10, 30), 3), dtype=np.uint8) for _ in range(7)
+    ]
     together = e.embed(crops)
     assert together.shape == (7, 3)
     assert together == pytest.approx(np.concatenate([e.embed([c]) for c in crops]), abs=1e-5)
@@ -115,7 +124,7 @@ def people():
 
     def crop(r):
         x0, y0, ww, hh = r[2:6].astype(int)
-        return frames[int(r[0]) - 1][y0:y0 + hh, x0:x0 + ww]
+        return frames[int(r[0]) - 1][y0 : y0 + hh, x0 : x0 + ww]
 
     out = {}
     for pid in np.unique(rows[:, 1]):

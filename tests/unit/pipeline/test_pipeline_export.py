@@ -31,8 +31,11 @@ def tracklet(cam, track, frames, fps=10.0, x=10.0):
 def scene():
     sources = [SourceInfo("cam1", "cam1.mp4", 10.0, 160, 120, 30), SourceInfo("cam2", "cam2.mp4", 10.0, 160, 120, 30)]
     late = Identity(id=1, tracklets=[tracklet("cam1", 2, range(10, 20))])
-    early = Identity(id=2, tracklets=[tracklet("cam1", 1, range(8)), tracklet("cam2", 5, range(12, 25))],
-                     evidence={("cam2", 5): LinkEvidence(0.83, 0.21, 0.5), ("cam1", 1): LinkEvidence(1.0)})
+    early = Identity(
+        id=2,
+        tracklets=[tracklet("cam1", 1, range(8)), tracklet("cam2", 5, range(12, 25))],
+        evidence={("cam2", 5): LinkEvidence(0.83, 0.21, 0.5), ("cam1", 1): LinkEvidence(1.0)},
+    )
     return sources, [late, early]
 
 
@@ -42,8 +45,14 @@ def test_schema_ids_by_first_sighting_and_roundtrip(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["trajectories.json"]  # no temp file left behind
     data = json.loads(p.read_text())
     assert data["schema"] == "reidpipe.trajectories/1"
-    assert data["sources"][0] == {"camera": "cam1", "uri": "cam1.mp4", "fps": 10.0, "width": 160, "height": 120,
-                                  "frames": 30}
+    assert data["sources"][0] == {
+        "camera": "cam1",
+        "uri": "cam1.mp4",
+        "fps": 10.0,
+        "width": 160,
+        "height": 120,
+        "frames": 30,
+    }
     first, second = data["identities"]
     assert first["id"] == 1 and first["cameras"] == ["cam1", "cam2"]  # the early person is #1
     assert first["first_seen"] == 0.0 and first["last_seen"] == 2.4
@@ -56,10 +65,14 @@ def test_schema_ids_by_first_sighting_and_roundtrip(tmp_path):
     assert read_trajectories(p)["identities"][0]["id"] == 1
 
 
-@pytest.mark.parametrize("bad", [
-    "not json", '{"schema": "other/1", "sources": [], "identities": []}',
-    '{"schema": "reidpipe.trajectories/1", "sources": [], "identities": [{"id": 1}]}',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not json",
+        '{"schema": "other/1", "sources": [], "identities": []}',
+        '{"schema": "reidpipe.trajectories/1", "sources": [], "identities": [{"id": 1}]}',
+    ],
+)
 def test_read_trajectories_rejects_bad_files_naming_them(tmp_path, bad):
     p = tmp_path / "broken.json"
     p.write_text(bad)

@@ -34,8 +34,15 @@ def test_pipeline_links_one_person_across_two_cameras_and_reports_stats(tmp_path
     a, da = render(tmp_path, "hall", start=0, n=30)
     b, db = render(tmp_path, "exit", start=5, n=50)
     out = tmp_path / "out"
-    pipe = Pipeline(detections=[da, db], reid="hist", output=str(out), progress=False, offsets=[0.0, 4.0],
-                    track_lost_frames=5, link={"min_similarity": 0.6, "non_overlapping": True})
+    pipe = Pipeline(
+        detections=[da, db],
+        reid="hist",
+        output=str(out),
+        progress=False,
+        offsets=[0.0, 4.0],
+        track_lost_frames=5,
+        link={"min_similarity": 0.6, "non_overlapping": True},
+    )
     identities = pipe.run([a, b])
     assert [s.camera for s in pipe.sources] == ["hall", "exit"]
     assert len(identities) == 1 and identities[0].id == 1

@@ -13,14 +13,17 @@ from reidpipe.pipeline.types import Tracklet
 
 def test_gate_rejects_small_unconfident_cut_and_occluded_boxes():
     cfg = SamplerConfig(min_height=48, min_width=16, min_conf=0.4, border=4, max_overlap=0.3)
-    boxes = np.array([
-        [100, 50, 140, 170],   # good
-        [200, 50, 210, 70],    # too small
-        [300, 50, 340, 170],   # unconfident
-        [0, 50, 40, 170],      # cut by the left edge
-        [400, 50, 440, 170],   # half covered by the next box
-        [420, 40, 470, 175],   # covers the previous one (and is itself covered < 0.3? no: ~0.3+)
-    ], np.float32)
+    boxes = np.array(
+        [
+            [100, 50, 140, 170],  # good
+            [200, 50, 210, 70],  # too small
+            [300, 50, 340, 170],  # unconfident
+            [0, 50, 40, 170],  # cut by the left edge
+            [400, 50, 440, 170],  # half covered by the next box
+            [420, 40, 470, 175],  # covers the previous one (and is itself covered < 0.3? no: ~0.3+)
+        ],
+        np.float32,
+    )
     conf = np.array([0.9, 0.9, 0.2, 0.9, 0.9, 0.9], np.float32)
     ok, q = quality_gate(boxes, conf, (240, 640), cfg)
     assert ok.tolist()[:5] == [True, False, False, False, False]
@@ -35,8 +38,11 @@ def test_every_k_frames_and_bank_of_k_best():
     picked = []
     for f in range(12):
         conf = 0.5 if f < 6 else 0.95  # later crops are better
-        d = sv.Detections(xyxy=np.array([[10, 10, 30, 60]], np.float32), confidence=np.array([conf], np.float32),
-                          tracker_id=np.array([7]))
+        d = sv.Detections(
+            xyxy=np.array([[10, 10, 30, 60]], np.float32),
+            confidence=np.array([conf], np.float32),
+            tracker_id=np.array([7]),
+        )
         for _row, tid, q in s.select("cam", d, f, (100, 100)):
             picked.append((f, tid, round(q, 3)))
     frames = [p[0] for p in picked]

@@ -163,7 +163,7 @@ def test_corrupt_frame_inside_a_video_is_skipped_and_counted(tmp_path):
     data = bytearray(path.read_bytes())
     starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]  # JPEG SOI markers
     assert len(starts) == 20
-    data[starts[10] + 2:starts[10] + 600] = bytes(598)  # wipe frame 10's JPEG headers
+    data[starts[10] + 2 : starts[10] + 600] = bytes(598)  # wipe frame 10's JPEG headers
     path.write_bytes(bytes(data))
     notify = threading.Event()
     (src,) = open_sources([str(path)], notify=notify)
@@ -197,8 +197,9 @@ def test_stream_that_drops_reconnects_and_goes_on_then_finishes_when_it_stays_do
             for _ in range(10):
                 img = np.full((64, 96, 3), 30 * len(connections), np.uint8)
                 jpg = cv2.imencode(".jpg", img)[1].tobytes()
-                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
-                                 + jpg + b"\r\n")
+                self.wfile.write(
+                    b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg) + jpg + b"\r\n"
+                )
                 self.wfile.flush()
                 time.sleep(0.02)
             # returning closes the connection: the stream drops

@@ -24,8 +24,7 @@ def test_two_walkers_get_two_tracks_that_close_after_lost_frames(name):
     for i in range(20):
         a = [10 + 3 * i, 20, 50 + 3 * i, 120]
         b = [300 - 3 * i, 30, 340 - 3 * i, 130]
-        out = trk.update(dets([a, b]), frame_index=2 * i, t=0.2 * i,
-                         image=np.zeros((240, 400, 3), np.uint8))
+        out = trk.update(dets([a, b]), frame_index=2 * i, t=0.2 * i, image=np.zeros((240, 400, 3), np.uint8))
         assert len(out) <= 2
         closed += trk.pop_closed()
     assert closed == [] and len(trk.open) == 2
@@ -89,7 +88,9 @@ def walk(trk, frames, gap=(), step=1, x0=10.0):
 
 def test_gaps_are_filled_at_the_processed_frames_only_up_to_max_gap_seconds():
     # stride 2: processed frames 0, 2, 4, ...; a 0.6 s gap (frames 20-24) is filled, a 1.4 s one is not
-    (t,) = walk(CameraTracker("c", lost_frames=30, max_gap=1.0), 40, gap={20, 22, 24, 50, 52, 54, 56, 58, 60, 62}, step=2)
+    (t,) = walk(
+        CameraTracker("c", lost_frames=30, max_gap=1.0), 40, gap={20, 22, 24, 50, 52, 54, 56, 58, 60, 62}, step=2
+    )
     interp = [p.frame for p in t.points if p.interpolated]
     assert interp == [20, 22, 24]
     frames = [p.frame for p in t.points]

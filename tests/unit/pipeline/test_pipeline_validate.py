@@ -20,8 +20,17 @@ from reidpipe.pipeline.validate import FLAGS, _rules, problems
 
 
 def run_cli(capsys, tmp_path, *flags):
-    code = main(["run", "--no-progress", "--sources", str(tmp_path / "absent.mp4"), "--output",
-                 str(tmp_path / "o"), *map(str, flags)])
+    code = main(
+        [
+            "run",
+            "--no-progress",
+            "--sources",
+            str(tmp_path / "absent.mp4"),
+            "--output",
+            str(tmp_path / "o"),
+            *map(str, flags),
+        ]
+    )
     err = capsys.readouterr().err
     lines = [s for s in err.splitlines() if s.strip()]
     assert "Traceback" not in err and len(lines) == 1, err
@@ -38,13 +47,33 @@ def test_every_setting_has_exactly_one_rule():
 
 
 BAD_FLAGS = [
-    ("--bank-size", "0"), ("--bank-size", "-1"), ("--track-lost-frames", "-1"), ("--reid-input-size", "0 0"),
-    ("--conf", "1.5"), ("--conf", "nan"), ("--conf", "-1"), ("--embed-batch", "0"), ("--sample-every", "0"),
-    ("--link-window", "nan"), ("--link-window", "inf"), ("--link-window", "-3"), ("--offsets", "nan"),
-    ("--offsets", "inf"), ("--transit", "a:b:nan:5"), ("--transit", "a:b:5:2"), ("--device", "tpu"),
-    ("--reid-std", "0 0 0"), ("--reid-mean", "nan 0 0"), ("--link-threshold", "nan"), ("--link-threshold", "2"),
-    ("--stride", "0"), ("--max-frames", "0"), ("--names", "../escaped_cam"), ("--names", "sub/dir"),
-    ("--names", ""), ("--names", ".hidden"),
+    ("--bank-size", "0"),
+    ("--bank-size", "-1"),
+    ("--track-lost-frames", "-1"),
+    ("--reid-input-size", "0 0"),
+    ("--conf", "1.5"),
+    ("--conf", "nan"),
+    ("--conf", "-1"),
+    ("--embed-batch", "0"),
+    ("--sample-every", "0"),
+    ("--link-window", "nan"),
+    ("--link-window", "inf"),
+    ("--link-window", "-3"),
+    ("--offsets", "nan"),
+    ("--offsets", "inf"),
+    ("--transit", "a:b:nan:5"),
+    ("--transit", "a:b:5:2"),
+    ("--device", "tpu"),
+    ("--reid-std", "0 0 0"),
+    ("--reid-mean", "nan 0 0"),
+    ("--link-threshold", "nan"),
+    ("--link-threshold", "2"),
+    ("--stride", "0"),
+    ("--max-frames", "0"),
+    ("--names", "../escaped_cam"),
+    ("--names", "sub/dir"),
+    ("--names", ""),
+    ("--names", ".hidden"),
 ]
 
 
@@ -67,17 +96,25 @@ def test_cuda_device_that_this_machine_lacks_is_named(capsys, tmp_path):
         pytest.skip("this machine has a cuda:7")
     video = tmp_path / "v.mp4"
     video.write_bytes(b"")
-    code, line = run_cli(capsys, tmp_path, "--device", "cuda:7", "--reid", "hist",
-                         "--detections", tmp_path / "d.txt")
+    code, line = run_cli(capsys, tmp_path, "--device", "cuda:7", "--reid", "hist", "--detections", tmp_path / "d.txt")
     assert code == 2 and "--device cuda:7" in line and "this machine has" in line
 
 
-@pytest.mark.parametrize("yaml_text,key", [
-    ('stride: "two"\n', "stride"), ("sampler: 5\n", "sampler"), ("det_conf: .nan\n", "det_conf"),
-    ("offsets: [.inf]\n", "offsets"), ("save_mot: 1\n", "save_mot"), ("link:\n  max_gap: .nan\n", "link.max_gap"),
-    ("sampler:\n  every: 0\n", "sampler.every"), ("link:\n  transit: {'a:b': [5, 1]}\n", "link.transit"),
-    ("names: ['../up']\n", "names"), ("device: tpu\n", "device"),
-])
+@pytest.mark.parametrize(
+    "yaml_text,key",
+    [
+        ('stride: "two"\n', "stride"),
+        ("sampler: 5\n", "sampler"),
+        ("det_conf: .nan\n", "det_conf"),
+        ("offsets: [.inf]\n", "offsets"),
+        ("save_mot: 1\n", "save_mot"),
+        ("link:\n  max_gap: .nan\n", "link.max_gap"),
+        ("sampler:\n  every: 0\n", "sampler.every"),
+        ("link:\n  transit: {'a:b': [5, 1]}\n", "link.transit"),
+        ("names: ['../up']\n", "names"),
+        ("device: tpu\n", "device"),
+    ],
+)
 def test_ill_typed_config_yaml_is_exit_10_naming_file_and_key(capsys, tmp_path, yaml_text, key):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(yaml_text)
@@ -85,10 +122,18 @@ def test_ill_typed_config_yaml_is_exit_10_naming_file_and_key(capsys, tmp_path, 
     assert code == 10 and "bad.yaml" in line and f"{key}:" in line, line
 
 
-@pytest.mark.parametrize("overrides", [
-    {"stride": 0}, {"offsets": [math.nan]}, {"sampler": {"bank": 0}}, {"link": {"max_gap": math.inf}},
-    {"names": ["a/b"]}, {"det_conf": "0.3"}, {"output": ""},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"stride": 0},
+        {"offsets": [math.nan]},
+        {"sampler": {"bank": 0}},
+        {"link": {"max_gap": math.inf}},
+        {"names": ["a/b"]},
+        {"det_conf": "0.3"},
+        {"output": ""},
+    ],
+)
 def test_python_api_refuses_the_same_values(overrides):
     with pytest.raises(ConfigError) as exc:
         reidpipe.Pipeline(**overrides)

@@ -79,8 +79,22 @@ def test_stage_timer_and_run_stats_json():
     st = RunStats(seconds={**timer.seconds, "loop": 2.0}, frames={"a": 10, "b": 30}, frames_read={"a": 10, "b": 30})
     js = st.to_json()
     assert js["fps"] == {"a": 5.0, "b": 15.0, "total": 20.0}
-    assert set(js) == {"seconds", "frames", "frames_read", "fps", "crops_embedded", "detections", "tracked_boxes",
-                       "tracklets", "identities", "corrupt_frames", "late_frames", "dropped", "interrupted", "engine"}
+    assert set(js) == {
+        "seconds",
+        "frames",
+        "frames_read",
+        "fps",
+        "crops_embedded",
+        "detections",
+        "tracked_boxes",
+        "tracklets",
+        "identities",
+        "corrupt_frames",
+        "late_frames",
+        "dropped",
+        "interrupted",
+        "engine",
+    }
 
 
 def test_an_unknown_engine_is_named(tmp_path):

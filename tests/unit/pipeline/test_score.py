@@ -26,16 +26,39 @@ def write_pred(path, identities):
     """identities: {pred_id: [(camera, track, person), ...]}"""
     idents = []
     for pid, tracks in identities.items():
-        idents.append({"id": pid, "cameras": sorted({c for c, _, _ in tracks}), "first_seen": 0.0, "last_seen": 0.9,
-                       "tracks": [{"camera": c, "track": t, "link": {"score": 0.9, "margin": None},
-                                   "points": [{"frame": f - 1, "t": (f - 1) / 10, "score": 0.9,
-                                               "bbox": [X[p], 20.0, X[p] + BOX_W, 20.0 + BOX_H]}
-                                              for f in range(1, FRAMES + 1)]}
-                                  for c, t, p in tracks]})
-    data = {"schema": "reidpipe.trajectories/1",
-            "sources": [{"camera": c, "uri": f"{c}.mp4", "fps": 10.0, "width": 320, "height": 240, "frames": FRAMES}
-                        for c in ("cam1", "cam2")],
-            "identities": idents}
+        idents.append(
+            {
+                "id": pid,
+                "cameras": sorted({c for c, _, _ in tracks}),
+                "first_seen": 0.0,
+                "last_seen": 0.9,
+                "tracks": [
+                    {
+                        "camera": c,
+                        "track": t,
+                        "link": {"score": 0.9, "margin": None},
+                        "points": [
+                            {
+                                "frame": f - 1,
+                                "t": (f - 1) / 10,
+                                "score": 0.9,
+                                "bbox": [X[p], 20.0, X[p] + BOX_W, 20.0 + BOX_H],
+                            }
+                            for f in range(1, FRAMES + 1)
+                        ],
+                    }
+                    for c, t, p in tracks
+                ],
+            }
+        )
+    data = {
+        "schema": "reidpipe.trajectories/1",
+        "sources": [
+            {"camera": c, "uri": f"{c}.mp4", "fps": 10.0, "width": 320, "height": 240, "frames": FRAMES}
+            for c in ("cam1", "cam2")
+        ],
+        "identities": idents,
+    }
     path.write_text(json.dumps(data))
     return path
 
@@ -46,8 +69,10 @@ def gt(tmp_path):
 
 
 def test_perfect_prediction_scores_one(tmp_path, gt):
-    pred = write_pred(tmp_path / "t.json", {1: [("cam1", 1, "A"), ("cam2", 4, "A")],
-                                            2: [("cam1", 2, "B"), ("cam2", 5, "B")], 3: [("cam2", 6, "C")]})
+    pred = write_pred(
+        tmp_path / "t.json",
+        {1: [("cam1", 1, "A"), ("cam2", 4, "A")], 2: [("cam1", 2, "B"), ("cam2", 5, "B")], 3: [("cam2", 6, "C")]},
+    )
     res = score(pred, [str(p) for p in gt])
     for cam in ("cam1", "cam2"):
         m = res["per_camera"][cam]
@@ -59,8 +84,10 @@ def test_perfect_prediction_scores_one(tmp_path, gt):
 
 def test_wrong_cross_camera_links_values_computed_by_hand(tmp_path, gt):
     # A linked right; B's cam2 track split off (identity 3); C (cam2 only) wrongly joined B's cam1 track
-    pred = write_pred(tmp_path / "t.json", {1: [("cam1", 1, "A"), ("cam2", 4, "A")],
-                                            2: [("cam1", 2, "B"), ("cam2", 6, "C")], 3: [("cam2", 5, "B")]})
+    pred = write_pred(
+        tmp_path / "t.json",
+        {1: [("cam1", 1, "A"), ("cam2", 4, "A")], 2: [("cam1", 2, "B"), ("cam2", 6, "C")], 3: [("cam2", 5, "B")]},
+    )
     res = score(pred, [str(p) for p in gt])
     # inside each camera the ids are consistent: per-camera scores stay perfect
     assert res["per_camera"]["cam1"]["IDF1"] == pytest.approx(1.0)
@@ -73,8 +100,10 @@ def test_wrong_cross_camera_links_values_computed_by_hand(tmp_path, gt):
 
 
 def test_swapped_identities_in_second_camera(tmp_path, gt):
-    pred = write_pred(tmp_path / "t.json", {1: [("cam1", 1, "A"), ("cam2", 5, "B")],
-                                            2: [("cam1", 2, "B"), ("cam2", 4, "A")], 3: [("cam2", 6, "C")]})
+    pred = write_pred(
+        tmp_path / "t.json",
+        {1: [("cam1", 1, "A"), ("cam2", 5, "B")], 2: [("cam1", 2, "B"), ("cam2", 4, "A")], 3: [("cam2", 6, "C")]},
+    )
     res = score(pred, [str(p) for p in gt])
     # A-1 gets 10 (cam1) of A's 20 boxes, B-2 10 of 20, C-3 10 of 10: IDTP 30 of 50 -> IDF1 0.6
     assert res["multi_camera"]["IDF1"] == pytest.approx(0.6)
@@ -82,8 +111,10 @@ def test_swapped_identities_in_second_camera(tmp_path, gt):
 
 
 def test_gt_by_camera_name_and_bad_inputs(tmp_path, gt):
-    pred = write_pred(tmp_path / "t.json", {1: [("cam1", 1, "A"), ("cam2", 4, "A")],
-                                            2: [("cam1", 2, "B"), ("cam2", 5, "B")], 3: [("cam2", 6, "C")]})
+    pred = write_pred(
+        tmp_path / "t.json",
+        {1: [("cam1", 1, "A"), ("cam2", 4, "A")], 2: [("cam1", 2, "B"), ("cam2", 5, "B")], 3: [("cam2", 6, "C")]},
+    )
     res = score(pred, [f"cam2={gt[1]}", f"cam1={gt[0]}"])
     assert res["links"]["f1"] == 1.0 and res["gt"]["cam1"] == str(gt[0])
     with pytest.raises(UsageError, match="cam2"):
@@ -103,8 +134,10 @@ def test_gt_by_camera_name_and_bad_inputs(tmp_path, gt):
 
 
 def test_cli_json_and_exit_codes(tmp_path, gt, capsys):
-    pred = write_pred(tmp_path / "t.json", {1: [("cam1", 1, "A"), ("cam2", 4, "A")],
-                                            2: [("cam1", 2, "B"), ("cam2", 5, "B")], 3: [("cam2", 6, "C")]})
+    pred = write_pred(
+        tmp_path / "t.json",
+        {1: [("cam1", 1, "A"), ("cam2", 4, "A")], 2: [("cam1", 2, "B"), ("cam2", 5, "B")], 3: [("cam2", 6, "C")]},
+    )
     assert cli_main(["score", "--pred", str(pred), "--gt", str(gt[0]), str(gt[1]), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["multi_camera"]["IDF1"] == pytest.approx(1.0) and set(out["per_camera"]) == {"cam1", "cam2"}

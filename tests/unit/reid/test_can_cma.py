@@ -60,7 +60,7 @@ def test_full_size_model_is_vit_b16_at_384x192_with_the_papers_module_sizes():
     assert m.prompt_learner.cls_ctx.shape == (1041, 8, 512)
     assert (m.can.fc1.in_features, m.can.fc1.out_features, m.can.fc2.out_features) == (512, 1024, 512)
     assert m.cma.w_o.out_features == 512 and m.cma.img_self_attn.num_heads == 8
-    assert m.default_losses("image")["id"]["weight"] == 1.0   # Eq. (8)
+    assert m.default_losses("image")["id"]["weight"] == 1.0  # Eq. (8)
 
 
 def test_prompt_positions_of_table_4():
@@ -76,11 +76,16 @@ def test_stage_prompt_conditions_each_prompt_on_its_image_and_trains_only_contex
     m.train()
     m.set_stage("prompt")
     assert {n for n, _ in m.trainable_parameters("prompt")} == {
-        "prompt_learner.cls_ctx", "can.fc1.weight", "can.fc1.bias", "can.fc2.weight", "can.fc2.bias"}
+        "prompt_learner.cls_ctx",
+        "can.fc1.weight",
+        "can.fc1.bias",
+        "can.fc2.weight",
+        "can.fc2.bias",
+    }
     x, y = torch.randn(4, 3, *m.input_size), torch.tensor([0, 0, 1, 1])
     out = m(x, y)
     t = out.extras["text_features"]
-    assert not torch.allclose(t[0], t[1])          # same identity, different images -> different texts
+    assert not torch.allclose(t[0], t[1])  # same identity, different images -> different texts
     torch.testing.assert_close(out.extras["context_offsets"], m.can(out.extras["image_features_proj"]))
     build_loss_set(m.default_losses("prompt"), m)(out, {"labels": y}).total.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for _, p in m.trainable_parameters("prompt"))
@@ -119,5 +124,6 @@ def test_stage_image_feeds_cma_output_to_the_i2t_loss_and_embed_ignores_it():
     plain = _tiny(use_cma=False, use_can=False)
     plain.set_stage("image")
     out = plain(x, y)
-    torch.testing.assert_close(out.extras["i2t_logits"],
-                               out.extras["image_features_proj"] @ out.extras["class_text_features"].t())
+    torch.testing.assert_close(
+        out.extras["i2t_logits"], out.extras["image_features_proj"] @ out.extras["class_text_features"].t()
+    )

@@ -17,8 +17,9 @@ MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 
 def test_parsing_maps_follow_resize_flip_and_crop(tmp_path):
-    d = write_dataset("market1501", tmp_path / "reid", ids=2, test_ids=1, size=(32, 16),
-                      parsing_root=tmp_path / "parsing")
+    d = write_dataset(
+        "market1501", tmp_path / "reid", ids=2, test_ids=1, size=(32, 16), parsing_root=tmp_path / "parsing"
+    )
     ds = build_dataset("market1501", d)
     check_parsing_maps(tmp_path / "parsing", ds.train)
     aug = AugmentConfig(flip=1.0, pad=10, erasing=0.0)
@@ -64,15 +65,16 @@ def test_random_erasing_changes_a_rectangle_only():
     changed = (out != 100 / 255).any(0)
     ys, xs = changed.nonzero(as_tuple=True)
     assert changed.sum() > 0
-    box = changed[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    box = changed[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     assert box.all()  # one filled rectangle
     area = box.numel() / (64 * 32)
     assert 0.02 <= area <= 0.34
 
 
 def test_missing_and_bad_parsing_maps(tmp_path):
-    d = write_dataset("market1501", tmp_path / "reid", ids=2, test_ids=1, size=(16, 8),
-                      parsing_root=tmp_path / "parsing")
+    d = write_dataset(
+        "market1501", tmp_path / "reid", ids=2, test_ids=1, size=(16, 8), parsing_root=tmp_path / "parsing"
+    )
     ds = build_dataset("market1501", d)
     victim = ds.train[0]
     p = (tmp_path / "parsing" / victim.rel).with_suffix(".png")

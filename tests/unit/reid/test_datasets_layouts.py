@@ -13,17 +13,20 @@ def _stats(ds):
     return {k: (v["ids"], v["images"], v["cameras"]) for k, v in ds.stats().items()}
 
 
-@pytest.mark.parametrize("layout,name,kw", [
-    ("market1501", "market1501", {}),
-    ("dukemtmcreid", "dukemtmcreid", {}),
-    ("occluded_duke", "occluded_duke", {}),
-    ("msmt17", "msmt17", {"version": 1}),
-    ("msmt17", "msmt17", {"version": 2}),
-    ("cuhk03_np", "cuhk03_labeled", {}),
-    ("cuhk03_np", "cuhk03_detected", {}),
-    ("cuhk03_mat", "cuhk03_labeled", {}),
-    ("cuhk03_mat", "cuhk03_detected", {}),
-])
+@pytest.mark.parametrize(
+    "layout,name,kw",
+    [
+        ("market1501", "market1501", {}),
+        ("dukemtmcreid", "dukemtmcreid", {}),
+        ("occluded_duke", "occluded_duke", {}),
+        ("msmt17", "msmt17", {"version": 1}),
+        ("msmt17", "msmt17", {"version": 2}),
+        ("cuhk03_np", "cuhk03_labeled", {}),
+        ("cuhk03_np", "cuhk03_detected", {}),
+        ("cuhk03_mat", "cuhk03_labeled", {}),
+        ("cuhk03_mat", "cuhk03_detected", {}),
+    ],
+)
 def test_train_query_gallery_counts(tmp_path, layout, name, kw):
     write_dataset(layout, tmp_path, ids=4, test_ids=3, per_cam=2, cams=2, size=(16, 8), **kw)
     ds = build_dataset(name, tmp_path)  # the parent folder: the reader finds the dataset folder in it
@@ -53,8 +56,9 @@ def test_msmt17_train_includes_val_list(tmp_path):
     assert len(build_dataset("msmt17", tmp_path).train) == 3 * 2 * 2
 
 
-@pytest.mark.parametrize("layout,name,q,g", [("partial_reid", "partial_reid", 6, 6),
-                                             ("partial_ilids", "partial_ilids", 3, 3)])
+@pytest.mark.parametrize(
+    "layout,name,q,g", [("partial_reid", "partial_reid", 6, 6), ("partial_ilids", "partial_ilids", 3, 3)]
+)
 def test_test_only_sets(tmp_path, layout, name, q, g):
     write_dataset(layout, tmp_path, ids=0, test_ids=3, per_cam=2, size=(16, 8))
     ds = build_dataset(name, tmp_path)

@@ -11,9 +11,7 @@ from reidpipe.reid.output import ReIDOutput
 
 
 def test_sizes_from_model_context_and_parameters_exposed():
-    losses = build_loss_set(
-        {"center": {"weight": 0.0005}}, context={"num_classes": 3, "feature_dims": {"features": 5}}
-    )
+    losses = build_loss_set({"center": {"weight": 0.0005}}, context={"num_classes": 3, "feature_dims": {"features": 5}})
     params = losses.trainable_parameters()
     assert [tuple(p.shape) for _, p in params] == [(3, 5)]
 
@@ -25,9 +23,7 @@ def test_zero_at_the_centers_and_value_otherwise():
     feats = centers.detach()[labels].clone()
     assert float(losses(ReIDOutput(feats), {"labels": labels}).terms["center"].detach()) < 1e-6
     feats[0] += torch.tensor([1.0, 2.0, 2.0])  # squared distance 9 on one of three samples
-    assert float(losses(ReIDOutput(feats), {"labels": labels}).terms["center"].detach()) == pytest.approx(
-        3.0, rel=1e-4
-    )
+    assert float(losses(ReIDOutput(feats), {"labels": labels}).terms["center"].detach()) == pytest.approx(3.0, rel=1e-4)
 
 
 def test_centers_get_gradients():

@@ -59,9 +59,7 @@ def test_zero_weight_drops_the_term():
 def test_list_inputs_mean_and_sum():
     out = _output()
     mean = build_loss_set({"id": {"input": "id_logits"}})(out, {"labels": LABELS}).terms["id"]
-    total = build_loss_set({"id": {"input": "id_logits", "reduce": "sum"}})(out, {"labels": LABELS}).terms[
-        "id"
-    ]
+    total = build_loss_set({"id": {"input": "id_logits", "reduce": "sum"}})(out, {"labels": LABELS}).terms["id"]
     assert torch.allclose(total, 2 * mean)
 
 

@@ -33,12 +33,8 @@ def _reference(queries, keys, q_labels, k_labels, scale=1.0):
 
 def test_i2t_and_t2i_match_the_definition():
     terms = _terms({"i2t_contrastive": {}, "t2i_contrastive": {}})
-    assert float(terms["i2t_contrastive"]) == pytest.approx(
-        _reference(IMAGES, TEXTS, LABELS, LABELS), rel=1e-5
-    )
-    assert float(terms["t2i_contrastive"]) == pytest.approx(
-        _reference(TEXTS, IMAGES, LABELS, LABELS), rel=1e-5
-    )
+    assert float(terms["i2t_contrastive"]) == pytest.approx(_reference(IMAGES, TEXTS, LABELS, LABELS), rel=1e-5)
+    assert float(terms["t2i_contrastive"]) == pytest.approx(_reference(TEXTS, IMAGES, LABELS, LABELS), rel=1e-5)
 
 
 def test_t2i_averages_over_all_positive_images():

@@ -14,8 +14,7 @@ def reference(dist, q_pids, g_pids, q_cams, g_cams, junk=(-1,), max_rank=10):
     aps, firsts = [], []
     for i in range(len(q_pids)):
         order = sorted(range(len(g_pids)), key=lambda j: (dist[i][j], j))
-        ranked = [j for j in order
-                  if not (g_pids[j] == q_pids[i] and g_cams[j] == q_cams[i]) and g_pids[j] not in junk]
+        ranked = [j for j in order if not (g_pids[j] == q_pids[i] and g_cams[j] == q_cams[i]) and g_pids[j] not in junk]
         good = [r for r, j in enumerate(ranked, start=1) if g_pids[j] == q_pids[i]]
         if not good:
             continue

@@ -71,13 +71,13 @@ def test_forward_losses_backward_and_embed():
 def test_stripes_are_top_to_bottom_and_gla_pulls_branch_to_its_stripe():
     fmap = torch.zeros(1, 2, 8, 4)
     for i in range(4):
-        fmap[:, :, 2 * i:2 * i + 2] = float(i + 1)
+        fmap[:, :, 2 * i : 2 * i + 2] = float(i + 1)
     stripes = HorizontalStripes(4)(fmap)
     assert stripes[0, :, 0].tolist() == [1.0, 2.0, 3.0, 4.0]
     branch = torch.zeros(1, 4, 2, requires_grad=True)
     loss = gla_distance(branch, stripes.clone().requires_grad_(True), "l2", detach_target=True)
     # distance of (0,0) to (k,k) is k*sqrt(2): mean over the four regions
-    assert loss.item() == pytest.approx(sum(k * 2 ** 0.5 for k in range(1, 5)) / 4, rel=1e-5)
+    assert loss.item() == pytest.approx(sum(k * 2**0.5 for k in range(1, 5)) / 4, rel=1e-5)
     loss.backward()
     assert torch.all(branch.grad[0, :, 0] < 0)  # gradient descent moves each branch up to its own stripe
     for distance in ("sq_l2", "mse", "cosine"):

@@ -28,7 +28,10 @@ def test_mscsa_blocks_after_stages_1_to_3_have_the_papers_strides_1_2_2():
     m = MSCSA((1, 2, 3), width=64)
     assert [m.blocks[str(s)].stride for s in (1, 2, 3)] == [1, 2, 2]
     assert [(m.blocks[str(s)].low_channels, m.blocks[str(s)].high_channels) for s in (1, 2, 3)] == [
-        (64, 256), (256, 512), (512, 1024)]
+        (64, 256),
+        (256, 512),
+        (512, 1024),
+    ]
     # stage 4 of a last-stride-1 ResNet keeps the resolution (the paper's 4-block ablation)
     assert MSCSA((4,), width=64).blocks["4"].stride == 1
     with pytest.raises(ConfigError, match="mscsa_stages"):
@@ -65,7 +68,7 @@ def test_mscsa_alternatives_are_one_switch_away():
 
 
 def test_tgi_decoder_has_the_papers_sizes_and_starts_near_the_text_features():
-    dec = TextGuidedDecoder(text_dim=32, visual_dim=24)   # defaults: 3 layers, 4 heads, width 256
+    dec = TextGuidedDecoder(text_dim=32, visual_dim=24)  # defaults: 3 layers, 4 heads, width 256
     assert len(dec.layers) == 3
     assert dec.layers[0].self_attn.num_heads == 4 and dec.layers[0].self_attn.embed_dim == 256
     assert dec.layers[0].cross_attn.num_heads == 4
@@ -129,8 +132,9 @@ def test_stage_prompt_trains_prompts_and_mscsa_stage_image_trains_encoder_mscsa_
     out = m(x, y)
     fused = out.extras["tgi_text_features"]
     assert fused.shape == (4, 4, m.backbone.proj_dim)
-    torch.testing.assert_close(out.extras["i2t_logits"],
-                               torch.einsum("nd,nkd->nk", out.extras["image_features_proj"], fused))
+    torch.testing.assert_close(
+        out.extras["i2t_logits"], torch.einsum("nd,nkd->nk", out.extras["image_features_proj"], fused)
+    )
     build_loss_set(m.default_losses("image"), m)(out, {"labels": y}).total.backward()
     assert m.tgi.gamma.grad is not None and m.tgi.gamma.grad.abs().sum() > 0
 

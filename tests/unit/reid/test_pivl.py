@@ -90,8 +90,12 @@ def test_image_stage_fusion_head_aligns_and_is_dropped_at_inference(rn50):
     assert set(result.terms) == {"id", "triplet", "i2t_ce", "pixel_mse"}
     result.total.backward()
     grads = _grads(rn50, "image")
-    for name in ("fusion.align.0.weight", "fusion.align.1.weight", "fusion.align.2.weight",
-                 "backbone.clip.visual.layer1.0.conv1.weight"):
+    for name in (
+        "fusion.align.0.weight",
+        "fusion.align.1.weight",
+        "fusion.align.2.weight",
+        "backbone.clip.visual.layer1.0.conv1.weight",
+    ):
         assert grads[name] is not None and torch.any(grads[name] != 0), name
     assert rn50.prompt_learner.cls_ctx.grad is None
     assert [c.in_channels for c in rn50.fusion.align] == rn50.backbone.stage_dims[:3]  # conv2/3/4

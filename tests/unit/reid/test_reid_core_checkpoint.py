@@ -32,16 +32,10 @@ def test_contents_and_training_state(model, tmp_path):
     )
     ckpt = read_checkpoint(path)
     assert ckpt["format"] == FORMAT and ckpt["variant"] == "clipreid" and ckpt["stage"] == "image"
-    assert (
-        ckpt["input_size"] == [64, 32] and ckpt["embed_dim"] == model.embed_dim and ckpt["num_classes"] == 3
-    )
+    assert ckpt["input_size"] == [64, 32] and ckpt["embed_dim"] == model.embed_dim and ckpt["num_classes"] == 3
     assert ckpt["pixel_mean"] == pytest.approx(list(model.pixel_mean))
     assert ckpt["build_kwargs"] == {"tiny": True}
-    assert (
-        ckpt["epoch"] == 4
-        and ckpt["note"] == "ok"
-        and torch.equal(ckpt["optimizer"]["moments"][0], torch.ones(2))
-    )
+    assert ckpt["epoch"] == 4 and ckpt["note"] == "ok" and torch.equal(ckpt["optimizer"]["moments"][0], torch.ones(2))
     assert sorted(os.listdir(path.parent)) == ["last.pt"]  # no temporary file left behind
 
 

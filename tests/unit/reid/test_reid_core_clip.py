@@ -62,9 +62,7 @@ def test_resize_keeps_first_token_and_constant_grid():
 @pytest.mark.parametrize("arch", ["RN50", "ViT-B-16"])
 def test_matches_open_clip_forward(arch):
     torch.manual_seed(0)
-    b = build_clip(
-        arch, input_size=(224, 224) if arch == "ViT-B-16" else (64, 32), pretrained=False, tiny=True
-    )
+    b = build_clip(arch, input_size=(224, 224) if arch == "ViT-B-16" else (64, 32), pretrained=False, tiny=True)
     b.eval()
     tokens = b.tokenize(["a photo of a person.", "a photo of a x x x x person."])
     with torch.no_grad():
@@ -108,9 +106,7 @@ def test_offline_without_weights_gives_one_actionable_line(monkeypatch):
         build_clip("ViT-B-16", pretrained=True)
     message = str(info.value)
     assert "\n" not in message
-    assert (
-        "pretrained=PATH" in message and "model.pretrained=PATH" in message and "pretrained=False" in message
-    )
+    assert "pretrained=PATH" in message and "model.pretrained=PATH" in message and "pretrained=False" in message
 
 
 def test_backbone_of_a_reidpipe_checkpoint_loads(tmp_path):

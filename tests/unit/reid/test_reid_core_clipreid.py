@@ -15,9 +15,7 @@ LABELS = torch.tensor([0, 0, 1, 1, 2, 2])
 @pytest.fixture(scope="module", params=["RN50", "ViT-B-16"])
 def model(request):
     torch.manual_seed(0)
-    return reidpipe.create_model(
-        "clipreid", num_classes=3, pretrained=False, tiny=True, backbone=request.param
-    )
+    return reidpipe.create_model("clipreid", num_classes=3, pretrained=False, tiny=True, backbone=request.param)
 
 
 def _images(model, n=6, seed=0):
@@ -46,9 +44,7 @@ def test_image_stage_outputs_and_trainable_set(model):
     model.train()
     names = {n for n, _ in model.trainable_parameters("image")}
     assert not any(n.startswith("prompt_learner") for n in names)
-    assert not any(
-        n.startswith(("backbone.clip.transformer", "backbone.clip.token_embedding")) for n in names
-    )
+    assert not any(n.startswith(("backbone.clip.transformer", "backbone.clip.token_embedding")) for n in names)
     assert "bottleneck.weight" in names and "bottleneck.bias" not in names
     assert "classifier.weight" in names and "classifier_proj.weight" in names
     assert any(n.startswith("backbone.clip.visual.") for n in names)

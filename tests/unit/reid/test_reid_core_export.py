@@ -47,12 +47,8 @@ def test_cli_export_writes_a_model_that_matches_embed(checkpoint, tmp_path, caps
 
 
 def test_cli_errors_name_the_input(checkpoint, tmp_path, capsys):
-    assert (
-        main(["export", "--weights", str(tmp_path / "missing.pt"), "--output", str(tmp_path / "m.onnx")]) == 3
-    )
+    assert main(["export", "--weights", str(tmp_path / "missing.pt"), "--output", str(tmp_path / "m.onnx")]) == 3
     assert "missing.pt" in capsys.readouterr().err
     path, _ = checkpoint
-    assert (
-        main(["export", "--weights", str(path), "--output", str(tmp_path / "m.onnx"), "--opset", "3"]) == 10
-    )
+    assert main(["export", "--weights", str(path), "--output", str(tmp_path / "m.onnx"), "--opset", "3"]) == 10
     assert "opset" in capsys.readouterr().err

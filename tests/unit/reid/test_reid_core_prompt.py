@@ -21,10 +21,7 @@ def backbone():
 def test_clipreid_template_has_four_class_specific_tokens(backbone):
     learner = PromptLearner(backbone, num_classes=200)
     assert learner.cls_ctx.shape == (200, 4, backbone.text_width) and learner.ctx is None
-    assert (
-        0.018 < float(learner.cls_ctx.detach().std()) < 0.022
-        and abs(float(learner.cls_ctx.detach().mean())) < 0.002
-    )
+    assert 0.018 < float(learner.cls_ctx.detach().std()) < 0.022 and abs(float(learner.cls_ctx.detach().mean())) < 0.002
     labels = torch.tensor([3, 7])
     emb, eot = learner(labels)
     tokens = learner.tokens()[0]

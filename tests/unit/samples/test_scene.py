@@ -37,8 +37,12 @@ def test_scene_files_ground_truth_cache_and_repair(tmp_path):
     assert len(_ids(paths["gt"]["cam1"]) | _ids(paths["gt"]["cam2"])) == 7
     # transit: each shared person leaves cam1 at least 1.5 s before entering cam2
     for pid in both:
-        last1 = max(int(ln.split(",")[0]) for ln in paths["gt"]["cam1"].read_text().splitlines() if int(ln.split(",")[1]) == pid)
-        first2 = min(int(ln.split(",")[0]) for ln in paths["gt"]["cam2"].read_text().splitlines() if int(ln.split(",")[1]) == pid)
+        last1 = max(
+            int(ln.split(",")[0]) for ln in paths["gt"]["cam1"].read_text().splitlines() if int(ln.split(",")[1]) == pid
+        )
+        first2 = min(
+            int(ln.split(",")[0]) for ln in paths["gt"]["cam2"].read_text().splitlines() if int(ln.split(",")[1]) == pid
+        )
         assert first2 - last1 >= 1.5 * sc.FPS
     # several people at once, partially occluded
     rows = sc.ground_truth_rows("cam1", 0)
