@@ -266,7 +266,13 @@ class RayEngine:
     def steps(self) -> Iterator[Step]:
         assert self._merge is not None
         while self._inflight:
-            ready, _ = self._ray.wait(list(self._inflight), num_returns=1)
+            # only the oldest call of each actor is waited for: results of one actor must be taken in
+            # the order they were asked (two calls of one actor may both be ready, and ray.wait does
+            # not say which came first: under load a later chunk could overtake an earlier one)
+            oldest: dict[int, Any] = {}
+            for ref, i in self._inflight.items():  # dicts keep insertion (= submission) order
+                oldest.setdefault(i, ref)
+            ready, _ = self._ray.wait(list(oldest.values()), num_returns=1)
             for ref in ready:
                 i = self._inflight.pop(ref)
                 if i in self._done:
