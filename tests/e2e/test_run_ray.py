@@ -234,7 +234,8 @@ def test_an_unreachable_ray_address_is_one_line_not_a_hang(tmp_path):
     assert "127.0.0.1:9" in one_line_error(err) and "no Ray cluster answers" in err
 
 
-def test_ctrl_c_on_the_driver_finalises_with_everything_seen(tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_on_the_driver_finalise_with_everything_seen(tmp_path, sig, code):
     video, det = render_walker(tmp_path, "long", n=8000)
     out = tmp_path / "o"
     proc = _reidpipe(
@@ -261,9 +262,9 @@ def test_ctrl_c_on_the_driver_finalises_with_everything_seen(tmp_path):
         time.sleep(0.05)
     time.sleep(1.0)
     assert proc.poll() is None, "the run ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=90)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "interrupted" in one_line_error(err)
     (ident,) = read_trajectories(out / "trajectories.json")["identities"]
     assert 2 <= len(ident["tracks"][0]["points"]) < 8000
