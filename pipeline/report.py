@@ -130,9 +130,16 @@ def _tracks_from_trajectories(data: dict[str, Any]) -> list[TrackView]:
 
 def _tracks_from_events(events: list[dict[str, Any]]) -> list[TrackView]:
     """Tracks of an interrupted run: each ``link`` event (the last one of a track wins) with the times
-    of its ``track_close``."""
+    of its ``track_close``, and its identity after the run's ``identity_merge`` events."""
     closes = {(e["camera"], e["track"]): e for e in _of(events, "track_close")}
     links = {(e["camera"], e["track"]): e for e in _of(events, "link")}
+    into = {int(e["identity"]): int(e["into"]) for e in _of(events, "identity_merge")}
+
+    def merged(gid: int) -> int:
+        while gid in into:
+            gid = into[gid]
+        return gid
+
     out = []
     for key, e in links.items():
         c = closes.get(key, {})
@@ -140,7 +147,7 @@ def _tracks_from_events(events: list[dict[str, Any]]) -> list[TrackView]:
             TrackView(
                 e["camera"],
                 e["track"],
-                int(e["identity"]),
+                merged(int(e["identity"])),
                 e.get("score"),
                 e.get("margin"),
                 e.get("gap"),

@@ -233,6 +233,8 @@ class _Run:
                 embedded=len(t.bank),
             )
             self.events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
+        for merged, into in self.linker.pop_merges():
+            self.events.emit("identity_merge", identity=merged, into=into)
 
     def end_source(self, camera: str, end: SourceEnd) -> None:
         self._figures(camera, end)

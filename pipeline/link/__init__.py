@@ -2,6 +2,7 @@
 
     Linker(config, cameras)          the facade the runner uses
       .add(t) / .add_many(ts)        online: an identity for each tracklet as it closes (online.py)
+      .pop_merges()                  online: identities merged since the last call (later evidence)
       .finalize()                    the identities (re-decided offline with ``refine``: offline.py)
       .link(ts)                      batch: everything offline
       .operating_point               what the decisions were calibrated with (calibration.py)
@@ -86,6 +87,11 @@ class Linker:
             out[k] = self._record(idx, gid, ev)
         return [out[k] for k in range(len(tracklets))]
 
+    def pop_merges(self) -> list[tuple[int, int]]:
+        """Online identity ids ``(merged, into)`` joined since the last call: the linker found, with
+        what it has seen since, that two identities it gave out are one person (see online.py)."""
+        return [(a + 1, b + 1) for a, b in self._online.pop_merges()]
+
     # ------------------------------------------------------------------ results
     def finalize(self) -> list[Identity]:
         """The identities, sorted by first sighting, ids 1..N; re-decided offline with ``refine``."""
@@ -94,7 +100,7 @@ class Linker:
         self.operating_point = self._online.operating_point
         groups: dict[int, list[int]] = {}
         for i, g in enumerate(self._online_of):
-            groups.setdefault(g, []).append(i)
+            groups.setdefault(self._online.root(g), []).append(i)
         return self._identities(list(groups.values()))
 
     def link(self, tracklets: list[Tracklet]) -> list[Identity]:

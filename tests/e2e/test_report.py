@@ -211,3 +211,19 @@ def test_twin_report_marks_exactly_the_wrong_links(tmp_path):
     assert {k for k, wrong in page.tracks.items() if wrong} == expected
     assert expected  # this run does make wrong links (the page is checked on something)
     assert "multi-camera IDF1" in html and "cross-camera links precision" in html
+
+
+def test_report_from_events_applies_the_online_merges(demo_run, tmp_path):
+    from reidpipe.pipeline.report import load_run
+
+    run = tmp_path / "merged"
+    shutil.copytree(demo_run, run)
+    (run / "trajectories.json").unlink()
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    logged = sorted({e["identity"] for e in events if e["event"] == "link"})
+    assert len(logged) >= 2
+    merge = {"event": "identity_merge", "time": 0.0, "identity": logged[-1], "into": logged[0]}
+    with (run / "events.jsonl").open("a") as f:
+        f.write(json.dumps(merge) + "\n")
+    view = load_run(run)
+    assert sorted(i.id for i in view.identities) == logged[:-1]  # the merged identity's tracks joined the first

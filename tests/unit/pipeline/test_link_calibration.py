@@ -83,3 +83,20 @@ def test_too_little_to_calibrate_falls_back_and_says_so():
     lk.link(ts)
     op = lk.operating_point
     assert op.mode == "partly_fallback" and any("fallback cosine 0.30" in n for n in op.notes)
+
+
+def test_online_merges_the_identities_it_could_not_link_before_it_could_calibrate():
+    ts = sorted(_people(1.0, 0.0), key=lambda t: t.end_t)
+    lk = Linker(LinkerConfig(refine=False, fallback_similarity=0.99), ["cam1", "cam2"])  # no early link
+    given, merges = {}, []
+    for t in ts:
+        given[(t.camera, t.track)] = lk.add(t)[0]
+        merges += lk.pop_merges()
+    assert given[("cam1", 1)] != given[("cam2", 1)]  # the first person's second sighting came too early
+    assert merges and all(into < merged for merged, into in merges)  # later identities join earlier ones
+    idents = lk.finalize()
+    people = [{t.track for t in i.tracklets} for i in idents]
+    assert all(len(p) == 1 for p in people)  # merges never join two people
+    assert {1} in [p for p, i in zip(people, idents) if len(i.tracklets) == 2]  # the first person is whole
+    assert sum(len(i.tracklets) == 2 for i in idents) >= 10
+    assert lk.pop_merges() == []  # each merge is reported once
