@@ -5,7 +5,7 @@ The steps, in the order :func:`link_offline` runs them:
 1. ``_prepare``: unit features centred per camera, weights, times, camera codes;
 2. ``_merge_in_camera``: per camera, the fragments of one person (re-entry after an occlusion or a
    tracker loss) are merged into *camera clusters*: candidate pairs above the camera's calibrated
-   cosine (:mod:`.calibration`: Bonferroni level over its coexisting-pair negatives), most similar
+   cosine (:mod:`.calibration`: Bonferroni level over a sample of the camera's pairs), most similar
    first, never two coexisting tracklets;
 3. ``_cross_candidates``: per camera pair, candidate cluster pairs with their z-score against the
    pair's negatives and their signed time gap;
@@ -91,24 +91,16 @@ def alternatives(n: int, starts: np.ndarray, ends: np.ndarray, max_gap: float | 
     return float(max(1.0, n * min(1.0, share)))
 
 
-def coexisting_pairs(
-    starts: np.ndarray, ends: np.ndarray, rng: np.random.Generator, limit: int = cal.SAMPLE_PAIRS
-) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i, j) of items whose time intervals overlap (a random ``limit`` of them when more)."""
-    order = np.argsort(starts, kind="stable")
-    s, e = starts[order], ends[order]
-    stop = np.searchsorted(s, e, side="right")  # items starting before i ends (and after i starts)
-    count = np.maximum(stop - np.arange(len(s)) - 1, 0)
-    if count.sum() > limit:
-        keep = rng.random(len(s)) < limit / count.sum()
-        count = np.where(keep, count, 0)
-    i = np.repeat(np.arange(len(s)), count)
-    j = i + 1 + (np.arange(i.size) - np.repeat(np.cumsum(count) - count, count))
-    return order[i], order[j]
-
-
 def _rowdot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", A, B)
+
+
+def _within_window(i: np.ndarray, j: np.ndarray, starts: np.ndarray, ends: np.ndarray, config: LinkerConfig):
+    """The pairs ``(i, j)`` at most the linking window apart: the population decisions are made on."""
+    if config.max_gap is None:
+        return i, j
+    keep = gap(starts[i], ends[i], starts[j], ends[j]) <= config.max_gap
+    return i[keep], j[keep]
 
 
 def _fallback(config: LinkerConfig) -> float:
@@ -124,13 +116,8 @@ def _in_camera_threshold(p: Problem, idx: np.ndarray, config: LinkerConfig, rng,
         return float(config.min_similarity)
     if not config.calibrate:
         return _fallback(config)
-    i, j = coexisting_pairs(p.starts[idx], p.ends[idx], rng)
-    source = "coexisting pairs"
-    if i.size < cal.MIN_NEGATIVES:  # people came one at a time: all pairs are still mostly negatives
-        i, j = cal.sample_pairs(idx.size, idx.size, rng, same=True)
-        source = "all pairs"
-    sims = _rowdot(p.X[idx[i]], p.X[idx[j]])
-    neg = cal.NegativeModel.fit(sims)
+    i, j = _within_window(*cal.sample_pairs(idx.size, idx.size, rng, same=True), p.starts[idx], p.ends[idx], config)
+    neg = cal.NegativeModel.fit(_rowdot(p.X[idx[i]], p.X[idx[j]]))
     if neg is None:
         op.in_camera[cam] = {"pairs": int(i.size), "threshold": _fallback(config), "fallback": True}
         op.notes.append(
@@ -141,7 +128,7 @@ def _in_camera_threshold(p: Problem, idx: np.ndarray, config: LinkerConfig, rng,
     n = len(idx)
     z = cal.bonferroni_z(int(n * alternatives(n, p.starts[idx], p.ends[idx], config.max_gap) / 2), neg.dof)
     thr = neg.cosine(z)
-    op.in_camera[cam] = {**neg.to_json(), "negatives": source, "z": round(z, 3), "threshold": round(thr, 4)}
+    op.in_camera[cam] = {**neg.to_json(), "z": round(z, 3), "threshold": round(thr, 4)}
     return thr
 
 
@@ -186,14 +173,10 @@ def _clusters(p: Problem, groups: Groups) -> Clusters:
     return Clusters(G=group_features(p.X, p.w, of, K), code=code, start=start, end=end, of=of, sightings=sightings)
 
 
-def _pair_negatives(cl: Clusters, ia: np.ndarray, ib: np.ndarray, rules: Constraints, rng):
+def _pair_negatives(cl: Clusters, ia: np.ndarray, ib: np.ndarray, config: LinkerConfig, rng):
     si, sj = cal.sample_pairs(ia.size, ib.size, rng)
-    a, b = ia[si], ib[sj]
-    g = gap(cl.start[a], cl.end[a], cl.start[b], cl.end[b])
-    if rules.max_gap is not None:  # the population the decisions are made on
-        keep = g <= rules.max_gap
-        a, b, g = a[keep], b[keep], g[keep]
-    return cal.NegativeModel.fit(_rowdot(cl.G[a], cl.G[b])), g
+    a, b = _within_window(ia[si], ib[sj], cl.start, cl.end, config)
+    return cal.NegativeModel.fit(_rowdot(cl.G[a], cl.G[b])), gap(cl.start[a], cl.end[a], cl.start[b], cl.end[b])
 
 
 def _cross_candidates(cl: Clusters, config: LinkerConfig, rules: Constraints, rng, op):
@@ -209,7 +192,7 @@ def _cross_candidates(cl: Clusters, config: LinkerConfig, rules: Constraints, rn
         for b in cams[x + 1 :].tolist():
             ia, ib = np.flatnonzero(cl.code == a), np.flatnonzero(cl.code == b)
             name = f"{rules.cameras[a]}~{rules.cameras[b]}"
-            neg, bg = (None, np.zeros(0)) if fixed is not None else _pair_negatives(cl, ia, ib, rules, rng)
+            neg, bg = (None, np.zeros(0)) if fixed is not None else _pair_negatives(cl, ia, ib, config, rng)
             if fixed is None and neg is None:
                 op.notes.append(f"{name}: too few pairs to calibrate: fallback cosine {config.fallback_similarity:.2f}")
             thr = fixed if fixed is not None else (neg.cosine(Z_SEARCH) if neg is not None else _fallback(config))
