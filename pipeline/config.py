@@ -117,7 +117,7 @@ class PipelineConfig:
     save_mot: bool = False
     progress: bool = True
     events: bool = True  # write events.jsonl
-    crops: bool = True  # keep small JPEG thumbnails of the best embedded crops in <output>/thumbs (local engine)
+    crops: bool = True  # keep small JPEG thumbnails of the best embedded crops in <output>/thumbs
     report: bool = False  # write <output>/report.html at the end of the run (reidpipe report)
     # execution
     engine: EngineConfig = field(default_factory=EngineConfig)

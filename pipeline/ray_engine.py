@@ -48,7 +48,7 @@ class GroupActor:
         offsets: Sequence[float] | None,
         detections: Sequence[str] | None,
     ):
-        self.group = CameraGroup(config, uris, names, offsets=offsets, detections=detections)
+        self.group = CameraGroup(config, uris, names, offsets=offsets, detections=detections, thumbs=config.crops)
         self._steps: Iterator[Step] | None = None
 
     def open(self) -> dict[str, Any]:

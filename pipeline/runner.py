@@ -148,7 +148,7 @@ class Pipeline:
                 offsets=cfg.offsets,
                 detections=cfg.detections,
                 record_dir=str(self.output_dir) if cfg.save_video else None,
-                thumbs_dir=str(Path(str(self.output_dir)) / "thumbs") if cfg.crops else None,
+                thumbs=cfg.crops,
             )
         self.sources = engine.open()
         if isinstance(engine, CameraGroup):
@@ -177,6 +177,7 @@ class _Run:
     def __init__(self, config: PipelineConfig, engine, sources: list[SourceInfo], link_config, out: Path | None):
         from reidpipe.pipeline.export import EventWriter, discard_stale_outputs
         from reidpipe.pipeline.link import Linker
+        from reidpipe.pipeline.thumbs import ThumbWriter
 
         assert out is not None
         self.config = config
@@ -188,6 +189,7 @@ class _Run:
         self.linker = Linker(link_config, self.cameras)
         discard_stale_outputs(out)  # an older run's trajectories.json never stays beside this run's events
         self.events = EventWriter(out / "events.jsonl" if config.events else None)
+        self.thumbs = ThumbWriter(out / "thumbs") if config.crops else None
         self.bars = _Bars(sources, config) if config.progress else None
         self.frames = dict.fromkeys(self.cameras, 0)
         self.ends: dict[str, SourceEnd] = {}
@@ -219,6 +221,7 @@ class _Run:
     def link(self, tracklets: list[Tracklet]) -> None:
         if not tracklets:
             return
+        self._write_thumbs(tracklets)
         with self.timer("link"):
             results = self.linker.add_many(tracklets) if len(tracklets) > 1 else [self.linker.add(tracklets[0])]
         for t, (gid, ev) in zip(tracklets, results):
@@ -235,6 +238,12 @@ class _Run:
             self.events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
         for merged, into in self.linker.pop_merges():
             self.events.emit("identity_merge", identity=merged, into=into)
+
+    def _write_thumbs(self, tracklets: list[Tracklet]) -> None:
+        for t in tracklets:
+            if self.thumbs is not None:
+                self.thumbs.write(t.camera, t.track, t.thumbs)
+            t.thumbs = []  # written (or not kept): the pixels do not stay in memory
 
     def end_source(self, camera: str, end: SourceEnd) -> None:
         self._figures(camera, end)

@@ -102,6 +102,9 @@ class Tracklet:
     qualities: list[float] = field(default_factory=list)
     feature: np.ndarray | None = None
     closed: bool = False
+    # JPEG thumbnails of its best crops (best first), carried from the camera worker to the driver,
+    # which writes them and empties this (pipeline/thumbs.py)
+    thumbs: list[bytes] = field(default_factory=list)
 
     @property
     def start_t(self) -> float:

@@ -108,7 +108,7 @@ class CameraWorker:
         self.sampler = sampler
         self.embeds = embeds
         self.timer = timer
-        self.thumbs = thumbs  # a ThumbWriter (pipeline/thumbs.py) keeping the best crops, or None
+        self.thumbs = thumbs  # a ThumbKeeper (pipeline/thumbs.py) keeping the best crops, or None
         self.counts = Counts()
         self.seq = 0
 
@@ -189,7 +189,7 @@ class CameraWorker:
                 t.feature = t.pooled_feature()
                 self.sampler.forget(t.camera, t.track)
                 if self.thumbs is not None:
-                    self.thumbs.close(t.camera, t.track)
+                    t.thumbs = self.thumbs.take(t.camera, t.track)
         return tracklets
 
     def _source_end(self) -> SourceEnd:
@@ -232,7 +232,7 @@ class CameraGroup:
         offsets: Sequence[float] | None = None,
         detections: Sequence[str] | None = None,
         record_dir: str | None = None,
-        thumbs_dir: str | None = None,
+        thumbs: bool = False,
     ):
         self.config = config
         self.uris = [str(u) for u in uris]
@@ -240,7 +240,7 @@ class CameraGroup:
         self.offsets = list(offsets) if offsets is not None else None
         self.detections = list(detections) if detections is not None else None
         self.record_dir = record_dir
-        self.thumbs_dir = thumbs_dir  # where the best crops' thumbnails go (None: none kept)
+        self.thumbs = bool(thumbs)  # keep the best crops' thumbnails on the closed tracklets
         self.timer = StageTimer()
         self.workers: list[CameraWorker] = []
         self.embedder = None
@@ -285,11 +285,11 @@ class CameraGroup:
         return [s.info for s in srcs]
 
     def _thumbs(self):
-        if self.thumbs_dir is None:
+        if not self.thumbs:
             return None
-        from reidpipe.pipeline.thumbs import ThumbWriter
+        from reidpipe.pipeline.thumbs import ThumbKeeper
 
-        return ThumbWriter(self.thumbs_dir)
+        return ThumbKeeper()
 
     def _tracker(self, camera: str):
         from reidpipe.pipeline.track import CameraTracker

@@ -172,7 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="keep no crop thumbnails (default: thumbs/ holds the best few embedded crops of each "
-        "track, for the report; none with --engine ray)",
+        "track, for the report)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -50,6 +50,9 @@ def test_demo_gives_the_same_identities_on_both_engines(tmp_path, local_ray, mon
     # the driver logs the same events in the same order (times aside)
     strip = [[{k: v for k, v in e.items() if k != "time"} for e in events(tmp_path / x)] for x in ("local", "ray")]
     assert strip[0] == strip[1]
+    # the actors' crop thumbnails reach the driver's output folder: the same files, the same pixels
+    thumbs = {x: {p.name: p.read_bytes() for p in (tmp_path / x / "thumbs").glob("*.jpg")} for x in ("local", "ray")}
+    assert thumbs["local"] and thumbs["ray"] == thumbs["local"]
 
 
 @pytest.mark.real_data

@@ -1,11 +1,12 @@
-"""Crop thumbnails for ``reidpipe report``: the best few per track by quality, written when it closes."""
+"""Crop thumbnails for ``reidpipe report``: the best few per track by quality (kept by the camera
+worker), written by the driver when the track closes."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from reidpipe.pipeline.thumbs import ThumbWriter, thumb_path
+from reidpipe.pipeline.thumbs import ThumbKeeper, ThumbWriter, thumb_path
 
 
 def _crop(value: int, h: int = 128, w: int = 48) -> np.ndarray:
@@ -13,24 +14,24 @@ def _crop(value: int, h: int = 128, w: int = 48) -> np.ndarray:
 
 
 def test_keeps_the_best_crops_by_quality_best_first(tmp_path):
-    tw = ThumbWriter(tmp_path / "thumbs", keep=2, height=64)
+    keeper, tw = ThumbKeeper(keep=2, height=64), ThumbWriter(tmp_path / "thumbs")
     for q, v in ((0.2, 20), (0.9, 90), (0.5, 50), (0.1, 10)):
-        tw.offer("cam1", 7, q, _crop(v))
-    assert not (tmp_path / "thumbs").exists()  # nothing written before the track closes
-    paths = tw.close("cam1", 7)
+        keeper.offer("cam1", 7, q, _crop(v))
+    jpegs = keeper.take("cam1", 7)
+    assert len(jpegs) == 2 and keeper.take("cam1", 7) == []  # handed over once
+    paths = tw.write("cam1", 7, jpegs)
     assert paths == [thumb_path(tmp_path / "thumbs", "cam1", 7, 0), thumb_path(tmp_path / "thumbs", "cam1", 7, 1)]
     imgs = [cv2.imread(str(p)) for p in paths]
     assert [i.shape[0] for i in imgs] == [64, 64] and imgs[0].shape[1] == 24  # 64 px high, aspect kept
     assert [round(float(i.mean()) / 10) for i in imgs] == [9, 5]  # qualities 0.9 then 0.5
-    assert tw.close("cam1", 7) == []  # written once
 
 
 def test_a_failed_write_turns_thumbnails_off_without_stopping_the_run(tmp_path, monkeypatch):
     from pathlib import Path
 
-    tw = ThumbWriter(tmp_path / "thumbs", keep=2)
-    tw.offer("cam1", 1, 0.9, _crop(90))
-    tw.offer("cam1", 1, 0.5, _crop(50))
+    keeper, tw = ThumbKeeper(keep=2), ThumbWriter(tmp_path / "thumbs")
+    keeper.offer("cam1", 1, 0.9, _crop(90))
+    keeper.offer("cam1", 1, 0.5, _crop(50))
     real = Path.write_bytes
     calls = []
 
@@ -42,8 +43,8 @@ def test_a_failed_write_turns_thumbnails_off_without_stopping_the_run(tmp_path, 
         return real(self, data)
 
     monkeypatch.setattr(Path, "write_bytes", full_disk)
-    assert tw.close("cam1", 1) == [thumb_path(tmp_path / "thumbs", "cam1", 1, 0)]
+    assert tw.write("cam1", 1, keeper.take("cam1", 1)) == [thumb_path(tmp_path / "thumbs", "cam1", 1, 0)]
     assert not thumb_path(tmp_path / "thumbs", "cam1", 1, 1).exists()  # no half-written thumbnail stays
     assert "No space left on device" in tw.error and "cam1_1_1.jpg" in tw.error
-    tw.offer("cam1", 2, 0.9, _crop(90))
-    assert tw.close("cam1", 2) == []  # off from then on
+    keeper.offer("cam1", 2, 0.9, _crop(90))
+    assert tw.write("cam1", 2, keeper.take("cam1", 2)) == []  # off from then on
