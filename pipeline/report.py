@@ -4,7 +4,7 @@ Built from a run's output folder:
 
 - ``events.jsonl`` (always): sources (``source_start`` / ``source_end``), tracks (``track_close``:
   start and end time) and the link decisions (``link``: identity, score, margin, gap), run figures
-  (``run_end``), the linker's operating point (``link_operating_point``);
+  (``run_end``: with the seconds spent per stage), the linker's operating point (``link_operating_point``);
 - ``trajectories.json`` when it is there: the final identities (after the offline refinement) and
   their link evidence replace the logged online decisions. Without it (an interrupted run), the
   identities are rebuilt from the ``link`` events;
@@ -46,6 +46,7 @@ class TrackView:
     gap: float | None
     start_t: float
     end_t: float
+    runner_up: int | None = None  # the identity it came closest to joining instead
     thumbs: list[str] = field(default_factory=list)  # data: URIs
     gt: int | None = None  # matched ground-truth id (with --gt)
     wrong: bool = False  # its ground-truth id differs from its identity's majority id
@@ -123,6 +124,7 @@ def _tracks_from_trajectories(data: dict[str, Any]) -> list[TrackView]:
                     link.get("gap"),
                     float(min(times)),
                     float(max(times)),
+                    link.get("runner_up"),
                 )
             )
     return out
@@ -153,6 +155,7 @@ def _tracks_from_events(events: list[dict[str, Any]]) -> list[TrackView]:
                 e.get("gap"),
                 float(c.get("start_t", 0.0)),
                 float(c.get("end_t", 0.0)),
+                None if e.get("runner_up") is None else merged(int(e["runner_up"])),
             )
         )
     return out
@@ -244,6 +247,7 @@ def uncertain_links(run: RunView, limit: int = UNCERTAIN_SHOWN) -> list[dict[str
     """The linked tracks whose decision was closest: smallest margin over the runner-up identity (or,
     without one, smallest score above the threshold), each with the other tracks of its identity."""
     rows: list[dict[str, Any]] = []
+    by_id = {i.id: i for i in run.identities}
     for ident in run.identities:
         for t in ident.tracks:
             if not t.linked:
@@ -259,6 +263,7 @@ def uncertain_links(run: RunView, limit: int = UNCERTAIN_SHOWN) -> list[dict[str
                     "track": t,
                     "identity": ident,
                     "others": [o for o in ident.tracks if o is not t],
+                    "runner_up": by_id.get(t.runner_up) if t.runner_up not in (None, ident.id) else None,
                     "threshold": thr,
                     "above": above,
                     "key": float("inf") if closeness is None else closeness,
@@ -316,7 +321,18 @@ def run_summary(run: RunView) -> dict[str, Any]:
         "interrupted": run_end["interrupted"] if run_end else None,
         "finished": run_end is not None,
         "from_events": run.from_events,
+        "stages": _stage_rates(run_end, frames),
     }
+
+
+def _stage_rates(run_end: dict[str, Any] | None, frames: int) -> list[dict[str, Any]]:
+    """Per stage: seconds spent (``run_end.seconds``) and frames per second of that stage alone."""
+    seconds = (run_end or {}).get("seconds") or {}
+    return [
+        {"stage": k, "seconds": float(v), "fps": frames / float(v) if v else None}
+        for k, v in seconds.items()
+        if float(v) > 0
+    ]
 
 
 # ------------------------------------------------------------------------------------ the page

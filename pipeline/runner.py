@@ -295,6 +295,7 @@ class _Run:
                 identities=len(self.identities),
                 tracklets=len(self.linker.tracklets),
                 frames=sum(self.frames.values()),
+                seconds={k: round(v, 4) for k, v in self._stage_seconds().items()},
             )
         except BaseException:
             self.t_loop_end = self.t_loop_end or time.perf_counter()

@@ -135,17 +135,20 @@ class Tracklet:
 @dataclass
 class LinkEvidence:
     """Why a tracklet joined its identity: cosine similarity to the identity it joined, margin over the
-    runner-up identity (None when there was none), and the time gap in seconds to the identity's
-    nearest earlier sighting (None for the identity's first tracklet)."""
+    runner-up identity (None when there was none), the time gap in seconds to the identity's nearest
+    earlier sighting (None for the identity's first tracklet), and the runner-up identity's id (the
+    identity of the most similar candidate it did not join; None when there was none)."""
 
     score: float
     margin: float | None = None
     gap: float | None = None
+    runner_up: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"score": round(float(self.score), 4)}
         d["margin"] = None if self.margin is None else round(float(self.margin), 4)
         d["gap"] = None if self.gap is None else round(float(self.gap), 4)
+        d["runner_up"] = None if self.runner_up is None else int(self.runner_up)
         return d
 
 

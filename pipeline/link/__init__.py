@@ -60,6 +60,9 @@ class Linker:
         return len(self.tracklets) - 1, self.rules.cameras.index(t.camera)
 
     def _record(self, idx: int, gid: int, ev: LinkEvidence) -> tuple[int, LinkEvidence]:
+        """Keep a closing tracklet's online identity (0-based inside, 1-based ids outside)."""
+        if ev.runner_up is not None:
+            ev = replace(ev, runner_up=ev.runner_up + 1)
         self._online_of[idx] = gid
         self.evidence[idx] = ev
         return gid + 1, ev
@@ -101,7 +104,16 @@ class Linker:
         groups: dict[int, list[int]] = {}
         for i, g in enumerate(self._online_of):
             groups.setdefault(self._online.root(g), []).append(i)
-        return self._identities(list(groups.values()))
+        identities = self._identities(list(groups.values()))
+        final = self._final_ids(identities)
+        for i, ev in enumerate(self.evidence):  # online runner-up ids -> the identities they ended in
+            if ev.runner_up is not None:
+                other = final[groups[self._online.root(ev.runner_up - 1)][0]]
+                if other == final[i]:  # it has joined its runner-up since: no runner-up left
+                    ev.runner_up = ev.margin = None
+                else:
+                    ev.runner_up = other
+        return identities
 
     def link(self, tracklets: list[Tracklet]) -> list[Identity]:
         """Batch linking: register ``tracklets`` (no online pass) and decide everything offline."""
@@ -120,7 +132,18 @@ class Linker:
         alone = [[i] for i in range(len(self.tracklets)) if i not in linked]
         for (i,) in alone:
             self.evidence[i] = LinkEvidence(score=0.0)
-        return self._identities(list(groups.values()) + alone)
+        identities = self._identities(list(groups.values()) + alone)
+        final = self._final_ids(identities)
+        for i in idx:  # runner-up labels of the solution -> identity ids
+            ev = self.evidence[i]
+            if ev.runner_up is not None:
+                ev.runner_up = final[groups[ev.runner_up][0]]
+        return identities
+
+    def _final_ids(self, identities: list[Identity]) -> dict[int, int]:
+        """Tracklet index -> the id of the identity it is in."""
+        index = {id(t): i for i, t in enumerate(self.tracklets)}
+        return {index[id(t)]: ident.id for ident in identities for t in ident.tracklets}
 
     def _identities(self, groups: list[list[int]]) -> list[Identity]:
         T = self.tracklets

@@ -328,9 +328,9 @@ def _merge_in_order(groups: Groups, c: Candidates, score: np.ndarray, rules: Con
 
 
 # ------------------------------------------------------------------------------ step 6: evidence
-def _evidence(p: Problem, labels: np.ndarray, runner: np.ndarray) -> list[LinkEvidence]:
-    """Score (leave-one-out cosine to the rest of its identity), margin over the runner-up and gap
-    (seconds since the identity's latest earlier sighting) of every tracklet."""
+def _evidence(p: Problem, labels: np.ndarray, runner: np.ndarray, runner_label: np.ndarray) -> list[LinkEvidence]:
+    """Score (leave-one-out cosine to the rest of its identity), margin over the runner-up, gap
+    (seconds since the identity's latest earlier sighting) and runner-up label of every tracklet."""
     n = labels.size
     K = int(labels.max()) + 1 if n else 0
     Xw = p.X * p.w[:, None]
@@ -343,11 +343,14 @@ def _evidence(p: Problem, labels: np.ndarray, runner: np.ndarray) -> list[LinkEv
         r = float(runner[i])
         margin_of = 1.0 if solo[i] else float(score[i])
         margin = None if r == -np.inf else margin_of - r
+        other = None if r == -np.inf else int(runner_label[i])
         if solo[i]:
-            out.append(LinkEvidence(score=1.0, margin=margin))
+            out.append(LinkEvidence(score=1.0, margin=margin, runner_up=other))
         else:
             g = float(gaps[i])
-            out.append(LinkEvidence(score=float(score[i]), margin=margin, gap=None if np.isnan(g) else g))
+            out.append(
+                LinkEvidence(score=float(score[i]), margin=margin, gap=None if np.isnan(g) else g, runner_up=other)
+            )
     return out
 
 
@@ -372,22 +375,40 @@ def _gaps(p: Problem, labels: np.ndarray) -> np.ndarray:
     return np.where(valid, p.starts - p.ends[prev], np.nan)
 
 
-def _runner_up(n: int, labels: np.ndarray, in_pairs: list, c: Candidates, cl: Clusters) -> np.ndarray:
-    """Best cosine of each tracklet to a candidate of another identity (in-camera or cross-camera)."""
-    runner = np.full(n, -np.inf)
+def _best_per_row(n: int, rows: np.ndarray, sims: np.ndarray, labs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``n`` rows the highest of the ``sims`` offered to it and that offer's label
+    (-inf / -1 for rows offered nothing); one sort, no loop."""
+    best, label = np.full(n, -np.inf), np.full(n, -1, np.int64)
+    if rows.size:
+        order = np.lexsort((-sims, rows))
+        r = rows[order]
+        first = np.r_[True, r[1:] != r[:-1]]
+        best[r[first]], label[r[first]] = sims[order][first], labs[order][first]
+    return best, label
+
+
+def _runner_up(n: int, labels: np.ndarray, in_pairs: list, c: Candidates, cl: Clusters):
+    """Best cosine of each tracklet to a candidate of another identity (in-camera or cross-camera), and
+    that identity's label (-1 where there is none)."""
+    rows, sims, labs = [np.zeros(0, np.int64)], [np.zeros(0)], [np.zeros(0, np.int64)]
     for i, j, s in in_pairs:
         other = labels[i] != labels[j]
-        np.maximum.at(runner, i[other], s[other])
-        np.maximum.at(runner, j[other], s[other])
-    if c.i.size:
+        rows += [i[other], j[other]]
+        sims += [s[other], s[other]]
+        labs += [labels[j[other]], labels[i[other]]]
+    best, best_label = _best_per_row(n, np.concatenate(rows), np.concatenate(sims), np.concatenate(labs))
+    if c.i.size:  # cross-camera candidates are cluster pairs: best per cluster, then per member
         cluster_label = np.zeros(cl.code.size, np.int64)
         cluster_label[cl.of] = labels
         other = cluster_label[c.i] != cluster_label[c.j]
-        best = np.full(cl.code.size, -np.inf)
-        np.maximum.at(best, c.i[other], c.sim[other])
-        np.maximum.at(best, c.j[other], c.sim[other])
-        runner = np.maximum(runner, best[cl.of])
-    return runner
+        i, j, s = c.i[other], c.j[other], c.sim[other].astype(np.float64)
+        cross, cross_label = _best_per_row(
+            cl.code.size, np.concatenate([i, j]), np.concatenate([s, s]), cluster_label[np.concatenate([j, i])]
+        )
+        better = cross[cl.of] > best
+        best = np.where(better, cross[cl.of], best)
+        best_label = np.where(better, cross_label[cl.of], best_label)
+    return best, best_label
 
 
 def link_offline(
@@ -410,7 +431,7 @@ def link_offline(
     labels = identities.labels()[cl.of] if cl.of.size else np.zeros(0, np.int64)
     if op.mode == "calibrated" and op.notes:
         op.mode = "partly_fallback"
-    evidence = _evidence(p, labels, _runner_up(len(tracklets), labels, in_pairs, cand, cl))
+    evidence = _evidence(p, labels, *_runner_up(len(tracklets), labels, in_pairs, cand, cl))
     return labels, evidence, op
 
 

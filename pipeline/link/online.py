@@ -21,7 +21,7 @@ Measured on the three development twins (OSNet, ``--online``; MTMC IDF1 / link F
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -89,7 +89,14 @@ class OnlineLinker:
             ident = self._identity_of(labels, recent, r, t, cam)
             out.append((self._join(idx, t, cam, ident), evidence[r]))
         self._merge(labels, recent)
-        return out
+        return [(gid, self._runner_up_identity(ev, labels, recent)) for gid, ev in out]
+
+    def _runner_up_identity(self, ev: LinkEvidence, labels: np.ndarray, recent: list) -> LinkEvidence:
+        """The evidence with its runner-up (a label of the offline solution) as an online identity."""
+        if ev.runner_up is None:
+            return ev
+        mates = [self.root(self._of[idx]) for q, (idx, _) in enumerate(recent) if labels[q] == ev.runner_up]
+        return replace(ev, runner_up=min(mates, key=lambda g: (-mates.count(g), g)) if mates else None)
 
     def _identity_of(self, labels: np.ndarray, recent: list, r: int, t: Tracklet, cam: int) -> _Identity:
         mates = [

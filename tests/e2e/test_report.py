@@ -8,6 +8,7 @@ no console errors; and a screenshot is saved (``report.png`` in the test's folde
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import Counter
 from html.parser import HTMLParser
@@ -91,12 +92,14 @@ def test_demo_report_in_a_real_browser(demo_run, tmp_path, capsys):
                 "els => els.map(e => [e.id, [...e.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 0).length])",
             )
             timeline = page.eval_on_selector_all("#timeline img", "els => els.map(i => i.naturalWidth)")
+            stages = page.eval_on_selector_all("#stages tr td:first-child", "els => els.map(e => e.textContent)")
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
     assert sorted(int(e.split("-")[1]) for e, _ in found) == ids  # one element per identity
     assert all(loaded >= 1 for _, loaded in found), found  # each with at least one crop that loaded
     assert timeline and timeline[0] > 0  # the timeline plot is there and decoded
+    assert {"detect", "track", "embed", "link"} <= set(stages)  # the time of each stage of the run
     assert errors == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with capsys.disabled():
@@ -211,6 +214,15 @@ def test_twin_report_marks_exactly_the_wrong_links(tmp_path):
     assert {k for k, wrong in page.tracks.items() if wrong} == expected
     assert expected  # this run does make wrong links (the page is checked on something)
     assert "multi-camera IDF1" in html and "cross-camera links precision" in html
+    # every runner-up is another identity of the run; the uncertain links show its crops beside them
+    ids = {i["id"] for i in data["identities"]}
+    runner = {i["id"]: [t["link"]["runner_up"] for t in i["tracks"]] for i in data["identities"]}
+    assert all(r is None or (r in ids and r != i) for i, rs in runner.items() for r in rs)
+    uncertain = html.split('<section id="uncertain">')[1].split("</section>")[0]
+    shown = [int(x) for x in re.findall(r'class="thumbs runner-up" data-identity="(\d+)"', uncertain)]
+    assert shown and set(shown) <= ids
+    blocks = re.findall(r'class="thumbs runner-up".*?</div></div>', uncertain, re.S)
+    assert len(blocks) == len(shown) and any('<img src="data:image/jpeg' in b for b in blocks)
 
 
 def test_report_from_events_applies_the_online_merges(demo_run, tmp_path):

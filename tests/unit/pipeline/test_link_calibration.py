@@ -100,3 +100,26 @@ def test_online_merges_the_identities_it_could_not_link_before_it_could_calibrat
     assert {1} in [p for p, i in zip(people, idents) if len(i.tracklets) == 2]  # the first person is whole
     assert sum(len(i.tracklets) == 2 for i in idents) >= 10
     assert lk.pop_merges() == []  # each merge is reported once
+    _check_runner_ups(idents)
+
+
+def _check_runner_ups(idents):
+    """Each tracklet's runner-up is another identity of the result (or none)."""
+    ids = {i.id for i in idents}
+    runner = [(i.id, ev.runner_up, ev.margin) for i in idents for ev in i.evidence.values()]
+    assert all(r is None or (r in ids and r != own) for own, r, _ in runner)
+    assert all(m is None for _, r, m in runner if r is None)  # a margin is always over a runner-up
+
+
+def test_offline_runner_up_is_the_look_alike():
+    ts = _people(1.0, 0.0)
+    feature = {(t.camera, t.track): t.feature for t in ts}
+    for t in ts:  # person 3 looks much like person 2 (they walk together: never merged in a camera)
+        if t.track == 3:
+            f = 0.75 * feature[(t.camera, 2)] / np.linalg.norm(feature[(t.camera, 2)]) + 0.66 * t.feature
+            t.feature = f / np.linalg.norm(f)
+    idents = Linker(LinkerConfig(refine=True), ["cam1", "cam2"]).link(ts)
+    _check_runner_ups(idents)
+    of = {t.track: i.id for i in idents for t in i.tracklets if t.camera == "cam1"}
+    runner = {t.track: e.runner_up for i in idents for t, e in zip(i.tracklets, i.evidence.values())}
+    assert runner[3] == of[2] and runner[2] == of[3]

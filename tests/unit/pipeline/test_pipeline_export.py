@@ -59,7 +59,7 @@ def test_schema_ids_by_first_sighting_and_roundtrip(tmp_path):
     assert [t["track"] for t in first["tracks"]] == [1, 5]
     tr = first["tracks"][1]
     assert set(tr) == {"camera", "track", "link", "points"}
-    assert tr["link"] == {"score": 0.83, "margin": 0.21, "gap": 0.5}
+    assert tr["link"] == {"score": 0.83, "margin": 0.21, "gap": 0.5, "runner_up": None}
     assert tr["points"][0] == {"frame": 12, "t": 1.2, "bbox": [22.0, 20.0, 52.0, 100.0], "score": 0.9}
     assert second["id"] == 2 and second["cameras"] == ["cam1"]
     assert read_trajectories(p)["identities"][0]["id"] == 1
