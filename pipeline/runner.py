@@ -45,6 +45,7 @@ from reidpipe.pipeline.worker import SourceEnd, Step
 from reidpipe.signals import hold_signals, signal_of
 
 if TYPE_CHECKING:
+    from reidpipe.pipeline.gallery.session import GallerySession
     from reidpipe.pipeline.ray_engine import RayEngine
 
 __all__ = ["STAGES", "Pipeline", "RunStats"]
@@ -73,8 +74,17 @@ class Pipeline:
     def run(self, sources: list[str]) -> list[Identity]:
         t_run = time.perf_counter()
         uris = self._check(sources)
+        gallery = self._open_gallery(uris)
+        try:
+            return self._run(uris, gallery, t_run)
+        finally:
+            if gallery is not None:
+                gallery.close()
+
+    def _run(self, uris: list[str], gallery: GallerySession | None, t_run: float) -> list[Identity]:
         engine = self._open_engine(uris)
-        run = _Run(self.config, engine, self.sources, self._link_config(engine.link_threshold, uris), self.output_dir)
+        link_config = self._link_config(engine.link_threshold, uris)
+        run = _Run(self.config, engine, self.sources, link_config, self.output_dir, gallery)
         run.t_setup = time.perf_counter() - t_run
         try:
             run.start()
@@ -128,6 +138,17 @@ class Pipeline:
         self.output_dir = check_output_dir(cfg.output)
         return uris
 
+    def _open_gallery(self, uris: list[str]) -> GallerySession | None:
+        """``--gallery DIR``: the gallery locked for this run, and the sources put on one time axis
+        (their start times as offsets); None without a gallery."""
+        if self.config.gallery is None:
+            return None
+        from reidpipe.pipeline.gallery.session import GallerySession
+
+        gallery = GallerySession.open(self.config, uris)
+        self.config = self.config.replace(offsets=gallery.offsets)
+        return gallery
+
     def _open_engine(self, uris: list[str]):
         """The engine, its sources opened (and checked) and its models loaded; nothing started."""
         from reidpipe.pipeline.sources import default_names
@@ -174,7 +195,15 @@ class _Run:
     """The driver's side of one run: it links the tracklets the engine's workers close, logs events,
     shows progress and, at the end, writes the outputs."""
 
-    def __init__(self, config: PipelineConfig, engine, sources: list[SourceInfo], link_config, out: Path | None):
+    def __init__(
+        self,
+        config: PipelineConfig,
+        engine,
+        sources: list[SourceInfo],
+        link_config,
+        out: Path | None,
+        gallery: GallerySession | None = None,
+    ):
         from reidpipe.pipeline.export import EventWriter, discard_stale_outputs
         from reidpipe.pipeline.link import Linker
 
@@ -186,6 +215,9 @@ class _Run:
         self.cameras = [s.camera for s in sources]
         self.timer = StageTimer()
         self.linker = Linker(link_config, self.cameras)
+        self.gallery = gallery
+        if gallery is not None:  # the gallery's tracklets near this run, linked like the run's own
+            gallery.prime(self.linker, sources)
         discard_stale_outputs(out)  # an older run's trajectories.json never stays beside this run's events
         self.events = EventWriter(out / "events.jsonl" if config.events else None)
         self.bars = _Bars(sources, config) if config.progress else None
@@ -275,6 +307,8 @@ class _Run:
                 from reidpipe.pipeline.export import order_identities
 
                 self.identities = order_identities(self.linker.finalize())
+                if self.gallery is not None:  # global ids; the run written to the gallery
+                    self.identities = self.gallery.commit(self.identities, self.gallery.run_tracklets(self.linker))
             self._log_operating_point()
             with self.timer("export"):
                 self._write()
@@ -282,7 +316,7 @@ class _Run:
                 "run_end",
                 interrupted=self.interrupted,
                 identities=len(self.identities),
-                tracklets=len(self.linker.tracklets),
+                tracklets=self._tracklets(),
                 frames=sum(self.frames.values()),
             )
         except BaseException:
@@ -295,6 +329,10 @@ class _Run:
                 self.bars.close()
             self.engine.shutdown()
         return self.identities
+
+    def _tracklets(self) -> int:
+        """The run's own tracklets (not the gallery's the linker was given)."""
+        return len(self.linker.tracklets) - (len(self.gallery.primed) if self.gallery is not None else 0)
 
     def _log_operating_point(self) -> None:
         op = self.linker.operating_point
@@ -310,15 +348,26 @@ class _Run:
 
         cfg, out = self.config, self.out
         op = self.linker.operating_point
+        renumber = self.gallery is None  # with a gallery the ids are its global ids
         write_trajectories(
-            out / "trajectories.json", self.sources, self.identities, linker=op.to_json() if op is not None else None
+            out / "trajectories.json",
+            self.sources,
+            self.identities,
+            linker=op.to_json() if op is not None else None,
+            renumber=renumber,
         )
         if cfg.save_mot:
-            write_mot(out, self.sources, self.identities)
+            write_mot(out, self.sources, self.identities, renumber)
         if cfg.save_video:
             recordings = self.engine.recordings()
             write_videos(
-                out, self.sources, self.identities, stride=cfg.stride, max_frames=cfg.max_frames, recordings=recordings
+                out,
+                self.sources,
+                self.identities,
+                stride=cfg.stride,
+                max_frames=cfg.max_frames,
+                recordings=recordings,
+                renumber=renumber,
             )
             for p in recordings.values():
                 Path(p).unlink(missing_ok=True)
@@ -343,7 +392,7 @@ class _Run:
             crops_embedded=counts.crops_embedded,
             detections=counts.detections,
             tracked_boxes=counts.tracked_boxes,
-            tracklets=len(self.linker.tracklets),
+            tracklets=self._tracklets(),
             identities=len(self.identities),
             corrupt_frames={c: ends[c].corrupt if c in ends else 0 for c in self.cameras},
             late_frames={c: ends[c].late if c in ends else 0 for c in self.cameras},
