@@ -23,6 +23,7 @@ from reidpipe.pipeline.gallery.store import Store, unblob
 
 KINDS = {"identities": "SELECT id, embedding FROM identities", "tracklets": "SELECT id, feature FROM tracklets"}
 STATE = "index.json"
+FEW_QUERIES = 8  # fewer queries than this are searched on one thread (10k vectors: 0.7 ms vs 40 ms on 2 busy cores)
 
 
 def new_index(dim: int):
@@ -54,10 +55,18 @@ class VectorIndex:
 
     def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids) of the ``k`` nearest rows per query (id -1 past the end)."""
+        import faiss
+
         Q = np.ascontiguousarray(np.atleast_2d(Q), np.float32)
         if len(self) == 0 or k <= 0:
             return np.zeros((len(Q), 0), np.float32), np.zeros((len(Q), 0), np.int64)
-        sims, ids = self.index.search(Q, min(int(k), len(self)))
+        threads = faiss.omp_get_max_threads()
+        if len(Q) < FEW_QUERIES:  # OpenMP's thread start-up and spinning cost more than a few queries
+            faiss.omp_set_num_threads(1)
+        try:
+            sims, ids = self.index.search(Q, min(int(k), len(self)))
+        finally:
+            faiss.omp_set_num_threads(threads)
         return sims, ids
 
     def ids(self) -> set[int]:

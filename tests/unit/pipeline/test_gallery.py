@@ -180,3 +180,12 @@ def test_search_by_identity_lists_the_nearest_others(tmp_path, capsys):
     assert res[0]["similarity"] >= res[1]["similarity"] >= res[2]["similarity"]
     assert res[0]["sightings"] and res[0]["first_seen"].startswith("2026-11-02")
     assert main(["search", "--gallery", str(g), "--identity", "99999"]) == UsageError.exit_code
+
+
+def test_bench_gallery_only_reports_query_time(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--gallery-only", "--gallery-sizes", "500,2000", "--gallery-dim", "32", "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())["gallery"]
+    assert [r["embeddings"] for r in rows] == [500, 2000] and all(r["query_ms_median"] > 0 for r in rows)
+    assert "gallery query time" in capsys.readouterr().out
+    assert main(["bench", "--gallery-only", "--linker-only"]) == UsageError.exit_code
