@@ -106,6 +106,7 @@ class GallerySession:
         )
         tracklets = [crossrun.as_tracklet(s, self.origin) for s in stored]
         self.primed = {t.key: s.identity for t, s in zip(tracklets, stored)}
+        _warn_same_recording(sources, tracklets)
         if tracklets:
             linker.add_many(tracklets)
         return len(tracklets)
@@ -236,6 +237,21 @@ class GallerySession:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _warn_same_recording(sources: list[SourceInfo], primed: list[Tracklet]) -> None:
+    """A camera the gallery already saw at the run's own times: the same recording given twice?
+    (its stored tracks would count as other people who were there at the same time)."""
+    from reidpipe.console import warn
+
+    for s in sources:
+        end = s.offset + (s.frames / s.fps if s.frames and s.fps else math.inf)
+        n = sum(1 for t in primed if t.camera == s.camera and t.end_t >= s.offset and t.start_t <= end)
+        if n:
+            warn(
+                f"{s.camera}: the gallery already holds {n} tracks of this camera at this run's times "
+                "(the same recording twice, or a wrong --start-time?); they count as other people"
+            )
 
 
 def identity_feature(tracklets, means: dict[str, tuple[np.ndarray, int]]) -> np.ndarray:
