@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,16 +51,6 @@ def as_tracklet(s: StoredTracklet, origin: float) -> Tracklet:
         feature=s.feature,
         closed=True,
     )
-
-
-@dataclass
-class Assignment:
-    """The run's identities (only its own tracklets) under their global ids; ``continued`` maps a
-    global id to how it was decided (``linker`` / ``appearance``); ``fresh`` lists the new ids."""
-
-    identities: list[Identity]
-    continued: dict[int, str]
-    fresh: list[int]
 
 
 def stored_votes(identities: list[Identity], stored_of: dict[tuple[str, int], int]) -> list[Counter]:
@@ -120,7 +109,6 @@ def only_run_tracklets(ident: Identity, gid: int) -> Identity:
 
 __all__ = [
     "DEFAULT_WINDOW",
-    "Assignment",
     "as_tracklet",
     "assign_global_ids",
     "match_beyond_window",

@@ -69,6 +69,7 @@ class GallerySession:
         self.primed: dict[tuple[str, int], int] = {}  # linker key of a gallery tracklet -> stored identity
         self.indexes: Indexes | None = None
         self.written: dict[str, int] = {}
+        self.fallback = 0.5  # the linker's fallback cosine (the embedder's), known once primed
 
     @classmethod
     def open(cls, config, uris: list[str]) -> GallerySession:
@@ -99,6 +100,7 @@ class GallerySession:
     # ------------------------------------------------------------------ before the run
     def prime(self, linker, sources: list[SourceInfo]) -> int:
         """Give the linker the gallery's tracklets near the run (``crossrun`` step 1); returns how many."""
+        self.fallback = float(linker.config.min_similarity or linker.config.fallback_similarity)
         window = self.config.link.max_gap or crossrun.DEFAULT_WINDOW
         span = _span(sources)
         stored = self.store.tracklets(
@@ -149,8 +151,7 @@ class GallerySession:
         Q = np.stack([identity_feature(identities[k].tracklets, means) for k in rows])
         exclude = set(self.primed.values())
         sample = self._negative_sample(exclude)
-        fallback = float(self.config.link.min_similarity or self.config.link.fallback_similarity or 0.5)
-        found = crossrun.match_beyond_window(Q, self.indexes.identities, exclude, sample, fallback)
+        found = crossrun.match_beyond_window(Q, self.indexes.identities, exclude, sample, self.fallback)
         return {rows[q]: gid for q, (gid, _) in found.items()}
 
     def _negative_sample(self, exclude: set[int]) -> np.ndarray:

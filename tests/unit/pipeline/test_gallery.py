@@ -28,6 +28,7 @@ from reidpipe.pipeline.types import SourceInfo
 pytest.importorskip("faiss", reason="faiss-cpu (the [faiss] / [dev] extra) is not installed")
 
 DAY = 86400.0
+WRITTEN: dict = {}  # what the last gallery_run wrote
 T0 = parse_iso("2026-11-02T09:00:00")
 
 
@@ -52,6 +53,7 @@ def gallery_run(cfg: PipelineConfig, tracklets, camera: str):
         out = session.commit(order_identities(linker.finalize()), session.run_tracklets(linker))
     finally:
         session.close()
+    WRITTEN.update(session.written)
     return {t.key: ident.id for ident in out for t in ident.tracklets}
 
 
@@ -109,6 +111,24 @@ def test_prune_and_forget_remove_exactly_their_rows_and_vectors(tmp_path):
         assert ix.matches_database() == [] and store.integrity() == []
     with Store.open(g) as store:  # what was saved is what is left
         assert Indexes.open(store, 64, save=False).rebuilt is False
+
+
+def test_run_retention_prunes_what_is_older_after_the_run(tmp_path):
+    import time
+
+    ts, _ = people()
+    g = tmp_path / "g"
+    gallery_run(config(g, T0), [t for t in ts if t.camera == "cam0"], "cam0")
+    with Store.open(g) as store:
+        n_old = store.count("identities")
+    cam1 = [t for t in ts if t.camera == "cam1"]
+    later = config(g, time.time() - 3600, retention=parse_duration("7d"))  # cam1 seen an hour ago
+    ids = gallery_run(later, cam1, "cam1")
+    assert WRITTEN["continued"] > 0  # a month-old identity seen again is kept (its last sighting is new)
+    assert WRITTEN["pruned"] == n_old - WRITTEN["continued"]  # the others: last seen a month ago
+    with Store.open(g) as store:
+        assert store.count("identities") == len(set(ids.values()))
+        assert store.db.execute("SELECT MIN(last_seen) FROM identities").fetchone()[0] > time.time() - 7 * DAY
 
 
 def test_cli_prune_forget_info_and_counts(tmp_path, capsys):
