@@ -70,6 +70,7 @@ class GallerySession:
         self.indexes: Indexes | None = None
         self.written: dict[str, int] = {}
         self.fallback = 0.5  # the linker's fallback cosine (the embedder's), known once primed
+        self.committed = False
 
     @classmethod
     def open(cls, config, uris: list[str]) -> GallerySession:
@@ -212,7 +213,8 @@ class GallerySession:
                     ),
                 )
             refresh_identity(self.store, ident.id, means)
-        self.store.set_run_done(self.run_id)
+        self.store.set_run_status(self.run_id, "done")
+        self.committed = True
 
     def _update_indexes(self, out: list[Identity]) -> None:
         if self.indexes is None:
@@ -237,7 +239,13 @@ class GallerySession:
         ix.save()
 
     def close(self) -> None:
-        self.store.close()
+        """Release the gallery; a run that stopped on an error before its commit is marked ``failed``."""
+        try:
+            if not self.committed:
+                with self.store.transaction():
+                    self.store.set_run_status(self.run_id, "failed")
+        finally:
+            self.store.close()
 
 
 def _warn_same_recording(sources: list[SourceInfo], primed: list[Tracklet]) -> None:

@@ -12,8 +12,9 @@ Tables (times are absolute, seconds since the Unix epoch, UTC):
 - ``meta(key, value)``: ``schema``, ``version`` (bumped by every write transaction; the indexes
   record the version they reflect), ``next_identity`` (the global id counter), ``model`` (JSON: kind,
   sha256, dim, and the settings to embed a query the same way);
-- ``runs(id, started, finished, status, output)``: status ``running`` -> ``done``; a run killed
-  before it finished stays ``running`` until the next writer marks it ``aborted`` (it wrote nothing else);
+- ``runs(id, started, finished, status, output)``: status ``running`` -> ``done`` (``failed`` when it
+  stopped on an error before writing); a run killed before it finished stays ``running`` until the
+  next writer marks it ``aborted`` (it wrote nothing else);
 - ``cameras(name, mean, count, first_seen, last_seen)``: the running mean tracklet feature of each
   camera (camera centring across runs) and when it was seen;
 - ``identities(id, first_seen, last_seen, embedding)``: the global identities, with their
@@ -175,7 +176,8 @@ class Store:
 
     def _check_schema(self, create: bool) -> None:
         try:
-            self.db.executescript(_TABLES)
+            if create or self.lock is not None:  # readers never write, not even the schema
+                self.db.executescript(_TABLES)
             schema = self.meta("schema")
         except sqlite3.DatabaseError as exc:
             raise MalformedInputError(f"{self.folder / DB_NAME}: not a readable gallery database ({exc})") from None
@@ -282,8 +284,8 @@ class Store:
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
 
-    def set_run_done(self, run: int) -> None:
-        self.db.execute("UPDATE runs SET status='done', finished=? WHERE id=?", (time.time(), run))
+    def set_run_status(self, run: int, status: str) -> None:
+        self.db.execute("UPDATE runs SET status=?, finished=? WHERE id=?", (status, time.time(), run))
 
     def new_identity_ids(self, n: int) -> list[int]:
         """``n`` fresh global ids from the counter (inside the caller's transaction)."""

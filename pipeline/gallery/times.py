@@ -53,7 +53,8 @@ def start_times(uris: list[str], given: list[str] | None) -> list[float]:
         assert all(t is not None for t in out)  # validate.py: start_times
         return [float(t) for t in out if t is not None]
     now = time.time()
-    return [os.stat(u).st_mtime if source_kind(u) in ("file", "folder") else now for u in uris]
+    # a missing file is reported by the source itself, by its own rule, when it is opened
+    return [os.stat(u).st_mtime if source_kind(u) in ("file", "folder") and os.path.exists(u) else now for u in uris]
 
 
 __all__ = ["iso", "parse_duration", "parse_iso", "start_times"]

@@ -158,6 +158,18 @@ def test_a_second_writer_is_refused_with_one_line(tmp_path, capsys):
     Store.open(g, write=True).close()  # released
 
 
+def test_a_run_that_fails_is_marked_failed_and_releases_the_gallery(tmp_path, capsys):
+    from reidpipe.errors import InputNotFoundError
+
+    g = tmp_path / "g"
+    args = ["run", "--sources", str(tmp_path / "missing.mp4"), "--output", str(tmp_path / "o"), "--no-progress"]
+    assert main([*args, "--reid", "hist", "--gallery", str(g)]) == InputNotFoundError.exit_code
+    assert "missing.mp4" in capsys.readouterr().err
+    with Store.open(g, write=True) as store:  # the lock was released
+        assert store.db.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+        assert store.count("identities") == 0 and store.model is None
+
+
 def test_index_behind_the_database_is_rebuilt(tmp_path):
     g, ts, *_ = split_runs(tmp_path, T0)
     (g / "tracklets.faiss").unlink()
