@@ -68,6 +68,7 @@ class Pipeline:
         self.run_stats: RunStats | None = None
         self.identities: list[Identity] = []
         self.output_dir: Path | None = None
+        self.gallery_summary: dict[str, int] = {}  # with --gallery: identities written, continued, beyond, pruned
         self.detector = None  # kept so a caller (bench) can reuse the loaded models (local engine)
         self.embedder = None
 
@@ -101,6 +102,8 @@ class Pipeline:
                 late_signals = held.release()
         if late_signals and not run.interrupted:  # stopped while finalising: the outputs are complete
             run.interrupted, run.stop_signal = True, late_signals[0]
+        if gallery is not None:
+            self.gallery_summary = dict(gallery.written)
         self.run_stats = run.stats(total=time.perf_counter() - t_run)
         self.stats = self.run_stats.to_json()
         if self.config.report:  # from the outputs just written (events.jsonl closed)

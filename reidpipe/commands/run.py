@@ -345,6 +345,14 @@ def main(args: argparse.Namespace) -> int:
         f"outputs in {pipe.output_dir}",
         file=sys.stderr,
     )
+    g = pipe.gallery_summary
+    if g:
+        print(
+            f"gallery {cfg.gallery}: {g['continued']} identities continued from earlier runs "
+            f"({g['beyond']} beyond the linking window), {g['identities'] - g['continued']} new"
+            + (f"; {g['pruned']} pruned (--retention)" if "pruned" in g else ""),
+            file=sys.stderr,
+        )
     print(
         json.dumps(
             {

@@ -1,12 +1,13 @@
 """A persistent gallery over the real twin_2cam (real person crops, public detections, OSNet): cam1
-in one run and cam2 in another, one gallery, overlapping in time as in the twin, score as one two-camera
-run; a crop of a known person finds that identity first; a second run on the gallery is refused while
+in one run and cam2 in another, one gallery, overlapping in time as in the twin (and cam2 a day later),
+score as one two-camera run; a crop of a known person finds that identity first; a second run on the gallery is refused while
 one runs; a run killed with SIGKILL leaves a gallery that opens and passes its integrity check."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from reidpipe.pipeline.score import score
 TWIN = DATA / "mtmc" / "twin_2cam"
 OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"
 START = "2026-11-30T09:00:00+00:00"
+NEXT_DAY = "2026-12-01T09:00:00+00:00"  # beyond any linking window: identities continued by appearance
 
 pytestmark = [
     pytest.mark.real_data,
@@ -58,6 +60,9 @@ def runs(tmp_path_factory):
     assert main(run_args(["cam1", "cam2"], tmp / "single")) == 0
     for k, cam in enumerate(["cam1", "cam2"], 1):
         assert main(run_args([cam], tmp / f"run{k}", "--gallery", str(tmp / "g"), "--start-time", START)) == 0
+        if k == 1:  # the gallery after cam1 only, for cam2 a day later
+            shutil.copytree(tmp / "g", tmp / "g_day")
+    assert main(run_args(["cam2"], tmp / "run2_day", "--gallery", str(tmp / "g_day"), "--start-time", NEXT_DAY)) == 0
     return tmp
 
 
@@ -70,6 +75,8 @@ def test_two_runs_on_one_gallery_score_as_the_single_run(runs, capsys):
     merged = json.loads(capsys.readouterr().out)
     assert merged["multi_camera"]["IDF1"] >= single - 0.03, (merged["multi_camera"], single)
     assert merged["links"]["tp"] > 0  # identities that cam2's run continued from cam1's
+    day = score([preds[0], str(runs / "run2_day" / "trajectories.json")], GT)["multi_camera"]["IDF1"]
+    assert day >= single - 0.03, (day, single)  # cam2 a day later: appearance alone, beyond the window
     run2 = read_trajectories(preds[1])
     assert {s["camera"] for s in run2["sources"]} == {"cam2"}  # only this run's tracks are written
     assert all(t["camera"] == "cam2" for i in run2["identities"] for t in i["tracks"])
