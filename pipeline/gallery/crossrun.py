@@ -100,8 +100,9 @@ def match_beyond_window(
     return out
 
 
-def only_run_tracklets(ident: Identity, gid: int) -> Identity:
-    own = [t for t in ident.tracklets if t.track >= 0]
+def only_run_tracklets(ident: Identity, gid: int, gallery_keys) -> Identity:
+    """``ident`` under global id ``gid`` with only the run's own tracklets (not the gallery's)."""
+    own = [t for t in ident.tracklets if t.key not in gallery_keys]
     return Identity(
         id=gid, tracklets=own, evidence={t.key: ident.evidence[t.key] for t in own if t.key in ident.evidence}
     )

@@ -83,14 +83,15 @@ def embed_query(store: Store, image: str | Path, weights: str | None = None) -> 
     import cv2
 
     from reidpipe.pipeline.config import PipelineConfig
-    from reidpipe.pipeline.embed import load_embedder
+    from reidpipe.pipeline.embed import embedder_kind, load_embedder
     from reidpipe.pipeline.gallery.session import model_id
 
     model = store.model
     assert model is not None  # open_for_search
     st = dict(model.settings)
+    kind = model.kind if weights is None else embedder_kind(PipelineConfig(reid_weights=weights))
     cfg = PipelineConfig(
-        reid=model.kind,
+        reid=kind,
         reid_weights=weights or st.get("reid_weights"),
         reid_input_size=tuple(st["reid_input_size"]) if st.get("reid_input_size") else None,
         reid_mean=tuple(st["reid_mean"]) if st.get("reid_mean") else None,

@@ -126,8 +126,8 @@ class GallerySession:
             self.model.dim = dim
             self.store.check_model(self.model)
         ids = crossrun.assign_global_ids(identities, self.primed)
-        own = [k for k, ident in enumerate(identities) if any(t.track >= 0 for t in ident.tracklets)]
-        self.indexes = Indexes.open(self.store, self.model.dim or 1, save=True) if self.model.dim else None
+        own = [k for k, ident in enumerate(identities) if any(t.key not in self.primed for t in ident.tracklets)]
+        self.indexes = Indexes.open(self.store, self.model.dim, save=True) if self.model.dim else None
         means = self._camera_means(run_tracklets)
         beyond = self._beyond_window([k for k in own if k not in ids], identities, means)
         ids.update(beyond)
@@ -136,7 +136,7 @@ class GallerySession:
             fresh = iter(self.store.new_identity_ids(sum(k not in ids for k in own)))
             for k in own:
                 gid = ids[k] if k in ids else next(fresh)
-                out.append(crossrun.only_run_tracklets(identities[k], gid))
+                out.append(crossrun.only_run_tracklets(identities[k], gid, self.primed))
             self._write(out, run_tracklets, means)
         self._update_indexes(out)
         self.written = {"identities": len(out), "continued": sum(k in ids for k in own), "beyond": len(beyond)}
@@ -156,11 +156,15 @@ class GallerySession:
         return {rows[q]: gid for q, (gid, _) in found.items()}
 
     def _negative_sample(self, exclude: set[int]) -> np.ndarray:
+        """Embeddings of a random (seeded: a run is deterministic) sample of the stored identities."""
+        ids = [int(i) for (i,) in self.store.db.execute("SELECT id FROM identities WHERE embedding IS NOT NULL")]
+        ids = [i for i in ids if i not in exclude]
+        rng = np.random.default_rng(0)
+        chosen = rng.choice(ids, size=min(len(ids), crossrun.NEGATIVE_SAMPLE), replace=False).tolist() if ids else []
         rows = self.store.db.execute(
-            "SELECT id, embedding FROM identities WHERE embedding IS NOT NULL ORDER BY RANDOM() LIMIT ?",
-            (crossrun.NEGATIVE_SAMPLE,),
+            f"SELECT embedding FROM identities WHERE id IN ({','.join('?' * len(chosen))}) ORDER BY id", chosen
         ).fetchall()
-        vecs = [np.frombuffer(b, np.float32) for i, b in rows if i not in exclude]
+        vecs = [np.frombuffer(b, np.float32) for (b,) in rows]
         return np.stack(vecs) if vecs else np.zeros((0, self.model.dim), np.float32)
 
     def _camera_means(self, run_tracklets: list[Tracklet]) -> dict[str, tuple[np.ndarray, int]]:

@@ -18,7 +18,7 @@ import pytest
 from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main
-from reidpipe.errors import GalleryLockedError
+from reidpipe.errors import GalleryLockedError, GalleryMismatchError
 from reidpipe.pipeline.export import read_trajectories
 from reidpipe.pipeline.score import score
 
@@ -102,6 +102,15 @@ def test_a_crop_of_a_known_person_finds_that_identity_first(runs, tmp_path, caps
     results = json.loads(capsys.readouterr().out)["results"]
     assert results[0]["identity"] == ident["id"], results[:2]
     assert "cam2" in results[0]["cameras"]
+    other = tmp_path / "other.onnx"  # not the gallery's model: refused before anything is embedded
+    other.write_bytes(OSNET.read_bytes()[:-1] + b"\0")
+    code = main(
+        ["search", "--gallery", str(runs / "g"), "--image", str(tmp_path / "crop.jpg"), "--reid-weights", str(other)]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == GalleryMismatchError.exit_code and len(err) == 1 and "holds embeddings of onnx c61799fb" in err[0], (
+        err
+    )
 
 
 @pytest.mark.slow
