@@ -13,12 +13,14 @@
    by one run identity at most (most gallery tracklets first). The gallery's tracklets are never
    re-assigned: what an earlier run exported stays as it was.
 3. **Beyond the window, by appearance alone** (:func:`match_beyond_window`): a run identity that
-   continues nothing is compared (FAISS, top ``K`` per identity) with the stored identities that were
-   not in the linker (seen before the window: yesterday). Its camera-centred feature must pass a
-   Bonferroni level of a negative model fitted, as the linker fits its own, on similarities of the
-   run's identities to a random sample of stored identities (nearly all different people), over all
-   ``queries x stored identities`` comparisons; matches are taken most similar first, one-to-one. No
-   time or transit evidence is used there (there is none across days).
+   continues nothing is compared (FAISS, top ``K`` per identity) with the ``k`` stored identities that
+   were not in the linker (seen before the window: yesterday), by the linker's own decision rule
+   without its time term: z-scores against a negative model fitted (``calibration.NegativeModel``) on
+   the similarities of the run's identities to a seeded random sample of stored identities (nearly
+   all different people); the *confident* matches (mutual best, z above the Bonferroni level over
+   ``k``) fit the positive model; a match is made when prior (one of ``k``, or none) + appearance
+   log-likelihood ratio >= 0, most probable first, one-to-one, in rounds (links made leave fewer
+   alternatives). There is no time or transit evidence across days.
 4. The rest get fresh ids from the gallery's counter.
 """
 
@@ -77,26 +79,60 @@ def match_beyond_window(
     the cosine used when the sample is too small to fit one."""
     from reidpipe.pipeline.link import calibration as cal
 
-    if len(queries) == 0 or len(index) == 0:
+    k = len(index) - len(exclude & index.ids()) if len(index) else 0
+    if len(queries) == 0 or k <= 0:
         return {}
     sims, ids = index.search(queries, TOP_K + len(exclude))
-    threshold = fallback
-    if len(sample):
-        neg = cal.NegativeModel.fit((queries @ sample.T).ravel())
-        if neg is not None:
-            threshold = neg.cosine(cal.bonferroni_z(len(queries) * len(index), neg.dof))
-    cands = sorted(
-        (-float(s), int(g), q)
-        for q in range(len(queries))
-        for s, g in zip(sims[q], ids[q])
-        if g >= 0 and int(g) not in exclude and s >= threshold
-    )
+    q, g, s = _candidates(sims, ids, exclude)
+    neg = cal.NegativeModel.fit((queries @ sample.T).ravel()) if len(sample) else None
+    if neg is None:  # too few stored identities to calibrate: the fixed fallback cosine, one-to-one
+        return _one_to_one(q, g, s, np.where(s >= fallback, s, -np.inf))
+    z = neg.z(s)
+    z_conf = cal.bonferroni_z(k, neg.dof)
+    confident = (z >= z_conf) & _mutual_best(q, g, s)
+    positive = cal.PositiveModel.fit(z[confident], default_mu=z_conf + 1.0)
+    appearance = positive.llr(z, neg.dof)
+    out: dict[int, tuple[int, float]] = {}
+    while True:  # in rounds, as the linker decides: links made leave fewer alternatives to the rest
+        free = k * max((len(queries) - len(out) + 1) / (len(queries) + 1), (k - len(out) + 1) / (k + 1))
+        odds = cal.prior_log_odds(free) + appearance
+        taken = {gid for gid, _ in out.values()}
+        open_ = np.array([qi not in out and gi not in taken for qi, gi in zip(q.tolist(), g.tolist())], bool)
+        made = _one_to_one(q[open_], g[open_], s[open_], np.where(odds[open_] >= 0, odds[open_], -np.inf))
+        if not made:
+            return out
+        out.update(made)
+
+
+def _candidates(sims: np.ndarray, ids: np.ndarray, exclude: set[int]):
+    """(query row, stored id, cosine) of each search result not excluded."""
+    rows = [(qi, int(gi), float(si)) for qi in range(len(ids)) for si, gi in zip(sims[qi], ids[qi])]
+    rows = [r for r in rows if r[1] >= 0 and r[1] not in exclude]
+    q, g, s = (np.array(col) for col in zip(*rows)) if rows else (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
+    return q.astype(np.int64), g.astype(np.int64), s.astype(np.float64)
+
+
+def _mutual_best(q: np.ndarray, g: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Candidates that are the best of both their query and their stored identity."""
+    best_q: dict[int, float] = {}
+    best_g: dict[int, float] = {}
+    for qi, gi, si in zip(q.tolist(), g.tolist(), s.tolist()):
+        best_q[qi] = max(best_q.get(qi, -np.inf), si)
+        best_g[gi] = max(best_g.get(gi, -np.inf), si)
+    return np.array([best_q[qi] == si == best_g[gi] for qi, gi, si in zip(q.tolist(), g.tolist(), s.tolist())], bool)
+
+
+def _one_to_one(q: np.ndarray, g: np.ndarray, s: np.ndarray, score: np.ndarray) -> dict[int, tuple[int, float]]:
+    """Greedy one-to-one matching, highest ``score`` first (``-inf``: never)."""
     out: dict[int, tuple[int, float]] = {}
     taken: set[int] = set()
-    for s, g, q in cands:
-        if q not in out and g not in taken:
-            out[q] = (g, -s)
-            taken.add(g)
+    for n in np.argsort(-score, kind="stable").tolist():
+        if not np.isfinite(score[n]):
+            break
+        qi, gi = int(q[n]), int(g[n])
+        if qi not in out and gi not in taken:
+            out[qi] = (gi, float(s[n]))
+            taken.add(gi)
     return out
 
 
