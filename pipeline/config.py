@@ -119,6 +119,10 @@ class PipelineConfig:
     events: bool = True  # write events.jsonl
     crops: bool = True  # keep small JPEG thumbnails of the best embedded crops in <output>/thumbs
     report: bool = False  # write <output>/report.html at the end of the run (reidpipe report)
+    # gallery (identities that last across runs: pipeline/gallery/, docs/gallery.md)
+    gallery: str | None = None  # folder of the persistent gallery; None = identities of this run only
+    start_times: list[str] | None = None  # ISO 8601 start time per source; None = file mtime / wall clock
+    retention: float | None = None  # seconds: identities last seen longer ago are pruned after the run
     # execution
     engine: EngineConfig = field(default_factory=EngineConfig)
 

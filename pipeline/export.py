@@ -67,9 +67,9 @@ def discard_stale_outputs(folder: str | Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ trajectories
-def order_identities(identities: Sequence[Identity]) -> list[Identity]:
+def order_identities(identities: Sequence[Identity], renumber: bool = True) -> list[Identity]:
     """Identities sorted by first sighting (earliest point time; ties by camera, track), renumbered
-    1..N in place; empty identities are dropped."""
+    1..N in place unless ``renumber`` is off (a gallery's global ids); empty identities are dropped."""
 
     def first(ident: Identity):
         pts = [(t.start_t, t.camera, t.track) for t in ident.tracklets if t.points]
@@ -77,7 +77,7 @@ def order_identities(identities: Sequence[Identity]) -> list[Identity]:
 
     kept = [i for i in identities if any(t.points for t in i.tracklets)]
     kept.sort(key=first)
-    for n, ident in enumerate(kept, 1):
+    for n, ident in enumerate(kept if renumber else [], 1):
         ident.id = n
     return kept
 
@@ -88,12 +88,16 @@ def _track_json(t: Tracklet, ev: LinkEvidence | None) -> dict[str, Any]:
 
 
 def trajectories_dict(
-    sources: Sequence[SourceInfo], identities: Sequence[Identity], linker: dict[str, Any] | None = None
+    sources: Sequence[SourceInfo],
+    identities: Sequence[Identity],
+    linker: dict[str, Any] | None = None,
+    renumber: bool = True,
 ) -> dict[str, Any]:
     """The ``reidpipe.trajectories/1`` document; ``linker`` is the linker's operating point (how its
-    decisions were calibrated), written under ``"linker"`` when given."""
+    decisions were calibrated), written under ``"linker"`` when given; ids kept as they are without
+    ``renumber`` (a gallery's global ids)."""
     out = []
-    for ident in order_identities(identities):
+    for ident in order_identities(identities, renumber):
         tracks = sorted((t for t in ident.tracklets if t.points), key=lambda t: (t.start_t, t.camera, t.track))
         out.append(
             {
@@ -115,10 +119,11 @@ def write_trajectories(
     sources: Sequence[SourceInfo],
     identities: Sequence[Identity],
     linker: dict[str, Any] | None = None,
+    renumber: bool = True,
 ) -> Path:
     """Write ``trajectories.json`` (schema ``reidpipe.trajectories/1``) atomically; returns the path."""
     path = Path(path)
-    data = trajectories_dict(sources, identities, linker)
+    data = trajectories_dict(sources, identities, linker, renumber)
     atomic_write_text(path, json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n")  # strict JSON
     return path
 
@@ -312,10 +317,12 @@ def _rows_by_camera(identities: Iterable[Identity]) -> dict[str, list[tuple]]:
     return rows
 
 
-def write_mot(folder: str | Path, sources: Sequence[SourceInfo], identities: Sequence[Identity]) -> list[Path]:
+def write_mot(
+    folder: str | Path, sources: Sequence[SourceInfo], identities: Sequence[Identity], renumber: bool = True
+) -> list[Path]:
     """One ``<camera>.txt`` per source in MOTChallenge format with global ids; returns the paths."""
     folder = Path(folder)
-    rows = _rows_by_camera(order_identities(identities))
+    rows = _rows_by_camera(order_identities(identities, renumber))
     paths = []
     for s in sources:
         lines = []
@@ -358,6 +365,7 @@ def write_videos(
     stride: int = 1,
     max_frames: int | None = None,
     recordings: dict[str, str] | None = None,
+    renumber: bool = True,
 ) -> list[Path]:
     """Draw every camera's boxes with global-id labels into ``<camera>.mp4`` (second pass over the
     sources, or over the raw recordings of live sources). Returns the written paths."""
@@ -367,7 +375,7 @@ def write_videos(
     from reidpipe.pipeline.sources import iter_frames, source_kind
 
     folder = Path(folder)
-    rows = _rows_by_camera(order_identities(identities))
+    rows = _rows_by_camera(order_identities(identities, renumber))
     box_ann, label_ann = _id_annotators()
     written = []
     for s in sources:

@@ -45,6 +45,7 @@ from reidpipe.pipeline.worker import SourceEnd, Step
 from reidpipe.signals import hold_signals, signal_of
 
 if TYPE_CHECKING:
+    from reidpipe.pipeline.gallery.session import GallerySession
     from reidpipe.pipeline.ray_engine import RayEngine
 
 __all__ = ["STAGES", "Pipeline", "RunStats"]
@@ -67,14 +68,24 @@ class Pipeline:
         self.run_stats: RunStats | None = None
         self.identities: list[Identity] = []
         self.output_dir: Path | None = None
+        self.gallery_summary: dict[str, int] = {}  # with --gallery: identities written, continued, beyond, pruned
         self.detector = None  # kept so a caller (bench) can reuse the loaded models (local engine)
         self.embedder = None
 
     def run(self, sources: list[str]) -> list[Identity]:
         t_run = time.perf_counter()
         uris = self._check(sources)
+        gallery = self._open_gallery(uris)
+        try:
+            return self._run(uris, gallery, t_run)
+        finally:
+            if gallery is not None:
+                gallery.close()
+
+    def _run(self, uris: list[str], gallery: GallerySession | None, t_run: float) -> list[Identity]:
         engine = self._open_engine(uris)
-        run = _Run(self.config, engine, self.sources, self._link_config(engine.link_threshold, uris), self.output_dir)
+        link_config = self._link_config(engine.link_threshold, uris)
+        run = _Run(self.config, engine, self.sources, link_config, self.output_dir, gallery)
         run.t_setup = time.perf_counter() - t_run
         try:
             run.start()
@@ -91,6 +102,8 @@ class Pipeline:
                 late_signals = held.release()
         if late_signals and not run.interrupted:  # stopped while finalising: the outputs are complete
             run.interrupted, run.stop_signal = True, late_signals[0]
+        if gallery is not None:
+            self.gallery_summary = dict(gallery.written)
         self.run_stats = run.stats(total=time.perf_counter() - t_run)
         self.stats = self.run_stats.to_json()
         if self.config.report:  # from the outputs just written (events.jsonl closed)
@@ -127,6 +140,17 @@ class Pipeline:
         check_runnable(cfg)
         self.output_dir = check_output_dir(cfg.output)
         return uris
+
+    def _open_gallery(self, uris: list[str]) -> GallerySession | None:
+        """``--gallery DIR``: the gallery locked for this run, and the sources put on one time axis
+        (their start times as offsets); None without a gallery."""
+        if self.config.gallery is None:
+            return None
+        from reidpipe.pipeline.gallery.session import GallerySession
+
+        gallery = GallerySession.open(self.config, uris)
+        self.config = self.config.replace(offsets=gallery.offsets)
+        return gallery
 
     def _open_engine(self, uris: list[str]):
         """The engine, its sources opened (and checked) and its models loaded; nothing started."""
@@ -174,7 +198,15 @@ class _Run:
     """The driver's side of one run: it links the tracklets the engine's workers close, logs events,
     shows progress and, at the end, writes the outputs."""
 
-    def __init__(self, config: PipelineConfig, engine, sources: list[SourceInfo], link_config, out: Path | None):
+    def __init__(
+        self,
+        config: PipelineConfig,
+        engine,
+        sources: list[SourceInfo],
+        link_config,
+        out: Path | None,
+        gallery: GallerySession | None = None,
+    ):
         from reidpipe.pipeline.export import EventWriter, discard_stale_outputs
         from reidpipe.pipeline.link import Linker
         from reidpipe.pipeline.thumbs import ThumbWriter
@@ -187,6 +219,9 @@ class _Run:
         self.cameras = [s.camera for s in sources]
         self.timer = StageTimer()
         self.linker = Linker(link_config, self.cameras)
+        self.gallery = gallery
+        if gallery is not None:  # the gallery's tracklets near this run, linked like the run's own
+            gallery.prime(self.linker, sources)
         discard_stale_outputs(out)  # an older run's trajectories.json never stays beside this run's events
         self.events = EventWriter(out / "events.jsonl" if config.events else None)
         self.thumbs = ThumbWriter(out / "thumbs") if config.crops else None
@@ -286,6 +321,8 @@ class _Run:
                 from reidpipe.pipeline.export import order_identities
 
                 self.identities = order_identities(self.linker.finalize())
+                if self.gallery is not None:  # global ids; the run written to the gallery
+                    self.identities = self.gallery.commit(self.identities, self.gallery.run_tracklets(self.linker))
             self._log_operating_point()
             with self.timer("export"):
                 self._write()
@@ -293,7 +330,7 @@ class _Run:
                 "run_end",
                 interrupted=self.interrupted,
                 identities=len(self.identities),
-                tracklets=len(self.linker.tracklets),
+                tracklets=self._tracklets(),
                 frames=sum(self.frames.values()),
                 seconds={k: round(v, 4) for k, v in self._stage_seconds().items()},
             )
@@ -307,6 +344,10 @@ class _Run:
                 self.bars.close()
             self.engine.shutdown()
         return self.identities
+
+    def _tracklets(self) -> int:
+        """The run's own tracklets (not the gallery's the linker was given)."""
+        return len(self.linker.tracklets) - (len(self.gallery.primed) if self.gallery is not None else 0)
 
     def _log_operating_point(self) -> None:
         op = self.linker.operating_point
@@ -322,15 +363,26 @@ class _Run:
 
         cfg, out = self.config, self.out
         op = self.linker.operating_point
+        renumber = self.gallery is None  # with a gallery the ids are its global ids
         write_trajectories(
-            out / "trajectories.json", self.sources, self.identities, linker=op.to_json() if op is not None else None
+            out / "trajectories.json",
+            self.sources,
+            self.identities,
+            linker=op.to_json() if op is not None else None,
+            renumber=renumber,
         )
         if cfg.save_mot:
-            write_mot(out, self.sources, self.identities)
+            write_mot(out, self.sources, self.identities, renumber)
         if cfg.save_video:
             recordings = self.engine.recordings()
             write_videos(
-                out, self.sources, self.identities, stride=cfg.stride, max_frames=cfg.max_frames, recordings=recordings
+                out,
+                self.sources,
+                self.identities,
+                stride=cfg.stride,
+                max_frames=cfg.max_frames,
+                recordings=recordings,
+                renumber=renumber,
             )
             for p in recordings.values():
                 Path(p).unlink(missing_ok=True)
@@ -355,7 +407,7 @@ class _Run:
             crops_embedded=counts.crops_embedded,
             detections=counts.detections,
             tracked_boxes=counts.tracked_boxes,
-            tracklets=len(self.linker.tracklets),
+            tracklets=self._tracklets(),
             identities=len(self.identities),
             corrupt_frames={c: ends[c].corrupt if c in ends else 0 for c in self.cameras},
             late_frames={c: ends[c].late if c in ends else 0 for c in self.cameras},

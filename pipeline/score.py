@@ -182,12 +182,37 @@ def link_scores(tracks: list[tuple[str, int, int, int | None]]) -> dict[str, flo
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "tp": tp, "fp": fp, "fn": fn}
 
 
-def score(pred_path: str | Path, gt: list[str] | dict[str, str | Path]) -> dict[str, Any]:
-    """Score ``pred_path`` (a trajectories.json) against ground truth; see the module docstring.
-    ``gt`` is a list of ``--gt`` values or a dict camera -> path."""
+def read_predictions(paths: list[str | Path]) -> dict[str, Any]:
+    """One trajectories document of several runs' (``--pred run1/trajectories.json run2/...``, e.g. the
+    runs of one gallery, whose ids are global across runs): their sources side by side, identities of
+    the same id merged. A camera in two files is refused (its frames would collide)."""
     from reidpipe.pipeline.export import read_trajectories
 
-    data = read_trajectories(pred_path)
+    docs = [read_trajectories(p) for p in paths]
+    if len(docs) == 1:
+        return docs[0]
+    seen: dict[str, str] = {}
+    merged: dict[int, dict[str, Any]] = {}
+    for p, d in zip(paths, docs):
+        for src in d["sources"]:
+            if src["camera"] in seen:
+                raise UsageError(f"camera {src['camera']!r} is in both {seen[src['camera']]} and {p}; score them apart")
+            seen[src["camera"]] = str(p)
+        for ident in d["identities"]:
+            into = merged.setdefault(int(ident["id"]), {**ident, "tracks": []})
+            into["tracks"] = into["tracks"] + ident["tracks"]
+    return {
+        **docs[0],
+        "sources": [s for d in docs for s in d["sources"]],
+        "identities": [merged[k] for k in sorted(merged)],
+    }
+
+
+def score(pred_path: str | Path | list[str | Path], gt: list[str] | dict[str, str | Path]) -> dict[str, Any]:
+    """Score ``pred_path`` (a trajectories.json, or a list of them: :func:`read_predictions`) against
+    ground truth; see the module docstring. ``gt`` is a list of ``--gt`` values or a dict camera -> path."""
+    paths = list(pred_path) if isinstance(pred_path, (list, tuple)) else [pred_path]
+    data = read_predictions(paths)
     cameras = [s["camera"] for s in data["sources"]]
     if isinstance(gt, dict):
         unknown = [c for c in gt if c not in cameras]
@@ -232,7 +257,7 @@ def score(pred_path: str | Path, gt: list[str] | dict[str, str | Path]) -> dict[
         for r in rows:
             cams_of[r[1]].add(cam)
     return {
-        "pred": str(pred_path),
+        "pred": str(paths[0]) if len(paths) == 1 else [str(p) for p in paths],
         "gt": {c: str(p) for c, p in gt_paths.items()},
         "per_camera": per_camera,
         "multi_camera": {

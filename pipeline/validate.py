@@ -110,6 +110,16 @@ def offsets(v: Any) -> str | None:
     return None
 
 
+def iso_times(v: Any) -> str | None:
+    from reidpipe.pipeline.gallery.times import parse_iso
+
+    if v is None:
+        return None
+    if not isinstance(v, (list, tuple)) or any(parse_iso(x) is None for x in v):
+        return "must be a list of ISO 8601 times (2026-12-01T09:00:00+01:00; no zone = UTC)"
+    return None
+
+
 def path_list(v: Any) -> str | None:
     if v is None:
         return None
@@ -220,6 +230,9 @@ def _rules() -> dict[str, Rule]:
         "events": boolean,
         "crops": boolean,
         "report": boolean,
+        "gallery": path(optional=True),
+        "start_times": iso_times,
+        "retention": number(0.0, optional=True, strict_lo=True),
     }
 
 
@@ -256,6 +269,9 @@ FLAGS = {
     "engine.cameras_per_worker": "--cameras-per-worker",
     "engine.worker_cpus": "--worker-cpus",
     "engine.worker_gpus": "--worker-gpus",
+    "gallery": "--gallery",
+    "start_times": "--start-time",
+    "retention": "--retention",
 }
 
 

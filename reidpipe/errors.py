@@ -88,6 +88,19 @@ class EngineError(ReidpipeError):
     exit_code = 13
 
 
+class GalleryLockedError(ReidpipeError):
+    """``--gallery DIR`` (or ``reidpipe gallery prune/forget``) while another process writes that
+    gallery: one writer at a time; nothing was changed."""
+
+    exit_code = 14
+
+
+class GalleryMismatchError(ReidpipeError):
+    """A gallery filled by another ReID model than the run's or the query's (or of another schema)."""
+
+    exit_code = 15
+
+
 class Interrupted(ReidpipeError):
     """Ctrl-C (exit 130), SIGTERM (143) or SIGHUP (129): outputs were finalised with everything seen
     so far. The exit code is ``128 + signum`` of the signal that stopped the run."""
@@ -114,5 +127,7 @@ __all__ = [
     "StreamError",
     "WorkerLostError",
     "EngineError",
+    "GalleryLockedError",
+    "GalleryMismatchError",
     "Interrupted",
 ]

@@ -9,7 +9,8 @@ HELP = (
     "Measure speed: the pipeline per stage vs a detector-only pass over the same frames "
     "(--sources ...), ReID embedding in eager torch vs ONNX Runtime (--embed-only), cross-camera "
     "linking of 1k-100k tracklets (--linker-only), in-process vs Ray for 1/2/4 cameras and the online "
-    "linking rate (--engine ray --sources V); writes bench.json and prints tables."
+    "linking rate (--engine ray --sources V), the gallery's query time at 10k-1M embeddings "
+    "(--gallery-only); writes bench.json and prints tables."
 )
 
 
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if action.dest == "sources":
             action.required = False
-            action.help = (action.help or "") + " (required unless --embed-only / --linker-only)"
+            action.help = (action.help or "") + " (required unless --embed-only / --linker-only / --gallery-only)"
     g = parser.add_argument_group("benchmark")
     g.add_argument("--output", "-o", metavar="JSON", help="write the results here (e.g. bench.json)")
     g.add_argument(
@@ -49,6 +50,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--embed-only", action="store_true", help="only the embedding benchmark of --reid-weights (checkpoint or .onnx)"
     )
     g.add_argument("--linker-only", action="store_true", help="only the linking benchmark")
+    g.add_argument(
+        "--gallery-only",
+        action="store_true",
+        help="only the gallery's query time on synthetic embeddings (--gallery-sizes, --gallery-dim)",
+    )
+    g.add_argument(
+        "--gallery-sizes",
+        type=_int_list,
+        default=[10_000, 1_000_000],
+        metavar="N1,N2,...",
+        help="gallery benchmark: numbers of embeddings (default 10000,1000000)",
+    )
+    g.add_argument(
+        "--gallery-dim", type=int, default=512, metavar="D", help="gallery benchmark: embedding dimension (default 512)"
+    )
     g.add_argument(
         "--all",
         action="store_true",
@@ -102,6 +118,8 @@ def main(args: argparse.Namespace) -> int:
     from reidpipe.errors import UsageError
     from reidpipe.pipeline import bench
 
+    if args.gallery_only:
+        return _gallery(args)
     if args.embed_only and args.linker_only:
         raise UsageError("--embed-only and --linker-only exclude each other; use --sources ... --all for both")
     if args.embed_only and not args.reid_weights:
@@ -155,6 +173,27 @@ def main(args: argparse.Namespace) -> int:
     if args.output:
         path = bench.write_json(args.output, result)
         print(f"results written to {path}", file=sys.stderr)
+    return 0
+
+
+def _gallery(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from reidpipe.errors import UsageError
+    from reidpipe.pipeline.gallery.bench import bench_gallery, format_gallery
+
+    if args.embed_only or args.linker_only or args.sources:
+        raise UsageError("--gallery-only runs alone: drop --sources / --embed-only / --linker-only")
+    if args.gallery_dim < 1:
+        raise UsageError(f"--gallery-dim must be >= 1, got {args.gallery_dim}")
+    rows = bench_gallery(args.gallery_sizes, dim=args.gallery_dim)
+    print(format_gallery(rows))
+    if args.output:
+        from reidpipe.files import atomic_write_text
+
+        atomic_write_text(args.output, json.dumps({"schema": "reidpipe.bench/1", "gallery": rows}, indent=1) + "\n")
+        print(f"results written to {args.output}", file=sys.stderr)
     return 0
 
 

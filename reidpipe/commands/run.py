@@ -175,6 +175,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "track, for the report)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = parser.add_argument_group("gallery (identities that last across runs, docs/gallery.md)")
+    g.add_argument(
+        "--gallery",
+        metavar="DIR",
+        help="persistent gallery: link this run's people to the identities of earlier runs (same global "
+        "ids), then add this run's; created when absent; one run at a time",
+    )
+    g.add_argument(
+        "--start-time",
+        nargs="+",
+        metavar="ISO",
+        help="with --gallery: absolute start time of each source, ISO 8601 (2026-12-01T09:00:00+01:00; no "
+        "zone = UTC); default the file's modification time, the wall clock for a stream",
+    )
+    g.add_argument(
+        "--retention",
+        metavar="AGE",
+        help="with --gallery: after the run, delete identities last seen more than AGE ago (30d, 12h, 90m, seconds)",
+    )
 
 
 def _transit(items: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
@@ -192,6 +211,29 @@ def _transit(items: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
             raise UsageError(f"--transit {item!r}: expected CAM_A:CAM_B:MIN_SECONDS:MAX_SECONDS") from None
         out[(a, b)] = (lo, hi)
     return out
+
+
+def _gallery_flags(args: argparse.Namespace, n_sources: int) -> dict:
+    """``--gallery`` / ``--start-time`` / ``--retention`` as config overrides (``reidpipe run`` only)."""
+    from reidpipe.errors import UsageError
+    from reidpipe.pipeline.gallery.times import parse_duration
+
+    gallery, starts, retention = (getattr(args, k, None) for k in ("gallery", "start_time", "retention"))
+    if gallery is None:
+        if starts is not None or retention is not None:
+            raise UsageError("--start-time and --retention need --gallery DIR")
+        return {}
+    over: dict = {"gallery": gallery}
+    if starts is not None:
+        if len(starts) != n_sources:
+            raise UsageError(f"--start-time has {len(starts)} values for {n_sources} --sources; give one per source")
+        over["start_times"] = list(starts)
+    if retention is not None:
+        seconds = parse_duration(retention)
+        if seconds is None:
+            raise UsageError(f"--retention {retention!r}: expected an age such as 30d, 12h, 90m or seconds")
+        over["retention"] = seconds
+    return over
 
 
 def config_from_args(args: argparse.Namespace):
@@ -279,6 +321,7 @@ def config_from_args(args: argparse.Namespace):
         raise UsageError(f"--worker-gpus must be >= 0, got {engine['worker_gpus']}")
     if engine:
         over["engine"] = engine
+    over.update(_gallery_flags(args, n))
     if args.detections and args.detector is not None:
         raise UsageError("--detections replaces the detector; drop --detector or --detections")
     return check_config(cfg.replace(**over), as_flags=True)
@@ -302,6 +345,14 @@ def main(args: argparse.Namespace) -> int:
         f"outputs in {pipe.output_dir}",
         file=sys.stderr,
     )
+    g = pipe.gallery_summary
+    if g:
+        print(
+            f"gallery {cfg.gallery}: {g['continued']} identities continued from earlier runs "
+            f"({g['beyond']} beyond the linking window), {g['identities'] - g['continued']} new"
+            + (f"; {g['pruned']} pruned (--retention)" if "pruned" in g else ""),
+            file=sys.stderr,
+        )
     print(
         json.dumps(
             {

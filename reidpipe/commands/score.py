@@ -12,7 +12,14 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pred", required=True, metavar="JSON", help="trajectories.json written by reidpipe run/demo")
+    parser.add_argument(
+        "--pred",
+        required=True,
+        nargs="+",
+        metavar="JSON",
+        help="trajectories.json written by reidpipe run/demo; several runs of one gallery (global ids) "
+        "are scored together",
+    )
     parser.add_argument(
         "--gt",
         required=True,

@@ -145,3 +145,31 @@ def test_cli_json_and_exit_codes(tmp_path, gt, capsys):
     assert "multi-camera" in capsys.readouterr().out
     assert cli_main(["score", "--pred", str(tmp_path / "none.json"), "--gt", str(gt[0]), str(gt[1])]) == 3
     assert "none.json" in capsys.readouterr().err
+
+
+def split_by_camera(path, cam):
+    """The same prediction as written by a run of ``cam`` alone (a gallery run: global ids kept)."""
+    data = json.loads(path.read_text())
+    data["sources"] = [s for s in data["sources"] if s["camera"] == cam]
+    for ident in data["identities"]:
+        ident["tracks"] = [t for t in ident["tracks"] if t["camera"] == cam]
+    data["identities"] = [i for i in data["identities"] if i["tracks"]]
+    out = path.with_name(f"{cam}_{path.name}")
+    out.write_text(json.dumps(data))
+    return out
+
+
+def test_several_prediction_files_score_as_one_run(tmp_path, gt, capsys):
+    """``--pred run1.json run2.json``: runs of one gallery (ids global across runs) merged by id."""
+    pred = write_pred(
+        tmp_path / "t.json",
+        {1: [("cam1", 1, "A"), ("cam2", 4, "A")], 2: [("cam1", 2, "B"), ("cam2", 6, "C")], 3: [("cam2", 5, "B")]},
+    )
+    parts = [str(split_by_camera(pred, "cam1")), str(split_by_camera(pred, "cam2"))]
+    one, merged = score(pred, [str(p) for p in gt]), score(parts, [str(p) for p in gt])
+    assert merged["multi_camera"] == one["multi_camera"] and merged["links"] == one["links"]
+    assert merged["pred"] == parts
+    assert cli_main(["score", "--pred", *parts, "--gt", *map(str, gt), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["multi_camera"]["IDF1"] == pytest.approx(0.8)
+    assert cli_main(["score", "--pred", parts[0], parts[0], "--gt", *map(str, gt)]) == UsageError.exit_code
+    assert "camera 'cam1' is in both" in capsys.readouterr().err

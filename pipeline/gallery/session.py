@@ -1,0 +1,312 @@
+"""One run's use of a gallery (``reidpipe run --gallery DIR``), in the order the runner calls it:
+
+session = GallerySession.open(config, uris)   lock, run row, the model checked, start times
+session.offsets                               per-source offsets that put sources on one axis
+session.prime(linker, sources)                gallery tracklets near the run -> the linker
+session.commit(identities, linker)            global ids; the run written (one transaction)
+session.close()                               lock released (also after a failure)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reidpipe.pipeline.gallery import crossrun
+from reidpipe.pipeline.gallery.index import Indexes
+from reidpipe.pipeline.gallery.store import ModelId, Store, StoredTracklet, blob
+from reidpipe.pipeline.gallery.times import start_times
+from reidpipe.pipeline.link.features import MIN_CENTER, unit
+from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
+
+
+def model_id(config, dim: int = 0) -> ModelId:
+    """The identity of the run's embedder: kind, SHA-256 of its weights (an OpenVINO model's ``.xml``
+    and ``.bin``), and the settings a query must be embedded with."""
+    from reidpipe.pipeline.embed import embedder_kind
+
+    kind = embedder_kind(config)
+    settings: dict[str, Any] = {
+        "reid": kind,
+        "reid_weights": str(Path(config.reid_weights).resolve()) if config.reid_weights else None,
+        "reid_input_size": list(config.reid_input_size) if config.reid_input_size else None,
+        "reid_mean": list(config.reid_mean) if config.reid_mean else None,
+        "reid_std": list(config.reid_std) if config.reid_std else None,
+        "reid_color": config.reid_color,
+    }
+    return ModelId(kind=kind, sha256=weights_sha256(config.reid_weights, kind), dim=int(dim), settings=settings)
+
+
+def weights_sha256(path: str | None, kind: str) -> str:
+    if kind == "hist" or not path:
+        return "hist"
+    files = [Path(path)]
+    if kind == "openvino":
+        files.append(Path(path).with_suffix(".bin"))
+    h = hashlib.sha256()
+    for f in files:
+        if f.exists():
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+class GallerySession:
+    def __init__(self, store: Store, config, uris: list[str]):
+        self.store = store
+        self.config = config
+        self.model = model_id(config)
+        self.starts = start_times(uris, config.start_times)
+        self.origin = min(self.starts)
+        self.run_id = store.begin_run(str(Path(str(config.output)).resolve()))
+        self.primed: dict[tuple[str, int], int] = {}  # linker key of a gallery tracklet -> stored identity
+        self.indexes: Indexes | None = None
+        self.written: dict[str, int] = {}
+        self.fallback = 0.5  # the linker's fallback cosine (the embedder's), known once primed
+        self.committed = False
+
+    @classmethod
+    def open(cls, config, uris: list[str]) -> GallerySession:
+        if config.start_times is not None and len(config.start_times) != len(uris):
+            from reidpipe.errors import UsageError
+
+            raise UsageError(
+                f"--start-time has {len(config.start_times)} values for {len(uris)} --sources; give one per source"
+            )
+        store = Store.open(config.gallery, write=True, create=True)
+        try:
+            session = cls(store, config, uris)
+            kept = store.model
+            if kept is not None:
+                session.model.dim = kept.dim  # the dimension is checked when the run's features are known
+            store.check_model(session.model)
+        except BaseException:
+            store.close()
+            raise
+        return session
+
+    @property
+    def offsets(self) -> list[float]:
+        """Per-source offsets: the user's ``--offsets`` plus the source's start minus the run's origin."""
+        user = self.config.offsets or [0.0] * len(self.starts)
+        return [float(u) + (s - self.origin) for u, s in zip(user, self.starts)]
+
+    # ------------------------------------------------------------------ before the run
+    def prime(self, linker, sources: list[SourceInfo]) -> int:
+        """Give the linker the gallery's tracklets near the run (``crossrun`` step 1); returns how many."""
+        self.fallback = float(linker.config.min_similarity or linker.config.fallback_similarity)
+        window = self.config.link.max_gap or crossrun.DEFAULT_WINDOW
+        span = _span(sources)
+        stored = self.store.tracklets(
+            "end >= ? AND start <= ? AND feature IS NOT NULL", (self.origin - window, self.origin + span + window)
+        )
+        tracklets = [crossrun.as_tracklet(s, self.origin) for s in stored]
+        self.primed = {t.key: s.identity for t, s in zip(tracklets, stored)}
+        _warn_same_recording(sources, tracklets)
+        if tracklets:
+            linker.add_many(tracklets)
+        return len(tracklets)
+
+    # ------------------------------------------------------------------ after the run
+    def run_tracklets(self, linker) -> list[Tracklet]:
+        return [t for t in linker.tracklets if t.key not in self.primed]
+
+    def commit(self, identities: list[Identity], run_tracklets: list[Tracklet]) -> list[Identity]:
+        """The run's identities under global ids (only the run's tracklets), written to the gallery
+        with the run's tracklets in one transaction; the indexes brought up to date."""
+        dim = _dim(run_tracklets)
+        if dim:
+            self.model.dim = dim
+            self.store.check_model(self.model)
+        ids = crossrun.assign_global_ids(identities, self.primed)
+        own = [k for k, ident in enumerate(identities) if any(t.key not in self.primed for t in ident.tracklets)]
+        self.indexes = Indexes.open(self.store, self.model.dim, save=True) if self.model.dim else None
+        means = self._camera_means(run_tracklets)
+        beyond = self._beyond_window([k for k in own if k not in ids], identities, means)
+        ids.update(beyond)
+        out: list[Identity] = []
+        with self.store.transaction():
+            fresh = iter(self.store.new_identity_ids(sum(k not in ids for k in own)))
+            for k in own:
+                gid = ids[k] if k in ids else next(fresh)
+                out.append(crossrun.only_run_tracklets(identities[k], gid, self.primed))
+            self._write(out, run_tracklets, means)
+        self._update_indexes(out)
+        self.written = {"identities": len(out), "continued": sum(k in ids for k in own), "beyond": len(beyond)}
+        if self.config.retention is not None:
+            from reidpipe.pipeline.gallery.retention import prune
+
+            self.written["pruned"] = prune(self.store, self.indexes, time.time() - self.config.retention).identities
+        return sorted(out, key=lambda i: (min(t.start_t for t in i.tracklets), i.id))
+
+    def _beyond_window(self, rows: list[int], identities: list[Identity], means) -> dict[int, int]:
+        if not rows or self.indexes is None or not len(self.indexes.identities):
+            return {}
+        Q = np.stack([identity_feature(identities[k].tracklets, means) for k in rows])
+        exclude = set(self.primed.values())
+        sample = self._negative_sample(exclude)
+        found = crossrun.match_beyond_window(Q, self.indexes.identities, exclude, sample, self.fallback)
+        return {rows[q]: gid for q, (gid, _) in found.items()}
+
+    def _negative_sample(self, exclude: set[int]) -> np.ndarray:
+        """Embeddings of a random (seeded: a run is deterministic) sample of the stored identities."""
+        ids = [int(i) for (i,) in self.store.db.execute("SELECT id FROM identities WHERE embedding IS NOT NULL")]
+        ids = [i for i in ids if i not in exclude]
+        rng = np.random.default_rng(0)
+        chosen = rng.choice(ids, size=min(len(ids), crossrun.NEGATIVE_SAMPLE), replace=False).tolist() if ids else []
+        rows = self.store.db.execute(
+            f"SELECT embedding FROM identities WHERE id IN ({','.join('?' * len(chosen))}) ORDER BY id", chosen
+        ).fetchall()
+        vecs = [np.frombuffer(b, np.float32) for (b,) in rows]
+        return np.stack(vecs) if vecs else np.zeros((0, self.model.dim), np.float32)
+
+    def _camera_means(self, run_tracklets: list[Tracklet]) -> dict[str, tuple[np.ndarray, int]]:
+        """Each camera's mean tracklet feature over the gallery and this run."""
+        means = self.store.camera_means()
+        for cam in {t.camera for t in run_tracklets}:
+            feats = [unit(t.feature) for t in run_tracklets if t.camera == cam and t.feature is not None]
+            if not feats:
+                continue
+            old, n = means.get(cam, (np.zeros_like(feats[0]), 0))
+            total = n + len(feats)
+            means[cam] = ((old * n + np.sum(feats, axis=0)) / total).astype(np.float32), total
+        return means
+
+    def _write(self, out: list[Identity], run_tracklets: list[Tracklet], means) -> None:
+        db, o = self.store.db, self.origin
+        if self.store.model is None and self.model.dim:
+            self.store.set_meta("model", json.dumps(self.model.to_json()))
+        for cam, (mean, n) in means.items():
+            ts = [t for t in run_tracklets if t.camera == cam]
+            first = min((t.start_t for t in ts), default=0.0) + o
+            last = max((t.end_t for t in ts), default=0.0) + o
+            db.execute(
+                "INSERT INTO cameras(name, mean, count, first_seen, last_seen) VALUES(?, ?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET mean=excluded.mean, count=excluded.count, "
+                "first_seen=MIN(COALESCE(first_seen, excluded.first_seen), excluded.first_seen), "
+                "last_seen=MAX(COALESCE(last_seen, excluded.last_seen), excluded.last_seen)",
+                (cam, blob(mean), n, first if ts else None, last if ts else None),
+            )
+        for ident in out:
+            db.execute(
+                "INSERT OR IGNORE INTO identities(id, first_seen, last_seen) VALUES(?, ?, ?)",
+                (ident.id, min(t.start_t for t in ident.tracklets) + o, max(t.end_t for t in ident.tracklets) + o),
+            )
+            for t in ident.tracklets:
+                db.execute(
+                    "INSERT INTO tracklets(identity, run, camera, track, start, end, points, crops, weight, feature) "
+                    "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        ident.id,
+                        self.run_id,
+                        t.camera,
+                        t.track,
+                        t.start_t + o,
+                        t.end_t + o,
+                        len(t.points),
+                        len(t.bank) or len(t.qualities),
+                        float(sum(t.qualities)) if t.qualities else 1.0,
+                        blob(t.feature),
+                    ),
+                )
+            refresh_identity(self.store, ident.id, means)
+        self.store.set_run_status(self.run_id, "done")
+        self.committed = True
+
+    def _update_indexes(self, out: list[Identity]) -> None:
+        if self.indexes is None:
+            self.indexes = Indexes.open(self.store, self.model.dim, save=True) if self.model.dim else None
+            return
+        ix, db = self.indexes, self.store.db
+        touched = [i.id for i in out]
+        ix.identities.remove(touched)
+        rows = (
+            db.execute(
+                f"SELECT id, embedding FROM identities WHERE embedding IS NOT NULL AND id IN ({','.join('?' * len(touched))})",
+                touched,
+            ).fetchall()
+            if touched
+            else []
+        )
+        ix.identities.add(np.array([r[0] for r in rows], np.int64), _rows(rows, ix.dim))
+        new = db.execute(
+            "SELECT id, feature FROM tracklets WHERE run=? AND feature IS NOT NULL", (self.run_id,)
+        ).fetchall()
+        ix.tracklets.add(np.array([r[0] for r in new], np.int64), _rows(new, ix.dim))
+        ix.save()
+
+    def close(self) -> None:
+        """Release the gallery; a run that stopped on an error before its commit is marked ``failed``."""
+        try:
+            if not self.committed:
+                with self.store.transaction():
+                    self.store.set_run_status(self.run_id, "failed")
+        finally:
+            self.store.close()
+
+
+def _warn_same_recording(sources: list[SourceInfo], primed: list[Tracklet]) -> None:
+    """A camera the gallery already saw at the run's own times: the same recording given twice?
+    (its stored tracks would count as other people who were there at the same time)."""
+    from reidpipe.console import warn
+
+    for s in sources:
+        end = s.offset + (s.frames / s.fps if s.frames and s.fps else math.inf)
+        n = sum(1 for t in primed if t.camera == s.camera and t.end_t >= s.offset and t.start_t <= end)
+        if n:
+            warn(
+                f"{s.camera}: the gallery already holds {n} tracks of this camera at this run's times "
+                "(the same recording twice, or a wrong --start-time?); they count as other people"
+            )
+
+
+def identity_feature(tracklets, means: dict[str, tuple[np.ndarray, int]]) -> np.ndarray:
+    """The camera-centred, quality-weighted mean feature of tracklets (``Tracklet`` or ``StoredTracklet``)."""
+    acc = None
+    for t in tracklets:
+        if t.feature is None:
+            continue
+        f = unit(t.feature)
+        mean, n = means.get(t.camera, (None, 0))
+        if mean is not None and n >= MIN_CENTER:
+            f = unit(f - mean)
+        w = float(sum(t.qualities)) if isinstance(t, Tracklet) and t.qualities else float(getattr(t, "weight", 1.0))
+        acc = f * w if acc is None else acc + f * w
+    return unit(acc) if acc is not None else np.zeros(1, np.float32)
+
+
+def refresh_identity(store: Store, gid: int, means) -> None:
+    """Recompute a stored identity's span and embedding from its tracklets (inside a transaction)."""
+    ts: list[StoredTracklet] = store.tracklets("identity=?", (gid,))
+    if not ts:
+        store.db.execute("DELETE FROM identities WHERE id=?", (gid,))
+        return
+    emb = identity_feature(ts, means)
+    store.db.execute(
+        "UPDATE identities SET first_seen=?, last_seen=?, embedding=? WHERE id=?",
+        (min(t.start for t in ts), max(t.end for t in ts), blob(emb) if emb.size > 1 else None, gid),
+    )
+
+
+def _rows(rows, dim: int) -> np.ndarray:
+    return np.stack([np.frombuffer(b, np.float32) for _, b in rows]) if rows else np.zeros((0, dim), np.float32)
+
+
+def _dim(tracklets: list[Tracklet]) -> int:
+    return next((int(np.asarray(t.feature).size) for t in tracklets if t.feature is not None), 0)
+
+
+def _span(sources: list[SourceInfo]) -> float:
+    """Seconds the run covers from its origin (infinite with a live source)."""
+    ends = [s.offset + s.frames / s.fps if s.frames and s.fps else math.inf for s in sources]
+    return max(ends, default=0.0)
+
+
+__all__ = ["GallerySession", "identity_feature", "model_id", "refresh_identity"]
