@@ -227,10 +227,10 @@ def test_bench_embedding_falls_back_to_crop_by_crop_when_the_batch_cannot_be_fre
     from reidpipe.errors import CheckpointError
     from reidpipe.pipeline import bench_embed
 
-    def refuse(src, dst, **kw):
+    def refuse(src, **kw):
         raise CheckpointError(f"{src}: the dynamic-batch copy disagrees with the original")
 
-    monkeypatch.setattr(bench_embed, "make_dynamic_batch", refuse)
+    monkeypatch.setattr(bench_embed, "dynamic_batch_copy", refuse)
     e = bench_embed.bench_embedding(model, batch_sizes=[3], device="cpu", min_time=0.01, threads=1)
     assert e["ort_mode"] == "per-crop" and "crop by crop" in e["torch_impl"]
     assert any("crop by crop" in n for n in e["notes"])
