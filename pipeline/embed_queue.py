@@ -2,8 +2,10 @@
 
 A camera worker hands it the crops its sampler chose (``add``), tells it when a frame is done
 (``after_frame``) and, before pooling the features of closing tracklets, ``settle``\\ s them. The
-queue embeds in batches that mix all cameras (``batch`` crops, or whatever is waiting when a
-tracklet that has crops in it closes) and puts each embedding in its tracklet's bank.
+queue embeds in batches that mix all cameras — ``batch`` crops, or what is waiting once its oldest
+crop has waited ``MAX_WAIT_S`` seconds of video (so that a tracklet's crops are embedded long before
+it closes: a track closes ``track_lost_frames`` after its last sighting), or when a tracklet that
+has crops in it closes — and puts each embedding in its tracklet's bank.
 
 - **Asynchronous** (``asynchronous=True``, ``embed_async``): a batch is embedded by ONE embed thread
   while the main thread goes on detecting (ONNX Runtime and OpenVINO release the GIL). Batches are
@@ -36,6 +38,7 @@ from reidpipe.pipeline.sampler import add_to_bank
 from reidpipe.pipeline.stats import StageTimer
 from reidpipe.pipeline.types import Tracklet
 
+MAX_WAIT_S = 1.0  # a crop waits at most this many seconds of video for its batch to fill
 MAX_IN_FLIGHT = 2  # batches waiting for the embed thread before the main thread waits
 POOL_PER_BATCH = 4  # a budgeted pool holds this many batches of crops (plus one per featureless tracklet)
 
@@ -82,6 +85,7 @@ class EmbedQueue:
         self._spent = 0  # crops taken from the pool or added without a budget (what the budget counts)
         self._taken: dict[int, int] = {}  # id(tracklet) -> crops of it sent to the embedder
         self._clock = 0.0  # video seconds seen (the furthest camera)
+        self._oldest = 0.0  # the clock when the first crop of the waiting batch came
         self._start: dict[str, float] = {}
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="reidpipe-embed") if asynchronous else None
         self._in_flight: deque[tuple[Future, set[int]]] = deque()
@@ -96,12 +100,13 @@ class EmbedQueue:
             self.pool.append(item)
 
     def after_frame(self, camera: str, t: float) -> None:
-        """A frame of ``camera`` (time ``t`` s) is done: spend the budget, embed a full batch."""
+        """A frame of ``camera`` (time ``t`` s) is done: spend the budget, embed a full batch or one
+        whose oldest crop has waited ``MAX_WAIT_S`` of video."""
+        start = self._start.setdefault(camera, t)
+        self._clock = max(self._clock, t - start)
         if self.budget is not None:
-            start = self._start.setdefault(camera, t)
-            self._clock = max(self._clock, t - start)
             self._spend()
-        if len(self.pending) >= self.batch:
+        if len(self.pending) >= self.batch or (self.pending and self._clock - self._oldest >= MAX_WAIT_S):
             self.flush()
 
     def settle(self, tracklets: Sequence[Tracklet]) -> None:
@@ -162,6 +167,8 @@ class EmbedQueue:
         key = id(item.tracklet)
         self._taken[key] = self._taken.get(key, 0) + 1
         self._spent += 1
+        if not self.pending:
+            self._oldest = self._clock
         self.pending.append(item)
 
     def _priority(self, item: _Crop) -> tuple[bool, float]:
