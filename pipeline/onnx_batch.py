@@ -10,13 +10,14 @@ against one batch). :func:`dynamic_batch_copy` is what the pipeline and ``reidpi
   writable, else in the cache folder (``$XDG_CACHE_HOME/reidpipe/onnx``, default
   ``~/.cache/reidpipe/onnx``);
 - keyed by the SHA-256 of the source file's content (in the name and in the copy's metadata key
-  ``reidpipe.dynamic_batch_of``): a copy whose recorded hash differs from its source's, or that no
-  longer loads, is rebuilt.
+  ``reidpipe.dynamic_batch_of``; the check's figures in ``reidpipe.dynamic_batch_check``): a copy
+  whose recorded hash differs from its source's, or that no longer loads, is rebuilt.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 from reidpipe.errors import CheckpointError, UsageError
 
 SOURCE_HASH_KEY = "reidpipe.dynamic_batch_of"
+CHECK_KEY = "reidpipe.dynamic_batch_check"  # the figures of the check, JSON
 MAX_ABS_DIFF = 1e-4  # the copy must give the original's outputs to this (float32 rounding)
 MIN_COSINE = 0.9999
 
@@ -213,16 +215,30 @@ def _places(src: Path, digest: str) -> list[Path]:
     return [*beside, cache_dir() / name]
 
 
-def _still_matches(copy: Path, digest: str) -> bool:
-    """The cached copy records ``digest`` as its source and still loads with a dynamic batch."""
+def _recorded_check(copy: Path, digest: str) -> dict[str, Any] | None:
+    """The check figures a cached copy records, if it records ``digest`` as its source and still
+    loads with a dynamic batch; else None (rebuild it)."""
     import onnx
 
     try:
         model = onnx.load(str(copy), load_external_data=False)
-    except Exception:  # a truncated or foreign file: rebuild it
-        return False
-    recorded = {p.key: p.value for p in model.metadata_props}.get(SOURCE_HASH_KEY)
-    return recorded == digest and not isinstance(_dims(model.graph.input[0])[0], int)
+        props = {p.key: p.value for p in model.metadata_props}
+        figures = json.loads(props[CHECK_KEY])
+    except Exception:  # a truncated or foreign file, a copy without its figures: rebuild it
+        return None
+    if props.get(SOURCE_HASH_KEY) != digest or isinstance(_dims(model.graph.input[0])[0], int):
+        return None
+    return figures if isinstance(figures, dict) else None
+
+
+def _record_check(path: Path, figures: dict[str, Any]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(
+        model, {**{p.key: p.value for p in model.metadata_props}, CHECK_KEY: json.dumps(figures)}
+    )
+    onnx.save(model, str(path))
 
 
 def dynamic_batch_copy(src: str | Path, *, inputs: np.ndarray | None = None) -> dict[str, Any]:
@@ -234,13 +250,15 @@ def dynamic_batch_copy(src: str | Path, *, inputs: np.ndarray | None = None) -> 
     digest = file_sha256(src)
     places = _places(src, digest)
     for place in places:
-        if place.is_file() and _still_matches(place, digest):
-            return {"path": str(place), "cached": True, "source_sha256": digest}
+        figures = _recorded_check(place, digest) if place.is_file() else None
+        if figures is not None:
+            return {**figures, "path": str(place), "cached": True, "source_sha256": digest}
     errors = []
     for place in places:
         tmp = place.with_name(f".{place.name}.{os.getpid()}.tmp")
         try:
             info = make_dynamic_batch(src, tmp, inputs=inputs, metadata={SOURCE_HASH_KEY: digest})
+            _record_check(tmp, {k: v for k, v in info.items() if k != "path"})
             os.replace(tmp, place)  # atomic: a run that dies half-way leaves no half-written copy
         except OSError as exc:  # not writable after all (read-only mount, full disk): try the next place
             tmp.unlink(missing_ok=True)
