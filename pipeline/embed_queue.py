@@ -160,8 +160,12 @@ class EmbedQueue:
             last = min(last, 0)
         with self.timer("embed_wait"):
             for _ in range(last + 1):
-                future, _ = self._in_flight.popleft()
-                future.result()
+                future = self._in_flight[0][0]
+                try:
+                    future.result()
+                finally:  # a wait cut short by Ctrl-C keeps the batch to wait for at the stop
+                    if future.done():
+                        self._in_flight.popleft()
 
     def _take(self, item: _Crop) -> None:
         key = id(item.tracklet)

@@ -133,6 +133,32 @@ def test_ctrl_c_drains_the_embed_thread_and_keeps_every_feature(tmp_path, monkey
     assert ident.tracklets[0].feature is not None and len(ident.tracklets[0].bank) > 0
 
 
+def test_a_wait_cut_short_by_ctrl_c_still_waits_at_the_stop():
+    queue = EmbedQueue(
+        SlowEmbedder(QualityEmbedder(), delay=0.3), bank_size=10, batch=2, timer=StageTimer(), asynchronous=True
+    )
+    tracklet = Tracklet("cam", 1)
+    for q in (0.5, 0.6):
+        queue.add(tracklet, q, np.full((64, 32, 3), 100, np.uint8))
+    queue.after_frame("cam", 0.0)  # a full batch: in the embed thread now
+    future = queue._in_flight[0][0]
+    real_result, calls = future.result, []
+
+    def ctrl_c_once(*args, **kwargs):
+        if not calls:
+            calls.append(1)
+            raise KeyboardInterrupt
+        return real_result(*args, **kwargs)
+
+    future.result = ctrl_c_once  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        queue.settle([tracklet])
+    queue.settle([tracklet])  # what the stop does after Ctrl-C: waits for the batch still running
+    assert len(tracklet.bank) == 2
+    queue.close()
+    assert not _embed_threads()
+
+
 # ------------------------------------------------------------------ the budget
 def _crowd(queue: EmbedQueue, *, people: int, frames: int, fps: float, life: int, seed: int = 0):
     """A crowded scene fed straight to the queue: ``people`` tracklets at a time, each living ``life``
