@@ -143,12 +143,13 @@ def _pipeline_summary(stats: dict[str, Any]) -> dict[str, Any]:
         "seconds": {
             **{k: sec.get(k, 0.0) for k in STAGES},
             "wait": sec.get("wait", 0.0),
+            "embed_wait": sec.get("embed_wait", 0.0),  # main thread waiting for the embed thread
             "setup": sec.get("setup", 0.0),
             "loop": sec.get("loop", 0.0),
             "wall": round(wall, 4),
             "total": sec.get("total", 0.0),
         },
-        "stage_share": {k: round(float(sec.get(k, 0.0)) / wall, 4) for k in STAGES},
+        "stage_share": {k: round(float(sec.get(k, 0.0)) / wall, 4) for k in (*STAGES, "embed_wait")},
         "frames": frames,
         "frames_total": total,
         "fps": {**{c: round(n / wall, 3) for c, n in frames.items()}, "total": round(total / wall, 3)},
@@ -181,6 +182,10 @@ def _config_summary(config) -> dict[str, Any]:
         "queue_size",
     )
     out = {k: getattr(config, k) for k in keys}
+    from reidpipe.pipeline.embed_queue import embeds_async
+
+    out["embed_async"] = embeds_async(config)
+    out["embed_budget"] = config.embed_budget
     out["sample_every"] = config.sampler.every
     out["bank"] = config.sampler.bank
     out["refine"] = config.link.refine
@@ -354,9 +359,15 @@ def format_report(result: dict[str, Any]) -> str:
             for k in STAGES
         ]
         rows.append(["wait (main thread idle)", p["seconds"]["wait"], "", d["seconds"]["wait"]])
+        if result.get("config", {}).get("embed_async"):
+            share = f"{100 * p['stage_share']['embed_wait']:.1f}%"
+            rows.append(["embed wait (main thread)", p["seconds"]["embed_wait"], share, None])
         rows.append(["wall", p["seconds"]["wall"], "100%", d["seconds"]["wall"]])
         lines += _table(["stage", "pipeline s", "share of wall", "detector-only s"], rows)
-        lines.append("(decode runs in reader threads, overlapping the other stages)")
+        overlapping = "decode runs in reader threads" + (
+            ", embed in the embed thread" if result.get("config", {}).get("embed_async") else ""
+        )
+        lines.append(f"({overlapping}, overlapping the other stages)")
         lines.append("")
         cams = [c for c in p["fps"] if c != "total"]
         rows = [[c, p["frames"][c], p["fps"][c], d["fps"].get(c)] for c in cams]

@@ -4,8 +4,8 @@
 channels-last on CPU, fp16 autocast on CUDA) against ONNX Runtime, calling the two in turn so both
 see the same load. A reidpipe checkpoint is exported to ONNX with a dynamic batch
 (``reidpipe.reid.export``); an ONNX model is converted to torch with ``onnx2torch`` (optional
-dependency) and, when its batch is fixed at 1, re-saved with a dynamic batch dimension
-(:func:`make_dynamic_batch`) after checking that the re-saved graph gives the same embeddings.
+dependency) and, when its batch is fixed at 1, run as the pipeline runs it: its cached copy with a
+dynamic batch dimension, checked to give the same embeddings (:mod:`reidpipe.pipeline.onnx_batch`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 
 from reidpipe.errors import CheckpointError, InputNotFoundError, UsageError
 from reidpipe.pipeline.machine import resolve_device
+from reidpipe.pipeline.onnx_batch import dynamic_batch_copy, make_dynamic_batch, onnx_batch_dim, onnx_input_size
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 ORT_TARGET_AT_32 = 1.5  # issue 5: ONNX Runtime >= 1.5x eager torch fp32 crops/s at batch 32
@@ -56,120 +57,6 @@ def _time_alternating(
         fn_b()
         tb.append(time.perf_counter() - t0)
     return ta, tb
-
-
-def _dims(value_info) -> list[int | str | None]:
-    out: list[int | str | None] = []
-    for d in value_info.type.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
-            out.append(int(d.dim_value))
-        elif d.HasField("dim_param"):
-            out.append(d.dim_param)
-        else:
-            out.append(None)
-    return out
-
-
-def onnx_input_size(path: str | Path) -> tuple[int, int]:
-    """(H, W) of an image model's first input ``(N, 3, H, W)``."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    dims = _dims(model.graph.input[0])
-    h, w = (dims[2], dims[3]) if len(dims) == 4 else (None, None)
-    if not isinstance(h, int) or not isinstance(w, int):
-        raise CheckpointError(
-            f"{path}: input {model.graph.input[0].name} has shape {dims}, expected (N, 3, H, W) with fixed H and W"
-        )
-    return h, w
-
-
-def onnx_batch_dim(path: str | Path) -> int | str | None:
-    """The first input's batch dimension: an int when fixed, its name (or None) when dynamic."""
-    import onnx
-
-    return _dims(onnx.load(str(path), load_external_data=False).graph.input[0])[0]
-
-
-def make_dynamic_batch(
-    src: str | Path, dst: str | Path, *, check_crops: int = 4, atol: float = 1e-4, seed: int = 0
-) -> dict[str, Any]:
-    """Re-save an ONNX image model whose batch is fixed at 1 with a dynamic batch ``'batch'`` at
-    ``dst``, then check that ``check_crops`` random crops embedded as one batch by the new graph give
-    the embeddings the original gives crop by crop (max abs difference <= ``atol``).
-
-    The rewrite sets dimension 0 of every graph input and output to ``'batch'``, drops the stored
-    intermediate shapes, and turns the leading 1 of every constant ``Reshape`` target shape into 0
-    (ONNX: "copy this dimension from the input"), which is how a batch-1 export hard-codes its
-    flatten before the final linear layer. Raises ``CheckpointError`` naming ``src`` when the result
-    does not load or does not match."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import numpy_helper
-
-    src, dst = Path(src), Path(dst)
-    if dst.resolve() == src.resolve():
-        raise UsageError(f"make_dynamic_batch would overwrite its input {src}")
-    model = onnx.load(str(src))
-    batch = _dims(model.graph.input[0])[0]
-    if batch != 1:
-        raise CheckpointError(f"{src}: batch dimension is {batch!r}, not a fixed 1; nothing to rewrite")
-    for vi in list(model.graph.input) + list(model.graph.output):
-        dim = vi.type.tensor_type.shape.dim[0]
-        dim.ClearField("dim_value")
-        dim.dim_param = "batch"
-    del model.graph.value_info[:]
-    inits = {t.name: t for t in model.graph.initializer}
-    consts = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
-    rewritten = 0
-    for node in model.graph.node:
-        if node.op_type != "Reshape" or len(node.input) < 2:
-            continue
-        name = node.input[1]
-        if name in inits:
-            shape = numpy_helper.to_array(inits[name]).copy()
-            if shape.ndim == 1 and len(shape) and shape[0] == 1:
-                shape[0] = 0
-                inits[name].CopyFrom(numpy_helper.from_array(shape, name))
-                rewritten += 1
-        elif name in consts:
-            for attr in consts[name].attribute:
-                if attr.name == "value":
-                    shape = numpy_helper.to_array(attr.t).copy()
-                    if shape.ndim == 1 and len(shape) and shape[0] == 1:
-                        shape[0] = 0
-                        attr.t.CopyFrom(numpy_helper.from_array(shape, attr.t.name))
-                        rewritten += 1
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(dst))
-    h, w = onnx_input_size(src)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((check_crops, 3, h, w)).astype(np.float32)
-    try:
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        orig = ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
-        new = ort.InferenceSession(str(dst), opts, providers=["CPUExecutionProvider"])
-        name = orig.get_inputs()[0].name
-        ref = np.concatenate([orig.run(None, {name: x[i : i + 1]})[0] for i in range(check_crops)])
-        got = new.run(None, {new.get_inputs()[0].name: x})[0]
-    except Exception as exc:  # onnxruntime's own error classes
-        raise CheckpointError(
-            f"{src}: the dynamic-batch copy does not run ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:160] if str(exc) else ''})"
-        ) from None
-    diff = float(np.abs(ref - got).max()) if ref.shape == got.shape else float("inf")
-    if not diff <= atol:
-        raise CheckpointError(
-            f"{src}: the dynamic-batch copy disagrees with the original "
-            f"(max abs difference {diff:.3g} > {atol}); benchmark it crop by crop"
-        )
-    return {
-        "path": str(dst),
-        "reshapes_rewritten": rewritten,
-        "max_abs_diff_vs_original": diff,
-        "checked_crops": check_crops,
-    }
 
 
 def onnx_to_torch(path: str | Path):
@@ -294,11 +181,11 @@ def bench_embedding(
             batch = onnx_batch_dim(weights)
             if batch == 1:
                 try:
-                    info["dynamic_copy"] = make_dynamic_batch(weights, tmp / "dynamic_batch.onnx")
-                    ort_path = tmp / "dynamic_batch.onnx"
+                    info["dynamic_copy"] = dynamic_batch_copy(weights)
+                    ort_path = Path(info["dynamic_copy"]["path"])
                     info["notes"].append(
-                        "batch fixed at 1 in the file: ONNX Runtime runs a temporary copy "
-                        "with a dynamic batch dimension (checked equal to the original)"
+                        "batch fixed at 1 in the file: ONNX Runtime runs its cached copy with a "
+                        "dynamic batch dimension (checked equal to the original; pipeline/onnx_batch.py)"
                     )
                 except CheckpointError as exc:
                     per_crop_ort = True

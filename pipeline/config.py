@@ -108,6 +108,12 @@ class PipelineConfig:
     reid_std: tuple[float, float, float] | None = None
     reid_color: str | None = None  # "RGB" | "BGR"
     embed_batch: int = 32
+    # embed in one embed thread, overlapping detection; None = auto: on for ONNX / OpenVINO embedders
+    # (they release the GIL), off for torch checkpoints and hist
+    embed_async: bool | None = None
+    # crops per second of video (all cameras together) embedded at most, best crops first, each tracklet
+    # at least one; None = no budget (every crop the sampler chooses is embedded)
+    embed_budget: float | None = None
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     # linking
     link: LinkerConfig = field(default_factory=LinkerConfig)

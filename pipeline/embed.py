@@ -6,8 +6,9 @@ with attributes ``dim`` and ``input_size`` (H, W).
   (``reidpipe.input_size`` = "H,W", ``reidpipe.color`` = "RGB"|"BGR", ``reidpipe.mean`` /
   ``reidpipe.std`` = "r,g,b" applied after /255, ``reidpipe.embed_dim``, ``reidpipe.variant``), else
   from the input shape with RGB + ImageNet mean/std. Dynamic-batch models get batches of up to
-  ``batch``; a model with a fixed batch of 1 (e.g. torchreid's OSNet export) is run crop by crop; a
-  fixed batch B > 1 gets zero-padded batches of B.
+  ``batch``; a model with a fixed batch of 1 (e.g. torchreid's OSNet export) runs through its checked,
+  cached dynamic-batch copy (:mod:`reidpipe.pipeline.onnx_batch`; checked again on the first real
+  crops, crop by crop when either check fails); a fixed batch B > 1 gets zero-padded batches of B.
 - :class:`OpenVinoEmbedder` — an OpenVINO IR ReID model (``model.xml`` + ``model.bin``) run by the
   ``openvino`` runtime (optional extra ``reidpipe[openvino]``), reshaped to a dynamic batch. Input size
   from the flags, else the IR's input shape. Colour order, mean and std from the flags, else from the
@@ -112,11 +113,13 @@ class OnnxEmbedder:
         color: str | None = None,
         batch: int = 32,
         device: str = "cpu",
+        threads: int | None = None,
     ):
         from reidpipe.pipeline.detect import onnx_session
 
         self.path = str(path)
-        self.session = onnx_session(self.path, device)
+        self.threads = threads  # ONNX Runtime intra-op threads (None: its default, one per core)
+        self.session = onnx_session(self.path, device, threads)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)
@@ -153,6 +156,10 @@ class OnnxEmbedder:
         b = shape[0]
         self.fixed_batch = int(b) if isinstance(b, int) and b > 0 else None
         self.batch = self.fixed_batch or max(1, int(batch))
+        self.batch_copy: dict | None = None  # the dynamic-batch copy of a batch-1 model (onnx_batch.py)
+        self._original = None  # the batch-1 session, until the copy is checked on the first real crops
+        if self.fixed_batch == 1 and batch > 1:
+            self._free_batch(device, batch)
         out = self.session.get_outputs()[0].shape
         if isinstance(out[-1], int):
             self.dim = int(out[-1])
@@ -162,6 +169,39 @@ class OnnxEmbedder:
             self.dim = int(self._run(np.zeros((self.batch, 3, *self.input_size), np.float32)).shape[1])
         self.variant = meta.get("reidpipe.variant")
         self.link_threshold = float(meta.get("reidpipe.link_threshold", LEARNED_LINK_THRESHOLD))
+
+    def _free_batch(self, device: str, batch: int) -> None:
+        """A batch-1 model embeds through its checked, cached dynamic-batch copy; crop by crop (with a
+        warning) when no such copy can be made."""
+        from reidpipe.console import warn
+        from reidpipe.pipeline.detect import onnx_session
+        from reidpipe.pipeline.onnx_batch import dynamic_batch_copy
+
+        try:
+            self.batch_copy = dynamic_batch_copy(self.path)
+        except CheckpointError as exc:
+            warn(f"embedding crop by crop: {exc}")
+            return
+        self._original, self.session = self.session, onnx_session(self.batch_copy["path"], device, self.threads)
+        self.fixed_batch, self.batch = None, max(1, int(batch))
+
+    def _check_copy(self, x: np.ndarray) -> None:
+        """The first real crops: the dynamic-batch copy must give the original's embeddings, else the
+        model goes back to crop by crop (with a warning)."""
+        from reidpipe.console import warn
+        from reidpipe.pipeline.onnx_batch import agrees, parity
+
+        original, self._original = self._original, None
+        assert self.batch_copy is not None
+        figures = parity(original, self.session, x[:4])
+        self.batch_copy["real_crops"] = figures
+        if not agrees(figures):
+            warn(
+                f"{self.path}: its dynamic-batch copy {self.batch_copy['path']} disagrees on real crops "
+                f"(max abs difference {figures['max_abs_diff']:.3g}, cosine {figures['min_cosine']:.6f}): "
+                "embedding crop by crop"
+            )
+            self.session, self.fixed_batch, self.batch = original, 1, 1
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         y = np.asarray(self.session.run(None, {self.input_name: x})[0], np.float32).reshape(len(x), -1)
@@ -176,6 +216,8 @@ class OnnxEmbedder:
         if not crops_bgr:
             return np.zeros((0, self.dim), np.float32)
         x = preprocess(crops_bgr, self.input_size, self.mean, self.std, self.color)
+        if self._original is not None:
+            self._check_copy(x)
         outs = []
         for i in range(0, len(x), self.batch):
             chunk = x[i : i + self.batch]
@@ -375,6 +417,8 @@ def load_embedder(config):
     if not Path(config.reid_weights).exists():
         raise InputNotFoundError(f"ReID weights not found: {config.reid_weights}")
     if kind == "onnx":
+        from reidpipe.pipeline.embed_queue import embeds_async
+
         return OnnxEmbedder(
             config.reid_weights,
             input_size=config.reid_input_size,
@@ -383,6 +427,9 @@ def load_embedder(config):
             color=config.reid_color,
             batch=config.embed_batch,
             device=config.device,
+            # beside the detector (embed thread), one thread: two pools of one thread per core fight
+            # over the cores (measured on 2 cores: pipeline / detector-only 0.92-0.97 vs 0.85-0.90)
+            threads=1 if embeds_async(config) else None,
         )
     if kind == "openvino":
         return OpenVinoEmbedder(

@@ -7,6 +7,7 @@ processes (``--engine ray``) keep their own and the driver adds theirs to its ow
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +18,12 @@ STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
 
 
 class StageTimer:
-    """Seconds per stage; ``with timer("embed"):`` adds the block's wall time to ``seconds["embed"]``."""
+    """Seconds per stage; ``with timer("embed"):`` adds the block's wall time to ``seconds["embed"]``.
+    Thread-safe (the embed thread of ``embed_async`` times its batches into the same timer)."""
 
     def __init__(self, stages: tuple[str, ...] = (*STAGES, "wait")):
         self.seconds: dict[str, float] = dict.fromkeys(stages, 0.0)
+        self._lock = threading.Lock()
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -31,7 +34,8 @@ class StageTimer:
             self.add(stage, time.perf_counter() - t0)
 
     def add(self, stage: str, seconds: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + float(seconds)
+        with self._lock:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + float(seconds)
 
     def merge(self, seconds: dict[str, float]) -> None:
         for stage, s in seconds.items():

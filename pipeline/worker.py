@@ -1,8 +1,9 @@
 """Camera workers: everything that belongs to one camera, behind ``step``.
 
 A :class:`CameraWorker` holds one camera's source, detector, tracker and crop sampler, and hands its
-crops to an :class:`EmbedQueue` (shared by the cameras of one process, so that embedding stays one
-batch across cameras). ``worker.step(item)`` takes the next item of its source — a ``Frame``, or
+crops to an :class:`~reidpipe.pipeline.embed_queue.EmbedQueue` (shared by the cameras of one process,
+so that embedding stays one batch across cameras; in an embed thread with ``embed_async``, within
+``embed_budget``). ``worker.step(item)`` takes the next item of its source — a ``Frame``, or
 ``None`` when the source ended — and returns a :class:`Step`: the frames processed (0 or 1), the
 tracklets that closed (pooled feature set, points kept, no pixels), the events to log before they
 are linked, and, at the source's end, a :class:`SourceEnd` with the source's final figures.
@@ -24,9 +25,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from reidpipe.pipeline.config import PipelineConfig
+from reidpipe.pipeline.embed_queue import EmbedQueue, embeds_async
 from reidpipe.pipeline.stats import Counts, StageTimer
 from reidpipe.pipeline.types import Frame, SourceInfo, Tracklet
 
@@ -59,43 +59,6 @@ class Step:
     closed: list[Tracklet] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     end: SourceEnd | None = None
-
-
-class EmbedQueue:
-    """Crops waiting for the embedder, from every camera of a process; ``flush`` embeds them in one batch
-    and puts each embedding in its tracklet's bank."""
-
-    def __init__(self, embedder, *, bank_size: int, batch: int, timer: StageTimer):
-        from reidpipe.pipeline.sampler import add_to_bank
-
-        self._add_to_bank = add_to_bank
-        self.embedder = embedder
-        self.bank_size = int(bank_size)
-        self.batch = int(batch)
-        self.timer = timer
-        self.pending: list[tuple[Tracklet, float, np.ndarray]] = []
-        self.embedded = 0
-
-    def add(self, tracklet: Tracklet, quality: float, crop: np.ndarray) -> None:
-        self.pending.append((tracklet, quality, crop))
-
-    @property
-    def full(self) -> bool:
-        return len(self.pending) >= self.batch
-
-    def holds(self, tracklets: Sequence[Tracklet]) -> bool:
-        ids = {id(t) for t in tracklets}
-        return any(id(tr) in ids for tr, _, _ in self.pending)
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        with self.timer("embed"):
-            feats = self.embedder.embed([c for _, _, c in self.pending])
-            for (tr, q, _), f in zip(self.pending, feats):
-                self._add_to_bank(tr, f, q, self.bank_size)
-            self.embedded += len(self.pending)
-            self.pending.clear()
 
 
 class CameraWorker:
@@ -146,8 +109,7 @@ class CameraWorker:
         self._sample(item, tracked)
         step.frames = 1
         step.closed = self._close(self.tracker.pop_closed())
-        if self.embeds.full:
-            self.embeds.flush()
+        self.embeds.after_frame(self.camera, item.t)
         return step
 
     def stop(self) -> list[Tracklet]:
@@ -182,8 +144,7 @@ class CameraWorker:
 
     def _close(self, tracklets: list[Tracklet]) -> list[Tracklet]:
         """Pool the features of closing tracklets (embedding their waiting crops first)."""
-        if tracklets and self.embeds.holds(tracklets):
-            self.embeds.flush()
+        self.embeds.settle(tracklets)
         with self.timer("link"):
             for t in tracklets:
                 t.feature = t.pooled_feature()
@@ -274,7 +235,14 @@ class CameraGroup:
         else:
             detectors = [load_detector(cfg)] * len(srcs)
         self.embedder = load_embedder(cfg)
-        embeds = EmbedQueue(self.embedder, bank_size=cfg.sampler.bank, batch=cfg.embed_batch, timer=self.timer)
+        embeds = EmbedQueue(
+            self.embedder,
+            bank_size=cfg.sampler.bank,
+            batch=cfg.embed_batch,
+            timer=self.timer,
+            asynchronous=embeds_async(cfg),
+            budget=cfg.embed_budget,
+        )
         sampler = CropSampler(cfg.sampler)
         thumbs = self._thumbs()
         self.workers = [
@@ -332,9 +300,11 @@ class CameraGroup:
             w.source.stop()
         for w in self.workers:
             w.source.join(timeout=2.0)
-        closed = [t for w in self.workers for t in w.stop()]
-        if self.embeds is not None:
-            self.embeds.flush()
+        try:
+            closed = [t for w in self.workers for t in w.stop()]
+        finally:
+            if self.embeds is not None:
+                self.embeds.close()  # embeds what is left, ends the embed thread
         return closed
 
     def figures(self) -> dict[str, SourceEnd]:

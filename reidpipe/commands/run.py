@@ -95,6 +95,20 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--embed-batch", type=int, metavar="N", help="crops per embedding batch (default 32)")
     g.add_argument("--sample-every", type=int, metavar="K", help="embed a track at most every K frames (default 5)")
     g.add_argument("--bank-size", type=int, metavar="K", help="embeddings kept per track (default 10)")
+    g.add_argument(
+        "--no-embed-async",
+        action="store_true",
+        default=None,
+        help="embed in the main thread (default: ONNX / OpenVINO embedders run in an embed thread, "
+        "overlapping detection; same features either way)",
+    )
+    g.add_argument(
+        "--embed-budget",
+        type=float,
+        metavar="CROPS_PER_S",
+        help="embed at most this many crops per second of video, all cameras together, best crops "
+        "first, every tracklet at least one (default: no budget)",
+    )
     g = parser.add_argument_group("cross-camera linking")
     g.add_argument(
         "--link-threshold",
@@ -269,6 +283,7 @@ def config_from_args(args: argparse.Namespace):
         "reid_std": tuple(args.reid_std) if args.reid_std else None,
         "reid_color": args.reid_color,
         "embed_batch": args.embed_batch,
+        "embed_budget": args.embed_budget,
         "output": getattr(args, "output", None),
         "save_video": getattr(args, "save_video", None),
         "save_mot": getattr(args, "save_mot", None),
@@ -281,6 +296,8 @@ def config_from_args(args: argparse.Namespace):
         over["crops"] = False
     if getattr(args, "no_interpolate", None):
         over["interpolate"] = False
+    if getattr(args, "no_embed_async", None):
+        over["embed_async"] = False
     sampler = {k: v for k, v in (("every", args.sample_every), ("bank", args.bank_size)) if v is not None}
     if sampler:
         over["sampler"] = sampler

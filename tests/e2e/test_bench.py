@@ -9,7 +9,6 @@ crops a subset of detections, the embedding benchmark's runtimes agree on the em
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -227,10 +226,10 @@ def test_bench_embedding_falls_back_to_crop_by_crop_when_the_batch_cannot_be_fre
     from reidpipe.errors import CheckpointError
     from reidpipe.pipeline import bench_embed
 
-    def refuse(src, dst, **kw):
+    def refuse(src, **kw):
         raise CheckpointError(f"{src}: the dynamic-batch copy disagrees with the original")
 
-    monkeypatch.setattr(bench_embed, "make_dynamic_batch", refuse)
+    monkeypatch.setattr(bench_embed, "dynamic_batch_copy", refuse)
     e = bench_embed.bench_embedding(model, batch_sizes=[3], device="cpu", min_time=0.01, threads=1)
     assert e["ort_mode"] == "per-crop" and "crop by crop" in e["torch_impl"]
     assert any("crop by crop" in n for n in e["notes"])
@@ -242,34 +241,14 @@ def test_make_dynamic_batch_frees_a_batch_one_export(tmp_path):
     torchreid's OSNet export) gets a dynamic-batch copy that embeds a batch like crop-by-crop runs."""
     import onnx
     import onnxruntime as ort
-    import torch
-    from torch import nn
+
+    pytest.importorskip("torch")
+    from batch_one_model import export_batch_one_model
 
     from reidpipe.errors import CheckpointError
     from reidpipe.pipeline.bench_embed import make_dynamic_batch, onnx_batch_dim
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(3, 8, 3, padding=1)
-            self.fc = nn.Linear(8, 6)
-
-        def forward(self, x):
-            return self.fc(torch.relu(self.conv(x)).mean((2, 3)).reshape(1, -1))
-
-    src, dst = tmp_path / "fixed.onnx", tmp_path / "dyn" / "dynamic.onnx"
-    torch.manual_seed(0)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Net().eval(),
-            (torch.randn(1, 3, 16, 8),),
-            str(src),
-            input_names=["images"],
-            output_names=["out"],
-            opset_version=13,
-            dynamo=False,
-        )
+    src, dst = export_batch_one_model(tmp_path / "fixed.onnx"), tmp_path / "dyn" / "dynamic.onnx"
     assert onnx_batch_dim(src) == 1
     with pytest.raises(Exception, match="dimensions"):  # the original refuses a batch of 3
         ort.InferenceSession(str(src)).run(None, {"images": np.zeros((3, 3, 16, 8), np.float32)})

@@ -79,14 +79,18 @@ def test_onnx_metadata_sets_size_colour_and_normalisation(tmp_path):
     assert e2.color == "RGB" and e2.std == (0.229, 0.224, 0.225)
 
 
-def test_fixed_batch_one_model_runs_crop_by_crop_with_same_result(tmp_path):
+def test_fixed_batch_one_model_runs_in_batches_with_same_result(tmp_path):
+    """A batch-1 model embeds in batches through its dynamic-batch copy (issue 11); with --embed-batch 1
+    it runs crop by crop; both give what a dynamic-batch model gives."""
     p1, pn = tmp_path / "b1.onnx", tmp_path / "bn.onnx"
     linear_model(p1, 1)
     linear_model(pn, "N")
-    e1, en = OnnxEmbedder(str(p1)), OnnxEmbedder(str(pn), batch=4)
-    assert e1.fixed_batch == 1 and en.fixed_batch is None and e1.input_size == (8, 4)
+    e1, en, e1_crop_by_crop = OnnxEmbedder(str(p1)), OnnxEmbedder(str(pn), batch=4), OnnxEmbedder(str(p1), batch=1)
+    assert e1.fixed_batch is None and e1.batch == 32 and e1.batch_copy is not None and e1.input_size == (8, 4)
+    assert en.fixed_batch is None and e1_crop_by_crop.fixed_batch == 1
     cs = crops(7)
     assert np.allclose(e1.embed(cs), en.embed(cs), atol=1e-5)
+    assert np.allclose(e1_crop_by_crop.embed(cs), en.embed(cs), atol=1e-5)
     assert e1.embed([]).shape == (0, 6)
 
 
@@ -109,7 +113,7 @@ def test_load_embedder_chooses_by_extension(tmp_path):
 @pytest.mark.skipif(not (DATA / "models" / "osnet_x0_25_msmt17.onnx").exists(), reason="../shared/data is absent")
 def test_real_osnet_batch1_model_embeds_many_crops():
     e = OnnxEmbedder(str(DATA / "models" / "osnet_x0_25_msmt17.onnx"))
-    assert e.input_size == (256, 128) and e.dim == 512 and e.fixed_batch == 1
+    assert e.input_size == (256, 128) and e.dim == 512 and e.fixed_batch is None  # runs its dynamic-batch copy
     cs = crops(3)
     f = e.embed(cs + [cs[0][:, ::-1].copy()])
     assert f.shape == (4, 512) and np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-4)
