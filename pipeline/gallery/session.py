@@ -132,11 +132,14 @@ class GallerySession:
         beyond = self._beyond_window([k for k in own if k not in ids], identities, means)
         ids.update(beyond)
         out: list[Identity] = []
+        global_of = {identities[k].id: gid for k, gid in ids.items()}  # the run's ids -> global ids
         with self.store.transaction():
             fresh = iter(self.store.new_identity_ids(sum(k not in ids for k in own)))
             for k in own:
                 gid = ids[k] if k in ids else next(fresh)
+                global_of[identities[k].id] = gid
                 out.append(crossrun.only_run_tracklets(identities[k], gid, self.primed))
+            _global_runner_ups(out, global_of)
             self._write(out, run_tracklets, means)
         self._update_indexes(out)
         self.written = {"identities": len(out), "continued": sum(k in ids for k in own), "beyond": len(beyond)}
@@ -310,3 +313,11 @@ def _span(sources: list[SourceInfo]) -> float:
 
 
 __all__ = ["GallerySession", "identity_feature", "model_id", "refresh_identity"]
+
+
+def _global_runner_ups(identities: list[Identity], global_of: dict[int, int]) -> None:
+    """Each track's runner-up identity (a run id) as its global id (None when it has none)."""
+    for ident in identities:
+        for ev in ident.evidence.values():
+            if ev.runner_up is not None:
+                ev.runner_up = global_of.get(ev.runner_up)
