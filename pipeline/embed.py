@@ -112,11 +112,12 @@ class OnnxEmbedder:
         color: str | None = None,
         batch: int = 32,
         device: str = "cpu",
+        backend: str = "onnxruntime",
     ):
-        from reidpipe.pipeline.detect import onnx_session
+        from reidpipe.pipeline.runtime import model_session
 
         self.path = str(path)
-        self.session = onnx_session(self.path, device)
+        self.session = model_session(self.path, device, backend)  # onnxruntime or OpenVINO (--backend)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)
@@ -200,6 +201,8 @@ class OpenVinoEmbedder:
         batch: int = 32,
         device: str = "cpu",
     ):
+        from reidpipe.pipeline.runtime import openvino_device
+
         self.path = str(path)
         core, model = _read_openvino(self.path)
         inp = model.inputs[0]
@@ -219,8 +222,7 @@ class OpenVinoEmbedder:
         self.std = tuple(std) if std is not None else model_std
         try:
             model.reshape({inp.get_any_name(): [-1, 3, *self.input_size]})  # dynamic batch
-            cpu = device in ("auto", "cpu") or device.startswith("cuda")  # CUDA is no OpenVINO device
-            self.compiled = core.compile_model(model, "CPU" if cpu else device.upper())
+            self.compiled = core.compile_model(model, openvino_device(device))
         except RuntimeError as exc:
             raise CheckpointError(
                 f"{self.path}: cannot run with input (N, 3, {self.input_size[0]}, "
@@ -383,6 +385,7 @@ def load_embedder(config):
             color=config.reid_color,
             batch=config.embed_batch,
             device=config.device,
+            backend=config.backend,
         )
     if kind == "openvino":
         return OpenVinoEmbedder(
