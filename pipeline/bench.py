@@ -189,6 +189,23 @@ def _config_summary(config) -> dict[str, Any]:
     return out
 
 
+def run_pipeline_once(config, sources: Sequence[str], output: str | Path, *, cuda: bool = False):
+    """One pipeline run over ``sources`` writing to ``output``: (its :func:`_pipeline_summary` with
+    ``cpu_seconds`` after setup and ``memory``, the :class:`Pipeline`)."""
+    from reidpipe.pipeline.runner import Pipeline
+
+    pipe = Pipeline(config.replace(output=str(output)))
+    with PeakMemory(cuda=cuda) as mem:
+        t0 = time.perf_counter()
+        pipe.run(sources)
+        t1 = time.perf_counter()
+    summary = _pipeline_summary(pipe.stats)
+    # CPU seconds after setup (model loading is not part of the per-frame cost)
+    summary["cpu_seconds"] = round(mem.cpu_between(t0 + float(pipe.stats["seconds"].get("setup", 0.0)), t1), 4)
+    summary["memory"] = mem.to_json()
+    return summary, pipe
+
+
 def bench_pipeline(
     config, sources: Sequence[str], *, repeat: int = 1, output: str | Path | None = None
 ) -> dict[str, Any]:
@@ -199,7 +216,6 @@ def bench_pipeline(
 
     Pipeline outputs go to ``output`` (default: a temporary folder removed afterwards)."""
     from reidpipe.pipeline.detect import load_detector
-    from reidpipe.pipeline.runner import Pipeline
     from reidpipe.pipeline.sources import source_kind
 
     if repeat < 1:
@@ -207,15 +223,7 @@ def bench_pipeline(
     sources = [str(s) for s in sources]
     if not sources:
         raise UsageError("no sources given (--sources A B ...)")
-    device = resolve_device(config.device)
-    use_cuda = False
-    if device.startswith("cuda"):
-        try:
-            import torch
-
-            use_cuda = torch.cuda.is_available()
-        except ImportError:
-            use_cuda = False
+    use_cuda = _uses_cuda(config.device)
     tmp_ctx = tempfile.TemporaryDirectory(prefix="reidpipe-bench-run-") if output is None else None
     out_dir = Path(tmp_ctx.name if tmp_ctx is not None else str(output))
     runs: list[dict[str, Any]] = []
@@ -225,15 +233,9 @@ def bench_pipeline(
 
     def run_pipeline(r: int) -> None:
         nonlocal detectors, info
-        pipe = Pipeline(config.replace(output=str(out_dir / f"run{r}") if repeat > 1 else str(out_dir)))
-        with PeakMemory(cuda=use_cuda) as mem:
-            t0 = time.perf_counter()
-            pipe.run(sources)
-            t1 = time.perf_counter()
-        summary = _pipeline_summary(pipe.stats)
-        # CPU seconds after setup (model loading is not part of the per-frame cost)
-        summary["cpu_seconds"] = round(mem.cpu_between(t0 + float(pipe.stats["seconds"].get("setup", 0.0)), t1), 4)
-        summary["memory"] = mem.to_json()
+        summary, pipe = run_pipeline_once(
+            config, sources, out_dir / f"run{r}" if repeat > 1 else out_dir, cuda=use_cuda
+        )
         runs.append(summary)
         info = pipe.sources
         if config.detections is not None:  # public detections: one reader per det.txt
@@ -295,6 +297,98 @@ def bench_pipeline(
         result["notes"].append(
             f"the passes processed different frame counts ({best['frames_total']} vs {best_det['frames_total']})"
         )
+    return result
+
+
+def _uses_cuda(device: str) -> bool:
+    if not resolve_device(device).startswith("cuda"):
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------- cameras
+def camera_sources(sources: Sequence[str], cameras: int | None) -> list[str]:
+    """The sources of ``bench --cameras N``: N given sources, or one source taken as N cameras."""
+    sources = [str(s) for s in sources]
+    if cameras is None:
+        return sources
+    if cameras < 1:
+        raise UsageError(f"--cameras must be >= 1, got {cameras}")
+    if len(sources) == 1:
+        return sources * cameras
+    if len(sources) != cameras:
+        raise UsageError(
+            f"--cameras {cameras} with {len(sources)} --sources: give one source (used as {cameras} cameras) "
+            f"or {cameras} sources"
+        )
+    return sources
+
+
+def _realtime_settings(config) -> dict[str, Any]:
+    """The settings a camera count was reached with."""
+    keys = ("detector", "detector_kind", "backend", "detect_every", "detect_batch", "device", "stride")
+    out = {k: getattr(config, k) for k in keys}
+    out.update(
+        reid=config.reid, reid_weights=config.reid_weights, embed_batch=config.embed_batch, engine=config.engine.kind
+    )
+    if config.detections is not None:
+        out["detector"] = "public detections"
+    return out
+
+
+def bench_cameras(
+    config,
+    sources: Sequence[str],
+    *,
+    cameras: int | None = None,
+    camera_fps: float = 10.0,
+    repeat: int = 1,
+    output: str | Path | None = None,
+) -> dict[str, Any]:
+    """:func:`bench_pipeline` on N cameras (``cameras`` copies of one source, or N sources), after one
+    pipeline run on the first camera alone (for the memory an added camera costs). Adds
+    ``realtime_cameras``: how many cameras of ``camera_fps`` frames/s this machine follows in real time
+    at the N-camera run's throughput (``floor(fps_total * stride / camera_fps)``; each camera then gets
+    ``camera_fps / stride`` processed frames/s), with the settings, and a ``cameras`` section."""
+    if not camera_fps > 0:
+        raise UsageError(f"--camera-fps must be > 0, got {camera_fps}")
+    srcs = camera_sources(sources, cameras)
+    n = len(srcs)
+    if config.names is None and len(set(srcs)) < n:  # the same video as N cameras: N names
+        config = config.replace(names=[f"cam{i + 1}" for i in range(n)])
+    if config.detections is not None and len(config.detections) == 1 and n > 1:  # and its det.txt N times
+        config = config.replace(detections=list(config.detections) * n)
+    with tempfile.TemporaryDirectory(prefix="reidpipe-bench-one-") as tmp:
+        one_cfg = config.replace(
+            names=config.names[:1] if config.names else None,
+            offsets=config.offsets[:1] if config.offsets else None,
+            detections=config.detections[:1] if config.detections else None,
+        )
+        one, _ = run_pipeline_once(one_cfg, srcs[:1], tmp, cuda=_uses_cuda(config.device))
+    result = bench_pipeline(config, srcs, repeat=repeat, output=output)
+    fps_total = float(result["pipeline_fps"])
+    per_camera = fps_total / n
+    need = camera_fps / config.stride  # processed frames/s one camera needs
+    rss_one, rss_n = one["memory"]["peak_rss_mb"], result["pipeline"]["memory"]["peak_rss_mb"]
+    section = {
+        "cameras": n,
+        "camera_fps": camera_fps,
+        "pipeline_fps_total": fps_total,
+        "pipeline_fps_per_camera": round(per_camera, 3),
+        "realtime_at_these_cameras": per_camera >= need,
+        "realtime_cameras": int(fps_total // need),
+        "settings": _realtime_settings(config),
+        "one_camera_fps": one["fps"]["total"],
+        "peak_rss_mb": {"1": rss_one, str(n): rss_n},
+        "memory_per_added_camera_mb": round((rss_n - rss_one) / (n - 1), 1) if n > 1 else None,
+    }
+    result["cameras"] = section
+    result["realtime_cameras"] = section["realtime_cameras"]
     return result
 
 
@@ -390,6 +484,16 @@ def format_report(result: dict[str, Any]) -> str:
             )
         for n in result.get("notes", []):
             lines.append(f"note: {n}")
+    cams = result.get("cameras")
+    if cams:
+        per = cams["memory_per_added_camera_mb"]
+        lines.append(
+            f"cameras: {cams['cameras']} at {cams['pipeline_fps_per_camera']:.2f} fps each "
+            f"(1 camera alone: {cams['one_camera_fps']:.2f} fps); realtime_cameras = {cams['realtime_cameras']} "
+            f"cameras of {cams['camera_fps']:g} fps on this machine; peak RSS {cams['peak_rss_mb']} MB"
+            + (f", {per} MB per added camera" if per is not None else "")
+        )
+        lines.append("  with " + ", ".join(f"{k}={v}" for k, v in cams["settings"].items()))
     emb = result.get("embedding")
     if emb:
         lines += [
@@ -450,6 +554,7 @@ def write_json(path: str | Path, result: dict[str, Any]) -> Path:
 __all__ = [
     "STAGES",
     "bench_embedding",
+    "bench_cameras",
     "bench_linking",
     "bench_pipeline",
     "detector_only_pass",
