@@ -41,8 +41,9 @@ track matched on the last detected frame a box: its Kalman state moved on by ``j
 ``trackers`` state estimator's own ``predict``, on a copy: the tracker itself is not touched). These
 points are marked ``interpolated`` (they are no detection: never crops). When the track is matched
 again, its predicted points are replaced by the linear interpolation between the two detections (step
-2, when ``interpolate`` is on and the gap is within ``max_gap``); a track that closes drops the
-predicted points after its last detection. So every frame a person is tracked on has a box.
+2, when ``interpolate`` is on and the gap is within ``max_gap``; otherwise they stay); a track that
+closes drops the predicted points after its last detection. So every frame a person is tracked on has
+a box.
 """
 
 from __future__ import annotations
@@ -249,8 +250,6 @@ class CameraTracker:
             tr = self._live[raw] = Tracklet(camera=self.camera, track=0, points=[])
             for earlier in self._backfill(point):  # (consecutive updates: frames apart with detect_every)
                 self._append(tr, earlier)
-        else:
-            _drop_predicted(tr)
         self._append(tr, point)
         if tr.track == 0 and tr.end_t - tr.start_t >= self.min_seconds:  # lasted long enough: output it
             tr.track, self._next = self._next, self._next + 1
@@ -259,11 +258,13 @@ class CameraTracker:
 
     def _append(self, tr: Tracklet, point: TrackPoint) -> None:
         """Add a detected point, first filling the processed frames the track missed since its last
-        point (step 2 of the module docstring)."""
-        if tr.points:
-            last = tr.points[-1]
+        detection (step 2 of the module docstring); the filling replaces the predicted points there."""
+        real = next((i for i in range(len(tr.points) - 1, -1, -1) if not tr.points[i].interpolated), None)
+        if real is not None:
+            last = tr.points[real]
             stamps = [s for s in self._stamps if last.frame < s[0] < point.frame]
             if self.interpolate and stamps and point.t - last.t <= self.max_gap:
+                del tr.points[real + 1 :]
                 tr.points += interpolate_points(last, point, stamps)
         tr.points.append(point)
 
