@@ -197,7 +197,7 @@ def run_pipeline_once(config, sources: Sequence[str], output: str | Path, *, cud
     pipe = Pipeline(config.replace(output=str(output)))
     with PeakMemory(cuda=cuda) as mem:
         t0 = time.perf_counter()
-        pipe.run(sources)
+        pipe.run(list(sources))
         t1 = time.perf_counter()
     summary = _pipeline_summary(pipe.stats)
     # CPU seconds after setup (model loading is not part of the per-frame cost)
@@ -484,16 +484,16 @@ def format_report(result: dict[str, Any]) -> str:
             )
         for n in result.get("notes", []):
             lines.append(f"note: {n}")
-    cams = result.get("cameras")
-    if cams:
-        per = cams["memory_per_added_camera_mb"]
+    multi = result.get("cameras")
+    if multi:
+        per = multi["memory_per_added_camera_mb"]
         lines.append(
-            f"cameras: {cams['cameras']} at {cams['pipeline_fps_per_camera']:.2f} fps each "
-            f"(1 camera alone: {cams['one_camera_fps']:.2f} fps); realtime_cameras = {cams['realtime_cameras']} "
-            f"cameras of {cams['camera_fps']:g} fps on this machine; peak RSS {cams['peak_rss_mb']} MB"
+            f"cameras: {multi['cameras']} at {multi['pipeline_fps_per_camera']:.2f} fps each "
+            f"(1 camera alone: {multi['one_camera_fps']:.2f} fps); realtime_cameras = {multi['realtime_cameras']} "
+            f"cameras of {multi['camera_fps']:g} fps on this machine; peak RSS {multi['peak_rss_mb']} MB"
             + (f", {per} MB per added camera" if per is not None else "")
         )
-        lines.append("  with " + ", ".join(f"{k}={v}" for k, v in cams["settings"].items()))
+        lines.append("  with " + ", ".join(f"{k}={v}" for k, v in multi["settings"].items()))
     emb = result.get("embedding")
     if emb:
         lines += [

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from reidpipe.commands.export import _positive
+
 NAME = "quantize"
 HELP = (
     "Quantize an ONNX YOLOX detector or ReID embedder to int8 (ONNX Runtime static quantization, QDQ, "
     "calibrated on frames of --calib VIDEO; an embedder on the person crops --detector finds there); "
     "prints the int8 model's agreement with fp32 (detector: person recall/precision; embedder: cosine)."
 )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
