@@ -109,12 +109,16 @@ class YOLOXDetector:
         device: str = "cpu",
         strides: tuple[int, ...] = (8, 16, 32),
         backend: str = "onnxruntime",
+        half: bool | None = None,
     ):
         from reidpipe.pipeline.runtime import model_session
 
         self.path = str(path)
         self.device, self.backend = device, backend
         self.session = model_session(self.path, device, backend)
+        providers = self.session.get_providers() if hasattr(self.session, "get_providers") else []
+        # fp16 on a GPU (None: when onnxruntime runs it on CUDA); inputs and outputs stay float32
+        self.half = bool(half) if half is not None else providers[:1] == ["CUDAExecutionProvider"]
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = inp.shape
@@ -137,6 +141,8 @@ class YOLOXDetector:
         self._decoded: bool | None = None if isinstance(out[1], int) and out[1] == len(self.grid) else True
         self._pad: np.ndarray | None = None
         self.batched = not (isinstance(shape[0], int) and shape[0] == 1)  # one call for many frames
+        if self.half:
+            self._reload(dynamic_batch=False)
 
     def enable_batching(self) -> bool:
         """Make :meth:`detect_batch` one inference call for all its frames: a model whose batch is fixed
@@ -146,20 +152,36 @@ class YOLOXDetector:
         the frames are then detected one by one, with the same results)."""
         if self.batched:
             return True
+        try:
+            self._reload(dynamic_batch=True)
+        except CheckpointError:
+            return False
+        self.batched = True
+        return True
+
+    def _reload(self, *, dynamic_batch: bool) -> None:
+        """Load the session again from a copy of the user's file made in a temporary folder: with a
+        dynamic batch (checked equal to the original), then in fp16 when :attr:`half`
+        (``onnxruntime.transformers.float16``, float32 inputs and outputs kept)."""
         import tempfile
 
-        from reidpipe.pipeline.bench_embed import make_dynamic_batch
         from reidpipe.pipeline.runtime import model_session
 
         with tempfile.TemporaryDirectory(prefix="reidpipe-detector-") as tmp:
-            copy = Path(tmp) / "dynamic_batch.onnx"
-            try:
-                make_dynamic_batch(self.path, copy, check_crops=2, atol=1e-3)
-            except CheckpointError:
-                return False
-            self.session = model_session(str(copy), self.device, self.backend)
-        self.batched = True
-        return True
+            path = self.path
+            if dynamic_batch:
+                from reidpipe.pipeline.bench_embed import make_dynamic_batch
+
+                path = str(Path(tmp) / "dynamic_batch.onnx")
+                make_dynamic_batch(self.path, path, check_crops=2, atol=1e-3)
+            if self.half:
+                import onnx
+                from onnxruntime.transformers.float16 import convert_float_to_float16
+
+                half = str(Path(tmp) / "fp16.onnx")
+                onnx.save(convert_float_to_float16(onnx.load(path), keep_io_types=True), half)
+                path = half
+            self.session = model_session(path, self.device, self.backend)
 
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         import cv2

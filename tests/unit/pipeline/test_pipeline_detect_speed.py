@@ -58,6 +58,19 @@ def test_batched_detection_equals_frame_by_frame_on_real_frames():
         np.testing.assert_array_equal(a.confidence, b.confidence)
 
 
+def test_fp16_detector_matches_fp32_and_batches():
+    """fp16 is what a CUDA session gets (``half`` defaults to on there); the conversion is checked on
+    the CPU, which runs the same graph."""
+    frames = _crowded_frames()
+    ref = [YOLOXDetector(str(YOLOX)).detect(f) for f in frames]
+    half = YOLOXDetector(str(YOLOX), half=True)
+    assert half.half and half.enable_batching()
+    for a, b in zip(ref, half.detect_batch(frames)):
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1.0)  # pixels
+    assert not YOLOXDetector(str(YOLOX), device="cpu").half  # fp32 on the CPU by default
+
+
 def test_a_round_of_cameras_is_one_detector_call():
     from reidpipe.pipeline.config import PipelineConfig
     from reidpipe.pipeline.detect import PublicDetections
