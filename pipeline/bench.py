@@ -57,9 +57,11 @@ def bench_linking(sizes: Sequence[int] = DEFAULT_LINK_SIZES, dim: int = 512) -> 
 def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any]) -> dict[str, Any]:
     """Decode + detect over the frames a pipeline run with ``config`` processes: the same reader
     threads and bounded queues (:func:`reidpipe.pipeline.sources.open_sources`, same stride and
-    ``max_frames``), the same round-robin over cameras, ``detectors[i]`` for source ``i``; no
-    tracking, cropping, embedding, linking or writing. Times are measured like the runner's."""
-    from reidpipe.pipeline.sources import open_sources, round_robin
+    ``max_frames``), the same round-robin over cameras, ``detectors[i]`` for source ``i`` (one
+    ``detect_batch`` call per round for a detector the cameras share, as the pipeline does when
+    ``detect_batch`` is on); no tracking, cropping, embedding, linking or writing. Every frame is
+    detected (``detect_every`` is what the pipeline saves on top). Times are measured like the runner's."""
+    from reidpipe.pipeline.sources import open_sources, rounds
 
     notify = threading.Event()
     srcs = open_sources(
@@ -87,16 +89,17 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
             nonlocal wait_s
             wait_s += seconds
 
-        for s, item in round_robin(srcs, notify, waited=waited):
-            if item is None:
-                if s.error is not None:
-                    raise s.error
-                continue
+        for items in rounds(srcs, notify, waited=waited):
+            failed = next((s.error for s, item in items if item is None and s.error is not None), None)
+            if failed is not None:
+                raise failed
+            got = [item for _, item in items if item is not None]
             t0 = time.perf_counter()
-            dets = detectors[index[item.camera]].detect(item.image, index=item.index)
+            for dets in _detect_frames(config, [detectors[index[f.camera]] for f in got], got):
+                detections += len(dets)
             detect_s += time.perf_counter() - t0
-            detections += len(dets)
-            frames[item.camera] += 1
+            for f in got:
+                frames[f.camera] += 1
     finally:
         for s in srcs:
             s.stop()
@@ -118,6 +121,17 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
         "fps": {**{c: round(n / wall, 3) for c, n in frames.items()}, "total": round(total / wall, 3)},
         "detections": detections,
     }
+
+
+def _detect_frames(config, detectors: Sequence[Any], frames: Sequence[Any]) -> list[Any]:
+    """Detections of one round's frames: one batch when they all share a detector that batches."""
+    if not frames:
+        return []
+    first = detectors[0]
+    shared = len(frames) > 1 and all(d is first for d in detectors) and hasattr(first, "detect_batch")
+    if config.detect_batch and shared:
+        return first.detect_batch([f.image for f in frames], [f.index for f in frames])
+    return [d.detect(f.image, index=f.index) for d, f in zip(detectors, frames)]
 
 
 def _cpu_seconds() -> float:
