@@ -19,6 +19,7 @@ library versions, device), since a figure without its machine means little. :fun
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import time
@@ -389,6 +390,8 @@ def bench_cameras(
     per_camera = fps_total / n
     need = camera_fps / config.stride  # processed frames/s one camera needs
     rss_one, rss_n = one["memory"]["peak_rss_mb"], result["pipeline"]["memory"]["peak_rss_mb"]
+    cpu_per_frame = result["pipeline"]["cpu_seconds"] / max(result["pipeline"]["frames_total"], 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     section = {
         "cameras": n,
         "camera_fps": camera_fps,
@@ -396,6 +399,11 @@ def bench_cameras(
         "pipeline_fps_per_camera": round(per_camera, 3),
         "realtime_at_these_cameras": per_camera >= need,
         "realtime_cameras": int(fps_total // need),
+        # the same count from the CPU time a frame costs, if the run had every usable core to itself:
+        # what a shared, busy machine can still tell (its wall-clock rate is slowed by the others)
+        "cpu_ms_per_frame": round(1000 * cpu_per_frame, 3),
+        "usable_cores": cores,
+        "realtime_cameras_by_cpu": int(cores / (cpu_per_frame * need)) if cpu_per_frame > 0 else None,
         "settings": _realtime_settings(config),
         "one_camera_fps": one["fps"]["total"],
         "peak_rss_mb": {"1": rss_one, str(n): rss_n},
@@ -504,7 +512,9 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(
             f"cameras: {multi['cameras']} at {multi['pipeline_fps_per_camera']:.2f} fps each "
             f"(1 camera alone: {multi['one_camera_fps']:.2f} fps); realtime_cameras = {multi['realtime_cameras']} "
-            f"cameras of {multi['camera_fps']:g} fps on this machine; peak RSS {multi['peak_rss_mb']} MB"
+            f"cameras of {multi['camera_fps']:g} fps on this machine (from the CPU time of a frame, "
+            f"{multi['cpu_ms_per_frame']} ms, on {multi['usable_cores']} idle cores: "
+            f"{multi['realtime_cameras_by_cpu']}); peak RSS {multi['peak_rss_mb']} MB"
             + (f", {per} MB per added camera" if per is not None else "")
         )
         lines.append("  with " + ", ".join(f"{k}={v}" for k, v in multi["settings"].items()))

@@ -150,6 +150,9 @@ def test_bench_cameras_reports_realtime_cameras_and_memory_per_camera(tmp_path, 
     assert r["realtime_cameras"] == c["realtime_cameras"] == int(r["pipeline_fps"] // 5.0)
     assert c["pipeline_fps_per_camera"] == pytest.approx(r["pipeline_fps"] / 3, rel=1e-3)
     assert c["realtime_at_these_cameras"] == (c["pipeline_fps_per_camera"] >= 5.0)
+    cpu_s = r["pipeline"]["cpu_seconds"] / r["pipeline"]["frames_total"]
+    assert c["cpu_ms_per_frame"] == pytest.approx(1000 * cpu_s, abs=1e-3) and c["usable_cores"] >= 1
+    assert c["realtime_cameras_by_cpu"] == int(c["usable_cores"] / (cpu_s * 5.0))
     assert set(c["peak_rss_mb"]) == {"1", "3"} and all(m > 0 for m in c["peak_rss_mb"].values())
     assert c["memory_per_added_camera_mb"] == pytest.approx(
         (c["peak_rss_mb"]["3"] - c["peak_rss_mb"]["1"]) / 2, abs=0.1
