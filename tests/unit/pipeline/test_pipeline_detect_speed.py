@@ -58,6 +58,20 @@ def test_batched_detection_equals_frame_by_frame_on_real_frames():
         np.testing.assert_array_equal(a.confidence, b.confidence)
 
 
+def test_a_run_with_batched_detection_writes_the_same_trajectories(tmp_path, capsys):
+    runs = {}
+    for name, flags in (("batched", []), ("one_by_one", ["--no-detect-batch"])):
+        out = tmp_path / name
+        args = ["run", "--sources", str(TWIN / "cam1.mp4"), str(TWIN / "cam2.mp4"), "--detector", str(YOLOX)]
+        code = main(
+            [*args, "--reid", "hist", "--max-frames", "60", "--no-progress", "--no-crops", "-o", str(out), *flags]
+        )
+        assert code == 0
+        runs[name] = json.loads((out / "trajectories.json").read_text())["identities"]
+    capsys.readouterr()
+    assert runs["batched"] and runs["batched"] == runs["one_by_one"]
+
+
 def test_fp16_detector_matches_fp32_and_batches():
     """fp16 is what a CUDA session gets (``half`` defaults to on there); the conversion is checked on
     the CPU, which runs the same graph."""
