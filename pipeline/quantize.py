@@ -161,6 +161,19 @@ def _copy_metadata(model, path: str) -> None:
     onnx.save(q, path)
 
 
+def _check_writable(path: str) -> None:
+    """``--output``'s folder exists (or is made) and takes a file, before any work is done."""
+    from reidpipe.errors import OutputError
+
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".reidpipe-write-check-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"--output {path}: cannot write in {folder} ({exc.strerror})") from None
+
+
 # ------------------------------------------------------------------------------------------ check
 def detector_agreement(reference, candidate, images: list[tuple[int, np.ndarray]], iou: float = 0.5) -> dict[str, Any]:
     """Person recall / precision of ``candidate``'s detections against ``reference``'s (a detector's
@@ -215,6 +228,7 @@ def quantize_model(
     if not Path(calib).exists():
         raise InputNotFoundError(f"--calib video not found: {calib}")
     kind = model_kind(model)
+    _check_writable(output)
     images = calibration_frames(calib, frames)
     calib_images, held_out = images[0::2], images[1::2] or images
     result: dict[str, Any] = {"model": str(model), "kind": kind, "calib": str(calib), "output": str(output)}

@@ -249,6 +249,7 @@ def test_quantize_embedder_calibrates_on_person_crops(tmp_path, capsys):
     [
         (["--output", str(YOLOX)], "would overwrite --model"),
         (["--output", "x.onnx", "--calib", "/nonexistent/v.mp4"], "--calib video not found"),
+        (["--output", str(TWIN / "cam1.mp4") + "/x.onnx"], "cannot write in"),
     ],
 )
 def test_quantize_bad_input_is_one_line(tmp_path, capsys, extra, words):
