@@ -14,9 +14,10 @@ camera per round (:func:`reidpipe.pipeline.sources.rounds`: files in lockstep, s
 deterministic); the frames of a round that share a detector are detected in one ``detect_batch``
 call (``detect_batch`` on: the same detections as one by one), and with ``detect_every`` K > 1 a
 worker detects every K-th frame and lets its tracker predict the others. The in-process engine is
-one group of every camera; ``--engine ray`` runs one group per actor (:mod:`reidpipe.pipeline.ray_engine`). Every item a camera yields has a sequence number
-``seq`` (0, 1, ...): ``(seq, camera index)`` is the order in which one process over all cameras
-would have seen it, which is how the Ray driver restores that order.
+one group of every camera; ``--engine ray`` runs one group per actor
+(:mod:`reidpipe.pipeline.ray_engine`). Every item a camera yields has a sequence number ``seq``
+(0, 1, ...): ``(seq, camera index)`` is the order in which one process over all cameras would have
+seen it, which is how the Ray driver restores that order.
 """
 
 from __future__ import annotations
