@@ -228,6 +228,8 @@ def quantize_model(
     if not Path(calib).exists():
         raise InputNotFoundError(f"--calib video not found: {calib}")
     kind = model_kind(model)
+    if kind == "embedder" and detector is None:
+        raise UsageError("quantizing an embedder needs person crops: give --detector (or --detections)")
     _check_writable(output)
     images = calibration_frames(calib, frames)
     calib_images, held_out = images[0::2], images[1::2] or images
@@ -237,8 +239,6 @@ def quantize_model(
         result["calibration_frames"] = len(calib_images)
         result["agreement"] = detector_agreement(YOLOXDetector(model), YOLOXDetector(output), held_out)
     else:
-        if detector is None:
-            raise UsageError("quantizing an embedder needs person crops: give --detector (or --detections)")
         samples = embedder_samples(model, calib_images, detector)
         if not samples:
             raise UsageError(
