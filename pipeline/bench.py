@@ -19,6 +19,7 @@ library versions, device), since a figure without its machine means little. :fun
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import time
@@ -57,9 +58,11 @@ def bench_linking(sizes: Sequence[int] = DEFAULT_LINK_SIZES, dim: int = 512) -> 
 def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any]) -> dict[str, Any]:
     """Decode + detect over the frames a pipeline run with ``config`` processes: the same reader
     threads and bounded queues (:func:`reidpipe.pipeline.sources.open_sources`, same stride and
-    ``max_frames``), the same round-robin over cameras, ``detectors[i]`` for source ``i``; no
-    tracking, cropping, embedding, linking or writing. Times are measured like the runner's."""
-    from reidpipe.pipeline.sources import open_sources, round_robin
+    ``max_frames``), the same round-robin over cameras, ``detectors[i]`` for source ``i`` (one
+    ``detect_batch`` call per round for a detector the cameras share, as the pipeline does when
+    ``detect_batch`` is on); no tracking, cropping, embedding, linking or writing. Every frame is
+    detected (``detect_every`` is what the pipeline saves on top). Times are measured like the runner's."""
+    from reidpipe.pipeline.sources import open_sources, rounds
 
     notify = threading.Event()
     srcs = open_sources(
@@ -87,16 +90,17 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
             nonlocal wait_s
             wait_s += seconds
 
-        for s, item in round_robin(srcs, notify, waited=waited):
-            if item is None:
-                if s.error is not None:
-                    raise s.error
-                continue
+        for items in rounds(srcs, notify, waited=waited):
+            failed = next((s.error for s, item in items if item is None and s.error is not None), None)
+            if failed is not None:
+                raise failed
+            got = [item for _, item in items if item is not None]
             t0 = time.perf_counter()
-            dets = detectors[index[item.camera]].detect(item.image, index=item.index)
+            for dets in _detect_frames(config, [detectors[index[f.camera]] for f in got], got):
+                detections += len(dets)
             detect_s += time.perf_counter() - t0
-            detections += len(dets)
-            frames[item.camera] += 1
+            for f in got:
+                frames[f.camera] += 1
     finally:
         for s in srcs:
             s.stop()
@@ -118,6 +122,17 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
         "fps": {**{c: round(n / wall, 3) for c, n in frames.items()}, "total": round(total / wall, 3)},
         "detections": detections,
     }
+
+
+def _detect_frames(config, detectors: Sequence[Any], frames: Sequence[Any]) -> list[Any]:
+    """Detections of one round's frames: one batch when they all share a detector that batches."""
+    if not frames:
+        return []
+    first = detectors[0]
+    shared = len(frames) > 1 and all(d is first for d in detectors) and hasattr(first, "detect_batch")
+    if config.detect_batch and shared:
+        return first.detect_batch([f.image for f in frames], [f.index for f in frames])
+    return [d.detect(f.image, index=f.index) for d, f in zip(detectors, frames)]
 
 
 def _cpu_seconds() -> float:
@@ -194,6 +209,23 @@ def _config_summary(config) -> dict[str, Any]:
     return out
 
 
+def run_pipeline_once(config, sources: Sequence[str], output: str | Path, *, cuda: bool = False):
+    """One pipeline run over ``sources`` writing to ``output``: (its :func:`_pipeline_summary` with
+    ``cpu_seconds`` after setup and ``memory``, the :class:`Pipeline`)."""
+    from reidpipe.pipeline.runner import Pipeline
+
+    pipe = Pipeline(config.replace(output=str(output)))
+    with PeakMemory(cuda=cuda) as mem:
+        t0 = time.perf_counter()
+        pipe.run(list(sources))
+        t1 = time.perf_counter()
+    summary = _pipeline_summary(pipe.stats)
+    # CPU seconds after setup (model loading is not part of the per-frame cost)
+    summary["cpu_seconds"] = round(mem.cpu_between(t0 + float(pipe.stats["seconds"].get("setup", 0.0)), t1), 4)
+    summary["memory"] = mem.to_json()
+    return summary, pipe
+
+
 def bench_pipeline(
     config, sources: Sequence[str], *, repeat: int = 1, output: str | Path | None = None
 ) -> dict[str, Any]:
@@ -204,7 +236,6 @@ def bench_pipeline(
 
     Pipeline outputs go to ``output`` (default: a temporary folder removed afterwards)."""
     from reidpipe.pipeline.detect import load_detector
-    from reidpipe.pipeline.runner import Pipeline
     from reidpipe.pipeline.sources import source_kind
 
     if repeat < 1:
@@ -212,15 +243,7 @@ def bench_pipeline(
     sources = [str(s) for s in sources]
     if not sources:
         raise UsageError("no sources given (--sources A B ...)")
-    device = resolve_device(config.device)
-    use_cuda = False
-    if device.startswith("cuda"):
-        try:
-            import torch
-
-            use_cuda = torch.cuda.is_available()
-        except ImportError:
-            use_cuda = False
+    use_cuda = _uses_cuda(config.device)
     tmp_ctx = tempfile.TemporaryDirectory(prefix="reidpipe-bench-run-") if output is None else None
     out_dir = Path(tmp_ctx.name if tmp_ctx is not None else str(output))
     runs: list[dict[str, Any]] = []
@@ -230,15 +253,9 @@ def bench_pipeline(
 
     def run_pipeline(r: int) -> None:
         nonlocal detectors, info
-        pipe = Pipeline(config.replace(output=str(out_dir / f"run{r}") if repeat > 1 else str(out_dir)))
-        with PeakMemory(cuda=use_cuda) as mem:
-            t0 = time.perf_counter()
-            pipe.run(sources)
-            t1 = time.perf_counter()
-        summary = _pipeline_summary(pipe.stats)
-        # CPU seconds after setup (model loading is not part of the per-frame cost)
-        summary["cpu_seconds"] = round(mem.cpu_between(t0 + float(pipe.stats["seconds"].get("setup", 0.0)), t1), 4)
-        summary["memory"] = mem.to_json()
+        summary, pipe = run_pipeline_once(
+            config, sources, out_dir / f"run{r}" if repeat > 1 else out_dir, cuda=use_cuda
+        )
         runs.append(summary)
         info = pipe.sources
         if config.detections is not None:  # public detections: one reader per det.txt
@@ -300,6 +317,105 @@ def bench_pipeline(
         result["notes"].append(
             f"the passes processed different frame counts ({best['frames_total']} vs {best_det['frames_total']})"
         )
+    return result
+
+
+def _uses_cuda(device: str) -> bool:
+    if not resolve_device(device).startswith("cuda"):
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------- cameras
+def camera_sources(sources: Sequence[str], cameras: int | None) -> list[str]:
+    """The sources of ``bench --cameras N``: N given sources, or one source taken as N cameras."""
+    sources = [str(s) for s in sources]
+    if cameras is None:
+        return sources
+    if cameras < 1:
+        raise UsageError(f"--cameras must be >= 1, got {cameras}")
+    if len(sources) == 1:
+        return sources * cameras
+    if len(sources) != cameras:
+        raise UsageError(
+            f"--cameras {cameras} with {len(sources)} --sources: give one source (used as {cameras} cameras) "
+            f"or {cameras} sources"
+        )
+    return sources
+
+
+def _realtime_settings(config) -> dict[str, Any]:
+    """The settings a camera count was reached with."""
+    keys = ("detector", "detector_kind", "backend", "detect_every", "detect_batch", "device", "stride")
+    out = {k: getattr(config, k) for k in keys}
+    out.update(
+        reid=config.reid, reid_weights=config.reid_weights, embed_batch=config.embed_batch, engine=config.engine.kind
+    )
+    if config.detections is not None:
+        out["detector"] = "public detections"
+    return out
+
+
+def bench_cameras(
+    config,
+    sources: Sequence[str],
+    *,
+    cameras: int | None = None,
+    camera_fps: float = 10.0,
+    repeat: int = 1,
+    output: str | Path | None = None,
+) -> dict[str, Any]:
+    """:func:`bench_pipeline` on N cameras (``cameras`` copies of one source, or N sources), after one
+    pipeline run on the first camera alone (for the memory an added camera costs). Adds
+    ``realtime_cameras``: how many cameras of ``camera_fps`` frames/s this machine follows in real time
+    at the N-camera run's throughput (``floor(fps_total * stride / camera_fps)``; each camera then gets
+    ``camera_fps / stride`` processed frames/s), with the settings, and a ``cameras`` section."""
+    if not camera_fps > 0:
+        raise UsageError(f"--camera-fps must be > 0, got {camera_fps}")
+    srcs = camera_sources(sources, cameras)
+    n = len(srcs)
+    if config.names is None and len(set(srcs)) < n:  # the same video as N cameras: N names
+        config = config.replace(names=[f"cam{i + 1}" for i in range(n)])
+    if config.detections is not None and len(config.detections) == 1 and n > 1:  # and its det.txt N times
+        config = config.replace(detections=list(config.detections) * n)
+    with tempfile.TemporaryDirectory(prefix="reidpipe-bench-one-") as tmp:
+        one_cfg = config.replace(
+            names=config.names[:1] if config.names else None,
+            offsets=config.offsets[:1] if config.offsets else None,
+            detections=config.detections[:1] if config.detections else None,
+        )
+        one, _ = run_pipeline_once(one_cfg, srcs[:1], tmp, cuda=_uses_cuda(config.device))
+    result = bench_pipeline(config, srcs, repeat=repeat, output=output)
+    fps_total = float(result["pipeline_fps"])
+    per_camera = fps_total / n
+    need = camera_fps / config.stride  # processed frames/s one camera needs
+    rss_one, rss_n = one["memory"]["peak_rss_mb"], result["pipeline"]["memory"]["peak_rss_mb"]
+    cpu_per_frame = result["pipeline"]["cpu_seconds"] / max(result["pipeline"]["frames_total"], 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    section = {
+        "cameras": n,
+        "camera_fps": camera_fps,
+        "pipeline_fps_total": fps_total,
+        "pipeline_fps_per_camera": round(per_camera, 3),
+        "realtime_at_these_cameras": per_camera >= need,
+        "realtime_cameras": int(fps_total // need),
+        # the same count from the CPU time a frame costs, if the run had every usable core to itself:
+        # what a shared, busy machine can still tell (its wall-clock rate is slowed by the others)
+        "cpu_ms_per_frame": round(1000 * cpu_per_frame, 3),
+        "usable_cores": cores,
+        "realtime_cameras_by_cpu": int(cores / (cpu_per_frame * need)) if cpu_per_frame > 0 else None,
+        "settings": _realtime_settings(config),
+        "one_camera_fps": one["fps"]["total"],
+        "peak_rss_mb": {"1": rss_one, str(n): rss_n},
+        "memory_per_added_camera_mb": round((rss_n - rss_one) / (n - 1), 1) if n > 1 else None,
+    }
+    result["cameras"] = section
+    result["realtime_cameras"] = section["realtime_cameras"]
     return result
 
 
@@ -401,6 +517,18 @@ def format_report(result: dict[str, Any]) -> str:
             )
         for n in result.get("notes", []):
             lines.append(f"note: {n}")
+    multi = result.get("cameras")
+    if multi:
+        per = multi["memory_per_added_camera_mb"]
+        lines.append(
+            f"cameras: {multi['cameras']} at {multi['pipeline_fps_per_camera']:.2f} fps each "
+            f"(1 camera alone: {multi['one_camera_fps']:.2f} fps); realtime_cameras = {multi['realtime_cameras']} "
+            f"cameras of {multi['camera_fps']:g} fps on this machine (from the CPU time of a frame, "
+            f"{multi['cpu_ms_per_frame']} ms, on {multi['usable_cores']} idle cores: "
+            f"{multi['realtime_cameras_by_cpu']}); peak RSS {multi['peak_rss_mb']} MB"
+            + (f", {per} MB per added camera" if per is not None else "")
+        )
+        lines.append("  with " + ", ".join(f"{k}={v}" for k, v in multi["settings"].items()))
     emb = result.get("embedding")
     if emb:
         lines += [
@@ -461,6 +589,7 @@ def write_json(path: str | Path, result: dict[str, Any]) -> Path:
 __all__ = [
     "STAGES",
     "bench_embedding",
+    "bench_cameras",
     "bench_linking",
     "bench_pipeline",
     "detector_only_pass",

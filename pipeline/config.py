@@ -90,6 +90,9 @@ class PipelineConfig:
     det_iou: float = 0.45
     imgsz: int | None = None
     device: str = "auto"  # "cpu", "cuda", "cuda:0", "auto"
+    backend: str = "onnxruntime"  # runtime of the ONNX models (YOLOX detector, ReID embedder): onnxruntime | openvino
+    detect_every: int = 1  # run the detector on every K-th processed frame; the tracker predicts the others
+    detect_batch: bool = True  # one detector call for the frames of all cameras of a round (same detections)
     # tracking
     tracker: str = "bytetrack"  # bytetrack | botsort | ocsort | sort
     track_lost_frames: int = 30  # a track unseen for this many processed frames is closed

@@ -15,6 +15,7 @@ YOLOX ONNX file (output ``(1, N, 85)``: box, objectness, 80 classes) from an ult
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,6 +25,7 @@ from reidpipe.errors import (
     CheckpointError,
     ConfigError,
     InputNotFoundError,
+    UsageError,
     WeightsUnavailableError,
 )
 
@@ -106,9 +108,17 @@ class YOLOXDetector:
         iou: float = 0.45,
         device: str = "cpu",
         strides: tuple[int, ...] = (8, 16, 32),
+        backend: str = "onnxruntime",
+        half: bool | None = None,
     ):
+        from reidpipe.pipeline.runtime import model_session
+
         self.path = str(path)
-        self.session = onnx_session(self.path, device)
+        self.device, self.backend = device, backend
+        self.session = model_session(self.path, device, backend)
+        providers = self.session.get_providers() if hasattr(self.session, "get_providers") else []
+        # fp16 on a GPU (None: when onnxruntime runs it on CUDA); inputs and outputs stay float32
+        self.half = bool(half) if half is not None else providers[:1] == ["CUDAExecutionProvider"]
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = inp.shape
@@ -130,6 +140,48 @@ class YOLOXDetector:
         self.stride = np.concatenate(strides_col).astype(np.float32)
         self._decoded: bool | None = None if isinstance(out[1], int) and out[1] == len(self.grid) else True
         self._pad: np.ndarray | None = None
+        self.batched = not (isinstance(shape[0], int) and shape[0] == 1)  # one call for many frames
+        if self.half:
+            self._reload(dynamic_batch=False)
+
+    def enable_batching(self) -> bool:
+        """Make :meth:`detect_batch` one inference call for all its frames: a model whose batch is fixed
+        at 1 is re-saved with a dynamic batch (:func:`reidpipe.pipeline.bench_embed.make_dynamic_batch`,
+        checked equal to the original, in a temporary folder: the user's file is never modified) and
+        loaded from that copy. Returns whether batching is on (False when the graph cannot be rewritten:
+        the frames are then detected one by one, with the same results)."""
+        if self.batched:
+            return True
+        try:
+            self._reload(dynamic_batch=True)
+        except CheckpointError:
+            return False
+        self.batched = True
+        return True
+
+    def _reload(self, *, dynamic_batch: bool) -> None:
+        """Load the session again from a copy of the user's file made in a temporary folder: with a
+        dynamic batch (checked equal to the original), then in fp16 when :attr:`half`
+        (``onnxruntime.transformers.float16``, float32 inputs and outputs kept)."""
+        import tempfile
+
+        from reidpipe.pipeline.runtime import model_session
+
+        with tempfile.TemporaryDirectory(prefix="reidpipe-detector-") as tmp:
+            path = self.path
+            if dynamic_batch:
+                from reidpipe.pipeline.bench_embed import make_dynamic_batch
+
+                path = str(Path(tmp) / "dynamic_batch.onnx")
+                make_dynamic_batch(self.path, path, check_crops=2, atol=1e-3)
+            if self.half:
+                import onnx
+                from onnxruntime.transformers.float16 import convert_float_to_float16
+
+                half = str(Path(tmp) / "fp16.onnx")
+                onnx.save(convert_float_to_float16(onnx.load(path), keep_io_types=True), half)
+                path = half
+            self.session = model_session(path, self.device, self.backend)
 
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         import cv2
@@ -173,6 +225,29 @@ class YOLOXDetector:
         raw = self.session.run(None, {self.input_name: blob})[0]
         return self.decode(raw, r, frame_bgr.shape[:2])
 
+    def detect_batch(self, frames_bgr: Sequence[np.ndarray], indices: Sequence[int | None] | None = None) -> list:
+        """The detections of several frames (e.g. one per camera), in one inference call when
+        :attr:`batched`; the same detections as :meth:`detect` frame by frame."""
+        if not self.batched or len(frames_bgr) < 2:
+            return [self.detect(f) for f in frames_bgr]
+        prepared = [self.preprocess(f) for f in frames_bgr]  # each blob is a fresh array
+        raw = self.session.run(None, {self.input_name: np.concatenate([b for b, _ in prepared])})[0]
+        return [self.decode(raw[i : i + 1], r, f.shape[:2]) for i, ((_, r), f) in enumerate(zip(prepared, frames_bgr))]
+
+
+def _on_cuda(device: str) -> bool:
+    """Whether ``--device`` puts a PyTorch model on a CUDA GPU (``auto``: when one is there)."""
+    if device.startswith("cuda"):
+        return True
+    if device != "auto":
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
 
 class UltralyticsDetector:
     """An ultralytics YOLO model, person class only."""
@@ -192,6 +267,7 @@ class UltralyticsDetector:
         self.weights = str(weights)
         self.conf, self.iou, self.imgsz = float(conf), float(iou), imgsz
         self.device = None if device == "auto" else device
+        self.half = _on_cuda(device)
         local = Path(self.weights)
         if local.suffix in (".onnx", ".engine", ".tflite") or local.is_dir() or "/" in self.weights:
             if not local.exists():
@@ -222,14 +298,32 @@ class UltralyticsDetector:
             ) from None
 
     def detect(self, frame_bgr: np.ndarray, index: int | None = None):
-        import supervision as sv
+        result = cast("list[Any]", self.model.predict(frame_bgr, **self._predict_kwargs()))[0]  # a list
+        return self._persons(result)
 
+    def detect_batch(self, frames_bgr: Sequence[np.ndarray], indices: Sequence[int | None] | None = None) -> list:
+        """Several frames in one ``predict`` call (a list of images is one batch for ultralytics' PyTorch
+        models; exported files such as ``.onnx`` keep the batch they were exported with, so they are
+        run frame by frame)."""
+        if len(frames_bgr) < 2 or Path(self.weights).suffix.lower() in NOT_PICKLES or Path(self.weights).is_dir():
+            return [self.detect(f) for f in frames_bgr]
+        results = cast("list[Any]", self.model.predict(list(frames_bgr), **self._predict_kwargs()))
+        return [self._persons(r) for r in results]
+
+    def _predict_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"classes": [PERSON], "conf": self.conf, "iou": self.iou, "verbose": False}
         if self.imgsz:
             kw["imgsz"] = self.imgsz
         if self.device:
             kw["device"] = self.device
-        result = cast("list[Any]", self.model.predict(frame_bgr, **kw))[0]  # a list unless stream=True
+        if self.half:
+            kw["half"] = True  # fp16 on a GPU
+        return kw
+
+    @staticmethod
+    def _persons(result):
+        import supervision as sv
+
         det = sv.Detections.from_ultralytics(result)
         if len(det) == 0:
             return _empty()
@@ -278,6 +372,13 @@ class PublicDetections:
         if sl is None:
             return _empty()
         return _detections(self._boxes[sl[0] : sl[1]].copy(), self._conf[sl[0] : sl[1]].copy())
+
+    def detect_batch(
+        self, frames_bgr: Sequence[np.ndarray | None], indices: Sequence[int | None] | None = None
+    ) -> list:
+        if indices is None:
+            raise ConfigError("public detections need the frame indices: call detect_batch(frames, indices)")
+        return [self.detect(None, index=i) for i in indices]
 
 
 def fit_to_frame(path: str, rows: np.ndarray, lines: np.ndarray, frame) -> tuple[np.ndarray, str | None]:
@@ -386,8 +487,16 @@ def load_detector(config, detections_file: str | None = None, frame=None):
     if kind == "yolox":
         if not Path(config.detector).is_file():
             raise InputNotFoundError(f"YOLOX ONNX model not found: {config.detector}")
-        return YOLOXDetector(config.detector, conf=config.det_conf, iou=config.det_iou, device=config.device)
+        return YOLOXDetector(
+            config.detector, conf=config.det_conf, iou=config.det_iou, device=config.device, backend=config.backend
+        )
     if kind == "ultralytics":
+        if config.backend != "onnxruntime":
+            raise UsageError(
+                f"--backend {config.backend} runs ONNX models (YOLOX, the ReID embedder); an ultralytics "
+                "detector picks its runtime by its format: export it with ultralytics (format=openvino) "
+                "and give that folder as --detector"
+            )
         if Path(config.detector).suffix.lower() == ".onnx" and Path(config.detector).is_file():
             check_ultralytics_onnx(config.detector)
         return UltralyticsDetector(

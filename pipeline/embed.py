@@ -114,12 +114,14 @@ class OnnxEmbedder:
         batch: int = 32,
         device: str = "cpu",
         threads: int | None = None,
+        backend: str = "onnxruntime",
     ):
-        from reidpipe.pipeline.detect import onnx_session
+        from reidpipe.pipeline.runtime import model_session
 
         self.path = str(path)
-        self.threads = threads  # ONNX Runtime intra-op threads (None: its default, one per core)
-        self.session = onnx_session(self.path, device, threads)
+        self.threads = threads  # intra-op threads (None: the runtime's default, one per core)
+        self.backend = backend
+        self.session = model_session(self.path, device, backend, threads)  # onnxruntime or OpenVINO (--backend)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)
@@ -174,15 +176,16 @@ class OnnxEmbedder:
         """A batch-1 model embeds through its checked, cached dynamic-batch copy; crop by crop (with a
         warning) when no such copy can be made."""
         from reidpipe.console import warn
-        from reidpipe.pipeline.detect import onnx_session
         from reidpipe.pipeline.onnx_batch import dynamic_batch_copy
+        from reidpipe.pipeline.runtime import model_session
 
         try:
             self.batch_copy = dynamic_batch_copy(self.path)
         except CheckpointError as exc:
             warn(f"embedding crop by crop: {exc}")
             return
-        self._original, self.session = self.session, onnx_session(self.batch_copy["path"], device, self.threads)
+        self._original = self.session
+        self.session = model_session(self.batch_copy["path"], device, self.backend, self.threads)
         self.fixed_batch, self.batch = None, max(1, int(batch))
 
     def _check_copy(self, x: np.ndarray) -> None:
@@ -242,6 +245,8 @@ class OpenVinoEmbedder:
         batch: int = 32,
         device: str = "cpu",
     ):
+        from reidpipe.pipeline.runtime import openvino_device
+
         self.path = str(path)
         core, model = _read_openvino(self.path)
         inp = model.inputs[0]
@@ -261,8 +266,7 @@ class OpenVinoEmbedder:
         self.std = tuple(std) if std is not None else model_std
         try:
             model.reshape({inp.get_any_name(): [-1, 3, *self.input_size]})  # dynamic batch
-            cpu = device in ("auto", "cpu") or device.startswith("cuda")  # CUDA is no OpenVINO device
-            self.compiled = core.compile_model(model, "CPU" if cpu else device.upper())
+            self.compiled = core.compile_model(model, openvino_device(device))
         except RuntimeError as exc:
             raise CheckpointError(
                 f"{self.path}: cannot run with input (N, 3, {self.input_size[0]}, "
@@ -430,6 +434,7 @@ def load_embedder(config):
             # beside the detector (embed thread), one thread: two pools of one thread per core fight
             # over the cores (measured on 2 cores: pipeline / detector-only 0.92-0.97 vs 0.85-0.90)
             threads=1 if embeds_async(config) else None,
+            backend=config.backend,
         )
     if kind == "openvino":
         return OpenVinoEmbedder(

@@ -499,7 +499,21 @@ def round_robin(
     close, and are linked, in the same order every time). Live streams and webcams are never waited
     for: a round takes their frame when one is queued. Waiting is on ``notify`` (set by the reader
     threads), at most ``timeout`` seconds at a time; the seconds waited are reported to ``waited``.
+    :func:`rounds` gives the same items grouped by round.
     """
+    for items in rounds(sources, notify, waited=waited, timeout=timeout):
+        yield from items
+
+
+def rounds(
+    sources: Sequence[Source],
+    notify: threading.Event,
+    *,
+    waited: Callable[[float], None] | None = None,
+    timeout: float = 0.05,
+):
+    """The items of :func:`round_robin` as one list per round (at most one item per source, in source
+    order; rounds where no live source had a frame are skipped): what a detector can take as one batch."""
 
     def wait() -> None:
         t0 = time.perf_counter()
@@ -509,7 +523,7 @@ def round_robin(
 
     active = list(sources)
     while active:
-        got = False
+        batch = []
         for src in list(active):
             while True:
                 notify.clear()
@@ -519,11 +533,12 @@ def round_robin(
                 wait()
             if item is False:  # a live source with nothing queued yet
                 continue
-            got = True
             if item is None:
                 active.remove(src)
-            yield src, item
-        if not got:
+            batch.append((src, item))
+        if batch:
+            yield batch
+        else:
             wait()
 
 

@@ -33,10 +33,23 @@ What ``update`` does to a track's points, step by step:
 The trackers run in fixed-rate mode (no timestamps): one processed frame is one Kalman step, whatever
 the ``--stride``. Their lost-track buffer is given in 30-fps frames, so it is set with
 ``frame_rate=30`` to mean exactly ``lost_frames`` processed frames.
+
+**Detecting every K-th frame** (``detect_every`` = K > 1, ``--detect-every``): the tracker is updated
+on the detected frames only (one Kalman step = K frames; its lost buffer is ``ceil(lost_frames / K)``
+updates, the same time). On each frame in between, :meth:`CameraTracker.predict` gives every output
+track matched on the last detected frame a box: its Kalman state moved on by ``j / K`` of a step (the
+``trackers`` state estimator's own ``predict``, on a copy: the tracker itself is not touched). These
+points are marked ``interpolated`` (they are no detection: never crops). When the track is matched
+again, its predicted points are replaced by the linear interpolation between the two detections (step
+2, when ``interpolate`` is on and the gap is within ``max_gap``; otherwise they stay); a track that
+closes drops the predicted points after its last detection. So every frame a person is tracked on has
+a box.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 from collections import deque
 from typing import Any
 
@@ -110,6 +123,24 @@ def interpolate_points(a: TrackPoint, b: TrackPoint, stamps: list[tuple[int, flo
     return out
 
 
+def _predicted_box(track, step: float, last: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """``track``'s box moved on by ``step`` Kalman steps (a fraction of one between two updates), on a
+    copy of its state estimator; trackers whose tracks keep no state estimator hold the last box."""
+    estimator = getattr(track, "state_estimator", None)
+    if estimator is None:
+        return last
+    ahead = copy.deepcopy(estimator)
+    ahead.predict(step, None)
+    return _bbox(np.asarray(ahead.state_to_bbox()).reshape(-1)[:4])
+
+
+def _drop_predicted(tr: Tracklet) -> None:
+    """Remove the predicted points after a tracklet's last detection (interpolated points only ever
+    come before a detection, so the trailing ones are predictions)."""
+    while len(tr.points) > 1 and tr.points[-1].interpolated:
+        tr.points.pop()
+
+
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     import supervision as sv
 
@@ -130,26 +161,29 @@ class CameraTracker:
         min_seconds: float = 0.0,
         min_hits: int = 2,
         min_iou: float = 0.2,
+        detect_every: int = 1,
         **tracker_kw,
     ):
         self.camera = camera
         self.name = tracker
         self.lost_frames = int(lost_frames)
+        self.detect_every = max(1, int(detect_every))
         self.interpolate = bool(interpolate)
         self.max_gap = float(max_gap)  # seconds
         self.min_seconds = float(min_seconds)
         self.min_iou = float(min_iou)
-        self.tracker = make_tracker(tracker, lost_frames=lost_frames, min_hits=min_hits, min_iou=min_iou, **tracker_kw)
+        updates_lost = math.ceil(self.lost_frames / self.detect_every)  # the same time in tracker updates
+        self.tracker = make_tracker(tracker, lost_frames=updates_lost, min_hits=min_hits, min_iou=min_iou, **tracker_kw)
         self.open: dict[int, Tracklet] = {}  # track number -> tracklet, for the tracks that are output
         self.opened: list[Tracklet] = []  # tracks opened during the last update
         self.discarded = 0  # tracks dropped by the tracker before lasting min_seconds
-        self.step = 0  # processed frames so far
+        self.step = 0  # tracker updates so far (processed frames with detections)
         self._live: dict[int, Tracklet] = {}  # tracker id -> tracklet (track 0 until it lasts min_seconds)
-        self._last_step: dict[int, int] = {}  # tracker id -> processed-frame counter when last matched
         self._closed: list[Tracklet] = []
         self._next = 1
+        self._since_update = 0  # frames predicted since the last tracker update
         # (frame, t) of the last processed frames, newest last: the frames a bridged gap is filled at
-        self._stamps: deque[tuple[int, float]] = deque(maxlen=self.lost_frames + 2)
+        self._stamps: deque[tuple[int, float]] = deque(maxlen=self.lost_frames + 2 * self.detect_every)
         # unconfirmed detections of the last min_hits - 1 frames (at least 1: a tracker gives an id on a
         # match, never to the detection that spawns a track): (frame, t, boxes, confs), newest last
         self._unconfirmed: deque[tuple[int, float, np.ndarray, np.ndarray]] = deque(maxlen=max(int(min_hits) - 1, 1))
@@ -163,6 +197,7 @@ class CameraTracker:
             tracked = self.tracker.update(detections)
         self.step += 1
         self.opened = []
+        self._since_update = 0
         self._stamps.append((int(frame_index), float(t)))
         conf = tracked.confidence if tracked.confidence is not None else np.ones(len(tracked), np.float32)
         raw_ids = tracked.tracker_id.tolist() if len(tracked) else []
@@ -177,21 +212,61 @@ class CameraTracker:
             out.tracker_id = np.asarray([n for n in numbers if n > 0], dtype=int)
         return out
 
+    def predict(self, frame_index: int, t: float):
+        """A frame without detection (``detect_every`` > 1): every output track matched on the last
+        update gets its Kalman-predicted box as an ``interpolated`` point (see the module docstring).
+        Returns those boxes as ``supervision.Detections`` (``tracker_id`` = track number)."""
+        import supervision as sv
+
+        self.opened = []
+        self._since_update += 1
+        self._stamps.append((int(frame_index), float(t)))
+        step = self._since_update / self.detect_every
+        boxes, numbers, scores = [], [], []
+        for track in self.tracker.tracks:
+            tr = self._live.get(int(track.tracker_id))
+            if tr is None or track.time_since_update != 0:  # not confirmed, or missed on the last update
+                continue
+            box = _predicted_box(track, step, tr.points[-1].bbox)
+            tr.points.append(
+                TrackPoint(frame=int(frame_index), t=float(t), bbox=box, score=tr.points[-1].score, interpolated=True)
+            )
+            if tr.track == 0:  # not output yet (shorter than min_seconds): its points wait in the tracklet
+                continue
+            boxes.append(box)
+            numbers.append(tr.track)
+            scores.append(tr.points[-1].score)
+        out = sv.Detections(
+            xyxy=np.asarray(boxes, np.float32).reshape(-1, 4),
+            confidence=np.asarray(scores, np.float32),
+            class_id=np.zeros(len(boxes), int),
+        )
+        out.tracker_id = np.asarray(numbers, dtype=int)
+        return out
+
     def _add_point(self, raw: int, point: TrackPoint) -> None:
         tr = self._live.get(raw)
         if tr is None:  # just confirmed by the tracker: starts with its unconfirmed boxes
-            tr = self._live[raw] = Tracklet(camera=self.camera, track=0, points=self._backfill(point))
-        else:
-            missed = self.step - self._last_step[raw] - 1
-            if self.interpolate and missed >= 1 and point.t - tr.points[-1].t <= self.max_gap:
-                stamps = list(self._stamps)[-missed - 1 : -1]
-                tr.points += interpolate_points(tr.points[-1], point, stamps)
-        tr.points.append(point)
-        self._last_step[raw] = self.step
+            tr = self._live[raw] = Tracklet(camera=self.camera, track=0, points=[])
+            for earlier in self._backfill(point):  # (consecutive updates: frames apart with detect_every)
+                self._append(tr, earlier)
+        self._append(tr, point)
         if tr.track == 0 and tr.end_t - tr.start_t >= self.min_seconds:  # lasted long enough: output it
             tr.track, self._next = self._next, self._next + 1
             self.open[tr.track] = tr
             self.opened.append(tr)
+
+    def _append(self, tr: Tracklet, point: TrackPoint) -> None:
+        """Add a detected point, first filling the processed frames the track missed since its last
+        detection (step 2 of the module docstring); the filling replaces the predicted points there."""
+        real = next((i for i in range(len(tr.points) - 1, -1, -1) if not tr.points[i].interpolated), None)
+        if real is not None:
+            last = tr.points[real]
+            stamps = [s for s in self._stamps if last.frame < s[0] < point.frame]
+            if self.interpolate and stamps and point.t - last.t <= self.max_gap:
+                del tr.points[real + 1 :]
+                tr.points += interpolate_points(last, point, stamps)
+        tr.points.append(point)
 
     def _backfill(self, point: TrackPoint) -> list[TrackPoint]:
         """The boxes a newly confirmed track matched in the previous frames (oldest first), claimed from
@@ -231,7 +306,7 @@ class CameraTracker:
 
     def _close(self, raw: int) -> None:
         tr = self._live.pop(raw)
-        self._last_step.pop(raw, None)
+        _drop_predicted(tr)
         if tr.track == 0:  # never lasted min_seconds: a false-positive burst, not output
             self.discarded += 1
             return

@@ -11,11 +11,14 @@ are linked, and, at the source's end, a :class:`SourceEnd` with the source's fin
 
 A :class:`CameraGroup` is the cameras of one process: it opens the sources, detectors and the
 embedder from a :class:`PipelineConfig`, and ``steps()`` interleaves its cameras one frame per
-camera per round (:func:`reidpipe.pipeline.sources.round_robin`: files in lockstep, so runs are
-deterministic). The in-process engine is one group of every camera; ``--engine ray`` runs one group
-per actor (:mod:`reidpipe.pipeline.ray_engine`). Every item a camera yields has a sequence number
-``seq`` (0, 1, ...): ``(seq, camera index)`` is the order in which one process over all cameras
-would have seen it, which is how the Ray driver restores that order.
+camera per round (:func:`reidpipe.pipeline.sources.rounds`: files in lockstep, so runs are
+deterministic); the frames of a round that share a detector are detected in one ``detect_batch``
+call (``detect_batch`` on: the same detections as one by one), and with ``detect_every`` K > 1 a
+worker detects every K-th frame and lets its tracker predict the others. The in-process engine is
+one group of every camera; ``--engine ray`` runs one group per actor
+(:mod:`reidpipe.pipeline.ray_engine`). Every item a camera yields has a sequence number ``seq``
+(0, 1, ...): ``(seq, camera index)`` is the order in which one process over all cameras would have
+seen it, which is how the Ray driver restores that order.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.embed_queue import EmbedQueue, embeds_async
@@ -97,15 +102,16 @@ class CameraWorker:
             },
         )
 
-    def step(self, item: Frame | None) -> Step:
-        """Process one item of the source: a frame, or ``None`` for the source's end."""
+    def step(self, item: Frame | None, detections=None) -> Step:
+        """Process one item of the source: a frame, or ``None`` for the source's end. ``detections``:
+        the frame's detections when they were already computed (one batch for a round of cameras)."""
         step = Step(camera=self.camera, seq=self.seq)
         self.seq += 1
         if item is None:
             step.closed = self._close(self.tracker.close_all())
             step.end = self._source_end()
             return step
-        tracked = self._detect_and_track(item, step)
+        tracked = self._detect_and_track(item, step, detections)
         self._sample(item, tracked)
         step.frames = 1
         step.closed = self._close(self.tracker.pop_closed())
@@ -116,10 +122,18 @@ class CameraWorker:
         """Close every open track (end of run or Ctrl-C); the source must be stopped already."""
         return self._close(self.tracker.close_all())
 
+    def detects(self) -> bool:
+        """Whether the detector runs on the next frame (every ``detect_every``-th frame; the tracker
+        predicts the others)."""
+        return self.counts.frames % getattr(self.tracker, "detect_every", 1) == 0
+
     # ------------------------------------------------------------------ the stages
-    def _detect_and_track(self, frame: Frame, step: Step):
-        with self.timer("detect"):
-            dets = self.detector.detect(frame.image, index=frame.index)
+    def _detect_and_track(self, frame: Frame, step: Step, dets=None):
+        if not self.detects():
+            return self._predict(frame)
+        if dets is None:
+            with self.timer("detect"):
+                dets = self.detector.detect(frame.image, index=frame.index)
         with self.timer("track"):
             tracked = self.tracker.update(dets, frame.index, frame.t, frame.image)
         for tr in self.tracker.opened:
@@ -131,6 +145,15 @@ class CameraWorker:
         self.counts.detections += len(dets)
         self.counts.tracked_boxes += len(tracked)
         return tracked
+
+    def _predict(self, frame: Frame):
+        """A frame between two detections: the tracker's predicted boxes go into the tracks; nothing is
+        returned to crop (a prediction is no detection)."""
+        with self.timer("track"):
+            predicted = self.tracker.predict(frame.index, frame.t)
+        self.counts.frames += 1
+        self.counts.tracked_boxes += len(predicted)
+        return predicted[np.zeros(len(predicted), bool)]
 
     def _sample(self, frame: Frame, tracked) -> None:
         from reidpipe.pipeline.sampler import crop
@@ -234,6 +257,8 @@ class CameraGroup:
             ]  # checked against the frame
         else:
             detectors = [load_detector(cfg)] * len(srcs)
+            if cfg.detect_batch and len(srcs) > 1 and hasattr(detectors[0], "enable_batching"):
+                detectors[0].enable_batching()  # one inference call per round of cameras
         self.embedder = load_embedder(cfg)
         embeds = EmbedQueue(
             self.embedder,
@@ -274,6 +299,7 @@ class CameraGroup:
             min_seconds=cfg.track_min_seconds,
             interpolate=cfg.interpolate,
             max_gap=cfg.interpolate_max_gap,
+            detect_every=cfg.detect_every,
         )
 
     @property
@@ -286,13 +312,35 @@ class CameraGroup:
         return [w.start() for w in self.workers]
 
     def steps(self) -> Iterator[Step]:
-        """Every camera's steps, one frame per camera per round, until every source has ended."""
-        from reidpipe.pipeline.sources import round_robin
+        """Every camera's steps, one frame per camera per round, until every source has ended; the
+        frames of a round that share a detector are detected in one call (:meth:`_detect_round`)."""
+        from reidpipe.pipeline.sources import rounds
 
         by_source = {id(w.source): w for w in self.workers}
         waited = lambda s: self.timer.add("wait", s)  # noqa: E731
-        for src, item in round_robin([w.source for w in self.workers], self._notify, waited=waited):
-            yield by_source[id(src)].step(item)
+        for items in rounds([w.source for w in self.workers], self._notify, waited=waited):
+            batch = [(by_source[id(src)], item) for src, item in items]
+            found = self._detect_round(batch)
+            for worker, item in batch:
+                yield worker.step(item, found.get(id(worker)))
+
+    def _detect_round(self, batch: list[tuple[CameraWorker, Frame | None]]) -> dict[int, Any]:
+        """Detections of a round's frames, by ``id(worker)``: one ``detect_batch`` call per detector that
+        two or more cameras share (``detect_batch`` on); cameras left out detect in their own step."""
+        if not self.config.detect_batch:
+            return {}
+        by_detector: dict[int, list[tuple[CameraWorker, Frame]]] = {}
+        for worker, item in batch:
+            if item is not None and worker.detects() and hasattr(worker.detector, "detect_batch"):
+                by_detector.setdefault(id(worker.detector), []).append((worker, item))
+        found: dict[int, Any] = {}
+        for group in by_detector.values():
+            if len(group) < 2:
+                continue
+            with self.timer("detect"):
+                dets = group[0][0].detector.detect_batch([f.image for _, f in group], [f.index for _, f in group])
+            found.update({id(w): d for (w, _), d in zip(group, dets)})
+        return found
 
     def stop(self) -> list[Tracklet]:
         """Stop the readers and close every open track (in camera order)."""

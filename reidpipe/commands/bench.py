@@ -45,6 +45,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="pipeline + detector-only passes N times; report the fastest of each (default 1)",
     )
+    g.add_argument(
+        "--cameras",
+        type=int,
+        metavar="N",
+        help="the pipeline on N cameras (one --sources video taken as N cameras, or N sources), after one run "
+        "on the first camera alone; reports realtime_cameras (cameras of --camera-fps followed in real time) "
+        "and the peak memory per added camera",
+    )
+    g.add_argument(
+        "--camera-fps",
+        type=float,
+        default=10.0,
+        metavar="FPS",
+        help="--cameras: the frame rate of the cameras counted by realtime_cameras (default 10)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument(
         "--embed-only", action="store_true", help="only the embedding benchmark of --reid-weights (checkpoint or .onnx)"
@@ -158,7 +173,19 @@ def main(args: argparse.Namespace) -> int:
 
         cfg = config_from_args(args)
         device = cfg.device
-        result.update(bench.bench_pipeline(cfg, args.sources, repeat=args.repeat, output=args.run_output))
+        if args.cameras is not None:
+            result.update(
+                bench.bench_cameras(
+                    cfg,
+                    args.sources,
+                    cameras=args.cameras,
+                    camera_fps=args.camera_fps,
+                    repeat=args.repeat,
+                    output=args.run_output,
+                )
+            )
+        else:
+            result.update(bench.bench_pipeline(cfg, args.sources, repeat=args.repeat, output=args.run_output))
     if run_embed:
         result["embedding"] = bench.bench_embedding(
             args.reid_weights, batch_sizes=args.batch_sizes, device=device, min_time=args.min_time, threads=args.threads

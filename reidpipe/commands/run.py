@@ -62,6 +62,26 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         "(runs that code: only for files you made)",
     )
     g.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:0 or auto (default)")
+    g.add_argument(
+        "--backend",
+        choices=["onnxruntime", "openvino"],
+        help="runtime of the ONNX models (YOLOX detector, .onnx ReID embedder): onnxruntime (default) or "
+        "openvino (reads the same .onnx, CPU)",
+    )
+    g.add_argument(
+        "--detect-every",
+        type=int,
+        metavar="K",
+        help="run the detector on every K-th frame only; the tracker predicts the boxes of the frames "
+        "in between (default 1: every frame)",
+    )
+    g.add_argument(
+        "--no-detect-batch",
+        action="store_true",
+        default=None,
+        help="detect the cameras' frames one by one (default: the frames of one round of all cameras "
+        "in one detector call; same detections)",
+    )
     g = parser.add_argument_group("tracking")
     g.add_argument("--tracker", choices=["bytetrack", "botsort", "ocsort", "sort"], help="default bytetrack")
     g.add_argument(
@@ -274,6 +294,8 @@ def config_from_args(args: argparse.Namespace):
         "detections_conf": args.conf if args.detections else None,
         "trust_weights": args.trust_weights,
         "device": args.device,
+        "backend": args.backend,
+        "detect_every": args.detect_every,
         "tracker": args.tracker,
         "track_lost_frames": args.track_lost_frames,
         "reid": args.reid,
@@ -298,6 +320,8 @@ def config_from_args(args: argparse.Namespace):
         over["interpolate"] = False
     if getattr(args, "no_embed_async", None):
         over["embed_async"] = False
+    if getattr(args, "no_detect_batch", None):
+        over["detect_batch"] = False
     sampler = {k: v for k, v in (("every", args.sample_every), ("bank", args.bank_size)) if v is not None}
     if sampler:
         over["sampler"] = sampler

@@ -130,6 +130,45 @@ def test_bench_pipeline_json_fields_and_sanity(tmp_path, capsys):
     assert all(x["seconds"] > 0 for x in link["results"]) and link["seconds_100k"] is None
 
 
+def test_bench_cameras_reports_realtime_cameras_and_memory_per_camera(tmp_path, capsys):
+    """``--cameras 3`` on one video: three cameras, every current bench field, plus realtime_cameras
+    (consistent with the measured throughput) and the memory an added camera costs."""
+    v, d = tmp_path / "cam.mp4", tmp_path / "cam_det.txt"
+    _render(v, d, frames=30, seed=0)
+    out = tmp_path / "bench.json"
+    args = ["bench", "--sources", str(v), "--detections", str(d), "--reid", "hist", "--no-progress"]
+    rc = cli([*args, "--cameras", "3", "--camera-fps", "5", "--output", str(out)])
+    assert rc == 0
+    assert "realtime_cameras" in capsys.readouterr().out
+    r = json.loads(out.read_text())
+    for key in ("pipeline", "detector_only", "pipeline_fps", "detector_only_fps", "ratio", "cpu_ratio", "repeats"):
+        assert key in r, key
+    assert r["pipeline"]["frames"] == {"cam1": 30, "cam2": 30, "cam3": 30}
+    c = r["cameras"]
+    assert c["cameras"] == 3 and c["camera_fps"] == 5.0
+    assert r["realtime_cameras"] == c["realtime_cameras"] == int(r["pipeline_fps"] // 5.0)
+    assert c["pipeline_fps_per_camera"] == pytest.approx(r["pipeline_fps"] / 3, rel=1e-3)
+    assert c["realtime_at_these_cameras"] == (c["pipeline_fps_per_camera"] >= 5.0)
+    cpu_s = r["pipeline"]["cpu_seconds"] / r["pipeline"]["frames_total"]
+    assert c["cpu_ms_per_frame"] == pytest.approx(1000 * cpu_s, abs=1e-3) and c["usable_cores"] >= 1
+    assert c["realtime_cameras_by_cpu"] == int(c["usable_cores"] / (cpu_s * 5.0))
+    assert set(c["peak_rss_mb"]) == {"1", "3"} and all(m > 0 for m in c["peak_rss_mb"].values())
+    assert c["memory_per_added_camera_mb"] == pytest.approx(
+        (c["peak_rss_mb"]["3"] - c["peak_rss_mb"]["1"]) / 2, abs=0.1
+    )
+    settings = c["settings"]
+    assert settings["detect_every"] == 1 and settings["backend"] == "onnxruntime" and settings["detect_batch"] is True
+    assert settings["detector"] == "public detections" and c["one_camera_fps"] > 0
+
+
+def test_bench_cameras_with_a_mismatched_source_count_is_a_usage_error(tmp_path, capsys):
+    v = tmp_path / "a.mp4"
+    _render(v, tmp_path / "a_det.txt", frames=3, seed=0)
+    rc = cli(["bench", "--sources", str(v), str(v), "--reid", "hist", "--cameras", "3"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--cameras 3 with 2 --sources" in err, err
+
+
 def test_bench_bad_flags_name_the_flag(tmp_path, capsys):
     assert cli(["bench", "--embed-only"]) == 2
     assert "--reid-weights" in capsys.readouterr().err
