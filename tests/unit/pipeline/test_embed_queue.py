@@ -116,10 +116,10 @@ def test_ctrl_c_drains_the_embed_thread_and_keeps_every_feature(tmp_path, monkey
     )
     real_step = CameraWorker.step
 
-    def step(self, item):
+    def step(self, item, detections=None):
         if self.seq == 30:
             raise KeyboardInterrupt
-        return real_step(self, item)
+        return real_step(self, item, detections)
 
     monkeypatch.setattr(CameraWorker, "step", step)
     pipe = Pipeline(
