@@ -24,6 +24,7 @@ tracklets link in seconds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -339,18 +340,16 @@ def _evidence(p: Problem, labels: np.ndarray, runner: np.ndarray, runner_label: 
     solo = np.bincount(labels, minlength=K)[labels] == 1
     gaps = _gaps(p, labels)
     out = []
-    for i in range(n):
-        r = float(runner[i])
-        margin_of = 1.0 if solo[i] else float(score[i])
-        margin = None if r == -np.inf else margin_of - r
-        other = None if r == -np.inf else int(runner_label[i])
-        if solo[i]:
+    # plain Python values: indexing numpy arrays element by element cost ~1 s for 100,000 tracklets
+    for alone, sc, g, r, lab in zip(
+        solo.tolist(), score.tolist(), gaps.tolist(), runner.tolist(), runner_label.tolist()
+    ):
+        margin = None if r == -np.inf else (1.0 if alone else sc) - r
+        other = None if r == -np.inf else lab
+        if alone:
             out.append(LinkEvidence(score=1.0, margin=margin, runner_up=other))
         else:
-            g = float(gaps[i])
-            out.append(
-                LinkEvidence(score=float(score[i]), margin=margin, gap=None if np.isnan(g) else g, runner_up=other)
-            )
+            out.append(LinkEvidence(score=sc, margin=margin, gap=None if math.isnan(g) else g, runner_up=other))
     return out
 
 

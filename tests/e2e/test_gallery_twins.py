@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
+from shared_data import DATA, public_detection_run  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main
 from reidpipe.errors import GalleryLockedError, GalleryMismatchError
@@ -34,20 +34,7 @@ pytestmark = [
 
 
 def run_args(cams: list[str], out: Path, *flags: str) -> list[str]:
-    return [
-        "run",
-        "--sources",
-        *[str(TWIN / f"{c}.mp4") for c in cams],
-        "--detections",
-        *[str(TWIN / f"{c}_det.txt") for c in cams],
-        "--reid-weights",
-        str(OSNET),
-        "--output",
-        str(out),
-        "--no-progress",
-        "--no-crops",
-        *flags,
-    ]
+    return public_detection_run("twin_2cam", cams, out, "--no-crops", *flags)
 
 
 GT = [str(TWIN / "cam1_gt.txt"), str(TWIN / "cam2_gt.txt")]

@@ -12,15 +12,13 @@ import re
 import shutil
 from collections import Counter
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
+from shared_data import DATA, OSNET, public_detection_run  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TWIN = DATA / "mtmc" / "twin_2cam"
-OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"
 
 
 class _Page(HTMLParser):
@@ -179,23 +177,7 @@ def test_twin_report_marks_exactly_the_wrong_links(tmp_path):
 
     out = tmp_path / "twin"
     cams = ["cam1", "cam2"]
-    assert (
-        main(
-            [
-                "run",
-                "--sources",
-                *[str(TWIN / f"{c}.mp4") for c in cams],
-                "--detections",
-                *[str(TWIN / f"{c}_det.txt") for c in cams],
-                "--reid-weights",
-                str(OSNET),
-                "--output",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert main(public_detection_run("twin_2cam", cams, out)) == 0
     assert main(["report", str(out), "--gt", *[f"{c}={TWIN / f'{c}_gt.txt'}" for c in cams]]) == 0
     html = (out / "report.html").read_text()
     page = _Page(html)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
+from shared_data import DATA, public_detection_run  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main
 from reidpipe.pipeline.export import read_trajectories
@@ -42,21 +42,7 @@ def twin_files(twin: str):
 
 def run_twin(twin: str, out: Path, *flags: str):
     cams, videos, dets, gt = twin_files(twin)
-    code = main(
-        [
-            "run",
-            "--sources",
-            *videos,
-            "--detections",
-            *dets,
-            "--reid-weights",
-            str(OSNET),
-            "--output",
-            str(out),
-            "--no-progress",
-            *flags,
-        ]
-    )
+    code = main(public_detection_run(twin, cams, out, *flags))
     assert code == 0
     return read_trajectories(out / "trajectories.json"), score(out / "trajectories.json", gt)
 
@@ -156,7 +142,9 @@ def test_ablation_tells_whether_reid_helps(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0 and "linker ablation" in printed
     rows = {r["variant"]: r for r in json.loads(out.read_text())["variants"]}
-    assert list(rows) == list(VARIANTS)
+    assert list(rows) == [*VARIANTS, "perfect linking"]
+    assert rows["perfect linking"]["link_f1"] == 1.0  # the ground truth's own grouping: every link right
+    assert rows["perfect linking"]["MTMC_IDF1"] > rows["full"]["MTMC_IDF1"]  # what linking still loses
     assert rows["no ReID"]["link_f1"] == 0.0 and rows["no ReID"]["link_recall"] == 0.0
     assert rows["full"]["link_f1"] >= 0.90
     assert rows["full"]["link_f1"] > max(rows["no calibration"]["link_f1"], rows["no transit"]["link_f1"])
