@@ -43,6 +43,47 @@ def _crowded_frames() -> list[np.ndarray]:
     return _frames(TWIN / "cam1.mp4", 300, 3, step=20) + _frames(TWIN / "cam2.mp4", 300, 3, step=20)
 
 
+# ------------------------------------------------------------------------------ --imgsz
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x1, y1 = np.maximum(a[:, None, 0], b[None, :, 0]), np.maximum(a[:, None, 1], b[None, :, 1])
+    x2, y2 = np.minimum(a[:, None, 2], b[None, :, 2]), np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+
+def test_a_smaller_input_size_finds_the_same_people_and_leaves_the_file_alone():
+    import hashlib
+
+    digest = hashlib.sha256(YOLOX.read_bytes()).hexdigest()
+    frames = _crowded_frames()
+    full = YOLOXDetector(str(YOLOX))
+    small = YOLOXDetector(str(YOLOX), input_size=320)
+    assert small.input_hw == (320, 320) and len(small.grid) == 40 * 40 + 20 * 20 + 10 * 10
+    found = kept = 0
+    for f in frames:
+        a, b = full.detect(f), small.detect(f)
+        found += len(a)
+        if len(a) and len(b):
+            kept += int((_iou(a.xyxy, b.xyxy).max(axis=1) >= 0.5).sum())
+    assert found >= 6 and kept >= 0.6 * found  # most 416-px detections found again at 320 px (14 of 21)
+    assert small.enable_batching()  # the re-sized copy batches too, with the same detections
+    for f, d in zip(frames, small.detect_batch(frames)):
+        np.testing.assert_allclose(small.detect(f).xyxy, d.xyxy, atol=1e-3)
+    assert YOLOXDetector(str(YOLOX), input_size=416).free_size is False  # its own size: no copy
+    assert hashlib.sha256(YOLOX.read_bytes()).hexdigest() == digest
+
+
+def test_an_input_size_that_is_not_a_multiple_of_32_is_one_line(tmp_path, capsys):
+    video = TWIN / "cam1.mp4"
+    code = main(
+        ["run", "--sources", str(video), "--detector", str(YOLOX), "--imgsz", "300", "--reid", "hist"]
+        + ["--output", str(tmp_path / "o"), "--max-frames", "2", "--no-progress"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 10 and len(err) == 1 and "--imgsz 300" in err[0] and "multiple of 32" in err[0]
+
+
 # ------------------------------------------------------------------------------ batched detection
 def test_batched_detection_equals_frame_by_frame_on_real_frames():
     frames = _crowded_frames()
