@@ -103,14 +103,16 @@ class _Reader:
 
     def __init__(self, name: str, samples: list[np.ndarray]):
         self.name = name
+        self.samples = samples
         self._it = iter(samples)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         x = next(self._it, None)
         return None if x is None else {self.name: x}
 
-    def rewind(self) -> None:  # part of the reader API; one pass is enough for MinMax
-        pass
+    def rewind(self) -> None:
+        """Start the samples again (calibration methods that take several passes call it)."""
+        self._it = iter(self.samples)
 
 
 def quantize_onnx(src: str, dst: str, samples: list[np.ndarray]) -> None:

@@ -113,9 +113,10 @@ class Indexes:
         if ix._recorded_version() == store.version and all(ix._path(k).exists() for k in KINDS):
             try:
                 ix.by_kind = {k: VectorIndex.load(ix._path(k), dim) for k in KINDS}
-                return ix
             except RuntimeError:  # an unreadable file: rebuilt below
-                pass
+                ix.by_kind = {}
+            else:
+                return ix
         ix.rebuild()
         if save:
             ix.save()
