@@ -9,6 +9,7 @@ against the ground truth with ``reidpipe score``. The variants:
 - ``no transit``: no transit-time / co-occurrence evidence;
 - ``no quality gate``: short and sparsely embedded tracklets may link too;
 - ``no camera centring``: raw features;
+- ``no tracklet splitting``: tracks the tracker carried from one person to another stay whole;
 - ``appearance only``: all of the above off (a fixed cosine on raw features: ReID alone);
 - ``no ReID``: no cross-camera link at all (per-camera tracks only): what ReID adds over tracking;
 - ``perfect linking``: each tracklet given the identity of the ground-truth person it matches (the
@@ -30,6 +31,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no transit": {"transit_evidence": False},
     "no quality gate": {"quality_gate": False},
     "no camera centring": {"camera_centering": False},
+    "no tracklet splitting": {"split": False},
     "appearance only": {
         "calibrate": False,
         "transit_evidence": False,
@@ -50,7 +52,7 @@ def ablation(config, sources: list[str], gt: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="reidpipe-ablation-") as tmp:
         pipe = Pipeline(config.replace(output=str(Path(tmp) / "run"), progress=False, save_video=False))
         pipe.run(sources)
-        tracklets = [t for ident in pipe.identities for t in ident.tracklets]
+        tracklets = pipe.tracklets  # as the tracker made them (before any split)
         link = dataclasses.replace(
             pipe._link_config(pipe.embedder.link_threshold if pipe.embedder else 0.5, sources), refine=True
         )
@@ -72,10 +74,13 @@ def ablation(config, sources: list[str], gt: list[str]) -> dict[str, Any]:
                 }
             )
 
+        tracks = tracklets
         for name, switches in VARIANTS.items():
             linker = Linker(dataclasses.replace(link, **switches), cameras)
             scored(name, order_identities(linker.link(copy.deepcopy(tracklets))))
-        scored("perfect linking", order_identities(_by_ground_truth(tracklets, Path(tmp) / "0.json", gt, cameras)))
+            if name == "full":
+                tracks = linker.final_tracklets  # the tracks the full linker linked (split ones cut)
+        scored("perfect linking", order_identities(_by_ground_truth(tracks, Path(tmp) / "0.json", gt, cameras)))
     return {"tracklets": len(tracklets), "cameras": cameras, "variants": rows}
 
 

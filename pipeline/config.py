@@ -55,6 +55,9 @@ class LinkerConfig:
     camera_centering: bool = (
         True  # subtract each camera's mean tracklet feature (shared lighting/background) before matching
     )
+    # offline: cut a track where its appearance changes to another person's (a tracker's identity
+    # swap; pipeline/link/split.py); ``--no-split`` / ablation: off
+    split: bool = True
 
 
 @dataclass

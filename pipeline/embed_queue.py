@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reidpipe.pipeline.link.split import add_crop
 from reidpipe.pipeline.sampler import add_to_bank
 from reidpipe.pipeline.stats import StageTimer
 from reidpipe.pipeline.types import Tracklet
@@ -58,6 +59,7 @@ class _Crop:
     tracklet: Tracklet
     quality: float
     pixels: np.ndarray
+    frame: int
 
 
 class EmbedQueue:
@@ -91,9 +93,11 @@ class EmbedQueue:
         self._in_flight: deque[tuple[Future, set[int]]] = deque()
 
     # ------------------------------------------------------------------ what the workers call
-    def add(self, tracklet: Tracklet, quality: float, crop: np.ndarray) -> None:
-        """A crop the sampler chose for ``tracklet``."""
-        item = _Crop(tracklet, float(quality), crop)
+    def add(self, tracklet: Tracklet, quality: float, crop: np.ndarray, frame: int | None = None) -> None:
+        """A crop the sampler chose for ``tracklet`` on ``frame`` (default: its latest point's)."""
+        if frame is None:
+            frame = tracklet.points[-1].frame if tracklet.points else 0
+        item = _Crop(tracklet, float(quality), crop, int(frame))
         if self.budget is None:
             self._take(item)
         else:
@@ -151,6 +155,7 @@ class EmbedQueue:
             feats = self.embedder.embed([c.pixels for c in batch])
             for c, f in zip(batch, feats):
                 add_to_bank(c.tracklet, f, c.quality, self.bank_size)
+                add_crop(c.tracklet, c.frame, f, c.quality)  # in time order, for tracklet splitting
 
     def _wait(self, holds, oldest_only: bool = False) -> None:
         """Wait for the in-flight batches up to the last one whose tracklet ids satisfy ``holds`` (they

@@ -84,7 +84,10 @@ def order_identities(identities: Sequence[Identity], renumber: bool = True) -> l
 
 def _track_json(t: Tracklet, ev: LinkEvidence | None) -> dict[str, Any]:
     ev = ev or LinkEvidence(score=1.0)
-    return {"camera": t.camera, "track": int(t.track), "link": ev.to_json(), "points": [p.to_json() for p in t.points]}
+    d: dict[str, Any] = {"camera": t.camera, "track": int(t.track)}
+    if t.split_from is not None:  # cut from that track where its appearance changed (pipeline/link/split.py)
+        d["split_from"] = int(t.split_from)
+    return {**d, "link": ev.to_json(), "points": [p.to_json() for p in t.points]}
 
 
 def trajectories_dict(

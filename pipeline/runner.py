@@ -67,6 +67,7 @@ class Pipeline:
         self.stats: dict[str, Any] = {}
         self.run_stats: RunStats | None = None
         self.identities: list[Identity] = []
+        self.tracklets: list[Tracklet] = []  # the run's tracks as the tracker made them (before any split)
         self.output_dir: Path | None = None
         self.gallery_summary: dict[str, int] = {}  # with --gallery: identities written, continued, beyond, pruned
         self.detector = None  # kept so a caller (bench) can reuse the loaded models (local engine)
@@ -102,6 +103,7 @@ class Pipeline:
                 late_signals = held.release()
         if late_signals and not run.interrupted:  # stopped while finalising: the outputs are complete
             run.interrupted, run.stop_signal = True, late_signals[0]
+        self.tracklets = [t for t in run.linker.tracklets if gallery is None or t.key not in gallery.primed]
         if gallery is not None:
             self.gallery_summary = dict(gallery.written)
         self.run_stats = run.stats(total=time.perf_counter() - t_run)
@@ -321,6 +323,7 @@ class _Run:
                 from reidpipe.pipeline.export import order_identities
 
                 self.identities = order_identities(self.linker.finalize())
+                self._emit_splits()
                 if self.gallery is not None:  # global ids; the run written to the gallery
                     self.identities = self.gallery.commit(self.identities, self.gallery.run_tracklets(self.linker))
             self._log_operating_point()
@@ -346,8 +349,15 @@ class _Run:
         return self.identities
 
     def _tracklets(self) -> int:
-        """The run's own tracklets (not the gallery's the linker was given)."""
-        return len(self.linker.tracklets) - (len(self.gallery.primed) if self.gallery is not None else 0)
+        """The run's own tracklets (not the gallery's the linker was given; split ones as their pieces)."""
+        tracklets = self.linker.final_tracklets or self.linker.tracklets
+        return len(tracklets) - (len(self.gallery.primed) if self.gallery is not None else 0)
+
+    def _emit_splits(self) -> None:
+        """A ``track_split`` event per track cut where its appearance changed to another person."""
+        report = self.linker.split_report
+        for s in report.splits if report is not None else []:
+            self.events.emit("track_split", **s)
 
     def _log_operating_point(self) -> None:
         op = self.linker.operating_point

@@ -214,6 +214,7 @@ def _rules() -> dict[str, Rule]:
         "link.backend": choice("auto", "faiss", "numpy"),
         "link.max_gap": number(0.0, optional=True, strict_lo=True),
         "link.camera_centering": boolean,
+        "link.split": boolean,
         "link.fallback_similarity": number(-1.0, 1.0, optional=True),
         "link.calibrate": boolean,
         "link.transit_evidence": boolean,

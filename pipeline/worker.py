@@ -32,6 +32,7 @@ import numpy as np
 
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.embed_queue import EmbedQueue, embeds_async
+from reidpipe.pipeline.link.split import candidate_segments
 from reidpipe.pipeline.stats import Counts, StageTimer
 from reidpipe.pipeline.types import Frame, SourceInfo, Tracklet
 
@@ -161,7 +162,7 @@ class CameraWorker:
         with self.timer("crop"):
             for row, tid, q in self.sampler.select(self.camera, tracked, frame.index, frame.image.shape[:2]):
                 pixels = crop(frame.image, tracked.xyxy[row])
-                self.embeds.add(self.tracker.open[tid], q, pixels)
+                self.embeds.add(self.tracker.open[tid], q, pixels, frame.index)
                 if self.thumbs is not None:
                     self.thumbs.offer(self.camera, tid, q, pixels)
 
@@ -171,6 +172,7 @@ class CameraWorker:
         with self.timer("link"):
             for t in tracklets:
                 t.feature = t.pooled_feature()
+                t.segments = candidate_segments(t.segments)  # what tracklet splitting needs, no more
                 self.sampler.forget(t.camera, t.track)
                 if self.thumbs is not None:
                     t.thumbs = self.thumbs.take(t.camera, t.track)

@@ -116,7 +116,7 @@ class GallerySession:
 
     # ------------------------------------------------------------------ after the run
     def run_tracklets(self, linker) -> list[Tracklet]:
-        return [t for t in linker.tracklets if t.key not in self.primed]
+        return [t for t in (linker.final_tracklets or linker.tracklets) if t.key not in self.primed]
 
     def commit(self, identities: list[Identity], run_tracklets: list[Tracklet]) -> list[Identity]:
         """The run's identities under global ids (only the run's tracklets), written to the gallery
@@ -214,8 +214,8 @@ class GallerySession:
                         t.start_t + o,
                         t.end_t + o,
                         len(t.points),
-                        len(t.bank) or len(t.qualities),
-                        float(sum(t.qualities)) if t.qualities else 1.0,
+                        t.crops,
+                        t.weight,
                         blob(t.feature),
                     ),
                 )
@@ -280,7 +280,7 @@ def identity_feature(tracklets, means: dict[str, tuple[np.ndarray, int]]) -> np.
         mean, n = means.get(t.camera, (None, 0))
         if mean is not None and n >= MIN_CENTER:
             f = unit(f - mean)
-        w = float(sum(t.qualities)) if isinstance(t, Tracklet) and t.qualities else float(getattr(t, "weight", 1.0))
+        w = float(t.weight) if isinstance(t, Tracklet) else float(getattr(t, "weight", 1.0))
         acc = f * w if acc is None else acc + f * w
     return unit(acc) if acc is not None else np.zeros(1, np.float32)
 

@@ -22,9 +22,10 @@ from dataclasses import replace
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link.calibration import OperatingPoint
 from reidpipe.pipeline.link.constraints import Constraints
-from reidpipe.pipeline.link.offline import link_offline
+from reidpipe.pipeline.link.offline import link_offline, reentry_levels
 from reidpipe.pipeline.link.online import OnlineLinker
 from reidpipe.pipeline.link.quality import linkable
+from reidpipe.pipeline.link.split import SplitReport, split_tracklets
 from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet
 
 DEFAULT_FALLBACK_SIMILARITY = 0.5
@@ -38,8 +39,11 @@ class Linker:
         self.cameras = list(cameras or [])
         self.rules = Constraints(self.config, self.cameras)
         self._online = OnlineLinker(self.config, self.rules)
-        self.tracklets: list[Tracklet] = []
-        self.evidence: list[LinkEvidence] = []
+        self.tracklets: list[Tracklet] = []  # as registered (the tracker's tracks)
+        # what the identities hold once finalized: the tracklets, a split one replaced by its pieces
+        self.final_tracklets: list[Tracklet] = []
+        self.split_report: SplitReport | None = None
+        self._evidence: dict[tuple[str, int], LinkEvidence] = {}
         self._online_of: list[int] = []  # tracklet -> online identity
         self._keys: set[tuple[str, int]] = set()
         self.operating_point: OperatingPoint | None = None
@@ -55,7 +59,7 @@ class Linker:
         self._keys.add(t.key)
         self.rules.add_camera(t.camera)
         self.tracklets.append(t)
-        self.evidence.append(LinkEvidence(score=0.0))
+        self._evidence[t.key] = LinkEvidence(score=0.0)
         self._online_of.append(-1)
         return len(self.tracklets) - 1, self.rules.cameras.index(t.camera)
 
@@ -64,7 +68,7 @@ class Linker:
         if ev.runner_up is not None:
             ev = replace(ev, runner_up=ev.runner_up + 1)
         self._online_of[idx] = gid
-        self.evidence[idx] = ev
+        self._evidence[self.tracklets[idx].key] = ev
         return gid + 1, ev
 
     # ------------------------------------------------------------------ online
@@ -101,15 +105,17 @@ class Linker:
         if self.config.refine:
             return self._offline()
         self.operating_point = self._online.operating_point
-        groups: dict[int, list[int]] = {}
-        for i, g in enumerate(self._online_of):
-            groups.setdefault(self._online.root(g), []).append(i)
+        self.final_tracklets = list(self.tracklets)
+        groups: dict[int, list[Tracklet]] = {}
+        for t, g in zip(self.tracklets, self._online_of):
+            groups.setdefault(self._online.root(g), []).append(t)
         identities = self._identities(list(groups.values()))
-        final = self._final_ids(identities)
-        for i, ev in enumerate(self.evidence):  # online runner-up ids -> the identities they ended in
+        final = {t.key: ident.id for ident in identities for t in ident.tracklets}
+        for t in self.tracklets:  # online runner-up ids -> the identities they ended in
+            ev = self._evidence[t.key]
             if ev.runner_up is not None:
-                other = final[groups[self._online.root(ev.runner_up - 1)][0]]
-                if other == final[i]:  # it has joined its runner-up since: no runner-up left
+                other = final[groups[self._online.root(ev.runner_up - 1)][0].key]
+                if other == final[t.key]:  # it has joined its runner-up since: no runner-up left
                     ev.runner_up = ev.margin = None
                 else:
                     ev.runner_up = other
@@ -122,35 +128,56 @@ class Linker:
         return self._offline()
 
     def _offline(self) -> list[Identity]:
-        idx = [i for i, t in enumerate(self.tracklets) if self.linkable(t)]
-        labels, evidence, self.operating_point = link_offline([self.tracklets[i] for i in idx], self.config, self.rules)
-        groups: dict[int, list[int]] = {}
-        for i, lab, ev in zip(idx, labels.tolist(), evidence):
-            groups.setdefault(lab, []).append(i)
-            self.evidence[i] = ev
-        linked = set(idx)
-        alone = [[i] for i in range(len(self.tracklets)) if i not in linked]
-        for (i,) in alone:
-            self.evidence[i] = LinkEvidence(score=0.0)
+        linkable = [t for t in self.tracklets if self.linkable(t)]
+        units = self._split(linkable)
+        self.final_tracklets = self._replace_split(units)
+        for t in units:
+            self._evidence[t.key] = LinkEvidence(score=0.0)
+        linked = [t for t in units if self.linkable(t)]
+        labels, evidence, self.operating_point = link_offline(linked, self.config, self.rules)
+        if self.split_report is not None:
+            self.operating_point.splits = self.split_report
+        groups: dict[int, list[Tracklet]] = {}
+        for t, lab, ev in zip(linked, labels.tolist(), evidence):
+            groups.setdefault(lab, []).append(t)
+            self._evidence[t.key] = ev
+        done = {t.key for t in linked}
+        alone = [[t] for t in self.final_tracklets if t.key not in done]
+        for (t,) in alone:
+            self._evidence[t.key] = LinkEvidence(score=0.0)
         identities = self._identities(list(groups.values()) + alone)
-        final = self._final_ids(identities)
-        for i in idx:  # runner-up labels of the solution -> identity ids
-            ev = self.evidence[i]
+        final = {t.key: ident.id for ident in identities for t in ident.tracklets}
+        for t in linked:  # runner-up labels of the solution -> identity ids
+            ev = self._evidence[t.key]
             if ev.runner_up is not None:
-                ev.runner_up = final[groups[ev.runner_up][0]]
+                ev.runner_up = final[groups[ev.runner_up][0].key]
         return identities
 
-    def _final_ids(self, identities: list[Identity]) -> dict[int, int]:
-        """Tracklet index -> the id of the identity it is in."""
-        index = {id(t): i for i, t in enumerate(self.tracklets)}
-        return {index[id(t)]: ident.id for ident in identities for t in ident.tracklets}
+    def _split(self, linkable: list[Tracklet]) -> list[Tracklet]:
+        """The linkable tracklets with every track that swapped people cut into its pieces (split.py)."""
+        self.split_report = None
+        if not self.config.split or not any(len(t.segments) > 1 for t in linkable):
+            return linkable
+        levels, means = reentry_levels(linkable, self.config, self.rules)
+        next_number = {c: 1 + max((t.track for t in self.tracklets if t.camera == c), default=0) for c in levels}
+        units, self.split_report = split_tracklets(linkable, levels, means, next_number)
+        return units
 
-    def _identities(self, groups: list[list[int]]) -> list[Identity]:
-        T = self.tracklets
-        order = {i: (t.start_t, t.camera, t.track) for i, t in enumerate(T)}
-        groups = sorted((sorted(g, key=order.__getitem__) for g in groups if g), key=lambda g: order[g[0]])
+    def _replace_split(self, units: list[Tracklet]) -> list[Tracklet]:
+        """Every registered tracklet in order, a split one replaced by its pieces."""
+        pieces: dict[tuple[str, int], list[Tracklet]] = {}
+        for u in units:
+            parent = (u.camera, u.split_from if u.split_from is not None else u.track)
+            pieces.setdefault(parent, []).append(u)
+        return [p for t in self.tracklets for p in pieces.get(t.key, [t])]
+
+    def _identities(self, groups: list[list[Tracklet]]) -> list[Identity]:
+        def order(t: Tracklet):
+            return (t.start_t, t.camera, t.track)
+
+        groups = sorted((sorted(g, key=order) for g in groups if g), key=lambda g: order(g[0]))
         return [
-            Identity(id=gid, tracklets=[T[i] for i in g], evidence={T[i].key: self.evidence[i] for i in g})
+            Identity(id=gid, tracklets=list(g), evidence={t.key: self._evidence[t.key] for t in g})
             for gid, g in enumerate(groups, start=1)
         ]
 

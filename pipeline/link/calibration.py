@@ -161,6 +161,7 @@ class OperatingPoint:
     cross_camera: dict[str, dict[str, Any]] = field(default_factory=dict)
     positive: PositiveModel | None = None
     notes: list[str] = field(default_factory=list)
+    splits: Any = None  # split.SplitReport: the tracks cut where their appearance changed, and how
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"mode": self.mode}
@@ -171,6 +172,8 @@ class OperatingPoint:
         if self.positive is not None:
             d["positive"] = self.positive.to_json()
         d["alpha"] = ALPHA
+        if self.splits is not None:
+            d["split"] = self.splits.to_json()
         if self.notes:
             d["notes"] = list(self.notes)
         return d
@@ -183,6 +186,8 @@ class OperatingPoint:
         parts += [f"{k}: cos >= {v['threshold']:.3f}" for k, v in self.cross_camera.items() if "threshold" in v]
         head = "calibrated from the run" if self.mode == "calibrated" else "partly fallback"
         tail = f"; {'; '.join(self.notes)}" if self.notes else ""
+        if self.splits is not None and self.splits.splits:
+            tail += f"; {len(self.splits.splits)} track(s) cut where the appearance changed to another person"
         return f"{head} ({', '.join(parts) or 'no pairs'}){tail}"
 
 

@@ -1,7 +1,7 @@
 """Tracklet features as the linker compares them (DESIGN §2, Linker).
 
-A tracklet's feature is the quality-weighted mean of its embedding bank (``Tracklet.pooled_feature``),
-L2-normalised; it weighs the sum of its crops' qualities. **Camera centring** subtracts each camera's
+A tracklet's feature is the quality-weighted mean of its embedded crops (``Tracklet.pooled_feature``),
+L2-normalised; it weighs the sum of its crops' qualities (``Tracklet.weight``). **Camera centring** subtracts each camera's
 mean tracklet feature (what every crop of a camera shares: background, lighting, viewpoint) and
 re-normalises; a camera is centred once it has ``MIN_CENTER`` linkable tracklets (with fewer, its
 mean is mostly the people themselves). A group's feature is the normalised weighted sum of its
@@ -11,8 +11,6 @@ members' (centred) features.
 from __future__ import annotations
 
 import numpy as np
-
-from reidpipe.pipeline.types import Tracklet
 
 MIN_CENTER = 4
 
@@ -39,11 +37,6 @@ def unit_rows(features: list) -> np.ndarray:
     # one concatenation: ~7x cheaper than building rows one by one for 100,000 small arrays
     X = np.concatenate([np.asarray(f).reshape(1, -1) for f in features], axis=0, dtype=np.float32)
     return normalize_rows(X)
-
-
-def weight(t: Tracklet) -> float:
-    w = float(sum(t.qualities)) if t.qualities else 1.0
-    return w if w > 0 else 1.0
 
 
 def camera_means(X: np.ndarray, code: np.ndarray, n_cameras: int) -> np.ndarray:
@@ -82,5 +75,4 @@ __all__ = [
     "normalize_rows",
     "unit",
     "unit_rows",
-    "weight",
 ]

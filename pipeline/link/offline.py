@@ -33,7 +33,7 @@ from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import calibration as cal
 from reidpipe.pipeline.link.constraints import Constraints, gap
 from reidpipe.pipeline.link.evidence import MAX_LLR, TransitModel
-from reidpipe.pipeline.link.features import camera_means, centred, group_features, group_sums, unit_rows, weight
+from reidpipe.pipeline.link.features import camera_means, centred, group_features, group_sums, unit_rows
 from reidpipe.pipeline.link.groups import Groups
 from reidpipe.pipeline.neighbours import candidate_pairs, one_blas_thread
 from reidpipe.pipeline.types import LinkEvidence, Tracklet
@@ -74,7 +74,7 @@ def _prepare(tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints
         X = centred(X, code, camera_means(X, code, len(cams)))
     return Problem(
         X=X,
-        w=np.array([weight(t) for t in tracklets], np.float32),
+        w=np.array([t.weight for t in tracklets], np.float32),
         starts=np.array([t.start_t for t in tracklets], np.float64),
         ends=np.array([t.end_t for t in tracklets], np.float64),
         code=code,
@@ -131,6 +131,28 @@ def _in_camera_threshold(p: Problem, idx: np.ndarray, config: LinkerConfig, rng,
     thr = neg.cosine(z)
     op.in_camera[cam] = {**neg.to_json(), "z": round(z, 3), "threshold": round(thr, 4)}
     return thr
+
+
+def reentry_levels(
+    tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Per camera, the cosine at which step 2 merges two of its tracklets as one person's fragments,
+    and the camera's mean feature (what centring subtracts): what tracklet splitting (split.py) judges
+    a cut by."""
+    scratch = cal.OperatingPoint(mode="calibrated")
+    rng = np.random.default_rng(0)
+    p = _prepare(tracklets, config, rules)
+    X = unit_rows([t.feature for t in tracklets])
+    means = (
+        camera_means(X, p.code, len(p.cameras)) if config.camera_centering else np.zeros((len(p.cameras), X.shape[1]))
+    )
+    levels, out_means = {}, {}
+    for c in np.unique(p.code).tolist():
+        idx = np.flatnonzero(p.code == c)
+        if idx.size >= 2:
+            levels[p.cameras[c]] = _in_camera_threshold(p, idx, config, rng, scratch)
+            out_means[p.cameras[c]] = means[c]
+    return levels, out_means
 
 
 def _merge_in_camera(p: Problem, config: LinkerConfig, rules: Constraints, rng, op) -> tuple[Groups, list]:
@@ -434,4 +456,4 @@ def link_offline(
     return labels, evidence, op
 
 
-__all__ = ["MAX_LLR", "link_offline"]
+__all__ = ["MAX_LLR", "link_offline", "reentry_levels"]

@@ -13,17 +13,12 @@ from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.types import Tracklet
 
 
-def crops(t: Tracklet) -> int:
-    """Embedded crops pooled in the tracklet's feature."""
-    return len(t.bank) if t.bank else len(t.qualities)
-
-
 def linkable(t: Tracklet, config: LinkerConfig) -> bool:
     if t.feature is None or len(t.points) < config.min_points:
         return False
     if not config.quality_gate:
         return True
-    return t.end_t - t.start_t >= config.min_duration and crops(t) >= config.min_crops
+    return t.end_t - t.start_t >= config.min_duration and t.crops >= config.min_crops
 
 
-__all__ = ["crops", "linkable"]
+__all__ = ["linkable"]

@@ -1,0 +1,241 @@
+"""Tracklet splitting: a track the tracker carried from one person to another is cut where its
+appearance changes (DESIGN §2, Linker).
+
+Trackers swap identities where people cross or walk together and the detector misses one of them for
+a few frames. Such a track is half one person, half another: whichever identity it joins, the other
+half is lost, and it can block the right link (one track per person per camera at a time). With the
+twins' public detections, cutting the swapped tracks where the ground truth changes lifts twin_2cam's
+MTMC IDF1 from 0.889 to 0.945; with the YOLOX detector from 0.743 to 0.878.
+
+**While a track is open** (:func:`add_crop`), every embedded crop is a :class:`Segment` of the
+tracklet, in time order; beyond ``MAX_SEGMENTS`` the two most similar neighbours are merged, which keeps
+the points where the appearance changes. **When it closes** (:func:`candidate_segments`), only the
+segments of its candidate cuts are kept: the two-way split of its crops whose sides are least similar
+(each side at least ``MIN_SIDE`` crops), and the same within each side: at most four segments, a
+handful of vectors whatever the track's length.
+
+**At linking** (offline: files, ``--refine``), :func:`split_tracklets` decides per camera with the
+run's own data, in camera-centred features as the linker compares them:
+
+1. ``_split_similarity``: the cosine between the two sides of each track's best cut;
+2. most tracks are one person, so a camera's split similarities are a sample of "one person at two
+   moments": a robust fit (median, 1.4826 MAD; at least ``MIN_TRACKS`` tracks, else nothing is cut);
+3. a cut is made when its similarity is a low outlier of that sample (below the Bonferroni level over
+   the camera's tracks, family-wise ``ALPHA``) **and** below the camera's re-entry level (the level at
+   which the linker merges two of the camera's tracklets as one person: two sides above it would be
+   joined again);
+4. each side of a cut is cut again by the same rule (two swaps in one track).
+
+Pieces keep the points of their side (the cut lies halfway between the last crop of one side and the
+first of the next); their feature is the quality-weighted mean of their crops. The first piece keeps
+the track's number; the others get new numbers after the camera's last track and ``split_from``.
+Online decisions (live streams without ``--refine``) do not split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from reidpipe.pipeline.link import calibration as cal
+from reidpipe.pipeline.types import Segment, Tracklet
+
+MAX_SEGMENTS = 64  # crops kept per open track (the most similar neighbours merge beyond)
+MIN_SIDE = 3  # embedded crops on each side of a cut
+MIN_TRACKS = 8  # tracks with a candidate cut a camera needs for its split sample to be fitted
+
+
+# ------------------------------------------------------------------------------ while a track is open
+def add_crop(t: Tracklet, frame: int, embedding: np.ndarray, quality: float) -> None:
+    """Record one embedded crop of an open tracklet, in time order (crops embedded out of order, as
+    with ``--embed-budget``, are put in their place)."""
+    q = max(float(quality), 1e-6)
+    seg = Segment(first=int(frame), last=int(frame), total=np.asarray(embedding, np.float32) * q, weight=q)
+    k = len(t.segments)
+    while k > 0 and t.segments[k - 1].first > seg.first:
+        k -= 1
+    t.segments.insert(k, seg)
+    if len(t.segments) > MAX_SEGMENTS:
+        k = _most_similar_neighbours(t.segments)
+        t.segments[k : k + 2] = [t.segments[k] + t.segments[k + 1]]
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    return X / np.maximum(np.linalg.norm(X, axis=-1, keepdims=True), 1e-12)
+
+
+def _most_similar_neighbours(segments: list[Segment]) -> int:
+    U = _unit(np.stack([s.total for s in segments]))
+    return int(np.argmax(np.einsum("ij,ij->i", U[:-1], U[1:])))
+
+
+# ------------------------------------------------------------------------------ when it closes
+def _best_cut(segments: list[Segment], mean: np.ndarray | None = None) -> tuple[int, float] | None:
+    """``(b, cosine)``: the boundary before ``segments[b]`` whose two sides (each >= ``MIN_SIDE``
+    crops) are least similar, with ``mean`` (the camera's mean feature) subtracted; None when the
+    segments hold too few crops for any cut."""
+    if len(segments) < 2:
+        return None
+    totals = np.stack([s.total for s in segments]).astype(np.float64)
+    weights = np.array([s.weight for s in segments])
+    crops = np.cumsum([s.crops for s in segments])
+    left, wl = np.cumsum(totals, 0)[:-1], np.cumsum(weights)[:-1]
+    right, wr = totals.sum(0) - left, weights.sum() - wl
+    if mean is not None:
+        left, right = left - wl[:, None] * mean, right - wr[:, None] * mean
+    sims = np.einsum("ij,ij->i", _unit(left), _unit(right))
+    valid = (crops[:-1] >= MIN_SIDE) & (crops[-1] - crops[:-1] >= MIN_SIDE)
+    if not valid.any():
+        return None
+    b = int(np.flatnonzero(valid)[np.argmin(sims[valid])])
+    return b + 1, float(sims[b])
+
+
+def _joined(segments: list[Segment]) -> Segment:
+    out = segments[0]
+    for s in segments[1:]:
+        out = out + s
+    return out
+
+
+def candidate_segments(segments: list[Segment]) -> list[Segment]:
+    """The segments a closing track keeps: those between its candidate cuts (the best cut and the best
+    cut of each side), at most four."""
+    if not segments:
+        return []
+    best = _best_cut(segments)
+    if best is None:
+        return [_joined(segments)]
+    b = best[0]
+    cuts = {b}
+    for lo, hi in ((0, b), (b, len(segments))):
+        inner = _best_cut(segments[lo:hi])
+        if inner is not None:
+            cuts.add(lo + inner[0])
+    edges = [0, *sorted(cuts), len(segments)]
+    return [_joined(segments[a:z]) for a, z in zip(edges[:-1], edges[1:])]
+
+
+# ------------------------------------------------------------------------------ at linking
+@dataclass
+class SplitReport:
+    """What :func:`split_tracklets` did, for the operating point and the log."""
+
+    cameras: dict[str, dict[str, Any]] = field(default_factory=dict)
+    splits: list[dict[str, Any]] = field(default_factory=list)  # camera, track, parts, frames
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cameras": self.cameras, "splits": self.splits}
+
+
+@dataclass
+class _CameraRule:
+    mean: np.ndarray
+    median: float
+    scale: float
+    z: float  # Bonferroni level (one-sided, below the median)
+    level: float  # the camera's re-entry cosine
+
+    def cuts(self, similarity: float) -> bool:
+        return (similarity - self.median) / self.scale < -self.z and similarity < self.level
+
+
+def _split_similarity(t: Tracklet, mean: np.ndarray) -> float | None:
+    best = _best_cut(t.segments, mean) if len(t.segments) > 1 else None
+    return None if best is None else best[1]
+
+
+def _camera_rule(tracks: list[Tracklet], mean: np.ndarray, level: float, report: SplitReport, cam: str):
+    sims = np.array([s for s in (_split_similarity(t, mean) for t in tracks) if s is not None])
+    if sims.size < MIN_TRACKS:
+        report.cameras[cam] = {"tracks": int(sims.size), "note": f"fewer than {MIN_TRACKS} tracks to compare: no cut"}
+        return None
+    med = float(np.median(sims))
+    scale = max(float(np.median(np.abs(sims - med))) * 1.4826, 1e-3)
+    z = cal.bonferroni_z(int(sims.size))
+    report.cameras[cam] = {
+        "tracks": int(sims.size),
+        "median": round(med, 4),
+        "scale": round(scale, 4),
+        "z": round(z, 3),
+        "reentry_level": round(level, 4),
+        "threshold": round(min(med - z * scale, level), 4),
+    }
+    return _CameraRule(mean=mean, median=med, scale=scale, z=z, level=level)
+
+
+def _cut_points(segments: list[Segment], rule: _CameraRule) -> list[int]:
+    """Indices of the boundaries cut (recursively, each side by the same rule), in order."""
+    best = _best_cut(segments, rule.mean)
+    if best is None or not rule.cuts(best[1]):
+        return []
+    b = best[0]
+    left = _cut_points(segments[:b], rule)
+    right = [b + c for c in _cut_points(segments[b:], rule)]
+    return [*left, b, *right]
+
+
+def _pieces(t: Tracklet, segments: list[Segment], cuts: list[int], numbers: list[int]) -> list[Tracklet]:
+    """``t`` cut at the boundaries ``cuts`` of its ``segments``; piece k gets track number ``numbers[k]``."""
+    edges = [0, *cuts, len(segments)]
+    frames = [(segments[b - 1].last + segments[b].first) / 2.0 for b in cuts]
+    point_frames = np.array([p.frame for p in t.points])
+    bounds = [0, *(int(np.searchsorted(point_frames, f, side="right")) for f in frames), len(t.points)]
+    out = []
+    for k, (a, z) in enumerate(zip(edges[:-1], edges[1:])):
+        seg = _joined(segments[a:z])
+        feature = _unit(seg.total.astype(np.float32))
+        out.append(
+            replace(
+                t,
+                track=numbers[k],
+                points=t.points[bounds[k] : bounds[k + 1]],
+                bank=[feature],
+                qualities=[float(seg.weight)],
+                feature=feature,
+                thumbs=[],
+                segments=[seg],
+                split_from=None if numbers[k] == t.track else t.track,
+            )
+        )
+    return [p for p in out if p.points]
+
+
+def split_tracklets(
+    tracklets: list[Tracklet], levels: dict[str, float], means: dict[str, np.ndarray], next_number: dict[str, int]
+) -> tuple[list[Tracklet], SplitReport]:
+    """The tracklets with every swapped track replaced by its pieces (see the module docstring).
+
+    ``levels``: each camera's re-entry cosine; ``means``: its mean feature (camera centring);
+    ``next_number``: the first free track number of each camera (updated)."""
+    report = SplitReport()
+    rules = {}
+    for cam in sorted({t.camera for t in tracklets}):
+        if cam in levels and cam in means:
+            tracks = [t for t in tracklets if t.camera == cam]
+            rules[cam] = _camera_rule(tracks, means[cam], levels[cam], report, cam)
+    out: list[Tracklet] = []
+    for t in tracklets:
+        rule = rules.get(t.camera)
+        cuts = _cut_points(t.segments, rule) if rule is not None and len(t.segments) > 1 else []
+        if not cuts:
+            out.append(t)
+            continue
+        numbers = [t.track] + list(range(next_number[t.camera], next_number[t.camera] + len(cuts)))
+        next_number[t.camera] += len(cuts)
+        pieces = _pieces(t, t.segments, cuts, numbers)
+        report.splits.append(
+            {
+                "camera": t.camera,
+                "track": t.track,
+                "parts": [p.track for p in pieces],
+                "frames": [p.points[0].frame for p in pieces[1:]],
+            }
+        )
+        out.extend(pieces)
+    return out, report
+
+
+__all__ = ["MAX_SEGMENTS", "MIN_SIDE", "SplitReport", "add_crop", "candidate_segments", "split_tracklets"]
