@@ -260,8 +260,9 @@ class _Run:
             return
         self._write_thumbs(tracklets)
         with self.timer("link"):
-            results = self.linker.add_many(tracklets) if len(tracklets) > 1 else [self.linker.add(tracklets[0])]
-        for t, (gid, ev) in zip(tracklets, results):
+            units = self.linker.cut(tracklets)  # online: a track that swapped people, cut into pieces
+            results = self.linker.add_many(units) if len(units) > 1 else [self.linker.add(units[0])]
+        for t in tracklets:
             self.events.emit(
                 "track_close",
                 camera=t.camera,
@@ -272,6 +273,8 @@ class _Run:
                 end_t=round(t.end_t, 4),
                 embedded=len(t.bank),
             )
+        self._emit_splits()
+        for t, (gid, ev) in zip(units, results):
             self.events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
         for merged, into in self.linker.pop_merges():
             self.events.emit("identity_merge", identity=merged, into=into)
@@ -279,8 +282,8 @@ class _Run:
     def _write_thumbs(self, tracklets: list[Tracklet]) -> None:
         for t in tracklets:
             if self.thumbs is not None:
-                self.thumbs.write(t.camera, t.track, t.thumbs)
-            t.thumbs = []  # written (or not kept): the pixels do not stay in memory
+                self.thumbs.write(t.camera, t.track, t.thumbs, t.thumb_frames)
+            t.thumbs, t.thumb_frames = [], []  # written (or not kept): the pixels do not stay in memory
 
     def end_source(self, camera: str, end: SourceEnd) -> None:
         self._figures(camera, end)
@@ -354,10 +357,14 @@ class _Run:
         return len(tracklets) - (len(self.gallery.primed) if self.gallery is not None else 0)
 
     def _emit_splits(self) -> None:
-        """A ``track_split`` event per track cut where its appearance changed to another person."""
-        report = self.linker.split_report
-        for s in report.splits if report is not None else []:
+        """A ``track_split`` event per track cut since the last call (where its appearance changed to
+        another person); its thumbnails go to the pieces they show."""
+        for s in self.linker.pop_splits():
             self.events.emit("track_split", **s)
+            if self.thumbs is not None:
+                pieces = [t for t in self.linker.final_tracklets or self.linker.tracklets if t.camera == s["camera"]]
+                spans = {t.track: (t.points[0].frame, t.points[-1].frame) for t in pieces if t.track in s["parts"]}
+                self.thumbs.split(s["camera"], s["track"], [(n, *spans[n]) for n in s["parts"] if n in spans])
 
     def _log_operating_point(self) -> None:
         op = self.linker.operating_point

@@ -40,23 +40,28 @@ class ThumbKeeper:
     def __init__(self, *, keep: int = THUMBS_PER_TRACK, height: int = THUMB_HEIGHT):
         self.keep = int(keep)
         self.height = int(height)
-        self._best: dict[tuple[str, int], list[tuple[float, bytes]]] = {}
+        self._best: dict[tuple[str, int], list[tuple[float, int, bytes]]] = {}
 
-    def offer(self, camera: str, track: int, quality: float, crop: np.ndarray) -> None:
-        """A crop the sampler picked: kept when it is among the track's ``keep`` best so far."""
+    def offer(self, camera: str, track: int, quality: float, crop: np.ndarray, frame: int = 0) -> None:
+        """A crop the sampler picked on ``frame``: kept when it is among the track's ``keep`` best so far."""
         best = self._best.setdefault((camera, int(track)), [])
         if len(best) >= self.keep and quality <= best[-1][0]:
             return
         jpeg = self._encode(crop)
         if jpeg is None:
             return
-        best.append((float(quality), jpeg))
+        best.append((float(quality), int(frame), jpeg))
         best.sort(key=lambda qb: -qb[0])
         del best[self.keep :]
 
     def take(self, camera: str, track: int) -> list[bytes]:
         """The closed track's thumbnails, best first (forgotten here)."""
-        return [jpeg for _, jpeg in self._best.pop((camera, int(track)), [])]
+        return self.take_with_frames(camera, track)[0]
+
+    def take_with_frames(self, camera: str, track: int) -> tuple[list[bytes], list[int]]:
+        """The closed track's thumbnails, best first, and the frame of each (forgotten here)."""
+        best = self._best.pop((camera, int(track)), [])
+        return [jpeg for _, _, jpeg in best], [frame for _, frame, _ in best]
 
     def _encode(self, crop: np.ndarray) -> bytes | None:
         import cv2
@@ -76,11 +81,15 @@ class ThumbWriter:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.error: str | None = None  # why thumbnails stopped being written, if they did
+        self.frames: dict[tuple[str, int], list[int]] = {}  # the frame of each written thumbnail
 
-    def write(self, camera: str, track: int, jpegs: list[bytes]) -> list[Path]:
-        """Write one closed track's thumbnails (best first); returns their paths."""
+    def write(self, camera: str, track: int, jpegs: list[bytes], frames: list[int] | None = None) -> list[Path]:
+        """Write one closed track's thumbnails (best first; ``frames``: the frame of each); returns their
+        paths."""
         if not jpegs or self.error is not None:
             return []
+        if frames is not None:
+            self.frames[(camera, int(track))] = list(frames)
         paths: list[Path] = []
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -92,3 +101,18 @@ class ThumbWriter:
             if paths:
                 paths.pop().unlink(missing_ok=True)
         return paths
+
+    def split(self, camera: str, track: int, pieces: list[tuple[int, int, int]]) -> None:
+        """A track cut into ``pieces`` ``(number, first frame, last frame)``: each thumbnail goes to the
+        piece whose frames hold it (best first there too); one between two pieces, where the track went
+        from one person to the other, is removed. Without the thumbnails' frames nothing moves."""
+        frames = self.frames.pop((camera, int(track)), None)
+        if frames is None or self.error is not None:
+            return
+        old = [thumb_path(self.folder, camera, track, k) for k in range(len(frames))]
+        held = [(f, p.read_bytes()) for f, p in zip(frames, old) if p.is_file()]
+        for p in old:
+            p.unlink(missing_ok=True)
+        for number, first, last in pieces:
+            mine = [(f, jpeg) for f, jpeg in held if first <= f <= last]
+            self.write(camera, number, [jpeg for _, jpeg in mine], [f for f, _ in mine])

@@ -128,6 +128,7 @@ class Tracklet:
     # JPEG thumbnails of its best crops (best first), carried from the camera worker to the driver,
     # which writes them and empties this (pipeline/thumbs.py)
     thumbs: list[bytes] = field(default_factory=list)
+    thumb_frames: list[int] = field(default_factory=list)  # the frame of each thumbnail
     segments: list[Segment] = field(default_factory=list)
     split_from: int | None = None
 

@@ -164,7 +164,7 @@ class CameraWorker:
                 pixels = crop(frame.image, tracked.xyxy[row])
                 self.embeds.add(self.tracker.open[tid], q, pixels, frame.index)
                 if self.thumbs is not None:
-                    self.thumbs.offer(self.camera, tid, q, pixels)
+                    self.thumbs.offer(self.camera, tid, q, pixels, frame.index)
 
     def _close(self, tracklets: list[Tracklet]) -> list[Tracklet]:
         """Pool the features of closing tracklets (embedding their waiting crops first)."""
@@ -175,7 +175,7 @@ class CameraWorker:
                 t.segments = candidate_segments(t.segments)  # what tracklet splitting needs, no more
                 self.sampler.forget(t.camera, t.track)
                 if self.thumbs is not None:
-                    t.thumbs = self.thumbs.take(t.camera, t.track)
+                    t.thumbs, t.thumb_frames = self.thumbs.take_with_frames(t.camera, t.track)
         return tracklets
 
     def _source_end(self) -> SourceEnd:

@@ -90,7 +90,7 @@ def match_beyond_window(
     z = neg.z(s)
     z_conf = cal.bonferroni_z(k, neg.dof)
     confident = (z >= z_conf) & _mutual_best(q, g, s)
-    positive = cal.PositiveModel.fit(z[confident], default_mu=z_conf + 1.0)
+    positive = cal.PositiveModel.fit(z[confident], default_mu=z_conf + 1.0, lower=z_conf)
     appearance = positive.llr(z, neg.dof)
     out: dict[int, tuple[int, float]] = {}
     while True:  # in rounds, as the linker decides: links made leave fewer alternatives to the rest

@@ -3,6 +3,8 @@
     Linker(config, cameras)          the facade the runner uses
       .add(t) / .add_many(ts)        online: an identity for each tracklet as it closes (online.py)
       .pop_merges()                  online: identities merged since the last call (later evidence)
+      .cut(ts)                       online: closing tracks that swapped people cut into pieces
+      .pop_splits()                  the tracks cut since the last call
       .finalize()                    the identities (re-decided offline with ``refine``: offline.py)
       .link(ts)                      batch: everything offline
       .operating_point               what the decisions were calibrated with (calibration.py)
@@ -25,7 +27,7 @@ from reidpipe.pipeline.link.constraints import Constraints
 from reidpipe.pipeline.link.offline import link_offline, reentry_levels
 from reidpipe.pipeline.link.online import OnlineLinker
 from reidpipe.pipeline.link.quality import linkable
-from reidpipe.pipeline.link.split import SplitReport, split_tracklets
+from reidpipe.pipeline.link.split import SplitReport, camera_rules, cut, split_tracklets
 from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet
 
 DEFAULT_FALLBACK_SIMILARITY = 0.5
@@ -43,6 +45,8 @@ class Linker:
         # what the identities hold once finalized: the tracklets, a split one replaced by its pieces
         self.final_tracklets: list[Tracklet] = []
         self.split_report: SplitReport | None = None
+        self._next_piece: dict[str, int] = {}  # camera -> number of its next piece (split.SPLIT_BASE up)
+        self._new_splits: list[dict] = []
         self._evidence: dict[tuple[str, int], LinkEvidence] = {}
         self._online_of: list[int] = []  # tracklet -> online identity
         self._keys: set[tuple[str, int]] = set()
@@ -105,6 +109,8 @@ class Linker:
         if self.config.refine:
             return self._offline()
         self.operating_point = self._online.operating_point
+        if self.operating_point is not None and self.split_report is not None:
+            self.operating_point.splits = self.split_report
         self.final_tracklets = list(self.tracklets)
         groups: dict[int, list[Tracklet]] = {}
         for t, g in zip(self.tracklets, self._online_of):
@@ -154,14 +160,46 @@ class Linker:
         return identities
 
     def _split(self, linkable: list[Tracklet]) -> list[Tracklet]:
-        """The linkable tracklets with every track that swapped people cut into its pieces (split.py)."""
+        """Offline: the linkable tracklets with every track that swapped people cut into its pieces,
+        judged with all of each camera's tracks (split.py)."""
         self.split_report = None
         if not self.config.split or not any(len(t.segments) > 1 for t in linkable):
             return linkable
         levels, means = reentry_levels(linkable, self.config, self.rules)
-        next_number = {c: 1 + max((t.track for t in self.tracklets if t.camera == c), default=0) for c in levels}
-        units, self.split_report = split_tracklets(linkable, levels, means, next_number)
+        units, self.split_report = split_tracklets(linkable, levels, means, self._next_piece)
+        self._new_splits += self.split_report.splits
         return units
+
+    def cut(self, closing: list[Tracklet]) -> list[Tracklet]:
+        """Online (no ``refine``): the closing tracklets, a track that swapped people replaced by its
+        pieces, judged with the camera's tracks so far (split.py); each piece is then linked as a
+        tracklet of its own. With ``refine`` they are returned as they are: the end decides."""
+        if self.config.refine or not self.config.split:
+            return list(closing)
+        candidates = [t for t in closing if self.linkable(t) and len(t.segments) > 1]
+        if not candidates:
+            return list(closing)
+        pool = [t for t in self.tracklets if self.linkable(t)] + [t for t in closing if self.linkable(t)]
+        for t in closing:
+            self.rules.add_camera(t.camera)
+        levels, means = reentry_levels(pool, self.config, self.rules)
+        report = SplitReport()
+        rules = camera_rules(pool, levels, means, report)
+        judged = {id(t) for t in candidates}
+        out = [
+            p
+            for t in closing
+            for p in (cut(t, rules.get(t.camera), self._next_piece, report) if id(t) in judged else [t])
+        ]
+        self._new_splits += report.splits
+        done = self.split_report.splits if self.split_report is not None else []
+        self.split_report = SplitReport(cameras=report.cameras, splits=done + report.splits)  # the latest rules
+        return out
+
+    def pop_splits(self) -> list[dict]:
+        """The tracks cut since the last call (camera, track, parts, frames, left_out)."""
+        out, self._new_splits = self._new_splits, []
+        return out
 
     def _replace_split(self, units: list[Tracklet]) -> list[Tracklet]:
         """Every registered tracklet in order, a split one replaced by its pieces."""

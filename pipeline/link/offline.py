@@ -264,7 +264,9 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig):
     high = np.flatnonzero(np.nan_to_num(c.z, nan=-np.inf) >= z_conf[c.pair] if c.i.size else confident)
     if high.size:
         confident[high[_mutual_best(c, high)]] = True
-    positive = cal.PositiveModel.fit(c.z[confident], default_mu=float(z_conf.max()) + 1.0)
+    positive = cal.PositiveModel.fit(
+        c.z[confident], default_mu=float(z_conf.max()) + 1.0, lower=z_conf[c.pair[confident]]
+    )
     transits = [
         TransitModel(c.gap[confident & (c.pair == k)], m["background"]) if config.transit_evidence else None
         for k, m in enumerate(models)

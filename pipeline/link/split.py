@@ -26,10 +26,12 @@ run's own data, in camera-centred features as the linker compares them:
    joined again);
 4. each side of a cut is cut again by the same rule (two swaps in one track).
 
-Pieces keep the points of their side (the cut lies halfway between the last crop of one side and the
-first of the next); their feature is the quality-weighted mean of their crops. The first piece keeps
-the track's number; the others get new numbers after the camera's last track and ``split_from``.
-Online decisions (live streams without ``--refine``) do not split.
+Pieces keep the points of their side, from its first crop to its last (the frames between two sides,
+where the track went from one person to the other, are left out); their feature is the
+quality-weighted mean of their crops. The first piece keeps
+the track's number; the others are numbered from ``SPLIT_BASE`` + 1 up in their camera and carry
+``split_from``. Offline, every track is judged at the end with all the camera's tracks; online (live
+streams without ``--refine``) each track is judged as it closes, with the camera's tracks so far.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ from reidpipe.pipeline.types import Segment, Tracklet
 MAX_SEGMENTS = 64  # crops kept per open track (the most similar neighbours merge beyond)
 MIN_SIDE = 3  # embedded crops on each side of a cut
 MIN_TRACKS = 8  # tracks with a candidate cut a camera needs for its split sample to be fitted
+# pieces cut from a track are numbered from here up in each camera: a range the tracker's own numbers
+# (1, 2, ...) never reach, so that a live run can cut a track while the tracker goes on numbering
+SPLIT_BASE = 1_000_000
 
 
 # ------------------------------------------------------------------------------ while a track is open
@@ -178,20 +183,25 @@ def _cut_points(segments: list[Segment], rule: _CameraRule) -> list[int]:
 
 
 def _pieces(t: Tracklet, segments: list[Segment], cuts: list[int], numbers: list[int]) -> list[Tracklet]:
-    """``t`` cut at the boundaries ``cuts`` of its ``segments``; piece k gets track number ``numbers[k]``."""
+    """``t`` cut at the boundaries ``cuts`` of its ``segments``; piece k gets track number ``numbers[k]``.
+
+    A side ends at its last crop and the next starts at its first: the frames in between, where the
+    tracker went from one person to the other (people crossing: no crop is clean enough to embed), show
+    either of them and are left out. Splitting them at a guessed frame made the pieces of two swapped
+    tracks overlap by a frame or two, and one person's two pieces could then never be joined again."""
     edges = [0, *cuts, len(segments)]
-    frames = [(segments[b - 1].last + segments[b].first) / 2.0 for b in cuts]
-    point_frames = np.array([p.frame for p in t.points])
-    bounds = [0, *(int(np.searchsorted(point_frames, f, side="right")) for f in frames), len(t.points)]
+    frames = np.array([p.frame for p in t.points])
     out = []
     for k, (a, z) in enumerate(zip(edges[:-1], edges[1:])):
+        lo = 0 if a == 0 else int(np.searchsorted(frames, segments[a].first, side="left"))
+        hi = len(frames) if z == len(segments) else int(np.searchsorted(frames, segments[z - 1].last, side="right"))
         seg = _joined(segments[a:z])
         feature = _unit(seg.total.astype(np.float32))
         out.append(
             replace(
                 t,
                 track=numbers[k],
-                points=t.points[bounds[k] : bounds[k + 1]],
+                points=t.points[lo:hi],
                 bank=[feature],
                 qualities=[float(seg.weight)],
                 feature=feature,
@@ -203,39 +213,59 @@ def _pieces(t: Tracklet, segments: list[Segment], cuts: list[int], numbers: list
     return [p for p in out if p.points]
 
 
+def camera_rules(
+    tracklets: list[Tracklet], levels: dict[str, float], means: dict[str, np.ndarray], report: SplitReport
+):
+    """Per camera, the rule its tracks are cut by (None where too few tracks to compare)."""
+    rules: dict[str, _CameraRule | None] = {}
+    for cam in sorted({t.camera for t in tracklets}):
+        if cam in levels and cam in means:
+            rules[cam] = _camera_rule([t for t in tracklets if t.camera == cam], means[cam], levels[cam], report, cam)
+    return rules
+
+
+def cut(t: Tracklet, rule: _CameraRule | None, next_number: dict[str, int], report: SplitReport) -> list[Tracklet]:
+    """``t``, or its pieces when the rule cuts it (recorded in ``report``). Pieces after the first are
+    numbered from ``next_number[camera]`` (updated)."""
+    cuts = _cut_points(t.segments, rule) if rule is not None and len(t.segments) > 1 else []
+    if not cuts:
+        return [t]
+    first = next_number.setdefault(t.camera, SPLIT_BASE + 1)
+    numbers = [t.track, *range(first, first + len(cuts))]
+    next_number[t.camera] = first + len(cuts)
+    pieces = _pieces(t, t.segments, cuts, numbers)
+    report.splits.append(
+        {
+            "camera": t.camera,
+            "track": t.track,
+            "parts": [p.track for p in pieces],
+            "frames": [p.points[0].frame for p in pieces[1:]],  # where each later piece starts
+            "left_out": len(t.points) - sum(len(p.points) for p in pieces),  # points between the sides
+        }
+    )
+    return pieces
+
+
 def split_tracklets(
     tracklets: list[Tracklet], levels: dict[str, float], means: dict[str, np.ndarray], next_number: dict[str, int]
 ) -> tuple[list[Tracklet], SplitReport]:
     """The tracklets with every swapped track replaced by its pieces (see the module docstring).
 
     ``levels``: each camera's re-entry cosine; ``means``: its mean feature (camera centring);
-    ``next_number``: the first free track number of each camera (updated)."""
+    ``next_number``: the next number a piece gets in each camera (updated)."""
     report = SplitReport()
-    rules = {}
-    for cam in sorted({t.camera for t in tracklets}):
-        if cam in levels and cam in means:
-            tracks = [t for t in tracklets if t.camera == cam]
-            rules[cam] = _camera_rule(tracks, means[cam], levels[cam], report, cam)
-    out: list[Tracklet] = []
-    for t in tracklets:
-        rule = rules.get(t.camera)
-        cuts = _cut_points(t.segments, rule) if rule is not None and len(t.segments) > 1 else []
-        if not cuts:
-            out.append(t)
-            continue
-        numbers = [t.track] + list(range(next_number[t.camera], next_number[t.camera] + len(cuts)))
-        next_number[t.camera] += len(cuts)
-        pieces = _pieces(t, t.segments, cuts, numbers)
-        report.splits.append(
-            {
-                "camera": t.camera,
-                "track": t.track,
-                "parts": [p.track for p in pieces],
-                "frames": [p.points[0].frame for p in pieces[1:]],
-            }
-        )
-        out.extend(pieces)
-    return out, report
+    rules = camera_rules(tracklets, levels, means, report)
+    return [p for t in tracklets for p in cut(t, rules.get(t.camera), next_number, report)], report
 
 
-__all__ = ["MAX_SEGMENTS", "MIN_SIDE", "SplitReport", "add_crop", "candidate_segments", "split_tracklets"]
+__all__ = [
+    "MAX_SEGMENTS",
+    "MIN_SIDE",
+    "SPLIT_BASE",
+    "SplitReport",
+    "add_crop",
+    "camera_rules",
+    "candidate_segments",
+    "cut",
+    "split_tracklets",
+]

@@ -35,6 +35,22 @@ def test_positive_model_likelihood_ratio_increases_with_z():
     assert pos.llr(0.0) < 0 < pos.llr(4.0)
 
 
+def test_positive_model_fitted_on_confident_links_knows_they_are_the_upper_part():
+    rng = np.random.default_rng(2)
+    true_links = rng.normal(2.5, 1.0, 4000)
+    confident = true_links[true_links >= 2.8]  # what the linker can fit on: those above its level
+    naive = PositiveModel.fit(confident, default_mu=4.0)
+    censored = PositiveModel.fit(confident, default_mu=4.0, lower=2.8)
+    assert naive.mu > 3.2  # the plain mean puts the true links too high
+    assert censored.mu == pytest.approx(2.5, abs=0.2) and censored.sigma == pytest.approx(1.0, abs=0.15)
+    # a true link just under the level now looks like one
+    assert censored.llr(2.0) > naive.llr(2.0) + 0.9
+    # per-link levels and tiny samples
+    per_link = PositiveModel.fit(confident[:40], default_mu=4.0, lower=np.full(40, 2.8))
+    assert 1.5 < per_link.mu < 3.5
+    assert PositiveModel.fit(confident[:2], default_mu=4.0, lower=2.8).mu == 4.0
+
+
 def test_transit_model_prefers_the_learned_transit_time():
     rng = np.random.default_rng(1)
     links = rng.normal(20.0, 2.0, 12)

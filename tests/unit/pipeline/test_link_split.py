@@ -9,7 +9,7 @@ import numpy as np
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.export import trajectories_dict
 from reidpipe.pipeline.link import Linker
-from reidpipe.pipeline.link.split import MAX_SEGMENTS, add_crop, candidate_segments
+from reidpipe.pipeline.link.split import MAX_SEGMENTS, SPLIT_BASE, add_crop, candidate_segments
 from reidpipe.pipeline.types import SourceInfo, Tracklet, TrackPoint
 
 DIM = 64
@@ -33,10 +33,10 @@ def _track(camera: str, number: int, t0: float, looks: list[np.ndarray], rng, no
     return t
 
 
-def _scene(seed: int = 0, people: int = 12, swap: bool = True, drift: bool = False):
+def _scene(seed: int = 0, people: int = 12, swap: bool = True, drift: bool = False, a: int = 2):
     """``people`` people walk through cam1 (two at a time) then cam2 (30 s later). With ``swap`` cam1's
-    track 3 follows person 2 for its first 16 crops, then person 3 (the tracker swapped them) and person
-    3 has no track of their own there. With ``drift`` person 5's cam1 track turns half-way: its second
+    track a + 1 follows person ``a`` for its first 16 crops, then person a + 1 (the tracker swapped them)
+    and person a + 1 has no track of their own there. With ``drift`` person 5's cam1 track turns half-way: its second
     half looks only partly like its first (cosine 0.6 between the two looks)."""
     rng = np.random.default_rng(seed)
     proto = [_unit(rng.standard_normal(DIM)) for _ in range(people)]
@@ -47,20 +47,18 @@ def _scene(seed: int = 0, people: int = 12, swap: bool = True, drift: bool = Fal
             other = _unit(rng.standard_normal(DIM))
             turned = _unit(0.6 * proto[p] + 0.8 * _unit(other - (other @ proto[p]) * proto[p]))
             looks = [proto[p]] * 16 + [turned] * 16
-        if swap and p == 2:
-            looks = [proto[2]] * 16 + [proto[3]] * 16
-        if not (swap and p == 3):
+        if swap and p == a:
+            looks = [proto[a]] * 16 + [proto[a + 1]] * 16
+        if not (swap and p == a + 1):
             tracks.append(_track("cam1", p + 1, 8.0 * p, looks, rng))
         tracks.append(_track("cam2", p + 1, 8.0 * p + 30.0, [proto[p]] * 20, rng))
     return tracks
 
 
-def _person_of(t: Tracklet) -> int:
-    """The person a track (or piece) of ``_scene`` shows: cam1 track 3 shows person 2, then 3."""
-    if t.camera == "cam1" and t.track == 3:
-        return 2
-    if t.split_from == 3:
-        return 3
+def _person_of(t: Tracklet, a: int = 2) -> int:
+    """The person a track (or piece) of ``_scene(a=a)`` shows: cam1 track a + 1 shows person a, then a + 1."""
+    if t.split_from == a + 1:
+        return a + 1
     return t.track - 1
 
 
@@ -70,17 +68,43 @@ def test_a_swapped_track_is_cut_at_the_swap_and_each_piece_joins_its_person():
     report = linker.split_report
     assert report is not None and len(report.splits) == 1
     cut = report.splits[0]
-    assert (cut["camera"], cut["track"]) == ("cam1", 3) and cut["parts"][0] == 3
-    # person 2's last crop is at frame 160 + 75, person 3's first at 160 + 80: the cut lies between
-    assert 235 < cut["frames"][0] <= 240
+    assert (cut["camera"], cut["track"]) == ("cam1", 3) and cut["parts"] == [3, SPLIT_BASE + 1]
+    # person 2's last crop is at frame 160 + 75, person 3's first at 160 + 80: the frames between show
+    # either of them and are left out
+    assert cut["frames"] == [240] and cut["left_out"] == 4
     pieces = [t for t in linker.final_tracklets if t.camera == "cam1" and 3 in (t.track, t.split_from)]
-    assert len(pieces) == 2 and pieces[1].split_from == 3 and pieces[1].track == 13  # after cam1's last track
-    assert pieces[0].points[-1].frame < pieces[1].points[0].frame
-    assert sum(len(p.points) for p in pieces) == 16 * 5 + 15 * 5 + 1  # every point kept, once
+    assert len(pieces) == 2 and pieces[1].split_from == 3 and pieces[1].track == SPLIT_BASE + 1
+    assert (pieces[0].points[0].frame, pieces[0].points[-1].frame) == (160, 235)
+    assert (pieces[1].points[0].frame, pieces[1].points[-1].frame) == (240, 315)
     for ident in identities:  # every identity is one person, seen in both cameras
         assert len({_person_of(t) for t in ident.tracklets}) == 1
         assert {t.camera for t in ident.tracklets} == {"cam1", "cam2"}
     assert len(identities) == 12
+
+
+def test_online_a_swapped_track_is_cut_as_it_closes_and_its_pieces_are_linked():
+    """A live run: tracks close one by one (cut() before add_many, as the runner does); the swapped
+    track (cam1's 10th to close: enough of the camera's tracks to compare it with) is judged with the
+    camera's tracks so far and its pieces join their people."""
+    linker = Linker(LinkerConfig(refine=False), ["cam1", "cam2"])
+    cut_at = []
+    for t in sorted(_scene(a=9), key=lambda t: t.end_t):
+        units = linker.cut([t])
+        linker.add_many(units)
+        cut_at += [(s["track"], s["parts"]) for s in linker.pop_splits()]
+    assert cut_at == [(10, [10, SPLIT_BASE + 1])]
+    identities = linker.finalize()
+    for ident in identities:
+        assert len({_person_of(t, a=9) for t in ident.tracklets}) == 1
+    person10 = next(i for i in identities if ("cam2", 11) in {t.key for t in i.tracklets})
+    assert ("cam1", SPLIT_BASE + 1) in {t.key for t in person10.tracklets}
+    assert linker.operating_point.splits is not None and len(linker.operating_point.splits.splits) == 1
+
+
+def test_with_refine_tracks_are_cut_at_the_end_not_as_they_close():
+    linker = Linker(LinkerConfig(refine=True), ["cam1", "cam2"])
+    scene = _scene()
+    assert linker.cut(scene) == scene and linker.pop_splits() == []
 
 
 def test_without_splitting_the_swapped_track_costs_a_person_their_link():
@@ -132,5 +156,7 @@ def test_pieces_say_where_they_come_from_in_trajectories_json():
     sources = [SourceInfo(camera=c, uri=f"{c}.mp4", fps=FPS, width=640, height=480) for c in ("cam1", "cam2")]
     doc = trajectories_dict(sources, identities, linker.operating_point.to_json())
     tracks = [tr for ident in doc["identities"] for tr in ident["tracks"]]
-    assert [(tr["track"], tr["split_from"]) for tr in tracks if "split_from" in tr] == [(13, 3)]
-    assert doc["linker"]["split"]["splits"] == [{"camera": "cam1", "track": 3, "parts": [3, 13], "frames": [238]}]
+    assert [(tr["track"], tr["split_from"]) for tr in tracks if "split_from" in tr] == [(SPLIT_BASE + 1, 3)]
+    assert doc["linker"]["split"]["splits"] == [
+        {"camera": "cam1", "track": 3, "parts": [3, SPLIT_BASE + 1], "frames": [240], "left_out": 4}
+    ]

@@ -48,3 +48,19 @@ def test_a_failed_write_turns_thumbnails_off_without_stopping_the_run(tmp_path, 
     assert "No space left on device" in tw.error and "cam1_1_1.jpg" in tw.error
     keeper.offer("cam1", 2, 0.9, _crop(90))
     assert tw.write("cam1", 2, keeper.take("cam1", 2)) == []  # off from then on
+
+
+def test_a_split_track_s_thumbnails_go_to_the_pieces_they_show(tmp_path):
+    keeper, tw = ThumbKeeper(keep=3, height=64), ThumbWriter(tmp_path / "thumbs")
+    for frame, v in ((10, 90), (50, 80), (31, 70)):  # qualities 0.9, 0.8, 0.7
+        keeper.offer("cam1", 4, v / 100, _crop(v), frame)
+    jpegs, frames = keeper.take_with_frames("cam1", 4)
+    assert frames == [10, 50, 31]
+    tw.write("cam1", 4, jpegs, frames)
+    # cut into 4 (frames 0-29) and 1000001 (frames 40-60); frame 31 lies between them
+    tw.split("cam1", 4, [(4, 0, 29), (1000001, 40, 60)])
+    folder = tmp_path / "thumbs"
+    assert sorted(p.name for p in folder.iterdir()) == ["cam1_1000001_0.jpg", "cam1_4_0.jpg"]
+    assert (folder / "cam1_4_0.jpg").read_bytes() == jpegs[0]
+    assert (folder / "cam1_1000001_0.jpg").read_bytes() == jpegs[1]
+    assert tw.frames[("cam1", 1000001)] == [50]
