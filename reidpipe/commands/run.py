@@ -152,6 +152,13 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         "once the camera has 4 tracklets)",
     )
     g.add_argument(
+        "--no-split",
+        action="store_true",
+        default=None,
+        help="keep every track whole (default: a track whose appearance changes to another person's, "
+        "where the tracker swapped two people, is cut there; see docs/linking.md)",
+    )
+    g.add_argument(
         "--link-window",
         type=float,
         metavar="SECONDS",
@@ -346,6 +353,8 @@ def config_from_args(args: argparse.Namespace):
         link["refine"] = False
     if args.no_camera_centering:
         link["camera_centering"] = False
+    if args.no_split:
+        link["split"] = False
     if args.link_window is not None:
         link["max_gap"] = args.link_window
     if link:

@@ -49,15 +49,19 @@ def run_twin(twin: str, out: Path, *flags: str):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "twin, mota, idf1, link_f1",
+    "twin, mota, idf1, link_f1, cuts",
     [
-        ("twin_2cam", {"cam1": 0.97, "cam2": 0.97}, 0.88, 0.90),
-        ("twin_3cam", {"cam1": 0.95, "cam2": 0.98, "cam3": 0.96}, 0.86, 0.87),
-        ("twin_overlap", {"cam1": 0.97, "cam2": 0.96}, 0.92, 0.89),
+        ("twin_2cam", {"cam1": 0.95, "cam2": 0.97}, 0.94, 0.94, 4),
+        ("twin_3cam", {"cam1": 0.95, "cam2": 0.98, "cam3": 0.95}, 0.88, 0.89, 1),
+        ("twin_overlap", {"cam1": 0.97, "cam2": 0.96}, 0.97, 0.93, 1),
     ],
 )
-def test_default_flags_track_and_link_the_people(tmp_path, capsys, twin, mota, idf1, link_f1):
-    """Default flags on recordings: offline decisions calibrated from the run (refine=auto)."""
+def test_default_flags_track_and_link_the_people(tmp_path, capsys, twin, mota, idf1, link_f1, cuts):
+    """Default flags on recordings: offline decisions calibrated from the run (refine=auto); the tracks
+    the tracker carried from one person to another are cut (twin_2cam: two pairs of people who swapped
+    tracks, and two more swaps)."""
+    import json
+
     data, res = run_twin(twin, tmp_path / "out", "--save-mot")
     capsys.readouterr()
     got = {c: round(m["MOTA"], 4) for c, m in res["per_camera"].items()}
@@ -65,6 +69,14 @@ def test_default_flags_track_and_link_the_people(tmp_path, capsys, twin, mota, i
     assert res["multi_camera"]["IDF1"] >= idf1 and res["links"]["f1"] >= link_f1, (res["multi_camera"], res["links"])
     linker = data["linker"]  # the operating point the run chose, and how it was found
     assert linker["mode"] == "calibrated" and set(linker["cross_camera"]) and linker["positive"]["confident_links"] >= 3
+    splits = linker["split"]["splits"]
+    assert len(splits) == cuts and all(len(s["parts"]) >= 2 for s in splits)
+    pieces = {(t["camera"], t["track"]): t for i in data["identities"] for t in i["tracks"]}
+    for s in splits:  # every piece is a track of the output; the later ones say where they come from
+        assert pieces[(s["camera"], s["parts"][0])].get("split_from") is None
+        assert all(pieces[(s["camera"], n)]["split_from"] == s["track"] for n in s["parts"][1:])
+    events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
+    assert [e["track"] for e in events if e["event"] == "track_split"] == [s["track"] for s in splits]
     # gaps are filled and marked, in trajectories.json and in the MOT txt (last column 1)
     for cam in mota:
         points = [p for i in data["identities"] for t in i["tracks"] if t["camera"] == cam for p in t["points"]]
@@ -95,12 +107,13 @@ def test_no_interpolate_outputs_only_the_detections_and_scores_them(tmp_path, ca
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "twin, idf1, link_f1", [("twin_2cam", 0.86, 0.89), ("twin_3cam", 0.80, 0.73), ("twin_overlap", 0.86, 0.88)]
+    "twin, idf1, link_f1", [("twin_2cam", 0.92, 0.92), ("twin_3cam", 0.83, 0.77), ("twin_overlap", 0.88, 0.85)]
 )
 def test_online_identities_beat_the_reference_linker(tmp_path, capsys, twin, idf1, link_f1):
-    """`--online` (identities as tracklets close; identities merged once later evidence shows they are
-    one person) beats the reference linker's link F1 on every twin (0.83, 0.49, 0.61) and its MTMC IDF1
-    on twin_3cam and twin_overlap (0.73, 0.81; on twin_2cam its in-sample 0.93 is not reached)."""
+    """`--online` (identities as tracklets close; tracks that swapped people cut as they close;
+    identities merged once later evidence shows they are one person) beats the reference linker's link
+    F1 on every twin (0.83, 0.49, 0.61) and its MTMC IDF1 on twin_3cam and twin_overlap (0.73, 0.81; on
+    twin_2cam 0.929 against its in-sample 0.934)."""
     import json
 
     data, res = run_twin(twin, tmp_path / "out", "--online")
@@ -146,6 +159,45 @@ def test_ablation_tells_whether_reid_helps(tmp_path, capsys):
     assert rows["perfect linking"]["link_f1"] == 1.0  # the ground truth's own grouping: every link right
     assert rows["perfect linking"]["MTMC_IDF1"] > rows["full"]["MTMC_IDF1"]  # what linking still loses
     assert rows["no ReID"]["link_f1"] == 0.0 and rows["no ReID"]["link_recall"] == 0.0
-    assert rows["full"]["link_f1"] >= 0.90
+    assert rows["full"]["link_f1"] >= 0.94
     assert rows["full"]["link_f1"] > max(rows["no calibration"]["link_f1"], rows["no transit"]["link_f1"])
+    assert rows["full"]["MTMC_IDF1"] > rows["no tracklet splitting"]["MTMC_IDF1"] + 0.02
     assert rows["full"]["MTMC_IDF1"] > rows["no ReID"]["MTMC_IDF1"]
+
+
+YOLOX = DATA / "models" / "yolox_nano.onnx"
+OMZ = DATA / "models" / "person-reidentification-retail-0277.xml"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not YOLOX.exists(), reason="../shared/data/models/yolox_nano.onnx is absent")
+def test_yolox_detector_row_twin_2cam(tmp_path, capsys):
+    """Issue 8's detector row: twin_2cam detected by the real YOLOX-Nano (no public detections), default
+    flags: 0.889 / 0.894 (target 0.85 / 0.70). Its tracker swaps people who walk together in cam1;
+    those tracks are cut."""
+    cams, videos, _, gt = twin_files("twin_2cam")
+    out = tmp_path / "out"
+    args = ["run", "--sources", *videos, "--detector", str(YOLOX), "--reid-weights", str(OSNET)]
+    assert main([*args, "--output", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    res = score(out / "trajectories.json", gt)
+    assert res["multi_camera"]["IDF1"] >= 0.88 and res["links"]["f1"] >= 0.89, (res["multi_camera"], res["links"])
+    assert len(read_trajectories(out / "trajectories.json")["linker"]["split"]["splits"]) >= 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not OMZ.exists(), reason="../shared/data/models/person-reidentification-retail-0277 is absent")
+def test_second_embedder_same_default_flags_twin_2cam(tmp_path, capsys):
+    """The same default flags with Intel's OpenVINO person-reidentification-retail-0277: 0.921 / 0.895
+    (target 0.93 / 0.85: MTMC IDF1 not reached)."""
+    pytest.importorskip("openvino", reason="the optional package openvino (reidpipe[openvino]) is not installed")
+    data, res = run_twin_with("twin_2cam", tmp_path / "out", OMZ)
+    capsys.readouterr()
+    assert res["multi_camera"]["IDF1"] >= 0.92 and res["links"]["f1"] >= 0.89, (res["multi_camera"], res["links"])
+    assert data["linker"]["mode"] == "calibrated"
+
+
+def run_twin_with(twin: str, out: Path, reid: Path):
+    cams, _, _, gt = twin_files(twin)
+    assert main(public_detection_run(twin, cams, out, reid=reid)) == 0
+    return read_trajectories(out / "trajectories.json"), score(out / "trajectories.json", gt)
