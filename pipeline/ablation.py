@@ -102,11 +102,11 @@ def format_ablation(result: dict[str, Any]) -> str:
     lines = [
         f"linker ablation ({result['tracklets']} tracklets, cameras {', '.join(result['cameras'])}; "
         "offline decisions, scored against --gt):",
-        f"{'variant':<20} {'MTMC IDF1':>9} {'link P':>7} {'link R':>7} {'link F1':>7} {'ids':>5}",
+        f"{'variant':<22} {'MTMC IDF1':>9} {'link P':>7} {'link R':>7} {'link F1':>7} {'ids':>5}",
     ]
     for r in result["variants"]:
         lines.append(
-            f"{r['variant']:<20} {r['MTMC_IDF1']:>9.3f} {r['link_precision']:>7.3f} "
+            f"{r['variant']:<22} {r['MTMC_IDF1']:>9.3f} {r['link_precision']:>7.3f} "
             f"{r['link_recall']:>7.3f} {r['link_f1']:>7.3f} {r['identities']:>5d}"
         )
     return "\n".join(lines)
