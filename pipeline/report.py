@@ -132,8 +132,12 @@ def _tracks_from_trajectories(data: dict[str, Any]) -> list[TrackView]:
 
 def _tracks_from_events(events: list[dict[str, Any]]) -> list[TrackView]:
     """Tracks of an interrupted run: each ``link`` event (the last one of a track wins) with the times
-    of its ``track_close``, and its identity after the run's ``identity_merge`` events."""
+    of its ``track_close`` (of its ``track_split`` for a piece of a cut track), and its identity after
+    the run's ``identity_merge`` events."""
     closes = {(e["camera"], e["track"]): e for e in _of(events, "track_close")}
+    for e in _of(events, "track_split"):  # a track cut where it went from one person to another
+        for number, (start, end) in zip(e["parts"], e["spans"]):
+            closes[(e["camera"], number)] = {"start_t": start, "end_t": end}
     links = {(e["camera"], e["track"]): e for e in _of(events, "link")}
     into = {int(e["identity"]): int(e["into"]) for e in _of(events, "identity_merge")}
 

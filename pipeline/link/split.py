@@ -240,6 +240,7 @@ def cut(t: Tracklet, rule: _CameraRule | None, next_number: dict[str, int], repo
             "track": t.track,
             "parts": [p.track for p in pieces],
             "frames": [p.points[0].frame for p in pieces[1:]],  # where each later piece starts
+            "spans": [[round(p.start_t, 4), round(p.end_t, 4)] for p in pieces],  # seconds, per piece
             "left_out": len(t.points) - sum(len(p.points) for p in pieces),  # points between the sides
         }
     )

@@ -158,5 +158,12 @@ def test_pieces_say_where_they_come_from_in_trajectories_json():
     tracks = [tr for ident in doc["identities"] for tr in ident["tracks"]]
     assert [(tr["track"], tr["split_from"]) for tr in tracks if "split_from" in tr] == [(SPLIT_BASE + 1, 3)]
     assert doc["linker"]["split"]["splits"] == [
-        {"camera": "cam1", "track": 3, "parts": [3, SPLIT_BASE + 1], "frames": [240], "left_out": 4}
+        {
+            "camera": "cam1",
+            "track": 3,
+            "parts": [3, SPLIT_BASE + 1],
+            "frames": [240],
+            "spans": [[16.0, 23.5], [24.0, 31.5]],
+            "left_out": 4,
+        }
     ]

@@ -34,3 +34,26 @@ def test_threshold_of_a_camera_pair_either_way_round_else_the_fixed_one():
         == 0.5
     )
     assert _threshold(None, "cam1", "cam2") is None
+
+
+def test_pieces_of_a_cut_track_keep_their_own_times_in_a_report_from_events():
+    from reidpipe.pipeline.report import _tracks_from_events
+
+    events = [
+        {"event": "track_close", "camera": "cam1", "track": 3, "start_t": 16.0, "end_t": 31.5},
+        {
+            "event": "track_split",
+            "camera": "cam1",
+            "track": 3,
+            "parts": [3, 1000001],
+            "frames": [240],
+            "spans": [[16.0, 23.5], [24.0, 31.5]],
+            "left_out": 4,
+        },
+        {"event": "link", "camera": "cam1", "track": 3, "identity": 3, "score": 1.0},
+        {"event": "link", "camera": "cam1", "track": 1000001, "identity": 4, "score": 1.0},
+    ]
+    views = {(v.camera, v.track): v for v in _tracks_from_events(events)}
+    assert (views[("cam1", 3)].start_t, views[("cam1", 3)].end_t) == (16.0, 23.5)
+    assert (views[("cam1", 1000001)].start_t, views[("cam1", 1000001)].end_t) == (24.0, 31.5)
+    assert views[("cam1", 1000001)].identity == 4
