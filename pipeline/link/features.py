@@ -49,20 +49,26 @@ def camera_means(X: np.ndarray, code: np.ndarray, n_cameras: int) -> np.ndarray:
 
 
 def centred(X: np.ndarray, code: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """Unit rows of ``X`` minus their camera's mean."""
-    return normalize_rows(X - means[code])
+    """Unit rows of ``X`` minus their camera's mean, computed in ``X`` (overwritten) and returned: a
+    new array was 0.7-1.3 s of the 100,000-tracklet `reidpipe bench --linker-only` (fresh pages of
+    200 MB), in place 0.1 s."""
+    X -= means[code]
+    return normalize_rows(X)
 
 
 def group_features(X: np.ndarray, w: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
     """(n_groups, d) normalised weighted sums of the rows of each group."""
-    return normalize_rows(group_sums(X * w[:, None], labels, n_groups))
+    return normalize_rows(group_sums(X, labels, n_groups, w))
 
 
-def group_sums(X: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
-    """(n_groups, d) sums of the rows of each group (a sparse product: ``np.add.at`` was 10x slower)."""
+def group_sums(X: np.ndarray, labels: np.ndarray, n_groups: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(n_groups, d) sums of the rows of each group, each row times its weight when ``weights`` are
+    given (a sparse product: ``np.add.at`` was 10x slower; the weights in the sparse matrix rather than
+    a weighted copy of ``X``, which cost 0.3 s of fresh pages at 100,000 x 512)."""
     from scipy.sparse import csr_matrix
 
-    M = csr_matrix((np.ones(labels.size, np.float32), (labels, np.arange(labels.size))), shape=(n_groups, labels.size))
+    data = np.ones(labels.size, np.float32) if weights is None else np.asarray(weights, np.float32)
+    M = csr_matrix((data, (labels, np.arange(labels.size))), shape=(n_groups, labels.size))
     return np.asarray(M @ X, dtype=np.float32)
 
 

@@ -358,9 +358,7 @@ def _evidence(p: Problem, labels: np.ndarray, runner: np.ndarray, runner_label: 
     (seconds since the identity's latest earlier sighting) and runner-up label of every tracklet."""
     n = labels.size
     K = int(labels.max()) + 1 if n else 0
-    Xw = p.X * p.w[:, None]
-    rest = group_sums(Xw, labels, K)[labels] - Xw
-    score = _rowdot(rest, p.X) / np.maximum(np.linalg.norm(rest, axis=1), 1e-12)
+    score = _leave_one_out(p, labels, K)
     solo = np.bincount(labels, minlength=K)[labels] == 1
     gaps = _gaps(p, labels)
     out = []
@@ -375,6 +373,20 @@ def _evidence(p: Problem, labels: np.ndarray, runner: np.ndarray, runner_label: 
         else:
             out.append(LinkEvidence(score=sc, margin=margin, gap=None if math.isnan(g) else g, runner_up=other))
     return out
+
+
+def _leave_one_out(p: Problem, labels: np.ndarray, K: int, chunk: int = 8192) -> np.ndarray:
+    """Cosine of each (unit) row x to the weighted sum of the other rows of its group: with G the
+    group's weighted sum and w the row's weight, (G.x - w) / |G - w x|, |G - w x|^2 = |G|^2 - 2w G.x
+    + w^2, by row chunks. Building G - w x for every row took ~1 s of fresh (n, d) arrays for 100,000
+    tracklets in `reidpipe bench --linker-only`."""
+    G = group_sums(p.X, labels, K, p.w)
+    w = p.w.astype(np.float64)
+    dot = np.empty(labels.size)
+    for s in range(0, labels.size, chunk):
+        dot[s : s + chunk] = _rowdot(G[labels[s : s + chunk]], p.X[s : s + chunk])
+    norm2 = np.einsum("ij,ij->i", G, G).astype(np.float64)[labels] - 2.0 * w * dot + w * w
+    return (dot - w) / np.maximum(np.sqrt(np.maximum(norm2, 0.0)), 1e-12)
 
 
 def _gaps(p: Problem, labels: np.ndarray) -> np.ndarray:
