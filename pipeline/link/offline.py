@@ -220,6 +220,8 @@ def _cross_candidates(cl: Clusters, config: LinkerConfig, rules: Constraints, rn
                 op.notes.append(f"{name}: too few pairs to calibrate: fallback cosine {config.fallback_similarity:.2f}")
             thr = fixed if fixed is not None else (neg.cosine(Z_SEARCH) if neg is not None else _fallback(config))
             both = np.concatenate([ia, ib])
+            # in time order: the time-blocked search then uses the rows as given (no second n x d copy)
+            both = both[np.argsort(cl.start[both], kind="stable")]
             i, j, s = candidate_pairs(
                 cl.G[both], config.knn, thr, config.backend, cl.start[both], cl.end[both], config.max_gap
             )
