@@ -8,13 +8,15 @@
       .finalize()                    the identities (re-decided offline with ``refine``: offline.py)
       .link(ts)                      batch: everything offline
       .operating_point               what the decisions were calibrated with (calibration.py)
+      .final_tracklets               after finalize: the tracklets, a cut one as its pieces
 
 The modules, one concern each: ``quality`` (which tracklets may drive a link), ``features`` (pooling,
 camera centring), ``constraints`` (what can never be one person), ``calibration`` (z-scores against
 the run's own negatives, Bonferroni levels, the Bayesian decision), ``evidence`` (transit times and
-co-occurrence learned from confident links), ``groups`` (constrained union-find), ``online`` and
-``offline`` (the two passes). Every tracklet ever added ends in exactly one identity; identities are
-numbered 1..N by first sighting.
+co-occurrence learned from confident links), ``groups`` (constrained union-find), ``split`` (tracks
+the tracker carried from one person to another, cut where the appearance changes), ``online`` and
+``offline`` (the two passes). Every tracklet ever added ends in exactly one identity (a cut one as
+its pieces, each in one); identities are numbered 1..N by first sighting.
 """
 
 from __future__ import annotations
