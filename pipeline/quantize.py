@@ -170,8 +170,7 @@ def _check_writable(path: str) -> None:
     folder = Path(path).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".reidpipe-write-check-"):
-            pass
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".reidpipe-write-check-").close()  # made and removed
     except OSError as exc:
         raise OutputError(f"--output {path}: cannot write in {folder} ({exc.strerror})") from None
 

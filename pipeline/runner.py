@@ -362,9 +362,10 @@ class _Run:
         for s in self.linker.pop_splits():
             self.events.emit("track_split", **s)
             if self.thumbs is not None:
-                pieces = [t for t in self.linker.final_tracklets or self.linker.tracklets if t.camera == s["camera"]]
-                spans = {t.track: (t.points[0].frame, t.points[-1].frame) for t in pieces if t.track in s["parts"]}
-                self.thumbs.split(s["camera"], s["track"], [(n, *spans[n]) for n in s["parts"] if n in spans])
+                pieces = [self.linker.pieces[(s["camera"], n)] for n in s["parts"]]
+                self.thumbs.split(
+                    s["camera"], s["track"], [(p.track, p.points[0].frame, p.points[-1].frame) for p in pieces]
+                )
 
     def _log_operating_point(self) -> None:
         op = self.linker.operating_point

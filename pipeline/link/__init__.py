@@ -29,7 +29,7 @@ from reidpipe.pipeline.link.constraints import Constraints
 from reidpipe.pipeline.link.offline import link_offline, reentry_levels
 from reidpipe.pipeline.link.online import OnlineLinker
 from reidpipe.pipeline.link.quality import linkable
-from reidpipe.pipeline.link.split import SplitReport, camera_rules, cut, split_tracklets
+from reidpipe.pipeline.link.split import SplitReport, split_tracklets
 from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet
 
 DEFAULT_FALLBACK_SIMILARITY = 0.5
@@ -48,6 +48,7 @@ class Linker:
         self.final_tracklets: list[Tracklet] = []
         self.split_report: SplitReport | None = None
         self._next_piece: dict[str, int] = {}  # camera -> number of its next piece (split.SPLIT_BASE up)
+        self.pieces: dict[tuple[str, int], Tracklet] = {}  # the pieces of the tracks cut, by key
         self._new_splits: list[dict] = []
         self._evidence: dict[tuple[str, int], LinkEvidence] = {}
         self._online_of: list[int] = []  # tracklet -> online identity
@@ -167,9 +168,7 @@ class Linker:
         self.split_report = None
         if not self.config.split or not any(len(t.segments) > 1 for t in linkable):
             return linkable
-        levels, means = reentry_levels(linkable, self.config, self.rules)
-        units, self.split_report = split_tracklets(linkable, levels, means, self._next_piece)
-        self._new_splits += self.split_report.splits
+        units, self.split_report = self._judge(linkable, linkable)
         return units
 
     def cut(self, closing: list[Tracklet]) -> list[Tracklet]:
@@ -178,25 +177,25 @@ class Linker:
         tracklet of its own. With ``refine`` they are returned as they are: the end decides."""
         if self.config.refine or not self.config.split:
             return list(closing)
-        candidates = [t for t in closing if self.linkable(t) and len(t.segments) > 1]
-        if not candidates:
+        if not any(self.linkable(t) and len(t.segments) > 1 for t in closing):
             return list(closing)
-        pool = [t for t in self.tracklets if self.linkable(t)] + [t for t in closing if self.linkable(t)]
         for t in closing:
             self.rules.add_camera(t.camera)
-        levels, means = reentry_levels(pool, self.config, self.rules)
-        report = SplitReport()
-        rules = camera_rules(pool, levels, means, report)
-        judged = {id(t) for t in candidates}
-        out = [
-            p
-            for t in closing
-            for p in (cut(t, rules.get(t.camera), self._next_piece, report) if id(t) in judged else [t])
-        ]
-        self._new_splits += report.splits
+        pool = [t for t in self.tracklets if self.linkable(t)] + [t for t in closing if self.linkable(t)]
+        units, report = self._judge(pool, closing)
         done = self.split_report.splits if self.split_report is not None else []
         self.split_report = SplitReport(cameras=report.cameras, splits=done + report.splits)  # the latest rules
-        return out
+        return units
+
+    def _judge(self, pool: list[Tracklet], tracklets: list[Tracklet]) -> tuple[list[Tracklet], SplitReport]:
+        """``tracklets``, those of ``pool`` that swapped people cut (rules fitted on ``pool``); the cuts
+        are queued for :meth:`pop_splits` and their pieces kept in ``pieces``."""
+        levels, means = reentry_levels(pool, self.config, self.rules)
+        units, report = split_tracklets(pool, tracklets, levels, means, self._next_piece)
+        self._new_splits += report.splits
+        parts = {(s["camera"], n) for s in report.splits for n in s["parts"]}
+        self.pieces.update({u.key: u for u in units if u.key in parts})
+        return units, report
 
     def pop_splits(self) -> list[dict]:
         """The tracks cut since the last call (camera, track, parts, frames, left_out)."""

@@ -248,15 +248,22 @@ def cut(t: Tracklet, rule: _CameraRule | None, next_number: dict[str, int], repo
 
 
 def split_tracklets(
-    tracklets: list[Tracklet], levels: dict[str, float], means: dict[str, np.ndarray], next_number: dict[str, int]
+    pool: list[Tracklet],
+    tracklets: list[Tracklet],
+    levels: dict[str, float],
+    means: dict[str, np.ndarray],
+    next_number: dict[str, int],
 ) -> tuple[list[Tracklet], SplitReport]:
-    """The tracklets with every swapped track replaced by its pieces (see the module docstring).
+    """``tracklets`` with every swapped track of ``pool`` replaced by its pieces (see the module
+    docstring); each camera's rule is fitted on the tracks of ``pool`` (the linkable ones).
 
     ``levels``: each camera's re-entry cosine; ``means``: its mean feature (camera centring);
     ``next_number``: the next number a piece gets in each camera (updated)."""
     report = SplitReport()
-    rules = camera_rules(tracklets, levels, means, report)
-    return [p for t in tracklets for p in cut(t, rules.get(t.camera), next_number, report)], report
+    rules = camera_rules(pool, levels, means, report)
+    judged = {id(t) for t in pool}
+    out = [p for t in tracklets for p in (cut(t, rules.get(t.camera), next_number, report) if id(t) in judged else [t])]
+    return out, report
 
 
 __all__ = [
@@ -265,8 +272,6 @@ __all__ = [
     "SPLIT_BASE",
     "SplitReport",
     "add_crop",
-    "camera_rules",
     "candidate_segments",
-    "cut",
     "split_tracklets",
 ]
