@@ -23,10 +23,15 @@ What ``update`` does to a track's points, step by step:
    stay gaps (a person who turns or stops breaks the straight line). Interpolated points are outputs
    (trajectories, MOT, scoring), never crops: there is no detection to embed.
 3. **Minimum duration** — a confirmed track is output (returned, listed in ``opened``, numbered) once
-   it has lasted ``min_seconds`` (1 s), with all its points so far; a track the tracker drops before
-   that is discarded (counted in ``discarded``). People stay in view for seconds; a detector's
+   one *stretch* of it (detections at most ``max_gap`` apart, the gaps step 2 bridges) has lasted
+   ``min_seconds`` (1 s), with all the points of that stretch; a track the tracker drops before that
+   is discarded (counted in ``discarded``). People stay in view for seconds; a detector's
    false-positive bursts last a fraction of one. It is the minimum track length of offline trackers
    (``t_min`` of the IOU tracker), in seconds so that it means the same at any frame rate and stride.
+   A track not output yet that is matched again after a longer gap drops its earlier stretch: a
+   burst the tracker kept alive on its Kalman prediction alone, which then took over a person's
+   detections where its stale box overlapped them more than the person's own track did (twin_3cam's
+   cam1 had two such tracks, each giving one person two tracks at once).
 4. **Closing** — a tracklet closes when its tracker drops the track (``lost_frames`` processed frames
    without a match), so a lost track that the tracker finds again keeps its number.
 
@@ -141,6 +146,11 @@ def _drop_predicted(tr: Tracklet) -> None:
         tr.points.pop()
 
 
+def _last_detected(points: list[TrackPoint]) -> int | None:
+    """Index of the last point that is a detection (not interpolated or predicted), None if none."""
+    return next((i for i in range(len(points) - 1, -1, -1) if not points[i].interpolated), None)
+
+
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     import supervision as sv
 
@@ -250,6 +260,9 @@ class CameraTracker:
             tr = self._live[raw] = Tracklet(camera=self.camera, track=0, points=[])
             for earlier in self._backfill(point):  # (consecutive updates: frames apart with detect_every)
                 self._append(tr, earlier)
+        real = _last_detected(tr.points)
+        if tr.track == 0 and real is not None and point.t - tr.points[real].t > self.max_gap:
+            tr.points.clear()  # a burst shorter than min_seconds before an unbridged gap (step 3)
         self._append(tr, point)
         if tr.track == 0 and tr.end_t - tr.start_t >= self.min_seconds:  # lasted long enough: output it
             tr.track, self._next = self._next, self._next + 1
@@ -259,7 +272,7 @@ class CameraTracker:
     def _append(self, tr: Tracklet, point: TrackPoint) -> None:
         """Add a detected point, first filling the processed frames the track missed since its last
         detection (step 2 of the module docstring); the filling replaces the predicted points there."""
-        real = next((i for i in range(len(tr.points) - 1, -1, -1) if not tr.points[i].interpolated), None)
+        real = _last_detected(tr.points)
         if real is not None:
             last = tr.points[real]
             stamps = [s for s in self._stamps if last.frame < s[0] < point.frame]

@@ -327,9 +327,10 @@ def _decide(c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Co
         return groups
     positive, transits, z_conf = _fit_evidence(c, models, config)
     k = np.array([m["k"] for m in models])
+    identities = Identities(cl, models, positive, transits)
     while True:
         score = np.where(calibrated, _log_odds(c, models, k, positive, transits), plain)
-        if not _merge_in_order(groups, c, score, rules):
+        if not _merge_in_order(groups, c, score, rules, identities):
             break
         k = _free_alternatives(groups, cl, models, [m["cams"] for m in models])
     op.positive = positive
@@ -345,12 +346,77 @@ def _decide(c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Co
     return groups
 
 
-def _merge_in_order(groups: Groups, c: Candidates, score: np.ndarray, rules: Constraints) -> int:
-    """Merge the candidates with ``score >= 0``, best first; returns how many merges were made."""
+class Identities:
+    """The camera clusters of each identity being built, to weigh a merge by every pair it makes one
+    person: joining two identities of several cameras links each cluster of one with each of the
+    other, not only the candidate pair (with three or more cameras a weak candidate could otherwise
+    join a person whose other sightings speak against it; twin_3cam: 0.870 -> 0.888)."""
+
+    Z_GRID = np.linspace(-10.0, 30.0, 4001)
+
+    def __init__(self, cl: Clusters, models: list[dict], positive, transits):
+        self.cl, self.transits = cl, transits
+        n_cams = int(cl.code.max()) + 1 if cl.code.size else 0
+        self.pair_of = np.full((n_cams, n_cams), -1, np.int64)
+        for p, m in enumerate(models):
+            if m["neg"] is not None:
+                self.pair_of[m["cams"]] = self.pair_of[m["cams"][::-1]] = p
+        self.neg = [m["neg"] for m in models]
+        # the appearance log-likelihood ratio tabulated over z once per camera pair: scipy's densities
+        # cost ~50 us a call, and a run of 10,000 tracklets weighs tens of thousands of pairs
+        # (`reidpipe bench --linker-only`, 10k tracklets: 3.0 s with a scipy call per pair, 1.4 s with the tables)
+        self.table = [positive.llr(self.Z_GRID, m["neg"].dof) if m["neg"] is not None else None for m in models]
+        self.members: dict[int, list[int]] = {}  # root -> its clusters, for identities of 2+ clusters
+
+    def clusters(self, root: int) -> list[int]:
+        return self.members.get(root, [root])
+
+    def other_pairs_llr(self, ri: int, rj: int, i: int, j: int) -> float:
+        """Appearance + time log-likelihood ratio of the cluster pairs that merging the identities of
+        roots ``ri`` and ``rj`` makes one person, besides the candidate ``(i, j)`` itself."""
+        a, b = self.clusters(ri), self.clusters(rj)
+        pairs = [(x, y) for x in a for y in b if (x, y) != (i, j)]
+        if not pairs:
+            return 0.0
+        u, v = np.array(pairs, np.int64).T
+        cl = self.cl
+        pair = self.pair_of[cl.code[u], cl.code[v]]
+        sim = np.einsum("ij,ij->i", cl.G[u], cl.G[v])
+        gaps = gap(cl.start[u], cl.end[u], cl.start[v], cl.end[v])
+        total = 0.0
+        for p in np.unique(pair[pair >= 0]).tolist():
+            sel = pair == p
+            total += float(np.interp(self.neg[p].z(sim[sel]), self.Z_GRID, self.table[p]).sum())
+            if self.transits[p] is not None:
+                total += float(self.transits[p].llr(gaps[sel]).sum())
+        return total
+
+    def joined(self, root: int, ri: int, rj: int) -> None:
+        together = self.clusters(ri) + self.clusters(rj)
+        self.members.pop(ri, None)
+        self.members.pop(rj, None)
+        self.members[root] = together
+
+
+def _merge_in_order(
+    groups: Groups, c: Candidates, score: np.ndarray, rules: Constraints, identities: Identities | None = None
+) -> int:
+    """Merge the candidates with ``score >= 0``, best first (with ``identities``, only while the
+    evidence of every pair the merge makes one person keeps the odds above 1); returns how many
+    merges were made."""
     passing = np.flatnonzero(score >= 0)
     merged = 0
     for q in passing[np.argsort(-score[passing], kind="stable")].tolist():
-        merged += groups.merge(int(c.i[q]), int(c.j[q]), rules, one_per_camera=True)
+        i, j = int(c.i[q]), int(c.j[q])
+        ri, rj = groups.find(i), groups.find(j)
+        if ri == rj:
+            continue
+        if identities is not None and score[q] + identities.other_pairs_llr(ri, rj, i, j) < 0:
+            continue
+        if groups.merge(i, j, rules, one_per_camera=True):
+            merged += 1
+            if identities is not None:
+                identities.joined(groups.find(i), ri, rj)
     return merged
 
 

@@ -129,6 +129,27 @@ def test_a_burst_shorter_than_min_seconds_is_never_output():
     assert [t.track for t in closed] == [1] and set(seen) == {1} and trk.discarded == 1
 
 
+def _burst_then_person(burst: range, person: range):
+    """One place in view: detections there on the frames of ``burst`` and of ``person`` (10 fps)."""
+    trk = CameraTracker("c", min_seconds=1.0, lost_frames=30)
+    for f in range(person.stop):
+        boxes = [[300, 100, 340, 200]] if f in burst or f in person else []
+        trk.update(dets(boxes), f, f / 10)
+    return trk.close_all()
+
+
+def test_a_burst_kept_alive_across_a_gap_is_not_output_with_the_person_it_takes_over():
+    """A 0.5 s false-positive burst, then 2 s with nothing, then a person where the burst's box is: the
+    tracker's lost track takes the person's detections; its burst is not output with them."""
+    (t,) = _burst_then_person(range(0, 5), range(25, 45))
+    assert t.points[0].frame == 25 and len(t.points) == 20 and not any(p.interpolated for p in t.points)
+
+
+def test_a_track_output_before_a_long_gap_keeps_its_points():
+    (t,) = _burst_then_person(range(0, 15), range(35, 45))  # 1.5 s: output before the gap
+    assert [p.frame for p in t.points] == list(range(15)) + list(range(35, 45))
+
+
 def test_interpolated_points_are_marked_in_json():
     a = TrackPoint(frame=2, t=0.2, bbox=(0, 0, 10, 20), score=0.8)
     b = TrackPoint(frame=6, t=0.6, bbox=(8, 4, 18, 24), score=0.4)
