@@ -52,7 +52,7 @@ def run_twin(twin: str, out: Path, *flags: str):
     "twin, mota, idf1, link_f1, cuts",
     [
         ("twin_2cam", {"cam1": 0.95, "cam2": 0.97}, 0.94, 0.94, 4),
-        ("twin_3cam", {"cam1": 0.95, "cam2": 0.98, "cam3": 0.95}, 0.88, 0.89, 1),
+        ("twin_3cam", {"cam1": 0.96, "cam2": 0.98, "cam3": 0.96}, 0.88, 0.88, 1),
         ("twin_overlap", {"cam1": 0.97, "cam2": 0.96}, 0.97, 0.93, 1),
     ],
 )
@@ -108,13 +108,13 @@ def test_no_interpolate_outputs_only_the_detections_and_scores_them(tmp_path, ca
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "twin, idf1, link_f1, cut",
-    [("twin_2cam", 0.92, 0.92, True), ("twin_3cam", 0.83, 0.77, True), ("twin_overlap", 0.88, 0.85, False)],
+    [("twin_2cam", 0.92, 0.92, True), ("twin_3cam", 0.84, 0.80, True), ("twin_overlap", 0.89, 0.90, False)],
 )
 def test_online_identities_beat_the_reference_linker(tmp_path, capsys, twin, idf1, link_f1, cut):
     """`--online` (identities as tracklets close; tracks that swapped people cut as they close;
     identities merged once later evidence shows they are one person) beats the reference linker's link
     F1 on every twin (0.83, 0.49, 0.61) and its MTMC IDF1 on twin_3cam and twin_overlap (0.73, 0.81; on
-    twin_2cam 0.929 against its in-sample 0.934)."""
+    twin_2cam 0.930 against its in-sample 0.934)."""
     import json
 
     data, res = run_twin(twin, tmp_path / "out", "--online")
