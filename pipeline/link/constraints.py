@@ -14,7 +14,13 @@ when any of these holds:
    unless (B, A) is declared);
 4. **one per camera** (only when asked, for cross-camera links): both groups hold a sighting in the same
    camera. In-camera re-entry is decided before cross-camera association, so a cross-camera link is
-   one-to-one per camera pair.
+   one-to-one per camera pair;
+5. **pieces of one cut track** (tracklet splitting, split.py): they were cut because they show two
+   people, so they never join again. A sighting's ``family`` is its track's number before any cut
+   (:meth:`Constraints.family`); two sightings of one family are two pieces. The re-entry level a
+   cut was judged by moves as tracks are added (online, and offline once the pieces replace their
+   track), so without this rule a later decision could join what a ``track_split`` event said were
+   two people (on the development twins none does).
 
 Every rule is written once, vectorised over arrays of sighting pairs: :meth:`Constraints.pairs` answers
 for many pairs of single sightings at once, :meth:`Constraints.groups` for two groups of any size.
@@ -36,16 +42,23 @@ class Sightings:
     start: np.ndarray
     end: np.ndarray
     camera: np.ndarray
+    family: np.ndarray  # rule 5: the track a sighting was cut from (Constraints.family)
 
     @classmethod
-    def one(cls, start: float, end: float, camera: int) -> Sightings:
-        return cls(np.array([start], np.float64), np.array([end], np.float64), np.array([camera], np.int64))
+    def one(cls, start: float, end: float, camera: int, family: int) -> Sightings:
+        return cls(
+            np.array([start], np.float64),
+            np.array([end], np.float64),
+            np.array([camera], np.int64),
+            np.array([family], np.int64),
+        )
 
     def __add__(self, other: Sightings) -> Sightings:
         return Sightings(
             np.concatenate([self.start, other.start]),
             np.concatenate([self.end, other.end]),
             np.concatenate([self.camera, other.camera]),
+            np.concatenate([self.family, other.family]),
         )
 
 
@@ -59,12 +72,19 @@ class Constraints:
         self._lo = np.full((0, 0), np.nan)
         self._hi = np.full((0, 0), np.nan)
         self._windows: dict[tuple[str, str], tuple[float, float]] = {}
+        self._families: dict[tuple[str, int], int] = {}
         for (a, b), (lo, hi) in dict(config.transit or {}).items():
             self._windows[(str(a), str(b))] = (float(lo), float(hi))
         if config.transit_symmetric:
             for (a, b), w in list(self._windows.items()):
                 self._windows.setdefault((b, a), w)
         self._build_windows()
+
+    def family(self, t) -> int:
+        """Rule 5's code of tracklet ``t``: one per (camera, track number before any cut), so the
+        pieces of a cut track share it and every other tracklet has its own."""
+        key = (t.camera, t.track if t.split_from is None else t.split_from)
+        return self._families.setdefault(key, len(self._families))
 
     def add_camera(self, camera: str) -> None:
         if camera not in self.cameras:
@@ -115,8 +135,10 @@ class Constraints:
         return bad
 
     def groups(self, a: Sightings, b: Sightings, one_per_camera: bool = False) -> bool:
-        """True when groups ``a`` and ``b`` cannot be one person (rules 1-3, and 4 when asked)."""
+        """True when groups ``a`` and ``b`` cannot be one person (rules 1-3 and 5, and 4 when asked)."""
         if one_per_camera and (a.camera[:, None] == b.camera[None, :]).any():  # tiny arrays: no set ops
+            return True
+        if (a.family[:, None] == b.family[None, :]).any():
             return True
         S1, S2 = a.start[:, None], b.start[None, :]
         E1, E2 = a.end[:, None], b.end[None, :]

@@ -10,11 +10,16 @@ from reidpipe.pipeline.link.constraints import Constraints, Sightings
 
 class Groups:
     def __init__(
-        self, starts: np.ndarray, ends: np.ndarray, code: np.ndarray, sightings: dict[int, Sightings] | None = None
+        self,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        code: np.ndarray,
+        family: np.ndarray,
+        sightings: dict[int, Sightings] | None = None,
     ):
-        """Items with one interval each (``starts``/``ends``/``code``), or, for the items in
+        """Items with one interval each (``starts``/``ends``/``code``/``family``), or, for the items in
         ``sightings``, the intervals given there (an item that is itself a group)."""
-        self.starts, self.ends, self.code = starts, ends, code
+        self.starts, self.ends, self.code, self.family = starts, ends, code, family
         self.parent = np.arange(len(starts))
         self._sight: dict[int, Sightings] = dict(sightings or {})  # roots whose sightings are not one interval
 
@@ -30,7 +35,7 @@ class Groups:
     def sightings(self, root: int) -> Sightings:
         s = self._sight.get(root)
         if s is None:
-            s = Sightings.one(self.starts[root], self.ends[root], self.code[root])
+            s = Sightings.one(self.starts[root], self.ends[root], self.code[root], self.family[root])
         return s
 
     def merge(self, a: int, b: int, rules: Constraints, one_per_camera: bool = False) -> bool:

@@ -50,6 +50,7 @@ class Problem:
     starts: np.ndarray
     ends: np.ndarray
     code: np.ndarray  # camera codes (indices into Constraints.cameras)
+    family: np.ndarray  # the pieces of one cut track share one (Constraints.family)
     cameras: list[str]
 
 
@@ -78,6 +79,7 @@ def _prepare(tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints
         starts=np.array([t.start_t for t in tracklets], np.float64),
         ends=np.array([t.end_t for t in tracklets], np.float64),
         code=code,
+        family=np.array([rules.family(t) for t in tracklets], np.int64),
         cameras=cams,
     )
 
@@ -156,7 +158,7 @@ def reentry_levels(
 
 
 def _merge_in_camera(p: Problem, config: LinkerConfig, rules: Constraints, rng, op) -> tuple[Groups, list]:
-    groups = Groups(p.starts, p.ends, p.code)
+    groups = Groups(p.starts, p.ends, p.code, p.family)
     pairs = []
     for c in np.unique(p.code):
         idx = np.flatnonzero(p.code == c)
@@ -177,6 +179,7 @@ class Clusters:
 
     G: np.ndarray  # features
     code: np.ndarray
+    family: np.ndarray  # of the cluster's tracklet (clusters of 2+ tracklets: their sightings say)
     start: np.ndarray  # span of each cluster
     end: np.ndarray
     of: np.ndarray  # cluster of each tracklet
@@ -190,10 +193,12 @@ def _clusters(p: Problem, groups: Groups) -> Clusters:
     end = np.full(K, -np.inf)
     np.minimum.at(start, of, p.starts)
     np.maximum.at(end, of, p.ends)
-    code = np.zeros(K, np.int64)
-    code[of] = p.code
+    code, family = np.zeros(K, np.int64), np.zeros(K, np.int64)
+    code[of], family[of] = p.code, p.family
     sightings = {int(of[root]): s for root, s in groups.multi().items()}
-    return Clusters(G=group_features(p.X, p.w, of, K), code=code, start=start, end=end, of=of, sightings=sightings)
+    return Clusters(
+        G=group_features(p.X, p.w, of, K), code=code, family=family, start=start, end=end, of=of, sightings=sightings
+    )
 
 
 def _pair_negatives(cl: Clusters, ia: np.ndarray, ib: np.ndarray, config: LinkerConfig, rng):
@@ -318,7 +323,7 @@ def _decide(c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Co
     """Merge camera clusters into identities, most probable links first. With calibration, in rounds:
     the links of a round leave fewer alternatives to the rest (their prior odds rise), until a round
     adds no link."""
-    groups = Groups(cl.start, cl.end, cl.code, cl.sightings)
+    groups = Groups(cl.start, cl.end, cl.code, cl.family, cl.sightings)
     calibrated = ~np.isnan(c.z)
     fixed = config.min_similarity if config.min_similarity is not None else _fallback(config)
     plain = c.sim.astype(np.float64) - fixed  # fixed threshold or fallback: plain cosine

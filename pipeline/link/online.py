@@ -57,7 +57,7 @@ class OnlineLinker:
         return ident
 
     def _join(self, idx: int, t: Tracklet, cam: int, ident: _Identity) -> int:
-        one = Sightings.one(t.start_t, t.end_t, cam)
+        one = Sightings.one(t.start_t, t.end_t, cam, self.rules.family(t))
         ident.sightings = one if ident.sightings is None else ident.sightings + one
         ident.members.append(idx)
         self._of[idx] = ident.index
@@ -102,7 +102,7 @@ class OnlineLinker:
         mates = [
             self.root(self._of[idx]) for q, (idx, _) in enumerate(recent) if labels[q] == labels[r] and idx in self._of
         ]
-        one = Sightings.one(t.start_t, t.end_t, cam)
+        one = Sightings.one(t.start_t, t.end_t, cam, self.rules.family(t))
         for gid in sorted(set(mates), key=lambda g: (-mates.count(g), g)):
             ident = self.identities[gid]
             assert ident.sightings is not None  # an identity in _of has joined a tracklet

@@ -26,7 +26,7 @@ def _three_cameras(cos_b_to_c: float):
     G = np.stack([_unit(1.0, np.cos(0.2)), _unit(0.6, cos_b_to_c), _unit(np.cos(0.2), 1.0)])
     code = np.array([0, 1, 2])
     start, end = np.array([0.0, 20.0, 40.0]), np.array([10.0, 30.0, 50.0])
-    cl = O.Clusters(G=G, code=code, start=start, end=end, of=np.arange(3), sightings={})
+    cl = O.Clusters(G=G, code=code, family=np.arange(3), start=start, end=end, of=np.arange(3), sightings={})
     neg = NegativeModel(median=0.0, scale=0.15, n=300)
     models = [{"cams": cams, "neg": neg} for cams in ((0, 1), (0, 2), (1, 2))]
     positive = PositiveModel(mu=4.0, sigma=1.0, n=20)
@@ -40,7 +40,7 @@ def _three_cameras(cos_b_to_c: float):
 def _merge(cos_b_to_c: float, weigh_identities: bool) -> np.ndarray:
     cl, models, positive, cand = _three_cameras(cos_b_to_c)
     rules = Constraints(LinkerConfig(), ["cam0", "cam1", "cam2"])
-    groups = Groups(cl.start, cl.end, cl.code)
+    groups = Groups(cl.start, cl.end, cl.code, cl.family)
     identities = O.Identities(cl, models, positive, [None] * 3) if weigh_identities else None
     score = np.array([5.0, 0.5])  # A0-A2 certain; A0-B1 just over odds of 1 on its own
     O._merge_in_order(groups, cand, score, rules, identities)

@@ -32,21 +32,34 @@ def test_bulk_pair_rules_match_the_group_check(seed):
     jj = rng.integers(0, m, 4000)
     bulk = rules.pairs(starts[ii], ends[ii], code[ii], starts[jj], ends[jj], code[jj])
     for k, (a, b) in enumerate(zip(ii.tolist(), jj.tolist())):
-        sa, sb = Sightings.one(starts[a], ends[a], code[a]), Sightings.one(starts[b], ends[b], code[b])
+        sa, sb = Sightings.one(starts[a], ends[a], code[a], a), Sightings.one(starts[b], ends[b], code[b], b)
         if starts[a] == starts[b] and ends[a] == ends[b]:
             continue  # equal intervals: which one is "first" is a tie either way
         assert bool(bulk[k]) == rules.groups(sa, sb), (starts[a], ends[a], code[a], starts[b], ends[b], code[b])
         if rules.coexist(starts[a], ends[a], code[a], starts[b], ends[b], code[b]):
-            other = Sightings.one(float(rng.integers(0, 60)), 100.0, 2)  # a coexisting pair stays a conflict
+            other = Sightings.one(float(rng.integers(0, 60)), 100.0, 2, m)  # a coexisting pair stays a conflict
             assert rules.groups(sa + other, sb) and rules.groups(sa, sb + other)
     assert bulk.any() and (~bulk).any()
 
 
 def test_one_per_camera_rule_for_cross_camera_links():
     rules = Constraints(LinkerConfig(), ["a", "b"])
-    a1, a2, b1 = Sightings.one(0, 5, 0), Sightings.one(50, 60, 0), Sightings.one(20, 30, 1)
+    a1, a2, b1 = Sightings.one(0, 5, 0, 0), Sightings.one(50, 60, 0, 1), Sightings.one(20, 30, 1, 2)
     assert not rules.groups(a1 + b1, a2)  # re-entry into camera a: allowed in-camera
     assert rules.groups(a1 + b1, a2, one_per_camera=True)  # but not as a second cross-camera link
+
+
+def test_the_pieces_of_a_cut_track_never_join_again():
+    from reidpipe.pipeline.types import Tracklet
+
+    rules = Constraints(LinkerConfig(), ["a", "b"])
+    first, second = Tracklet(camera="a", track=7, points=[]), Tracklet(camera="a", track=1000001, split_from=7)
+    other = Tracklet(camera="a", track=1000001 + 1, split_from=9)
+    assert rules.family(first) == rules.family(second) != rules.family(other)
+    p1, p2 = Sightings.one(0, 5, 0, rules.family(first)), Sightings.one(6, 9, 0, rules.family(second))
+    b1 = Sightings.one(20, 30, 1, rules.family(Tracklet(camera="b", track=7)))
+    assert rules.groups(p1, p2) and rules.groups(p1 + b1, p2)  # directly or through another camera
+    assert not rules.groups(p1, Sightings.one(6, 9, 0, rules.family(other)))
 
 
 @pytest.mark.parametrize("k", [1, 3, 7])
