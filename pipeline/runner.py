@@ -274,6 +274,9 @@ class _Run:
                 embedded=len(t.bank),
             )
         self._emit_splits()
+        if self.thumbs is not None and self.linker.cuts_at_close:  # their cuts are decided: spares go
+            for t in tracklets:
+                self.thumbs.settle(t.camera, t.track)
         for t, (gid, ev) in zip(units, results):
             self.events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
         for merged, into in self.linker.pop_merges():
@@ -327,6 +330,8 @@ class _Run:
 
                 self.identities = order_identities(self.linker.finalize())
                 self._emit_splits()
+                if self.thumbs is not None:
+                    self.thumbs.settle_all()
                 if self.gallery is not None:  # global ids; the run written to the gallery
                     self.identities = self.gallery.commit(self.identities, self.gallery.run_tracklets(self.linker))
             self._log_operating_point()

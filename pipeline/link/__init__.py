@@ -171,6 +171,11 @@ class Linker:
         units, self.split_report = self._judge(linkable, linkable)
         return units
 
+    @property
+    def cuts_at_close(self) -> bool:
+        """Whether :meth:`cut` decides a closing track for good (online), rather than the end (``refine``)."""
+        return not (self.config.refine and self.config.split)
+
     def cut(self, closing: list[Tracklet]) -> list[Tracklet]:
         """Online (no ``refine``): the closing tracklets, a track that swapped people replaced by its
         pieces, judged with the camera's tracks so far (split.py); each piece is then linked as a

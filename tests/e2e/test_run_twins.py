@@ -77,6 +77,9 @@ def test_default_flags_track_and_link_the_people(tmp_path, capsys, twin, mota, i
         assert all(pieces[(s["camera"], n)]["split_from"] == s["track"] for n in s["parts"][1:])
     events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     assert [e["track"] for e in events if e["event"] == "track_split"] == [s["track"] for s in splits]
+    thumbs = tmp_path / "out" / "thumbs"  # every piece shows its own person in the report; no spare stays
+    assert all(list(thumbs.glob(f"{s['camera']}_{n}_*.jpg")) for s in splits for n in s["parts"])
+    assert not (thumbs / "spares").exists()
     # gaps are filled and marked, in trajectories.json and in the MOT txt (last column 1)
     for cam in mota:
         points = [p for i in data["identities"] for t in i["tracks"] if t["camera"] == cam for p in t["points"]]

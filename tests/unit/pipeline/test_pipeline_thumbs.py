@@ -64,3 +64,40 @@ def test_a_split_track_s_thumbnails_go_to_the_pieces_they_show(tmp_path):
     assert (folder / "cam1_4_0.jpg").read_bytes() == jpegs[0]
     assert (folder / "cam1_1000001_0.jpg").read_bytes() == jpegs[1]
     assert tw.frames[("cam1", 1000001)] == [50]
+
+
+def test_spares_spread_over_the_track_give_every_piece_a_thumbnail(tmp_path):
+    """The best crops all come late in the track; the spares cover its early part, so a piece cut from
+    the start still gets a thumbnail; the spares are gone once the cut is decided."""
+    keeper, tw = ThumbKeeper(keep=3, spares=8, height=64), ThumbWriter(tmp_path / "thumbs", keep=3)
+    for frame in range(0, 300, 10):  # quality rises with time: the best 3 are frames 270-290
+        keeper.offer("cam1", 5, frame / 300, _crop(frame % 250), frame)
+    jpegs, frames = keeper.take_with_frames("cam1", 5)
+    assert frames[:3] == [290, 280, 270] and len(frames) <= 3 + 8 and min(frames) < 100
+    folder = tmp_path / "thumbs"
+    assert len(tw.write("cam1", 5, jpegs, frames)) == 3 and len(list((folder / "spares").iterdir())) == len(frames) - 3
+    tw.split("cam1", 5, [(5, 0, 99), (1000001, 110, 299)])
+    early = [f for f in frames[3:] if f <= 99]
+    assert tw.frames[("cam1", 5)] == sorted(early, key=lambda f: -f)[:3]  # the best spares of its frames
+    assert tw.frames[("cam1", 1000001)] == [290, 280, 270]
+    assert sorted(p.name for p in folder.glob("*.jpg")) == [
+        *(f"cam1_1000001_{k}.jpg" for k in range(3)),
+        *(f"cam1_5_{k}.jpg" for k in range(len(tw.frames[("cam1", 5)]))),
+    ]
+    assert not list((folder / "spares").iterdir())  # the cut track's spares went with it
+
+
+def test_spares_are_removed_when_the_track_is_not_cut(tmp_path):
+    keeper, tw = ThumbKeeper(keep=2, spares=3), ThumbWriter(tmp_path / "thumbs", keep=2)
+    for track in (1, 2):
+        for frame in range(0, 100, 10):
+            keeper.offer("cam1", track, 0.5 + frame / 1000, _crop(frame), frame)
+        tw.write("cam1", track, *keeper.take_with_frames("cam1", track))
+    spares = tmp_path / "thumbs" / "spares"
+    # 3 stretches of 32 frames, the best of each: 30, 60, 90 (90 is among the best two already)
+    assert sorted(p.name for p in spares.iterdir()) == [f"cam1_{t}_{k}.jpg" for t in (1, 2) for k in (0, 1)]
+    assert tw.frames[("cam1", 1)] == [90, 80, 60, 30]
+    tw.settle("cam1", 1)  # online: decided at its close
+    assert len(list(spares.iterdir())) == 2 and tw.frames[("cam1", 1)] == [90, 80]
+    tw.settle_all()  # the end of the run
+    assert not spares.exists() and len(list((tmp_path / "thumbs").glob("*.jpg"))) == 4
