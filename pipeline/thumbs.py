@@ -149,7 +149,9 @@ class ThumbWriter:
         ``frames``: the frame of each); returns the paths of the best ``keep``."""
         if not jpegs or self.error is not None:
             return []
-        if frames is not None:
+        if frames is None:  # spares are only of use (and only removed again) with their frames
+            jpegs = jpegs[: self.keep]
+        else:
             self.frames[(camera, int(track))] = list(frames)
         paths: list[Path] = []
         try:

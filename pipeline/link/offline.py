@@ -13,7 +13,8 @@ The steps, in the order :func:`link_offline` runs them:
    the positive model and each pair's transit model (:mod:`.evidence`);
 5. ``_decide``: posterior log-odds = prior + appearance + time; clusters are merged most probable
    first while the odds exceed 1 and the merge keeps one cluster per camera (a cross-camera link is
-   one-to-one per camera pair) and every user constraint;
+   one-to-one per camera pair) and every user constraint; a merge of identities that hold other
+   cameras counts the evidence of every cluster pair it joins (:class:`Identities`);
 6. ``_evidence``: score, runner-up margin and gap of every tracklet.
 
 With a fixed threshold (``--link-threshold``, or calibration switched off) steps 2 and 5 compare the
