@@ -58,7 +58,8 @@ def discard_stale_outputs(folder: str | Path) -> None:
     ``folder``: a reader must never pair an old result with a new run's ``events.jsonl``."""
     try:
         (Path(folder) / "trajectories.json").unlink(missing_ok=True)
-        for thumb in (Path(folder) / "thumbs").glob("*.jpg"):  # an older run's crops
+        thumbs = Path(folder) / "thumbs"
+        for thumb in [*thumbs.glob("*.jpg"), *thumbs.glob("spares/*.jpg")]:  # an older run's crops
             thumb.unlink()
     except OSError as exc:
         raise OutputError(

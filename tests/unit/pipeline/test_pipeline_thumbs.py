@@ -101,3 +101,14 @@ def test_spares_are_removed_when_the_track_is_not_cut(tmp_path):
     assert len(list(spares.iterdir())) == 2 and tw.frames[("cam1", 1)] == [90, 80]
     tw.settle_all()  # the end of the run
     assert not spares.exists() and len(list((tmp_path / "thumbs").glob("*.jpg"))) == 4
+
+
+def test_a_new_run_removes_an_older_runs_thumbnails_and_spares(tmp_path):
+    from reidpipe.pipeline.export import discard_stale_outputs
+
+    (tmp_path / "thumbs" / "spares").mkdir(parents=True)
+    old = [tmp_path / "thumbs" / "cam1_1_0.jpg", tmp_path / "thumbs" / "spares" / "cam1_1_0.jpg"]
+    for p in old:
+        p.write_bytes(b"jpeg")
+    discard_stale_outputs(tmp_path)  # an interrupted run left its spares behind
+    assert not any(p.exists() for p in old)
