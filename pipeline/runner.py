@@ -279,6 +279,9 @@ class _Run:
                 self.thumbs.settle(t.camera, t.track)
         for t, (gid, ev) in zip(units, results):
             self.events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
+        self._emit_merges()
+
+    def _emit_merges(self) -> None:
         for merged, into in self.linker.pop_merges():
             self.events.emit("identity_merge", identity=merged, into=into)
 
@@ -330,6 +333,7 @@ class _Run:
 
                 self.identities = order_identities(self.linker.finalize())
                 self._emit_splits()
+                self._emit_merges()
                 if self.thumbs is not None:
                     self.thumbs.settle_all()
                 if self.gallery is not None:  # global ids; the run written to the gallery

@@ -111,6 +111,7 @@ class Linker:
         """The identities, sorted by first sighting, ids 1..N; re-decided offline with ``refine``."""
         if self.config.refine:
             return self._offline()
+        self._online.flush()  # the merges still waiting for evidence (pop_merges reports them)
         self.operating_point = self._online.operating_point
         if self.operating_point is not None and self.split_report is not None:
             self.operating_point.splits = self.split_report
