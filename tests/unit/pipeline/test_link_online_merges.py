@@ -56,3 +56,11 @@ def test_the_end_of_the_stream_makes_the_merges_still_waiting():
     parted._last = (np.array([0, 1]), parted._linkable)  # the last solution parts them
     parted.flush()
     assert parted.pop_merges() == []
+
+
+def test_the_wait_is_the_runs_typical_tracklet_duration():
+    from reidpipe.pipeline.link.online import _settling_time
+
+    recent = [(k, _tracklet("cam1", k + 1, 10.0 * k, seconds)) for k, seconds in enumerate((2.0, 6.0, 30.0))]
+    assert _settling_time(recent) == 6.0  # the median: one very long track does not make every merge wait
+    assert _settling_time([]) == 0.0
