@@ -286,17 +286,9 @@ def _dof(model: dict) -> int | None:
     return model["neg"].dof if model["neg"] is not None else None
 
 
-def _log_odds(c: Candidates, models: list[dict], k: np.ndarray, positive, transits) -> np.ndarray:
+def _log_odds(c: Candidates, k: np.ndarray, evidence: Identities) -> np.ndarray:
     """Posterior log-odds of each candidate given ``k`` alternatives per camera pair."""
-    lo = cal.prior_log_odds(k[c.pair])
-    for p in np.unique(c.pair).tolist():
-        sel = c.pair == p
-        lo[sel] += positive.llr(np.nan_to_num(c.z[sel]), _dof(models[p]))
-    for p, t in enumerate(transits):
-        if t is not None:
-            sel = c.pair == p
-            lo[sel] += t.llr(c.gap[sel])
-    return lo
+    return cal.prior_log_odds(k[c.pair]) + evidence.llr(c.pair, np.nan_to_num(c.z), c.gap)
 
 
 def _free_alternatives(groups: Groups, cl: Clusters, models: list[dict], pairs: list[tuple[int, int]]) -> np.ndarray:
@@ -335,7 +327,7 @@ def _decide(c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Co
     k = np.array([m["k"] for m in models])
     identities = Identities(cl, models, positive, transits)
     while True:
-        score = np.where(calibrated, _log_odds(c, models, k, positive, transits), plain)
+        score = np.where(calibrated, _log_odds(c, k, identities), plain)
         if not _merge_in_order(groups, c, score, rules, identities):
             break
         k = _free_alternatives(groups, cl, models, [m["cams"] for m in models])
@@ -353,7 +345,8 @@ def _decide(c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Co
 
 
 class Identities:
-    """The camera clusters of each identity being built, to weigh a merge by every pair it makes one
+    """The evidence of a cluster pair (:meth:`llr`, what ``_log_odds`` adds to the prior), and the
+    camera clusters of each identity being built, to weigh a merge by every pair it makes one
     person: joining two identities of several cameras links each cluster of one with each of the
     other, not only the candidate pair (with three or more cameras a weak candidate could otherwise
     join a person whose other sightings speak against it; twin_3cam: 0.870 -> 0.888)."""
@@ -367,7 +360,9 @@ class Identities:
         for p, m in enumerate(models):
             if m["neg"] is not None:
                 self.pair_of[m["cams"]] = self.pair_of[m["cams"][::-1]] = p
-        self.neg = [m["neg"] for m in models]
+        # each camera pair's negative model as arrays, for the z-score of any cluster pair
+        self.median = np.array([m["neg"].median if m["neg"] is not None else 0.0 for m in models])
+        self.scale = np.array([m["neg"].scale if m["neg"] is not None else 1.0 for m in models])
         # the appearance log-likelihood ratio tabulated over z once per camera pair: scipy's densities
         # cost ~50 us a call, and a run of 10,000 tracklets weighs tens of thousands of pairs
         # (`reidpipe bench --linker-only`, 10k tracklets: 3.0 s with a scipy call per pair, 1.4 s with the tables)
@@ -377,9 +372,22 @@ class Identities:
     def clusters(self, root: int) -> list[int]:
         return self.members.get(root, [root])
 
+    def llr(self, pair: np.ndarray, z: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+        """Appearance + time log-likelihood ratio of cluster pairs of camera pairs ``pair`` with z-scores
+        ``z`` and signed gaps ``gaps`` (0 for a camera pair without a negative model)."""
+        out = np.zeros(z.shape)
+        for p in np.unique(pair).tolist():
+            if self.table[p] is None:
+                continue
+            sel = pair == p
+            out[sel] = np.interp(z[sel], self.Z_GRID, self.table[p])
+            if self.transits[p] is not None:
+                out[sel] += self.transits[p].llr(gaps[sel])
+        return out
+
     def other_pairs_llr(self, ri: int, rj: int, i: int, j: int) -> float:
-        """Appearance + time log-likelihood ratio of the cluster pairs that merging the identities of
-        roots ``ri`` and ``rj`` makes one person, besides the candidate ``(i, j)`` itself."""
+        """:meth:`llr` of the cluster pairs that merging the identities of roots ``ri`` and ``rj`` makes
+        one person, besides the candidate ``(i, j)`` itself."""
         a, b = self.clusters(ri), self.clusters(rj)
         pairs = [(x, y) for x in a for y in b if (x, y) != (i, j)]
         if not pairs:
@@ -387,15 +395,11 @@ class Identities:
         u, v = np.array(pairs, np.int64).T
         cl = self.cl
         pair = self.pair_of[cl.code[u], cl.code[v]]
+        u, v, pair = u[pair >= 0], v[pair >= 0], pair[pair >= 0]
         sim = np.einsum("ij,ij->i", cl.G[u], cl.G[v])
+        z = (sim - self.median[pair]) / self.scale[pair]
         gaps = gap(cl.start[u], cl.end[u], cl.start[v], cl.end[v])
-        total = 0.0
-        for p in np.unique(pair[pair >= 0]).tolist():
-            sel = pair == p
-            total += float(np.interp(self.neg[p].z(sim[sel]), self.Z_GRID, self.table[p]).sum())
-            if self.transits[p] is not None:
-                total += float(self.transits[p].llr(gaps[sel]).sum())
-        return total
+        return float(self.llr(pair, z, gaps).sum()) if pair.size else 0.0
 
     def joined(self, root: int, ri: int, rj: int) -> None:
         together = self.clusters(ri) + self.clusters(rj)
