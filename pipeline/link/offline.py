@@ -272,8 +272,13 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig):
     high = np.flatnonzero(np.nan_to_num(c.z, nan=-np.inf) >= z_conf[c.pair] if c.i.size else confident)
     if high.size:
         confident[high[_mutual_best(c, high)]] = True
+    pair = c.pair[confident]
     positive = cal.PositiveModel.fit(
-        c.z[confident], default_mu=float(z_conf.max()) + 1.0, lower=z_conf[c.pair[confident]]
+        c.z[confident],
+        default_mu=float(z_conf.max()) + 1.0,
+        lower=z_conf[pair],
+        prior=cal.prior_log_odds(np.array([m["k"] for m in models])[pair]),
+        dof=np.array([_dof(models[p]) for p in pair.tolist()], np.float64),
     )
     transits = [
         TransitModel(c.gap[confident & (c.pair == k)], m["background"]) if config.transit_evidence else None

@@ -51,6 +51,27 @@ def test_positive_model_fitted_on_confident_links_knows_they_are_the_upper_part(
     assert PositiveModel.fit(confident[:2], default_mu=4.0, lower=2.8).mu == 4.0
 
 
+def test_positive_model_keeps_its_strongest_confident_link_a_link():
+    """Four confident links just above their level (a short clip: twin_2cam's second half). Fitted
+    freely, the normal sits far below the level and no z-score reaches odds of 1 against 14
+    alternatives: not one link would be made. Bounded, the strongest confident link is a link on
+    appearance alone; a fit that already makes it one is left as it was."""
+    level, confident = 2.735, np.array([2.80, 2.86, 2.95, 3.30])
+    prior = np.full(4, -np.log(14))
+    free = PositiveModel.fit(confident, default_mu=4.0, lower=level)
+    bounded = PositiveModel.fit(confident, default_mu=4.0, lower=level, prior=prior, dof=np.full(4, 125.0))
+    z = np.linspace(0, 8, 801)
+    assert free.mu < 0.5 and (prior[0] + free.llr(z) < 0).all()
+    assert prior[0] + bounded.llr(3.30, 125) == pytest.approx(0.0, abs=0.02)
+    assert prior[0] + bounded.llr(4.0, 125) > 0
+    rng = np.random.default_rng(2)
+    many = rng.normal(2.5, 1.0, 4000)
+    many = many[many >= 2.8]
+    unbounded = PositiveModel.fit(many, default_mu=4.0, lower=2.8)
+    same = PositiveModel.fit(many, default_mu=4.0, lower=2.8, prior=np.full(many.size, -np.log(14)), dof=None)
+    assert (same.mu, same.sigma) == (unbounded.mu, unbounded.sigma)
+
+
 def test_transit_model_prefers_the_learned_transit_time():
     rng = np.random.default_rng(1)
     links = rng.normal(20.0, 2.0, 12)
