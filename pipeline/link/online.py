@@ -96,7 +96,9 @@ class OnlineLinker:
         self._linkable.extend((idx, t) for idx, t, _ in items)
         self._now = max(self._now, *(t.end_t for _, t, _ in items))
         recent = self._linkable[-HISTORY:]
-        labels, evidence, self.operating_point = link_offline([t for _, t in recent], self.config, self.rules)
+        labels, evidence, self.operating_point = link_offline(
+            [t for _, t in recent], self.config, self.rules, final=False
+        )
         row = {idx: r for r, (idx, _) in enumerate(recent)}
         out = []
         for idx, t, cam in items:

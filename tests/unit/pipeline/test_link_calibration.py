@@ -114,6 +114,33 @@ def test_calibrated_linking_recovers_people_for_any_cosine_scale(scale, shift):
     assert fixed and lk.operating_point.cross_camera["cam1~cam2"]["threshold"] != 0.5
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_short_clip_whose_true_pairs_are_many_of_its_pairs_still_links(seed):
+    """12 people seen by both cameras, 144 camera pairs: the 12 true ones are 8% of the negative
+    sample and sat above its 90th percentile, so the tail's width was theirs and almost nobody was
+    linked (1, 12 and 1 of 12 before). Read below the share the true pairs can have, all are."""
+    rng = np.random.default_rng(seed)
+    protos = rng.standard_normal((12, 64))
+    ts = []
+    for p in range(12):
+        for cam, t0 in (("cam1", 4.0 * p), ("cam2", 4.0 * p + 20.0)):
+            f = protos[p] + 1.2 * rng.standard_normal(64)  # a weak embedder: true pairs at cosine ~0.4
+            pts = [TrackPoint(frame=int((t0 + t) * 10), t=t0 + t, bbox=(0, 0, 10, 30), score=0.9) for t in range(9)]
+            ts.append(Tracklet(camera=cam, track=p + 1, points=pts, qualities=[0.5] * 4, feature=f, closed=True))
+    idents = Linker(LinkerConfig(refine=True), ["cam1", "cam2"]).link(ts)
+    tracks = [{t.track for t in i.tracklets} for i in idents]
+    assert all(len(t) == 1 for t in tracks)  # nobody linked to somebody else
+    assert sum(len(i.tracklets) == 2 for i in idents) == 12
+
+
+def test_tail_quantile_stays_above_the_share_of_true_pairs():
+    from reidpipe.pipeline.link.calibration import tail_quantile
+
+    assert tail_quantile(0.0) == tail_quantile(0.04) == 0.9  # a long run: the 90th percentile
+    assert tail_quantile(0.08) == pytest.approx(0.84)  # at most half of what lies above are true pairs
+    assert tail_quantile(0.5) == 0.75
+
+
 def test_too_little_to_calibrate_falls_back_and_says_so():
     ts = _people(1.0, 0.0, n=4)
     lk = Linker(LinkerConfig(refine=True, fallback_similarity=0.3), ["cam1", "cam2"])
