@@ -133,6 +133,7 @@ class PositiveModel:
         lower: np.ndarray | float | None = None,
         prior: np.ndarray | None = None,
         dof: np.ndarray | None = None,
+        keep: int = 1,
     ) -> PositiveModel:
         """Fit on the confident links' z-scores. Confident links are those above a level (``lower``:
         each one's, or one for all), so they are the upper part of the true links, not a sample of
@@ -141,7 +142,7 @@ class PositiveModel:
         sample). Measured: twin_2cam MTMC IDF1 0.917 -> 0.938, twin_overlap 0.925 -> 0.977 (OSNet).
 
         With ``prior`` (each confident link's prior log-odds) and ``dof`` (its negative model's), the
-        fit must leave the strongest confident link a link on appearance alone (see
+        fit must leave the ``keep`` strongest confident links links on appearance alone (see
         :func:`_truncated_normal_fit`)."""
         z = np.asarray(z_confident, np.float64)
         if z.size < MIN_CONFIDENT:
@@ -150,12 +151,13 @@ class PositiveModel:
             return cls(mu=float(np.mean(z)), sigma=max(1.0, float(np.std(z))), n=int(z.size))
         lower = np.broadcast_to(np.asarray(lower, np.float64), z.shape)
 
-        def strongest_odds(theta) -> float:  # the best posterior log-odds among the confident links
+        def kept_odds(theta) -> float:  # the keep-th best posterior log-odds among the confident links
             if prior is None:
                 return 0.0
-            return float(np.max(prior + norm.logpdf(z, theta[0], theta[1]) - negative_logpdf(z, dof)))
+            odds = prior + norm.logpdf(z, theta[0], theta[1]) - negative_logpdf(z, dof)
+            return float(np.sort(odds)[-min(max(keep, 1), odds.size)])
 
-        mu, sigma = _truncated_normal_fit(z, lower, strongest_odds)
+        mu, sigma = _truncated_normal_fit(z, lower, kept_odds)
         return cls(mu=mu, sigma=sigma, n=int(z.size))
 
     def llr(self, z, dof: int | None = None):
@@ -173,12 +175,16 @@ def _truncated_normal_fit(z: np.ndarray, lower: np.ndarray, odds=None) -> tuple[
     finite optimum: the bounds keep the answer where the data say anything).
 
     ``odds(theta)``, when given, must stay >= 0: the confident links are what the model is fitted on
-    as true links, so a model under which not even the strongest of them is a link contradicts its
-    own sample. Without it, a few links just above their level fit best with most of the normal far
-    below it: on twin_2cam's second half (its tracklets of frames 450-899 linked alone), 4 confident
-    links gave mu 0.25, no cosine reached odds of 1 and not one link was made (MTMC IDF1 0.713; with
-    the bound 0.884). The full twins never meet the bound: none of their nine runs (three embedders
-    or detectors, three twins), offline or online, changed."""
+    as true links, so a model under which they are not links contradicts its own sample. Without it,
+    a few links just above their level fit best with most of the normal far below it:
+    - on twin_2cam's second half (its tracklets of frames 450-899 linked alone), 4 confident links
+      gave mu 0.25: no cosine reached odds of 1 and not one link was made (MTMC IDF1 0.713; with the
+      strongest kept a link 0.884);
+    - with the YOLOX detector, on cam2 and cam3 of twin_3cam alone, 5 confident links gave mu -0.12,
+      sigma 1.4: only cosines above 0.59 linked, 7 of 16 true links (0.742; with half of them kept
+      links 0.852).
+    The full twins never meet the bound: none of their nine runs (three embedders or detectors,
+    three twins), offline or online, changed."""
     from scipy.optimize import minimize
 
     def nll(theta):
@@ -189,8 +195,7 @@ def _truncated_normal_fit(z: np.ndarray, lower: np.ndarray, odds=None) -> tuple[
     bounds = [(float(lower.min()) - 5.0, float(z.max())), (1.0, 5.0)]
     res = minimize(nll, start, method="L-BFGS-B", bounds=bounds)
     if odds is not None and odds(res.x) < 0:
-        # from a normal centred on the strongest link (where its odds are highest), the best fit
-        # that keeps them >= 0
+        # from a normal centred on the strongest link, the best fit that keeps the odds >= 0
         res = minimize(
             nll, [float(z.max()), 1.0], method="SLSQP", bounds=bounds, constraints=[{"type": "ineq", "fun": odds}]
         )

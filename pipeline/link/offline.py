@@ -272,8 +272,10 @@ def _mutual_best(c: Candidates, sel: np.ndarray) -> np.ndarray:
     )
 
 
-def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig):
-    """Confident links -> the positive model and each camera pair's transit model."""
+def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig, final: bool = True):
+    """Confident links -> the positive model and each camera pair's transit model. The positive model
+    must leave half the confident links links on appearance alone (an online solution: the strongest
+    one; the caution of :func:`_pair_negatives`: with half, online twin_2cam fell 0.944 -> 0.908)."""
     z_conf = np.array([cal.bonferroni_z(int(round(m["k"])), _dof(m)) for m in models] or [0.0])
     confident = np.zeros(c.i.size, bool)
     high = np.flatnonzero(np.nan_to_num(c.z, nan=-np.inf) >= z_conf[c.pair] if c.i.size else confident)
@@ -286,6 +288,7 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig):
         lower=z_conf[pair],
         prior=cal.prior_log_odds(np.array([m["k"] for m in models])[pair]),
         dof=np.array([_dof(models[p]) for p in pair.tolist()], np.float64),
+        keep=(pair.size + 1) // 2 if final else 1,
     )
     transits = [
         TransitModel(c.gap[confident & (c.pair == k)], m["background"]) if config.transit_evidence else None
@@ -324,7 +327,9 @@ def _appearance_threshold(neg, positive, k: float) -> float:
     return neg.cosine(float(zs[ok[0]])) if ok.size else float("inf")
 
 
-def _decide(c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Constraints, op) -> Groups:
+def _decide(
+    c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Constraints, op, final: bool = True
+) -> Groups:
     """Merge camera clusters into identities, most probable links first. With calibration, in rounds:
     the links of a round leave fewer alternatives to the rest (their prior odds rise), until a round
     adds no link."""
@@ -335,7 +340,7 @@ def _decide(c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Co
     if not calibrated.any():
         _merge_in_order(groups, c, plain, rules)
         return groups
-    positive, transits, z_conf = _fit_evidence(c, models, config)
+    positive, transits, z_conf = _fit_evidence(c, models, config, final)
     k = np.array([m["k"] for m in models])
     identities = Identities(cl, models, positive, transits)
     while True:
@@ -553,7 +558,7 @@ def link_offline(
         groups, in_pairs = _merge_in_camera(p, config, rules, rng, op)
         cl = _clusters(p, groups)
         cand, models = _cross_candidates(cl, config, rules, rng, op, final)
-    identities = _decide(cand, cl, models, config, rules, op)
+    identities = _decide(cand, cl, models, config, rules, op, final)
     labels = identities.labels()[cl.of] if cl.of.size else np.zeros(0, np.int64)
     if op.mode == "calibrated" and op.notes:
         op.mode = "partly_fallback"

@@ -72,6 +72,19 @@ def test_positive_model_keeps_its_strongest_confident_link_a_link():
     assert (same.mu, same.sigma) == (unbounded.mu, unbounded.sigma)
 
 
+def test_positive_model_can_be_made_to_keep_half_its_confident_links_links():
+    """Five confident links, one far above the rest (the YOLOX detector on two cameras of twin_3cam):
+    keeping the strongest a link still leaves the third, at z 2.95, far below odds of 1 (a normal
+    of mu -1.5 and sigma 1.7); keeping three makes it one."""
+    level, z = 2.794, np.array([2.82, 2.86, 2.95, 3.05, 4.6])
+    prior, dof = np.full(5, -np.log(18)), np.full(5, 287.0)
+    one = PositiveModel.fit(z, default_mu=4.0, lower=level, prior=prior, dof=dof, keep=1)
+    three = PositiveModel.fit(z, default_mu=4.0, lower=level, prior=prior, dof=dof, keep=3)
+    assert prior[0] + one.llr(2.95, 287) < -2 and prior[0] + one.llr(4.6, 287) > -1e-6
+    assert prior[0] + three.llr(2.95, 287) == pytest.approx(0.0, abs=0.05)
+    assert three.mu > one.mu + 2
+
+
 def test_transit_model_prefers_the_learned_transit_time():
     rng = np.random.default_rng(1)
     links = rng.normal(20.0, 2.0, 12)
