@@ -52,11 +52,13 @@ SAMPLE_PAIRS = 4096  # at most this many pairs per negative sample (random, repr
 
 @dataclass
 class NegativeModel:
-    """Robust normal fit of "different people" similarities: ``median`` and ``scale`` (1.4826 MAD)."""
+    """Robust normal fit of "different people" similarities: ``median`` and ``scale`` (1.4826 MAD, or
+    the upper tail's width read at ``quantile``)."""
 
     median: float
     scale: float
     n: int
+    quantile: float = 0.9
 
     @classmethod
     def fit(cls, sims: np.ndarray, matches: float = 0.0) -> NegativeModel | None:
@@ -71,7 +73,7 @@ class NegativeModel:
         # bulk's width; the decisions live in that tail, so its own width counts too
         q = tail_quantile(matches / sims.size)
         upper = (float(np.quantile(sims, q)) - med) / float(norm.isf(1.0 - q))
-        return cls(median=med, scale=max(mad, upper, 1e-4), n=int(sims.size))
+        return cls(median=med, scale=max(mad, upper, 1e-4), n=int(sims.size), quantile=q)
 
     @property
     def dof(self) -> int:
@@ -86,7 +88,12 @@ class NegativeModel:
         return float(self.median + z * self.scale)
 
     def to_json(self) -> dict[str, Any]:
-        return {"median": round(self.median, 4), "scale": round(self.scale, 4), "pairs": self.n}
+        return {
+            "median": round(self.median, 4),
+            "scale": round(self.scale, 4),
+            "pairs": self.n,
+            "tail_quantile": round(self.quantile, 3),
+        }
 
 
 def tail_quantile(share: float) -> float:
@@ -124,6 +131,7 @@ class PositiveModel:
     mu: float
     sigma: float
     n: int = 0
+    bounded: bool = False  # the fit was held so that its confident links stay links
 
     @classmethod
     def fit(
@@ -157,8 +165,8 @@ class PositiveModel:
             odds = prior + norm.logpdf(z, theta[0], theta[1]) - negative_logpdf(z, dof)
             return float(np.sort(odds)[-min(max(keep, 1), odds.size)])
 
-        mu, sigma = _truncated_normal_fit(z, lower, kept_odds)
-        return cls(mu=mu, sigma=sigma, n=int(z.size))
+        mu, sigma, bounded = _truncated_normal_fit(z, lower, kept_odds)
+        return cls(mu=mu, sigma=sigma, n=int(z.size), bounded=bounded)
 
     def llr(self, z, dof: int | None = None):
         """log N(z; mu, sigma) - log p_negative(z) (see :func:`negative_logpdf`)."""
@@ -166,13 +174,19 @@ class PositiveModel:
         return norm.logpdf(z, self.mu, self.sigma) - negative_logpdf(z, dof)
 
     def to_json(self) -> dict[str, Any]:
-        return {"mu": round(self.mu, 3), "sigma": round(self.sigma, 3), "confident_links": self.n}
+        return {
+            "mu": round(self.mu, 3),
+            "sigma": round(self.sigma, 3),
+            "confident_links": self.n,
+            "bounded": self.bounded,
+        }
 
 
-def _truncated_normal_fit(z: np.ndarray, lower: np.ndarray, odds=None) -> tuple[float, float]:
+def _truncated_normal_fit(z: np.ndarray, lower: np.ndarray, odds=None) -> tuple[float, float, bool]:
     """Maximum-likelihood (mu, sigma) of a normal seen only above ``lower`` (per value), sigma in
     [1, 5] and mu no further than 5 below the lowest level (a sample that hugs its level has no
-    finite optimum: the bounds keep the answer where the data say anything).
+    finite optimum: the bounds keep the answer where the data say anything), and whether ``odds``
+    held it.
 
     ``odds(theta)``, when given, must stay >= 0: the confident links are what the model is fitted on
     as true links, so a model under which they are not links contradicts its own sample. Without it,
@@ -194,13 +208,14 @@ def _truncated_normal_fit(z: np.ndarray, lower: np.ndarray, odds=None) -> tuple[
     start = [float(np.mean(z)), max(1.0, min(5.0, float(np.std(z))))]
     bounds = [(float(lower.min()) - 5.0, float(z.max())), (1.0, 5.0)]
     res = minimize(nll, start, method="L-BFGS-B", bounds=bounds)
-    if odds is not None and odds(res.x) < 0:
+    bounded = odds is not None and odds(res.x) < 0
+    if bounded:
         # from a normal centred on the strongest link, the best fit that keeps the odds >= 0
         res = minimize(
             nll, [float(z.max()), 1.0], method="SLSQP", bounds=bounds, constraints=[{"type": "ineq", "fun": odds}]
         )
     mu, sigma = (float(v) for v in res.x)
-    return mu, sigma
+    return mu, sigma, bounded
 
 
 def prior_log_odds(k: float | np.ndarray):

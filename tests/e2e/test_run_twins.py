@@ -117,6 +117,8 @@ def test_a_short_clip_links_its_people(tmp_path, capsys, twin, second, idf1, lin
     res = score(out / "trajectories.json", gt)
     assert res["multi_camera"]["IDF1"] >= idf1 and res["links"]["f1"] >= link_f1, (res["multi_camera"], res["links"])
     assert res["links"]["precision"] == 1.0
+    linker = read_trajectories(out / "trajectories.json")["linker"]  # the tail was read below the 90th
+    assert all(m["tail_quantile"] < 0.9 for m in linker["cross_camera"].values())
 
 
 def test_no_interpolate_outputs_only_the_detections_and_scores_them(tmp_path, capsys):

@@ -64,12 +64,13 @@ def test_positive_model_keeps_its_strongest_confident_link_a_link():
     assert free.mu < 0.5 and (prior[0] + free.llr(z) < 0).all()
     assert prior[0] + bounded.llr(3.30, 125) == pytest.approx(0.0, abs=0.02)
     assert prior[0] + bounded.llr(4.0, 125) > 0
+    assert bounded.bounded and not free.bounded and bounded.to_json()["bounded"] is True
     rng = np.random.default_rng(2)
     many = rng.normal(2.5, 1.0, 4000)
     many = many[many >= 2.8]
     unbounded = PositiveModel.fit(many, default_mu=4.0, lower=2.8)
     same = PositiveModel.fit(many, default_mu=4.0, lower=2.8, prior=np.full(many.size, -np.log(14)), dof=None)
-    assert (same.mu, same.sigma) == (unbounded.mu, unbounded.sigma)
+    assert (same.mu, same.sigma) == (unbounded.mu, unbounded.sigma) and not same.bounded
 
 
 def test_positive_model_can_be_made_to_keep_half_its_confident_links_links():
@@ -152,6 +153,9 @@ def test_tail_quantile_stays_above_the_share_of_true_pairs():
     assert tail_quantile(0.0) == tail_quantile(0.04) == 0.9  # a long run: the 90th percentile
     assert tail_quantile(0.08) == pytest.approx(0.84)  # at most half of what lies above are true pairs
     assert tail_quantile(0.5) == 0.75
+    sample = np.random.default_rng(0).normal(0.0, 0.1, 200)
+    assert NegativeModel.fit(sample).to_json()["tail_quantile"] == 0.9
+    assert NegativeModel.fit(sample, matches=16).to_json()["tail_quantile"] == 0.84
 
 
 def test_too_little_to_calibrate_falls_back_and_says_so():
