@@ -209,6 +209,11 @@ def test_ablation_tells_whether_reid_helps(tmp_path, capsys):
     assert rows["full"]["link_f1"] > max(rows["no calibration"]["link_f1"], rows["no transit"]["link_f1"])
     assert rows["full"]["MTMC_IDF1"] > rows["no tracklet splitting"]["MTMC_IDF1"] + 0.02
     assert rows["full"]["MTMC_IDF1"] > rows["no ReID"]["MTMC_IDF1"]
+    # the full linker on either 45 s half alone (two cameras: no camera pairs to leave out)
+    less = {r["data"]: r for r in json.loads(out.read_text())["less_data"]}
+    assert list(less) == ["first half", "last half"] and "on less data" in printed
+    assert less["first half"]["MTMC_IDF1"] >= 0.79 and less["first half"]["link_f1"] >= 0.66
+    assert less["last half"]["MTMC_IDF1"] >= 0.83 and less["last half"]["link_f1"] >= 0.79
 
 
 YOLOX = DATA / "models" / "yolox_nano.onnx"
