@@ -67,17 +67,7 @@ def ablation(config, sources: list[str], gt: list[str]) -> dict[str, Any]:
         def scored(name: str, identities: list) -> None:
             path = Path(tmp) / f"{len(rows)}.json"
             write_trajectories(path, pipe.sources, identities)
-            res = score(path, gt)
-            rows.append(
-                {
-                    "variant": name,
-                    "MTMC_IDF1": res["multi_camera"]["IDF1"],
-                    "link_precision": res["links"]["precision"],
-                    "link_recall": res["links"]["recall"],
-                    "link_f1": res["links"]["f1"],
-                    "identities": len(identities),
-                }
-            )
+            rows.append({"variant": name, **_figures(score(path, gt), identities)})
 
         tracks = tracklets
         for name, switches in VARIANTS.items():
@@ -123,10 +113,12 @@ def _score_subset(name, tracklets, link, sources, cams, gt_rows, tmp: Path) -> d
         gt.append(str(folder / f"{c}_gt.txt"))
     identities = order_identities(Linker(link, cams).link(copy.deepcopy(tracklets)))
     write_trajectories(folder / "trajectories.json", [s for s in sources if s.camera in cams], identities)
-    res = score(folder / "trajectories.json", gt)
+    return {"data": name, "tracklets": len(tracklets), **_figures(score(folder / "trajectories.json", gt), identities)}
+
+
+def _figures(res: dict[str, Any], identities: list) -> dict[str, Any]:
+    """The columns of a row from ``reidpipe score``'s result."""
     return {
-        "data": name,
-        "tracklets": len(tracklets),
         "MTMC_IDF1": res["multi_camera"]["IDF1"],
         "link_precision": res["links"]["precision"],
         "link_recall": res["links"]["recall"],
