@@ -109,7 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ablation",
         action="store_true",
         help="with --sources and --gt: run once, then link again with each source of the linker's "
-        "evidence switched off in turn and score each (does ReID help on these cameras?)",
+        "evidence switched off in turn and score each (does ReID help on these cameras?), and the "
+        "full linker on less data (each half of the run; each camera pair of 3+ cameras)",
     )
     g.add_argument(
         "--gt",
