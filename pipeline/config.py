@@ -52,6 +52,9 @@ class LinkerConfig:
     max_gap: float | None = (
         None  # seconds: an identity's sightings must each be this close to another one; None = no limit
     )
+    # body heights per second a person moves at most between two tracklets of one camera (a brisk run
+    # is ~2); faster means two people (pipeline/link/constraints.py, rule 6); None = no limit
+    max_speed: float | None = 3.0
     camera_centering: bool = (
         True  # subtract each camera's mean tracklet feature (shared lighting/background) before matching
     )

@@ -20,10 +20,17 @@ when any of these holds:
    (:meth:`Constraints.family`); two sightings of one family are two pieces. The re-entry level a
    cut was judged by moves as tracks are added (online, and offline once the pieces replace their
    track), so without this rule a later decision could join what a ``track_split`` event said were
-   two people (on the development twins none does).
+   two people (on the development twins none does);
+6. **speed** ``max_speed`` (body heights per second): consecutive sightings of one camera (by start
+   time) must be reachable on foot: from where the first was last seen to where the next was first
+   seen (box centres, in box heights) is at most ``SLACK_HEIGHTS`` plus ``max_speed`` times the gap.
+   Straight across the image is the shortest way between the two places, so this only refuses what
+   no person could do (a track that leaves at the left edge and one that enters at the right edge a
+   second later are two people). Sightings without a place (no boxes) never conflict by this rule.
 
 Every rule is written once, vectorised over arrays of sighting pairs: :meth:`Constraints.pairs` answers
-for many pairs of single sightings at once, :meth:`Constraints.groups` for two groups of any size.
+rules 1-3 for many pairs of single sightings at once, :meth:`Constraints.groups` all of them for two
+groups of any size.
 """
 
 from __future__ import annotations
@@ -34,23 +41,42 @@ import numpy as np
 
 from reidpipe.pipeline.config import LinkerConfig
 
+# rule 6: box heights a box's centre may move between two sightings of one person with no time between
+# (a box at the end of a track is often partial: occluded, or cut by the frame's edge)
+SLACK_HEIGHTS = 1.0
+PLACE_BOXES = 5  # boxes at each end of a tracklet that say where it began and ended
+NOWHERE = np.full(3, np.nan)  # the place of a sighting without boxes
+
 
 @dataclass
 class Sightings:
-    """Time intervals of a group: ``start``/``end`` in seconds and ``camera`` codes, one entry each."""
+    """Time intervals of a group: ``start``/``end`` in seconds and ``camera`` codes, one entry each, and
+    where each began and ended (``enter``/``leave``: rows of box centre x, y and box height, pixels)."""
 
     start: np.ndarray
     end: np.ndarray
     camera: np.ndarray
     family: np.ndarray  # rule 5: the track a sighting was cut from (Constraints.family)
+    enter: np.ndarray  # rule 6: (n, 3)
+    leave: np.ndarray
 
     @classmethod
-    def one(cls, start: float, end: float, camera: int, family: int) -> Sightings:
+    def one(
+        cls,
+        start: float,
+        end: float,
+        camera: int,
+        family: int,
+        enter: np.ndarray = NOWHERE,
+        leave: np.ndarray = NOWHERE,
+    ) -> Sightings:
         return cls(
             np.array([start], np.float64),
             np.array([end], np.float64),
             np.array([camera], np.int64),
             np.array([family], np.int64),
+            np.asarray(enter, np.float64).reshape(1, 3),
+            np.asarray(leave, np.float64).reshape(1, 3),
         )
 
     def __add__(self, other: Sightings) -> Sightings:
@@ -59,7 +85,27 @@ class Sightings:
             np.concatenate([self.end, other.end]),
             np.concatenate([self.camera, other.camera]),
             np.concatenate([self.family, other.family]),
+            np.concatenate([self.enter, other.enter]),
+            np.concatenate([self.leave, other.leave]),
         )
+
+
+def places(tracklets) -> tuple[np.ndarray, np.ndarray]:
+    """Where each tracklet was first and last seen (rule 6): (n, 3) rows of box centre x, y and box
+    height, the median over its first / last ``PLACE_BOXES`` boxes (a track's ends are its least sure
+    boxes: a lost track can be matched once more to someone else's box far away before it closes);
+    NaN for a tracklet without points."""
+    enter, leave = np.full((len(tracklets), 3), np.nan), np.full((len(tracklets), 3), np.nan)
+    for k, t in enumerate(tracklets):
+        if t.points:
+            enter[k] = _place([p.bbox for p in t.points[:PLACE_BOXES]])
+            leave[k] = _place([p.bbox for p in t.points[-PLACE_BOXES:]])
+    return enter, leave
+
+
+def _place(boxes) -> np.ndarray:
+    b = np.asarray(boxes, np.float64)
+    return np.median(np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 3] - b[:, 1]], axis=1), axis=0)
 
 
 class Constraints:
@@ -68,6 +114,7 @@ class Constraints:
     def __init__(self, config: LinkerConfig, cameras: list[str]):
         self.non_overlapping = bool(config.non_overlapping)
         self.max_gap = None if config.max_gap is None else float(config.max_gap)
+        self.max_speed = None if config.max_speed is None else float(config.max_speed)
         self.cameras = list(cameras)
         self._lo = np.full((0, 0), np.nan)
         self._hi = np.full((0, 0), np.nan)
@@ -122,6 +169,25 @@ class Constraints:
         dt = next_start - first_end
         return (first_cam != next_cam) & ~np.isnan(lo) & ~((lo <= dt) & (dt <= hi))
 
+    def too_fast(self, leave: np.ndarray, enter: np.ndarray, dt: np.ndarray) -> np.ndarray:
+        """Rule 6 for arrays of consecutive sightings of one camera: where the first was last seen and
+        the next first seen ((n, 3) rows: x, y, height) and the seconds between."""
+        if self.max_speed is None:
+            return np.zeros(np.shape(dt), bool)
+        height = (leave[:, 2] + enter[:, 2]) / 2
+        moved = np.hypot(enter[:, 0] - leave[:, 0], enter[:, 1] - leave[:, 1]) / height
+        return moved > SLACK_HEIGHTS + self.max_speed * np.maximum(dt, 0.0)  # NaN (no place): False
+
+    def _too_fast_together(self, m: Sightings) -> bool:
+        """Rule 6 over the sightings ``m`` of a merged group."""
+        order = np.lexsort((m.start, m.camera))
+        cam = m.camera[order]
+        step = np.flatnonzero(cam[1:] == cam[:-1])
+        if not step.size:
+            return False
+        first, nxt = order[step], order[step + 1]
+        return bool(self.too_fast(m.leave[first], m.enter[nxt], m.start[nxt] - m.end[first]).any())
+
     # ------------------------------------------------------------------ pairs and groups
     def pairs(self, s1, e1, c1, s2, e2, c2) -> np.ndarray:
         """Conflict of each pair of single sightings (arrays): rules 1-3."""
@@ -137,8 +203,9 @@ class Constraints:
         return bad
 
     def groups(self, a: Sightings, b: Sightings, one_per_camera: bool = False) -> bool:
-        """True when groups ``a`` and ``b`` cannot be one person (rules 1-3 and 5, and 4 when asked)."""
-        if one_per_camera and (a.camera[:, None] == b.camera[None, :]).any():  # tiny arrays: no set ops
+        """True when groups ``a`` and ``b`` cannot be one person (rules 1-3, 5 and 6, and 4 when asked)."""
+        same_camera = (a.camera[:, None] == b.camera[None, :]).any()  # tiny arrays: no set ops
+        if one_per_camera and same_camera:
             return True
         # rule 5 only once a track was cut: comparing families cost ~0.3 s of 60,000 merges for
         # 100,000 tracklets in `reidpipe bench --linker-only` (synthetic tracklets are never cut)
@@ -156,7 +223,7 @@ class Constraints:
             s, e, c = m.start[order], m.end[order], m.camera[order]
             if self.bad_transit(e[:-1], c[:-1], s[1:], c[1:]).any():
                 return True
-        return False
+        return bool(same_camera and self.max_speed is not None and self._too_fast_together(a + b))
 
 
 def gap(s1, e1, s2, e2):
@@ -165,4 +232,4 @@ def gap(s1, e1, s2, e2):
     return np.maximum(s1, s2) - np.minimum(e1, e2)
 
 
-__all__ = ["Constraints", "Sightings", "gap"]
+__all__ = ["SLACK_HEIGHTS", "Constraints", "Sightings", "gap", "places"]

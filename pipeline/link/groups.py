@@ -16,10 +16,16 @@ class Groups:
         code: np.ndarray,
         family: np.ndarray,
         sightings: dict[int, Sightings] | None = None,
+        enter: np.ndarray | None = None,
+        leave: np.ndarray | None = None,
     ):
-        """Items with one interval each (``starts``/``ends``/``code``/``family``), or, for the items in
-        ``sightings``, the intervals given there (an item that is itself a group)."""
+        """Items with one interval each (``starts``/``ends``/``code``/``family``, and where each began and
+        ended: ``enter``/``leave``, see :func:`.constraints.places`; unknown when not given), or, for
+        the items in ``sightings``, the intervals given there (an item that is itself a group)."""
         self.starts, self.ends, self.code, self.family = starts, ends, code, family
+        nowhere = np.full((len(starts), 3), np.nan)
+        self.enter = nowhere if enter is None else enter
+        self.leave = nowhere if leave is None else leave
         self.parent = np.arange(len(starts))
         self._sight: dict[int, Sightings] = dict(sightings or {})  # roots whose sightings are not one interval
 
@@ -35,7 +41,14 @@ class Groups:
     def sightings(self, root: int) -> Sightings:
         s = self._sight.get(root)
         if s is None:
-            s = Sightings.one(self.starts[root], self.ends[root], self.code[root], self.family[root])
+            s = Sightings.one(
+                self.starts[root],
+                self.ends[root],
+                self.code[root],
+                self.family[root],
+                self.enter[root],
+                self.leave[root],
+            )
         return s
 
     def merge(self, a: int, b: int, rules: Constraints, one_per_camera: bool = False) -> bool:

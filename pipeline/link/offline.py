@@ -32,7 +32,7 @@ import numpy as np
 
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import calibration as cal
-from reidpipe.pipeline.link.constraints import Constraints, gap
+from reidpipe.pipeline.link.constraints import Constraints, gap, places
 from reidpipe.pipeline.link.evidence import MAX_LLR, TransitModel
 from reidpipe.pipeline.link.features import camera_means, centred, group_features, group_sums, unit_rows
 from reidpipe.pipeline.link.groups import Groups
@@ -53,6 +53,8 @@ class Problem:
     code: np.ndarray  # camera codes (indices into Constraints.cameras)
     family: np.ndarray  # the pieces of one cut track share one (Constraints.family)
     cameras: list[str]
+    enter: np.ndarray  # where each was first and last seen (constraints.places)
+    leave: np.ndarray
 
 
 @dataclass
@@ -74,6 +76,7 @@ def _prepare(tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints
     X = unit_rows([t.feature for t in tracklets])
     if config.camera_centering and len(tracklets):
         X = centred(X, code, camera_means(X, code, len(cams)))
+    enter, leave = places(tracklets)
     return Problem(
         X=X,
         w=np.array([t.weight for t in tracklets], np.float32),
@@ -82,6 +85,8 @@ def _prepare(tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints
         code=code,
         family=np.array([rules.family(t) for t in tracklets], np.int64),
         cameras=cams,
+        enter=enter,
+        leave=leave,
     )
 
 
@@ -159,7 +164,7 @@ def reentry_levels(
 
 
 def _merge_in_camera(p: Problem, config: LinkerConfig, rules: Constraints, rng, op) -> tuple[Groups, list]:
-    groups = Groups(p.starts, p.ends, p.code, p.family)
+    groups = Groups(p.starts, p.ends, p.code, p.family, enter=p.enter, leave=p.leave)
     pairs = []
     for c in np.unique(p.code):
         idx = np.flatnonzero(p.code == c)

@@ -37,7 +37,7 @@ import numpy as np
 
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link.calibration import OperatingPoint
-from reidpipe.pipeline.link.constraints import Constraints, Sightings
+from reidpipe.pipeline.link.constraints import Constraints, Sightings, places
 from reidpipe.pipeline.link.offline import link_offline
 from reidpipe.pipeline.types import LinkEvidence, Tracklet
 
@@ -70,8 +70,12 @@ class OnlineLinker:
         self.identities.append(ident)
         return ident
 
+    def _sighting(self, t: Tracklet, cam: int) -> Sightings:
+        enter, leave = places([t])
+        return Sightings.one(t.start_t, t.end_t, cam, self.rules.family(t), enter[0], leave[0])
+
     def _join(self, idx: int, t: Tracklet, cam: int, ident: _Identity) -> int:
-        one = Sightings.one(t.start_t, t.end_t, cam, self.rules.family(t))
+        one = self._sighting(t, cam)
         ident.sightings = one if ident.sightings is None else ident.sightings + one
         ident.members.append(idx)
         self._of[idx] = ident.index
@@ -126,7 +130,7 @@ class OnlineLinker:
         mates = [
             self.root(self._of[idx]) for q, (idx, _) in enumerate(recent) if labels[q] == labels[r] and idx in self._of
         ]
-        one = Sightings.one(t.start_t, t.end_t, cam, self.rules.family(t))
+        one = self._sighting(t, cam)
         for gid in sorted(set(mates), key=lambda g: (-mates.count(g), g)):
             ident = self.identities[gid]
             assert ident.sightings is not None  # an identity in _of has joined a tracklet

@@ -165,6 +165,13 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         help="a tracklet may only join an identity seen within this many seconds (default: no limit)",
     )
     g.add_argument(
+        "--max-speed",
+        type=float,
+        metavar="HEIGHTS_PER_S",
+        help="body heights per second a person moves at most between two tracks of one camera: a track "
+        "that starts farther from where another ended is someone else (default: 3; 0: no limit)",
+    )
+    g.add_argument(
         "--non-overlapping",
         action="store_true",
         default=None,
@@ -357,6 +364,8 @@ def config_from_args(args: argparse.Namespace):
         link["split"] = False
     if args.link_window is not None:
         link["max_gap"] = args.link_window
+    if args.max_speed is not None:
+        link["max_speed"] = args.max_speed or None  # 0: no limit
     if link:
         over["link"] = link
     engine = {

@@ -91,7 +91,7 @@ def test_generated_malformed_det_files_are_each_one_line_exit_5(tmp_path, capsys
 
 
 INT_FLAGS = ["--stride", "--max-frames", "--track-lost-frames", "--embed-batch", "--sample-every", "--bank-size"]
-FLOAT_FLAGS = ["--conf", "--link-threshold", "--link-window"]
+FLOAT_FLAGS = ["--conf", "--link-threshold", "--link-window", "--max-speed"]
 FLAG_CASES = (
     [(f, v) for f in INT_FLAGS for v in ["0", "-1", "-100", "x", "1.5", "nan", ""]]
     + [(f, v) for f in FLOAT_FLAGS for v in ["nan", "inf", "-inf", "-1", "1e400", "x", ""]]

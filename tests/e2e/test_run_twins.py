@@ -239,12 +239,14 @@ def test_yolox_detector_row_twin_2cam(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.skipif(not OMZ.exists(), reason="../shared/data/models/person-reidentification-retail-0277 is absent")
 def test_second_embedder_same_default_flags_twin_2cam(tmp_path, capsys):
-    """The same default flags with Intel's OpenVINO person-reidentification-retail-0277: 0.921 / 0.895
-    (target 0.93 / 0.85: MTMC IDF1 not reached)."""
+    """The same default flags with Intel's OpenVINO person-reidentification-retail-0277: 0.945 / 0.919
+    (target 0.93 / 0.85). Its centred cosines are small, so cam1's re-entry level is low (0.36): a
+    track that left at the left edge and one that entered at the right edge 1.1 s later were merged
+    as one person (0.921 / 0.895) until rule 6 of the constraints (a person's speed) refused it."""
     pytest.importorskip("openvino", reason="the optional package openvino (reidpipe[openvino]) is not installed")
     data, res = run_twin_with("twin_2cam", tmp_path / "out", OMZ)
     capsys.readouterr()
-    assert res["multi_camera"]["IDF1"] >= 0.92 and res["links"]["f1"] >= 0.89, (res["multi_camera"], res["links"])
+    assert res["multi_camera"]["IDF1"] >= 0.94 and res["links"]["f1"] >= 0.91, (res["multi_camera"], res["links"])
     assert data["linker"]["mode"] == "calibrated"
 
 

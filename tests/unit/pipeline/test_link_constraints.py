@@ -182,3 +182,53 @@ def test_camera_centering_removes_what_a_camera_shares(refine):
             assert owner.setdefault(gid, p) == p
     # every person is linked across the cameras
     assert all(ids[("cam1", p)] == ids[("cam2", p)] for p in range(first, n + 1))
+
+
+def walker(track: int, t0: float, t1: float, x0: float, x1: float, f: np.ndarray, camera: str = "cam1") -> Tracklet:
+    """A person 150 px tall walking from x0 to x1 (box centres) between t0 and t1."""
+    pts = [
+        TrackPoint(frame=int(t * 10), t=float(t), bbox=(x - 20, 300, x + 20, 450), score=0.9)
+        for t, x in zip(np.linspace(t0, t1, 20), np.linspace(x0, x1, 20))
+    ]
+    return Tracklet(camera=camera, track=track, points=pts, bank=[], qualities=[0.5], feature=f, closed=True)
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_a_person_does_not_cross_the_image_faster_than_a_run(refine):
+    """Rule 6: one track leaves at the left edge, a look-alike enters at the right edge one second
+    later (900 px = 6 body heights): two people. Twenty seconds later it may be the same person, and
+    without the limit (``--max-speed 0``) the look-alike is merged at once."""
+    f = feat(6)
+    for later, max_speed, same in [(1.0, 3.0, False), (20.0, 3.0, True), (1.0, None, True)]:
+        lk = Linker(LinkerConfig(min_similarity=0.5, refine=refine, max_speed=max_speed), ["cam1"])
+        lk.add(walker(1, 0, 10, 500, 20, f))
+        lk.add(walker(2, 10 + later, 20 + later, 940, 500, f))
+        ids = ids_of(lk.finalize())
+        assert (ids[("cam1", 1)] == ids[("cam1", 2)]) is same, (later, max_speed)
+    # re-entry where the person left (an occlusion): merged after any gap
+    lk = Linker(LinkerConfig(min_similarity=0.5, refine=refine), ["cam1"])
+    lk.add(walker(1, 0, 10, 500, 300, f))
+    lk.add(walker(2, 10.5, 20, 280, 20, f))
+    ids = ids_of(lk.finalize())
+    assert ids[("cam1", 1)] == ids[("cam1", 2)]
+
+
+def test_speed_rule_reads_where_a_track_ended_from_its_last_boxes_and_spans_only_one_camera():
+    from reidpipe.pipeline.link.constraints import Constraints, Sightings, places
+
+    f = feat(7)
+    a, b = walker(1, 0, 10, 500, 20, f), walker(2, 11, 20, 20, 500, f)
+    a.points[-1] = TrackPoint(frame=100, t=10.0, bbox=(900, 300, 940, 450), score=0.5)  # one stray last box
+    enter, leave = places([a, b])
+    assert leave[0, 0] < 100 and leave[0, 2] == 150  # the median of the last boxes: still the left edge
+    rules = Constraints(LinkerConfig(), ["cam1", "cam2"])
+
+    def seen(t, cam, k):
+        return Sightings.one(t.start_t, t.end_t, cam, k, enter[k], leave[k])
+
+    assert not rules.groups(seen(a, 0, 0), seen(b, 0, 1))  # re-entry at the left edge, 1 s later
+    far = walker(3, 11, 20, 940, 500, f)
+    e3, l3 = places([far])
+    assert rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 0, 2, e3[0], l3[0]))  # the right edge: too fast
+    assert not rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 1, 2, e3[0], l3[0]))  # another camera
+    assert not rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 0, 2))  # no boxes: no place, no conflict

@@ -59,6 +59,8 @@ BAD_FLAGS = [
     ("--link-window", "nan"),
     ("--link-window", "inf"),
     ("--link-window", "-3"),
+    ("--max-speed", "-1"),
+    ("--max-speed", "nan"),
     ("--offsets", "nan"),
     ("--offsets", "inf"),
     ("--transit", "a:b:nan:5"),
