@@ -45,20 +45,20 @@ from reidpipe.pipeline.config import LinkerConfig
 # (a box at the end of a track is often partial: occluded, or cut by the frame's edge)
 SLACK_HEIGHTS = 1.0
 PLACE_BOXES = 5  # boxes at each end of a tracklet that say where it began and ended
-NOWHERE = np.full(3, np.nan)  # the place of a sighting without boxes
+NOWHERE = np.full(6, np.nan)  # the places of a sighting without boxes
 
 
 @dataclass
 class Sightings:
     """Time intervals of a group: ``start``/``end`` in seconds and ``camera`` codes, one entry each, and
-    where each began and ended (``enter``/``leave``: rows of box centre x, y and box height, pixels)."""
+    where each began and ended (``where``: rows of box centre x, y and box height where it was first
+    seen, then the same where it was last seen; pixels, NaN when unknown; :func:`places`)."""
 
     start: np.ndarray
     end: np.ndarray
     camera: np.ndarray
     family: np.ndarray  # rule 5: the track a sighting was cut from (Constraints.family)
-    enter: np.ndarray  # rule 6: (n, 3)
-    leave: np.ndarray
+    where: np.ndarray  # rule 6: (n, 6)
 
     @classmethod
     def one(
@@ -67,16 +67,14 @@ class Sightings:
         end: float,
         camera: int,
         family: int,
-        enter: np.ndarray = NOWHERE,
-        leave: np.ndarray = NOWHERE,
+        where: np.ndarray = NOWHERE,
     ) -> Sightings:
         return cls(
             np.array([start], np.float64),
             np.array([end], np.float64),
             np.array([camera], np.int64),
             np.array([family], np.int64),
-            np.asarray(enter, np.float64).reshape(1, 3),
-            np.asarray(leave, np.float64).reshape(1, 3),
+            np.asarray(where, np.float64).reshape(1, 6),
         )
 
     def __add__(self, other: Sightings) -> Sightings:
@@ -85,27 +83,36 @@ class Sightings:
             np.concatenate([self.end, other.end]),
             np.concatenate([self.camera, other.camera]),
             np.concatenate([self.family, other.family]),
-            np.concatenate([self.enter, other.enter]),
-            np.concatenate([self.leave, other.leave]),
+            np.concatenate([self.where, other.where]),
         )
 
 
-def places(tracklets) -> tuple[np.ndarray, np.ndarray]:
-    """Where each tracklet was first and last seen (rule 6): (n, 3) rows of box centre x, y and box
-    height, the median over its first / last ``PLACE_BOXES`` boxes (a track's ends are its least sure
-    boxes: a lost track can be matched once more to someone else's box far away before it closes);
-    NaN for a tracklet without points."""
-    enter, leave = np.full((len(tracklets), 3), np.nan), np.full((len(tracklets), 3), np.nan)
+def places(tracklets) -> np.ndarray:
+    """Where each tracklet was first and last seen (rule 6): (n, 6) rows of box centre x, y and box
+    height where it was first seen, then where it was last seen, each the median over its first /
+    last ``PLACE_BOXES`` boxes (a track's ends are its least sure boxes: a lost track can be matched
+    once more to someone else's box far away before it closes); NaN for a tracklet without points."""
+    n = len(tracklets)
+    first, last = np.full((n, PLACE_BOXES, 4), np.nan), np.full((n, PLACE_BOXES, 4), np.nan)
     for k, t in enumerate(tracklets):
         if t.points:
-            enter[k] = _place([p.bbox for p in t.points[:PLACE_BOXES]])
-            leave[k] = _place([p.bbox for p in t.points[-PLACE_BOXES:]])
-    return enter, leave
+            head, tail = t.points[:PLACE_BOXES], t.points[-PLACE_BOXES:]
+            first[k, : len(head)] = [p.bbox for p in head]
+            last[k, : len(tail)] = [p.bbox for p in tail]
+    return np.concatenate([_place(first), _place(last)], axis=1)
 
 
-def _place(boxes) -> np.ndarray:
-    b = np.asarray(boxes, np.float64)
-    return np.median(np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 3] - b[:, 1]], axis=1), axis=0)
+def _place(boxes: np.ndarray) -> np.ndarray:
+    """(n, m, 4) boxes (NaN rows: none) -> (n, 3) medians of centre x, y and height."""
+    xyh = np.stack(
+        [(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2, boxes[..., 3] - boxes[..., 1]],
+        axis=-1,
+    )
+    out = np.full((boxes.shape[0], 3), np.nan)
+    seen = ~np.isnan(xyh[:, 0, 0])  # the first box of a tracklet with points is always there
+    if seen.any():
+        out[seen] = np.nanmedian(xyh[seen], axis=1)
+    return out
 
 
 class Constraints:
@@ -186,7 +193,7 @@ class Constraints:
         if not step.size:
             return False
         first, nxt = order[step], order[step + 1]
-        return bool(self.too_fast(m.leave[first], m.enter[nxt], m.start[nxt] - m.end[first]).any())
+        return bool(self.too_fast(m.where[first, 3:], m.where[nxt, :3], m.start[nxt] - m.end[first]).any())
 
     # ------------------------------------------------------------------ pairs and groups
     def pairs(self, s1, e1, c1, s2, e2, c2) -> np.ndarray:

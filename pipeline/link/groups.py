@@ -16,16 +16,13 @@ class Groups:
         code: np.ndarray,
         family: np.ndarray,
         sightings: dict[int, Sightings] | None = None,
-        enter: np.ndarray | None = None,
-        leave: np.ndarray | None = None,
+        where: np.ndarray | None = None,
     ):
         """Items with one interval each (``starts``/``ends``/``code``/``family``, and where each began and
-        ended: ``enter``/``leave``, see :func:`.constraints.places`; unknown when not given), or, for
+        ended: ``where``, see :func:`.constraints.places`; unknown when not given), or, for
         the items in ``sightings``, the intervals given there (an item that is itself a group)."""
         self.starts, self.ends, self.code, self.family = starts, ends, code, family
-        nowhere = np.full((len(starts), 3), np.nan)
-        self.enter = nowhere if enter is None else enter
-        self.leave = nowhere if leave is None else leave
+        self.where = np.full((len(starts), 6), np.nan) if where is None else where
         self.parent = np.arange(len(starts))
         self._sight: dict[int, Sightings] = dict(sightings or {})  # roots whose sightings are not one interval
 
@@ -46,8 +43,7 @@ class Groups:
                 self.ends[root],
                 self.code[root],
                 self.family[root],
-                self.enter[root],
-                self.leave[root],
+                self.where[root],
             )
         return s
 

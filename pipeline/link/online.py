@@ -71,8 +71,7 @@ class OnlineLinker:
         return ident
 
     def _sighting(self, t: Tracklet, cam: int) -> Sightings:
-        enter, leave = places([t])
-        return Sightings.one(t.start_t, t.end_t, cam, self.rules.family(t), enter[0], leave[0])
+        return Sightings.one(t.start_t, t.end_t, cam, self.rules.family(t), places([t])[0])
 
     def _join(self, idx: int, t: Tracklet, cam: int, ident: _Identity) -> int:
         one = self._sighting(t, cam)

@@ -219,16 +219,16 @@ def test_speed_rule_reads_where_a_track_ended_from_its_last_boxes_and_spans_only
     f = feat(7)
     a, b = walker(1, 0, 10, 500, 20, f), walker(2, 11, 20, 20, 500, f)
     a.points[-1] = TrackPoint(frame=100, t=10.0, bbox=(900, 300, 940, 450), score=0.5)  # one stray last box
-    enter, leave = places([a, b])
-    assert leave[0, 0] < 100 and leave[0, 2] == 150  # the median of the last boxes: still the left edge
+    where = places([a, b])  # where first seen (x, y, height), then where last seen
+    assert where[0, 3] < 100 and where[0, 5] == 150  # the median of the last boxes: still the left edge
     rules = Constraints(LinkerConfig(), ["cam1", "cam2"])
 
     def seen(t, cam, k):
-        return Sightings.one(t.start_t, t.end_t, cam, k, enter[k], leave[k])
+        return Sightings.one(t.start_t, t.end_t, cam, k, where[k])
 
     assert not rules.groups(seen(a, 0, 0), seen(b, 0, 1))  # re-entry at the left edge, 1 s later
     far = walker(3, 11, 20, 940, 500, f)
-    e3, l3 = places([far])
-    assert rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 0, 2, e3[0], l3[0]))  # the right edge: too fast
-    assert not rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 1, 2, e3[0], l3[0]))  # another camera
+    w3 = places([far])[0]
+    assert rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 0, 2, w3))  # the right edge: too fast
+    assert not rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 1, 2, w3))  # another camera
     assert not rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 0, 2))  # no boxes: no place, no conflict
