@@ -5,7 +5,12 @@ camera) or an identity. Its sightings are arrays of (start, end, camera code). T
 when any of these holds:
 
 1. **coexistence**: a sighting of each overlaps in time in the same camera (one person is one track at
-   a time per camera), or in any two cameras with ``non_overlapping``;
+   a time per camera), or in any two cameras with ``non_overlapping``. One exception, asked for by the
+   caller (``brief`` seconds): trackers start a second track on a person before the first is dropped
+   (a false-positive box beside the person that then takes the person over, a re-spawned track), so
+   the linker lets two tracks of one camera that overlap by at most the quality gate's minimum
+   tracklet (1 s) merge when they look as alike as one person's own track at two moments
+   (offline.py, step 2). The merged identity then has two boxes at once for those frames;
 2. **linking window** ``max_gap``: the nearest sightings of the two groups are more than ``max_gap``
    seconds apart;
 3. **transit windows** ``{(camA, camB): (min_s, max_s)}``: when consecutive sightings of the merged
@@ -157,9 +162,12 @@ class Constraints:
                 self._lo[pos[a], pos[b]], self._hi[pos[a], pos[b]] = lo, hi
 
     # ------------------------------------------------------------------ the rules, vectorised
-    def coexist(self, s1, e1, c1, s2, e2, c2) -> np.ndarray:
-        """Rule 1 for arrays of sighting pairs."""
+    def coexist(self, s1, e1, c1, s2, e2, c2, brief: float = 0.0) -> np.ndarray:
+        """Rule 1 for arrays of sighting pairs (with ``brief``, overlaps up to that long in one camera
+        are allowed)."""
         overlap = (s1 <= e2) & (s2 <= e1)
+        if brief > 0:
+            overlap &= ~((c1 == c2) & (np.minimum(e1, e2) - np.maximum(s1, s2) <= brief))
         return overlap if self.non_overlapping else overlap & (c1 == c2)
 
     def too_far(self, s1, e1, s2, e2) -> np.ndarray:
@@ -209,8 +217,9 @@ class Constraints:
             )
         return bad
 
-    def groups(self, a: Sightings, b: Sightings, one_per_camera: bool = False) -> bool:
-        """True when groups ``a`` and ``b`` cannot be one person (rules 1-3, 5 and 6, and 4 when asked)."""
+    def groups(self, a: Sightings, b: Sightings, one_per_camera: bool = False, brief: float = 0.0) -> bool:
+        """True when groups ``a`` and ``b`` cannot be one person (rules 1-3, 5 and 6, and 4 when asked;
+        ``brief``: rule 1's exception)."""
         same_camera = (a.camera[:, None] == b.camera[None, :]).any()  # tiny arrays: no set ops
         if one_per_camera and same_camera:
             return True
@@ -220,7 +229,7 @@ class Constraints:
             return True
         S1, S2 = a.start[:, None], b.start[None, :]
         E1, E2 = a.end[:, None], b.end[None, :]
-        if self.coexist(S1, E1, a.camera[:, None], S2, E2, b.camera[None, :]).any():
+        if self.coexist(S1, E1, a.camera[:, None], S2, E2, b.camera[None, :], brief).any():
             return True
         if self.max_gap is not None and gap(S1, E1, S2, E2).min() > self.max_gap:
             return True

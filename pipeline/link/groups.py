@@ -47,13 +47,14 @@ class Groups:
             )
         return s
 
-    def merge(self, a: int, b: int, rules: Constraints, one_per_camera: bool = False) -> bool:
-        """Merge the groups of ``a`` and ``b`` unless they are one already or conflict."""
+    def merge(self, a: int, b: int, rules: Constraints, one_per_camera: bool = False, brief: float = 0.0) -> bool:
+        """Merge the groups of ``a`` and ``b`` unless they are one already or conflict (``brief``: see
+        :meth:`.Constraints.coexist`)."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return False
         sa, sb = self.sightings(ra), self.sightings(rb)
-        if rules.groups(sa, sb, one_per_camera=one_per_camera):
+        if rules.groups(sa, sb, one_per_camera=one_per_camera, brief=brief):
             return False
         self.parent[rb] = ra
         self._sight[ra] = sa + sb

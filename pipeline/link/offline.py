@@ -36,6 +36,7 @@ from reidpipe.pipeline.link.constraints import Constraints, gap, places
 from reidpipe.pipeline.link.evidence import MAX_LLR, TransitModel
 from reidpipe.pipeline.link.features import camera_means, centred, group_features, group_sums, unit_rows
 from reidpipe.pipeline.link.groups import Groups
+from reidpipe.pipeline.link.split import one_person_level
 from reidpipe.pipeline.neighbours import candidate_pairs, one_blas_thread
 from reidpipe.pipeline.types import LinkEvidence, Tracklet
 
@@ -53,6 +54,7 @@ class Problem:
     code: np.ndarray  # camera codes (indices into Constraints.cameras)
     family: np.ndarray  # the pieces of one cut track share one (Constraints.family)
     cameras: list[str]
+    means: np.ndarray  # each camera's mean unit feature (what centring subtracted; zeros without it)
     tracklets: list[Tracklet]  # for where each was first and last seen (constraints.places), when needed
 
 
@@ -73,8 +75,10 @@ def _prepare(tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints
     pos = {c: k for k, c in enumerate(cams)}
     code = np.array([pos[t.camera] for t in tracklets], np.int64)
     X = unit_rows([t.feature for t in tracklets])
+    means = np.zeros((len(cams), X.shape[1]), X.dtype)
     if config.camera_centering and len(tracklets):
-        X = centred(X, code, camera_means(X, code, len(cams)))
+        means = camera_means(X, code, len(cams))
+        X = centred(X, code, means)
     return Problem(
         X=X,
         w=np.array([t.weight for t in tracklets], np.float32),
@@ -83,6 +87,7 @@ def _prepare(tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints
         code=code,
         family=np.array([rules.family(t) for t in tracklets], np.int64),
         cameras=cams,
+        means=means,
         tracklets=tracklets,
     )
 
@@ -147,21 +152,17 @@ def reentry_levels(
     scratch = cal.OperatingPoint(mode="calibrated")
     rng = np.random.default_rng(0)
     p = _prepare(tracklets, config, rules)
-    X = unit_rows([t.feature for t in tracklets])
-    means = (
-        camera_means(X, p.code, len(p.cameras)) if config.camera_centering else np.zeros((len(p.cameras), X.shape[1]))
-    )
     levels, out_means = {}, {}
     for c in np.unique(p.code).tolist():
         idx = np.flatnonzero(p.code == c)
         if idx.size >= 2:
             levels[p.cameras[c]] = _in_camera_threshold(p, idx, config, rng, scratch)
-            out_means[p.cameras[c]] = means[c]
+            out_means[p.cameras[c]] = p.means[c]
     return levels, out_means
 
 
 def _merge_in_camera(p: Problem, config: LinkerConfig, rules: Constraints, rng, op) -> tuple[Groups, list]:
-    pairs = []
+    pairs, briefs = [], []
     for c in np.unique(p.code):
         idx = np.flatnonzero(p.code == c)
         if idx.size < 2:
@@ -169,11 +170,30 @@ def _merge_in_camera(p: Problem, config: LinkerConfig, rules: Constraints, rng, 
         thr = _in_camera_threshold(p, idx, config, rng, op)
         i, j, s = candidate_pairs(p.X[idx], config.knn, thr, config.backend, p.starts[idx], p.ends[idx], config.max_gap)
         pairs.append((idx[i], idx[j], s))
+        briefs.append(_brief_overlaps(p, idx, idx[i], idx[j], s, config))
     groups = Groups(p.starts, p.ends, p.code, p.family, where=_candidate_places(p, pairs))
-    for i, j, _ in pairs:
-        for a, b in zip(i.tolist(), j.tolist()):
-            groups.merge(a, b, rules)
+    for (i, j, _), brief in zip(pairs, briefs):
+        for a, b, allowed in zip(i.tolist(), j.tolist(), brief.tolist()):
+            groups.merge(a, b, rules, brief=allowed)
     return groups, pairs
+
+
+def _brief_overlaps(p: Problem, idx, i, j, s, config: LinkerConfig) -> np.ndarray:
+    """Per candidate pair of one camera, how long the two may overlap (rule 1's exception of the
+    constraints): ``min_duration`` where they overlap at most that long and look as alike as one
+    person's own track at two moments (:func:`.split.one_person_level`), else 0. Such pairs are one
+    person whom the tracker gave a second track before dropping the first: a false-positive box
+    beside the person that took the person over (twin_3cam, cam1), a re-spawned track. All of the
+    twins' runs hold one to five (cosine 0.86-0.95); the different people's pairs that overlap
+    that briefly and pass the re-entry level reach 0.59."""
+    out = np.zeros(i.size)
+    overlap = np.minimum(p.ends[i], p.ends[j]) - np.maximum(p.starts[i], p.starts[j])
+    brief = (overlap >= 0) & (overlap <= config.min_duration)
+    if brief.any():
+        level = one_person_level([p.tracklets[r] for r in idx.tolist()], p.means[int(p.code[idx[0]])])
+        if level is not None:
+            out[brief & (s >= level)] = config.min_duration
+    return out
 
 
 def _candidate_places(p: Problem, pairs: list) -> np.ndarray:

@@ -70,6 +70,12 @@ class OnlineLinker:
         self.identities.append(ident)
         return ident
 
+    @property
+    def _brief(self) -> float:
+        """Overlaps in one camera the solutions may have allowed (rule 1's exception, offline.py step
+        2): what a solution put together, the online identities may hold."""
+        return self.config.min_duration
+
     def _sighting(self, t: Tracklet, cam: int) -> Sightings:
         return Sightings.one(t.start_t, t.end_t, cam, self.rules.family(t), places([t])[0])
 
@@ -133,7 +139,7 @@ class OnlineLinker:
         for gid in sorted(set(mates), key=lambda g: (-mates.count(g), g)):
             ident = self.identities[gid]
             assert ident.sightings is not None  # an identity in _of has joined a tracklet
-            if not self.rules.groups(ident.sightings, one):
+            if not self.rules.groups(ident.sightings, one, brief=self._brief):
                 return ident
         return self._new()
 
@@ -171,7 +177,7 @@ class OnlineLinker:
 
     def _merge_pair(self, into: _Identity, other: _Identity) -> None:
         assert into.sightings is not None and other.sightings is not None
-        if self.rules.groups(into.sightings, other.sightings):  # a constraint forbids it
+        if self.rules.groups(into.sightings, other.sightings, brief=self._brief):  # a constraint forbids it
             return
         into.sightings = into.sightings + other.sightings
         into.members.extend(other.members)

@@ -152,16 +152,34 @@ def _split_similarity(t: Tracklet, mean: np.ndarray) -> float | None:
     return None if best is None else best[1]
 
 
-def _camera_rule(tracks: list[Tracklet], mean: np.ndarray, level: float, report: SplitReport, cam: str):
+def _one_person_sample(tracks: list[Tracklet], mean: np.ndarray) -> tuple[int, float, float, float] | None:
+    """Steps 1-2: (tracks, median, scale, Bonferroni z) of the camera's "one person at two moments"
+    sample, None with fewer than ``MIN_TRACKS`` tracks to compare."""
     sims = np.array([s for s in (_split_similarity(t, mean) for t in tracks) if s is not None])
     if sims.size < MIN_TRACKS:
-        report.cameras[cam] = {"tracks": int(sims.size), "note": f"fewer than {MIN_TRACKS} tracks to compare: no cut"}
         return None
     med = float(np.median(sims))
     scale = max(float(np.median(np.abs(sims - med))) * 1.4826, 1e-3)
-    z = cal.bonferroni_z(int(sims.size))
+    return int(sims.size), med, scale, cal.bonferroni_z(int(sims.size))
+
+
+def one_person_level(tracks: list[Tracklet], mean: np.ndarray) -> float | None:
+    """The cosine (camera-centred with ``mean``) below which two sightings look less alike than one
+    person's own track at two moments: the level under which step 3 cuts a track (a low outlier of
+    the camera's sample), without the re-entry condition. None when the camera has too few tracks."""
+    fit = _one_person_sample(tracks, mean)
+    return None if fit is None else fit[1] - fit[3] * fit[2]
+
+
+def _camera_rule(tracks: list[Tracklet], mean: np.ndarray, level: float, report: SplitReport, cam: str):
+    fit = _one_person_sample(tracks, mean)
+    if fit is None:
+        n = sum(_split_similarity(t, mean) is not None for t in tracks)
+        report.cameras[cam] = {"tracks": n, "note": f"fewer than {MIN_TRACKS} tracks to compare: no cut"}
+        return None
+    n, med, scale, z = fit
     report.cameras[cam] = {
-        "tracks": int(sims.size),
+        "tracks": n,
         "median": round(med, 4),
         "scale": round(scale, 4),
         "z": round(z, 3),
@@ -273,5 +291,6 @@ __all__ = [
     "SplitReport",
     "add_crop",
     "candidate_segments",
+    "one_person_level",
     "split_tracklets",
 ]

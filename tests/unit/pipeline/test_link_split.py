@@ -5,6 +5,7 @@ whose look drifts (turning, partial views) is never cut."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.export import trajectories_dict
@@ -167,3 +168,37 @@ def test_pieces_say_where_they_come_from_in_trajectories_json():
             "left_out": 4,
         }
     ]
+
+
+def _second_track_scene(overlap_s: float, same_person: bool = True, seed: int = 0):
+    """``_scene`` without swaps, where the tracker gave person 6 a second track in cam1 before dropping
+    the first (track 99 starts ``overlap_s`` seconds before track 7 ends and goes on with the person;
+    ``same_person=False``: a look-alike of nobody in the scene instead)."""
+    rng = np.random.default_rng(seed + 100)
+    tracks = _scene(seed=seed, swap=False)
+    first = next(t for t in tracks if t.key == ("cam1", 7))
+    keep = [p for p in first.points if p.t <= first.start_t + 8.0]
+    look = first.feature if same_person else _unit(rng.standard_normal(DIM))
+    first = _track("cam1", 7, first.start_t, [first.feature] * (len(keep) // 5 + 1), rng)
+    second = _track("cam1", 99, first.end_t - overlap_s, [look] * 20, rng)
+    return [t for t in tracks if t.key != ("cam1", 7)] + [first, second]
+
+
+@pytest.mark.parametrize("refine", [True, False])
+def test_a_second_track_the_tracker_started_before_dropping_the_first_joins_it(refine):
+    """Rule 1's exception: two tracks of one camera that overlap by at most the quality gate's minimum
+    tracklet (1 s) and look as alike as one person's own track at two moments are one person, whom
+    the tracker gave a second track (a false-positive box that took the person over, a re-spawned
+    track). Overlapping longer, or looking like someone else, they stay two. Online (tracks closing
+    one by one) as offline."""
+
+    def together(overlap_s, same_person=True):
+        linker = Linker(LinkerConfig(refine=refine), ["cam1", "cam2"])
+        for t in sorted(_second_track_scene(overlap_s, same_person), key=lambda t: t.end_t):
+            linker.add_many(linker.cut([t]))
+        ids = {t.key: i.id for i in linker.finalize() for t in i.tracklets}
+        return ids[("cam1", 7)] == ids[("cam1", 99)]
+
+    assert together(0.5) and together(1.0)
+    assert not together(3.0)  # a person does not keep two tracks that long: two people
+    assert not together(0.5, same_person=False)
