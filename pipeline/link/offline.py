@@ -327,16 +327,17 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig, final
         TransitModel(c.gap[confident & (c.pair == k)], m["background"]) if config.transit_evidence else None
         for k, m in enumerate(models)
     ]
-    return positive, transits, z_conf
+    return positive, transits, z_conf, confident
 
 
 def _dof(model: dict) -> int | None:
     return model["neg"].dof if model["neg"] is not None else None
 
 
-def _log_odds(c: Candidates, k: np.ndarray, evidence: Identities) -> np.ndarray:
-    """Posterior log-odds of each candidate given ``k`` alternatives per camera pair."""
-    return cal.prior_log_odds(k[c.pair]) + evidence.llr(c.pair, np.nan_to_num(c.z), c.gap)
+def _log_odds(c: Candidates, k: np.ndarray, evidence: Identities, confident: np.ndarray) -> np.ndarray:
+    """Posterior log-odds of each candidate given ``k`` alternatives per camera pair (``confident``:
+    the candidates that are confident links)."""
+    return cal.prior_log_odds(k[c.pair]) + evidence.llr(c.pair, np.nan_to_num(c.z), c.gap, confident)
 
 
 def _free_alternatives(groups: Groups, cl: Clusters, models: list[dict], pairs: list[tuple[int, int]]) -> np.ndarray:
@@ -373,11 +374,11 @@ def _decide(
     if not calibrated.any():
         _merge_in_order(groups, c, plain, rules)
         return groups
-    positive, transits, z_conf = _fit_evidence(c, models, config, final)
+    positive, transits, z_conf, confident = _fit_evidence(c, models, config, final)
     k = np.array([m["k"] for m in models])
-    identities = Identities(cl, models, positive, transits)
+    identities = Identities(cl, models, positive, transits, (c.i[confident], c.j[confident]))
     while True:
-        score = np.where(calibrated, _log_odds(c, k, identities), plain)
+        score = np.where(calibrated, _log_odds(c, k, identities, confident), plain)
         if not _merge_in_order(groups, c, score, rules, identities):
             break
         k = _free_alternatives(groups, cl, models, [m["cams"] for m in models])
@@ -403,8 +404,12 @@ class Identities:
 
     Z_GRID = np.linspace(-10.0, 30.0, 4001)
 
-    def __init__(self, cl: Clusters, models: list[dict], positive, transits):
+    def __init__(self, cl: Clusters, models: list[dict], positive, transits, confident=None):
+        """``confident``: the confident links (cluster rows i, j), whose time evidence is read without
+        their own gap (:class:`.evidence.TransitModel`)."""
         self.cl, self.transits = cl, transits
+        i, j = confident if confident is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self.confident = {(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist())}
         n_cams = int(cl.code.max()) + 1 if cl.code.size else 0
         self.pair_of = np.full((n_cams, n_cams), -1, np.int64)
         for p, m in enumerate(models):
@@ -422,9 +427,10 @@ class Identities:
     def clusters(self, root: int) -> list[int]:
         return self.members.get(root, [root])
 
-    def llr(self, pair: np.ndarray, z: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+    def llr(self, pair: np.ndarray, z: np.ndarray, gaps: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
         """Appearance + time log-likelihood ratio of cluster pairs of camera pairs ``pair`` with z-scores
-        ``z`` and signed gaps ``gaps`` (0 for a camera pair without a negative model)."""
+        ``z`` and signed gaps ``gaps`` (0 for a camera pair without a negative model); ``own``: which
+        of them are confident links."""
         out = np.zeros(z.shape)
         for p in np.unique(pair).tolist():
             if self.table[p] is None:
@@ -432,7 +438,7 @@ class Identities:
             sel = pair == p
             out[sel] = np.interp(z[sel], self.Z_GRID, self.table[p])
             if self.transits[p] is not None:
-                out[sel] += self.transits[p].llr(gaps[sel])
+                out[sel] += self.transits[p].llr(gaps[sel], None if own is None else own[sel])
         return out
 
     def other_pairs_llr(self, ri: int, rj: int, i: int, j: int) -> float:
@@ -449,7 +455,8 @@ class Identities:
         sim = np.einsum("ij,ij->i", cl.G[u], cl.G[v])
         z = (sim - self.median[pair]) / self.scale[pair]
         gaps = gap(cl.start[u], cl.end[u], cl.start[v], cl.end[v])
-        return float(self.llr(pair, z, gaps).sum()) if pair.size else 0.0
+        own = np.array([(min(x, y), max(x, y)) in self.confident for x, y in zip(u.tolist(), v.tolist())], bool)
+        return float(self.llr(pair, z, gaps, own).sum()) if pair.size else 0.0
 
     def joined(self, root: int, ri: int, rj: int) -> None:
         together = self.clusters(ri) + self.clusters(rj)

@@ -52,14 +52,16 @@ def run_twin(twin: str, out: Path, *flags: str):
     "twin, mota, idf1, link_f1, cuts",
     [
         ("twin_2cam", {"cam1": 0.95, "cam2": 0.97}, 0.94, 0.94, 4),
-        ("twin_3cam", {"cam1": 0.96, "cam2": 0.98, "cam3": 0.96}, 0.88, 0.88, 1),
-        ("twin_overlap", {"cam1": 0.97, "cam2": 0.96}, 0.97, 0.93, 1),
+        ("twin_3cam", {"cam1": 0.96, "cam2": 0.98, "cam3": 0.96}, 0.89, 0.90, 1),
+        ("twin_overlap", {"cam1": 0.97, "cam2": 0.96}, 0.98, 0.97, 1),
     ],
 )
 def test_default_flags_track_and_link_the_people(tmp_path, capsys, twin, mota, idf1, link_f1, cuts):
     """Default flags on recordings: offline decisions calibrated from the run (refine=auto); the tracks
     the tracker carried from one person to another are cut (twin_2cam: two pairs of people who swapped
-    tracks, and two more swaps)."""
+    tracks, and two more swaps). MTMC IDF1 / link F1 0.944 / 0.947, 0.897 / 0.901, 0.982 / 0.971
+    (twin_3cam and twin_overlap 0.888 / 0.886 and 0.977 / 0.939 before a second track the tracker
+    started on a person just before dropping the first could join it)."""
     import json
 
     data, res = run_twin(twin, tmp_path / "out", "--save-mot")
@@ -143,13 +145,13 @@ def test_no_interpolate_outputs_only_the_detections_and_scores_them(tmp_path, ca
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "twin, idf1, link_f1, cut",
-    [("twin_2cam", 0.94, 0.94, True), ("twin_3cam", 0.86, 0.82, True), ("twin_overlap", 0.92, 0.90, False)],
+    [("twin_2cam", 0.94, 0.94, True), ("twin_3cam", 0.87, 0.84, True), ("twin_overlap", 0.93, 0.93, False)],
 )
 def test_online_identities_beat_the_reference_linker(tmp_path, capsys, twin, idf1, link_f1, cut):
     """`--online` (identities as tracklets close; tracks that swapped people cut as they close;
     identities merged once later evidence shows they are one person, after waiting for the tracks
-    open then to close) beats the reference linker on every twin: MTMC IDF1 0.944 / 0.863 / 0.927
-    against 0.934 (in-sample) / 0.733 / 0.812, link F1 0.947 / 0.829 / 0.906 against 0.83 / 0.49 /
+    open then to close) beats the reference linker on every twin: MTMC IDF1 0.944 / 0.871 / 0.932
+    against 0.934 (in-sample) / 0.733 / 0.812, link F1 0.947 / 0.845 / 0.939 against 0.83 / 0.49 /
     0.61."""
     import json
 
@@ -224,15 +226,16 @@ OMZ = DATA / "models" / "person-reidentification-retail-0277.xml"
 @pytest.mark.skipif(not YOLOX.exists(), reason="../shared/data/models/yolox_nano.onnx is absent")
 def test_yolox_detector_row_twin_2cam(tmp_path, capsys):
     """Issue 8's detector row: twin_2cam detected by the real YOLOX-Nano (no public detections), default
-    flags: 0.889 / 0.894 (target 0.85 / 0.70). Its tracker swaps people who walk together in cam1;
-    those tracks are cut."""
+    flags: 0.899 / 0.936 (target 0.85 / 0.70; 0.889 / 0.894 before a second track the tracker started
+    on a person just before dropping the first could join it). Its tracker swaps people who walk
+    together in cam1; those tracks are cut."""
     cams, videos, _, gt = twin_files("twin_2cam")
     out = tmp_path / "out"
     args = ["run", "--sources", *videos, "--detector", str(YOLOX), "--reid-weights", str(OSNET)]
     assert main([*args, "--output", str(out), "--no-progress"]) == 0
     capsys.readouterr()
     res = score(out / "trajectories.json", gt)
-    assert res["multi_camera"]["IDF1"] >= 0.88 and res["links"]["f1"] >= 0.89, (res["multi_camera"], res["links"])
+    assert res["multi_camera"]["IDF1"] >= 0.89 and res["links"]["f1"] >= 0.93, (res["multi_camera"], res["links"])
     assert len(read_trajectories(out / "trajectories.json")["linker"]["split"]["splits"]) >= 4
 
 

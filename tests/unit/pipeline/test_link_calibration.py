@@ -95,6 +95,18 @@ def test_transit_model_prefers_the_learned_transit_time():
     assert TransitModel(links[:2], background).llr(20.0)[0] == 0.0  # too few links: no evidence
 
 
+def test_a_confident_link_does_not_vouch_for_its_own_gap():
+    """Leave-one-out: eight confident links 15-22 s apart and one 60 s apart (two people who happened
+    to look alike): read with the others only, the odd one's gap speaks against it; the typical links
+    keep their evidence, and a candidate that is not a confident link reads the density as it is."""
+    rng = np.random.default_rng(2)
+    links = np.concatenate([rng.normal(18.0, 2.0, 8), [60.0]])
+    tm = TransitModel(links, rng.uniform(-80, 80, 2000))
+    odd, typical = tm.llr([60.0, links[0]], own=[True, True])
+    assert odd <= -2.5 < tm.llr(60.0)[0]  # with itself it was near even odds
+    assert typical > 1.0 and typical == pytest.approx(tm.llr(links[0])[0], abs=0.3)
+
+
 def _people(scale: float, shift: float, n: int = 12, dim: int = 64, seed: int = 0):
     """Two cameras, n people each visiting cam1 then cam2 (12 s transit), several at a time; features
     squeezed into an embedder's own cosine range (``scale``, ``shift``) so that fixed thresholds fail."""
