@@ -96,7 +96,8 @@ def places(tracklets) -> np.ndarray:
     """Where each tracklet was first and last seen (rule 6): (n, 6) rows of box centre x, y and box
     height where it was first seen, then where it was last seen, each the median over its first /
     last ``PLACE_BOXES`` boxes (a track's ends are its least sure boxes: a lost track can be matched
-    once more to someone else's box far away before it closes); NaN for a tracklet without points."""
+    once more to someone else's box far away before it closes); NaN for a tracklet without points or
+    whose boxes have no size."""
     n = len(tracklets)
     first, last = np.full((n, PLACE_BOXES, 4), np.nan), np.full((n, PLACE_BOXES, 4), np.nan)
     for k, t in enumerate(tracklets):
@@ -117,6 +118,7 @@ def _place(boxes: np.ndarray) -> np.ndarray:
     seen = ~np.isnan(xyh[:, 0, 0])  # the first box of a tracklet with points is always there
     if seen.any():
         out[seen] = np.nanmedian(xyh[seen], axis=1)
+    out[~(out[:, 2] > 0)] = np.nan  # boxes without a size (a gallery's stored tracklets): no place
     return out
 
 

@@ -232,3 +232,7 @@ def test_speed_rule_reads_where_a_track_ended_from_its_last_boxes_and_spans_only
     assert rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 0, 2, w3))  # the right edge: too fast
     assert not rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 1, 2, w3))  # another camera
     assert not rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 0, 2))  # no boxes: no place, no conflict
+    stored = walker(4, 11, 20, 940, 500, f)  # a gallery's tracklet: times, no boxes of a size
+    stored.points = [TrackPoint(frame=0, t=p.t, bbox=(0.0, 0.0, 0.0, 0.0), score=1.0) for p in stored.points]
+    assert np.isnan(places([stored])).all()
+    assert not rules.groups(seen(a, 0, 0), Sightings.one(11, 20, 0, 3, places([stored])[0]))
