@@ -152,34 +152,44 @@ def _split_similarity(t: Tracklet, mean: np.ndarray) -> float | None:
     return None if best is None else best[1]
 
 
-def _one_person_sample(tracks: list[Tracklet], mean: np.ndarray) -> tuple[int, float, float, float] | None:
-    """Steps 1-2: (tracks, median, scale, Bonferroni z) of the camera's "one person at two moments"
-    sample, None with fewer than ``MIN_TRACKS`` tracks to compare."""
+@dataclass
+class _Sample:
+    """Steps 1-2: the camera's "one person at two moments" sample (``tracks`` compared) and its robust
+    fit (None with fewer than ``MIN_TRACKS``)."""
+
+    tracks: int
+    fit: tuple[float, float, float] | None  # median, scale, Bonferroni z
+
+    @property
+    def low_level(self) -> float | None:
+        """The cosine below which a similarity is a low outlier of the sample."""
+        return None if self.fit is None else self.fit[0] - self.fit[2] * self.fit[1]
+
+
+def _one_person_sample(tracks: list[Tracklet], mean: np.ndarray) -> _Sample:
     sims = np.array([s for s in (_split_similarity(t, mean) for t in tracks) if s is not None])
     if sims.size < MIN_TRACKS:
-        return None
+        return _Sample(int(sims.size), None)
     med = float(np.median(sims))
     scale = max(float(np.median(np.abs(sims - med))) * 1.4826, 1e-3)
-    return int(sims.size), med, scale, cal.bonferroni_z(int(sims.size))
+    return _Sample(int(sims.size), (med, scale, cal.bonferroni_z(int(sims.size))))
 
 
 def one_person_level(tracks: list[Tracklet], mean: np.ndarray) -> float | None:
     """The cosine (camera-centred with ``mean``) below which two sightings look less alike than one
     person's own track at two moments: the level under which step 3 cuts a track (a low outlier of
     the camera's sample), without the re-entry condition. None when the camera has too few tracks."""
-    fit = _one_person_sample(tracks, mean)
-    return None if fit is None else fit[1] - fit[3] * fit[2]
+    return _one_person_sample(tracks, mean).low_level
 
 
 def _camera_rule(tracks: list[Tracklet], mean: np.ndarray, level: float, report: SplitReport, cam: str):
-    fit = _one_person_sample(tracks, mean)
-    if fit is None:
-        n = sum(_split_similarity(t, mean) is not None for t in tracks)
-        report.cameras[cam] = {"tracks": n, "note": f"fewer than {MIN_TRACKS} tracks to compare: no cut"}
+    sample = _one_person_sample(tracks, mean)
+    if sample.fit is None:
+        report.cameras[cam] = {"tracks": sample.tracks, "note": f"fewer than {MIN_TRACKS} tracks to compare: no cut"}
         return None
-    n, med, scale, z = fit
+    med, scale, z = sample.fit
     report.cameras[cam] = {
-        "tracks": n,
+        "tracks": sample.tracks,
         "median": round(med, 4),
         "scale": round(scale, 4),
         "z": round(z, 3),
