@@ -41,6 +41,10 @@ class LinkerConfig:
     min_crops: int = 1  # embedded crops a linkable tracklet pools at least (quality gate)
     non_overlapping: bool = False  # cameras see disjoint areas: one person cannot be in two at once
     transit: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # (camA, camB) -> (min s, max s)
+    # the camera graph (``--adjacent``): the camera pairs a person goes between directly or is seen by
+    # at once, either order; None = every pair. An identity's consecutive sightings in two cameras must
+    # be such a pair or one with a transit window, and no other pair is compared (constraints.py, rule 3)
+    adjacent: list[tuple[str, str]] | None = None
     # offline re-decision of all tracklets at the end; None = auto: on when every source is a file or
     # an image folder (the whole recording is there, as offline trackers interpolate), off with a live
     # stream (identities as tracklets close)
@@ -168,6 +172,10 @@ def _apply(obj: Any, overrides: dict[str, Any], where: str) -> Any:
                 else v
                 for k, v in value.items()
             }
+        elif key == "adjacent" and isinstance(value, (list, tuple)):
+            value = [
+                tuple(p.split(":")) if isinstance(p, str) else tuple(p) if isinstance(p, list) else p for p in value
+            ]
         changes[key] = value
     return dc_replace(obj, **changes)
 

@@ -149,6 +149,20 @@ def transit(v: Any) -> str | None:
     return None
 
 
+def adjacent(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, (list, tuple)) or not v:
+        return "must be a list of camera pairs CAM_A:CAM_B"
+    for pair in v:
+        shown = ":".join(map(str, pair)) if isinstance(pair, tuple) else str(pair)
+        if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(c, str) and c for c in pair)):
+            return f"{shown!r} must be two camera names CAM_A:CAM_B"
+        if pair[0] == pair[1]:
+            return f"{shown!r} names one camera twice; a pair is two different cameras"
+    return None
+
+
 def nested(kind: type) -> Rule:
     return lambda v: None if isinstance(v, kind) else f"must be a mapping of {kind.__name__} settings"
 
@@ -207,6 +221,7 @@ def _rules() -> dict[str, Rule]:
         "link.min_similarity": number(0.0, 1.0, optional=True),
         "link.non_overlapping": boolean,
         "link.transit": transit,
+        "link.adjacent": adjacent,
         "link.refine": lambda v: None if v is None else boolean(v),
         "link.min_points": integer(1),
         "link.transit_symmetric": boolean,
@@ -273,6 +288,7 @@ FLAGS = {
     "sampler.bank": "--bank-size",
     "link.min_similarity": "--link-threshold",
     "link.transit": "--transit",
+    "link.adjacent": "--adjacent",
     "link.max_gap": "--link-window",
     "link.max_speed": "--max-speed",
     "output": "--output",
@@ -305,8 +321,8 @@ def problems(cfg: Any) -> Iterator[tuple[str, Any, str]]:
 
 
 def _shown(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return " ".join(map(str, value))
+    if isinstance(value, (list, tuple)):  # a list of values, or of camera pairs
+        return " ".join(":".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in value)
     if isinstance(value, dict):  # transit windows
         return " ".join(f"{':'.join(map(str, k))}:{':'.join(map(str, v))}" for k, v in value.items())
     return repr(value) if isinstance(value, str) and not value.strip() else str(value)

@@ -13,10 +13,13 @@ when any of these holds:
    (offline.py, step 2). The merged identity then has two boxes at once for those frames;
 2. **linking window** ``max_gap``: the nearest sightings of the two groups are more than ``max_gap``
    seconds apart;
-3. **transit windows** ``{(camA, camB): (min_s, max_s)}``: when consecutive sightings of the merged
-   group (by start time) go from camA to camB, the gap between the end of the first and the start of
-   the second must lie in the window (``transit_symmetric``: a window for (A, B) also serves B -> A
-   unless (B, A) is declared);
+3. **the camera graph and transit windows**: when consecutive sightings of the merged group (by
+   start time) go from camA to camB, the two cameras must be adjacent (``adjacent``, ``--adjacent``:
+   the pairs a person goes between directly or is seen by at once, either order; a pair with a
+   transit window is adjacent too; without it every pair is), and with a window
+   ``{(camA, camB): (min_s, max_s)}`` the gap between the end of the first and the start of the
+   second must lie in it (``transit_symmetric``: a window for (A, B) also serves B -> A unless (B, A)
+   is declared). A person may still go from A to B through a camera adjacent to both;
 4. **one per camera** (only when asked, for cross-camera links): both groups hold a sighting in the same
    camera. In-camera re-entry is decided before cross-camera association, so a cross-camera link is
    one-to-one per camera pair;
@@ -133,6 +136,8 @@ class Constraints:
         self._lo = np.full((0, 0), np.nan)
         self._hi = np.full((0, 0), np.nan)
         self._windows: dict[tuple[str, str], tuple[float, float]] = {}
+        self._graph = None if config.adjacent is None else {tuple(map(str, pair)) for pair in config.adjacent}
+        self._near: np.ndarray | None = None  # rule 3: (m, m) adjacency by camera code; None = every pair
         self._families: dict[tuple[str, int], int] = {}
         self._cut = False  # whether any piece of a cut track has been seen (rule 5 can apply)
         for (a, b), (lo, hi) in dict(config.transit or {}).items():
@@ -162,6 +167,20 @@ class Constraints:
         for (a, b), (lo, hi) in self._windows.items():
             if a in pos and b in pos:
                 self._lo[pos[a], pos[b]], self._hi[pos[a], pos[b]] = lo, hi
+        if self._graph is not None:
+            self._near = np.eye(m, dtype=bool)
+            for a, b in self._graph | set(self._windows):
+                if a in pos and b in pos:
+                    self._near[pos[a], pos[b]] = self._near[pos[b], pos[a]] = True
+
+    def adjacent(self, a: int, b: int) -> bool:
+        """Whether a person can go straight between cameras ``a`` and ``b`` (codes; rule 3)."""
+        return self._near is None or bool(self._near[a, b])
+
+    @property
+    def _steps(self) -> bool:
+        """Whether rule 3 can refuse anything."""
+        return bool(self._windows) or self._near is not None
 
     # ------------------------------------------------------------------ the rules, vectorised
     def coexist(self, s1, e1, c1, s2, e2, c2, brief: float = 0.0) -> np.ndarray:
@@ -180,11 +199,14 @@ class Constraints:
 
     def bad_transit(self, first_end, first_cam, next_start, next_cam) -> np.ndarray:
         """Rule 3 for arrays of consecutive sightings (first ends, the next starts)."""
-        if not self._windows:
-            return np.zeros(np.shape(first_end), bool)
-        lo, hi = self._lo[first_cam, next_cam], self._hi[first_cam, next_cam]
-        dt = next_start - first_end
-        return (first_cam != next_cam) & ~np.isnan(lo) & ~((lo <= dt) & (dt <= hi))
+        bad = np.zeros(np.shape(first_end), bool)
+        if self._windows:
+            lo, hi = self._lo[first_cam, next_cam], self._hi[first_cam, next_cam]
+            dt = next_start - first_end
+            bad |= (first_cam != next_cam) & ~np.isnan(lo) & ~((lo <= dt) & (dt <= hi))
+        if self._near is not None:
+            bad |= ~self._near[first_cam, next_cam]
+        return bad
 
     def too_fast(self, leave: np.ndarray, enter: np.ndarray, dt: np.ndarray) -> np.ndarray:
         """Rule 6 for arrays of consecutive sightings of one camera: where the first was last seen and
@@ -209,7 +231,7 @@ class Constraints:
     def pairs(self, s1, e1, c1, s2, e2, c2) -> np.ndarray:
         """Conflict of each pair of single sightings (arrays): rules 1-3."""
         bad = self.coexist(s1, e1, c1, s2, e2, c2) | self.too_far(s1, e1, s2, e2)
-        if self._windows:
+        if self._steps:
             first_is_1 = (s1 < s2) | ((s1 == s2) & (e1 <= e2))
             bad |= self.bad_transit(
                 np.where(first_is_1, e1, e2),
@@ -235,7 +257,7 @@ class Constraints:
             return True
         if self.max_gap is not None and gap(S1, E1, S2, E2).min() > self.max_gap:
             return True
-        if self._windows:
+        if self._steps:
             m = a + b
             order = np.lexsort((m.end, m.start))
             s, e, c = m.start[order], m.end[order], m.camera[order]

@@ -259,6 +259,8 @@ def _cross_candidates(cl: Clusters, config: LinkerConfig, rules: Constraints, rn
     parts, models = [], []
     for x, a in enumerate(cams.tolist()):
         for b in cams[x + 1 :].tolist():
+            if not rules.adjacent(a, b):  # never compared: their look-alikes calibrate nothing either
+                continue
             ia, ib = np.flatnonzero(cl.code == a), np.flatnonzero(cl.code == b)
             name = f"{rules.cameras[a]}~{rules.cameras[b]}"
             neg, bg = (None, np.zeros(0)) if fixed is not None else _pair_negatives(cl, ia, ib, config, rng, final)

@@ -180,6 +180,14 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--transit", nargs="+", metavar="A:B:MIN:MAX", help="transit-time window in seconds from camera A to camera B"
     )
+    g.add_argument(
+        "--adjacent",
+        nargs="+",
+        metavar="A:B",
+        help="the camera graph: the pairs a person goes between directly (or is seen by at once), either "
+        "order; an identity never goes straight between two other cameras, and they are never compared "
+        "(default: every pair; a --transit pair counts as adjacent)",
+    )
     mode = g.add_mutually_exclusive_group()
     mode.add_argument(
         "--refine",
@@ -249,6 +257,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="AGE",
         help="with --gallery: after the run, delete identities last seen more than AGE ago (30d, 12h, 90m, seconds)",
     )
+
+
+def _adjacent(items: list[str]) -> list[tuple[str, str]]:
+    """``A:B`` items as ``[(A, B)]``; the pairs' rule is in ``validate``."""
+    from reidpipe.errors import UsageError
+
+    out = []
+    for item in items:
+        parts = item.split(":")
+        if len(parts) != 2 or not all(parts):
+            raise UsageError(f"--adjacent {item!r}: expected CAM_A:CAM_B")
+        out.append((parts[0], parts[1]))
+    return out
 
 
 def _transit(items: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
@@ -354,6 +375,8 @@ def config_from_args(args: argparse.Namespace):
         link["non_overlapping"] = True
     if args.transit:
         link["transit"] = _transit(args.transit)
+    if getattr(args, "adjacent", None):
+        link["adjacent"] = _adjacent(args.adjacent)
     if args.refine:
         link["refine"] = True
     if getattr(args, "online", None):

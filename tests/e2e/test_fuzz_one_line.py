@@ -98,6 +98,7 @@ FLAG_CASES = (
     + [("--conf", "7"), ("--link-threshold", "1.01"), ("--link-window", "0")]
     + [("--offsets", v) for v in ["nan", "inf", "-inf", "x", "1e999"]]
     + [("--transit", v) for v in ["a:b:nan:5", "a:b:1:inf", "a:b:5:1", "a:b:-1:2", "a:b", "a:b:c:d", ":::", "a::1:2"]]
+    + [("--adjacent", v) for v in ["a", "a:b:c", ":", "a:", "a:a"]]
     + [("--names", v) for v in ["../up", "a/b", "", ".hidden", "a b", "x" * 65, "c:d", "é"]]
     + [("--device", v) for v in ["tpu", "cuda:x", "gpu", "", "CUDA"]]
     + [("--reid-input-size", v) for v in ["0 0", "-1 5", "5", "a b", "256 0"]]

@@ -73,6 +73,7 @@ def test_each_tracker_runs_end_to_end(tmp_path, capsys, scene, tracker, hota_cam
         (["--transit", "cam1:cam2:20:30"], 0),  # no transit that long: no cross-camera link is allowed
         (["--offsets", "0", "100", "--transit", "cam1:cam2:101:106"], 3),  # cam2's clock 100 s ahead
         (["--offsets", "0", "100", "--transit", "cam1:cam2:1:5"], 0),
+        (["--adjacent", "cam2:cam1"], 3),  # the camera graph, either order: the two cameras connect
     ],
 )
 def test_transit_windows_and_offsets_decide_which_cross_camera_links_exist(tmp_path, capsys, scene, flags, expected):
@@ -120,3 +121,28 @@ def test_malformed_transit_names_the_flag(tmp_path, capsys, scene):
     )
     err = capsys.readouterr().err
     assert code == 2 and "--transit 'cam1:cam2:5'" in err and "CAM_A:CAM_B:MIN_SECONDS:MAX_SECONDS" in err
+
+
+def test_adjacent_naming_an_unknown_camera_is_one_line_before_any_work(tmp_path, capsys, scene):
+    cams = scene["cameras"]
+    code = main(
+        [
+            "run",
+            "--sources",
+            *(str(scene["videos"][c]) for c in cams),
+            "--names",
+            *cams,
+            "--detections",
+            *(str(scene["det"][c]) for c in cams),
+            "--reid",
+            "hist",
+            "--adjacent",
+            "cam1:camX",
+            "--output",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("reidpipe: error:")]
+    assert code == 10 and len(err) == 1 and "--adjacent" in err[0] and "camX" in err[0], err
+    assert not (tmp_path / "o" / "trajectories.json").exists()

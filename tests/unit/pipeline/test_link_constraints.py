@@ -93,6 +93,72 @@ def test_transit_windows(refine):
     assert ids[("cam2", 1)] != ids[("cam1", 1)]
 
 
+@pytest.mark.parametrize("refine", [False, True])
+def test_the_camera_graph_lets_a_person_go_only_between_adjacent_cameras(refine):
+    """entrance - hall - exit: nobody goes from the entrance to the exit without the hall seeing them."""
+    f = feat(5)
+    cams = ["entrance", "hall", "exit"]
+    graph = [("entrance", "hall"), ("exit", "hall")]  # either order
+    for adjacent, linked in ((None, True), (graph, False)):
+        lk = Linker(LinkerConfig(min_similarity=0.5, refine=refine, adjacent=adjacent), cams)
+        lk.add(tl("entrance", 1, 0, 5, f))
+        lk.add(tl("exit", 1, 10, 15, f))  # a look-alike at the exit, never in the hall
+        ids = ids_of(lk.finalize())
+        assert (ids[("entrance", 1)] == ids[("exit", 1)]) is linked
+    lk = Linker(LinkerConfig(min_similarity=0.5, refine=refine, adjacent=graph), cams)
+    for cam, t0 in (("entrance", 0), ("hall", 8), ("exit", 16)):  # through the hall: one person
+        lk.add(tl(cam, 1, t0, t0 + 5, f))
+    assert len(set(ids_of(lk.finalize()).values())) == 1
+
+
+def test_a_pair_with_a_transit_window_is_adjacent():
+    f = feat(5)
+    cfg = LinkerConfig(
+        min_similarity=0.5, refine=True, adjacent=[("cam2", "cam3")], transit={("cam1", "cam2"): (0, 20)}
+    )
+    lk = Linker(cfg, ["cam1", "cam2", "cam3"])
+    lk.add(tl("cam1", 1, 0, 5, f))
+    lk.add(tl("cam2", 1, 10, 15, f))
+    ids = ids_of(lk.finalize())
+    assert ids[("cam1", 1)] == ids[("cam2", 1)]
+
+
+def _two_sites(seed: int = 0, n: int = 12, dim: int = 64):
+    """Site A (cam1 -> cam2, 12 s transit) and site B (cam3 -> cam4, at the same hours): nobody visits
+    both, but site B's people wear site A's uniforms (person p of B looks like person p of A)."""
+    rng = np.random.default_rng(seed)
+    protos = rng.standard_normal((n, dim))
+    out = []
+    for site, cams in enumerate((("cam1", "cam2"), ("cam3", "cam4"))):
+        for p in range(n):
+            for cam, t0 in zip(cams, (4.0 * p, 4.0 * p + 20.0)):
+                g = protos[p] + 0.7 * rng.standard_normal(dim)
+                pts = [
+                    TrackPoint(frame=int(t * 10), t=float(t), bbox=(0, 0, 10, 30), score=0.9)
+                    for t in np.linspace(t0, t0 + 8.0, 9)
+                ]
+                track = 100 * site + p + 1
+                out.append(Tracklet(camera=cam, track=track, points=pts, qualities=[0.5] * 4, feature=g, closed=True))
+    return out
+
+
+def test_cameras_that_share_nobody_are_never_compared_once_the_graph_says_so():
+    cams = ["cam1", "cam2", "cam3", "cam4"]
+
+    def sites_of(idents):
+        return [{t.track // 100 for t in i.tracklets} for i in idents]
+
+    # every pair compared: site B's look-alikes are linked to site A's people
+    assert any(len(s) == 2 for s in sites_of(Linker(LinkerConfig(refine=True), cams).link(_two_sites())))
+    lk = Linker(LinkerConfig(refine=True, adjacent=[("cam1", "cam2"), ("cam3", "cam4")]), cams)
+    idents = lk.link(_two_sites())
+    assert all(len(s) == 1 for s in sites_of(idents))
+    people = [{t.track for t in i.tracklets} for i in idents]
+    assert sum(len(p) == 1 and len(i.tracklets) == 2 for p, i in zip(people, idents)) >= 20  # most linked right
+    assert all(len(p) == 1 for p in people)
+    assert set(lk.operating_point.cross_camera) == {"cam1~cam2", "cam3~cam4"}
+
+
 def test_threshold_short_and_featureless_tracklets():
     lk = Linker(LinkerConfig(min_similarity=0.9, min_points=3), ["cam1", "cam2"])
     g1, _ = lk.add(tl("cam1", 1, 0, 5, feat(6)))
@@ -146,6 +212,8 @@ def test_add_many_assignment_is_one_to_one_and_feasible():
 def test_bad_config_and_duplicate_tracklet():
     with pytest.raises(ConfigError, match="camX"):
         Linker(LinkerConfig(transit={("cam1", "camX"): (0, 5)}), ["cam1", "cam2"])
+    with pytest.raises(ConfigError, match="--adjacent names unknown camera.*camX"):
+        Linker(LinkerConfig(adjacent=[("cam1", "camX")]), ["cam1", "cam2"])
     lk = Linker(LinkerConfig(), ["cam1"])
     lk.add(tl("cam1", 1, 0, 1, feat(1)))
     with pytest.raises(ValueError, match="cam1/1"):
