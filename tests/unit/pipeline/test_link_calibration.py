@@ -86,6 +86,24 @@ def test_positive_model_can_be_made_to_keep_half_its_confident_links_links():
     assert three.mu > one.mu + 2
 
 
+def test_positive_model_mean_stays_above_the_search_level():
+    """Eight confident links of two cameras alone (twin_3cam's cam1 and cam2, z 2.8-5.2 at level
+    2.76): fitted freely, the true links' normal is centred below the negatives' median (mu -2.2),
+    where the candidate search (z >= 1.5) never looks. With the search level as floor, a pair at
+    z 3 weighs two nats more as a link."""
+    z = np.array([5.22, 4.93, 4.29, 3.61, 3.09, 2.99, 2.92, 2.77])
+    kw = dict(default_mu=4.0, lower=2.76, prior=np.full(8, -np.log(8)), dof=np.full(8, 60.0), keep=4)
+    free, floored = PositiveModel.fit(z, **kw), PositiveModel.fit(z, **kw, floor=1.5)
+    assert free.mu < 0 and floored.mu == pytest.approx(1.5)
+    assert floored.llr(3.0, 60) > free.llr(3.0, 60) + 2.0
+    # a fit already above the floor is left as it was
+    many = np.random.default_rng(2).normal(4.0, 1.0, 400)
+    many = many[many >= 2.8]
+    a = PositiveModel.fit(many, default_mu=4.0, lower=2.8, floor=1.5)
+    b = PositiveModel.fit(many, default_mu=4.0, lower=2.8)
+    assert (a.mu, a.sigma) == pytest.approx((b.mu, b.sigma), abs=1e-4) and a.mu > 3
+
+
 def test_transit_model_prefers_the_learned_transit_time():
     rng = np.random.default_rng(1)
     links = rng.normal(20.0, 2.0, 12)
