@@ -5,9 +5,9 @@
    ends) are given to the run's :class:`~reidpipe.pipeline.link.Linker` as ordinary tracklets, on the
    run's time axis (absolute time minus the run's origin), before the run's own: the linker's
    calibration, camera centring, constraints (coexistence, the camera graph and transit windows,
-   ``--link-window``) and learned transit evidence treat them exactly as the run's. Their track numbers are negative
-   (``-row id``) so that they never collide with the run's. ``window`` is ``--link-window`` when set,
-   else :data:`DEFAULT_WINDOW`.
+   ``--link-window``) and learned transit evidence treat them exactly as the run's. Their track
+   numbers are negative (``-row id``) so that they never collide with the run's. ``window`` is
+   ``--link-window`` when set, else :data:`DEFAULT_WINDOW`.
 2. **Global ids** (:func:`assign_global_ids`): each identity the linker returns that holds gallery
    tracklets continues the stored identity most of them belong to; one stored identity is continued
    by one run identity at most (most gallery tracklets first). The gallery's tracklets are never

@@ -264,6 +264,7 @@ class OperatingPoint:
     cross_camera: dict[str, dict[str, Any]] = field(default_factory=dict)
     positive: PositiveModel | None = None
     notes: list[str] = field(default_factory=list)
+    not_adjacent: list[str] = field(default_factory=list)  # camera pairs never compared (--adjacent)
     splits: Any = None  # split.SplitReport: the tracks cut where their appearance changed, and how
 
     def to_json(self) -> dict[str, Any]:
@@ -272,6 +273,8 @@ class OperatingPoint:
             d["fixed_similarity"] = round(float(self.fixed_similarity), 4)
         d["in_camera"] = self.in_camera
         d["cross_camera"] = self.cross_camera
+        if self.not_adjacent:
+            d["not_adjacent"] = list(self.not_adjacent)
         if self.positive is not None:
             d["positive"] = self.positive.to_json()
         d["alpha"] = ALPHA

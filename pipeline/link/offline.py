@@ -259,10 +259,11 @@ def _cross_candidates(cl: Clusters, config: LinkerConfig, rules: Constraints, rn
     parts, models = [], []
     for x, a in enumerate(cams.tolist()):
         for b in cams[x + 1 :].tolist():
+            name = f"{rules.cameras[a]}~{rules.cameras[b]}"
             if not rules.adjacent(a, b):  # never compared: their look-alikes calibrate nothing either
+                op.not_adjacent.append(name)
                 continue
             ia, ib = np.flatnonzero(cl.code == a), np.flatnonzero(cl.code == b)
-            name = f"{rules.cameras[a]}~{rules.cameras[b]}"
             neg, bg = (None, np.zeros(0)) if fixed is not None else _pair_negatives(cl, ia, ib, config, rng, final)
             if fixed is None and neg is None:
                 op.notes.append(f"{name}: too few pairs to calibrate: fallback cosine {config.fallback_similarity:.2f}")

@@ -157,6 +157,7 @@ def test_cameras_that_share_nobody_are_never_compared_once_the_graph_says_so():
     assert sum(len(p) == 1 and len(i.tracklets) == 2 for p, i in zip(people, idents)) >= 20  # most linked right
     assert all(len(p) == 1 for p in people)
     assert set(lk.operating_point.cross_camera) == {"cam1~cam2", "cam3~cam4"}
+    assert lk.operating_point.to_json()["not_adjacent"] == ["cam1~cam3", "cam1~cam4", "cam2~cam3", "cam2~cam4"]
 
 
 def test_threshold_short_and_featureless_tracklets():
