@@ -14,6 +14,7 @@ from collections import Counter
 from html.parser import HTMLParser
 
 import pytest
+from scene_args import scene_run_args  # (tests/ is on sys.path)
 from shared_data import DATA, OSNET, public_detection_run  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main
@@ -143,26 +144,8 @@ def test_no_crops_keeps_no_thumbnails_and_the_report_still_renders(tmp_path):
     from reidpipe.samples.scene import make_scene
 
     scene = make_scene(tmp_path / "scene", seed=0)
-    cams, out = scene["cameras"], tmp_path / "run"
-    assert (
-        main(
-            [
-                "run",
-                "--sources",
-                *[str(scene["videos"][c]) for c in cams],
-                "--detections",
-                *[str(scene["det"][c]) for c in cams],
-                "--reid",
-                "hist",
-                "--output",
-                str(out),
-                "--no-progress",
-                "--no-crops",
-                "--report",
-            ]
-        )
-        == 0
-    )
+    out = tmp_path / "run"
+    assert main(scene_run_args(scene, out, "--no-crops", "--report")) == 0
     assert not list(out.glob("thumbs/*.jpg"))
     page = _Page((out / "report.html").read_text())
     ids = [i["id"] for i in json.loads((out / "trajectories.json").read_text())["identities"]]

@@ -6,6 +6,7 @@ On this scene three people walk from cam1 to cam2 with a 2.5 s transit (cam1 exi
 from __future__ import annotations
 
 import pytest
+from scene_args import scene_run_args  # (tests/ is on sys.path)
 
 from reidpipe.cli import main
 from reidpipe.pipeline.export import read_trajectories
@@ -19,24 +20,7 @@ def scene(tmp_path_factory):
 
 
 def run(scene, out, *flags):
-    cams = scene["cameras"]
-    code = main(
-        [
-            "run",
-            "--sources",
-            *(str(scene["videos"][c]) for c in cams),
-            "--names",
-            *cams,
-            "--detections",
-            *(str(scene["det"][c]) for c in cams),
-            "--reid",
-            "hist",
-            "--output",
-            str(out),
-            "--no-progress",
-            *flags,
-        ]
-    )
+    code = main(scene_run_args(scene, out, *flags))
     assert code == 0
     return read_trajectories(out / "trajectories.json")
 
@@ -100,49 +84,13 @@ def test_online_links_without_refine_and_non_overlapping_rule(tmp_path, capsys, 
 
 
 def test_malformed_transit_names_the_flag(tmp_path, capsys, scene):
-    cams = scene["cameras"]
-    code = main(
-        [
-            "run",
-            "--sources",
-            *(str(scene["videos"][c]) for c in cams),
-            "--names",
-            *cams,
-            "--detections",
-            *(str(scene["det"][c]) for c in cams),
-            "--reid",
-            "hist",
-            "--transit",
-            "cam1:cam2:5",
-            "--output",
-            str(tmp_path / "o"),
-            "--no-progress",
-        ]
-    )
+    code = main(scene_run_args(scene, tmp_path / "o", "--transit", "cam1:cam2:5"))
     err = capsys.readouterr().err
     assert code == 2 and "--transit 'cam1:cam2:5'" in err and "CAM_A:CAM_B:MIN_SECONDS:MAX_SECONDS" in err
 
 
 def test_adjacent_naming_an_unknown_camera_is_one_line_before_any_work(tmp_path, capsys, scene):
-    cams = scene["cameras"]
-    code = main(
-        [
-            "run",
-            "--sources",
-            *(str(scene["videos"][c]) for c in cams),
-            "--names",
-            *cams,
-            "--detections",
-            *(str(scene["det"][c]) for c in cams),
-            "--reid",
-            "hist",
-            "--adjacent",
-            "cam1:camX",
-            "--output",
-            str(tmp_path / "o"),
-            "--no-progress",
-        ]
-    )
+    code = main(scene_run_args(scene, tmp_path / "o", "--adjacent", "cam1:camX"))
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("reidpipe: error:")]
     assert code == 10 and len(err) == 1 and "--adjacent" in err[0] and "camX" in err[0], err
     assert not (tmp_path / "o" / "trajectories.json").exists()
