@@ -292,6 +292,8 @@ class OperatingPoint:
         parts += [f"{k}: cos >= {v['threshold']:.3f}" for k, v in self.cross_camera.items() if "threshold" in v]
         head = "calibrated from the run" if self.mode == "calibrated" else "partly fallback"
         tail = f"; {'; '.join(self.notes)}" if self.notes else ""
+        if self.not_adjacent:
+            tail += f"; {len(self.not_adjacent)} camera pair(s) not adjacent (--adjacent): never compared"
         if self.splits is not None and self.splits.splits:
             tail += f"; {len(self.splits.splits)} track(s) cut where the appearance changed to another person"
         return f"{head} ({', '.join(parts) or 'no pairs'}){tail}"

@@ -158,6 +158,7 @@ def test_cameras_that_share_nobody_are_never_compared_once_the_graph_says_so():
     assert all(len(p) == 1 for p in people)
     assert set(lk.operating_point.cross_camera) == {"cam1~cam2", "cam3~cam4"}
     assert lk.operating_point.to_json()["not_adjacent"] == ["cam1~cam3", "cam1~cam4", "cam2~cam3", "cam2~cam4"]
+    assert "4 camera pair(s) not adjacent (--adjacent)" in lk.operating_point.summary()
 
 
 def test_threshold_short_and_featureless_tracklets():
