@@ -154,6 +154,14 @@ class PipelineConfig:
 _NESTED = {"sampler": SamplerConfig, "link": LinkerConfig, "engine": EngineConfig}
 
 
+def _camera_pair(p: Any) -> Any:
+    """A camera pair of a config file ("A:B" or [A, B]) as a tuple; anything else as it is (the
+    validation names it)."""
+    if isinstance(p, str):
+        return tuple(p.split(":"))
+    return tuple(p) if isinstance(p, (list, tuple)) else p
+
+
 def _apply(obj: Any, overrides: dict[str, Any], where: str) -> Any:
     from reidpipe.errors import ConfigError
 
@@ -166,16 +174,9 @@ def _apply(obj: Any, overrides: dict[str, Any], where: str) -> Any:
         if key in _NESTED and isinstance(value, dict):
             value = _apply(current, value, key)
         elif key == "transit" and isinstance(value, dict):
-            value = {
-                tuple(k.split(":")) if isinstance(k, str) else tuple(k) if isinstance(k, (list, tuple)) else k: tuple(v)
-                if isinstance(v, (list, tuple))
-                else v
-                for k, v in value.items()
-            }
+            value = {_camera_pair(k): tuple(v) if isinstance(v, (list, tuple)) else v for k, v in value.items()}
         elif key == "adjacent" and isinstance(value, (list, tuple)):
-            value = [
-                tuple(p.split(":")) if isinstance(p, str) else tuple(p) if isinstance(p, list) else p for p in value
-            ]
+            value = [_camera_pair(p) for p in value]
         changes[key] = value
     return dc_replace(obj, **changes)
 

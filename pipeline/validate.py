@@ -132,12 +132,20 @@ def device(v: Any) -> str | None:
     return None if isinstance(v, str) and DEVICE_RE.match(v) else "must be auto, cpu, mps, cuda or cuda:N"
 
 
+def _shown_pair(pair: Any) -> str:
+    return ":".join(map(str, pair)) if isinstance(pair, tuple) else str(pair)
+
+
+def _is_camera_pair(pair: Any) -> bool:
+    return isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(c, str) and c for c in pair)
+
+
 def transit(v: Any) -> str | None:
     if not isinstance(v, dict):
         return "must map CAM_A:CAM_B to [MIN_SECONDS, MAX_SECONDS]"
     for key, window in v.items():
-        pair = ":".join(map(str, key)) if isinstance(key, tuple) else str(key)
-        if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) and k for k in key)):
+        pair = _shown_pair(key)
+        if not _is_camera_pair(key):
             return f"key {pair!r} must be two camera names CAM_A:CAM_B"
         if not (
             isinstance(window, (list, tuple))
@@ -155,8 +163,8 @@ def adjacent(v: Any) -> str | None:
     if not isinstance(v, (list, tuple)) or not v:
         return "must be a list of camera pairs CAM_A:CAM_B"
     for pair in v:
-        shown = ":".join(map(str, pair)) if isinstance(pair, tuple) else str(pair)
-        if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(c, str) and c for c in pair)):
+        shown = _shown_pair(pair)
+        if not _is_camera_pair(pair):
             return f"{shown!r} must be two camera names CAM_A:CAM_B"
         if pair[0] == pair[1]:
             return f"{shown!r} names one camera twice; a pair is two different cameras"

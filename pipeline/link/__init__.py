@@ -234,12 +234,10 @@ class Linker:
 def _checked(config: LinkerConfig, cameras: list[str]) -> LinkerConfig:
     from reidpipe.errors import ConfigError
 
-    unknown = {c for pair in (config.transit or {}) for c in pair} - set(cameras)
-    if cameras and unknown:
-        raise ConfigError(f"transit window names unknown camera(s) {sorted(unknown)}; cameras are {cameras}")
-    unknown = {c for pair in (config.adjacent or []) for c in pair} - set(cameras)
-    if cameras and unknown:
-        raise ConfigError(f"--adjacent names unknown camera(s) {sorted(unknown)}; cameras are {cameras}")
+    for what, pairs in (("transit window", config.transit or {}), ("--adjacent", config.adjacent or [])):
+        unknown = {c for pair in pairs for c in pair} - set(cameras)
+        if cameras and unknown:
+            raise ConfigError(f"{what} names unknown camera(s) {sorted(unknown)}; cameras are {cameras}")
     if config.min_similarity is not None and not -1.0 <= config.min_similarity <= 1.0:
         raise ConfigError(f"link min_similarity must be in [-1, 1], got {config.min_similarity}")
     if config.fallback_similarity is None:
