@@ -309,11 +309,12 @@ def _mutual_best(c: Candidates, sel: np.ndarray) -> np.ndarray:
 
 
 def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig, final: bool = True):
-    """Confident links -> the positive model and each camera pair's transit model. The positive model
-    must leave half the confident links links on appearance alone (an online solution: the strongest
-    one; the caution of :func:`_pair_negatives`: with half, online twin_2cam fell 0.944 -> 0.908), and
-    its mean stays at or above the search level ``Z_SEARCH`` (not online, by the same caution: a
-    higher mean links sooner, and online twin_2cam fell 0.944 -> 0.923)."""
+    """Confident links -> the positive model, and per camera pair its own positive model (offline:
+    the run's with the pair's mean, :meth:`.calibration.PositiveModel.for_pair`) and transit model.
+    The positive model must leave half the confident links links on appearance alone (an online
+    solution: the strongest one; the caution of :func:`_pair_negatives`: with half, online twin_2cam
+    fell 0.944 -> 0.908), and its mean stays at or above the search level ``Z_SEARCH`` (not online,
+    by the same caution: a higher mean links sooner, and online twin_2cam fell 0.944 -> 0.923)."""
     z_conf = np.array([cal.bonferroni_z(int(round(m["k"])), _dof(m)) for m in models] or [0.0])
     confident = np.zeros(c.i.size, bool)
     high = np.flatnonzero(np.nan_to_num(c.z, nan=-np.inf) >= z_conf[c.pair] if c.i.size else confident)
@@ -329,11 +330,15 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig, final
         keep=(pair.size + 1) // 2 if final else 1,
         floor=Z_SEARCH if final else None,
     )
+    pairs = [
+        positive.for_pair(c.z[confident & (c.pair == k)], z_conf[k], floor=Z_SEARCH) if final else positive
+        for k in range(len(models))
+    ]
     transits = [
         TransitModel(c.gap[confident & (c.pair == k)], m["background"]) if config.transit_evidence else None
         for k, m in enumerate(models)
     ]
-    return positive, transits, z_conf, confident
+    return positive, pairs, transits, z_conf, confident
 
 
 def _dof(model: dict) -> int | None:
@@ -380,9 +385,9 @@ def _decide(
     if not calibrated.any():
         _merge_in_order(groups, c, plain, rules)
         return groups
-    positive, transits, z_conf, confident = _fit_evidence(c, models, config, final)
+    positive, positives, transits, z_conf, confident = _fit_evidence(c, models, config, final)
     k = np.array([m["k"] for m in models])
-    identities = Identities(cl, models, positive, transits, (c.i[confident], c.j[confident]))
+    identities = Identities(cl, models, positives, transits, (c.i[confident], c.j[confident]))
     while True:
         score = np.where(calibrated, _log_odds(c, k, identities, confident), plain)
         if not _merge_in_order(groups, c, score, rules, identities):
@@ -395,7 +400,8 @@ def _decide(
                 **m["neg"].to_json(),
                 "z_confident": round(float(z_conf[p]), 3),
                 "alternatives": round(m["k"], 1),
-                "threshold": round(_appearance_threshold(m["neg"], positive, m["k"]), 4),
+                "positive_mu": round(positives[p].mu, 3),
+                "threshold": round(_appearance_threshold(m["neg"], positives[p], m["k"]), 4),
                 "time_evidence": transits[p].to_json() if transits[p] is not None else None,
             }
     return groups
@@ -410,9 +416,10 @@ class Identities:
 
     Z_GRID = np.linspace(-10.0, 30.0, 4001)
 
-    def __init__(self, cl: Clusters, models: list[dict], positive, transits, confident=None):
-        """``confident``: the confident links (cluster rows i, j), whose time evidence is read without
-        their own gap (:class:`.evidence.TransitModel`)."""
+    def __init__(self, cl: Clusters, models: list[dict], positives: list, transits, confident=None):
+        """``positives``: each camera pair's positive model; ``confident``: the confident links
+        (cluster rows i, j), whose time evidence is read without their own gap
+        (:class:`.evidence.TransitModel`)."""
         self.cl, self.transits = cl, transits
         i, j = confident if confident is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         self.confident = {(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist())}
@@ -427,7 +434,10 @@ class Identities:
         # the appearance log-likelihood ratio tabulated over z once per camera pair: scipy's densities
         # cost ~50 us a call, and a run of 10,000 tracklets weighs tens of thousands of pairs
         # (`reidpipe bench --linker-only`, 10k tracklets: 3.0 s with a scipy call per pair, 1.4 s with the tables)
-        self.table = [positive.llr(self.Z_GRID, m["neg"].dof) if m["neg"] is not None else None for m in models]
+        self.table = [
+            positive.llr(self.Z_GRID, m["neg"].dof) if m["neg"] is not None else None
+            for positive, m in zip(positives, models)
+        ]
         self.members: dict[int, list[int]] = {}  # root -> its clusters, for identities of 2+ clusters
 
     def clusters(self, root: int) -> list[int]:

@@ -104,6 +104,47 @@ def test_positive_model_mean_stays_above_the_search_level():
     assert (a.mu, a.sigma) == pytest.approx((b.mu, b.sigma), abs=1e-4) and a.mu > 3
 
 
+def test_a_camera_pair_gets_its_own_mean_of_true_links():
+    """The run's model is fitted on every pair's confident links; a pair where one person looks less
+    alike (another viewpoint, other light) has its true links lower. Its own mean (spread kept) is
+    the maximum-likelihood mean of its links seen above its level: lower, so a true link at z 2.3 of
+    that pair becomes more likely a link than the run's model says. An easy pair's mean is higher."""
+    rng = np.random.default_rng(3)
+    run = PositiveModel(mu=4.0, sigma=1.0, n=25)
+    hard = rng.normal(2.3, 1.0, 4000)
+    hard = hard[hard >= 2.8][:40]
+    easy = rng.normal(5.0, 1.0, 60)
+    mine, theirs = run.for_pair(hard, 2.8, floor=1.5), run.for_pair(easy[easy >= 2.8], 2.8, floor=1.5)
+    assert mine.mu == pytest.approx(2.3, abs=0.5) and mine.sigma == run.sigma
+    assert theirs.mu == pytest.approx(5.0, abs=0.4)
+    assert mine.llr(2.3) > run.llr(2.3) + 1.0
+    # two links are too few to tell a pair's own mean: the run's model; and never below the floor
+    assert run.for_pair(hard[:2], 2.8, floor=1.5) is run
+    assert run.for_pair(np.array([2.81, 2.82, 2.83]), 2.8, floor=1.5).mu == pytest.approx(1.5)
+
+
+def test_offline_decisions_read_each_camera_pairs_own_positive_model():
+    """Two camera pairs, eight confident links each: one pair's at z 4.5-6, the other's at 2.9-3.6.
+    Offline each pair is judged by its own mean; an online solution (few links per pair early in a
+    stream) keeps the run's model for every pair."""
+    from reidpipe.pipeline.link import offline as O
+
+    neg = NegativeModel(median=0.0, scale=0.15, n=300)
+    bg = np.random.default_rng(4).uniform(-60, 60, 300)
+    models = [
+        {"name": n, "cams": cams, "neg": neg, "background": bg, "k": 10.0, "n": (10, 10)}
+        for n, cams in (("a~b", (0, 1)), ("a~c", (0, 2)))
+    ]
+    z = np.concatenate([np.linspace(4.5, 6.0, 8), np.linspace(2.9, 3.6, 8)])
+    i, j = np.arange(16), np.arange(16) + 100  # each cluster in one candidate: all mutual best
+    cand = O.Candidates(i=i, j=j, sim=z * 0.15, z=z, gap=np.full(16, 5.0), pair=np.repeat([0, 1], 8))
+    run, (easy, hard), *_ = O._fit_evidence(cand, models, LinkerConfig())
+    assert easy.mu > run.mu > hard.mu and easy.sigma == run.sigma == hard.sigma
+    assert easy.n == hard.n == 8 and run.n == 16
+    online, pairs, *_ = O._fit_evidence(cand, models, LinkerConfig(), final=False)
+    assert all(p is online for p in pairs)
+
+
 def test_transit_model_prefers_the_learned_transit_time():
     rng = np.random.default_rng(1)
     links = rng.normal(20.0, 2.0, 12)

@@ -37,11 +37,16 @@ def _three_cameras(cos_b_to_c: float):
     return cl, models, positive, cand
 
 
+def _identities(cos_b_to_c: float) -> O.Identities:
+    cl, models, positive, _ = _three_cameras(cos_b_to_c)
+    return O.Identities(cl, models, [positive] * 3, [None] * 3)
+
+
 def _merge(cos_b_to_c: float, weigh_identities: bool) -> np.ndarray:
     cl, models, positive, cand = _three_cameras(cos_b_to_c)
     rules = Constraints(LinkerConfig(), ["cam0", "cam1", "cam2"])
     groups = Groups(cl.start, cl.end, cl.code, cl.family)
-    identities = O.Identities(cl, models, positive, [None] * 3) if weigh_identities else None
+    identities = O.Identities(cl, models, [positive] * 3, [None] * 3) if weigh_identities else None
     score = np.array([5.0, 0.5])  # A0-A2 certain; A0-B1 just over odds of 1 on its own
     O._merge_in_order(groups, cand, score, rules, identities)
     return groups.labels()
@@ -60,13 +65,13 @@ def test_a_weak_link_that_the_other_sighting_confirms_is_made():
 
 def test_identities_sum_the_likelihood_ratio_of_every_new_pair():
     cl, models, positive, _ = _three_cameras(0.6)
-    ids = O.Identities(cl, models, positive, [None] * 3)
+    ids = O.Identities(cl, models, [positive] * 3, [None] * 3)
     ids.joined(0, 0, 2)  # A0 and A2 are one identity (root 0)
     expected = float(positive.llr(models[2]["neg"].z(cl.G[1] @ cl.G[2]), 299))  # B1-A2, the pair besides B1-A0
     assert ids.other_pairs_llr(0, 1, 0, 1) == pytest.approx(expected, abs=1e-3)
     assert expected > 2.0  # B looks like A's cam2 sighting too
-    disagree = O.Identities(*_three_cameras(-0.1)[:3], [None] * 3)
+    disagree = _identities(-0.1)
     disagree.joined(0, 0, 2)
     assert disagree.other_pairs_llr(0, 1, 0, 1) < -5.0
-    fresh = O.Identities(*_three_cameras(-0.1)[:3], [None] * 3)
+    fresh = _identities(-0.1)
     assert fresh.other_pairs_llr(0, 1, 0, 1) == 0.0  # two single clusters: only the candidate pair
