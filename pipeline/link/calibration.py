@@ -24,8 +24,9 @@ tail's width: a robust normal fit that does not understate the tail where decisi
 - a cross-camera link is a Bayesian decision: prior odds of one match among ``k`` candidates
   (``1 / k``), times the appearance likelihood ratio ``N(z; mu, sigma) / t_dof(z)`` where the
   positive model ``(mu, sigma)`` is fitted on the run's *confident* links (``z`` above the Bonferroni
-  level of the pair, mutual best matches), times the time evidence of :mod:`.evidence`; a link is made
-  when the posterior odds exceed 1.
+  level of the pair, mutual best matches; offline, each camera pair with enough of them gets its own
+  ``mu``: :meth:`PositiveModel.for_pair`), times the time evidence of :mod:`.evidence`; a link is
+  made when the posterior odds exceed 1.
 
 A sample of n pairs gives z-scores that follow Student's t with n - 1 degrees of freedom, so small
 samples (early in an online run, few cameras' worth of people) widen every level instead of being

@@ -330,7 +330,7 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig, final
         keep=(pair.size + 1) // 2 if final else 1,
         floor=Z_SEARCH if final else None,
     )
-    pairs = [
+    by_pair = [
         positive.for_pair(c.z[confident & (c.pair == k)], z_conf[k], floor=Z_SEARCH) if final else positive
         for k in range(len(models))
     ]
@@ -338,7 +338,7 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig, final
         TransitModel(c.gap[confident & (c.pair == k)], m["background"]) if config.transit_evidence else None
         for k, m in enumerate(models)
     ]
-    return positive, pairs, transits, z_conf, confident
+    return positive, by_pair, transits, z_conf, confident
 
 
 def _dof(model: dict) -> int | None:
