@@ -242,7 +242,11 @@ def _truncated_normal_fit(
     if bounded:
         # from a normal centred on the strongest link, the best fit that keeps the odds >= 0
         res = minimize(
-            nll, [float(z.max()), 1.0], method="SLSQP", bounds=bounds, constraints=[{"type": "ineq", "fun": odds}]
+            nll,
+            [float(z.max()), 1.0 if sigma is None else float(sigma)],
+            method="SLSQP",
+            bounds=bounds,
+            constraints=[{"type": "ineq", "fun": odds}],
         )
     return float(res.x[0]), float(res.x[1]), bounded
 
