@@ -33,7 +33,7 @@ from reidpipe.pipeline.machine import PeakMemory, environment, resolve_device
 
 STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
 DEFAULT_LINK_SIZES = (1_000, 10_000, 100_000)
-# pipeline / detector-only: issue 11 (embedding and tracking nearly free); issue 5 asked 0.85
+# pipeline / detector-only: embedding and tracking should come nearly free
 TARGETS = {"pipeline_over_detector": 0.95, "ort_over_torch_at_32": ORT_TARGET_AT_32, "link_100k_seconds": 10.0}
 
 

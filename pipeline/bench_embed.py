@@ -26,7 +26,7 @@ from reidpipe.pipeline.machine import resolve_device
 from reidpipe.pipeline.onnx_batch import dynamic_batch_copy, make_dynamic_batch, onnx_batch_dim, onnx_input_size
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
-ORT_TARGET_AT_32 = 1.5  # issue 5: ONNX Runtime >= 1.5x eager torch fp32 crops/s at batch 32
+ORT_TARGET_AT_32 = 1.5  # ONNX Runtime should embed >= 1.5x the crops/s of eager torch fp32 at batch 32
 
 
 def _time_alternating(

@@ -13,7 +13,7 @@ from typing import Any
 
 @dataclass
 class SamplerConfig:
-    """Quality gate of the crops that get embedded (DESIGN §2, Embedder)."""
+    """Quality gate of the crops that get embedded (docs/design.md §3.4)."""
 
     every: int = 5  # embed a track at most every k frames
     bank: int = 10  # keep at most K embeddings per track
@@ -26,7 +26,7 @@ class SamplerConfig:
 
 @dataclass
 class LinkerConfig:
-    """Cross-camera linking (DESIGN §2, Linker). Similarities are cosine in [-1, 1]."""
+    """Cross-camera linking (docs/design.md §4). Similarities are cosine in [-1, 1]."""
 
     # a fixed cosine threshold (``--link-threshold``) instead of decisions calibrated from the run
     min_similarity: float | None = None

@@ -2,7 +2,7 @@
 annotated videos.
 
 - :func:`write_trajectories` / :func:`read_trajectories` — schema ``reidpipe.trajectories/1``
-  (DESIGN §2). Identities are numbered 1..N in order of first sighting; each track carries its camera,
+  (docs/design.md §5.1). Identities are numbered 1..N in order of first sighting; each track carries its camera,
   track number, link evidence ``{score, margin, gap}`` and its points ``{frame, t, bbox, score}``
   (plus ``"interpolated": true`` on a point that fills a gap of the track).
   Written to a temporary file in the same folder, then ``os.replace``-d: a reader never sees half a file.

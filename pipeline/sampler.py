@@ -1,4 +1,4 @@
-"""Quality-gated crop sampling: which tracked boxes get embedded (DESIGN §2, Embedder).
+"""Quality-gated crop sampling: which tracked boxes get embedded (docs/design.md §3.4).
 
 A box of a confirmed track is embedded when all hold (vectorised over the boxes of a frame):
 

@@ -15,7 +15,8 @@ whose frames it holds. The best few may all show one side, so the keeper also ke
 crops spread over the track's time (the best of each stretch of frames; the stretches widen as the
 track goes on) and the writer holds them in ``spares/`` until the track's cut is
 decided (at its close online, at the end of the run offline); a piece without any of the best few
-takes its best spares, then all spares are removed. On twin_2cam one piece had no thumbnail before.
+takes its best spares, then all spares are removed, so a piece longer than a quarter of its track
+always has one.
 
 The sampler only picks crops of output tracks, and every output track closes (at the latest when the
 run ends), so nothing stays in memory. ``--no-crops`` turns them off for sites that must not keep

@@ -30,8 +30,8 @@ What ``update`` does to a track's points, step by step:
    (``t_min`` of the IOU tracker), in seconds so that it means the same at any frame rate and stride.
    A track not output yet that is matched again after a longer gap drops its earlier stretch: a
    burst the tracker kept alive on its Kalman prediction alone, which then took over a person's
-   detections where its stale box overlapped them more than the person's own track did (twin_3cam's
-   cam1 had two such tracks, each giving one person two tracks at once).
+   detections where its stale box overlapped them more than the person's own track did (one person
+   would then have two tracks at once).
 4. **Closing** — a tracklet closes when its tracker drops the track (``lost_frames`` processed frames
    without a match), so a lost track that the tracker finds again keeps its number.
 

@@ -1,4 +1,4 @@
-"""The surface every ReID model in reidpipe exposes (DESIGN §3).
+"""The surface every ReID model in reidpipe exposes (docs/design.md §7.1).
 
 Contract (the pipeline, the trainers, export and the tests rely on it):
 

@@ -1,4 +1,4 @@
-"""Cross-camera linking: per-camera tracklets -> global identities (DESIGN §2, Linker).
+"""Cross-camera linking: per-camera tracklets -> global identities (docs/design.md §4).
 
     Linker(config, cameras)          the facade the runner uses
       .add(t) / .add_many(ts)        online: an identity for each tracklet as it closes (online.py)

@@ -1,4 +1,4 @@
-"""Decisions calibrated from the run's own data (DESIGN §2, Linker).
+"""Decisions calibrated from the run's own data (docs/design.md §4.5).
 
 Cosine scales differ between embedders and cameras, so the linker never compares a raw cosine with a
 fixed number. It turns each similarity into a *z-score* against what "different people" look like in
@@ -9,8 +9,7 @@ this run, for this model, on these cameras:
   window is the camera's negative sample. Pairs of tracklets that coexist looked like certain
   negatives, but trackers make duplicate tracks of one person (two boxes, a track re-spawned before
   the old one is dropped): a few such pairs among the few dozen coexisting ones inflated the fitted
-  tail so much that re-entry levels rose above a cosine of 1 (twin_3cam: no re-entry merged at all;
-  with all pairs, MTMC IDF1 with the YOLOX detector on twin_2cam rose from 0.682 to 0.743);
+  tail so much that re-entry levels rose above a cosine of 1 and no re-entry was merged at all;
 - **cross-camera**, per camera pair: nearly every pair of tracklets of two cameras is two different
   people (a person matches at most one of the other camera's tracklets at a time), so a sample of all
   pairs is the pair's negative sample (robust statistics make the few true pairs in it harmless).
@@ -102,11 +101,10 @@ def tail_quantile(share: float) -> float:
     when up to ``share`` of the sample can be true matches, so that at most half of the pairs above
     it are (never below the 75th).
 
-    A short clip holds few people, and its true pairs are a large share of all pairs: on the last
-    45 s of twin_overlap, 12 x 11 camera clusters with about 10 true pairs (7%). Read at the 90th
-    percentile, the tail's width was the true pairs' (scale 0.32 against 0.18 on the whole clip): no
-    link reached the confident level, and not one was made. Full twins hold 4-7% (unchanged or
-    nearly: the 90th to the 86th)."""
+    A short clip holds few people, and its true pairs are a large share of all pairs (a dozen
+    people per camera: about 7%). Read at the 90th percentile, the tail's width is then the true
+    pairs' own, nearly twice the negatives': no link reaches the confident level and not one is
+    made. Longer recordings hold a smaller share and keep the 90th or nearly."""
     return float(np.clip(1.0 - 2.0 * share, 0.75, 0.90))
 
 
@@ -149,7 +147,7 @@ class PositiveModel:
         each one's, or one for all), so they are the upper part of the true links, not a sample of
         them: a plain mean would put the true links higher than they are and miss the ones near the
         level. With ``lower`` the fit is the maximum-likelihood normal truncated at it (a censored
-        sample). Measured: twin_2cam MTMC IDF1 0.917 -> 0.938, twin_overlap 0.925 -> 0.977 (OSNet).
+        sample).
 
         With ``prior`` (each confident link's prior log-odds) and ``dof`` (its negative model's), the
         fit must leave the ``keep`` strongest confident links links on appearance alone, and with
@@ -176,11 +174,9 @@ class PositiveModel:
         light), and a few links cannot fit a spread of their own. With fewer than ``MIN_CONFIDENT``
         links, this model itself.
 
-        On twin_3cam (OSNet) the run's fit is mu 4.03; the pairs' own means are 4.78 for cam1~cam3
-        (the same real camera's crops, mirrored), 3.06 for cam1~cam2 and 2.29 for cam2~cam3, whose
-        true links the run's model put below odds of 1 (MTMC IDF1 0.897 -> 0.909; YOLOX detector
-        0.822 -> 0.836; no other offline variant of the development harness changed). Not for
-        online solutions: early ones have a few links per pair, and online runs lost up to 0.15."""
+        One run-wide mean is too strict for a pair whose views differ most: its true links sit
+        below that mean and stay apart. Not for online solutions: early ones hold a few links per
+        pair, too few for a mean of their own."""
         z = np.asarray(z_confident, np.float64)
         if z.size < MIN_CONFIDENT:
             return self
@@ -211,21 +207,14 @@ def _truncated_normal_fit(
 
     ``floor`` is the linker's search level (``offline.Z_SEARCH``): its candidates are only the pairs
     above it, so a model whose true links mostly lie below it contradicts the search that feeds it.
-    With 8 confident links of twin_3cam's cam1 and cam2 alone (z 2.8-5.2, level 2.76) the fit was mu
-    -2.24, sigma 2.57 (a normal of true links centred far below the negatives' median); with the
-    floor, MTMC IDF1 0.823 -> 0.863 (YOLOX detector: 0.784 -> 0.833). No full twin changes.
+    A few confident links that hug their level otherwise fit a normal of true links centred below
+    the negatives' median.
 
     ``odds(theta)``, when given, must stay >= 0: the confident links are what the model is fitted on
     as true links, so a model under which they are not links contradicts its own sample. Without it,
-    a few links just above their level fit best with most of the normal far below it:
-    - on twin_2cam's second half (its tracklets of frames 450-899 linked alone), 4 confident links
-      gave mu 0.25: no cosine reached odds of 1 and not one link was made (MTMC IDF1 0.713; with the
-      strongest kept a link 0.884);
-    - with the YOLOX detector, on cam2 and cam3 of twin_3cam alone, 5 confident links gave mu -0.12,
-      sigma 1.4: only cosines above 0.59 linked, 7 of 16 true links (0.742; with half of them kept
-      links 0.852).
-    The full twins never meet the bound: none of their nine runs (three embedders or detectors,
-    three twins), offline or online, changed."""
+    a few links just above their level fit best with most of the normal far below it, and then
+    few or no cosines reach odds of 1 (a short clip of four or five confident links can make no
+    link at all). A run with enough links never meets the bound."""
     from scipy.optimize import minimize
 
     def nll(theta):

@@ -1,4 +1,4 @@
-"""Hard constraints of the linker: which tracklets can never be one person (DESIGN §2, Linker).
+"""Hard constraints of the linker: which tracklets can never be one person (docs/design.md §4.7).
 
 A *group* is what the linker may merge: a tracklet, a camera cluster (one person's tracklets in one
 camera) or an identity. Its sightings are arrays of (start, end, camera code). Two groups conflict
@@ -28,7 +28,7 @@ when any of these holds:
    (:meth:`Constraints.family`); two sightings of one family are two pieces. The re-entry level a
    cut was judged by moves as tracks are added (online, and offline once the pieces replace their
    track), so without this rule a later decision could join what a ``track_split`` event said were
-   two people (on the development twins none does);
+   two people;
 6. **speed** ``max_speed`` (body heights per second): consecutive sightings of one camera (by start
    time) must be reachable on foot: from where the first was last seen to where the next was first
    seen (box centres, in box heights) is at most ``SLACK_HEIGHTS`` plus ``max_speed`` times the gap.

@@ -1,4 +1,4 @@
-"""Spatio-temporal evidence learned from the run (DESIGN §2, Linker), no calibration input needed.
+"""Spatio-temporal evidence learned from the run (docs/design.md §4.6), no calibration input needed.
 
 The time evidence of a cross-camera candidate is its signed gap (:func:`.constraints.gap`): seconds
 from the end of the earlier tracklet to the start of the later one, negative while both are visible at
@@ -14,8 +14,8 @@ log-ratio of the two at a candidate's gap is its time evidence, clipped to +-``M
 alone never decides a link. With fewer than ``MIN_LINKS`` confident links the pair has no time
 evidence (ratio 0). A confident link's own gap is left out of the links' density when its own
 evidence is read (leave-one-out): else a confident link with a gap unlike every other link's vouches
-for itself (online, twin_overlap: a cam1 track and a cam2 track 30.7 s later, two people, read -0.59
-nats instead of -3 with the other eight links, and were linked).
+for itself (with a handful of links, its own kernel lifts the density at its gap by nats, enough to
+make a wrong link).
 """
 
 from __future__ import annotations

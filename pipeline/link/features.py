@@ -1,4 +1,4 @@
-"""Tracklet features as the linker compares them (DESIGN §2, Linker).
+"""Tracklet features as the linker compares them (docs/design.md §4.3).
 
 A tracklet's feature is the quality-weighted mean of its embedded crops (``Tracklet.pooled_feature``),
 L2-normalised; it weighs the sum of its crops' qualities (``Tracklet.weight``). **Camera centring** subtracts each camera's

@@ -183,9 +183,9 @@ def _brief_overlaps(p: Problem, idx, i, j, s, config: LinkerConfig) -> np.ndarra
     constraints): ``min_duration`` where they overlap at most that long and look as alike as one
     person's own track at two moments (:func:`.split.one_person_level`), else 0. Such pairs are one
     person whom the tracker gave a second track before dropping the first: a false-positive box
-    beside the person that took the person over (twin_3cam, cam1), a re-spawned track. All of the
-    twins' runs hold one to five (cosine 0.86-0.95); the different people's pairs that overlap
-    that briefly and pass the re-entry level reach 0.59."""
+    beside the person that took the person over, a re-spawned track. Such pairs look as alike as one
+    track with itself; pairs of different people that overlap that briefly and pass the re-entry
+    level look much less alike, below the camera's "one person at two moments" level."""
     out = np.zeros(i.size)
     overlap = np.minimum(p.ends[i], p.ends[j]) - np.maximum(p.starts[i], p.starts[j])
     brief = (overlap >= 0) & (overlap <= config.min_duration)
@@ -239,8 +239,8 @@ def _pair_negatives(cl: Clusters, ia: np.ndarray, ib: np.ndarray, config: Linker
     """The camera pair's negative model and background gaps. A cluster matches at most one of the
     other camera's, so at most the smaller camera's clusters of the pairs are true matches (scaled to
     the sample). An online solution fits as if there were none: what it leaves unlinked, a later
-    solution with more tracklets decides (counted there, online twin_2cam fell 0.944 -> 0.929,
-    twin_overlap 0.950 -> 0.914: early solutions linked too soon)."""
+    solution with more tracklets decides, while a link it makes too soon stays (counted there,
+    the lower tail quantile raises every z, and early solutions linked too soon)."""
     si, sj = cal.sample_pairs(ia.size, ib.size, rng)
     a, b = _within_window(ia[si], ib[sj], cl.start, cl.end, config)
     matches = min(ia.size, ib.size) * si.size / (ia.size * ib.size) if final else 0.0
@@ -312,9 +312,9 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig, final
     """Confident links -> the positive model, and per camera pair its own positive model (offline:
     the run's with the pair's mean, :meth:`.calibration.PositiveModel.for_pair`) and transit model.
     The positive model must leave half the confident links links on appearance alone (an online
-    solution: the strongest one; the caution of :func:`_pair_negatives`: with half, online twin_2cam
-    fell 0.944 -> 0.908), and its mean stays at or above the search level ``Z_SEARCH`` (not online,
-    by the same caution: a higher mean links sooner, and online twin_2cam fell 0.944 -> 0.923)."""
+    solution: the strongest one, by the caution of :func:`_pair_negatives`: an early link on the
+    knife's edge stays), and its mean stays at or above the search level ``Z_SEARCH`` (not online,
+    by the same caution: a higher mean links sooner)."""
     z_conf = np.array([cal.bonferroni_z(int(round(m["k"])), _dof(m)) for m in models] or [0.0])
     confident = np.zeros(c.i.size, bool)
     high = np.flatnonzero(np.nan_to_num(c.z, nan=-np.inf) >= z_conf[c.pair] if c.i.size else confident)
@@ -412,7 +412,7 @@ class Identities:
     camera clusters of each identity being built, to weigh a merge by every pair it makes one
     person: joining two identities of several cameras links each cluster of one with each of the
     other, not only the candidate pair (with three or more cameras a weak candidate could otherwise
-    join a person whose other sightings speak against it; twin_3cam: 0.870 -> 0.888)."""
+    join a person whose other sightings speak against it)."""
 
     Z_GRID = np.linspace(-10.0, 30.0, 4001)
 

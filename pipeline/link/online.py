@@ -20,13 +20,6 @@ the run up to now — and then, step by step:
    supports is made. A merge is reported (``pop_merges``, the run's ``identity_merge`` event);
    nothing is ever split and a tracklet never moves to another identity, so online decisions only
    ever add evidence.
-
-Measured on the three development twins (OSNet, ``--online``; MTMC IDF1 / link F1): without merges
-0.787 / 0.667, 0.720 / 0.596, 0.767 / 0.627; with them 0.872 / 0.903, 0.808 / 0.743, 0.872 / 0.889
-(session 4). Waiting before a merge (session 6): twin_2cam 0.930 -> 0.944, twin_3cam 0.845 ->
-0.863, twin_overlap 0.900 -> 0.927 (OMZ-0277: 0.930, 0.959 unchanged, twin_overlap 0.939 -> 0.944;
-with the YOLOX detector 0.02-0.03 lower: merges that the early solutions got right and later ones
-part are not made).
 """
 
 from __future__ import annotations

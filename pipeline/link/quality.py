@@ -1,4 +1,4 @@
-"""Tracklet quality: which tracklets may drive a link (DESIGN §2, Linker).
+"""Tracklet quality: which tracklets may drive a link (docs/design.md §4.1).
 
 A tracklet is *linkable* when it has a feature and at least ``min_points`` points and, with the
 quality gate on (``LinkerConfig.quality_gate``, the default), it lasts at least ``min_duration``
