@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reidpipe.console import warn as _warn
-from reidpipe.errors import Interrupted, UsageError, WorkerLostError
+from reidpipe.errors import Interrupted, ReidpipeError, UsageError, WorkerLostError
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.stats import STAGES, RunStats, StageTimer
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
@@ -113,6 +113,11 @@ class Pipeline:
 
             assert self.output_dir is not None  # set by _check before anything runs
             write_report(self.output_dir)
+        gallery_error = _gallery_failure(run, self.output_dir)
+        if gallery_error is not None and run.interrupted:  # the signal's exit code, the failure said
+            _warn(str(gallery_error))
+        elif gallery_error is not None:
+            raise gallery_error
         if run.interrupted:
             raise Interrupted(
                 f"interrupted: outputs with the {sum(run.frames.values())} frames seen so far "
@@ -237,6 +242,7 @@ class _Run:
         self.t_loop = 0.0
         self.t_loop_end = 0.0
         self.identities: list[Identity] = []
+        self.gallery_error: Exception | None = None  # the gallery stage failed; the outputs are written
 
     def start(self) -> None:
         self.t_loop = time.perf_counter()
@@ -336,11 +342,12 @@ class _Run:
                 self._emit_merges()
                 if self.thumbs is not None:
                     self.thumbs.settle_all()
-                if self.gallery is not None:  # global ids; the run written to the gallery
-                    self.identities = self.gallery.commit(self.identities, self.gallery.run_tracklets(self.linker))
+                self._gallery_stage(self._global_ids)  # the gallery's global ids (reads only)
             self._log_operating_point()
             with self.timer("export"):
-                self._write()
+                self._write()  # the outputs first: a gallery that fails below never costs them
+            with self.timer("link"):
+                self._gallery_stage(self._store_in_gallery)
             self.events.emit(
                 "run_end",
                 interrupted=self.interrupted,
@@ -359,6 +366,24 @@ class _Run:
                 self.bars.close()
             self.engine.shutdown()
         return self.identities
+
+    def _gallery_stage(self, step) -> None:
+        """Run one gallery step unless there is no gallery or an earlier step failed; a failure is kept
+        in ``gallery_error`` (raised by ``Pipeline.run`` after every output is written)."""
+        if self.gallery is None or self.gallery_error is not None:
+            return
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 (raised again once the outputs are written)
+            self.gallery_error = exc
+
+    def _global_ids(self) -> None:
+        assert self.gallery is not None
+        self.identities = self.gallery.assign(self.identities, self.gallery.run_tracklets(self.linker))
+
+    def _store_in_gallery(self) -> None:
+        assert self.gallery is not None
+        self.gallery.store_run()
 
     def _tracklets(self) -> int:
         """The run's own tracklets (not the gallery's the linker was given; split ones as their pieces)."""
@@ -390,7 +415,7 @@ class _Run:
 
         cfg, out = self.config, self.out
         op = self.linker.operating_point
-        renumber = self.gallery is None  # with a gallery the ids are its global ids
+        renumber = self.gallery is None or self.gallery_error is not None  # with a gallery: its global ids
         write_trajectories(
             out / "trajectories.json",
             self.sources,
@@ -442,6 +467,22 @@ class _Run:
             interrupted=self.interrupted,
             engine=self.config.engine.kind,
         )
+
+
+def _gallery_failure(run: _Run, out: Path | None) -> BaseException | None:
+    """The gallery stage's failure as what ``run`` raises, its outputs written: a ``ReidpipeError``
+    says where they are and what the gallery holds; anything else (a bug) is raised as it is."""
+    exc = run.gallery_error
+    if exc is None or not isinstance(exc, ReidpipeError) or run.gallery is None:
+        return exc
+    if run.gallery.committed:  # an index or --retention failed after the commit
+        held = "the gallery holds the run (its indexes are rebuilt from its database when next opened)"
+    elif run.gallery.assigned:
+        held = "the gallery is unchanged: their ids are the ones it would have given"
+    else:
+        held = "with the run's own ids; the gallery is unchanged"
+    exc.args = (f"{exc} [outputs written to {out}, {held}]",)
+    return exc
 
 
 class _Bars:

@@ -39,6 +39,12 @@ class MalformedInputError(ReidpipeError):
     exit_code = 5
 
 
+class GalleryDamagedError(MalformedInputError):
+    """A gallery whose files are damaged: a database SQLite cannot read, an ill-formed value in it (the
+    id counter, the model, a vector of the wrong size), or a gallery file that is a symbolic link or
+    a folder. The message names the file and what is wrong; ``reidpipe gallery check`` lists it all."""
+
+
 class OutputError(ReidpipeError):
     """The output folder or file cannot be created or written."""
 
@@ -119,6 +125,7 @@ __all__ = [
     "InputNotFoundError",
     "EmptyInputError",
     "MalformedInputError",
+    "GalleryDamagedError",
     "OutputError",
     "WeightsUnavailableError",
     "CheckpointError",

@@ -8,21 +8,26 @@ vector, so a result never depends on how the index was built.
 The database is the truth. After each write transaction the indexes are updated and saved (a
 temporary file, then ``os.replace``), then ``index.json`` records the database ``version`` they
 reflect. An index whose recorded version differs from the database's (a crash between the commit and
-the save, a file deleted) is rebuilt from the database when the gallery is opened.
+the save, a file deleted), or that cannot be read as an index of the gallery's kind and dimension
+(garbage), is rebuilt from the database when the gallery is opened; a file larger than its rows can
+fill is not read at all (its header could ask for any amount of memory).
 """
 
 from __future__ import annotations
 
+import errno
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from reidpipe.pipeline.gallery.store import Store, unblob
+from reidpipe.files import atomic_output, atomic_write_text
+from reidpipe.pipeline.gallery.store import Store
 
 KINDS = {"identities": "SELECT id, embedding FROM identities", "tracklets": "SELECT id, feature FROM tracklets"}
+_COLUMN = {"identities": "embedding", "tracklets": "feature"}
 STATE = "index.json"
+_SLACK = 1 << 16  # bytes of header an index file may hold beyond its vectors
 FEW_QUERIES = 8  # fewer queries than this are searched on one thread (10k vectors: 0.7 ms vs 40 ms on 2 busy cores)
 
 
@@ -75,17 +80,39 @@ class VectorIndex:
         return {int(i) for i in faiss.vector_to_array(self.index.id_map)}
 
     def save(self, path: Path) -> None:
+        """Written to a temporary file, then renamed over ``path`` (``OutputError`` naming it)."""
         import faiss
 
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        faiss.write_index(self.index, str(tmp))
-        os.replace(tmp, path)
+        with atomic_output(path, "gallery index") as tmp:
+            try:
+                faiss.write_index(self.index, tmp)
+            except RuntimeError:
+                raise OSError(errno.EIO, "FAISS could not write it") from None
 
     @classmethod
-    def load(cls, path: Path, dim: int) -> VectorIndex:
+    def load(cls, path: Path, dim: int, rows: int) -> VectorIndex:
+        """The index saved at ``path``; ``ValueError`` saying why when it is not an index of ``dim``-d
+        float16 vectors, keyed by id, of at most ``rows`` vectors."""
         import faiss
 
-        return cls(dim, faiss.read_index(str(path)))
+        size = path.stat().st_size
+        if size > rows * (2 * dim + 8) + _SLACK:
+            raise ValueError(f"{size} bytes, more than {rows} vectors of {dim} dimensions fill")
+        try:
+            index = faiss.read_index(str(path))
+        except (RuntimeError, MemoryError) as exc:
+            raise ValueError(
+                f"not a FAISS index ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"
+            ) from None
+        if (
+            not isinstance(index, faiss.IndexIDMap2)
+            or index.d != dim
+            or index.metric_type != faiss.METRIC_INNER_PRODUCT
+        ):
+            raise ValueError(f"not an inner-product index of {dim}-d vectors keyed by id")
+        if index.ntotal > rows:
+            raise ValueError(f"{index.ntotal} vectors for {rows} rows")
+        return cls(dim, index)
 
 
 class Indexes:
@@ -110,25 +137,45 @@ class Indexes:
         """Load the saved indexes, or rebuild them from the database when they are behind it (saved
         again when ``save``: the caller holds the gallery's lock)."""
         ix = cls(store, dim)
-        if ix._recorded_version() == store.version and all(ix._path(k).exists() for k in KINDS):
+        if not ix.behind():
             try:
-                ix.by_kind = {k: VectorIndex.load(ix._path(k), dim) for k in KINDS}
-            except RuntimeError:  # an unreadable file: rebuilt below
-                ix.by_kind = {}
-            else:
+                ix.by_kind = {k: VectorIndex.load(ix._path(k), dim, ix._rows(k)) for k in KINDS}
                 return ix
+            except (OSError, ValueError):  # missing, unreadable, garbage: rebuilt below
+                ix.by_kind = {}
         ix.rebuild()
         if save:
             ix.save()
         return ix
+
+    def behind(self) -> bool:
+        """The saved indexes do not reflect the database's version (a crash between the commit and the
+        save, a file deleted): they are rebuilt when the gallery is opened."""
+        return self._recorded_version() != self.store.version
+
+    def problems(self) -> list[str]:
+        """Saved index files that are up to date by ``index.json`` but cannot be used (empty: sound):
+        missing, unreadable, of another kind or dimension, more vectors than rows."""
+        if self.behind():
+            return []
+        out = []
+        for kind in KINDS:
+            path = self._path(kind)
+            try:
+                VectorIndex.load(path, self.dim, self._rows(kind))
+            except FileNotFoundError:
+                out.append(f"{path.name} is missing")
+            except (OSError, ValueError) as exc:
+                out.append(f"{path.name}: {exc}")
+        return out
 
     def rebuild(self) -> None:
         for kind, sql in KINDS.items():
             vi = VectorIndex(self.dim)
             ids, vecs = [], []
             for rid, b in self.store.db.execute(sql):
-                v = unblob(b)
-                if v is not None and v.size == self.dim:
+                v = self.store.vector(b, f"{kind} row {rid}")
+                if v is not None:
                     ids.append(rid)
                     vecs.append(v)
             if ids:
@@ -137,13 +184,15 @@ class Indexes:
         self.rebuilt = True
 
     def save(self) -> None:
-        """Save both indexes, then record the database version they reflect."""
+        """Save both indexes, then record the database version they reflect (``OutputError`` naming a
+        file that cannot be written: the database stays the truth, the indexes are rebuilt from it)."""
         for kind, vi in self.by_kind.items():
             vi.save(self._path(kind))
-        state = self.store.folder / STATE
-        tmp = state.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": self.store.version, "dim": self.dim}))
-        os.replace(tmp, state)
+        atomic_write_text(
+            self.store.folder / STATE,
+            json.dumps({"version": self.store.version, "dim": self.dim}),
+            "gallery index state",
+        )
 
     def matches_database(self) -> list[str]:
         """Problems (empty: sound): each index holds exactly the rows of its table that have a vector."""
@@ -157,6 +206,11 @@ class Indexes:
 
     def _path(self, kind: str) -> Path:
         return self.store.folder / f"{kind}.faiss"
+
+    def _rows(self, kind: str) -> int:
+        """Rows of ``kind`` that hold a vector: the most its index may hold."""
+        sql = f"SELECT COUNT(*) FROM {kind} WHERE {_COLUMN[kind]} IS NOT NULL"  # noqa: S608 (fixed names)
+        return int(self.store.db.execute(sql).fetchone()[0])
 
     def _recorded_version(self) -> int | None:
         try:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from reidpipe.errors import GalleryDamagedError
 from reidpipe.pipeline.gallery.index import Indexes
-from reidpipe.pipeline.gallery.store import Store
+from reidpipe.pipeline.gallery.store import Store, foreign_files
 from reidpipe.pipeline.gallery.times import iso
 
 
@@ -36,12 +37,30 @@ def info(store: Store) -> dict[str, Any]:
 
 
 def check(store: Store) -> list[str]:
-    """Every problem found (empty: sound): the database's integrity, and both indexes holding exactly
-    the database's vectors (after rebuilding them when they were behind)."""
-    problems = store.integrity()
-    model = store.model
-    if model is not None and not problems:
-        problems += Indexes.open(store, model.dim, save=store.lock is not None).matches_database()
+    """Every problem found (empty: sound), as they are on disk (nothing is rebuilt or repaired): gallery
+    files that are links or folders, the database's integrity, ``meta`` values out of their rule,
+    vectors of the wrong size, index files that cannot be used, and each index holding exactly its
+    table's vectors. Indexes behind the database (a crash between the commit and their save) are not
+    a problem: the next writer rebuilds them; they are compared after an in-memory rebuild."""
+    problems = foreign_files(store.folder)
+    problems += store.integrity()
+    if problems:
+        return problems
+    problems += store.meta_problems()
+    model = None if problems else store.model
+    if model is None:
+        return problems
+    problems += store.bad_vectors()
+    if problems:
+        return problems
+    indexes = Indexes(store, model.dim)
+    unusable = indexes.problems()
+    problems += [f"{p} (rebuilt from the database by the next run, prune or forget)" for p in unusable]
+    if not unusable:
+        try:
+            problems += Indexes.open(store, model.dim, save=False).matches_database()
+        except GalleryDamagedError as exc:  # a vector that is not finite
+            problems.append(getattr(exc, "reason", str(exc)))
     return problems
 
 

@@ -58,9 +58,10 @@ def by_identity(store: Store, indexes: Indexes, gid: int, top: int) -> list[Hit]
     row = store.db.execute("SELECT embedding FROM identities WHERE id=?", (int(gid),)).fetchone()
     if row is None:
         raise UsageError(f"--identity {gid}: no such identity in gallery {store.folder}")
-    if row[0] is None:
+    query = store.vector(row[0], f"identities row {int(gid)} embedding")
+    if query is None:
         return []
-    sims, ids = indexes.identities.search(np.frombuffer(row[0], np.float32)[None], top + 1)
+    sims, ids = indexes.identities.search(query[None], top + 1)
     hits = [Hit(int(i), float(s)) for s, i in zip(sims[0], ids[0]) if i >= 0 and int(i) != int(gid)]
     return _with_sightings(store, hits[:top])
 

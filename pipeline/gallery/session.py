@@ -3,16 +3,24 @@
 session = GallerySession.open(config, uris)   lock, run row, the model checked, start times
 session.offsets                               per-source offsets that put sources on one axis
 session.prime(linker, sources)                gallery tracklets near the run -> the linker
-session.commit(identities, linker)            global ids; the run written (one transaction)
+session.assign(identities, run_tracklets)     global ids (reads the gallery, writes nothing)
+   ... the runner writes the run's outputs with those ids ...
+session.store()                               the run written (one transaction), then the indexes
 session.close()                               lock released (also after a failure)
+
+``commit`` is ``assign`` then ``store``. The runner writes its outputs between the two, so that a
+gallery that fails to take the run never costs the run's ``trajectories.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +28,7 @@ import numpy as np
 
 from reidpipe.pipeline.gallery import crossrun
 from reidpipe.pipeline.gallery.index import Indexes
-from reidpipe.pipeline.gallery.store import ModelId, Store, StoredTracklet, blob
+from reidpipe.pipeline.gallery.store import MAX_ID, ModelId, Store, StoredTracklet, blob, database_errors
 from reidpipe.pipeline.gallery.times import start_times
 from reidpipe.pipeline.link.features import MIN_CENTER, unit
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
@@ -71,6 +79,8 @@ class GallerySession:
         self.written: dict[str, int] = {}
         self.fallback = 0.5  # the linker's fallback cosine (the embedder's), known once primed
         self.committed = False
+        self.assigned = False  # ``assign`` gave the run's identities their global ids
+        self._plan: _Plan | None = None  # what ``assign`` decided, for ``store`` to write
 
     @classmethod
     def open(cls, config, uris: list[str]) -> GallerySession:
@@ -82,11 +92,12 @@ class GallerySession:
             )
         store = Store.open(config.gallery, write=True, create=True)
         try:
-            session = cls(store, config, uris)
-            kept = store.model
-            if kept is not None:
-                session.model.dim = kept.dim  # the dimension is checked when the run's features are known
-            store.check_model(session.model)
+            with database_errors(store.folder):
+                session = cls(store, config, uris)
+                kept = store.model
+                if kept is not None:
+                    session.model.dim = kept.dim  # the dimension is checked when the run's features are known
+                store.check_model(session.model)
         except BaseException:
             store.close()
             raise
@@ -104,9 +115,10 @@ class GallerySession:
         self.fallback = float(linker.config.min_similarity or linker.config.fallback_similarity)
         window = self.config.link.max_gap or crossrun.DEFAULT_WINDOW
         span = _span(sources)
-        stored = self.store.tracklets(
-            "end >= ? AND start <= ? AND feature IS NOT NULL", (self.origin - window, self.origin + span + window)
-        )
+        with database_errors(self.store.folder):
+            stored = self.store.tracklets(
+                "end >= ? AND start <= ? AND feature IS NOT NULL", (self.origin - window, self.origin + span + window)
+            )
         tracklets = [crossrun.as_tracklet(s, self.origin) for s in stored]
         self.primed = {t.key: s.identity for t, s in zip(tracklets, stored)}
         _warn_same_recording(sources, tracklets)
@@ -119,40 +131,68 @@ class GallerySession:
         return [t for t in (linker.final_tracklets or linker.tracklets) if t.key not in self.primed]
 
     def commit(self, identities: list[Identity], run_tracklets: list[Tracklet]) -> list[Identity]:
-        """The run's identities under global ids (only the run's tracklets), written to the gallery
-        with the run's tracklets in one transaction; the indexes brought up to date."""
+        """``assign`` then ``store``: the run's identities under global ids, written to the gallery."""
+        out = self.assign(identities, run_tracklets)
+        self.store_run()
+        return out
+
+    def assign(self, identities: list[Identity], run_tracklets: list[Tracklet]) -> list[Identity]:
+        """The run's identities under global ids (only the run's tracklets), ordered by first sighting.
+        Reads the gallery and writes nothing: :meth:`store_run` writes what was decided."""
+        with database_errors(self.store.folder):
+            return self._assign(identities, run_tracklets)
+
+    def _assign(self, identities: list[Identity], run_tracklets: list[Tracklet]) -> list[Identity]:
         dim = _dim(run_tracklets)
         if dim:
             self.model.dim = dim
             self.store.check_model(self.model)
         ids = crossrun.assign_global_ids(identities, self.primed)
         own = [k for k, ident in enumerate(identities) if any(t.key not in self.primed for t in ident.tracklets)]
-        self.indexes = Indexes.open(self.store, self.model.dim, save=True) if self.model.dim else None
+        self.indexes = Indexes.open(self.store, self.model.dim, save=False) if self.model.dim else None
         means = self._camera_means(run_tracklets)
         beyond = self._beyond_window([k for k in own if k not in ids], identities, means)
         ids.update(beyond)
-        out: list[Identity] = []
+        fresh = iter(range(self.store.next_identity, MAX_ID))  # taken by ``store_run``: this run holds the lock
         global_of = {identities[k].id: gid for k, gid in ids.items()}  # the run's ids -> global ids
-        with self.store.transaction():
-            fresh = iter(self.store.new_identity_ids(sum(k not in ids for k in own)))
-            for k in own:
-                gid = ids[k] if k in ids else next(fresh)
-                global_of[identities[k].id] = gid
-                out.append(crossrun.only_run_tracklets(identities[k], gid, self.primed))
-            _global_runner_ups(out, global_of)
-            self._write(out, run_tracklets, means)
-        self._update_indexes(out)
-        self.written = {"identities": len(out), "continued": sum(k in ids for k in own), "beyond": len(beyond)}
-        if self.config.retention is not None:
-            from reidpipe.pipeline.gallery.retention import prune
-
-            self.written["pruned"] = prune(self.store, self.indexes, time.time() - self.config.retention).identities
+        out: list[Identity] = []
+        for k in own:
+            gid = ids[k] if k in ids else next(fresh)
+            global_of[identities[k].id] = gid
+            out.append(crossrun.only_run_tracklets(identities[k], gid, self.primed))
+        _global_runner_ups(out, global_of)
+        n_fresh = sum(k not in ids for k in own)
+        self._plan = _Plan(out, run_tracklets, means, n_fresh)
+        self.assigned = True
+        self.written = {"identities": len(out), "continued": len(own) - n_fresh, "beyond": len(beyond)}
         return sorted(out, key=lambda i: (min(t.start_t for t in i.tracklets), i.id))
 
+    def store_run(self) -> None:
+        """Write what :meth:`assign` decided in one transaction (the gallery as it was on any error),
+        then bring the indexes up to date and apply ``--retention``. An index that cannot be saved is an
+        ``OutputError`` after the commit: the database holds the run and the index is rebuilt from it."""
+        plan = self._plan
+        assert plan is not None, "assign() first"
+        with database_errors(self.store.folder):
+            with self.store.transaction():
+                self.store.new_identity_ids(plan.fresh)  # the ids ``assign`` gave out from the counter
+                self._write(plan.identities, plan.run_tracklets, plan.means)
+            self._update_indexes(plan.identities)
+            if self.config.retention is not None:
+                from reidpipe.pipeline.gallery.retention import prune
+
+                cutoff = time.time() - self.config.retention
+                self.written["pruned"] = prune(self.store, self.indexes, cutoff).identities
+
     def _beyond_window(self, rows: list[int], identities: list[Identity], means) -> dict[int, int]:
-        if not rows or self.indexes is None or not len(self.indexes.identities):
+        if self.indexes is None or not len(self.indexes.identities):
             return {}
-        Q = np.stack([identity_feature(identities[k].tracklets, means) for k in rows])
+        feats = {k: identity_feature(identities[k].tracklets, means) for k in rows}
+        found_feats = {k: f for k, f in feats.items() if f is not None}  # no embedded crop: a new id
+        if not found_feats:
+            return {}
+        rows = list(found_feats)
+        Q = np.stack(list(found_feats.values()))
         exclude = set(self.primed.values())
         sample = self._negative_sample(exclude)
         found = crossrun.match_beyond_window(Q, self.indexes.identities, exclude, sample, self.fallback)
@@ -165,10 +205,9 @@ class GallerySession:
         rng = np.random.default_rng(0)
         chosen = rng.choice(ids, size=min(len(ids), crossrun.NEGATIVE_SAMPLE), replace=False).tolist() if ids else []
         rows = self.store.db.execute(
-            f"SELECT embedding FROM identities WHERE id IN ({','.join('?' * len(chosen))}) ORDER BY id", chosen
+            f"SELECT id, embedding FROM identities WHERE id IN ({','.join('?' * len(chosen))}) ORDER BY id", chosen
         ).fetchall()
-        vecs = [np.frombuffer(b, np.float32) for (b,) in rows]
-        return np.stack(vecs) if vecs else np.zeros((0, self.model.dim), np.float32)
+        return self._rows("identities", rows, "embedding")
 
     def _camera_means(self, run_tracklets: list[Tracklet]) -> dict[str, tuple[np.ndarray, int]]:
         """Each camera's mean tracklet feature over the gallery and this run."""
@@ -238,18 +277,24 @@ class GallerySession:
             if touched
             else []
         )
-        ix.identities.add(np.array([r[0] for r in rows], np.int64), _rows(rows, ix.dim))
+        ix.identities.add(np.array([r[0] for r in rows], np.int64), self._rows("identities", rows, "embedding"))
         new = db.execute(
             "SELECT id, feature FROM tracklets WHERE run=? AND feature IS NOT NULL", (self.run_id,)
         ).fetchall()
-        ix.tracklets.add(np.array([r[0] for r in new], np.int64), _rows(new, ix.dim))
+        ix.tracklets.add(np.array([r[0] for r in new], np.int64), self._rows("tracklets", new, "feature"))
         ix.save()
+
+    def _rows(self, table: str, rows: list, column: str) -> np.ndarray:
+        """The vectors of ``(id, blob)`` rows, each checked (a damaged one is named)."""
+        vecs = [self.store.vector(b, f"{table} row {rid} {column}") for rid, b in rows]
+        kept = [v for v in vecs if v is not None]
+        return np.stack(kept) if kept else np.zeros((0, self.model.dim), np.float32)
 
     def close(self) -> None:
         """Release the gallery; a run that stopped on an error before its commit is marked ``failed``."""
         try:
             if not self.committed:
-                with self.store.transaction():
+                with contextlib.suppress(sqlite3.Error), self.store.transaction():  # a damaged database stays as it is
                     self.store.set_run_status(self.run_id, "failed")
         finally:
             self.store.close()
@@ -270,8 +315,9 @@ def _warn_same_recording(sources: list[SourceInfo], primed: list[Tracklet]) -> N
             )
 
 
-def identity_feature(tracklets, means: dict[str, tuple[np.ndarray, int]]) -> np.ndarray:
-    """The camera-centred, quality-weighted mean feature of tracklets (``Tracklet`` or ``StoredTracklet``)."""
+def identity_feature(tracklets, means: dict[str, tuple[np.ndarray, int]]) -> np.ndarray | None:
+    """The camera-centred, quality-weighted mean feature of tracklets (``Tracklet`` or ``StoredTracklet``);
+    None when none of them has a feature (no crop of it was embedded)."""
     acc = None
     for t in tracklets:
         if t.feature is None:
@@ -282,7 +328,7 @@ def identity_feature(tracklets, means: dict[str, tuple[np.ndarray, int]]) -> np.
             f = unit(f - mean)
         w = float(t.weight) if isinstance(t, Tracklet) else float(getattr(t, "weight", 1.0))
         acc = f * w if acc is None else acc + f * w
-    return unit(acc) if acc is not None else np.zeros(1, np.float32)
+    return unit(acc) if acc is not None else None
 
 
 def refresh_identity(store: Store, gid: int, means) -> None:
@@ -294,12 +340,19 @@ def refresh_identity(store: Store, gid: int, means) -> None:
     emb = identity_feature(ts, means)
     store.db.execute(
         "UPDATE identities SET first_seen=?, last_seen=?, embedding=? WHERE id=?",
-        (min(t.start for t in ts), max(t.end for t in ts), blob(emb) if emb.size > 1 else None, gid),
+        (min(t.start for t in ts), max(t.end for t in ts), blob(emb), gid),
     )
 
 
-def _rows(rows, dim: int) -> np.ndarray:
-    return np.stack([np.frombuffer(b, np.float32) for _, b in rows]) if rows else np.zeros((0, dim), np.float32)
+@dataclass
+class _Plan:
+    """What ``assign`` decided: the run's identities under global ids, its tracklets, the camera means,
+    how many fresh ids it takes from the counter."""
+
+    identities: list[Identity]
+    run_tracklets: list[Tracklet]
+    means: dict[str, tuple[np.ndarray, int]]
+    fresh: int
 
 
 def _dim(tracklets: list[Tracklet]) -> int:

@@ -24,15 +24,24 @@ Tables (times are absolute, seconds since the Unix epoch, UTC):
 
 A run writes everything it learned in ONE transaction at its end: a crash (even SIGKILL) before that
 leaves the gallery as it was (plus a ``running`` run row), after it the whole run.
+
+A damaged gallery is refused with one line naming what is wrong (:class:`GalleryDamagedError`, exit
+5), never half-read: a file SQLite cannot read, a ``meta`` value out of its rule, a stored vector of
+the wrong size or not finite, and any gallery file that is a symbolic link or a folder (SQLite, the
+lock and the index writer would follow a link and write elsewhere; a dangling ``gallery.db`` link
+would create the database elsewhere). ``reidpipe gallery check`` lists every such problem.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,11 +50,33 @@ from typing import Any
 
 import numpy as np
 
-from reidpipe.errors import GalleryLockedError, GalleryMismatchError, MalformedInputError, OutputError
+from reidpipe.errors import (
+    GalleryDamagedError,
+    GalleryLockedError,
+    GalleryMismatchError,
+    InputNotFoundError,
+    OutputError,
+    ReidpipeError,
+)
 
 SCHEMA = "reidpipe.gallery/1"
 DB_NAME = "gallery.db"
 LOCK_NAME = "lock"
+INDEX_FILES = ("identities.faiss", "tracklets.faiss", "index.json")  # derived: pipeline/gallery/index.py
+FILES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", LOCK_NAME, *INDEX_FILES)
+MODEL_KINDS = ("hist", "onnx", "openvino", "checkpoint")
+MAX_DIM = 65536  # a stored embedding dimension above this is damage, not a model
+MAX_ID = 2**53  # global ids stay exact for every JSON reader (float64)
+# SQLite's primary result codes that mean the file cannot be opened or written (not that it is damaged)
+_CANNOT_WRITE = {
+    3: "permission denied",
+    5: "busy",
+    6: "locked",
+    8: "read-only",
+    10: "I/O error",
+    13: "disk full",
+    14: "cannot open",
+}
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,8 +111,20 @@ class ModelId:
         return {"kind": self.kind, "sha256": self.sha256, "dim": self.dim, "settings": self.settings}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ModelId:
-        return cls(kind=d["kind"], sha256=d["sha256"], dim=int(d["dim"]), settings=dict(d.get("settings") or {}))
+    def from_json(cls, d: Any) -> ModelId:
+        """The model of a gallery's ``meta``; ``ValueError`` naming the field that breaks its rule."""
+        if not isinstance(d, dict):
+            raise ValueError("meta model is not a JSON object")
+        kind, sha, dim, settings = d.get("kind"), d.get("sha256"), d.get("dim"), d.get("settings")
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"meta model kind {kind!r} is not one of {', '.join(MODEL_KINDS)}")
+        if not (sha == "hist" or (isinstance(sha, str) and re.fullmatch("[0-9a-f]{64}", sha))):
+            raise ValueError(f"meta model sha256 {str(sha)[:80]!r} is not a SHA-256")
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_DIM:
+            raise ValueError(f"meta model dim {str(dim)[:80]!r} is not a whole number in [1, {MAX_DIM}]")
+        if settings is not None and not isinstance(settings, dict):
+            raise ValueError("meta model settings is not a JSON object")
+        return cls(kind=kind, sha256=sha, dim=dim, settings=dict(settings or {}))
 
     def describe(self) -> str:
         return f"{self.kind} {self.sha256[:12]} ({self.dim}-d)"
@@ -105,8 +148,56 @@ def blob(x: np.ndarray | None) -> bytes | None:
     return None if x is None else np.asarray(x, np.float32).ravel().tobytes()
 
 
-def unblob(b: bytes | None) -> np.ndarray | None:
-    return None if b is None else np.frombuffer(b, np.float32).copy()
+def unblob(b: bytes | None, dim: int | None = None) -> np.ndarray | None:
+    """A stored vector; ``ValueError`` saying why when it is not ``dim`` finite float32 values."""
+    if b is None:
+        return None
+    if not isinstance(b, bytes) or len(b) % 4 or (dim is not None and len(b) != 4 * dim):
+        size = len(b) if isinstance(b, bytes) else type(b).__name__
+        raise ValueError(f"holds {size} bytes, not {dim or 'whole'} float32 values")
+    v = np.frombuffer(b, np.float32).copy()
+    if not np.isfinite(v).all():
+        raise ValueError("holds a value that is not finite")
+    return v
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """The gallery's files in ``folder`` that are there but are not regular files (a symbolic link, a
+    folder): SQLite, the lock and the index writer would follow a link and write elsewhere."""
+    found = []
+    for name in FILES:
+        try:
+            mode = os.lstat(folder / name).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            found.append(f"{folder / name} cannot be read ({exc.strerror})")
+            continue
+        if stat.S_ISLNK(mode):
+            found.append(f"{folder / name} is a symbolic link")
+        elif stat.S_ISDIR(mode):
+            found.append(f"{folder / name} is a folder")
+        elif not stat.S_ISREG(mode):
+            found.append(f"{folder / name} is not a regular file")
+    return found
+
+
+def database_error(folder: Path, exc: sqlite3.Error) -> ReidpipeError:
+    """An SQLite error as one line: the file cannot be opened or written (exit 6), else damaged (exit 5)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if code is not None and code & 0xFF in _CANNOT_WRITE:
+        return OutputError(f"gallery database {folder / DB_NAME} cannot be opened or written ({first})")
+    return GalleryDamagedError(f"gallery {folder} is damaged: {DB_NAME} cannot be read ({first})")
+
+
+@contextlib.contextmanager
+def database_errors(folder: str | Path) -> Iterator[None]:
+    """Within the block an SQLite error is a one-line :class:`ReidpipeError` naming the gallery."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise database_error(Path(folder), exc) from None
 
 
 class Lock:
@@ -117,7 +208,14 @@ class Lock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link: the lock file is the gallery's own
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise GalleryDamagedError(
+                    f"gallery {self.path.parent} is damaged: {self.path} is a symbolic link"
+                ) from None
+            raise OutputError(f"cannot open the gallery lock {self.path} ({exc.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -146,14 +244,19 @@ class Store:
         self.folder = folder
         self.db = db
         self.lock = lock
+        self._model: tuple[str | None, ModelId | None] | None = None  # (meta text, parsed)
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, folder: str | Path, write: bool = False, create: bool = False) -> Store:
+    def open(cls, folder: str | Path, write: bool = False, create: bool = False, strict: bool = True) -> Store:
+        """Open a gallery (``write``: take its lock; ``create``: make it when absent). A damaged gallery
+        is refused (``GalleryDamagedError``) unless ``strict`` is False (``gallery check``, which lists
+        the damage itself); a gallery file that is a link or a folder is refused always."""
         p = Path(folder)
+        foreign = foreign_files(p)
+        if foreign and (strict or any(f.startswith(str(p / DB_NAME)) for f in foreign)):
+            raise GalleryDamagedError(f"gallery {p} is damaged: {'; '.join(foreign)} (a gallery's files are its own)")
         if not (p / DB_NAME).exists() and not create:
-            from reidpipe.errors import InputNotFoundError
-
             raise InputNotFoundError(f"no gallery in {p} (no {DB_NAME}); a run with --gallery {p} creates one")
         try:
             p.mkdir(parents=True, exist_ok=True)
@@ -163,11 +266,13 @@ class Store:
         if lock is not None:
             lock.acquire()
         try:
-            db = _connect(p / DB_NAME)
-            store = cls(p, db, lock)
-            store._check_schema(create)
-            if write:
-                store._abort_stale_runs()
+            with database_errors(p):
+                store = cls(p, _connect(p / DB_NAME), lock)
+                store._check_schema(create)
+                if strict:
+                    store._check_meta()
+                if write:
+                    store._abort_stale_runs()
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -175,12 +280,9 @@ class Store:
         return store
 
     def _check_schema(self, create: bool) -> None:
-        try:
-            if create or self.lock is not None:  # readers never write, not even the schema
-                self.db.executescript(_TABLES)
-            schema = self.meta("schema")
-        except sqlite3.DatabaseError as exc:
-            raise MalformedInputError(f"{self.folder / DB_NAME}: not a readable gallery database ({exc})") from None
+        if create or self.lock is not None:  # readers never write, not even the schema
+            self.db.executescript(_TABLES)
+        schema = self.meta("schema")
         if schema is None:
             with self.transaction():
                 self.set_meta("schema", SCHEMA)
@@ -188,6 +290,26 @@ class Store:
                 self.set_meta("next_identity", "1")
         elif schema != SCHEMA:
             raise GalleryMismatchError(f"{self.folder}: gallery schema {schema!r}, this reidpipe reads {SCHEMA!r}")
+
+    def _check_meta(self) -> None:
+        problems = self.meta_problems()
+        if problems:
+            raise self.damaged("; ".join(problems))
+
+    def meta_problems(self) -> list[str]:
+        """The ``meta`` values that break their rule (empty: sound)."""
+        problems = []
+        for check in (lambda: self.version, lambda: self.next_identity, lambda: self.model):
+            try:
+                check()
+            except GalleryDamagedError as exc:
+                problems.append(exc.reason)  # type: ignore[attr-defined]
+        return problems
+
+    def damaged(self, reason: str) -> GalleryDamagedError:
+        err = GalleryDamagedError(f"gallery {self.folder} is damaged: {reason}")
+        err.reason = reason  # type: ignore[attr-defined]
+        return err
 
     def _abort_stale_runs(self) -> None:
         """Runs still ``running`` when a writer holds the lock were killed: they wrote nothing else."""
@@ -227,15 +349,40 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
 
+    def _whole_meta(self, key: str, low: int) -> int:
+        text = self.meta(key)
+        if text is None or not re.fullmatch(r"\d{1,16}", text.strip()) or not low <= int(text) <= MAX_ID:
+            raise self.damaged(f"meta {key} {str(text)[:80]!r} is not a whole number in [{low}, 2^53]")
+        return int(text)
+
     @property
     def version(self) -> int:
-        return int(self.meta("version") or 0)
+        return self._whole_meta("version", 0)
+
+    @property
+    def next_identity(self) -> int:
+        return self._whole_meta("next_identity", 1)
 
     # ------------------------------------------------------------------ the model
     @property
     def model(self) -> ModelId | None:
-        m = self.meta("model")
-        return None if m is None else ModelId.from_json(json.loads(m))
+        text = self.meta("model")
+        if self._model is None or self._model[0] != text:
+            try:
+                parsed = None if text is None else ModelId.from_json(json.loads(text))
+            except ValueError as exc:  # JSONDecodeError included
+                raise self.damaged(str(exc) if "meta model" in str(exc) else "meta model is not JSON") from None
+            self._model = (text, parsed)
+        return self._model[1]
+
+    def vector(self, b: bytes | None, what: str) -> np.ndarray | None:
+        """A stored vector (``what`` names it: ``tracklets row 5 feature``), checked against the
+        gallery's model: ``dim`` finite float32 values, else the gallery is damaged."""
+        model = self.model
+        try:
+            return unblob(b, model.dim if model is not None else None)
+        except ValueError as exc:
+            raise self.damaged(f"{what} {exc}") from None
 
     def check_model(self, model: ModelId, what: str = "this run") -> None:
         """Refuse ``model`` when the gallery was filled by another one (or set it on a new gallery)."""
@@ -255,11 +402,39 @@ class Store:
             f"WHERE {where} ORDER BY start, id",
             args,
         ).fetchall()
-        return [StoredTracklet(*r[:9], feature=unblob(r[9])) for r in rows]  # type: ignore[misc]
+        return [
+            StoredTracklet(*r[:9], feature=self.vector(r[9], f"tracklets row {r[0]} feature"))  # type: ignore[misc]
+            for r in rows
+        ]
 
     def camera_means(self) -> dict[str, tuple[np.ndarray, int]]:
         rows = self.db.execute("SELECT name, mean, count FROM cameras").fetchall()
-        return {name: (np.frombuffer(m, np.float32).copy(), int(n)) for name, m, n in rows}
+        means = {}
+        for name, m, n in rows:
+            mean = self.vector(m, f"cameras row {str(name)[:80]!r} mean")
+            if mean is None or isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise self.damaged(f"cameras row {str(name)[:80]!r} has no mean or a count {n!r} that is not >= 0")
+            means[str(name)] = (mean, n)
+        return means
+
+    def bad_vectors(self, limit: int = 5) -> list[str]:
+        """Stored vectors of the wrong size (at most ``limit`` named; empty: sound)."""
+        model = self.model
+        if model is None:
+            return []
+        size = 4 * model.dim
+        problems = []
+        for table, column in (("tracklets", "feature"), ("identities", "embedding"), ("cameras", "mean")):
+            key = "name" if table == "cameras" else "id"
+            rows = self.db.execute(
+                f"SELECT {key}, length({column}) FROM {table} "  # noqa: S608 (fixed names)
+                f"WHERE {column} IS NOT NULL AND (typeof({column}) != 'blob' OR length({column}) != ?)",
+                (size,),
+            ).fetchall()
+            problems += [f"{table} row {k!r} {column} holds {n} bytes, not {model.dim} float32 values" for k, n in rows]
+        return problems[:limit] + (
+            [f"{len(problems) - limit} more vectors of the wrong size"] if len(problems) > limit else []
+        )
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 (fixed names)
@@ -289,7 +464,7 @@ class Store:
 
     def new_identity_ids(self, n: int) -> list[int]:
         """``n`` fresh global ids from the counter (inside the caller's transaction)."""
-        first = int(self.meta("next_identity") or 1)
+        first = self.next_identity
         self.set_meta("next_identity", str(first + n))
         return list(range(first, first + n))
 
@@ -302,4 +477,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-__all__ = ["SCHEMA", "ModelId", "Store", "StoredTracklet", "blob", "unblob"]
+__all__ = [
+    "SCHEMA",
+    "ModelId",
+    "Store",
+    "StoredTracklet",
+    "blob",
+    "database_error",
+    "database_errors",
+    "foreign_files",
+    "unblob",
+]

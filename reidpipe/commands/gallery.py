@@ -26,9 +26,12 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("gallery prune needs --older-than AGE (e.g. 30d)")
     if args.action == "forget" and args.identity is None:
         raise UsageError("gallery forget needs --identity N")
-    if args.action in ("info", "check"):
-        return _read(args)
-    return _delete(args)
+    from reidpipe.pipeline.gallery.store import database_errors
+
+    with database_errors(args.gallery):  # a damaged database: one line, exit 5
+        if args.action in ("info", "check"):
+            return _read(args)
+        return _delete(args)
 
 
 def _read(args: argparse.Namespace) -> int:
@@ -38,7 +41,7 @@ def _read(args: argparse.Namespace) -> int:
     from reidpipe.pipeline.gallery.info import check, format_info, info
     from reidpipe.pipeline.gallery.store import Store
 
-    with Store.open(args.gallery) as store:
+    with Store.open(args.gallery, strict=args.action != "check") as store:  # check lists the damage itself
         if args.action == "info":
             d = info(store)
             print(json.dumps(d) if args.json else format_info(d))

@@ -26,13 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import json
-
     from reidpipe.errors import UsageError
-    from reidpipe.pipeline.gallery.search import by_identity, by_image, format_hits, open_for_search
+    from reidpipe.pipeline.gallery.store import database_errors
 
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
+    with database_errors(args.gallery):  # a damaged database: one line, exit 5
+        return _search(args)
+
+
+def _search(args: argparse.Namespace) -> int:
+    import json
+
+    from reidpipe.pipeline.gallery.search import by_identity, by_image, format_hits, open_for_search
+
     store, indexes = open_for_search(args.gallery)
     try:
         if args.image is not None:
