@@ -87,6 +87,28 @@ def test_a_run_a_day_later_continues_identities_by_appearance(tmp_path):
     assert later["recall"] > 0.9, later
 
 
+@pytest.mark.parametrize("without_crop", ["some", "all"])
+def test_identities_without_an_embedded_crop_get_fresh_ids_beyond_the_window(tmp_path, without_crop):
+    """A run a day later whose tracks were never embedded (no crop: too short, cut by --max-frames,
+    a detector's small boxes) is compared by appearance only where it has a feature; the others get
+    fresh ids, and everything is written to the gallery."""
+    ts, _ = people()
+    g = tmp_path / "g"
+    gallery_run(config(g, T0), [t for t in ts if t.camera == "cam0"], "cam0")
+    cam1 = [t for t in ts if t.camera == "cam1"]
+    blind = cam1 if without_crop == "all" else cam1[::3]
+    for t in blind:
+        t.feature, t.qualities = None, []
+    ids = gallery_run(config(g, T0 + DAY), cam1, "cam1")
+    assert set(ids) == {t.key for t in cam1}  # every track of the run has its global id
+    assert WRITTEN["identities"] == len(set(ids.values()))
+    if without_crop == "some":
+        assert WRITTEN["beyond"] > 0  # the ones with a feature are still matched by appearance
+    with Store.open(g) as store:
+        assert store.count("tracklets") == len(ts) - len(cam1) + len(cam1)
+        assert check(store) == []
+
+
 def test_prune_and_forget_remove_exactly_their_rows_and_vectors(tmp_path):
     g, ts, *_ = split_runs(tmp_path, T0 + 40 * DAY)
     with Store.open(g, write=True) as store:
