@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from reidpipe.errors import InputNotFoundError, MalformedInputError, OutputError
-from reidpipe.files import atomic_write_text
+from reidpipe.files import atomic_write_text, fresh_file
 from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet
+from reidpipe.pipeline.validate import camera_names
 
 SCHEMA = "reidpipe.trajectories/1"
 
@@ -56,9 +57,13 @@ def check_output_dir(path: str | Path) -> Path:
 def discard_stale_outputs(folder: str | Path) -> None:
     """Remove an older run's ``trajectories.json`` (and its crop thumbnails) when a new run starts writing its events into
     ``folder``: a reader must never pair an old result with a new run's ``events.jsonl``."""
+    thumbs = Path(folder) / "thumbs"
+    if thumbs.is_symlink():  # its *.jpg would be removed, and crops written, in another folder
+        raise OutputError(
+            f"{thumbs} is a symbolic link: refused (its crops would be removed and written in another folder)"
+        )
     try:
         (Path(folder) / "trajectories.json").unlink(missing_ok=True)
-        thumbs = Path(folder) / "thumbs"
         for thumb in [*thumbs.glob("*.jpg"), *thumbs.glob("spares/*.jpg")]:  # an older run's crops
             thumb.unlink()
     except OSError as exc:
@@ -158,6 +163,9 @@ def read_trajectories(path: str | Path) -> dict[str, Any]:
         if not isinstance(s, dict) or not {"camera", "uri", "fps", "width", "height", "frames"} <= set(s):
             raise _bad(path, f"sources[{i}] lacks camera/uri/fps/width/height/frames")
         cams.add(s["camera"])
+    unsafe = camera_names([s["camera"] for s in data["sources"]])  # the rule of --names: they name files
+    if unsafe is not None:
+        raise _bad(path, f"sources: {unsafe}")
     seen_tracks = set()
     for i, ident in enumerate(data["identities"]):
         if (
@@ -215,10 +223,7 @@ class EventWriter:
         self._raised = False
         self._size = 0  # bytes of complete lines in the file
         if self.path is not None:
-            try:  # a new run starts a new log
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-            except OSError as exc:
-                raise OutputError(f"cannot write {self.path} ({exc.strerror})") from None
+            self._fd = fresh_file(self.path)  # a new run starts a new log (a link there is replaced, not followed)
             self._thread = threading.Thread(target=self._run, name="events-writer", daemon=True)
             self._thread.start()
 

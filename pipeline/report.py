@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reidpipe.errors import InputNotFoundError, UsageError
+from reidpipe.errors import InputNotFoundError, MalformedInputError, UsageError
 
 TEMPLATE = "report.html.j2"
 UNCERTAIN_SHOWN = 12  # linked tracks listed under "uncertain links first"
@@ -183,7 +183,9 @@ def load_run(folder: str | Path) -> RunView:
             f"{folder} holds neither events.jsonl nor trajectories.json: not a reidpipe run folder"
         )
     events = read_events(events_path) if events_path.is_file() else []
-    data = read_trajectories(traj_path) if traj_path.is_file() else None
+    data = read_trajectories(traj_path) if traj_path.is_file() else None  # its camera names checked there
+    if data is None:
+        _check_camera_names(events_path, events)
     tracks = _tracks_from_trajectories(data) if data is not None else _tracks_from_events(events)
     by_id: dict[int, list[TrackView]] = {}
     for t in sorted(tracks, key=lambda t: (t.start_t, t.camera, t.track)):
@@ -196,6 +198,17 @@ def load_run(folder: str | Path) -> RunView:
         linker = {k: v for k, v in ops[-1].items() if k not in ("event", "time")}
     sources = data["sources"] if data is not None else _sources_from_events(events)
     return RunView(folder, sources, identities, linker, events, from_events=data is None)
+
+
+def _check_camera_names(path: Path, events: list[dict[str, Any]]) -> None:
+    """Camera names read from ``events.jsonl`` follow the rule of ``--names``: they name thumbnail files,
+    and a name such as ``../../x`` must never lead the report out of the run folder."""
+    from reidpipe.pipeline.validate import camera_names
+
+    names = list(dict.fromkeys(e["camera"] for e in events if "camera" in e))
+    unsafe = camera_names(names)
+    if unsafe is not None:
+        raise MalformedInputError(f"{path}: {unsafe}")
 
 
 def _thumbs(folder: Path, camera: str, track: int) -> list[str]:

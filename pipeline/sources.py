@@ -9,6 +9,10 @@ queue (``config.queue_size``); the consumer takes them with :meth:`Source.get`. 
   stops after ``max_frames`` frames read;
 - skips a frame that fails to decode (``cv2.VideoCapture.read`` failing inside a file, an image that
   ``cv2.imread`` cannot read) and counts it in ``corrupt``;
+- keeps one frame size per camera: an image folder whose frames differ in size is refused when it is
+  opened (``MalformedInputError`` naming the first odd image; sizes read from the image headers), as
+  public detections and the annotated video are in each frame's own pixels; an odd image found only
+  when decoded is skipped as corrupt, never resized;
 - for a live stream, reconnects with exponential backoff (``reconnect_attempts`` tries, waiting
   ``reconnect_backoff``, then twice that, ...) and, when it does not come back, finishes that camera
   with a one-line warning (``dropped`` holds it) while the other cameras go on. A live source never
@@ -32,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reidpipe.errors import EmptyInputError, InputNotFoundError, UsageError
+from reidpipe.errors import EmptyInputError, InputNotFoundError, MalformedInputError, UsageError
 from reidpipe.pipeline.types import Frame, SourceInfo
 
 if TYPE_CHECKING:
@@ -168,6 +172,7 @@ class Source:
                     break
             if first is None:
                 raise EmptyInputError(f"image folder has no readable image in its first files: {self.uri}")
+            _check_one_size(self.uri, self._images[: self.max_frames], first.shape[:2])
             self.info.fps = FOLDER_FPS
             self.info.height, self.info.width = first.shape[:2]
             self.info.frames = len(self._images)
@@ -298,11 +303,9 @@ class Source:
             t0 = time.perf_counter()
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
             self.decode_seconds += time.perf_counter() - t0
-            if img is None or img.ndim != 3:
+            if img is None or img.ndim != 3 or img.shape[:2] != (h, w):  # one frame size per camera
                 self.corrupt += 1
                 continue
-            if img.shape[:2] != (h, w):  # keep one frame size per camera
-                img = cv2.resize(img, (w, h))
             self._emit(index, index / self.info.fps, img)
 
     def _run_file(self) -> None:
@@ -542,6 +545,32 @@ def rounds(
             wait()
 
 
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` of an image as ``cv2.imread`` gives it (EXIF orientation applied), read
+    from its header only; None when Pillow cannot tell (the reader then decodes it)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by a quarter turn
+                w, h = h, w
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return int(h), int(w)
+
+
+def _check_one_size(uri: str, images: list[Path], size: tuple[int, int]) -> None:
+    """Refuse an image folder whose frames differ in size, naming the first odd image."""
+    for p in images:
+        other = _header_size(p)
+        if other is not None and other != tuple(size):
+            raise MalformedInputError(
+                f"image folder {uri}: {p.name} is {other[1]}x{other[0]}, its first frame {size[1]}x{size[0]}; "
+                "the frames of one camera must have one size (resize them first)"
+            )
+
+
 def iter_frames(uri: str, *, stride: int = 1, max_frames: int | None = None):
     """Read one file or folder again in the caller's thread (used to draw annotated videos):
     yields ``(index, image)`` for the frames a run with the same stride and max_frames processed."""
@@ -550,12 +579,14 @@ def iter_frames(uri: str, *, stride: int = 1, max_frames: int | None = None):
     kind = source_kind(uri)
     if kind == "folder":
         images = sorted(p for p in Path(uri).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        size = None
         for index, p in enumerate(images):
             if max_frames is not None and index >= max_frames:
                 break
             if index % stride == 0:
                 img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-                if img is not None:
+                if img is not None and img.ndim == 3 and size in (None, img.shape[:2]):  # as the run read them
+                    size = img.shape[:2]
                     yield index, img
         return
     cap = _ffmpeg_capture(uri)

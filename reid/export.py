@@ -129,7 +129,9 @@ def export_onnx(
     gen = torch.Generator().manual_seed(seed)
     example = torch.randn(int(batch_size), 3, h, w, generator=gen).to(device)
     wrapper = _Embed(model).eval()
-    try:
+    diff = None
+    sizes: tuple[int, ...] = ()
+    try:  # written to a temporary name, checked there, renamed: an unverified model never sits at ``output``
         with atomic_output(output, "ONNX model") as tmp:
             fastpath = torch.backends.mha.get_fastpath_enabled()
             # nn.MultiheadAttention's inference fast path (a fused kernel) has no ONNX form
@@ -147,18 +149,12 @@ def export_onnx(
                 entry = proto.metadata_props.add()
                 entry.key, entry.value = key, value
             onnx.save(proto, tmp)
+            if verify:
+                diff, sizes = _verify(model, Path(tmp), example, gen, name=output)
+                if diff > atol:
+                    raise CheckpointError(f"{output}: the ONNX export differs from embed by {diff:.3g} (> {atol:g})")
     finally:
         model.train(was_training)
-    diff = None
-    sizes: tuple[int, ...] = ()
-    if verify:
-        model.eval()
-        try:
-            diff, sizes = _verify(model, output, example, gen)
-        finally:
-            model.train(was_training)
-        if diff > atol:
-            raise CheckpointError(f"{output}: the ONNX export differs from embed by {diff:.3g} (> {atol:g})")
     return ExportReport(
         path=output,
         opset=int(opset),
@@ -189,7 +185,11 @@ def _onnx_export(wrapper: nn.Module, example: torch.Tensor, path: str, opset: in
         raise CheckpointError(f"cannot export this model to ONNX opset {opset}: {first}") from None
 
 
-def _verify(model, path: Path, example: torch.Tensor, gen: torch.Generator) -> tuple[float, tuple[int, ...]]:
+def _verify(
+    model, path: Path, example: torch.Tensor, gen: torch.Generator, name: Path
+) -> tuple[float, tuple[int, ...]]:
+    """The largest difference between ``embed`` and the ONNX model at ``path`` (``name`` in messages),
+    on the example batch and a larger one (the batch axis is dynamic)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -204,7 +204,7 @@ def _verify(model, path: Path, example: torch.Tensor, gen: torch.Generator) -> t
             ref = model.embed(batch).float().cpu().numpy()
         got = session.run(["features"], {"images": batch.cpu().numpy().astype("float32")})[0]
         if got.shape != ref.shape:
-            raise CheckpointError(f"{path}: ONNX output shape {got.shape} != embed shape {ref.shape}")
+            raise CheckpointError(f"{name}: ONNX output shape {got.shape} != embed shape {ref.shape}")
         worst = max(worst, float(abs(got - ref).max()))
         sizes.append(int(batch.shape[0]))
     return worst, tuple(sizes)

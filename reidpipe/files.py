@@ -2,7 +2,8 @@
 
 A file is written to a temporary name in its own folder, flushed to disk, then renamed over the
 target (``os.replace``), so a reader or a crash never sees half a file and nothing that was there
-before is lost on failure.
+before is lost on failure. The rename replaces a symbolic link at the target: its target is never
+written. A file written as it goes (``events.jsonl``) starts as :func:`fresh_file` for the same reason.
 """
 
 from __future__ import annotations
@@ -48,3 +49,23 @@ def atomic_output(path: str | os.PathLike, what: str = "") -> Iterator[str]:
 def atomic_write_text(path: str | os.PathLike, text: str, what: str = "") -> None:
     with atomic_output(path, what) as tmp:
         Path(tmp).write_text(text)
+
+
+def fresh_file(path: str | os.PathLike, what: str = "") -> int:
+    """A new, empty regular file at ``path`` that replaces whatever was there in one rename (a
+    symbolic link is replaced, never followed); returns a descriptor open for writing. ``OSError``
+    becomes :class:`OutputError` naming ``path``."""
+    path = Path(path)
+    label = f"{what} {path}" if what else str(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write {label} ({exc.strerror or type(exc).__name__})") from None
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except OSError as exc:
+        os.close(fd)
+        os.unlink(tmp)
+        raise OutputError(f"cannot write {label} ({exc.strerror or type(exc).__name__})") from None
+    return fd

@@ -418,23 +418,21 @@ class Store:
         return means
 
     def bad_vectors(self, limit: int = 5) -> list[str]:
-        """Stored vectors of the wrong size (at most ``limit`` named; empty: sound)."""
-        model = self.model
-        if model is None:
-            return []
-        size = 4 * model.dim
+        """Stored vectors that break the rule of :meth:`vector` (at most ``limit`` named; empty: sound).
+        Reads every vector once."""
         problems = []
-        for table, column in (("tracklets", "feature"), ("identities", "embedding"), ("cameras", "mean")):
-            key = "name" if table == "cameras" else "id"
-            rows = self.db.execute(
-                f"SELECT {key}, length({column}) FROM {table} "  # noqa: S608 (fixed names)
-                f"WHERE {column} IS NOT NULL AND (typeof({column}) != 'blob' OR length({column}) != ?)",
-                (size,),
-            ).fetchall()
-            problems += [f"{table} row {k!r} {column} holds {n} bytes, not {model.dim} float32 values" for k, n in rows]
-        return problems[:limit] + (
-            [f"{len(problems) - limit} more vectors of the wrong size"] if len(problems) > limit else []
-        )
+        for table, key, column in (
+            ("tracklets", "id", "feature"),
+            ("identities", "id", "embedding"),
+            ("cameras", "name", "mean"),
+        ):
+            for k, b in self.db.execute(f"SELECT {key}, {column} FROM {table}"):  # noqa: S608 (fixed names)
+                try:
+                    self.vector(b, "")
+                except GalleryDamagedError as exc:
+                    problems.append(f"{table} row {k!r} {column}{exc.reason}")  # type: ignore[attr-defined]
+        more = [f"{len(problems) - limit} more vectors like these"] if len(problems) > limit else []
+        return problems[:limit] + more
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 (fixed names)

@@ -47,6 +47,7 @@ def main(args: argparse.Namespace) -> int:
     from reidpipe.reid.checkpoint import load_checkpoint
     from reidpipe.reid.export import export_onnx
 
+    _refuse_overwriting_the_input(args.weights, args.output)
     model = load_checkpoint(args.weights, map_location="cpu")
     report = export_onnx(model, args.output, opset=args.opset, batch_size=args.batch_size, verify=not args.no_verify)
     h, w = report.input_size
@@ -58,3 +59,19 @@ def main(args: argparse.Namespace) -> int:
         sizes = ", ".join(str(s) for s in report.checked_batch_sizes)
         print(f"onnxruntime check: max abs diff vs embed = {report.max_abs_diff:.3g} (batch sizes {sizes})")
     return 0
+
+
+def _refuse_overwriting_the_input(weights: str, output: str) -> None:
+    """``-o`` naming the checkpoint itself (also through a link) would replace it with the ONNX model."""
+    import os
+
+    from reidpipe.errors import UsageError
+
+    try:
+        same = os.path.samefile(weights, output)
+    except OSError:  # one of them does not exist: they are not the same file
+        same = False
+    if same:
+        raise UsageError(
+            f"--output {output} is the checkpoint given to --weights: it would be overwritten; choose another file"
+        )
