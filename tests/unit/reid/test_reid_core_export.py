@@ -52,3 +52,36 @@ def test_cli_errors_name_the_input(checkpoint, tmp_path, capsys):
     path, _ = checkpoint
     assert main(["export", "--weights", str(path), "--output", str(tmp_path / "m.onnx"), "--opset", "3"]) == 10
     assert "opset" in capsys.readouterr().err
+
+
+def test_export_never_overwrites_its_own_checkpoint(checkpoint, tmp_path, capsys):
+    path, _ = checkpoint
+    before = path.read_bytes()
+    link = tmp_path / "link.pt"
+    link.symlink_to(path)
+    for output in (path, link):
+        assert main(["export", "--weights", str(path), "--output", str(output)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--output" in err[0] and "--weights" in err[0], err
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("stop", ["signal", "differs"])
+def test_an_unverified_model_never_sits_at_the_output(checkpoint, tmp_path, capsys, monkeypatch, stop):
+    """A stop signal (SIGTERM arrives as a KeyboardInterrupt) or a failed check during the verification:
+    the model being checked is removed and an older file at ``--output`` is left as it was."""
+    from reidpipe.reid import export
+
+    path, _ = checkpoint
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"yesterday's model")
+
+    def verify(*args, **kwargs):
+        if stop == "signal":
+            raise KeyboardInterrupt
+        return 1.0, (1, 3)
+
+    monkeypatch.setattr(export, "_verify", verify)
+    code = main(["export", "--weights", str(path), "--output", str(out)])
+    assert code == (130 if stop == "signal" else 8)
+    assert out.read_bytes() == b"yesterday's model" and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
