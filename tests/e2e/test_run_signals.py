@@ -113,3 +113,27 @@ def test_old_trajectories_never_stay_beside_a_new_runs_events(tmp_path, long_wal
     proc.communicate(timeout=30)
     assert (out / "events.jsonl").read_text().startswith('{"event":"source_start"')
     assert not (out / "trajectories.json").exists()
+
+
+def test_sigterm_during_a_gallery_run_finalises_outputs_and_gallery(tmp_path, long_walker):
+    """SIGTERM on ``run --gallery``: exit 143, the outputs finalised, the run written to the gallery
+    (under the gallery's ids), which then passes ``gallery check``."""
+    pytest.importorskip("faiss", reason="faiss-cpu (the [faiss] / [dev] extra) is not installed")
+    import sqlite3
+
+    from reidpipe.cli import main
+
+    video, det = long_walker
+    out, gallery = tmp_path / "o", tmp_path / "g"
+    proc = start_run(video, det, out, "--gallery", str(gallery))
+    wait_until_tracking(proc, out)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "interrupted" in one_line_error(err)
+    assert_finalised(out)
+    (ident,) = read_trajectories(out / "trajectories.json")["identities"]
+    with sqlite3.connect(gallery / "gallery.db") as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("done",)]
+        assert db.execute("SELECT identity FROM tracklets").fetchall() == [(ident["id"],)]
+    assert main(["gallery", "check", "--gallery", str(gallery)]) == 0
