@@ -379,7 +379,11 @@ class _Run:
 
     def _global_ids(self) -> None:
         assert self.gallery is not None
-        self.identities = self.gallery.assign(self.identities, self.gallery.run_tracklets(self.linker))
+        try:
+            self.identities = self.gallery.assign(self.identities, self.gallery.run_tracklets(self.linker))
+        except Exception:
+            self.identities = self.gallery.run_only(self.identities)  # the outputs: the run's own ids
+            raise
 
     def _store_in_gallery(self) -> None:
         assert self.gallery is not None

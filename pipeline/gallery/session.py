@@ -5,10 +5,10 @@ session.offsets                               per-source offsets that put source
 session.prime(linker, sources)                gallery tracklets near the run -> the linker
 session.assign(identities, run_tracklets)     global ids (reads the gallery, writes nothing)
    ... the runner writes the run's outputs with those ids ...
-session.store()                               the run written (one transaction), then the indexes
+session.store_run()                           the run written (one transaction), then the indexes
 session.close()                               lock released (also after a failure)
 
-``commit`` is ``assign`` then ``store``. The runner writes its outputs between the two, so that a
+``commit`` is ``assign`` then ``store_run``. The runner writes its outputs between the two, so that a
 gallery that fails to take the run never costs the run's ``trajectories.json``.
 """
 
@@ -80,7 +80,7 @@ class GallerySession:
         self.fallback = 0.5  # the linker's fallback cosine (the embedder's), known once primed
         self.committed = False
         self.assigned = False  # ``assign`` gave the run's identities their global ids
-        self._plan: _Plan | None = None  # what ``assign`` decided, for ``store`` to write
+        self._plan: _Plan | None = None  # what ``assign`` decided, for ``store_run`` to write
 
     @classmethod
     def open(cls, config, uris: list[str]) -> GallerySession:
@@ -167,6 +167,13 @@ class GallerySession:
         self.written = {"identities": len(out), "continued": len(own) - n_fresh, "beyond": len(beyond)}
         return sorted(out, key=lambda i: (min(t.start_t for t in i.tracklets), i.id))
 
+    def run_only(self, identities: list[Identity]) -> list[Identity]:
+        """The linker's identities without the gallery's tracklets, under the run's own ids (1..N):
+        what the outputs hold when the gallery could not give global ids."""
+        from reidpipe.pipeline.export import order_identities
+
+        return order_identities([crossrun.only_run_tracklets(i, i.id, self.primed) for i in identities])
+
     def store_run(self) -> None:
         """Write what :meth:`assign` decided in one transaction (the gallery as it was on any error),
         then bring the indexes up to date and apply ``--retention``. An index that cannot be saved is an
@@ -177,6 +184,7 @@ class GallerySession:
             with self.store.transaction():
                 self.store.new_identity_ids(plan.fresh)  # the ids ``assign`` gave out from the counter
                 self._write(plan.identities, plan.run_tracklets, plan.means)
+            self.committed = True  # after COMMIT: a commit that fails leaves the gallery as it was
             self._update_indexes(plan.identities)
             if self.config.retention is not None:
                 from reidpipe.pipeline.gallery.retention import prune
@@ -260,7 +268,6 @@ class GallerySession:
                 )
             refresh_identity(self.store, ident.id, means)
         self.store.set_run_status(self.run_id, "done")
-        self.committed = True
 
     def _update_indexes(self, out: list[Identity]) -> None:
         if self.indexes is None:

@@ -223,3 +223,22 @@ def test_a_gallery_that_fails_after_the_run_keeps_every_output(tmp_path, capsys,
     assert main(["gallery", "prune", "--gallery", str(g), "--older-than", "100000d"]) == 0  # a writer rebuilds
     capsys.readouterr()
     assert main(["gallery", "check", "--gallery", str(g)]) == 0
+
+
+def test_a_gallery_that_cannot_give_ids_leaves_the_outputs_with_the_runs_own(tmp_path, capsys, walker, base):
+    """The gallery's tracklets near the run were given to the linker, then the gallery fails to give
+    global ids (a damaged identity embedding): trajectories.json holds the run's own tracks only
+    (none of the gallery's, which the linker saw), under the run's ids 1..N."""
+    from reidpipe.pipeline.export import read_trajectories
+
+    g = tmp_path / "g"
+    shutil.copytree(base, g)
+    sql("UPDATE identities SET embedding=x'0102'")(g)
+    out = tmp_path / "out"
+    assert main(run_args(walker, out, g, "2029-12-31T09:01:00Z")) == 5  # a minute later: in the window
+    errors = [s for s in capsys.readouterr().err.splitlines() if s.startswith("reidpipe: error:")]
+    assert len(errors) == 1 and "with the run's own ids" in errors[0], errors
+    data = read_trajectories(out / "trajectories.json")
+    tracks = [tr for ident in data["identities"] for tr in ident["tracks"]]
+    assert tracks and all(tr["track"] >= 0 for tr in tracks)  # the gallery's tracklets are -row id
+    assert [i["id"] for i in data["identities"]] == list(range(1, len(data["identities"]) + 1))
