@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -547,15 +547,31 @@ def rounds(
 
 def _header_size(path: Path) -> tuple[int, int] | None:
     """``(height, width)`` of an image as ``cv2.imread`` gives it (EXIF orientation applied), read
-    from its header only; None when Pillow cannot tell (the reader then decodes it)."""
-    from PIL import Image
+    from its header by Pillow's parser for its extension; None when that parser cannot tell (the
+    reader then decodes it). The parser is called directly, not through ``PIL.Image.open``, which
+    ultralytics replaces with a version that installs a HEIF plugin when a file is not identified."""
+    import struct
 
+    from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
+
+    parsers: dict[str, Callable[[str], Any]] = {
+        ".jpg": JpegImagePlugin.JpegImageFile,
+        ".jpeg": JpegImagePlugin.JpegImageFile,
+        ".png": PngImagePlugin.PngImageFile,
+        ".bmp": BmpImagePlugin.BmpImageFile,
+        ".tif": TiffImagePlugin.TiffImageFile,
+        ".tiff": TiffImagePlugin.TiffImageFile,
+        ".webp": WebPImagePlugin.WebPImageFile,
+    }
+    parser = parsers.get(path.suffix.lower())
+    if parser is None:
+        return None
     try:
-        with Image.open(path) as im:
+        with parser(str(path)) as im:
             w, h = im.size
             if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by a quarter turn
                 w, h = h, w
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error):
         return None
     return int(h), int(w)
 
