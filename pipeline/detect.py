@@ -400,12 +400,13 @@ class PublicDetections:
         x, y, w, h = mot[:, 2], mot[:, 3], mot[:, 4], mot[:, 5]
         rows = np.stack([mot[:, 0] - 1, x, y, x + w, y + h, mot[:, 6]], axis=1)  # 0-based frames, xyxy
         arr = np.asarray(rows, np.float64).reshape(-1, 6)
-        self.warning = None
+        arr, lines, crowd_warning = cap_per_frame(self.path, arr, lines)
+        fit_warning = None
         if frame is not None:
-            arr, self.warning = fit_to_frame(self.path, arr, lines, frame)
+            arr, fit_warning = fit_to_frame(self.path, arr, lines, frame)
+        self.warning = "; ".join(w for w in (fit_warning, crowd_warning) if w) or None
         arr = arr.astype(np.float32)
-        order = np.argsort(arr[:, 0], kind="stable")
-        arr = arr[order]
+        arr = arr[np.argsort(arr[:, 0], kind="stable")]
         frames = arr[:, 0].astype(np.int64)
         self._frames, starts = np.unique(frames, return_index=True)
         ends = np.append(starts[1:], len(arr))
@@ -432,6 +433,28 @@ class PublicDetections:
         if indices is None:
             raise ConfigError("public detections need the frame indices: call detect_batch(frames, indices)")
         return [self.detect(None, index=i) for i in indices]
+
+
+def cap_per_frame(path: str, rows: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Public detection rows (``frame0, x1, y1, x2, y2, conf``), at most
+    ``limits.MAX_BOXES_PER_FRAME`` per frame: a frame's least confident boxes past it are dropped
+    (tracking and embedding cost grow with a frame's boxes). Returns the rows, their line numbers and
+    one warning naming ``file:line`` of the first dropped row (None when no frame is over)."""
+    from reidpipe.limits import MAX_BOXES_PER_FRAME
+
+    order = np.lexsort((-rows[:, 5], rows[:, 0]))  # by frame, the most confident first
+    frames = rows[order, 0]
+    rank = np.arange(len(rows)) - np.searchsorted(frames, frames, side="left")  # place within its frame
+    over = np.zeros(len(rows), bool)
+    over[order] = rank >= MAX_BOXES_PER_FRAME
+    if not over.any():
+        return rows, lines, None
+    crowded = len(np.unique(rows[over, 0]))
+    warning = (
+        f"{int(over.sum())} boxes past {MAX_BOXES_PER_FRAME} in one frame dropped, the least confident "
+        f"({crowded} frame{'s' if crowded > 1 else ''}; first at {path}:{int(lines[over].min())})"
+    )
+    return rows[~over], lines[~over], warning
 
 
 def fit_to_frame(path: str, rows: np.ndarray, lines: np.ndarray, frame) -> tuple[np.ndarray, str | None]:

@@ -35,6 +35,7 @@ import numpy as np
 
 from reidpipe.errors import InputNotFoundError, MalformedInputError, OutputError
 from reidpipe.files import atomic_write_text, fresh_file
+from reidpipe.limits import MAX_FRAME
 from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet
 from reidpipe.pipeline.validate import camera_names
 
@@ -145,6 +146,10 @@ def _num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _frame(v: Any, end: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < end
+
+
 def read_trajectories(path: str | Path) -> dict[str, Any]:
     """Read and validate a ``trajectories.json``; returns the parsed dict."""
     path = Path(path)
@@ -162,6 +167,8 @@ def read_trajectories(path: str | Path) -> dict[str, Any]:
     for i, s in enumerate(data["sources"]):
         if not isinstance(s, dict) or not {"camera", "uri", "fps", "width", "height", "frames"} <= set(s):
             raise _bad(path, f"sources[{i}] lacks camera/uri/fps/width/height/frames")
+        if s["frames"] is not None and not _frame(s["frames"], MAX_FRAME + 1):
+            raise _bad(path, f"sources[{i}].frames must be null or an integer from 0 to {MAX_FRAME}")
         cams.add(s["camera"])
     unsafe = camera_names([s["camera"] for s in data["sources"]])  # the rule of --names: they name files
     if unsafe is not None:
@@ -193,14 +200,18 @@ def read_trajectories(path: str | Path) -> dict[str, Any]:
             for k, p in enumerate(tr["points"]):
                 if (
                     not isinstance(p, dict)
-                    or not isinstance(p.get("frame"), int)
+                    or not _frame(p.get("frame"), MAX_FRAME)
                     or not _num(p.get("t"))
                     or not isinstance(p.get("bbox"), list)
                     or len(p["bbox"]) != 4
                     or not all(_num(v) for v in p["bbox"])
                     or not _num(p.get("score"))
                 ):
-                    raise _bad(path, f"{where}.points[{k}] needs frame (int), t, bbox [x1,y1,x2,y2], score")
+                    raise _bad(
+                        path,
+                        f"{where}.points[{k}] needs frame (an integer from 0 to {MAX_FRAME - 1}), t, "
+                        "bbox [x1,y1,x2,y2], score",
+                    )
     return data
 
 

@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from reidpipe.errors import InputNotFoundError, MalformedInputError
+from reidpipe.limits import MAX_FRAME
 
 COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class")
-
-
-MAX_FRAME = 2**31 - 1
 
 
 def read_mot(path: str | Path, what: str = "MOT") -> np.ndarray:
@@ -33,6 +31,8 @@ def read_mot_lines(path: str | Path, what: str = "MOT") -> tuple[np.ndarray, np.
     UTF-8 with or without a BOM; commas, spaces, tabs or semicolons separate fields; a byte that is not
     UTF-8 is harmless in a comment and makes its data line a malformed one (named)."""
     p = Path(path)
+    if p.is_dir():
+        raise InputNotFoundError(f"{what} file {p} is a folder; give the MOTChallenge text file (e.g. {p}/det.txt)")
     if not p.is_file():
         raise InputNotFoundError(f"{what} file not found: {p}")
     try:
@@ -62,6 +62,12 @@ def _row(p: Path, lineno: int, s: str) -> list[float]:
     vals += [1.0] * (8 - len(vals))  # conf and class default to 1
     if not np.isfinite(vals[:7]).all():
         raise MalformedInputError(f"{p}:{lineno}: frame, id, x, y, w, h and conf must be finite, got {s[:60]!r}")
-    if not (vals[0].is_integer() and 1 <= vals[0] <= MAX_FRAME) or vals[4] <= 0 or vals[5] <= 0:
-        raise MalformedInputError(f"{p}:{lineno}: frame must be a whole number >= 1 and w, h > 0, got {s[:60]!r}")
+    if not vals[0].is_integer() or vals[0] < 1:
+        raise MalformedInputError(f"{p}:{lineno}: frame must be a whole number >= 1, got {s[:60]!r}")
+    if vals[0] > MAX_FRAME:
+        raise MalformedInputError(
+            f"{p}:{lineno}: frame {vals[0]:.0f} is past the largest frame number read, {MAX_FRAME}"
+        )
+    if vals[4] <= 0 or vals[5] <= 0:
+        raise MalformedInputError(f"{p}:{lineno}: w and h must be > 0, got {s[:60]!r}")
     return vals

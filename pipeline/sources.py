@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from reidpipe import limits
 from reidpipe.errors import EmptyInputError, InputNotFoundError, MalformedInputError, UsageError
 from reidpipe.pipeline.types import Frame, SourceInfo
 
@@ -377,7 +378,7 @@ class Source:
             cap = self._open_live()
             if cap is not None:
                 return cap
-            wait *= 2
+            wait = min(wait * 2, limits.MAX_WAIT_SECONDS)
         self.dropped = (
             f"stream {self.uri} ({self.info.camera}) {why} and did not come back after "
             f"{self.reconnect_attempts} reconnection attempt{'' if self.reconnect_attempts == 1 else 's'}; "

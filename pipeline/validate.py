@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import fields
 from typing import Any
 
+from reidpipe import limits
 from reidpipe.errors import ConfigError, UsageError
 
 Rule = Callable[[Any], "str | None"]
@@ -36,9 +37,35 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def integer(lo: int, optional: bool = False) -> Rule:
-    what = f"an integer >= {lo}" + (" (or null)" if optional else "")
-    return lambda v: None if (v is None and optional) or (_is_int(v) and v >= lo) else f"must be {what}"
+def integer(lo: int, hi: int | None = None, optional: bool = False) -> Rule:
+    span = f">= {lo}" if hi is None else f"from {lo} to {hi}"
+    what = f"an integer {span}" + (" (or null)" if optional else "")
+
+    def rule(v: Any) -> str | None:
+        if v is None and optional:
+            return None
+        ok = _is_int(v) and v >= lo and (hi is None or v <= hi)
+        return None if ok else f"must be {what}"
+
+    return rule
+
+
+def flag_type(rule: Rule, parse: Callable[[str], Any] = int) -> Callable[[str], Any]:
+    """An argparse ``type`` that parses a flag's text and applies ``rule`` (a bad value is argparse's
+    one line naming the flag: ``argument --batch: must be ...``)."""
+    import argparse
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            value = text
+        problem = rule(value)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text!r}")
+        return value
+
+    return convert
 
 
 def number(
@@ -102,11 +129,15 @@ def camera_names(v: Any) -> str | None:
     return None
 
 
+def _seconds(v: Any) -> bool:
+    return _is_number(v) and abs(v) <= limits.MAX_SECONDS
+
+
 def offsets(v: Any) -> str | None:
     if v is None:
         return None
-    if not isinstance(v, (list, tuple)) or not all(_is_number(x) for x in v):
-        return "must be a list of finite numbers of seconds"
+    if not isinstance(v, (list, tuple)) or not all(_seconds(x) for x in v):
+        return f"must be a list of finite numbers of seconds between -{limits.MAX_SECONDS:g} and {limits.MAX_SECONDS:g}"
     return None
 
 
@@ -115,8 +146,11 @@ def iso_times(v: Any) -> str | None:
 
     if v is None:
         return None
-    if not isinstance(v, (list, tuple)) or any(parse_iso(x) is None for x in v):
-        return "must be a list of ISO 8601 times (2026-12-01T09:00:00+01:00; no zone = UTC)"
+    if not isinstance(v, (list, tuple)) or any(not _seconds(parse_iso(x)) for x in v):
+        return (
+            "must be a list of ISO 8601 times (2026-12-01T09:00:00+01:00; no zone = UTC) "
+            f"within {limits.MAX_SECONDS:g} s of 1970 (years 1654 to 2286)"
+        )
     return None
 
 
@@ -147,13 +181,18 @@ def transit(v: Any) -> str | None:
         pair = _shown_pair(key)
         if not _is_camera_pair(key):
             return f"key {pair!r} must be two camera names CAM_A:CAM_B"
+        if key[0] == key[1]:
+            return f"{pair}: names one camera twice; a transit is between two different cameras"
         if not (
             isinstance(window, (list, tuple))
             and len(window) == 2
-            and all(_is_number(x) for x in window)
+            and all(_seconds(x) for x in window)
             and 0 <= window[0] <= window[1]
         ):
-            return f"{pair}: the window must be two finite numbers of seconds with 0 <= MIN <= MAX, got {window}"
+            return (
+                f"{pair}: the window must be two finite numbers of seconds with "
+                f"0 <= MIN <= MAX <= {limits.MAX_SECONDS:g}, got {window}"
+            )
     return None
 
 
@@ -179,14 +218,16 @@ def _rules() -> dict[str, Rule]:
     from reidpipe.pipeline.config import EngineConfig, LinkerConfig, SamplerConfig
 
     unit = number(0.0, 1.0)
+    seconds = number(0.0, limits.MAX_SECONDS)
+    wait = number(0.0, limits.MAX_WAIT_SECONDS, strict_lo=True)
     return {
         "names": camera_names,
         "offsets": offsets,
         "stride": integer(1),
         "max_frames": integer(1, optional=True),
-        "queue_size": integer(1),
+        "queue_size": integer(1, limits.MAX_QUEUE),
         "reconnect_attempts": integer(0),
-        "reconnect_backoff": number(0.0),
+        "reconnect_backoff": number(0.0, limits.MAX_WAIT_SECONDS),
         "detector": path(),
         "detector_kind": choice(None, "ultralytics", "yolox"),
         "detections": path_list,
@@ -194,7 +235,7 @@ def _rules() -> dict[str, Rule]:
         "trust_weights": boolean,
         "det_conf": unit,
         "det_iou": unit,
-        "imgsz": integer(32, optional=True),
+        "imgsz": integer(32, limits.MAX_DETECTOR_SIDE, optional=True),
         "device": device,
         "backend": choice("onnxruntime", "openvino"),
         "detect_every": integer(1),
@@ -205,21 +246,23 @@ def _rules() -> dict[str, Rule]:
         "track_new_conf": unit,
         "track_min_hits": integer(1),
         "track_min_iou": unit,
-        "track_min_seconds": number(0.0),
+        "track_min_seconds": seconds,
         "interpolate": boolean,
-        "interpolate_max_gap": number(0.0),
+        "interpolate_max_gap": seconds,
         "reid": choice("auto", "onnx", "openvino", "checkpoint", "hist"),
         "reid_weights": path(optional=True),
-        "reid_input_size": numbers(2, integer(1), "integers >= 1 (H W)"),
+        "reid_input_size": numbers(
+            2, integer(1, limits.MAX_REID_SIDE), f"integers from 1 to {limits.MAX_REID_SIDE} (H W)"
+        ),
         "reid_mean": numbers(3, number(), "finite numbers (R G B)"),
         "reid_std": numbers(3, number(0.0, strict_lo=True), "finite numbers > 0 (R G B)"),
         "reid_color": choice(None, "RGB", "BGR"),
-        "embed_batch": integer(1),
+        "embed_batch": integer(1, limits.MAX_BATCH),
         "embed_async": lambda v: None if v is None else boolean(v),
-        "embed_budget": number(0.0, optional=True, strict_lo=True),
+        "embed_budget": number(0.0, limits.MAX_SECONDS, optional=True, strict_lo=True),
         "sampler": nested(SamplerConfig),
         "sampler.every": integer(1),
-        "sampler.bank": integer(1),
+        "sampler.bank": integer(1, limits.MAX_BANK),
         "sampler.min_height": integer(0),
         "sampler.min_width": integer(0),
         "sampler.min_conf": unit,
@@ -233,9 +276,9 @@ def _rules() -> dict[str, Rule]:
         "link.refine": lambda v: None if v is None else boolean(v),
         "link.min_points": integer(1),
         "link.transit_symmetric": boolean,
-        "link.knn": integer(1),
+        "link.knn": integer(1, limits.MAX_KNN),
         "link.backend": choice("auto", "faiss", "numpy"),
-        "link.max_gap": number(0.0, optional=True, strict_lo=True),
+        "link.max_gap": number(0.0, limits.MAX_SECONDS, optional=True, strict_lo=True),
         "link.max_speed": number(0.0, optional=True, strict_lo=True),
         "link.camera_centering": boolean,
         "link.split": boolean,
@@ -243,7 +286,7 @@ def _rules() -> dict[str, Rule]:
         "link.calibrate": boolean,
         "link.transit_evidence": boolean,
         "link.quality_gate": boolean,
-        "link.min_duration": number(0.0),
+        "link.min_duration": seconds,
         "link.min_crops": integer(1),
         "engine": nested(EngineConfig),
         "engine.kind": choice("local", "ray"),
@@ -251,8 +294,8 @@ def _rules() -> dict[str, Rule]:
         "engine.cameras_per_worker": integer(1),
         "engine.worker_cpus": number(0.0, strict_lo=True),
         "engine.worker_gpus": number(0.0),
-        "engine.start_timeout": number(0.0, strict_lo=True),
-        "engine.chunk": integer(1),
+        "engine.start_timeout": wait,
+        "engine.chunk": integer(1, limits.MAX_QUEUE),
         "output": path(),
         "save_video": boolean,
         "save_mot": boolean,
@@ -262,7 +305,7 @@ def _rules() -> dict[str, Rule]:
         "report": boolean,
         "gallery": path(optional=True),
         "start_times": iso_times,
-        "retention": number(0.0, optional=True, strict_lo=True),
+        "retention": number(0.0, limits.MAX_SECONDS, optional=True, strict_lo=True),
     }
 
 
@@ -281,6 +324,7 @@ FLAGS = {
     "device": "--device",
     "backend": "--backend",
     "detect_every": "--detect-every",
+    "imgsz": "--imgsz",
     "tracker": "--tracker",
     "track_lost_frames": "--track-lost-frames",
     "reid": "--reid",
@@ -328,12 +372,19 @@ def problems(cfg: Any) -> Iterator[tuple[str, Any, str]]:
                     yield f"{f.name}.{g.name}", sub, problem
 
 
+def _one(value: Any) -> str:
+    """A value as the user typed it; quoted when blank or holding a control character (a newline must
+    not split the error line)."""
+    text = str(value)
+    return repr(text) if isinstance(value, str) and (not text.strip() or not text.isprintable()) else text
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, (list, tuple)):  # a list of values, or of camera pairs
-        return " ".join(":".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in value)
+        return " ".join(":".join(map(_one, v)) if isinstance(v, tuple) else _one(v) for v in value)
     if isinstance(value, dict):  # transit windows
-        return " ".join(f"{':'.join(map(str, k))}:{':'.join(map(str, v))}" for k, v in value.items())
-    return repr(value) if isinstance(value, str) and not value.strip() else str(value)
+        return " ".join(f"{':'.join(map(_one, k))}:{':'.join(map(str, v))}" for k, v in value.items())
+    return _one(value)
 
 
 def check_config(cfg: Any, *, where: str = "", as_flags: bool = False) -> Any:

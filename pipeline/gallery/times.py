@@ -14,6 +14,8 @@ import re
 import time
 from datetime import datetime, timezone
 
+from reidpipe import limits
+
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
@@ -30,17 +32,25 @@ def parse_iso(text: str) -> float | None:
 
 
 def parse_duration(text: str | float) -> float | None:
-    """Seconds of ``30d`` / ``12h`` / ``90m`` / ``45s`` / ``2w`` / a plain number of seconds; None if not one."""
+    """Seconds of ``30d`` / ``12h`` / ``90m`` / ``45s`` / ``2w`` / a plain number of seconds, at most
+    ``limits.MAX_SECONDS``; None if not one."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text) if text > 0 else None
-    m = _DURATION.match(str(text))
-    if not m or float(m.group(1)) <= 0:
-        return None
-    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+        seconds = float(text)
+    else:
+        m = _DURATION.match(str(text))
+        if not m:
+            return None
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    return seconds if 0 < seconds <= limits.MAX_SECONDS else None
 
 
 def iso(t: float) -> str:
-    return datetime.fromtimestamp(float(t), tz=timezone.utc).isoformat(timespec="seconds")
+    """``t`` (epoch seconds) as ISO 8601 UTC; a time outside the calendar's years 1-9999 (a gallery
+    written with a far-future clock) as its number of seconds."""
+    try:
+        return datetime.fromtimestamp(float(t), tz=timezone.utc).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return f"{float(t):.0f} s after 1970"
 
 
 def start_times(uris: list[str], given: list[str] | None) -> list[float]:

@@ -11,6 +11,9 @@ HELP = "evaluate a ReID model (reidpipe checkpoint or ONNX) on a dataset: mAP, C
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from reidpipe import limits
+    from reidpipe.pipeline.validate import flag_type, integer
+
     p.add_argument("--weights", required=True, help="reidpipe checkpoint (.pt/.pth/.safetensors) or ONNX model")
     p.add_argument(
         "--dataset",
@@ -22,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
     p.add_argument("--output", default=None, help="write the metrics as JSON here")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--batch", type=int, default=128, help="images per forward pass")
+    p.add_argument("--batch", type=flag_type(integer(1, limits.MAX_BATCH)), default=128, help="images per forward pass")
     p.add_argument(
         "--metric",
         choices=("euclidean", "cosine"),
@@ -31,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--input-size",
-        type=int,
+        type=flag_type(integer(1, limits.MAX_REID_SIDE)),
         nargs=2,
         metavar=("H", "W"),
         default=None,

@@ -12,17 +12,10 @@ HELP = (
 )
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reidpipe import limits
+    from reidpipe.pipeline.validate import flag_type, integer
+
     parser.add_argument(
         "--weights",
         required=True,
@@ -32,10 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output", "-o", required=True, metavar="ONNX", help="where to write the model (e.g. model.onnx)"
     )
-    parser.add_argument("--opset", type=_positive, default=17, metavar="N", help="ONNX opset version (default 17)")
+    parser.add_argument(
+        "--opset", type=flag_type(integer(1, 10_000)), default=17, metavar="N", help="ONNX opset version (default 17)"
+    )
     parser.add_argument(
         "--batch-size",
-        type=_positive,
+        type=flag_type(integer(1, limits.MAX_EXPORT_BATCH)),
         default=1,
         metavar="N",
         help="batch of the example input used to trace the model; the batch axis stays dynamic (default 1)",

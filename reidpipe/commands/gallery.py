@@ -12,10 +12,18 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reidpipe import limits
+    from reidpipe.pipeline.validate import flag_type, integer
+
     parser.add_argument("action", choices=["info", "check", "prune", "forget"], help="what to do")
     parser.add_argument("--gallery", required=True, metavar="DIR", help="the gallery folder")
     parser.add_argument("--older-than", metavar="AGE", help="prune: identities last seen before now - AGE (30d, 12h)")
-    parser.add_argument("--identity", type=int, metavar="N", help="forget: the global identity to delete")
+    parser.add_argument(
+        "--identity",
+        type=flag_type(integer(0, limits.MAX_IDENTITY)),
+        metavar="N",
+        help="forget: the global identity to delete",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -61,6 +69,7 @@ def _delete(args: argparse.Namespace) -> int:
     import time
 
     from reidpipe.errors import UsageError
+    from reidpipe.limits import MAX_SECONDS
     from reidpipe.pipeline.gallery.index import Indexes
     from reidpipe.pipeline.gallery.retention import forget, prune
     from reidpipe.pipeline.gallery.store import Store
@@ -70,7 +79,9 @@ def _delete(args: argparse.Namespace) -> int:
     if args.action == "prune":
         age = parse_duration(args.older_than)
         if age is None:
-            raise UsageError(f"--older-than {args.older_than!r}: expected an age such as 30d, 12h, 90m or seconds")
+            raise UsageError(
+                f"--older-than {args.older_than!r}: expected an age such as 30d, 12h, 90m or seconds, at most {MAX_SECONDS:g} s"
+            )
     with Store.open(args.gallery, write=True) as store:
         model = store.model
         indexes = Indexes.open(store, model.dim, save=True) if model is not None else None

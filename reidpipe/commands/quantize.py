@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from reidpipe.commands.export import _positive
-
 NAME = "quantize"
 HELP = (
     "Quantize an ONNX YOLOX detector or ReID embedder to int8 (ONNX Runtime static quantization, QDQ, "
@@ -15,11 +13,18 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reidpipe import limits
+    from reidpipe.pipeline.validate import flag_type, integer
+
     parser.add_argument("--model", required=True, metavar="ONNX", help="the fp32 model: a YOLOX or a ReID .onnx")
     parser.add_argument("--calib", required=True, metavar="VIDEO", help="a video (or image folder) of your cameras")
     parser.add_argument("--output", "-o", required=True, metavar="ONNX", help="where to write the int8 model")
     parser.add_argument(
-        "--frames", type=_positive, default=64, metavar="N", help="frames taken evenly over the video (default 64)"
+        "--frames",
+        type=flag_type(integer(1, limits.MAX_CALIBRATION_FRAMES)),
+        default=64,
+        metavar="N",
+        help="frames taken evenly over the video (default 64)",
     )
     parser.add_argument(
         "--detector",

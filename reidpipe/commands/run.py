@@ -292,6 +292,7 @@ def _transit(items: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
 def _gallery_flags(args: argparse.Namespace, n_sources: int) -> dict:
     """``--gallery`` / ``--start-time`` / ``--retention`` as config overrides (``reidpipe run`` only)."""
     from reidpipe.errors import UsageError
+    from reidpipe.limits import MAX_SECONDS
     from reidpipe.pipeline.gallery.times import parse_duration
 
     gallery, starts, retention = (getattr(args, k, None) for k in ("gallery", "start_time", "retention"))
@@ -307,7 +308,9 @@ def _gallery_flags(args: argparse.Namespace, n_sources: int) -> dict:
     if retention is not None:
         seconds = parse_duration(retention)
         if seconds is None:
-            raise UsageError(f"--retention {retention!r}: expected an age such as 30d, 12h, 90m or seconds")
+            raise UsageError(
+                f"--retention {retention!r}: expected an age such as 30d, 12h, 90m or seconds, at most {MAX_SECONDS:g} s"
+            )
         over["retention"] = seconds
     return over
 

@@ -12,11 +12,25 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reidpipe import limits
+    from reidpipe.pipeline.validate import flag_type, integer
+
     parser.add_argument("--gallery", required=True, metavar="DIR", help="the gallery folder")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--image", metavar="JPG", help="a crop of one person")
-    what.add_argument("--identity", type=int, metavar="N", help="a global identity id of the gallery")
-    parser.add_argument("--top", type=int, default=5, metavar="K", help="identities to list (default 5)")
+    what.add_argument(
+        "--identity",
+        type=flag_type(integer(0, limits.MAX_IDENTITY)),
+        metavar="N",
+        help="a global identity id of the gallery",
+    )
+    parser.add_argument(
+        "--top",
+        type=flag_type(integer(1, limits.MAX_KNN)),
+        default=5,
+        metavar="K",
+        help="identities to list (default 5)",
+    )
     parser.add_argument(
         "--reid-weights",
         metavar="PATH",
@@ -26,11 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from reidpipe.errors import UsageError
     from reidpipe.pipeline.gallery.store import database_errors
 
-    if args.top < 1:
-        raise UsageError(f"--top must be >= 1, got {args.top}")
     with database_errors(args.gallery):  # a damaged database: one line, exit 5
         return _search(args)
 
