@@ -188,21 +188,32 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def _check_metadata_types(path, ckpt: dict[str, Any]) -> None:
-    """The metadata values a model is rebuilt from must have their types (a hand-edited or foreign
-    file with ``num_classes: "ten"`` is a ``CheckpointError``, not a traceback)."""
+    """The metadata values a model is rebuilt from must have their types and bounds (a hand-edited or
+    foreign file with ``num_classes: "ten"`` or ``1e9`` is a ``CheckpointError``, not a traceback or a
+    terabyte allocation); ``build_kwargs.input_size`` is held to the same bound as ``input_size``."""
+    from reidpipe.limits import MAX_CLASSES, MAX_EMBED_DIM, MAX_REID_SIDE
 
-    def positive_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+    def whole(v: Any, hi: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= hi
+
+    def size_ok(size: Any) -> bool:
+        return isinstance(size, (list, tuple)) and len(size) == 2 and all(whole(v, MAX_REID_SIDE) for v in size)
 
     problems = []
     if not isinstance(ckpt["variant"], str):
         problems.append(f"variant={ckpt['variant']!r} (a name)")
-    for key in ("num_classes", "embed_dim"):
-        if not positive_int(ckpt[key]):
-            problems.append(f"{key}={ckpt[key]!r} (a positive integer)")
-    size = ckpt["input_size"]
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(positive_int(v) for v in size)):
-        problems.append(f"input_size={size!r} (two positive integers H, W)")
+    for key, hi in (("num_classes", MAX_CLASSES), ("embed_dim", MAX_EMBED_DIM)):
+        if not whole(ckpt[key], hi):
+            problems.append(f"{key}={ckpt[key]!r} (an integer from 1 to {hi})")
+    if not size_ok(ckpt["input_size"]):
+        problems.append(f"input_size={ckpt['input_size']!r} (two integers H, W from 1 to {MAX_REID_SIDE})")
+    built = ckpt.get("build_kwargs")
+    if built is not None and not isinstance(built, dict):
+        problems.append(f"build_kwargs={built!r} (a mapping)")
+    elif built and built.get("input_size") is not None and not size_ok(built["input_size"]):
+        problems.append(
+            f"build_kwargs.input_size={built['input_size']!r} (two integers H, W from 1 to {MAX_REID_SIDE})"
+        )
     if problems:
         raise CheckpointError(f"{path}: corrupt reidpipe checkpoint metadata: {'; '.join(problems)} expected")
 

@@ -6,6 +6,9 @@ in ``base.yaml`` (stage entries: in ``stage_defaults``), except inside the free-
 ``model.options`` (the variant's builder options, checked by ``create_model``) and a stage's
 ``losses`` (checked by the loss registry); an unknown key raises ``ConfigError`` naming it.
 
+Values are checked once the config is resolved (:func:`check_values`): types, ranges and the bounds
+of ``reidpipe/limits.py``; NaN and infinity never pass. A bad value is a ``ConfigError`` naming the key.
+
 ``--set`` keys are dotted paths; values are YAML (``--set stages.0.epochs=2``,
 ``--set data.input_size=[64,32]``, ``--set model.options.tiny=true``). Inside ``stages`` a path
 element may be an index, a stage name (``stages.image.optimizer.lr=1e-5``) or ``*`` for every stage
@@ -22,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from reidpipe import limits
 from reidpipe.errors import ConfigError
 
 FREE_FORM = {("model", "options"), ("losses",)}
@@ -194,7 +198,7 @@ def load_config(
         for item in overrides or []:
             apply_override(cfg, base, item)
         validate(cfg, base, "--set")
-        return cfg
+        return check_values(cfg)
     cfg = copy.deepcopy(base)
     layers: list[tuple[str, dict]] = []
     if variant:
@@ -224,7 +228,111 @@ def load_config(
     for item in overrides or []:
         apply_override(cfg, base, item)
     validate(cfg, base, "--set")
+    return check_values(cfg)
+
+
+def _value_rules() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rule of each value of a resolved config (dotted paths), and of each stage's values; keys
+    without a rule are checked where they are used (``model.options`` by the variant's builder, a
+    stage's ``name`` and ``losses`` by the model)."""
+    from reidpipe.pipeline.validate import boolean, choice, device, integer, number, numbers
+
+    epochs = integer(1, limits.MAX_EPOCHS)
+    batch = integer(1, limits.MAX_BATCH)
+    unit = number(0.0, 1.0)
+    lr = number(0.0, 10.0, strict_lo=True)
+    top = {
+        "seed": integer(0, limits.MAX_SEED),
+        "device": device,
+        "amp": boolean,
+        "deterministic": boolean,
+        "stop_after_epochs": integer(1, limits.MAX_EPOCHS, optional=True),
+        "data.input_size": numbers(2, integer(1, limits.MAX_REID_SIDE), f"integers from 1 to {limits.MAX_REID_SIDE}"),
+        "data.workers": integer(0, limits.MAX_WORKERS),
+        "data.test_batch_size": batch,
+        "eval.every": epochs,
+        "eval.rerank": boolean,
+        "eval.metric": choice("euclidean", "cosine"),
+        "eval.rerank_k1": integer(1, limits.MAX_KNN),
+        "eval.rerank_k2": integer(1, limits.MAX_KNN),
+        "eval.rerank_lambda": unit,
+        "eval.max_rank": integer(1, limits.MAX_KNN),
+        "log.every": integer(1),
+        "log.tensorboard": boolean,
+        "log.progress": boolean,
+        "checkpoint.keep_epochs": boolean,
+    }
+    stage = {
+        "epochs": epochs,
+        "sampler": choice("pk", "random"),
+        "p": batch,
+        "k": batch,
+        "batch_size": batch,
+        "eval": boolean,
+        "grad_clip": number(0.0, optional=True, strict_lo=True),
+        "optimizer.name": choice("adam", "adamw", "sgd"),
+        "optimizer.lr": lr,
+        "optimizer.weight_decay": unit,
+        "optimizer.weight_decay_bias": unit,
+        "optimizer.bias_lr_factor": number(0.0, 100.0),
+        "optimizer.momentum": unit,
+        "optimizer.betas": numbers(2, number(0.0, 0.9999), "numbers from 0 to 0.9999"),
+        "optimizer.loss_lr": number(0.0, 10.0, optional=True, strict_lo=True),
+        "optimizer.loss_grad_by_weight": boolean,
+        "schedule.name": choice("multistep", "cosine", "constant"),
+        "schedule.warmup_epochs": integer(0, limits.MAX_EPOCHS),
+        "schedule.warmup_factor": number(0.0, 1.0, strict_lo=True),
+        "schedule.warmup_lr": number(0.0, 10.0, optional=True),
+        "schedule.milestones": _milestones,
+        "schedule.gamma": number(0.0, 10.0, strict_lo=True),
+        "schedule.min_lr": number(0.0, 10.0),
+        "augment.flip": unit,
+        "augment.pad": integer(0, limits.MAX_REID_SIDE),
+        "augment.erasing": unit,
+    }
+    return top, stage
+
+
+def _milestones(v: Any) -> str | None:
+    ok = isinstance(v, list) and all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in v)
+    return (
+        None
+        if ok and all(m <= limits.MAX_EPOCHS for m in v)
+        else f"must be a list of epochs from 0 to {limits.MAX_EPOCHS}"
+    )
+
+
+_MISSING = object()
+
+
+def _at(node: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def check_values(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Raise ``ConfigError`` naming the first value of the resolved ``cfg`` that breaks its rule
+    (``stages.main.epochs: must be an integer from 1 to 100000, got 'two'``); returns ``cfg``."""
+    top, stage = _value_rules()
+    checks = [(key, rule, _at(cfg, key)) for key, rule in top.items()]
+    stages = [(f"stages.{_stage_name(st, i)}", st) for i, st in enumerate(cfg.get("stages") or [])]
+    for where, st in stages:
+        checks += [(f"{where}.{key}", rule, _at(st, key)) for key, rule in stage.items()]
+    for key, rule, value in checks:
+        problem = None if value is _MISSING else rule(value)
+        if problem:
+            raise ConfigError(f"config value {key}: {problem}, got {value!r}")
+    for where, st in stages:
+        if st.get("sampler") == "pk" and st.get("p", 1) * st.get("k", 1) > limits.MAX_BATCH:
+            raise ConfigError(f"{where}: p x k = {st['p'] * st['k']} images per batch; at most {limits.MAX_BATCH}")
     return cfg
+
+
+def _stage_name(st: dict, i: int) -> str:
+    return st["name"] if isinstance(st.get("name"), str) else str(i)
 
 
 def dump(cfg: dict) -> str:
