@@ -196,17 +196,13 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> PipelineCon
     """Read a pipeline YAML (default: the shipped ``configs/pipeline.yaml``) over the dataclass
     defaults, then apply ``overrides``. A bad file, key or value (:mod:`reidpipe.pipeline.validate`)
     raises ``ConfigError`` naming it."""
-    import yaml
-
     from reidpipe.errors import ConfigError, InputNotFoundError
+    from reidpipe.yamlfile import read_yaml_file
 
     p = Path(path) if path is not None else default_config_path()
     data: dict[str, Any] = {}
     if p.exists():
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{p}: not a readable YAML file ({type(exc).__name__})") from None
+        data = read_yaml_file(p) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: expected a mapping of pipeline settings at the top level")
     elif path is not None:

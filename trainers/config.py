@@ -18,7 +18,6 @@ element may be an index, a stage name (``stages.image.optimizer.lr=1e-5``) or ``
 from __future__ import annotations
 
 import copy
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,30 +26,13 @@ import yaml
 
 from reidpipe import limits
 from reidpipe.errors import ConfigError
+from reidpipe.yamlfile import load_yaml, read_yaml_file
 
 FREE_FORM = {("model", "options"), ("losses",)}
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 safe loader that also reads ``1e-5`` (no dot) as a float, as YAML 1.2 does."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""",
-        re.VERBOSE,
-    ),
-    list("-+0123456789."),
-)
-
-
 def _load(text: str):
-    return yaml.load(text, Loader=_Loader)
+    return load_yaml(text)
 
 
 def _package_yaml(rel: str) -> dict[str, Any] | None:
@@ -70,12 +52,9 @@ def available(kind: str) -> list[str]:
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ConfigError(f"config file {p} does not exist")
-    try:
-        data = _load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+    data = read_yaml_file(p) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a mapping")
     return data
