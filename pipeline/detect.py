@@ -302,6 +302,23 @@ def _on_cuda(device: str) -> bool:
         return False
 
 
+def _check_export_folder(folder: Path) -> None:
+    """A folder given as ``--detector`` must be an export ultralytics recognises (OpenVINO, SavedModel,
+    NCNN, ...): ultralytics only finds out at the first frame, with a traceback."""
+    try:
+        from ultralytics.nn.autobackend import AutoBackend
+
+        fmt = AutoBackend._model_type(str(folder))
+        known = fmt in AutoBackend._BACKEND_MAP
+    except (ImportError, AttributeError, TypeError):  # another ultralytics: it checks by itself
+        return
+    if not known:
+        raise CheckpointError(
+            f"--detector {folder}: a folder that holds no model ultralytics can run (an export folder "
+            "such as yolo11n_openvino_model/ with its .xml and .bin, or give the .pt/.onnx file)"
+        )
+
+
 class UltralyticsDetector:
     """An ultralytics YOLO model, person class only."""
 
@@ -327,6 +344,8 @@ class UltralyticsDetector:
                 raise InputNotFoundError(f"detector weights not found: {self.weights}")
         if local.is_file() and local.suffix.lower() not in NOT_PICKLES:  # ultralytics would unpickle it
             check_detector_checkpoint(local, trust=trust_weights)
+        if local.is_dir():
+            _check_export_folder(local)
         try:
             from ultralytics import YOLO
 
