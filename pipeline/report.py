@@ -26,11 +26,12 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reidpipe.errors import InputNotFoundError, MalformedInputError, UsageError
+from reidpipe.errors import EmptyInputError, InputNotFoundError, MalformedInputError, UsageError
 
 TEMPLATE = "report.html.j2"
 UNCERTAIN_SHOWN = 12  # linked tracks listed under "uncertain links first"
@@ -91,15 +92,78 @@ class RunView:
 
 
 # ------------------------------------------------------------------------------------ reading a run
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_span(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(_is_num(x) for x in v)
+
+
+# the fields the report reads from each event, and what each must be (absent: not read)
+_EVENT_FIELDS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "source_start": {"camera": (lambda v: isinstance(v, str), "a camera name"), "time": (_is_num, "a number")},
+    "source_end": {"camera": (lambda v: isinstance(v, str), "a camera name")},
+    "track_close": {
+        "camera": (lambda v: isinstance(v, str), "a camera name"),
+        "track": (_is_int, "an integer"),
+        "start_t": (_is_num, "a number"),
+        "end_t": (_is_num, "a number"),
+    },
+    "track_split": {
+        "camera": (lambda v: isinstance(v, str), "a camera name"),
+        "parts": (lambda v: isinstance(v, list) and all(_is_int(x) for x in v), "a list of track numbers"),
+        "spans": (lambda v: isinstance(v, list) and all(_is_span(x) for x in v), "a list of [start, end] times"),
+    },
+    "link": {
+        "camera": (lambda v: isinstance(v, str), "a camera name"),
+        "track": (_is_int, "an integer"),
+        "identity": (_is_int, "an integer"),
+    },
+    "identity_merge": {"identity": (_is_int, "an integer"), "into": (_is_int, "an integer")},
+    "run_end": {"time": (_is_num, "a number")},
+}
+# fields that may be absent or null, and what each must be otherwise
+_OPTIONAL_FIELDS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "link": {
+        "runner_up": (_is_int, "an integer"),
+        "score": (_is_num, "a number"),
+        "margin": (_is_num, "a number"),
+        "gap": (_is_num, "a number"),
+    },
+    "source_end": {"frames": (_is_int, "an integer")},
+    "run_end": {"seconds": (lambda v: isinstance(v, dict) and all(_is_num(x) for x in v.values()), "stage seconds")},
+}
+
+
+def _event_problem(rec: dict[str, Any]) -> str | None:
+    """What is wrong with an event the report reads (a field missing or of another type), or None."""
+    for key, (ok, what) in _EVENT_FIELDS.get(rec["event"], {}).items():
+        if key not in rec or not ok(rec[key]):
+            return f"a {rec['event']!r} event needs {key!r} ({what}), got {rec.get(key)!r}"
+    for key, (ok, what) in _OPTIONAL_FIELDS.get(rec["event"], {}).items():
+        if rec.get(key) is not None and not ok(rec[key]):
+            return f"a {rec['event']!r} event's {key!r} must be {what} or null, got {rec[key]!r}"
+    return None
+
+
 def read_events(path: Path) -> list[dict[str, Any]]:
-    """The events of ``events.jsonl``; a line cut short (a run killed mid-write) is skipped."""
+    """The events of ``events.jsonl``; a line cut short (a run killed mid-write) is skipped; an event
+    that lacks a field the report reads is a :class:`MalformedInputError` naming ``file:line``."""
     out = []
-    for line in path.read_text(errors="replace").splitlines():
+    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(rec, dict) and "event" in rec:
+        if isinstance(rec, dict) and isinstance(rec.get("event"), str):
+            problem = _event_problem(rec)
+            if problem:
+                raise MalformedInputError(f"{path}:{lineno}: {problem}")
             out.append(rec)
     return out
 
@@ -197,6 +261,8 @@ def load_run(folder: str | Path) -> RunView:
     if linker is None and ops:
         linker = {k: v for k, v in ops[-1].items() if k not in ("event", "time")}
     sources = data["sources"] if data is not None else _sources_from_events(events)
+    if not sources and not identities:
+        raise EmptyInputError(f"{folder}: the run started no camera (no source in its events or trajectories)")
     return RunView(folder, sources, identities, linker, events, from_events=data is None)
 
 
