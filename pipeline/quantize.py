@@ -17,12 +17,14 @@ Steps (:func:`quantize_model`):
    model: person recall / precision of its detections (IoU >= 0.5) for a detector, cosine of the
    embeddings for an embedder. The figures are returned (and printed by the command).
 
-The user's file is never modified; ``--output`` is written atomically (temporary file + rename).
+The user's file is never modified; ``--output`` is written atomically (a temporary file beside it,
+then a rename: the work folder in ``$TMPDIR`` may be on another filesystem).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from reidpipe.errors import CheckpointError, InputNotFoundError, UsageError
+from reidpipe.files import atomic_output
 
 OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (axis) needs opset 13
 
@@ -143,10 +146,9 @@ def quantize_onnx(src: str, dst: str, samples: list[np.ndarray]) -> None:
             weight_type=QuantType.QInt8,
         )
         _copy_metadata(model, out)
-        Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        tmp_dst = Path(dst).with_name(Path(dst).name + ".tmp")
-        os.replace(out, tmp_dst)
-        os.replace(tmp_dst, dst)
+        # the work folder may be on another filesystem than dst: copy beside dst, then rename
+        with atomic_output(dst, "--output") as staged_dst:
+            shutil.copyfile(out, staged_dst)
 
 
 def _copy_metadata(model, path: str) -> None:
@@ -168,6 +170,8 @@ def _check_writable(path: str) -> None:
     from reidpipe.errors import OutputError
 
     folder = Path(path).parent
+    if Path(path).is_dir():
+        raise OutputError(f"--output {path} is a folder; give the model's file name (e.g. {path}/model_int8.onnx)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tempfile.NamedTemporaryFile(dir=folder, prefix=".reidpipe-write-check-").close()  # made and removed

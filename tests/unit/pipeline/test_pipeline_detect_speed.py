@@ -285,6 +285,48 @@ def test_quantize_embedder_calibrates_on_person_crops(tmp_path, capsys):
     assert (ref * got).sum(axis=1).mean() > 0.9  # int8 keeps the embedding close
 
 
+@pytest.fixture
+def other_filesystem(tmp_path, monkeypatch):
+    """A folder on another filesystem than ``$TMPDIR``: a real tmpfs where one may be mounted (root on
+    Linux), else a folder into which ``os.replace`` from anywhere else fails with EXDEV, as the kernel's
+    ``rename`` does across filesystems."""
+    import errno
+    import os
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "other_fs"
+    folder.mkdir()
+    if os.geteuid() == 0 and shutil.which("mount"):
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)], capture_output=True)
+        if res.returncode == 0:
+            yield folder
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+            return
+    real_replace = os.replace
+
+    def replace(src, dst, *a, **k):
+        inside = [str(os.path.abspath(p)).startswith(str(folder)) for p in (src, dst)]
+        if inside[0] != inside[1]:
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", replace)
+    yield folder
+
+
+def test_quantize_writes_to_another_filesystem_than_its_work_folder(tmp_path, capsys, other_filesystem, monkeypatch):
+    import onnx
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the work folder: not on other_filesystem
+    out = other_filesystem / "yolox_int8.onnx"
+    code = main(["quantize", "--model", str(YOLOX), "--calib", str(TWIN / "cam1.mp4"), "--frames", "2", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert [p.name for p in other_filesystem.iterdir()] == ["yolox_int8.onnx"]  # no temporary file left
+
+
 @pytest.mark.parametrize(
     "extra, words",
     [
