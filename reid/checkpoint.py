@@ -30,13 +30,16 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from reidpipe.errors import CheckpointError, ConfigError, InputNotFoundError
+from reidpipe.errors import CheckpointError, ConfigError, InputNotFoundError, OutputError
 from reidpipe.files import atomic_output
 
 __all__ = ["FORMAT", "save_checkpoint", "read_checkpoint", "load_checkpoint", "checkpoint_metadata"]
@@ -117,7 +120,7 @@ def save_checkpoint(path: str | os.PathLike, model, **state: Any) -> Path:
     meta = checkpoint_metadata(model)
     state = {k: _plain(v, k) for k, v in state.items()}
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_output(path, "checkpoint") as tmp:
+    with atomic_output(path, "checkpoint") as tmp, _write_failure_is_output_error(path):
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
 
@@ -131,6 +134,22 @@ def save_checkpoint(path: str | os.PathLike, model, **state: Any) -> Path:
         else:
             torch.save({**meta, "state_dict": tensors, **state}, tmp)
     return path
+
+
+@contextmanager
+def _write_failure_is_output_error(path: Path) -> Iterator[None]:
+    """torch.save and safetensors report a failed write (a full disk) as a ``RuntimeError`` /
+    ``SafetensorError`` of their own: an :class:`OutputError` naming ``path``, as any other write."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as exc:
+        if type(exc).__name__ not in ("RuntimeError", "SafetensorError"):
+            raise
+        free = shutil.disk_usage(path.parent).free
+        why = "no space left on the device" if free < 1 << 20 else str(exc).strip().splitlines()[0][:160]
+        raise OutputError(f"cannot write checkpoint {path} ({why})") from None
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 NAME = "train"
@@ -42,6 +45,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
+@contextmanager
+def _run_folder_writes(out: Path) -> Iterator[None]:
+    """A write into the run folder that fails for want of room or rights (the logs, metrics,
+    TensorBoard files; checkpoints say it themselves) is an ``OutputError`` naming the folder, not a
+    traceback; the last complete checkpoint stays."""
+    from reidpipe.errors import OutputError
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG):
+            raise
+        where = exc.filename or out
+        raise OutputError(f"cannot write the training run's {where} ({exc.strerror})") from None
+
+
 def main(args: argparse.Namespace) -> int:
     from reidpipe.errors import UsageError
     from reidpipe.trainers.config import dump, load_config
@@ -77,7 +96,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
     from reidpipe.trainers.engine import Trainer
 
-    summary = Trainer(cfg, out, resume=args.resume).train()
+    with _run_folder_writes(out):
+        summary = Trainer(cfg, out, resume=args.resume).train()
     best = summary.get("best")
     if best:
         print(
