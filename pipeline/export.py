@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import queue
+import shutil
 import tempfile
 import threading
 import time
@@ -412,7 +413,7 @@ def write_videos(
             by_frame.setdefault(r[0], []).append(r)
         out = folder / f"{s.camera}.mp4"
         tmp = folder / f".{s.camera}.partial.mp4"
-        writer = None
+        writer, frames = None, 0
         try:
             for index, img in iter_frames(uri, stride=stride_used, max_frames=limit):
                 if writer is None:
@@ -432,10 +433,35 @@ def write_videos(
                     img = box_ann.annotate(img.copy(), d)
                     img = label_ann.annotate(img, d, labels=[f"#{i}" for i in ids.tolist()])
                 writer.write(img)
+                frames += 1
+            if writer is not None:
+                writer.release()
+                _publish_video(tmp, out, frames)
+                written.append(out)
         finally:
             if writer is not None:
                 writer.release()
-        if writer is not None:
-            os.replace(tmp, out)
-            written.append(out)
+            tmp.unlink(missing_ok=True)  # a partial video never stays
     return written
+
+
+def _publish_video(tmp: Path, out: Path, frames: int) -> None:
+    """Rename the finished ``tmp`` to ``out`` once it plays back with all its ``frames``: OpenCV's
+    writer reports no failed write (a full disk leaves a file without its index, "moov atom not
+    found"), so the file is opened and its frame count read back; a failure is an
+    :class:`OutputError` naming ``out``."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(tmp))
+    try:
+        playable = cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    finally:
+        cap.release()
+    if not playable:
+        full = shutil.disk_usage(tmp.parent).free < 1 << 20
+        why = "no space left on the device" if full else f"the written file does not play back its {frames} frames"
+        raise OutputError(f"cannot write video {out} ({why})")
+    try:
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise OutputError(f"cannot write video {out} ({exc.strerror or type(exc).__name__})") from None

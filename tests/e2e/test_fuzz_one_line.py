@@ -106,6 +106,7 @@ FLAG_CASES = (
     + [("--reid-mean", v) for v in ["nan 0 0", "inf 0 0", "0 0"]]
     + [(f, v) for f in ["--tracker", "--reid", "--detector-kind", "--reid-color"] for v in ["foo", ""]]
     + [("--output", ""), ("--sources", "")]
+    + [("--names", "a\nb"), ("--transit", "lobby:lobby:0:5"), ("--imgsz", "320000"), ("--offsets", "1e300")]
 )
 
 
@@ -124,3 +125,110 @@ def test_bad_flag_values_are_each_one_line_exit_2(tmp_path, capsys, walker):
         line = one_error_line(capsys, (flag, value))
         assert code in codes and code in (2, 3), (flag, value, line)
         assert flag in line or code == 3, (flag, value, line)
+
+
+# ------------------------------------------------------------------ other commands, other inputs
+TRAIN = ["train", "--variant", "mfa", "--dataset", "market1501", "--print-config"]
+BAD_TRAIN_SETS = [
+    ("stages.*.epochs=two", "stages.main.epochs"),
+    ("stages.*.epochs=-1", "stages.main.epochs"),
+    ("stages.*.epochs=1e9", "stages.main.epochs"),
+    ("stages.*.p=0", "stages.main.p"),
+    ("stages.*.p=100000", "stages.main.p"),
+    ("stages.*.optimizer.lr=.nan", "stages.main.optimizer.lr"),
+    ("stages.*.optimizer.lr=abc", "stages.main.optimizer.lr"),
+    ("stages.*.optimizer.betas=[0.9, 1.5]", "stages.main.optimizer.betas"),
+    ("stages.*.schedule.milestones=[40, x]", "stages.main.schedule.milestones"),
+    ("data.workers=-2", "data.workers"),
+    ("data.input_size=[100000, 100000]", "data.input_size"),
+    ("data.test_batch_size=1000000", "data.test_batch_size"),
+    ("seed=abc", "seed"),
+    ("seed=-1", "seed"),
+    ("amp=maybe", "amp"),
+]
+
+
+@pytest.mark.parametrize("item,key", BAD_TRAIN_SETS)
+def test_bad_training_values_are_one_line_exit_10_naming_the_key(tmp_path, capsys, item, key):
+    code = main([*TRAIN, "--data-root", str(tmp_path), "--set", item])
+    line = one_error_line(capsys, item)
+    assert code == 10 and f"config value {key}:" in line, line
+
+
+def _empty_events_run(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "events.jsonl").write_text("")
+    return folder
+
+
+def _run_without_track(folder: Path) -> Path:
+    folder.mkdir()
+    lines = [
+        '{"event":"source_start","time":1.0,"camera":"c1","uri":"c1.mp4","fps":10,"width":9,"height":9,"frames":9}',
+        '{"event":"track_close","time":2.0,"camera":"c1","frames":9,"start_t":0.0,"end_t":0.9}',
+    ]
+    (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def _one_row_mot(path: Path, frame: str) -> Path:
+    path.write_text(f"1,1,10,10,20,40,1,1,1\n{frame},1,10,10,20,40,1,1,1\n")
+    return path
+
+
+def _a_run(argv: list[str], out: Path) -> Path:
+    assert main(argv) == 0
+    return out / "trajectories.json"
+
+
+def other_cases(tmp: Path, video: Path, det: Path) -> list[tuple[list[str], int, str]]:
+    """(argv, exit code, words the line must hold) of bad inputs to every command."""
+    (tmp / "emptydir").mkdir()
+    twice = tmp / "twice.yaml"
+    twice.write_text("stride: 2\nstride: 3\n")
+    run = ["run", "--no-progress", "--sources", str(video), "--reid", "hist", "--output", str(tmp / "o")]
+    public = [*run, "--detections", str(det)]
+    return [
+        ([*TRAIN, "--data-root", str(tmp), "--config", "/dev/zero"], 10, "/dev/zero is not a regular file"),
+        ([*public, "--config", "/dev/zero"], 10, "/dev/zero is not a regular file"),
+        ([*public, "--config", str(twice)], 10, "line 2: key 'stride' is given twice"),
+        ([*run, "--detector", str(tmp / "emptydir") + "/"], 8, "holds no model ultralytics can run"),
+        ([*run, "--detections", str(tmp / "emptydir")], 3, "is a folder"),
+        ([*run, "--detections", str(_one_row_mot(tmp / "far.txt", "99999999999"))], 5, "far.txt:2: frame 99999999999"),
+        ([*public, "--gallery", str(tmp / "g"), "--start-time", "9999-12-31T23:59:59"], 2, "--start-time"),
+        ([*public, "--gallery", str(tmp / "g"), "--retention", "1e300"], 2, "--retention"),
+        (["eval", "--weights", "m.onnx", "--dataset", "market1501", "--data-root", ".", "--batch", "0"], 2, "--batch"),
+        (
+            ["eval", "--weights", "m.onnx", "--dataset", "market1501", "--data-root", ".", "--input-size", "0", "0"],
+            2,
+            "argument --input-size",
+        ),
+        (["export", "--weights", "ck.pt", "-o", "m.onnx", "--batch-size", "100000"], 2, "--batch-size"),
+        (["search", "--gallery", str(tmp / "g"), "--identity", "99999999999999999999999"], 2, "--identity"),
+        (["search", "--gallery", str(tmp / "g"), "--identity", "1", "--top", "100000000000"], 2, "--top"),
+        (["gallery", "forget", "--gallery", str(tmp / "g"), "--identity", "99999999999999999999999"], 2, "--identity"),
+        (["gallery", "prune", "--gallery", str(tmp / "g"), "--older-than", "99999999999999w"], 2, "--older-than"),
+        (["quantize", "--model", "m.onnx", "--calib", str(video), "-o", "x.onnx", "--frames", "100000"], 2, "--frames"),
+        (["report", str(_empty_events_run(tmp / "empty_run"))], 4, "started no camera"),
+        (
+            ["report", str(_run_without_track(tmp / "no_track"))],
+            5,
+            "events.jsonl:2: a 'track_close' event needs 'track'",
+        ),
+        (
+            ["score", "--pred", str(_a_run(public, tmp / "o")), "--gt", str(_one_row_mot(tmp / "gt.txt", "99999999"))],
+            5,
+            "gt.txt:2: frame",
+        ),
+    ]
+
+
+def test_bad_inputs_to_every_command_are_each_one_line(tmp_path, capsys, walker):
+    video, det = walker
+    codes = documented_exit_codes()
+    cases = other_cases(tmp_path, video, det)
+    capsys.readouterr()  # the good run that score reads
+    for argv, code, words in cases:
+        got = main(argv)
+        line = one_error_line(capsys, argv)
+        assert got in codes and got == code and words in line, (argv, got, line)

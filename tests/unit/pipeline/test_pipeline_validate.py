@@ -78,6 +78,16 @@ BAD_FLAGS = [
     ("--names", "sub/dir"),
     ("--names", ""),
     ("--names", ".hidden"),
+    # upper bounds (reidpipe/limits.py): each would make the run allocate until it is killed
+    ("--imgsz", "320000"),
+    ("--embed-batch", "100000"),
+    ("--embed-batch", "99999999999999999999999"),
+    ("--bank-size", "100000"),
+    ("--reid-input-size", "100000 100000"),
+    ("--offsets", "1e300"),
+    ("--transit", "a:b:0:1e300"),
+    ("--link-window", "1e300"),
+    ("--transit", "a:a:0:5"),
 ]
 
 
@@ -119,6 +129,14 @@ def test_cuda_device_that_this_machine_lacks_is_named(capsys, tmp_path):
         ("link:\n  adjacent: ['a:b:c']\n", "link.adjacent"),
         ("names: ['../up']\n", "names"),
         ("device: tpu\n", "device"),
+        ("imgsz: 320000\n", "imgsz"),
+        ("queue_size: 100000000\n", "queue_size"),
+        ("reconnect_backoff: 1.0e+300\n", "reconnect_backoff"),
+        ("link:\n  knn: 1000000000\n", "link.knn"),
+        ("engine:\n  chunk: 1000000000\n", "engine.chunk"),
+        ("engine:\n  start_timeout: 1.0e+300\n", "engine.start_timeout"),
+        ("retention: 1.0e+300\n", "retention"),
+        ("start_times: ['9999-12-31T23:59:59']\n", "start_times"),
     ],
 )
 def test_ill_typed_config_yaml_is_exit_10_naming_file_and_key(capsys, tmp_path, yaml_text, key):
@@ -144,6 +162,26 @@ def test_python_api_refuses_the_same_values(overrides):
     with pytest.raises(ConfigError) as exc:
         reidpipe.Pipeline(**overrides)
     assert next(iter(overrides)) in str(exc.value)
+
+
+def test_a_value_with_a_newline_is_shown_on_the_error_line(capsys, tmp_path):
+    code, line = run_cli(capsys, tmp_path, "--names", "a\nb")
+    assert code == 2 and line.startswith("reidpipe: error: --names 'a\\nb'"), line
+
+
+def test_a_key_given_twice_in_a_config_yaml_is_named_with_its_line(capsys, tmp_path):
+    cfg = tmp_path / "twice.yaml"
+    cfg.write_text("stride: 2\nlink:\n  knn: 5\n  knn: 6\n")
+    code, line = run_cli(capsys, tmp_path, "--config", cfg)
+    assert code == 10 and "twice.yaml" in line and "line 4" in line and "'knn' is given twice" in line, line
+
+
+def test_a_config_that_is_not_a_regular_file_or_too_big_is_refused_unread(capsys, tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * 200_000)  # 2 MB of comments
+    for cfg, words in (("/dev/zero", "not a regular file"), (tmp_path, "not a regular file"), (big, "over")):
+        code, line = run_cli(capsys, tmp_path, "--config", cfg)
+        assert code == 10 and words in line, line
 
 
 def test_default_camera_names_are_safe_file_names(tmp_path):
