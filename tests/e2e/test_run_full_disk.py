@@ -101,3 +101,59 @@ def test_full_disk_during_run_is_exit_6_with_complete_event_lines(tmp_path, smal
     assert text and text.endswith("\n")
     events = [json.loads(s) for s in text.splitlines()]  # every line complete
     assert events[0]["event"] == "source_start" and len(events) > 100
+
+
+@pytest.fixture
+def real_small_disk(tmp_path):
+    """A real 200 kB tmpfs: video files and checkpoints are written by OpenCV's and torch's own C++
+    code, which no ``os.write`` wrapper sees."""
+    folder = tmp_path / "disk"
+    if not _mount_tmpfs(folder):
+        pytest.skip("mounting a tmpfs needs root on Linux (videos and checkpoints bypass os.write)")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _frames_of(video: Path) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+    finally:
+        cap.release()
+
+
+def test_save_video_on_a_full_disk_is_exit_6_and_leaves_only_playable_videos(tmp_path, real_small_disk, capfd):
+    """Two cameras whose annotated videos do not both fit: the first is written whole, the second
+    fails; exit 6 naming it, no partial or unplayable file left, the trajectories kept."""
+    cams = [render_walker(tmp_path, name, n=300, size=(240, 320)) for name in ("cam_a", "cam_b")]
+    out = real_small_disk / "o"
+    argv = ["run", "--no-progress", "--reid", "hist", "--no-crops", "--save-video", "--output", str(out)]
+    argv += ["--sources", *(str(v) for v, _ in cams), "--detections", *(str(d) for _, d in cams)]
+    code = main(argv)
+    err = capfd.readouterr().err
+    assert code == 6, err
+    line = one_line_error(err)
+    assert "cannot write video" in line and str(out / "cam_b.mp4") in line, line
+    videos = sorted(p.name for p in out.iterdir() if p.suffix == ".mp4")
+    assert videos == ["cam_a.mp4"], videos  # the one that fitted; no .partial.mp4, no broken cam_b.mp4
+    assert _frames_of(out / "cam_a.mp4") == 300
+    assert (out / "trajectories.json").is_file()
+
+
+def test_training_onto_a_full_disk_is_exit_6_naming_the_checkpoint(tmp_path, real_small_disk, capfd):
+    from reidpipe.reid.datasets.synthetic import write_dataset
+
+    data = write_dataset("market1501", tmp_path / "data", ids=4, test_ids=2, per_cam=2, cams=2, size=(64, 32)).parent
+    tiny = ["model.pretrained=false", "model.options.tiny=true", "data.workers=0", "stages.*.p=2", "stages.*.k=2"]
+    tiny += ["log.progress=false", "device=cpu", "stages.*.eval=false", "stages.*.epochs=1"]
+    tiny += ["stages.*.schedule.warmup_epochs=1", "log.tensorboard=false"]
+    run = real_small_disk / "run"
+    argv = ["train", "--variant", "mfa", "--dataset", "market1501", "--data-root", str(data), "--output", str(run)]
+    code = main(argv + [a for s in tiny for a in ("--set", s)])
+    err = capfd.readouterr().err
+    assert code == 6 and "Traceback" not in err, err
+    errors = [s for s in err.splitlines() if s.startswith("reidpipe: error:")]
+    assert len(errors) == 1 and f"cannot write checkpoint {run / 'last.pt'}" in errors[0], err
+    assert not [p for p in run.iterdir() if p.suffix in (".pt", ".tmp")]  # no half checkpoint
