@@ -65,9 +65,7 @@ def _row(p: Path, lineno: int, s: str) -> list[float]:
     if not vals[0].is_integer() or vals[0] < 1:
         raise MalformedInputError(f"{p}:{lineno}: frame must be a whole number >= 1, got {s[:60]!r}")
     if vals[0] > MAX_FRAME:
-        raise MalformedInputError(
-            f"{p}:{lineno}: frame {vals[0]:.0f} is past the largest frame number read, {MAX_FRAME}"
-        )
+        raise MalformedInputError(f"{p}:{lineno}: frame {parts[0]} is past the largest frame number read, {MAX_FRAME}")
     if vals[4] <= 0 or vals[5] <= 0:
         raise MalformedInputError(f"{p}:{lineno}: w and h must be > 0, got {s[:60]!r}")
     return vals

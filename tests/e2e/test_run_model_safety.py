@@ -139,25 +139,29 @@ def test_wrong_detector_model_is_refused(tmp_path, capsys, walker, flags, named)
     assert code == 8 and named in line, line
 
 
-def test_checkpoint_with_ill_typed_metadata_is_exit_8_in_run_and_export(tmp_path, capsys, walker):
+@pytest.mark.parametrize(
+    "meta,named",
+    [
+        ({"num_classes": "ten"}, "num_classes='ten'"),
+        # past the bounds of reidpipe/limits.py: the model would be built with terabytes of weights
+        ({"num_classes": 10**9}, "num_classes=1000000000 (an integer from 1 to 1000000)"),
+        ({"input_size": [100000, 100000]}, "input_size=[100000, 100000]"),
+        ({"embed_dim": 10**9}, "embed_dim=1000000000"),
+        ({"build_kwargs": {"input_size": [100000, 100000]}}, "build_kwargs.input_size=[100000, 100000]"),
+    ],
+)
+def test_checkpoint_with_ill_typed_or_unbounded_metadata_is_exit_8_in_run_and_export(
+    tmp_path, capsys, walker, meta, named
+):
     from reidpipe.reid.checkpoint import FORMAT
 
     video, det = walker
-    ckpt = tmp_path / "ten.pt"
-    torch.save(
-        {
-            "format": FORMAT,
-            "variant": "clipreid",
-            "num_classes": "ten",
-            "state_dict": {},
-            "input_size": [256, 128],
-            "embed_dim": 512,
-        },
-        ckpt,
-    )
+    ckpt = tmp_path / "bad.pt"
+    good = {"format": FORMAT, "variant": "clipreid", "num_classes": 10, "input_size": [256, 128], "embed_dim": 512}
+    torch.save({**good, **meta, "state_dict": {}}, ckpt)
     code, err = run_cli(
         capsys, "--sources", video, "--detections", det, "--reid-weights", ckpt, "--output", tmp_path / "o"
     )
-    assert code == 8 and "num_classes='ten'" in one_line_error(err)
+    assert code == 8 and named in one_line_error(err)
     code = main(["export", "--weights", str(ckpt), "--output", str(tmp_path / "m.onnx")])
-    assert code == 8 and "num_classes='ten'" in one_line_error(capsys.readouterr().err)
+    assert code == 8 and named in one_line_error(capsys.readouterr().err)

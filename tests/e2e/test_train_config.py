@@ -151,3 +151,21 @@ def test_train_on_a_test_only_dataset_is_a_dataset_error(tmp_path, capsys):
         ]
     )
     assert rc == 9 and "no training split" in capsys.readouterr().err
+
+
+def test_every_shipped_recipe_passes_the_value_checks():
+    from reidpipe.trainers.config import check_values
+
+    for variant in available("variants"):
+        for dataset in available("datasets"):
+            cfg = load_config(variant, dataset)
+            assert check_values(cfg) is cfg
+
+
+def test_a_resumed_runs_saved_config_is_checked_too(tmp_path):
+    from reidpipe.errors import ConfigError
+
+    saved = load_config("mfa", "market1501")
+    saved["stages"][0]["epochs"] = -1  # a hand-edited config.yaml of a run folder
+    with pytest.raises(ConfigError, match="stages.main.epochs"):
+        load_config(overrides=[], start=saved)

@@ -124,3 +124,20 @@ def test_local_ultralytics_weights_give_person_detections_in_source_pixels(tmp_p
     assert set(d.class_id.tolist()) <= {0}  # person class only
     assert (d.xyxy[:, 2] <= 320 + 1e-3).all() and (d.xyxy[:, 3] <= 240 + 1e-3).all()
     assert d.confidence is not None and len(d.confidence) == len(d)
+
+
+def test_a_det_txt_frame_with_more_boxes_than_the_bound_keeps_the_most_confident(tmp_path):
+    from reidpipe.limits import MAX_BOXES_PER_FRAME
+
+    rows = ["1,-1,5,5,20,40,0.9"]  # frame 1: one box
+    rows += [f"2,-1,{i % 100},{i // 100},20,40,{(i % 997) / 1000:.3f}" for i in range(MAX_BOXES_PER_FRAME + 500)]
+    p = tmp_path / "crowd.txt"
+    p.write_text("\n".join(rows) + "\n")
+    det = PublicDetections(str(p))
+    kept = det.detect(None, index=1)
+    assert len(det.detect(None, index=0)) == 1 and len(kept) == MAX_BOXES_PER_FRAME
+    confs = np.array([(i % 997) / 1000 for i in range(MAX_BOXES_PER_FRAME + 500)], np.float32)
+    assert kept.confidence.min() >= np.sort(confs)[::-1][MAX_BOXES_PER_FRAME - 1]  # the most confident kept
+    first_dropped = 2 + int(np.argmin(confs))  # the least confident box of frame 2, as a file line
+    assert det.warning is not None and f"500 boxes past {MAX_BOXES_PER_FRAME} in one frame dropped" in det.warning
+    assert f"crowd.txt:{first_dropped}" in det.warning

@@ -124,3 +124,35 @@ def test_mot_txt_and_annotated_video_use_global_ids(tmp_path):
     # frame 15 has the box of identity 1 drawn over the flat background, frame 5 has nothing
     assert np.abs(frames[15].astype(int) - 90).max() > 60
     assert np.abs(frames[5].astype(int) - 90).max() < 30
+
+
+@pytest.mark.parametrize(
+    "source_frames,point_frame,named",
+    [(10**12, 1, "sources[0].frames"), (10, 10**12, "points[0] needs frame (an integer from 0 to")],
+)
+def test_read_trajectories_bounds_frame_numbers(tmp_path, source_frames, point_frame, named):
+    doc = {
+        "schema": "reidpipe.trajectories/1",
+        "sources": [{"camera": "c", "uri": "c.mp4", "fps": 10, "width": 9, "height": 9, "frames": source_frames}],
+        "identities": [
+            {
+                "id": 1,
+                "cameras": ["c"],
+                "first_seen": 0.0,
+                "last_seen": 1.0,
+                "tracks": [
+                    {
+                        "camera": "c",
+                        "track": 1,
+                        "link": {"score": 1.0, "margin": 0.0},
+                        "points": [{"frame": point_frame, "t": 0.1, "bbox": [0, 0, 5, 5], "score": 1.0}],
+                    }
+                ],
+            }
+        ],
+    }
+    p = tmp_path / "far.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(MalformedInputError, match="far.json") as exc:
+        read_trajectories(p)
+    assert named in str(exc.value)
