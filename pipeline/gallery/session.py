@@ -94,10 +94,10 @@ class GallerySession:
         try:
             with database_errors(store.folder):
                 session = cls(store, config, uris)
+                store.check_model(session.model)  # dimension 0: checked when the run's features are known
                 kept = store.model
                 if kept is not None:
-                    session.model.dim = kept.dim  # the dimension is checked when the run's features are known
-                store.check_model(session.model)
+                    session.model.dim = kept.dim
         except BaseException:
             store.close()
             raise

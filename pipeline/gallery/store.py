@@ -127,7 +127,8 @@ class ModelId:
         return cls(kind=kind, sha256=sha, dim=dim, settings=dict(settings or {}))
 
     def describe(self) -> str:
-        return f"{self.kind} {self.sha256[:12]} ({self.dim}-d)"
+        """Kind, weights hash and dimension (0: not known yet, before the run's first embedding)."""
+        return f"{self.kind} {self.sha256[:12]}" + (f" ({self.dim}-d)" if self.dim else "")
 
 
 @dataclass
@@ -389,7 +390,8 @@ class Store:
         have = self.model
         if have is None:
             return
-        if (have.kind, have.sha256, have.dim) != (model.kind, model.sha256, model.dim):
+        same_dim = have.dim == model.dim or not model.dim
+        if (have.kind, have.sha256) != (model.kind, model.sha256) or not same_dim:
             raise GalleryMismatchError(
                 f"gallery {self.folder} holds embeddings of {have.describe()}; {what} uses "
                 f"{model.describe()} (use the gallery's model or another gallery)"

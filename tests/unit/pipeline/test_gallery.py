@@ -209,8 +209,13 @@ def test_another_model_is_refused(tmp_path):
     weights = tmp_path / "other.onnx"
     weights.write_bytes(b"not the gallery's model")
     cfg = config(g, T0).replace(reid="onnx", reid_weights=str(weights))
-    with pytest.raises(GalleryMismatchError, match="holds embeddings of hist"):
+    with Store.open(g) as store:
+        dim = store.model.dim
+    with pytest.raises(GalleryMismatchError, match="holds embeddings of hist") as exc:
         GallerySession.open(cfg, ["cam0.mp4"])
+    # the other model's dimension is not known before its first embedding: not the gallery's own
+    assert f"hist hist ({dim}-d); this run uses onnx " in str(exc.value)
+    assert str(exc.value).count("-d)") == 1, exc.value
     Store.open(g, write=True).close()  # the refused run released the lock
 
 
