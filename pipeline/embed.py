@@ -30,6 +30,7 @@ Pre-processing is the same for all models: ``cv2.resize`` of each crop to (W, H)
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +75,25 @@ def _floats(text: str, n: int, key: str, path: str) -> tuple[float, ...]:
         vals = tuple(float(v) for v in str(text).replace(" ", "").split(","))
     except ValueError:
         raise CheckpointError(f"{path}: metadata {key}={text!r} is not {n} comma-separated numbers") from None
-    if len(vals) != n:
-        raise CheckpointError(f"{path}: metadata {key}={text!r} is not {n} comma-separated numbers")
+    if len(vals) != n or not all(math.isfinite(v) for v in vals):
+        raise CheckpointError(f"{path}: metadata {key}={text!r} is not {n} comma-separated finite numbers")
     return vals
+
+
+def _check_model_bounds(path: str, input_size: tuple[int, int], batch: int | None, dim: int | None) -> None:
+    """What a model file says of its sizes (metadata or fixed input/output shapes) within the bounds of
+    ``reidpipe/limits.py``: a crafted file cannot make the embedder allocate without end."""
+    from reidpipe.limits import MAX_BATCH, MAX_EMBED_DIM, MAX_REID_SIDE
+
+    if not all(1 <= s <= MAX_REID_SIDE for s in input_size):
+        raise CheckpointError(
+            f"{path}: input size {input_size[0]}x{input_size[1]} (its metadata or input shape) is past "
+            f"{MAX_REID_SIDE}x{MAX_REID_SIDE}; give --reid-input-size H W"
+        )
+    if batch is not None and batch > MAX_BATCH:
+        raise CheckpointError(f"{path}: a fixed batch of {batch} crops is past {MAX_BATCH}")
+    if dim is not None and not 1 <= dim <= MAX_EMBED_DIM:
+        raise CheckpointError(f"{path}: an embedding of {dim} dimensions is outside 1-{MAX_EMBED_DIM}")
 
 
 # Default linking threshold (cosine, after camera centring) for learned ReID embeddings. Measured on
@@ -139,6 +156,16 @@ class OnnxEmbedder:
                 )
             input_size = (shape[2], shape[3])
         self.input_size = (int(input_size[0]), int(input_size[1]))
+        out = self.session.get_outputs()[0].shape
+        fixed_dim = out[-1] if isinstance(out[-1], int) else None
+        meta_dim = (
+            int(_floats(meta["reidpipe.embed_dim"], 1, "reidpipe.embed_dim", path)[0])
+            if "reidpipe.embed_dim" in meta
+            else None
+        )
+        _check_model_bounds(
+            self.path, self.input_size, shape[0] if isinstance(shape[0], int) else None, fixed_dim or meta_dim
+        )
         _check_reid_io(self.path, shape, self.input_size, self.session.get_outputs()[0].shape)
         self.color = (color or meta.get("reidpipe.color") or "RGB").upper()
         if self.color not in ("RGB", "BGR"):
@@ -162,15 +189,18 @@ class OnnxEmbedder:
         self._original = None  # the batch-1 session, until the copy is checked on the first real crops
         if self.fixed_batch == 1 and batch > 1:
             self._free_batch(device, batch)
-        out = self.session.get_outputs()[0].shape
-        if isinstance(out[-1], int):
-            self.dim = int(out[-1])
-        elif "reidpipe.embed_dim" in meta:
-            self.dim = int(meta["reidpipe.embed_dim"])
+        if fixed_dim is not None:
+            self.dim = int(fixed_dim)
+        elif meta_dim is not None:
+            self.dim = meta_dim
         else:
             self.dim = int(self._run(np.zeros((self.batch, 3, *self.input_size), np.float32)).shape[1])
         self.variant = meta.get("reidpipe.variant")
-        self.link_threshold = float(meta.get("reidpipe.link_threshold", LEARNED_LINK_THRESHOLD))
+        self.link_threshold = LEARNED_LINK_THRESHOLD
+        if "reidpipe.link_threshold" in meta:
+            (self.link_threshold,) = _floats(meta["reidpipe.link_threshold"], 1, "reidpipe.link_threshold", path)
+            if not -1.0 <= self.link_threshold <= 1.0:
+                raise CheckpointError(f"{path}: metadata reidpipe.link_threshold={self.link_threshold} is not a cosine")
 
     def _free_batch(self, device: str, batch: int) -> None:
         """A batch-1 model embeds through its checked, cached dynamic-batch copy; crop by crop (with a
@@ -258,6 +288,7 @@ class OpenVinoEmbedder:
                 raise UsageError(f"{self.path}: the input size is dynamic; give --reid-input-size H W")
             input_size = (shape[2].get_length(), shape[3].get_length())
         self.input_size = (int(input_size[0]), int(input_size[1]))
+        _check_model_bounds(self.path, self.input_size, None, None)
         model_color, model_mean, model_std = _openvino_preprocessing(model, self.path)
         self.color = (color or model_color).upper()
         if self.color not in ("RGB", "BGR"):

@@ -140,3 +140,31 @@ def test_reidpipe_checkpoint_embedder_matches_the_model(tmp_path):
         ref = torch.nn.functional.normalize(model.embed(x).float(), dim=1).numpy()
     assert out.shape == (3, model.embed_dim)
     assert np.allclose(out, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "meta,named",
+    [
+        ({"reidpipe.input_size": "100000,100000"}, "input size 100000x100000"),
+        ({"batch": 100000}, "a fixed batch of 100000 crops"),
+        ({"reidpipe.mean": "nan,0,0"}, "reidpipe.mean='nan,0,0'"),
+        ({"reidpipe.link_threshold": "abc"}, "reidpipe.link_threshold='abc'"),
+        ({"reidpipe.link_threshold": "7"}, "is not a cosine"),
+    ],
+)
+def test_onnx_metadata_past_its_bounds_is_a_checkpoint_error(tmp_path, meta, named):
+    from reidpipe.errors import CheckpointError
+
+    p = tmp_path / "crafted.onnx"
+    linear_model(p, meta.pop("batch", "N"), meta=meta)
+    model = onnx.load(str(p))  # sizes left to the metadata: symbolic H, W and D
+    for value, axis, name in (
+        (model.graph.input[0], 2, "H"),
+        (model.graph.input[0], 3, "W"),
+        (model.graph.output[0], 1, "D"),
+    ):
+        value.type.tensor_type.shape.dim[axis].dim_param = name
+    onnx.save(model, str(p))
+    with pytest.raises(CheckpointError, match="crafted.onnx") as exc:
+        OnnxEmbedder(str(p), batch=2, input_size=None if "reidpipe.input_size" in meta else (8, 4))
+    assert named in str(exc.value)
