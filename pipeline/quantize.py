@@ -232,10 +232,10 @@ def quantize_model(
         raise UsageError(f"--output {output} would overwrite --model; give another path")
     if not Path(calib).exists():
         raise InputNotFoundError(f"--calib video not found: {calib}")
+    _check_writable(output)
     kind = model_kind(model)
     if kind == "embedder" and detector is None:
         raise UsageError("quantizing an embedder needs person crops: give --detector (or --detections)")
-    _check_writable(output)
     images = calibration_frames(calib, frames)
     calib_images, held_out = images[0::2], images[1::2] or images
     result: dict[str, Any] = {"model": str(model), "kind": kind, "calib": str(calib), "output": str(output)}

@@ -209,6 +209,7 @@ def other_cases(tmp: Path, video: Path, det: Path) -> list[tuple[list[str], int,
         (["gallery", "forget", "--gallery", str(tmp / "g"), "--identity", "99999999999999999999999"], 2, "--identity"),
         (["gallery", "prune", "--gallery", str(tmp / "g"), "--older-than", "99999999999999w"], 2, "--older-than"),
         (["quantize", "--model", "m.onnx", "--calib", str(video), "-o", "x.onnx", "--frames", "100000"], 2, "--frames"),
+        (["quantize", "--model", "m.onnx", "--calib", str(video), "-o", str(tmp) + "/"], 6, "is a folder"),
         (["report", str(_empty_events_run(tmp / "empty_run"))], 4, "started no camera"),
         (
             ["report", str(_run_without_track(tmp / "no_track"))],
