@@ -11,12 +11,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reidpipe.files import atomic_write_text
+from reidpipe.files import atomic_output, atomic_write_text
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -138,12 +137,10 @@ class LoggerHook(Hook):
         fields: list[str] = []
         for r in rows:
             fields += [k for k in r if k not in fields]
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_output(path, "metrics") as tmp, open(tmp, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=fields)
             w.writeheader()
             w.writerows(rows)
-        os.replace(tmp, path)
         if self.writer is not None:
             for k, v in row.items():
                 if isinstance(v, (int, float)) and k not in ("epoch", "global_step"):
