@@ -4,7 +4,9 @@
 ``load_config`` (a YAML file: :class:`ConfigError` naming the file and key, exit 10), by
 ``reidpipe run`` / ``bench`` (``config_from_args``: :class:`UsageError` naming the flag, exit 2) and
 by ``reidpipe.Pipeline(...)`` (:class:`ConfigError` naming the key). A rule returns what the value
-must be, or None when the value is fine; non-finite numbers (NaN, infinity) never pass.
+must be, or None when the value is fine; non-finite numbers (NaN, infinity) never pass, and the
+upper bounds of ``reidpipe/limits.py`` apply (a value past one would exhaust the machine).
+:func:`flag_type` turns a rule into an argparse ``type`` for the flags of the other commands.
 
 :func:`check_runnable` checks what needs the machine (is the ``device`` there?), once, at the start
 of a run.
