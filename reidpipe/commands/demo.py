@@ -13,6 +13,9 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reidpipe import limits
+    from reidpipe.pipeline.validate import flag_type, integer
+
     parser.add_argument(
         "--output",
         default="demo_out",
@@ -27,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=flag_type(integer(0, limits.MAX_SEED)),
         default=0,
         metavar="N",
         help="scene seed: detection jitter/misses/false positives and image noise (default 0)",
