@@ -31,15 +31,11 @@ from reidpipe.yamlfile import load_yaml, read_yaml_file
 FREE_FORM = {("model", "options"), ("losses",)}
 
 
-def _load(text: str):
-    return load_yaml(text)
-
-
 def _package_yaml(rel: str) -> dict[str, Any] | None:
     ref = resources.files("reidpipe.configs").joinpath(rel)
     if not ref.is_file():
         return None
-    data = _load(ref.read_text(encoding="utf-8")) or {}
+    data = load_yaml(ref.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {rel} must hold a mapping")
     return data
@@ -106,7 +102,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {item!r}: bad key {key!r}")
     try:
-        value = _load(raw) if raw.strip() != "" else None
+        value = load_yaml(raw) if raw.strip() != "" else None
     except yaml.YAMLError:
         raise ConfigError(f"--set {item!r}: value {raw!r} is not valid YAML") from None
     return key.split("."), value
