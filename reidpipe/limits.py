@@ -53,3 +53,7 @@ MAX_WAIT_SECONDS = 86400.0
 # frames decoded for int8 calibration (quantize --frames): all are held in memory at once (3 GB of
 # 1080p frames); static quantization needs a few hundred samples at most
 MAX_CALIBRATION_FRAMES = 500
+# reidpipe bench: tracklets or gallery embeddings of one measurement (2M of 512 floats are 4 GB), and
+# the memory its synthetic gallery may take
+MAX_BENCH_ITEMS = 2_000_000
+MAX_BENCH_BYTES = 8 * 2**30

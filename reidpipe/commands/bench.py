@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from reidpipe.limits import MAX_BATCH, MAX_BENCH_ITEMS
+
 NAME = "bench"
 HELP = (
     "Measure speed: the pipeline per stage vs a detector-only pass over the same frames "
@@ -14,14 +16,19 @@ HELP = (
 )
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
+def _int_list(hi: int):
+    """An argparse ``type``: comma-separated integers from 1 to ``hi``."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(v) for v in text.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        if not values or min(values) < 1 or max(values) > hi:
+            raise argparse.ArgumentTypeError(f"expected integers from 1 to {hi}, got {text!r}")
+        return values
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--gallery-sizes",
-        type=_int_list,
+        type=_int_list(MAX_BENCH_ITEMS),
         default=[10_000, 1_000_000],
         metavar="N1,N2,...",
         help="gallery benchmark: numbers of embeddings (default 10000,1000000)",
@@ -87,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--batch-sizes",
-        type=_int_list,
+        type=_int_list(MAX_BATCH),
         default=[1, 2, 4, 8, 16, 32, 64, 128],
         metavar="B1,B2,...",
         help="embedding batch sizes (default 1,2,4,8,16,32,64,128)",
@@ -120,7 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--link-sizes",
-        type=_int_list,
+        type=_int_list(MAX_BENCH_ITEMS),
         default=[1000, 10000, 100000],
         metavar="N1,N2,...",
         help="linking: numbers of tracklets (default 1000,10000,100000)",
@@ -209,12 +216,19 @@ def _gallery(args: argparse.Namespace) -> int:
     import sys
 
     from reidpipe.errors import UsageError
+    from reidpipe.limits import MAX_BENCH_BYTES
     from reidpipe.pipeline.gallery.bench import bench_gallery, format_gallery
 
     if args.embed_only or args.linker_only or args.sources:
         raise UsageError("--gallery-only runs alone: drop --sources / --embed-only / --linker-only")
     if args.gallery_dim < 1:
         raise UsageError(f"--gallery-dim must be >= 1, got {args.gallery_dim}")
+    need = max(args.gallery_sizes) * args.gallery_dim * 4
+    if need > MAX_BENCH_BYTES:
+        raise UsageError(
+            f"--gallery-sizes {max(args.gallery_sizes)} x --gallery-dim {args.gallery_dim}: {need / 2**30:.0f} GiB "
+            f"of embeddings; at most {MAX_BENCH_BYTES / 2**30:.0f} GiB"
+        )
     rows = bench_gallery(args.gallery_sizes, dim=args.gallery_dim)
     print(format_gallery(rows))
     if args.output:

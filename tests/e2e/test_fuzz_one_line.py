@@ -210,6 +210,8 @@ def other_cases(tmp: Path, video: Path, det: Path) -> list[tuple[list[str], int,
         (["gallery", "prune", "--gallery", str(tmp / "g"), "--older-than", "99999999999999w"], 2, "--older-than"),
         (["quantize", "--model", "m.onnx", "--calib", str(video), "-o", "x.onnx", "--frames", "100000"], 2, "--frames"),
         (["quantize", "--model", "m.onnx", "--calib", str(video), "-o", str(tmp) + "/"], 6, "is a folder"),
+        (["bench", "--embed-only", "--reid-weights", "m.onnx", "--batch-sizes", "1,100000"], 2, "--batch-sizes"),
+        (["bench", "--gallery-only", "--gallery-sizes", "2000000", "--gallery-dim", "4096"], 2, "GiB of embeddings"),
         (["demo", "--seed", "-5", "--output", str(tmp / "demo")], 2, "--seed"),
         (["report", str(_empty_events_run(tmp / "empty_run"))], 4, "started no camera"),
         (
