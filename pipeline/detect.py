@@ -111,12 +111,13 @@ class YOLOXDetector:
         backend: str = "onnxruntime",
         half: bool | None = None,
         input_size: int | None = None,
+        openvino_precision: str = "f32",
     ):
         from reidpipe.pipeline.runtime import model_session
 
         self.path = str(path)
-        self.device, self.backend = device, backend
-        self.session = model_session(self.path, device, backend)
+        self.device, self.backend, self.openvino_precision = device, backend, openvino_precision
+        self.session = model_session(self.path, device, backend, precision=openvino_precision)
         providers = self.session.get_providers() if hasattr(self.session, "get_providers") else []
         # fp16 on a GPU (None: when onnxruntime runs it on CUDA); inputs and outputs stay float32
         self.half = bool(half) if half is not None else providers[:1] == ["CUDAExecutionProvider"]
@@ -209,7 +210,7 @@ class YOLOXDetector:
                 half = str(Path(tmp) / "fp16.onnx")
                 onnx.save(convert_float_to_float16(onnx.load(path), keep_io_types=True), half)
                 path = half
-            self.session = model_session(path, self.device, self.backend)
+            self.session = model_session(path, self.device, self.backend, precision=self.openvino_precision)
 
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         import cv2
@@ -589,6 +590,7 @@ def load_detector(config, detections_file: str | None = None, frame=None):
             device=config.device,
             backend=config.backend,
             input_size=config.imgsz,
+            openvino_precision=config.openvino_precision,
         )
     if kind == "ultralytics":
         if config.backend != "onnxruntime":

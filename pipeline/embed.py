@@ -17,7 +17,8 @@ with attributes ``dim`` and ``input_size`` (H, W).
   else the Open Model Zoo convention: **raw BGR 0-255**. OMZ IRs bake their normalisation into the
   graph at conversion (``person-reidentification-retail-0277``'s rt_info ``conversion_parameters``
   records ``mean_values``, ``scale_values`` and ``reverse_input_channels``, and its first layers
-  reverse the channels and normalise), so they want the frame's own pixels.
+  reverse the channels and normalise), so they want the frame's own pixels. It runs in
+  ``--openvino-precision`` (f32 by default; :func:`reidpipe.pipeline.runtime.compile_openvino`).
 - :class:`CheckpointEmbedder` — a reidpipe checkpoint (``reidpipe.reid.checkpoint.load_checkpoint``):
   ``torch.inference_mode``, channels-last on CPU, autocast (fp16) on CUDA.
 - ``hist``: the colour/texture descriptor ``HistEmbedder`` of :mod:`reidpipe.pipeline.descriptors`
@@ -132,13 +133,15 @@ class OnnxEmbedder:
         device: str = "cpu",
         threads: int | None = None,
         backend: str = "onnxruntime",
+        openvino_precision: str = "f32",
     ):
         from reidpipe.pipeline.runtime import model_session
 
         self.path = str(path)
         self.threads = threads  # intra-op threads (None: the runtime's default, one per core)
         self.backend = backend
-        self.session = model_session(self.path, device, backend, threads)  # onnxruntime or OpenVINO (--backend)
+        # onnxruntime or OpenVINO (--backend), OpenVINO in its --openvino-precision
+        self.session = model_session(self.path, device, backend, threads, openvino_precision)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)
@@ -274,8 +277,9 @@ class OpenVinoEmbedder:
         color: str | None = None,
         batch: int = 32,
         device: str = "cpu",
+        precision: str = "f32",
     ):
-        from reidpipe.pipeline.runtime import openvino_device
+        from reidpipe.pipeline.runtime import compile_openvino, compiled_precision
 
         self.path = str(path)
         core, model = _read_openvino(self.path)
@@ -297,12 +301,13 @@ class OpenVinoEmbedder:
         self.std = tuple(std) if std is not None else model_std
         try:
             model.reshape({inp.get_any_name(): [-1, 3, *self.input_size]})  # dynamic batch
-            self.compiled = core.compile_model(model, openvino_device(device))
+            self.compiled = compile_openvino(core, model, device, precision)
         except RuntimeError as exc:
             raise CheckpointError(
                 f"{self.path}: cannot run with input (N, 3, {self.input_size[0]}, "
                 f"{self.input_size[1]}) on {device}: {_openvino_message(exc)}"
             ) from None
+        self.precision = compiled_precision(self.compiled)  # what runs (f32 unless bf16 was asked)
         self.output = self.compiled.outputs[0]
         self.batch = max(1, int(batch))
         last = self.output.get_partial_shape()[-1]
@@ -466,6 +471,7 @@ def load_embedder(config):
             # over the cores (measured on 2 cores: pipeline / detector-only 0.92-0.97 vs 0.85-0.90)
             threads=1 if embeds_async(config) else None,
             backend=config.backend,
+            openvino_precision=config.openvino_precision,
         )
     if kind == "openvino":
         return OpenVinoEmbedder(
@@ -476,6 +482,7 @@ def load_embedder(config):
             color=config.reid_color,
             batch=config.embed_batch,
             device=config.device,
+            precision=config.openvino_precision,
         )
     return CheckpointEmbedder(
         config.reid_weights,

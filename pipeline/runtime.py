@@ -4,6 +4,13 @@
 - ``openvino``: the OpenVINO runtime reading the same ``.onnx`` file directly (no conversion step, no
   IR written), compiled for the CPU (OpenVINO has no CUDA device; ``--device cuda`` runs on the CPU).
 
+OpenVINO's inference precision is ``--openvino-precision`` (:func:`compile_openvino`, used by every
+OpenVINO model: the ONNX models here and the IR embedder): ``f32`` by default, so that a model gives
+the same numbers on every CPU and on either runtime; OpenVINO's own default is bf16 wherever the CPU
+has bf16 instructions (AVX-512 BF16, AMX), where embeddings move by ~2e-3 and detection scores by
+~0.02. ``bf16`` asks for that speed; a CPU without bf16 runs f32 whatever is asked. The precision the
+compiled model runs in is read back (``.precision``) and logged in the run's ``model`` events.
+
 :func:`model_session` returns either; both answer the part of the onnxruntime session API that the
 models' wrappers use (``get_inputs()``, ``get_outputs()`` with ``.name`` / ``.shape``,
 ``get_modelmeta().custom_metadata_map``, ``run(None, {name: array})``), so
@@ -22,6 +29,27 @@ import numpy as np
 from reidpipe.errors import CheckpointError, ConfigError, InputNotFoundError, UsageError
 
 BACKENDS = ("onnxruntime", "openvino")
+OPENVINO_PRECISIONS = ("f32", "bf16")  # --openvino-precision; f32 = the model's own numbers
+
+
+def compile_openvino(core, model, device: str, precision: str = "f32", config: dict[str, Any] | None = None):
+    """``model`` compiled by OpenVINO for ``device`` (a ``--device`` value) in ``precision``
+    (``f32`` | ``bf16``, see the module docstring); a ``RuntimeError`` from OpenVINO passes through."""
+    if precision not in OPENVINO_PRECISIONS:
+        raise ConfigError(f"--openvino-precision must be one of {', '.join(OPENVINO_PRECISIONS)}, got {precision!r}")
+    settings = {**(config or {}), "INFERENCE_PRECISION_HINT": precision}
+    return core.compile_model(model, openvino_device(device), settings)
+
+
+def openvino_precision_of(model) -> str | None:
+    """The precision an OpenVINO-run detector or embedder runs in; None when OpenVINO does not run it."""
+    precision = getattr(model, "precision", None) or getattr(getattr(model, "session", None), "precision", None)
+    return precision if isinstance(precision, str) else None
+
+
+def compiled_precision(compiled) -> str:
+    """The precision a compiled OpenVINO model runs in (``f32``, ``bf16``, ``f16``), as the plugin says."""
+    return str(compiled.get_property("INFERENCE_PRECISION_HINT").to_string())
 
 
 def openvino_device(device: str) -> str:
@@ -47,7 +75,7 @@ def _shape(partial) -> list[Any]:
 class OpenVinoSession:
     """An ONNX model compiled by OpenVINO behind the onnxruntime session calls the wrappers use."""
 
-    def __init__(self, path: str, device: str = "cpu", threads: int | None = None):
+    def __init__(self, path: str, device: str = "cpu", threads: int | None = None, precision: str = "f32"):
         from reidpipe.pipeline.embed import _openvino_message
 
         self.path = str(path)
@@ -65,9 +93,10 @@ class OpenVinoSession:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
             model = core.read_model(self.path)
-            self.compiled = core.compile_model(model, openvino_device(device), config)
+            self.compiled = compile_openvino(core, model, device, precision, config)
         except RuntimeError as exc:
             raise CheckpointError(f"OpenVINO cannot run {self.path}: {_openvino_message(exc)}") from None
+        self.precision = compiled_precision(self.compiled)
         self._inputs = [_Port(p.get_any_name(), _shape(p.get_partial_shape())) for p in self.compiled.inputs]
         self._outputs = [_Port(p.get_any_name(), _shape(p.get_partial_shape())) for p in self.compiled.outputs]
         self._meta = _Meta(_onnx_metadata(self.path))
@@ -98,12 +127,19 @@ def _onnx_metadata(path: str) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def model_session(path: str, device: str = "cpu", backend: str = "onnxruntime", threads: int | None = None):
-    """A session of the ONNX model ``path`` on ``backend`` (see the module docstring)."""
+def model_session(
+    path: str,
+    device: str = "cpu",
+    backend: str = "onnxruntime",
+    threads: int | None = None,
+    precision: str = "f32",
+):
+    """A session of the ONNX model ``path`` on ``backend`` (see the module docstring); ``precision``
+    is OpenVINO's (onnxruntime runs the model's own float32)."""
     if backend == "onnxruntime":
         from reidpipe.pipeline.detect import onnx_session
 
         return onnx_session(path, device, threads)
     if backend == "openvino":
-        return OpenVinoSession(path, device, threads)
+        return OpenVinoSession(path, device, threads, precision)
     raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

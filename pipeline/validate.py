@@ -23,6 +23,7 @@ from typing import Any
 
 from reidpipe import limits
 from reidpipe.errors import ConfigError, UsageError
+from reidpipe.pipeline.runtime import OPENVINO_PRECISIONS
 
 Rule = Callable[[Any], "str | None"]
 
@@ -240,6 +241,7 @@ def _rules() -> dict[str, Rule]:
         "imgsz": integer(32, limits.MAX_DETECTOR_SIDE, optional=True),
         "device": device,
         "backend": choice("onnxruntime", "openvino"),
+        "openvino_precision": choice(*OPENVINO_PRECISIONS),
         "detect_every": integer(1),
         "detect_batch": boolean,
         "tracker": choice("bytetrack", "botsort", "ocsort", "sort"),
@@ -325,6 +327,7 @@ FLAGS = {
     "det_conf": "--conf",
     "device": "--device",
     "backend": "--backend",
+    "openvino_precision": "--openvino-precision",
     "detect_every": "--detect-every",
     "imgsz": "--imgsz",
     "tracker": "--tracker",

@@ -311,7 +311,21 @@ class CameraGroup:
         return float(self.embedder.link_threshold)
 
     def start(self) -> list[Event]:
-        return [w.start() for w in self.workers]
+        """Start the readers: their ``source_start`` events, after a ``model`` event per model OpenVINO runs
+        (the precision it runs in)."""
+        return self._model_events() + [w.start() for w in self.workers]
+
+    def _model_events(self) -> list[Event]:
+        from reidpipe.pipeline.runtime import openvino_precision_of
+
+        models = [("detector", self.workers[0].detector)] if self.workers else []
+        events: list[Event] = []
+        for role, model in [*models, ("embedder", self.embedder)]:
+            precision = openvino_precision_of(model)
+            if precision is not None:
+                fields = {"role": role, "path": str(model.path), "runtime": "openvino", "precision": precision}
+                events.append(("model", fields))
+        return events
 
     def steps(self) -> Iterator[Step]:
         """Every camera's steps, one frame per camera per round, until every source has ended; the

@@ -49,6 +49,8 @@ def test_run_with_the_omz_openvino_model_on_a_real_clip(tmp_path, capsys):
     events = [json.loads(s) for s in (out / "events.jsonl").read_text().splitlines()]
     closes = [e for e in events if e["event"] == "track_close"]
     assert closes and sum(e["embedded"] for e in closes) >= 10  # the IR embedded the tracks' crops
+    (model,) = [e for e in events if e["event"] == "model"]  # the precision OpenVINO runs is logged
+    assert (model["role"], model["runtime"], model["precision"]) == ("embedder", "openvino", "f32")
     res = score(out / "trajectories.json", {c: TWIN / f"{c}_gt.txt" for c in cams})
     assert res["per_camera"]["cam1"]["pred_tracks"] >= 3
 

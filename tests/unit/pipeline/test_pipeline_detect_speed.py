@@ -233,6 +233,8 @@ def test_openvino_backend_matches_onnxruntime():
 
     frames = _crowded_frames()
     ort_det, ov_det = YOLOXDetector(str(YOLOX)), YOLOXDetector(str(YOLOX), backend="openvino")
+    # f32 by default, also where OpenVINO's own default is bf16 (CPUs with AMX / AVX-512 BF16)
+    assert ov_det.session.precision == "f32"
     pairs = [(ort_det.detect(f), ov_det.detect(f)) for f in frames]
     assert sum(len(a) for a, _ in pairs) >= 6
     for a, b in pairs:
@@ -241,8 +243,33 @@ def test_openvino_backend_matches_onnxruntime():
         np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-3)
     crops = [f[y : y + 160, x : x + 64] for f in frames for x, y in ((100, 100), (400, 250))]
     e1, e2 = OnnxEmbedder(str(OSNET)), OnnxEmbedder(str(OSNET), backend="openvino")
+    assert e2.session.precision == "f32"
     cos = (e1.embed(crops) * e2.embed(crops)).sum(axis=1)
     assert cos.min() > 0.999, cos
+
+
+def test_openvino_runs_bf16_only_when_asked():
+    """``--openvino-precision bf16`` reaches the compiled model: it runs bf16 where the CPU has bf16
+    instructions (f32 elsewhere), and its detections stay those of f32 within bf16's rounding."""
+    pytest.importorskip("openvino", reason="openvino (optional extra reidpipe[openvino]) is not installed")
+    import openvino as ov
+
+    bf16_cpu = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    f32 = YOLOXDetector(str(YOLOX), backend="openvino", openvino_precision="f32")
+    bf16 = YOLOXDetector(str(YOLOX), backend="openvino", openvino_precision="bf16")
+    assert (f32.session.precision, bf16.session.precision) == ("f32", "bf16" if bf16_cpu else "f32")
+    import supervision as sv
+
+    clear = 0
+    for frame in _crowded_frames():  # each clear f32 detection is found by bf16 too, nearly the same
+        a, b = f32.detect(frame), bf16.detect(frame)
+        a = a[a.confidence > 0.4]
+        iou = sv.box_iou_batch(a.xyxy, b.xyxy)
+        for k in range(len(a)):
+            j = int(iou[k].argmax())
+            assert iou[k, j] > 0.8 and abs(b.confidence[j] - a.confidence[k]) < 0.05, (iou[k], b.confidence)
+            clear += 1
+    assert clear >= 6
 
 
 def test_unknown_backend_is_a_usage_error(capsys):

@@ -100,6 +100,16 @@ def test_xml_means_openvino_and_a_missing_bin_is_named(tmp_path):
         load_embedder(cfg)
 
 
+def test_the_precision_setting_reaches_the_compiled_ir(tmp_path):
+    """``openvino_precision`` (default f32) is what OpenVINO compiles the IR in: bf16 only when asked,
+    and only where the CPU has bf16 instructions."""
+    xml = str(channel_mean_model(tmp_path / "m.xml"))
+    bf16_cpu = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert load_embedder(PipelineConfig(reid_weights=xml)).precision == "f32"
+    asked = load_embedder(PipelineConfig(reid_weights=xml, openvino_precision="bf16"))
+    assert asked.precision == ("bf16" if bf16_cpu else "f32")
+
+
 def test_without_openvino_installed_the_error_says_how_to_get_it(tmp_path, monkeypatch):
     xml = channel_mean_model(tmp_path / "m.xml")
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now raises ImportError
@@ -138,7 +148,7 @@ def people():
 @pytest.mark.real_data
 def test_real_omz_model_embeds_unit_vectors_independent_of_the_batch(people):
     e = OpenVinoEmbedder(str(OMZ))
-    assert (e.input_size, e.color, e.dim) == ((256, 128), "BGR", 256)
+    assert (e.input_size, e.color, e.dim, e.precision) == ((256, 128), "BGR", 256, "f32")  # f32 on every CPU
     crops = [c for pair in people.values() for c in pair][:8]
     batch = e.embed(crops)
     assert batch.shape == (8, 256) and np.linalg.norm(batch, axis=1) == pytest.approx(np.ones(8), abs=1e-5)

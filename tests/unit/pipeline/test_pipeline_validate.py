@@ -137,6 +137,7 @@ def test_cuda_device_that_this_machine_lacks_is_named(capsys, tmp_path):
         ("engine:\n  start_timeout: 1.0e+300\n", "engine.start_timeout"),
         ("retention: 1.0e+300\n", "retention"),
         ("start_times: ['9999-12-31T23:59:59']\n", "start_times"),
+        ("openvino_precision: f64\n", "openvino_precision"),
     ],
 )
 def test_ill_typed_config_yaml_is_exit_10_naming_file_and_key(capsys, tmp_path, yaml_text, key):
@@ -156,6 +157,7 @@ def test_ill_typed_config_yaml_is_exit_10_naming_file_and_key(capsys, tmp_path, 
         {"names": ["a/b"]},
         {"det_conf": "0.3"},
         {"output": ""},
+        {"openvino_precision": "int8"},
     ],
 )
 def test_python_api_refuses_the_same_values(overrides):
