@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from reidpipe.errors import InputNotFoundError, MalformedInputError, OutputError
-from reidpipe.files import atomic_write_text, fresh_file
+from reidpipe.files import atomic_output, atomic_write_text, fresh_file
 from reidpipe.limits import MAX_FRAME
 from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet
 from reidpipe.pipeline.validate import camera_names
@@ -98,6 +98,17 @@ def _track_json(t: Tracklet, ev: LinkEvidence | None) -> dict[str, Any]:
     return {**d, "link": ev.to_json(), "points": [p.to_json() for p in t.points]}
 
 
+def _identity_json(ident: Identity) -> dict[str, Any]:
+    tracks = sorted((t for t in ident.tracklets if t.points), key=lambda t: (t.start_t, t.camera, t.track))
+    return {
+        "id": ident.id,
+        "cameras": ident.cameras,
+        "first_seen": round(float(min(t.start_t for t in tracks)), 4),
+        "last_seen": round(float(max(t.end_t for t in tracks)), 4),
+        "tracks": [_track_json(t, ident.evidence.get(t.key)) for t in tracks],
+    }
+
+
 def trajectories_dict(
     sources: Sequence[SourceInfo],
     identities: Sequence[Identity],
@@ -107,22 +118,15 @@ def trajectories_dict(
     """The ``reidpipe.trajectories/1`` document; ``linker`` is the linker's operating point (how its
     decisions were calibrated), written under ``"linker"`` when given; ids kept as they are without
     ``renumber`` (a gallery's global ids)."""
-    out = []
-    for ident in order_identities(identities, renumber):
-        tracks = sorted((t for t in ident.tracklets if t.points), key=lambda t: (t.start_t, t.camera, t.track))
-        out.append(
-            {
-                "id": ident.id,
-                "cameras": ident.cameras,
-                "first_seen": round(float(min(t.start_t for t in tracks)), 4),
-                "last_seen": round(float(max(t.end_t for t in tracks)), 4),
-                "tracks": [_track_json(t, ident.evidence.get(t.key)) for t in tracks],
-            }
-        )
+    out = [_identity_json(ident) for ident in order_identities(identities, renumber)]
     doc: dict[str, Any] = {"schema": SCHEMA, "sources": [s.to_json() for s in sources], "identities": out}
     if linker is not None:
         doc["linker"] = linker
     return doc
+
+
+def _compact(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)  # strict JSON
 
 
 def write_trajectories(
@@ -132,10 +136,17 @@ def write_trajectories(
     linker: dict[str, Any] | None = None,
     renumber: bool = True,
 ) -> Path:
-    """Write ``trajectories.json`` (schema ``reidpipe.trajectories/1``) atomically; returns the path."""
+    """Write ``trajectories.json`` (schema ``reidpipe.trajectories/1``, :func:`trajectories_dict`'s
+    document) atomically; returns the path. Written one identity at a time, so that only one
+    identity's points are ever in memory as JSON (a long run's are read back from disk,
+    pipeline/spill.py)."""
     path = Path(path)
-    data = trajectories_dict(sources, identities, linker, renumber)
-    atomic_write_text(path, json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n")  # strict JSON
+    with atomic_output(path) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write(f'{{"schema":{_compact(SCHEMA)},"sources":{_compact([s.to_json() for s in sources])},"identities":[')
+            for k, ident in enumerate(order_identities(identities, renumber)):
+                fh.write(("," if k else "") + _compact(_identity_json(ident)))
+            fh.write("]" + (f',"linker":{_compact(linker)}' if linker is not None else "") + "}\n")
     return path
 
 

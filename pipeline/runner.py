@@ -216,6 +216,7 @@ class _Run:
     ):
         from reidpipe.pipeline.export import EventWriter, discard_stale_outputs
         from reidpipe.pipeline.link import Linker
+        from reidpipe.pipeline.spill import PointStore
         from reidpipe.pipeline.thumbs import ThumbWriter
 
         assert out is not None
@@ -225,7 +226,9 @@ class _Run:
         self.out = out
         self.cameras = [s.camera for s in sources]
         self.timer = StageTimer()
-        self.linker = Linker(link_config, self.cameras)
+        # a gallery stores every track's feature at the run's end: the linker keeps them all then
+        self.linker = Linker(link_config, self.cameras, keep_features=gallery is not None)
+        self.points = PointStore(out)  # closed tracks' points, on disk until the outputs are written
         self.gallery = gallery
         if gallery is not None:  # the gallery's tracklets near this run, linked like the run's own
             gallery.prime(self.linker, sources)
@@ -286,6 +289,14 @@ class _Run:
         for t, (gid, ev) in zip(units, results):
             self.events.emit("link", camera=t.camera, track=t.track, identity=int(gid), **ev.to_json())
         self._emit_merges()
+        self._settle([*tracklets, *units])
+
+    def _settle(self, tracklets: list[Tracklet]) -> None:
+        """Closed, logged and linked: a track's embeddings go (its pooled feature and segment sums are
+        what linking uses) and its points go to disk (pipeline/spill.py): memory stays flat."""
+        for t in tracklets:
+            t.bank = []
+            self.points.spill(t)
 
     def _emit_merges(self) -> None:
         for merged, into in self.linker.pop_merges():

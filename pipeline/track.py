@@ -56,6 +56,7 @@ from __future__ import annotations
 import copy
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -146,7 +147,7 @@ def _drop_predicted(tr: Tracklet) -> None:
         tr.points.pop()
 
 
-def _last_detected(points: list[TrackPoint]) -> int | None:
+def _last_detected(points: Sequence[TrackPoint]) -> int | None:
     """Index of the last point that is a detection (not interpolated or predicted), None if none."""
     return next((i for i in range(len(points) - 1, -1, -1) if not points[i].interpolated), None)
 

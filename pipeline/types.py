@@ -9,6 +9,7 @@ ends) the tracker side turns it into a ``Tracklet``; the linker consumes trackle
 
 from __future__ import annotations
 
+from collections.abc import MutableSequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,7 +121,8 @@ class Tracklet:
 
     camera: str
     track: int
-    points: list[TrackPoint] = field(default_factory=list)
+    # the boxes in frame order; once closed and linked, a read-only sequence on disk (pipeline/spill.py)
+    points: MutableSequence[TrackPoint] = field(default_factory=list)
     bank: list[np.ndarray] = field(default_factory=list)
     qualities: list[float] = field(default_factory=list)
     feature: np.ndarray | None = None

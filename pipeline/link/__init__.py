@@ -38,11 +38,15 @@ DEFAULT_FALLBACK_SIMILARITY = 0.5
 class Linker:
     """Online + offline cross-camera linker (see the package docstring)."""
 
-    def __init__(self, config: LinkerConfig | None = None, cameras: list[str] | None = None):
+    def __init__(
+        self, config: LinkerConfig | None = None, cameras: list[str] | None = None, keep_features: bool = False
+    ):
         self.config = _checked(config or LinkerConfig(), list(cameras or []))
         self.cameras = list(cameras or [])
         self.rules = Constraints(self.config, self.cameras)
         self._online = OnlineLinker(self.config, self.rules)
+        # online: a tracklet that left the window of recent ones keeps its feature (else: no vector)
+        self.keep_features = keep_features
         self.tracklets: list[Tracklet] = []  # as registered (the tracker's tracks)
         # what the identities hold once finalized: the tracklets, a split one replaced by its pieces
         self.final_tracklets: list[Tracklet] = []
@@ -84,7 +88,9 @@ class Linker:
         idx, cam = self._register(t)
         if not self.linkable(t):
             return self._record(idx, self._online.add_unlinkable(idx, t, cam), LinkEvidence(score=0.0))
-        return self._record(idx, *self._online.add_many([(idx, t, cam)])[0])
+        out = self._record(idx, *self._online.add_many([(idx, t, cam)])[0])
+        self._release()
+        return out
 
     def add_many(self, tracklets: list[Tracklet]) -> list[tuple[int, LinkEvidence]]:
         """Tracklets that close together, assigned jointly (one-to-one)."""
@@ -99,7 +105,22 @@ class Linker:
         results = self._online.add_many([(idx, t, cam) for _, idx, t, cam in joint]) if joint else []
         for (k, idx, _, _), (gid, ev) in zip(joint, results):
             out[k] = self._record(idx, gid, ev)
+        self._release()
         return [out[k] for k in range(len(tracklets))]
+
+    def _release(self) -> None:
+        """Online (no ``refine``): the vectors of the tracklets that left the window of recent ones
+        (online.HISTORY) go; no decision reads them again, so a long run's memory stays flat. Kept with
+        ``keep_features`` (a gallery stores them at the end): the feature, and the segments joined
+        into one (the crop count and weight the gallery stores)."""
+        released = self._online.pop_released()
+        if self.config.refine:  # the final offline pass reads every tracklet's vectors
+            return
+        for t in released:
+            if self.keep_features and t.segments:
+                t.segments = [sum(t.segments[1:], start=t.segments[0])]
+            elif not self.keep_features:
+                t.feature, t.segments = None, []
 
     def pop_merges(self) -> list[tuple[int, int]]:
         """Online identity ids ``(merged, into)`` joined since the last call: the linker found, with
@@ -187,7 +208,7 @@ class Linker:
             return list(closing)
         for t in closing:
             self.rules.add_camera(t.camera)
-        pool = [t for t in self.tracklets if self.linkable(t)] + [t for t in closing if self.linkable(t)]
+        pool = self._online.recent() + [t for t in closing if self.linkable(t)]
         units, report = self._judge(pool, closing)
         done = self.split_report.splits if self.split_report is not None else []
         self.split_report = SplitReport(cameras=report.cameras, splits=done + report.splits)  # the latest rules

@@ -34,7 +34,9 @@ from reidpipe.pipeline.link.constraints import Constraints, Sightings, places
 from reidpipe.pipeline.link.offline import link_offline
 from reidpipe.pipeline.types import LinkEvidence, Tracklet
 
-HISTORY = 5000  # linkable tracklets re-decided at each close (the most recent ones)
+# linkable tracklets re-decided at each close (the most recent ones); older ones are never read
+# again: their vectors are released (Linker._release), so a run's memory stops growing there
+HISTORY = 5000
 
 
 @dataclass
@@ -48,7 +50,8 @@ class OnlineLinker:
     def __init__(self, config: LinkerConfig, rules: Constraints):
         self.config, self.rules = config, rules
         self.identities: list[_Identity] = []
-        self._linkable: list[tuple[int, Tracklet]] = []  # (tracklet index, tracklet)
+        self._linkable: list[tuple[int, Tracklet]] = []  # (tracklet index, tracklet): the last HISTORY
+        self._released: list[Tracklet] = []  # tracklets that left the window, not yet popped
         self._of: dict[int, int] = {}  # tracklet index -> online identity (as given out)
         self._into: dict[int, int] = {}  # merged identity -> the identity it was merged into
         self._merges: list[tuple[int, int]] = []  # (merged, into) not yet popped
@@ -109,7 +112,20 @@ class OnlineLinker:
             out.append((self._join(idx, t, cam, ident), evidence[r]))
         self._merge(labels, recent, _settling_time(recent))
         self._last = (labels, recent)
-        return [(gid, self._runner_up_identity(ev, labels, recent)) for gid, ev in out]
+        answer = [(gid, self._runner_up_identity(ev, labels, recent)) for gid, ev in out]
+        if len(self._linkable) > HISTORY:  # the window moves on: what left it is never read again
+            self._released += [t for _, t in self._linkable[:-HISTORY]]
+            del self._linkable[:-HISTORY]
+        return answer
+
+    def recent(self) -> list[Tracklet]:
+        """The linkable tracklets of the window (the last ``HISTORY``), oldest first."""
+        return [t for _, t in self._linkable]
+
+    def pop_released(self) -> list[Tracklet]:
+        """The tracklets that left the window since the last call."""
+        out, self._released = self._released, []
+        return out
 
     def flush(self) -> None:
         """The stream has ended, no evidence is still to come: every pending merge that the latest

@@ -1,0 +1,176 @@
+"""A long run's memory stays flat: what the runner and the linker keep of a closed track.
+
+A synthetic engine streams closed tracks (200 boxes each, a bank of 10 embeddings, a pooled feature
+and segment sums, as a camera worker hands them over) through the real ``reidpipe.Pipeline`` runner,
+linker and exporters. The online window of recent tracks (``online.HISTORY``, 5000 in a run) is made
+small here so that most tracks leave it within the test; tracemalloc measures what stays in memory per
+track once they have, and ``trajectories.json`` must still hold every track with every box.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from reidpipe.pipeline import runner
+from reidpipe.pipeline.link import online
+from reidpipe.pipeline.spill import SpilledPoints
+from reidpipe.pipeline.stats import Counts, StageTimer
+from reidpipe.pipeline.types import Segment, SourceInfo, Tracklet, TrackPoint
+from reidpipe.pipeline.worker import SourceEnd, Step
+
+CAMERAS = ("cam1", "cam2")
+POINTS, DIM, BANK = 200, 128, 10  # boxes per track (20 s at 10 fps), embedding size, bank size
+WINDOW = 40  # online.HISTORY for the test
+
+
+def _start(n: int) -> float:
+    """When the n-th track starts: every 2 s, give or take (transit times that vary)."""
+    return 2.0 * n + (n * 7919 % 10) / 20
+
+
+def _points(track: int, t0: float) -> list[TrackPoint]:
+    return [
+        TrackPoint(
+            frame=int(t0 * 10) + k,
+            t=t0 + k / 10,
+            bbox=(10.0 + k + track % 7, 20.0 + track % 5, 40.0 + k + track % 7, 120.0 + track % 5),
+            score=0.5 + (k % 40) / 100,
+            interpolated=k % 9 == 4,
+        )
+        for k in range(POINTS)
+    ]
+
+
+def _tracklet(rng: np.random.Generator, people: np.ndarray, n: int) -> Tracklet:
+    """The n-th closed track: one of 13 people, in alternate cameras, one every 2 s of stream time (a
+    person's tracks are 26 s apart, in one camera then the other)."""
+    person = people[n % len(people)]
+    bank = [v / np.linalg.norm(v) for v in person + 0.3 * rng.standard_normal((BANK, DIM)).astype(np.float32)]
+    feature = np.sum(bank, axis=0) / np.linalg.norm(np.sum(bank, axis=0))
+    t0 = _start(n)
+    t = Tracklet(camera=CAMERAS[n % 2], track=n // 2 + 1, points=_points(n, t0), bank=bank, qualities=[0.5] * BANK)
+    t.feature = feature.astype(np.float32)
+    t.segments = [Segment(first=int(t0 * 10), last=int(t0 * 10) + POINTS - 1, total=feature * 5.0, weight=5.0, crops=10)]
+    t.closed = True
+    return t
+
+
+class _StreamEngine:
+    """The engine interface of ``runner._Run`` over a stream of synthetic closed tracks; ``growth`` is
+    what was allocated and not freed (tracemalloc, after a garbage collection) between the two
+    ``marks`` (numbers of tracks handed over)."""
+
+    link_threshold = 0.5
+    lost: dict[str, str] = {}
+    decode_seconds = 0.0
+
+    def __init__(self, tracks: int, marks: tuple[int, ...]):
+        self.tracks, self.marks = tracks, marks
+        self.growth = 0
+        self.timer = StageTimer()
+        self.counts = Counts()
+        self.infos = [SourceInfo(c, f"{c}.mp4", 10.0, 640, 480, frames=20 * tracks) for c in CAMERAS]
+
+    def open(self) -> list[SourceInfo]:
+        return self.infos
+
+    def start(self) -> list:
+        return []
+
+    def steps(self):
+        rng = np.random.default_rng(0)
+        people = rng.standard_normal((13, DIM)).astype(np.float32)
+        for n in range(self.tracks):
+            if n in self.marks:
+                gc.collect()
+                if tracemalloc.is_tracing():
+                    self.growth = tracemalloc.get_traced_memory()[0]
+                    tracemalloc.stop()
+                else:
+                    tracemalloc.start()
+            yield Step(camera=CAMERAS[n % 2], seq=n, frames=1, closed=[_tracklet(rng, people, n)])
+
+    def stop(self) -> list[Tracklet]:
+        return []
+
+    def figures(self) -> dict[str, SourceEnd]:
+        return {i.camera: SourceEnd(info=i, uri=i.uri, frames_read=0, corrupt=0, late=0, decode_seconds=0.0) for i in self.infos}
+
+    def recordings(self) -> dict[str, str]:
+        return {}
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _run(tmp_path, monkeypatch, tracks: int, marks: tuple[int, ...], online_linking: bool):
+    monkeypatch.setattr(online, "HISTORY", WINDOW)
+    engine = _StreamEngine(tracks, marks)
+
+    def open_engine(self, uris):
+        self.sources = engine.open()
+        return engine
+
+    monkeypatch.setattr(runner.Pipeline, "_open_engine", open_engine)
+    pipe = runner.Pipeline(output=str(tmp_path / "out"), progress=False, crops=False, link={"refine": not online_linking})
+    try:
+        pipe.run([f"{c}.mp4" for c in CAMERAS])
+    finally:
+        tracemalloc.stop()
+    return pipe, engine
+
+
+def _every_box_written(tmp_path, tracks: int) -> None:
+    doc = json.loads((tmp_path / "out" / "trajectories.json").read_text())
+    written = {(tr["camera"], tr["track"]): tr["points"] for i in doc["identities"] for tr in i["tracks"]}
+    assert len(written) == tracks
+    for n in (0, tracks // 2, tracks - 1):  # a track's boxes as it closed, read back from disk
+        expected = [p.to_json() for p in _points(n, _start(n))]
+        assert written[(CAMERAS[n % 2], n // 2 + 1)] == expected
+
+
+def test_online_run_keeps_no_boxes_or_vectors_of_tracks_beyond_the_window(tmp_path, monkeypatch):
+    tracks = 160
+    pipe, engine = _run(tmp_path, monkeypatch, tracks, marks=(60, 150), online_linking=True)
+    per_track = engine.growth / 90
+    # a closed track as it arrives holds ~85 kB (200 boxes as Python objects, 10 embeddings); what
+    # stays of it past the window is ~2.5 kB: its identity, evidence, length and first/last boxes
+    # (the bound also counts the window's own vectors allocated since the first mark)
+    assert per_track < 8_000, f"{per_track:.0f} bytes kept per closed track"
+    old = pipe.tracklets[: tracks - 2 * WINDOW]
+    assert all(isinstance(t.points, SpilledPoints) and len(t.points) == POINTS for t in old)
+    assert all(t.bank == [] and t.feature is None and t.segments == [] for t in old)
+    recent = pipe.tracklets[-WINDOW // 2 :]
+    assert all(t.feature is not None for t in recent)  # the window still links with its features
+    assert len(pipe.identities) < tracks // 2  # the people were linked across their tracks
+    _every_box_written(tmp_path, tracks)
+
+
+def test_offline_run_keeps_features_for_the_final_pass_and_boxes_on_disk(tmp_path, monkeypatch):
+    tracks = 120
+    pipe, _ = _run(tmp_path, monkeypatch, tracks, marks=(), online_linking=False)
+    assert all(isinstance(t.points, SpilledPoints) and t.bank == [] for t in pipe.tracklets)
+    assert all(t.feature is not None and t.feature.dtype == np.float32 for t in pipe.tracklets)
+    _every_box_written(tmp_path, tracks)
+
+
+def test_spilled_points_read_back_exactly_and_refuse_changes(tmp_path):
+    from reidpipe.pipeline.spill import KEEP, PointStore
+
+    store = PointStore(tmp_path)
+    t = Tracklet(camera="cam1", track=1, points=_points(3, 1.5))
+    original = list(t.points)
+    store.spill(t)
+    assert isinstance(t.points, SpilledPoints) and list(t.points) == original
+    assert t.points[0] == original[0] and t.points[-1] == original[-1] and t.points[KEEP + 3] == original[KEEP + 3]
+    assert t.points[: KEEP + 1] == original[: KEEP + 1] and t.points[50:60] == original[50:60]
+    assert t.points[::50] == original[::50] and t.points[5:5] == []
+    assert (t.start_t, t.end_t, t.detected) == (original[0].t, original[-1].t, sum(not p.interpolated for p in original))
+    with pytest.raises(TypeError, match="read-only"):
+        t.points.append(original[0])
+    assert list(tmp_path.iterdir()) == []  # the file has no name: nothing is left behind
