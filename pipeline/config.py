@@ -102,7 +102,7 @@ class PipelineConfig:
     device: str = "auto"  # "cpu", "cuda", "cuda:0", "auto"
     backend: str = "onnxruntime"  # runtime of the ONNX models (YOLOX detector, ReID embedder): onnxruntime | openvino
     # OpenVINO's inference precision (every OpenVINO model): f32 = the model's own numbers on every CPU;
-    # bf16 = faster on CPUs with AMX / AVX-512 BF16, embeddings ~2e-3 off (pipeline/runtime.py)
+    # bf16 = faster on CPUs with AMX / AVX-512 BF16, embeddings' cosine to f32 ~0.997 (pipeline/runtime.py)
     openvino_precision: str = "f32"
     detect_every: int = 1  # run the detector on every K-th processed frame; the tracker predicts the others
     detect_batch: bool = True  # one detector call for the frames of all cameras of a round (same detections)

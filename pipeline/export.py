@@ -143,7 +143,9 @@ def write_trajectories(
     path = Path(path)
     with atomic_output(path) as tmp:
         with open(tmp, "w") as fh:
-            fh.write(f'{{"schema":{_compact(SCHEMA)},"sources":{_compact([s.to_json() for s in sources])},"identities":[')
+            fh.write(
+                f'{{"schema":{_compact(SCHEMA)},"sources":{_compact([s.to_json() for s in sources])},"identities":['
+            )
             for k, ident in enumerate(order_identities(identities, renumber)):
                 fh.write(("," if k else "") + _compact(_identity_json(ident)))
             fh.write("]" + (f',"linker":{_compact(linker)}' if linker is not None else "") + "}\n")

@@ -30,7 +30,7 @@ import numpy as np
 
 from reidpipe.errors import OutputError
 from reidpipe.pipeline.link.constraints import PLACE_BOXES
-from reidpipe.pipeline.types import TrackPoint, Tracklet
+from reidpipe.pipeline.types import Tracklet, TrackPoint
 
 RECORD = np.dtype(
     [
@@ -93,7 +93,9 @@ class PointStore:
         want = (stop - start) * size
         data = os.pread(self._fd, want, offset + start * size)
         if len(data) != want:
-            raise OutputError(f"the closed tracks' points in {self.folder} were cut short ({len(data)} of {want} bytes)")
+            raise OutputError(
+                f"the closed tracks' points in {self.folder} were cut short ({len(data)} of {want} bytes)"
+            )
         return np.frombuffer(data, dtype=RECORD)
 
     def close(self) -> None:

@@ -55,7 +55,9 @@ def _tracklet(rng: np.random.Generator, people: np.ndarray, n: int) -> Tracklet:
     t0 = _start(n)
     t = Tracklet(camera=CAMERAS[n % 2], track=n // 2 + 1, points=_points(n, t0), bank=bank, qualities=[0.5] * BANK)
     t.feature = feature.astype(np.float32)
-    t.segments = [Segment(first=int(t0 * 10), last=int(t0 * 10) + POINTS - 1, total=feature * 5.0, weight=5.0, crops=10)]
+    t.segments = [
+        Segment(first=int(t0 * 10), last=int(t0 * 10) + POINTS - 1, total=feature * 5.0, weight=5.0, crops=10)
+    ]
     t.closed = True
     return t
 
@@ -99,7 +101,10 @@ class _StreamEngine:
         return []
 
     def figures(self) -> dict[str, SourceEnd]:
-        return {i.camera: SourceEnd(info=i, uri=i.uri, frames_read=0, corrupt=0, late=0, decode_seconds=0.0) for i in self.infos}
+        return {
+            i.camera: SourceEnd(info=i, uri=i.uri, frames_read=0, corrupt=0, late=0, decode_seconds=0.0)
+            for i in self.infos
+        }
 
     def recordings(self) -> dict[str, str]:
         return {}
@@ -117,7 +122,9 @@ def _run(tmp_path, monkeypatch, tracks: int, marks: tuple[int, ...], online_link
         return engine
 
     monkeypatch.setattr(runner.Pipeline, "_open_engine", open_engine)
-    pipe = runner.Pipeline(output=str(tmp_path / "out"), progress=False, crops=False, link={"refine": not online_linking})
+    pipe = runner.Pipeline(
+        output=str(tmp_path / "out"), progress=False, crops=False, link={"refine": not online_linking}
+    )
     try:
         pipe.run([f"{c}.mp4" for c in CAMERAS])
     finally:
@@ -170,7 +177,11 @@ def test_spilled_points_read_back_exactly_and_refuse_changes(tmp_path):
     assert t.points[0] == original[0] and t.points[-1] == original[-1] and t.points[KEEP + 3] == original[KEEP + 3]
     assert t.points[: KEEP + 1] == original[: KEEP + 1] and t.points[50:60] == original[50:60]
     assert t.points[::50] == original[::50] and t.points[5:5] == []
-    assert (t.start_t, t.end_t, t.detected) == (original[0].t, original[-1].t, sum(not p.interpolated for p in original))
+    assert (t.start_t, t.end_t, t.detected) == (
+        original[0].t,
+        original[-1].t,
+        sum(not p.interpolated for p in original),
+    )
     with pytest.raises(TypeError, match="read-only"):
         t.points.append(original[0])
     assert list(tmp_path.iterdir()) == []  # the file has no name: nothing is left behind
