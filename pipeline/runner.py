@@ -57,7 +57,9 @@ class Pipeline:
     ``Pipeline(config=None, **overrides)``: a :class:`PipelineConfig` (default: the dataclass
     defaults) with fields replaced by ``overrides`` (``sampler=`` / ``link=`` / ``engine=`` may be
     dicts). ``run(sources) -> list[Identity]`` writes the outputs into ``config.output`` and sets
-    ``.sources`` (``list[SourceInfo]``), ``.stats``, ``.run_stats``, ``.identities`` and ``.output_dir``."""
+    ``.sources`` (``list[SourceInfo]``), ``.stats``, ``.run_stats``, ``.identities`` and ``.output_dir``.
+    A closed track's ``points`` is a read-only sequence read back from the run's point file
+    (pipeline/spill.py: what keeps a long run's memory flat), which lasts as long as they are referenced."""
 
     def __init__(self, config: PipelineConfig | None = None, **overrides: Any):
         cfg = config if config is not None else PipelineConfig()
