@@ -43,7 +43,7 @@ def _kde(values: np.ndarray):
 
     v = np.asarray(values, np.float64)
     spread = float(np.std(v))
-    if v.size < 2 or spread == 0.0:
+    if v.size < 2 or spread < 1e-9:  # one value (to rounding: 6.1 s and 6.1 s + 1 ulp): no covariance
         v = np.concatenate([v, v + MIN_BANDWIDTH]) if v.size else np.array([0.0, MIN_BANDWIDTH])
         spread = float(np.std(v))
     factor = max(float(v.size) ** -0.2, MIN_BANDWIDTH / max(spread, 1e-9))

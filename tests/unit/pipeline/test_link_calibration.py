@@ -154,6 +154,14 @@ def test_transit_model_prefers_the_learned_transit_time():
     assert TransitModel(links[:2], background).llr(20.0)[0] == 0.0  # too few links: no evidence
 
 
+def test_transit_times_that_are_all_one_value_give_evidence_not_a_crash():
+    """Links all 6.1 s apart, to the last bit or two (sums of frame times): no spread to estimate, the
+    transit time is still learned (scipy's KDE raised LinAlgError on a covariance of ~1e-30)."""
+    links = np.array([6.1, np.nextafter(6.1, 7.0)] * 6)
+    tm = TransitModel(links, np.random.default_rng(2).uniform(-80, 80, 2000))
+    assert tm.llr(6.1)[0] > 1.0 and tm.llr(-60.0)[0] < -1.0
+
+
 def test_a_confident_link_does_not_vouch_for_its_own_gap():
     """Leave-one-out: eight confident links 15-22 s apart and one 60 s apart (two people who happened
     to look alike): read with the others only, the odd one's gap speaks against it; the typical links
