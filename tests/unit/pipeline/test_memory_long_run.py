@@ -173,7 +173,7 @@ def test_spilled_points_read_back_exactly_and_refuse_changes(tmp_path):
     t = Tracklet(camera="cam1", track=1, points=_points(3, 1.5))
     original = list(t.points)
     store.spill(t)
-    assert isinstance(t.points, SpilledPoints) and list(t.points) == original
+    assert isinstance(t.points, SpilledPoints) and list(t.points) == original and t.points == original
     assert t.points[0] == original[0] and t.points[-1] == original[-1] and t.points[KEEP + 3] == original[KEEP + 3]
     assert t.points[: KEEP + 1] == original[: KEEP + 1] and t.points[50:60] == original[50:60]
     assert t.points[::50] == original[::50] and t.points[5:5] == []
