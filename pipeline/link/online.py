@@ -1,10 +1,9 @@
 """Online linking: an identity for each tracklet as it closes (live streams; the default of ``run``).
 
 Decisions are the offline ones (:mod:`.offline`), taken with what has been seen so far (causal):
-when tracklets close, everything linkable seen so far (the most recent ``HISTORY``; with a linking
-window ``max_gap``, those that can still join a track yet to close: ``_slide``) is re-decided offline —
-so the calibration, the positive model and the transit times use the evidence of the run up to now —
-and then, step by step:
+when tracklets close, everything linkable seen so far (the most recent ``HISTORY``) is re-decided
+offline — so the calibration, the positive model and the transit times always use all the evidence of
+the run up to now — and then, step by step:
 
 1. ``_identity_of``: each closing tracklet takes the online identity of the tracklets the solution
    puts it with (the identity most of them have; the earliest on a tie), unless that would break a
@@ -35,9 +34,8 @@ from reidpipe.pipeline.link.constraints import Constraints, Sightings, places
 from reidpipe.pipeline.link.offline import link_offline
 from reidpipe.pipeline.types import LinkEvidence, Tracklet
 
-# linkable tracklets re-decided at each close (the most recent ones, fewer with a linking window:
-# ``_slide``); older ones are never read again: their vectors are released (Linker._release), so a
-# run's memory stops growing there
+# linkable tracklets re-decided at each close (the most recent ones); older ones are never read
+# again: their vectors are released (Linker._release), so a run's memory stops growing there
 HISTORY = 5000
 
 
@@ -60,7 +58,6 @@ class OnlineLinker:
         # proposed merges (earlier identity, later identity) -> (stream time proposed, tracklets then)
         self._pending: dict[tuple[int, int], tuple[float, list[int]]] = {}
         self._now = -np.inf  # stream time: the latest end of a closed linkable tracklet
-        self._longest = 0.0  # seconds: the longest linkable tracklet so far
         self._last: tuple[np.ndarray, list] | None = None  # the latest solution (labels, recent)
         self.operating_point: OperatingPoint | None = None
 
@@ -103,9 +100,7 @@ class OnlineLinker:
         """Linkable tracklets that close together: one offline solution decides them all."""
         self._linkable.extend((idx, t) for idx, t, _ in items)
         self._now = max(self._now, *(t.end_t for _, t, _ in items))
-        self._longest = max(self._longest, *(t.end_t - t.start_t for _, t, _ in items))
-        self._slide()
-        recent = self._linkable
+        recent = self._linkable[-HISTORY:]
         labels, evidence, self.operating_point = link_offline(
             [t for _, t in recent], self.config, self.rules, final=False
         )
@@ -117,23 +112,14 @@ class OnlineLinker:
             out.append((self._join(idx, t, cam, ident), evidence[r]))
         self._merge(labels, recent, _settling_time(recent))
         self._last = (labels, recent)
-        return [(gid, self._runner_up_identity(ev, labels, recent)) for gid, ev in out]
-
-    def _slide(self) -> None:
-        """Move the window of recent tracklets on: the last ``HISTORY`` linkable ones and, with a linking
-        window (``max_gap``), only those that ended at most ``max_gap`` before the earliest start a
-        closing track can have (now minus the longest track seen so far): an older one can join no
-        identity of a track still to close. What leaves is never read again (``pop_released``)."""
-        cut = max(len(self._linkable) - HISTORY, 0)
-        if self.config.max_gap is not None:
-            horizon = self._now - self._longest - float(self.config.max_gap)
-            while cut < len(self._linkable) and self._linkable[cut][1].end_t < horizon:  # in closing order
-                cut += 1
-        self._released += [t for _, t in self._linkable[:cut]]
-        del self._linkable[:cut]
+        answer = [(gid, self._runner_up_identity(ev, labels, recent)) for gid, ev in out]
+        if len(self._linkable) > HISTORY:  # the window moves on: what left it is never read again
+            self._released += [t for _, t in self._linkable[:-HISTORY]]
+            del self._linkable[:-HISTORY]
+        return answer
 
     def recent(self) -> list[Tracklet]:
-        """The linkable tracklets of the window, oldest first."""
+        """The linkable tracklets of the window (the last ``HISTORY``), oldest first."""
         return [t for _, t in self._linkable]
 
     def pop_released(self) -> list[Tracklet]:

@@ -113,10 +113,8 @@ class _StreamEngine:
         pass
 
 
-def _run(tmp_path, monkeypatch, tracks: int, marks: tuple[int, ...], online_linking: bool, **link):
-    """The stream through ``Pipeline.run``: the window of the last ``WINDOW`` tracks, or of ``link``'s
-    linking window (``max_gap``) when it gives one."""
-    monkeypatch.setattr(online, "HISTORY", online.HISTORY if "max_gap" in link else WINDOW)
+def _run(tmp_path, monkeypatch, tracks: int, marks: tuple[int, ...], online_linking: bool):
+    monkeypatch.setattr(online, "HISTORY", WINDOW)
     engine = _StreamEngine(tracks, marks)
 
     def open_engine(self, uris):
@@ -125,7 +123,7 @@ def _run(tmp_path, monkeypatch, tracks: int, marks: tuple[int, ...], online_link
 
     monkeypatch.setattr(runner.Pipeline, "_open_engine", open_engine)
     pipe = runner.Pipeline(
-        output=str(tmp_path / "out"), progress=False, crops=False, link={"refine": not online_linking, **link}
+        output=str(tmp_path / "out"), progress=False, crops=False, link={"refine": not online_linking}
     )
     try:
         pipe.run([f"{c}.mp4" for c in CAMERAS])
@@ -157,21 +155,6 @@ def test_online_run_keeps_no_boxes_or_vectors_of_tracks_beyond_the_window(tmp_pa
     recent = pipe.tracklets[-WINDOW // 2 :]
     assert all(t.feature is not None for t in recent)  # the window still links with its features
     assert len(pipe.identities) < tracks // 2  # the people were linked across their tracks
-    _every_box_written(tmp_path, tracks)
-
-
-def test_a_linking_window_bounds_what_online_linking_keeps(tmp_path, monkeypatch):
-    """``--link-window 30``: a track that ended more than 30 s before any track still to close could
-    have started (now minus the longest track, 20 s) joins nothing new: its vectors go, long before
-    the window of the last 5000 tracks would let them."""
-    tracks = 100
-    pipe, _ = _run(tmp_path, monkeypatch, tracks, marks=(), online_linking=True, max_gap=30.0)
-    end = max(t.end_t for t in pipe.tracklets)
-    gone = [t for t in pipe.tracklets if t.end_t < end - 20.0 - 30.0 - 4.0]  # 4 s: tracks close in order
-    kept = [t for t in pipe.tracklets if t.end_t > end - 20.0 - 30.0]
-    assert len(gone) > tracks // 2 and all(t.feature is None and t.segments == [] for t in gone)
-    assert kept and all(t.feature is not None for t in kept)
-    assert len(pipe.identities) < tracks // 2  # the people were still linked across their tracks
     _every_box_written(tmp_path, tracks)
 
 
