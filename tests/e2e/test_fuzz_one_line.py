@@ -104,7 +104,11 @@ FLAG_CASES = (
     + [("--reid-input-size", v) for v in ["0 0", "-1 5", "5", "a b", "256 0"]]
     + [("--reid-std", v) for v in ["0 0 0", "1 1", "nan 1 1", "1 -1 1"]]
     + [("--reid-mean", v) for v in ["nan 0 0", "inf 0 0", "0 0"]]
-    + [(f, v) for f in ["--tracker", "--reid", "--detector-kind", "--reid-color"] for v in ["foo", ""]]
+    + [
+        (f, v)
+        for f in ["--tracker", "--reid", "--detector-kind", "--reid-color", "--openvino-precision"]
+        for v in ["foo", ""]
+    ]
     + [("--output", ""), ("--sources", "")]
     + [("--names", "a\nb"), ("--transit", "lobby:lobby:0:5"), ("--imgsz", "320000"), ("--offsets", "1e300")]
 )
