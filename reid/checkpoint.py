@@ -42,7 +42,7 @@ import torch
 from reidpipe.errors import CheckpointError, ConfigError, InputNotFoundError, OutputError
 from reidpipe.files import atomic_output
 
-__all__ = ["FORMAT", "save_checkpoint", "read_checkpoint", "load_checkpoint", "checkpoint_metadata"]
+__all__ = ["FORMAT", "load_torch_file", "save_checkpoint", "read_checkpoint", "load_checkpoint", "checkpoint_metadata"]
 
 FORMAT = "reidpipe.checkpoint/1"
 _META_KEYS = (
@@ -167,31 +167,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if path.suffix == ".safetensors":
         ckpt = _read_safetensors(path, map_location)
     else:
-        try:
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        except (
-            pickle.UnpicklingError,
-            RuntimeError,
-            EOFError,
-            zipfile.BadZipFile,
-            ValueError,
-            AttributeError,
-            ImportError,
-            IndexError,
-            KeyError,
-            TypeError,
-        ) as exc:
-            if "weights only load failed" in str(exc).lower() and zipfile.is_zipfile(path):
-                raise CheckpointError(
-                    f"{path} holds pickled Python objects, which reidpipe never loads "
-                    "(checkpoints load with weights_only=True); it is not a reidpipe "
-                    "checkpoint"
-                ) from None
-            raise CheckpointError(
-                f"{path} is corrupt or not a reidpipe checkpoint (not a readable torch file: {type(exc).__name__})"
-            ) from None
-        except OSError as exc:
-            raise InputNotFoundError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+        ckpt = load_torch_file(path, map_location, "reidpipe checkpoint")
     if not isinstance(ckpt, dict) or "format" not in ckpt:
         raise CheckpointError(
             f"{path} is not a reidpipe checkpoint (no 'format' tag; a bare state dict or "
@@ -204,6 +180,36 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} is an incomplete reidpipe checkpoint (missing {', '.join(missing)})")
     _check_metadata_types(path, ckpt)
     return ckpt
+
+
+def load_torch_file(path: Path, map_location: str | torch.device = "cpu", what: str = "reidpipe checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never pickled code;
+    an unreadable file or one holding Python objects is a ``CheckpointError`` naming ``path``."""
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+        TypeError,
+    ) as exc:
+        if "weights only load failed" in str(exc).lower():  # the unpickler refused a Python object
+            raise CheckpointError(
+                f"{path} holds pickled Python objects, which reidpipe never loads "
+                f"(checkpoints load with weights_only=True); it is not a {what}"
+            ) from None
+        raise CheckpointError(
+            f"{path} is corrupt or not a {what} (not a readable torch file: {type(exc).__name__})"
+        ) from None
+    except OSError as exc:
+        raise InputNotFoundError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return data
 
 
 def _check_metadata_types(path, ckpt: dict[str, Any]) -> None:

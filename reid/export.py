@@ -19,6 +19,7 @@ The ONNX model computes exactly ``model.embed``:
 ``reidpipe.input``         ``"normalized"`` (the convention above)
 ``reidpipe.build_kwargs``  JSON of the architecture options
 ``reidpipe.version``       the reidpipe version that wrote it
+``reidpipe.link_threshold``  (optional) the fallback linking cosine, 0.3-0.95
 =========================  ====================================================
 
 :func:`export_onnx` writes atomically, then checks the file with onnxruntime against ``embed`` on a
@@ -108,11 +109,13 @@ def export_onnx(
     verify: bool = True,
     atol: float = 1e-4,
     seed: int = 0,
+    metadata: dict[str, str] | None = None,
 ) -> ExportReport:
     """Export ``model.embed`` to ``output`` (see the module docstring); returns an :class:`ExportReport`.
 
     ``batch_size`` is the batch of the example input used for tracing (the axis stays dynamic).
-    With ``verify``, a difference above ``atol`` raises ``CheckpointError``.
+    With ``verify``, a difference above ``atol`` raises ``CheckpointError``. ``metadata``: extra
+    ``reidpipe.*`` keys (e.g. ``reidpipe.link_threshold``, the pipeline's fallback linking cosine).
     """
     import onnx
 
@@ -143,7 +146,7 @@ def export_onnx(
             finally:
                 torch.backends.mha.set_fastpath_enabled(fastpath)
             proto = onnx.load(tmp)
-            meta = onnx_metadata(model)
+            meta = {**onnx_metadata(model), **(metadata or {})}
             del proto.metadata_props[:]
             for key, value in meta.items():
                 entry = proto.metadata_props.add()

@@ -41,10 +41,13 @@ from torch.utils.data import DataLoader
 
 from reidpipe.errors import CheckpointError, ConfigError, DatasetError, OutputError
 from reidpipe.trainers.config import deep_merge, dump
+from reidpipe.trainers.cpu import configure_threads
 from reidpipe.trainers.hooks import (
+    BaselineEvalHook,
     CheckpointHook,
     EpochStats,
     EvalHook,
+    ExportHook,
     Hook,
     LoggerHook,
     ProgressHook,
@@ -179,9 +182,22 @@ class Trainer:
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.is_main = self.rank == 0
         self.hooks = (
-            hooks if hooks is not None else [EpochStats(), ProgressHook(), EvalHook(), CheckpointHook(), LoggerHook()]
+            hooks
+            if hooks is not None
+            else [
+                BaselineEvalHook(),
+                EpochStats(),
+                ProgressHook(),
+                EvalHook(),
+                CheckpointHook(),
+                LoggerHook(),
+                ExportHook(),
+            ]
         )
         self.best: dict | None = None
+        self.baseline: dict | None = None  # evaluation before training (eval.before)
+        self.finished = False
+        self.train_seconds = 0.0  # time in training epochs during this invocation
         self.last_eval: dict | None = None
         self.global_step = 0
         self.epoch = 0
@@ -189,6 +205,7 @@ class Trainer:
         self.current_lr = 0.0
         self.epoch_logs: dict[str, float] = {}
         self.steps_per_epoch = 0
+        self.last_batch_size = 0
         self.optimizer: torch.optim.Optimizer | None = None
         self.loss_optimizer: torch.optim.Optimizer | None = None
         self.loss_set: LossSet | None = None
@@ -231,6 +248,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = not cfg.get("deterministic")
             torch.backends.cudnn.deterministic = bool(cfg.get("deterministic"))
         self.amp = bool(cfg.get("amp")) and self.device.type == "cuda"
+        self.cpu_settings = configure_threads(cfg.get("threads"))
         seed_everything(int(cfg["seed"]) + self.rank)
         if self.is_main:
             try:
@@ -260,13 +278,23 @@ class Trainer:
             pretrained=cfg["model"]["pretrained"],
             **opts,
         )
+        if cfg["model"].get("init"):
+            self._load_init(str(cfg["model"]["init"]))
         self.model.to(self.device)
+        self.log(
+            f"CPU: {self.cpu_settings['threads']} torch threads, OMP_WAIT_POLICY={self.cpu_settings['omp_wait_policy']}"
+        )
         extras = getattr(self.model, "BATCH_EXTRAS", {}) or {}
         for st in cfg["stages"]:
             if st["name"] not in self.model.STAGES:
                 raise ConfigError(
                     f"stage {st['name']!r} of the config is not a stage of {self.model.variant!r} "
                     f"(its stages: {list(self.model.STAGES)})"
+                )
+            if st.get("sampler", "pk") == "pk" and self.dataset.num_train_pids < int(st["p"]):
+                raise DatasetError(
+                    f"{self.dataset.root}: {self.dataset.num_train_pids} training identities, fewer than the "
+                    f"P={st['p']} identities of a P x K batch (stage {st['name']!r}); lower stages.*.p or add people"
                 )
             if "parsing" in extras.get(st["name"], ()) and not data.get("parsing_root"):
                 raise ConfigError(
@@ -275,7 +303,7 @@ class Trainer:
                 )
         if self.is_main:
             (self.run_dir / "config.yaml").write_text(dump(cfg))
-            write_json_atomic(self.run_dir / "environment.json", environment())
+            write_json_atomic(self.run_dir / "environment.json", {**environment(), "cpu": self.cpu_settings})
         self.start_stage, self.start_epoch = 0, 0
         if self.resume:
             self._load_resume()
@@ -377,6 +405,7 @@ class Trainer:
         batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
         extra = {"parsing": batch["parsing"]} if "parsing" in batch else {}
         optimizer, loss_set = self._prepared()
+        self.last_batch_size = int(batch["images"].shape[0])
         with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=self.amp):
             out = self.train_model(batch["images"], labels=batch["labels"], cams=batch["cams"], **extra)
             res = loss_set(out, batch)
@@ -422,6 +451,38 @@ class Trainer:
         self.setup()
         for h in self.hooks:
             h.before_run(self)
+        try:
+            t0 = time.perf_counter()
+            stopped = self._run_stages()
+            self.train_seconds = time.perf_counter() - t0
+            self.finished = not stopped
+        except KeyboardInterrupt:
+            if self.is_main:
+                done = f"epoch {self.epoch - 1} of stage {self.stage_name!r}" if self.epoch > 1 else "no epoch"
+                self.log(f"interrupted in epoch {self.epoch}; last.pt keeps {done}; continue with --resume")
+            raise
+        for h in self.hooks:
+            h.after_run(self)
+        summary = {
+            "run_dir": str(self.run_dir),
+            "finished": not stopped,
+            "best": self.best,
+            "last_eval": self.last_eval,
+            "global_step": self.global_step,
+        }
+        if self.is_main:
+            write_json_atomic(self.run_dir / "summary.json", summary)
+            self.log(
+                ("stopped (stop_after_epochs); continue with --resume" if stopped else "finished")
+                + f"; run folder {self.run_dir}"
+            )
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+        return summary
+
+    def _run_stages(self) -> bool:
+        """Every stage from the resume point; True when ``stop_after_epochs`` ended the run early."""
         stop_after = self.cfg.get("stop_after_epochs")
         done_now = 0
         stopped = False
@@ -454,25 +515,7 @@ class Trainer:
             }
             for h in self.hooks:
                 h.after_stage(self)
-        for h in self.hooks:
-            h.after_run(self)
-        summary = {
-            "run_dir": str(self.run_dir),
-            "finished": not stopped,
-            "best": self.best,
-            "last_eval": self.last_eval,
-            "global_step": self.global_step,
-        }
-        if self.is_main:
-            write_json_atomic(self.run_dir / "summary.json", summary)
-            self.log(
-                ("stopped (stop_after_epochs); continue with --resume" if stopped else "finished")
-                + f"; run folder {self.run_dir}"
-            )
-        if self.world > 1 and torch.distributed.is_initialized():
-            torch.distributed.barrier()
-            torch.distributed.destroy_process_group()
-        return summary
+        return stopped
 
     def run_epoch(self) -> None:
         st = self.stage_cfg
@@ -536,6 +579,22 @@ class Trainer:
             "metrics": self.last_eval and {k: v for k, v in self.last_eval.items() if k != "cmc"},
         }
         return save_checkpoint(self.run_dir / name, self.model, **state)
+
+    def _load_init(self, path: str) -> None:
+        """Start from a reidpipe checkpoint of this variant: every tensor of the same name and shape is
+        loaded; the others (a classifier sized to another training set) stay as built."""
+        from reidpipe.reid.checkpoint import read_checkpoint
+
+        ck = read_checkpoint(path, map_location="cpu")
+        if ck["variant"] != self.model.variant:
+            raise CheckpointError(f"model.init {path} is a {ck['variant']!r} model, this run builds {self.model.variant!r}")
+        own = self.model.state_dict()
+        take = {k: v for k, v in ck["state_dict"].items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+        if not take:
+            raise CheckpointError(f"model.init {path}: no tensor fits this run's {self.model.variant!r} model")
+        self.model.load_state_dict(take, strict=False)
+        left = sorted(set(own) - set(take))
+        self.log(f"init from {path}: {len(take)} tensors loaded, {len(left)} as built {left[:3]}")
 
     def _load_resume(self) -> None:
         from reidpipe.reid.checkpoint import read_checkpoint

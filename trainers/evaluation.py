@@ -126,3 +126,34 @@ def evaluate_model(
         model, dataset.gallery, device=device, batch_size=batch_size, workers=workers, amp=amp, progress=progress
     )
     return score(qf, gf, dataset, rerank=rerank, metric=metric, **kw)
+
+
+#: the fallback link threshold of an exported model is kept inside these bounds
+LINK_THRESHOLD_BOUNDS = (0.3, 0.95)
+
+
+def link_threshold(features: np.ndarray, pids: list[int], cams: list[int]) -> float:
+    """The cosine that best tells the same person from two people across cameras, as the linker
+    compares tracklets: each camera's mean feature subtracted and rows re-normalised (camera
+    centring, :mod:`reidpipe.pipeline.link.features`), then over every pair of crops from different
+    cameras the threshold that maximises balanced accuracy ((true-match rate + true-non-match rate) / 2),
+    bounded to ``LINK_THRESHOLD_BOUNDS``. It is the model's fallback linking threshold (metadata
+    ``reidpipe.link_threshold``), used where a run holds too little to calibrate its own."""
+    from reidpipe.pipeline.link.features import camera_means, centred, normalize_rows
+
+    X = normalize_rows(np.array(features, dtype=np.float32, copy=True))
+    cam_ids = sorted(set(cams))
+    code = np.array([cam_ids.index(c) for c in cams])
+    X = centred(X, code, camera_means(X, code, len(cam_ids)))
+    p = np.asarray(pids)
+    iu = np.triu_indices(len(p), k=1)
+    cross = code[iu[0]] != code[iu[1]]
+    sims = (X @ X.T)[iu][cross]
+    same = (p[iu[0]] == p[iu[1]])[cross]
+    if not same.any() or same.all():
+        return float(np.clip(0.7, *LINK_THRESHOLD_BOUNDS))
+    order = np.argsort(-sims)
+    tp = np.cumsum(same[order]) / same.sum()  # share of true matches at or above each cut
+    fp = np.cumsum(~same[order]) / (~same).sum()
+    best = int(np.argmax(tp + (1 - fp)))
+    return float(np.clip(sims[order][best], *LINK_THRESHOLD_BOUNDS))

@@ -42,25 +42,34 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 class EpochStats(Hook):
-    """Running means of the loss terms over an epoch (``tr.epoch_logs``)."""
+    """Running means of the loss terms over an epoch (``tr.epoch_logs``), the epoch's time and its
+    training speed in crops per second (forward + backward + step + data loading)."""
 
     def before_epoch(self, tr) -> None:
         self.sums: dict[str, float] = {}
         self.count = 0
+        self.crops = 0
         self.t0 = time.perf_counter()
         tr.epoch_logs = {}
 
     def after_step(self, tr, logs: dict[str, float]) -> None:
         self.count += 1
+        self.crops += int(getattr(tr, "last_batch_size", 0))
         for k, v in logs.items():
             self.sums[k] = self.sums.get(k, 0.0) + float(v)
         tr.epoch_logs = {k: v / self.count for k, v in self.sums.items()}
 
     def after_epoch(self, tr) -> None:
-        tr.epoch_logs["epoch_seconds"] = time.perf_counter() - self.t0
+        seconds = time.perf_counter() - self.t0
+        tr.epoch_logs["epoch_seconds"] = seconds
         tr.epoch_logs["iterations"] = self.count
+        tr.epoch_logs["crops_per_s"] = self.crops / seconds if seconds > 0 else 0.0
         if self.count and any(not math.isfinite(v) for v in tr.epoch_logs.values()):
             tr.log(f"warning: non-finite loss in stage {tr.stage_name} epoch {tr.epoch}")
+        tr.log(
+            f"{tr.stage_name} epoch {tr.epoch}: {seconds:.0f} s, {self.count} iterations, "
+            f"{tr.epoch_logs['crops_per_s']:.1f} crops/s, loss {tr.epoch_logs.get('loss', float('nan')):.4f}"
+        )
 
 
 class EvalHook(Hook):
@@ -153,12 +162,15 @@ class LoggerHook(Hook):
 
 
 class ProgressHook(Hook):
-    """A tqdm bar per epoch (main process only)."""
+    """A tqdm bar per epoch (main process only): loss, learning rate and crops/s so far."""
 
     def __init__(self) -> None:
         self.bar = None
+        self.crops = 0
+        self.t0 = 0.0
 
     def before_epoch(self, tr) -> None:
+        self.crops, self.t0 = 0, time.perf_counter()
         if tr.is_main and tr.cfg["log"].get("progress"):
             from tqdm import tqdm
 
@@ -170,11 +182,73 @@ class ProgressHook(Hook):
             )
 
     def after_step(self, tr, logs: dict[str, float]) -> None:
+        self.crops += int(getattr(tr, "last_batch_size", 0))
         if self.bar is not None:
+            rate = self.crops / max(time.perf_counter() - self.t0, 1e-9)
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.3f}", lr=f"{tr.current_lr:.2e}")
+            self.bar.set_postfix(
+                loss=f"{logs.get('loss', float('nan')):.3f}", lr=f"{tr.current_lr:.2e}", crops_s=f"{rate:.1f}"
+            )
 
     def after_epoch(self, tr) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class BaselineEvalHook(Hook):
+    """With ``eval.before``: evaluate the model as built, before any training step (a fine-tuning
+    run's "before"), once per run folder (``baseline.json``; a resumed run reads it back)."""
+
+    def before_run(self, tr) -> None:
+        if not (tr.is_main and tr.cfg["eval"].get("before") and tr.dataset.query and tr.dataset.gallery):
+            return
+        path = tr.run_dir / "baseline.json"
+        if path.is_file():
+            tr.baseline = json.loads(path.read_text())
+            return
+        t0 = time.perf_counter()
+        res = tr.evaluate()
+        res["eval_seconds"] = round(time.perf_counter() - t0, 1)
+        tr.baseline = res
+        write_json_atomic(path, res)
+        tr.log(f"before training: mAP {res['mAP']:.4f} rank-1 {res['rank1']:.4f} rank-5 {res['rank5']:.4f}")
+
+
+class ExportHook(Hook):
+    """With ``export.onnx``, when the run finished: ``model.onnx`` (the last epoch's model, with its
+    pre-processing and fallback linking threshold in the metadata, ready for ``reidpipe run
+    --reid-weights``) and ``metrics.json`` (mAP / CMC on the dataset's query/gallery before and after
+    training, and the time training took)."""
+
+    def after_run(self, tr) -> None:
+        if not (tr.is_main and tr.cfg["export"].get("onnx") and getattr(tr, "finished", False)):
+            return
+        from reidpipe.reid.export import export_onnx
+        from reidpipe.trainers.evaluation import extract_model_features, link_threshold, score
+
+        data, ev = tr.cfg["data"], tr.cfg["eval"]
+        batch = int(data["test_batch_size"])
+        records = tr.dataset.query + tr.dataset.gallery
+        feats = extract_model_features(tr.model, records, device=tr.device, batch_size=batch, amp=tr.amp)
+        nq = len(tr.dataset.query)
+        after = score(feats[:nq], feats[nq:], tr.dataset, metric=ev.get("metric", "euclidean"), max_rank=int(ev["max_rank"]))
+        threshold = link_threshold(feats, [r.pid for r in records], [r.camid for r in records])
+        report = export_onnx(tr.model, tr.run_dir / "model.onnx", metadata={"reidpipe.link_threshold": f"{threshold:.4f}"})
+        metrics = {
+            "dataset": tr.dataset.name,
+            "data_root": str(tr.dataset.root),
+            "protocol": "single query; same-identity same-camera gallery images removed (Market-1501)",
+            "before": getattr(tr, "baseline", None),
+            "after": after,
+            "link_threshold": round(threshold, 4),
+            "train_seconds": round(getattr(tr, "train_seconds", 0.0), 1),
+            "model": str(report.path),
+            "onnx_max_abs_diff": report.max_abs_diff,
+        }
+        write_json_atomic(tr.run_dir / "metrics.json", metrics)
+        before = metrics["before"] or {}
+        tr.log(
+            f"model.onnx written (link threshold {threshold:.3f}); mAP {before.get('mAP', float('nan')):.4f} -> "
+            f"{after['mAP']:.4f}, rank-1 {before.get('rank1', float('nan')):.4f} -> {after['rank1']:.4f}"
+        )

@@ -4,6 +4,6 @@ Each variant lives in ``reid/variants/<name>.py`` and calls
 ``reidpipe.reid.registry.register_variant(name, builder, description)`` at import time.
 """
 
-from reidpipe.reid.variants import can_cma, clipreid, mfa, mscsa_tgi, pivl  # noqa: F401
+from reidpipe.reid.variants import can_cma, clipreid, finetune, mfa, mscsa_tgi, pivl  # noqa: F401
 
-VARIANT_MODULES = ("clipreid", "mscsa_tgi", "can_cma", "pivl", "mfa")
+VARIANT_MODULES = ("clipreid", "mscsa_tgi", "can_cma", "pivl", "mfa", "finetune")

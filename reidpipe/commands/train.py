@@ -1,4 +1,13 @@
-"""``reidpipe train``: train a ReID variant on a dataset with its paper's recipe."""
+"""``reidpipe train``: train a ReID variant on a dataset with its paper's recipe, or fine-tune an
+existing embedder (``--init MODEL``) and export it for ``reidpipe run``.
+
+``--init`` and ``--variant``: an ONNX ReID model or a torchreid OSNet state dict is fine-tuned as the
+``finetune`` variant (its trunk + BNNeck + ID classifier; recipe ``configs/variants/finetune.yaml``),
+so ``--variant`` may be left out or must be ``finetune``. A reidpipe checkpoint continues as its own
+variant (``--variant`` left out or equal to it) with its recipe, on the new dataset. The paper
+variants build their own trunks (CLIP, ResNet-50): they take a checkpoint of themselves as ``--init``,
+or their backbone's weights as ``--set model.pretrained=FILE``, never an OSNet or ONNX embedder.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +19,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 NAME = "train"
-HELP = "train a ReID model variant on a ReID dataset (configs/variants/<variant>.yaml recipe)"
+HELP = "train a ReID model variant on a ReID dataset, or fine-tune an existing embedder (--init MODEL)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variant", required=True, help="model variant: clipreid, mscsa_tgi, can_cma, pivl, mfa")
+    p.add_argument(
+        "--variant", default=None, help="model variant: clipreid, mscsa_tgi, can_cma, pivl, mfa, finetune"
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="MODEL",
+        help="start from this model: an ONNX ReID model, a torchreid OSNet .pth or a reidpipe checkpoint; "
+        "the run ends with OUTPUT/model.onnx and OUTPUT/metrics.json (before/after)",
+    )
     p.add_argument(
         "--dataset",
         required=True,
@@ -65,7 +83,11 @@ def main(args: argparse.Namespace) -> int:
     from reidpipe.errors import UsageError
     from reidpipe.trainers.config import dump, load_config
 
-    overrides = list(args.overrides)
+    from reidpipe.trainers.cpu import prefer_passive_openmp
+
+    prefer_passive_openmp()  # before torch loads (trainers/cpu.py)
+    variant, overrides = _model_choice(args)
+    overrides += list(args.overrides)
     overrides.append(f"data.root={args.data_root}")
     if args.parsing_root:
         overrides.append(f"data.parsing_root={args.parsing_root}")
@@ -76,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
     out = (
         Path(args.output)
         if args.output
-        else Path("runs") / f"{args.variant}_{args.dataset}_{time.strftime('%Y%m%d-%H%M%S')}"
+        else Path("runs") / f"{variant}_{args.dataset}_{time.strftime('%Y%m%d-%H%M%S')}"
     )
     saved = out / "config.yaml"
     if args.resume and saved.is_file():
@@ -84,13 +106,13 @@ def main(args: argparse.Namespace) -> int:
 
         # the run's own resolved config, with this invocation's --set on top
         cfg = load_config(overrides=overrides, start=read_yaml(saved))
-        if cfg["model"]["variant"] != args.variant or cfg["data"]["dataset"] != args.dataset:
+        if cfg["model"]["variant"] != variant or cfg["data"]["dataset"] != args.dataset:
             raise UsageError(
                 f"--resume: {out} is a {cfg['model']['variant']} / {cfg['data']['dataset']} run, "
-                f"not {args.variant} / {args.dataset}"
+                f"not {variant} / {args.dataset}"
             )
     else:
-        cfg = load_config(args.variant, args.dataset, overrides, files=args.config)
+        cfg = load_config(variant, args.dataset, overrides, files=args.config)
     if args.print_config:
         print(dump(cfg), end="")
         return 0
@@ -106,4 +128,27 @@ def main(args: argparse.Namespace) -> int:
         )
     else:
         print(f"run folder {out}")
+    if (out / "model.onnx").is_file() and summary.get("finished"):
+        print(f"fine-tuned model {out / 'model.onnx'} (reidpipe run --reid-weights); before/after in {out / 'metrics.json'}")
     return 0
+
+
+def _model_choice(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The variant to build and the ``--set`` items of ``--init`` (module docstring: how they combine)."""
+    from reidpipe.errors import UsageError
+
+    if args.init is None:
+        if not args.variant:
+            raise UsageError("give --variant (train a paper variant) or --init MODEL (fine-tune an embedder)")
+        return args.variant, []
+    from reidpipe.reid.init_model import resolve_init
+
+    init = resolve_init(args.init)
+    if args.variant and args.variant != init.variant:
+        if init.kind == "checkpoint":
+            raise UsageError(f"--init {args.init} is a {init.variant!r} checkpoint; it continues as --variant {init.variant}")
+        raise UsageError(
+            f"--init {args.init} (an {init.kind} embedder) is fine-tuned as --variant finetune; "
+            f"{args.variant!r} builds its own trunk (its backbone weights: --set model.pretrained=FILE)"
+        )
+    return init.variant, init.overrides() + ["eval.before=true", "export.onnx=true"]
