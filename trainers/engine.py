@@ -197,6 +197,7 @@ class Trainer:
         self.best: dict | None = None
         self.baseline: dict | None = None  # evaluation before training (eval.before)
         self.finished = False
+        self.last_saved: tuple[str, int] | None = None  # (stage, epoch) of the last last.pt written
         self.train_seconds = 0.0  # time in training epochs during this invocation
         self.last_eval: dict | None = None
         self.global_step = 0
@@ -206,6 +207,7 @@ class Trainer:
         self.epoch_logs: dict[str, float] = {}
         self.steps_per_epoch = 0
         self.last_batch_size = 0
+        self.memory_format = torch.contiguous_format
         self.optimizer: torch.optim.Optimizer | None = None
         self.loss_optimizer: torch.optim.Optimizer | None = None
         self.loss_set: LossSet | None = None
@@ -281,6 +283,8 @@ class Trainer:
         if cfg["model"].get("init"):
             self._load_init(str(cfg["model"]["init"]))
         self.model.to(self.device)
+        self.memory_format = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.log(
             f"CPU: {self.cpu_settings['threads']} torch threads, OMP_WAIT_POLICY={self.cpu_settings['omp_wait_policy']}"
         )
@@ -403,6 +407,7 @@ class Trainer:
         """One optimisation step; returns the logged scalars."""
         dev = self.device
         batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+        batch["images"] = batch["images"].contiguous(memory_format=self.memory_format)
         extra = {"parsing": batch["parsing"]} if "parsing" in batch else {}
         optimizer, loss_set = self._prepared()
         self.last_batch_size = int(batch["images"].shape[0])
@@ -458,8 +463,7 @@ class Trainer:
             self.finished = not stopped
         except KeyboardInterrupt:
             if self.is_main:
-                done = f"epoch {self.epoch - 1} of stage {self.stage_name!r}" if self.epoch > 1 else "no epoch"
-                self.log(f"interrupted in epoch {self.epoch}; last.pt keeps {done}; continue with --resume")
+                self.log(f"interrupted in epoch {self.epoch} of stage {self.stage_name!r}; " + self._resume_hint())
             raise
         for h in self.hooks:
             h.after_run(self)
@@ -480,6 +484,12 @@ class Trainer:
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
         return summary
+
+    def _resume_hint(self) -> str:
+        if self.last_saved is None:
+            return "no epoch was saved in this invocation (last.pt, if any, is from before)"
+        stage, epoch = self.last_saved
+        return f"last.pt keeps epoch {epoch} of stage {stage!r}; continue with --resume"
 
     def _run_stages(self) -> bool:
         """Every stage from the resume point; True when ``stop_after_epochs`` ended the run early."""
@@ -578,7 +588,10 @@ class Trainer:
             "rng": rng_state(),
             "metrics": self.last_eval and {k: v for k, v in self.last_eval.items() if k != "cmc"},
         }
-        return save_checkpoint(self.run_dir / name, self.model, **state)
+        path = save_checkpoint(self.run_dir / name, self.model, **state)
+        if name == "last.pt":
+            self.last_saved = (self.stage_name, self.epoch)
+        return path
 
     def _load_init(self, path: str) -> None:
         """Start from a reidpipe checkpoint of this variant: every tensor of the same name and shape is
@@ -587,7 +600,9 @@ class Trainer:
 
         ck = read_checkpoint(path, map_location="cpu")
         if ck["variant"] != self.model.variant:
-            raise CheckpointError(f"model.init {path} is a {ck['variant']!r} model, this run builds {self.model.variant!r}")
+            raise CheckpointError(
+                f"model.init {path} is a {ck['variant']!r} model, this run builds {self.model.variant!r}"
+            )
         own = self.model.state_dict()
         take = {k: v for k, v in ck["state_dict"].items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
         if not take:

@@ -132,13 +132,10 @@ def evaluate_model(
 LINK_THRESHOLD_BOUNDS = (0.3, 0.95)
 
 
-def link_threshold(features: np.ndarray, pids: list[int], cams: list[int]) -> float:
-    """The cosine that best tells the same person from two people across cameras, as the linker
-    compares tracklets: each camera's mean feature subtracted and rows re-normalised (camera
-    centring, :mod:`reidpipe.pipeline.link.features`), then over every pair of crops from different
-    cameras the threshold that maximises balanced accuracy ((true-match rate + true-non-match rate) / 2),
-    bounded to ``LINK_THRESHOLD_BOUNDS``. It is the model's fallback linking threshold (metadata
-    ``reidpipe.link_threshold``), used where a run holds too little to calibrate its own."""
+def cross_camera_pairs(features: np.ndarray, pids: list[int], cams: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine of every pair of images from different cameras, as the linker compares tracklets (each
+    camera's mean feature subtracted, rows re-normalised: camera centring,
+    :mod:`reidpipe.pipeline.link.features`), and whether the pair is one person."""
     from reidpipe.pipeline.link.features import camera_means, centred, normalize_rows
 
     X = normalize_rows(np.array(features, dtype=np.float32, copy=True))
@@ -148,12 +145,23 @@ def link_threshold(features: np.ndarray, pids: list[int], cams: list[int]) -> fl
     p = np.asarray(pids)
     iu = np.triu_indices(len(p), k=1)
     cross = code[iu[0]] != code[iu[1]]
-    sims = (X @ X.T)[iu][cross]
-    same = (p[iu[0]] == p[iu[1]])[cross]
-    if not same.any() or same.all():
+    return (X @ X.T)[iu][cross], (p[iu[0]] == p[iu[1]])[cross]
+
+
+def false_match_share(features: np.ndarray, pids: list[int], cams: list[int], threshold: float) -> float:
+    """Share of the cross-camera pairs of two different people whose cosine reaches ``threshold``."""
+    sims, same = cross_camera_pairs(features, pids, cams)
+    return float((sims[~same] >= threshold).mean()) if (~same).any() else 0.0
+
+
+def threshold_for_share(features: np.ndarray, pids: list[int], cams: list[int], share: float) -> float:
+    """The cosine that the same share of different-people pairs reaches (bounded to
+    ``LINK_THRESHOLD_BOUNDS``). A fine-tuned model's fallback linking threshold: it lets through as
+    many wrong cross-camera pairs as the given model did at its own threshold, so the linker's
+    fallback keeps the strictness it was measured with while the similarity scale moves."""
+    sims, same = cross_camera_pairs(features, pids, cams)
+    others = np.sort(sims[~same])
+    if not others.size:
         return float(np.clip(0.7, *LINK_THRESHOLD_BOUNDS))
-    order = np.argsort(-sims)
-    tp = np.cumsum(same[order]) / same.sum()  # share of true matches at or above each cut
-    fp = np.cumsum(~same[order]) / (~same).sum()
-    best = int(np.argmax(tp + (1 - fp)))
-    return float(np.clip(sims[order][best], *LINK_THRESHOLD_BOUNDS))
+    value = float(np.quantile(others, 1.0 - min(max(share, 0.0), 1.0)))
+    return float(np.clip(value, *LINK_THRESHOLD_BOUNDS))

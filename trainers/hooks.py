@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from reidpipe.files import atomic_output, atomic_write_text
 
 if TYPE_CHECKING:
@@ -196,9 +198,40 @@ class ProgressHook(Hook):
             self.bar = None
 
 
+def _eval_features(tr):
+    """Features of the dataset's query + gallery, the figures they score, and their (pids, cams)."""
+    from reidpipe.trainers.evaluation import extract_model_features, score
+
+    data, ev = tr.cfg["data"], tr.cfg["eval"]
+    records = tr.dataset.query + tr.dataset.gallery
+    feats = extract_model_features(
+        tr.model, records, device=tr.device, batch_size=int(data["test_batch_size"]), amp=tr.amp
+    )
+    nq = len(tr.dataset.query)
+    res = score(feats[:nq], feats[nq:], tr.dataset, metric=ev.get("metric", "euclidean"), max_rank=int(ev["max_rank"]))
+    return feats, res, [r.pid for r in records], [r.camid for r in records]
+
+
+def init_link_threshold(cfg: dict) -> float:
+    """The fallback linking cosine of the model a run starts from: an ONNX file's own
+    ``reidpipe.link_threshold``, else the pipeline's default for learned embeddings."""
+    from reidpipe.pipeline.embed import LEARNED_LINK_THRESHOLD
+
+    onnx = (cfg["model"].get("options") or {}).get("onnx")
+    if onnx:
+        from reidpipe.reid.export import read_onnx_metadata
+
+        meta = read_onnx_metadata(onnx)
+        if "reidpipe.link_threshold" in meta:
+            return float(meta["reidpipe.link_threshold"])
+    return LEARNED_LINK_THRESHOLD
+
+
 class BaselineEvalHook(Hook):
     """With ``eval.before``: evaluate the model as built, before any training step (a fine-tuning
-    run's "before"), once per run folder (``baseline.json``; a resumed run reads it back)."""
+    run's "before"), once per run folder (``baseline.json``; a resumed run reads it back). It also
+    records the share of different-people cross-camera pairs that reach the init model's linking
+    threshold (``false_match_share``), from which the export sets the fine-tuned model's."""
 
     def before_run(self, tr) -> None:
         if not (tr.is_main and tr.cfg["eval"].get("before") and tr.dataset.query and tr.dataset.gallery):
@@ -207,9 +240,13 @@ class BaselineEvalHook(Hook):
         if path.is_file():
             tr.baseline = json.loads(path.read_text())
             return
+        from reidpipe.trainers.evaluation import false_match_share
+
         t0 = time.perf_counter()
-        res = tr.evaluate()
+        feats, res, pids, cams = _eval_features(tr)
         res["eval_seconds"] = round(time.perf_counter() - t0, 1)
+        res["link_threshold"] = init_link_threshold(tr.cfg)
+        res["false_match_share"] = false_match_share(feats, pids, cams, res["link_threshold"])
         tr.baseline = res
         write_json_atomic(path, res)
         tr.log(f"before training: mAP {res['mAP']:.4f} rank-1 {res['rank1']:.4f} rank-5 {res['rank5']:.4f}")
@@ -219,27 +256,31 @@ class ExportHook(Hook):
     """With ``export.onnx``, when the run finished: ``model.onnx`` (the last epoch's model, with its
     pre-processing and fallback linking threshold in the metadata, ready for ``reidpipe run
     --reid-weights``) and ``metrics.json`` (mAP / CMC on the dataset's query/gallery before and after
-    training, and the time training took)."""
+    training, and the time training took). The threshold lets through the same share of
+    different-people cross-camera pairs as the init model at its own threshold (see
+    :func:`reidpipe.trainers.evaluation.threshold_for_share`)."""
 
     def after_run(self, tr) -> None:
         if not (tr.is_main and tr.cfg["export"].get("onnx") and getattr(tr, "finished", False)):
             return
         from reidpipe.reid.export import export_onnx
-        from reidpipe.trainers.evaluation import extract_model_features, link_threshold, score
+        from reidpipe.trainers.evaluation import threshold_for_share
 
-        data, ev = tr.cfg["data"], tr.cfg["eval"]
-        batch = int(data["test_batch_size"])
-        records = tr.dataset.query + tr.dataset.gallery
-        feats = extract_model_features(tr.model, records, device=tr.device, batch_size=batch, amp=tr.amp)
-        nq = len(tr.dataset.query)
-        after = score(feats[:nq], feats[nq:], tr.dataset, metric=ev.get("metric", "euclidean"), max_rank=int(ev["max_rank"]))
-        threshold = link_threshold(feats, [r.pid for r in records], [r.camid for r in records])
-        report = export_onnx(tr.model, tr.run_dir / "model.onnx", metadata={"reidpipe.link_threshold": f"{threshold:.4f}"})
+        feats, after, pids, cams = _eval_features(tr)
+        before = tr.baseline or {}
+        if "false_match_share" in before:
+            threshold = threshold_for_share(feats, pids, cams, float(before["false_match_share"]))
+        else:
+            threshold = init_link_threshold(tr.cfg)
+        tr.model.to(memory_format=torch.contiguous_format)
+        report = export_onnx(
+            tr.model, tr.run_dir / "model.onnx", metadata={"reidpipe.link_threshold": f"{threshold:.4f}"}
+        )
         metrics = {
             "dataset": tr.dataset.name,
             "data_root": str(tr.dataset.root),
             "protocol": "single query; same-identity same-camera gallery images removed (Market-1501)",
-            "before": getattr(tr, "baseline", None),
+            "before": tr.baseline,
             "after": after,
             "link_threshold": round(threshold, 4),
             "train_seconds": round(getattr(tr, "train_seconds", 0.0), 1),
@@ -247,7 +288,6 @@ class ExportHook(Hook):
             "onnx_max_abs_diff": report.max_abs_diff,
         }
         write_json_atomic(tr.run_dir / "metrics.json", metrics)
-        before = metrics["before"] or {}
         tr.log(
             f"model.onnx written (link threshold {threshold:.3f}); mAP {before.get('mAP', float('nan')):.4f} -> "
             f"{after['mAP']:.4f}, rank-1 {before.get('rank1', float('nan')):.4f} -> {after['rank1']:.4f}"

@@ -119,12 +119,14 @@ class OSBlock(nn.Module):
         x1 = self.conv1(x)
         streams = (self.conv2a(x1), self.conv2b(x1), self.conv2c(x1), self.conv2d(x1))
         x2 = sum((self.gate(s) for s in streams[1:]), self.gate(streams[0]))
+        x3 = self.conv3(x2)
         identity = x if self.downsample is None else self.downsample(x)
-        return torch.relu(self.conv3(x2) + identity)
+        return torch.relu(x3 + identity)
 
 
 def _stage(cin: int, cout: int, blocks: int, reduce: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [OSBlock(cin, cout)] + [OSBlock(cout, cout) for _ in range(blocks - 1)]
+    layers: list[nn.Module] = [OSBlock(cin, cout)]
+    layers += [OSBlock(cout, cout) for _ in range(blocks - 1)]
     if reduce:
         layers.append(nn.Sequential(Conv1x1(cout, cout), nn.AvgPool2d(2, stride=2)))
     return nn.Sequential(*layers)

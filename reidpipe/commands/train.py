@@ -23,9 +23,7 @@ HELP = "train a ReID model variant on a ReID dataset, or fine-tune an existing e
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--variant", default=None, help="model variant: clipreid, mscsa_tgi, can_cma, pivl, mfa, finetune"
-    )
+    p.add_argument("--variant", default=None, help="model variant: clipreid, mscsa_tgi, can_cma, pivl, mfa, finetune")
     p.add_argument(
         "--init",
         default=None,
@@ -82,7 +80,6 @@ def _run_folder_writes(out: Path) -> Iterator[None]:
 def main(args: argparse.Namespace) -> int:
     from reidpipe.errors import UsageError
     from reidpipe.trainers.config import dump, load_config
-
     from reidpipe.trainers.cpu import prefer_passive_openmp
 
     prefer_passive_openmp()  # before torch loads (trainers/cpu.py)
@@ -129,7 +126,9 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(f"run folder {out}")
     if (out / "model.onnx").is_file() and summary.get("finished"):
-        print(f"fine-tuned model {out / 'model.onnx'} (reidpipe run --reid-weights); before/after in {out / 'metrics.json'}")
+        print(
+            f"fine-tuned model {out / 'model.onnx'} (reidpipe run --reid-weights); before/after in {out / 'metrics.json'}"
+        )
     return 0
 
 
@@ -146,7 +145,9 @@ def _model_choice(args: argparse.Namespace) -> tuple[str, list[str]]:
     init = resolve_init(args.init)
     if args.variant and args.variant != init.variant:
         if init.kind == "checkpoint":
-            raise UsageError(f"--init {args.init} is a {init.variant!r} checkpoint; it continues as --variant {init.variant}")
+            raise UsageError(
+                f"--init {args.init} is a {init.variant!r} checkpoint; it continues as --variant {init.variant}"
+            )
         raise UsageError(
             f"--init {args.init} (an {init.kind} embedder) is fine-tuned as --variant finetune; "
             f"{args.variant!r} builds its own trunk (its backbone weights: --set model.pretrained=FILE)"
