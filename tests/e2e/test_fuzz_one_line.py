@@ -149,6 +149,10 @@ BAD_TRAIN_SETS = [
     ("seed=abc", "seed"),
     ("seed=-1", "seed"),
     ("amp=maybe", "amp"),
+    ("threads=0", "threads"),
+    ("threads=many", "threads"),
+    ("channels_last=maybe", "channels_last"),
+    ("export.onnx=2", "export.onnx"),
 ]
 
 
