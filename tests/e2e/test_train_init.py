@@ -109,11 +109,13 @@ def test_onnx_init_gives_a_model_for_run_and_before_after_metrics(market, models
     assert emb.input_size == (64, 32) and emb.color == "RGB"
     assert emb.link_threshold == pytest.approx(metrics["link_threshold"], abs=1e-4)
     assert 0.3 <= emb.link_threshold <= 0.95
-    crops = [np.full((80, 40, 3), v, np.uint8) for v in (30, 120, 200)]
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (80, 40, 3), dtype=np.uint8) for _ in range(3)]
     f = emb.embed(crops)
     assert f.shape == (3, 512) and np.allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-4)
-    # training changed the model (the trunk came from the graph and was trained)
-    assert metrics["after"]["mAP"] != metrics["before"]["mAP"] or metrics["after"]["cmc"] != metrics["before"]["cmc"]
+    # the trunk came from the graph and was trained: the exported model embeds otherwise than the given one
+    given = OnnxEmbedder(str(models["onnx"])).embed(crops)
+    assert given.shape == f.shape and not np.allclose(given, f, atol=1e-3)
 
 
 def test_osnet_state_dict_init_loads_the_file_and_freezes_the_stem(market, models, tmp_path):
