@@ -57,7 +57,7 @@ def ablation(config, sources: list[str], gt: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="reidpipe-ablation-") as tmp:
         pipe = Pipeline(config.replace(output=str(Path(tmp) / "run"), progress=False, save_video=False))
         pipe.run(sources)
-        tracklets = pipe.tracklets  # as the tracker made them (before any split)
+        tracklets = list(pipe.tracklets)  # as the tracker made them (before any split)
         link = dataclasses.replace(
             pipe._link_config(pipe.embedder.link_threshold if pipe.embedder else 0.5, sources), refine=True
         )
@@ -74,7 +74,7 @@ def ablation(config, sources: list[str], gt: list[str]) -> dict[str, Any]:
             linker = Linker(dataclasses.replace(link, **switches), cameras)
             scored(name, order_identities(linker.link(copy.deepcopy(tracklets))))
             if name == "full":
-                tracks = linker.final_tracklets  # the tracks the full linker linked (split ones cut)
+                tracks = list(linker.final_tracklets)  # the tracks the full linker linked (split ones cut)
         scored("perfect linking", order_identities(_by_ground_truth(tracks, Path(tmp) / "0.json", gt, cameras)))
         less = [
             _score_subset(name, subset, link, pipe.sources, cams, gt_rows, Path(tmp))

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +70,9 @@ class Pipeline:
         self.stats: dict[str, Any] = {}
         self.run_stats: RunStats | None = None
         self.identities: list[Identity] = []
-        self.tracklets: list[Tracklet] = []  # the run's tracks as the tracker made them (before any split)
+        # the run's tracks as the tracker made them (before any split); a long online run's are read
+        # back from the run's point file when asked (pipeline/spill.py: TrackShelf)
+        self.tracklets: Sequence[Tracklet] = []
         self.output_dir: Path | None = None
         self.gallery_summary: dict[str, int] = {}  # with --gallery: identities written, continued, beyond, pruned
         self.detector = None  # kept so a caller (bench) can reuse the loaded models (local engine)
@@ -105,7 +108,11 @@ class Pipeline:
                 late_signals = held.release()
         if late_signals and not run.interrupted:  # stopped while finalising: the outputs are complete
             run.interrupted, run.stop_signal = True, late_signals[0]
-        self.tracklets = [t for t in run.linker.tracklets if gallery is None or t.key not in gallery.primed]
+        self.tracklets = (
+            run.linker.tracklets
+            if gallery is None
+            else [t for t in run.linker.tracklets if t.key not in gallery.primed]
+        )
         if gallery is not None:
             self.gallery_summary = dict(gallery.written)
         self.run_stats = run.stats(total=time.perf_counter() - t_run)
@@ -229,8 +236,9 @@ class _Run:
         self.cameras = [s.camera for s in sources]
         self.timer = StageTimer()
         # a gallery stores every track's feature at the run's end: the linker keeps them all then
-        self.linker = Linker(link_config, self.cameras, keep_features=gallery is not None)
         self.points = PointStore(out)  # closed tracks' points, on disk until the outputs are written
+        # online, the tracks no decision reads again go to the same file (TrackShelf)
+        self.linker = Linker(link_config, self.cameras, keep_features=gallery is not None, store=self.points)
         self.gallery = gallery
         if gallery is not None:  # the gallery's tracklets near this run, linked like the run's own
             gallery.prime(self.linker, sources)

@@ -9,7 +9,7 @@ ends) the tracker side turns it into a ``Tracklet``; the linker consumes trackle
 
 from __future__ import annotations
 
-from collections.abc import MutableSequence
+from collections.abc import Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,8 +202,9 @@ class Identity:
     """A global identity: tracklets of one person across cameras, with the evidence of each link."""
 
     id: int
-    tracklets: list[Tracklet] = field(default_factory=list)
-    evidence: dict[tuple[str, int], LinkEvidence] = field(default_factory=dict)
+    # a long online run's are read back from the run's point file when asked (pipeline/spill.py)
+    tracklets: Sequence[Tracklet] = field(default_factory=list)
+    evidence: Mapping[tuple[str, int], LinkEvidence] = field(default_factory=dict)
 
     @property
     def cameras(self) -> list[str]:

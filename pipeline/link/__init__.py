@@ -21,7 +21,9 @@ its pieces, each in one); identities are numbered 1..N by first sighting.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link.calibration import OperatingPoint
@@ -32,6 +34,9 @@ from reidpipe.pipeline.link.quality import linkable
 from reidpipe.pipeline.link.split import SplitReport, split_tracklets
 from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet
 
+if TYPE_CHECKING:
+    from reidpipe.pipeline.spill import PointStore
+
 DEFAULT_FALLBACK_SIMILARITY = 0.5
 
 
@@ -39,7 +44,11 @@ class Linker:
     """Online + offline cross-camera linker (see the package docstring)."""
 
     def __init__(
-        self, config: LinkerConfig | None = None, cameras: list[str] | None = None, keep_features: bool = False
+        self,
+        config: LinkerConfig | None = None,
+        cameras: list[str] | None = None,
+        keep_features: bool = False,
+        store: PointStore | None = None,
     ):
         self.config = _checked(config or LinkerConfig(), list(cameras or []))
         self.cameras = list(cameras or [])
@@ -47,16 +56,19 @@ class Linker:
         self._online = OnlineLinker(self.config, self.rules)
         # online: a tracklet that left the window of recent ones keeps its feature (else: no vector)
         self.keep_features = keep_features
-        self.tracklets: list[Tracklet] = []  # as registered (the tracker's tracks)
+        # as registered (the tracker's tracks); online with a ``store`` (the runner's point file), a
+        # track no decision reads again is retired there (:meth:`_release`), so memory plateaus
+        from reidpipe.pipeline.spill import TrackShelf  # (spill reads link.constraints)
+
+        self.tracklets = TrackShelf(store)
         # what the identities hold once finalized: the tracklets, a split one replaced by its pieces
-        self.final_tracklets: list[Tracklet] = []
+        self.final_tracklets: Sequence[Tracklet] = []
         self.split_report: SplitReport | None = None
         self._next_piece: dict[str, int] = {}  # camera -> number of its next piece (split.SPLIT_BASE up)
         self.pieces: dict[tuple[str, int], Tracklet] = {}  # the pieces of the tracks cut, by key
         self._new_splits: list[dict] = []
         self._evidence: dict[tuple[str, int], LinkEvidence] = {}
         self._online_of: list[int] = []  # tracklet -> online identity
-        self._keys: set[tuple[str, int]] = set()
         self.operating_point: OperatingPoint | None = None
 
     def linkable(self, t: Tracklet) -> bool:
@@ -65,62 +77,63 @@ class Linker:
     def _register(self, t: Tracklet) -> tuple[int, int]:
         if not t.points:
             raise ValueError(f"tracklet {t.camera}/{t.track} has no points")
-        if t.key in self._keys:
+        if self.tracklets.find(t.key) is not None:
             raise ValueError(f"tracklet {t.camera}/{t.track} was already added to the linker")
-        self._keys.add(t.key)
         self.rules.add_camera(t.camera)
-        self.tracklets.append(t)
+        idx = self.tracklets.append(t)
         self._evidence[t.key] = LinkEvidence(score=0.0)
         self._online_of.append(-1)
-        return len(self.tracklets) - 1, self.rules.cameras.index(t.camera)
+        return idx, self.rules.cameras.index(t.camera)
 
     def _record(self, idx: int, gid: int, ev: LinkEvidence) -> tuple[int, LinkEvidence]:
         """Keep a closing tracklet's online identity (0-based inside, 1-based ids outside)."""
         if ev.runner_up is not None:
             ev = replace(ev, runner_up=ev.runner_up + 1)
         self._online_of[idx] = gid
-        self._evidence[self.tracklets[idx].key] = ev
+        self._evidence[self.tracklets.key(idx)] = ev
         return gid + 1, ev
 
     # ------------------------------------------------------------------ online
     def add(self, t: Tracklet) -> tuple[int, LinkEvidence]:
         """Link one closing tracklet; returns its online identity id and evidence."""
-        idx, cam = self._register(t)
-        if not self.linkable(t):
-            return self._record(idx, self._online.add_unlinkable(idx, t, cam), LinkEvidence(score=0.0))
-        out = self._record(idx, *self._online.add_many([(idx, t, cam)])[0])
-        self._release()
-        return out
+        return self.add_many([t])[0]
 
     def add_many(self, tracklets: list[Tracklet]) -> list[tuple[int, LinkEvidence]]:
         """Tracklets that close together, assigned jointly (one-to-one)."""
         out: dict[int, tuple[int, LinkEvidence]] = {}
-        joint = []
+        joint, unlinkable = [], []
         for k, t in enumerate(tracklets):
             idx, cam = self._register(t)
             if self.linkable(t):
                 joint.append((k, idx, t, cam))
             else:
                 out[k] = self._record(idx, self._online.add_unlinkable(idx, t, cam), LinkEvidence(score=0.0))
+                unlinkable.append(idx)
         results = self._online.add_many([(idx, t, cam) for _, idx, t, cam in joint]) if joint else []
         for (k, idx, _, _), (gid, ev) in zip(joint, results):
             out[k] = self._record(idx, gid, ev)
-        self._release()
+        self._release(unlinkable)
         return [out[k] for k in range(len(tracklets))]
 
-    def _release(self) -> None:
-        """Online (no ``refine``): the vectors of the tracklets that left the window of recent ones
-        (online.HISTORY) go; no decision reads them again, so a long run's memory stays flat. Kept with
-        ``keep_features`` (a gallery stores them at the end): the feature, and the segments joined
-        into one (the crop count and weight the gallery stores)."""
+    def _release(self, unlinkable: list[int]) -> None:
+        """Online (no ``refine``): the tracklets no decision reads again (those that left the window of
+        recent ones, online.HISTORY, and those that can never link) are retired to the run's point
+        file (``store``; without one, only their vectors go), so a long run's memory plateaus. With
+        ``keep_features`` (a gallery stores them at the end) they stay, their feature kept and their
+        segments joined into one (the crop count and weight the gallery stores)."""
         released = self._online.pop_released()
         if self.config.refine:  # the final offline pass reads every tracklet's vectors
             return
-        for t in released:
+        for _, t in released:
             if self.keep_features and t.segments:
                 t.segments = [sum(t.segments[1:], start=t.segments[0])]
             elif not self.keep_features:
                 t.feature, t.segments = None, []
+        if self.keep_features or self.tracklets.store is None:
+            return
+        for idx in [*unlinkable, *(idx for idx, _ in released)]:
+            self._online.forget(idx)
+            self.tracklets.retire(idx, self._evidence.pop(self.tracklets.key(idx)))
 
     def pop_merges(self) -> list[tuple[int, int]]:
         """Online identity ids ``(merged, into)`` joined since the last call: the linker found, with
@@ -136,21 +149,31 @@ class Linker:
         self.operating_point = self._online.operating_point
         if self.operating_point is not None and self.split_report is not None:
             self.operating_point.splits = self.split_report
-        self.final_tracklets = list(self.tracklets)
-        groups: dict[int, list[Tracklet]] = {}
-        for t, g in zip(self.tracklets, self._online_of):
-            groups.setdefault(self._online.root(g), []).append(t)
-        identities = self._identities(list(groups.values()))
-        final = {t.key: ident.id for ident in identities for t in ident.tracklets}
-        for t in self.tracklets:  # online runner-up ids -> the identities they ended in
-            ev = self._evidence[t.key]
-            if ev.runner_up is not None:
-                other = final[groups[self._online.root(ev.runner_up - 1)][0].key]
-                if other == final[t.key]:  # it has joined its runner-up since: no runner-up left
-                    ev.runner_up = ev.margin = None
-                else:
-                    ev.runner_up = other
-        return identities
+        from reidpipe.pipeline.spill import ShelfTracks
+
+        self.final_tracklets = self.tracklets
+        groups: dict[int, list[int]] = {}  # online identity -> its tracklets, by index (none is read)
+        for idx, g in enumerate(self._online_of):
+            groups.setdefault(self._online.root(g), []).append(idx)
+        order = self.tracklets.order
+        ranked = sorted((sorted(g, key=order) for g in groups.values()), key=lambda g: order(g[0]))
+        final = {self._online.root(self._online_of[g[0]]): gid for gid, g in enumerate(ranked, start=1)}
+        return [
+            Identity(id=gid, tracklets=ShelfTracks(self.tracklets, g), evidence=_Evidence(self, g, final))
+            for gid, g in enumerate(ranked, start=1)
+        ]
+
+    def evidence_at(self, idx: int, final: dict[int, int] | None = None) -> LinkEvidence:
+        """Tracklet ``idx``'s online evidence; with ``final`` (online identity -> the id it ended in,
+        once finalized) its runner-up as that id, or none once it has joined its runner-up."""
+        key = self.tracklets.key(idx)
+        ev = self._evidence[key] if key in self._evidence else self.tracklets.evidence(idx)
+        if final is None or ev.runner_up is None:
+            return ev
+        other = final[self._online.root(ev.runner_up - 1)]
+        if other == final[self._online.root(self._online_of[idx])]:
+            return replace(ev, runner_up=None, margin=None)
+        return replace(ev, runner_up=other)
 
     def link(self, tracklets: list[Tracklet]) -> list[Identity]:
         """Batch linking: register ``tracklets`` (no online pass) and decide everything offline."""
@@ -250,6 +273,32 @@ class Linker:
             Identity(id=gid, tracklets=list(g), evidence={t.key: evidence_of(t) for t in g})
             for gid, g in enumerate(groups, start=1)
         ]
+
+
+class _Evidence(Mapping[tuple[str, int], LinkEvidence]):
+    """An online identity's evidence by tracklet key, read when asked (a retired tracklet's from the
+    run's point file), the runner-up given as the identity it ended in."""
+
+    def __init__(self, linker: Linker, indices: list[int], final: dict[int, int]):
+        self.linker, self.indices, self.final = linker, indices, final
+
+    def _index(self, key: tuple[str, int]) -> int | None:
+        return self.linker.tracklets.find(key, among=self.indices)
+
+    def __getitem__(self, key: tuple[str, int]) -> LinkEvidence:
+        idx = self._index(key)
+        if idx is None:
+            raise KeyError(key)
+        return self.linker.evidence_at(idx, self.final)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and self._index(key) is not None  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        return (self.linker.tracklets.key(i) for i in self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 def _checked(config: LinkerConfig, cameras: list[str]) -> LinkerConfig:

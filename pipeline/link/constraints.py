@@ -54,6 +54,7 @@ from reidpipe.pipeline.config import LinkerConfig
 SLACK_HEIGHTS = 1.0
 PLACE_BOXES = 5  # boxes at each end of a tracklet that say where it began and ended
 NOWHERE = np.full(6, np.nan)  # the places of a sighting without boxes
+FAMILY_TRACKS = 2**40  # track numbers packed with their camera into one family code (Constraints.family)
 
 
 @dataclass
@@ -149,10 +150,14 @@ class Constraints:
 
     def family(self, t) -> int:
         """Rule 5's code of tracklet ``t``: one per (camera, track number before any cut), so the
-        pieces of a cut track share it and every other tracklet has its own."""
+        pieces of a cut track share it and every other tracklet has its own. The code is the camera's
+        position and the track number packed into one integer (nothing is kept per track: a long
+        run's memory plateaus); a track number outside 0..2^40 gets a negative code of its own."""
         self._cut = self._cut or t.split_from is not None
-        key = (t.camera, t.track if t.split_from is None else t.split_from)
-        return self._families.setdefault(key, len(self._families))
+        parent = t.track if t.split_from is None else t.split_from
+        if t.camera in self.cameras and 0 <= parent < FAMILY_TRACKS:
+            return self.cameras.index(t.camera) * FAMILY_TRACKS + int(parent)
+        return -1 - self._families.setdefault((t.camera, parent), len(self._families))
 
     def add_camera(self, camera: str) -> None:
         if camera not in self.cameras:

@@ -51,7 +51,7 @@ class OnlineLinker:
         self.config, self.rules = config, rules
         self.identities: list[_Identity] = []
         self._linkable: list[tuple[int, Tracklet]] = []  # (tracklet index, tracklet): the last HISTORY
-        self._released: list[Tracklet] = []  # tracklets that left the window, not yet popped
+        self._released: list[tuple[int, Tracklet]] = []  # (index, tracklet) that left the window, not yet popped
         self._of: dict[int, int] = {}  # tracklet index -> online identity (as given out)
         self._into: dict[int, int] = {}  # merged identity -> the identity it was merged into
         self._merges: list[tuple[int, int]] = []  # (merged, into) not yet popped
@@ -114,7 +114,7 @@ class OnlineLinker:
         self._last = (labels, recent)
         answer = [(gid, self._runner_up_identity(ev, labels, recent)) for gid, ev in out]
         if len(self._linkable) > HISTORY:  # the window moves on: what left it is never read again
-            self._released += [t for _, t in self._linkable[:-HISTORY]]
+            self._released += self._linkable[:-HISTORY]
             del self._linkable[:-HISTORY]
         return answer
 
@@ -122,10 +122,15 @@ class OnlineLinker:
         """The linkable tracklets of the window (the last ``HISTORY``), oldest first."""
         return [t for _, t in self._linkable]
 
-    def pop_released(self) -> list[Tracklet]:
-        """The tracklets that left the window since the last call."""
+    def pop_released(self) -> list[tuple[int, Tracklet]]:
+        """The tracklets (index, tracklet) that left the window since the last call."""
         out, self._released = self._released, []
         return out
+
+    def forget(self, idx: int) -> None:
+        """Tracklet ``idx`` is out of the window for good: no decision asks for its identity again
+        (its identity's ``members`` and sightings keep it)."""
+        self._of.pop(idx, None)
 
     def flush(self) -> None:
         """The stream has ended, no evidence is still to come: every pending merge that the latest
