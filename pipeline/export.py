@@ -21,21 +21,23 @@ annotated videos.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import queue
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from reidpipe.errors import InputNotFoundError, MalformedInputError, OutputError
-from reidpipe.files import atomic_output, atomic_write_text, fresh_file
+from reidpipe.files import atomic_output, fresh_file
 from reidpipe.limits import MAX_FRAME
 from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet
 from reidpipe.pipeline.validate import camera_names
@@ -342,31 +344,81 @@ def _json_default(o):
 
 
 # ------------------------------------------------------------------------------------ MOT txt
-def _rows_by_camera(identities: Iterable[Identity]) -> dict[str, list[tuple]]:
-    rows: dict[str, list[tuple]] = {}
-    for ident in identities:
-        for t in ident.tracklets:
-            for p in t.points:
-                rows.setdefault(t.camera, []).append((p.frame, ident.id, *p.bbox, p.score, p.interpolated))
-    return rows
+class _Boxes:
+    """The run's boxes with their global ids, in SQLite's private temporary database (on disk, deleted
+    when closed, also after ``kill -9``: SQLite unlinks it as it opens it), read back per camera in
+    frame order: writing the MOT files and the videos of a long run never holds its boxes in memory.
+    Boxes of one frame come by id, then in identity and track order (as they were put in)."""
+
+    COLUMNS = "frame, gid, x1, y1, x2, y2, score, interp"
+
+    def __init__(self, identities: Iterable[Identity]):
+        try:
+            self.db = sqlite3.connect("")
+            self.db.execute(f"CREATE TABLE box (camera TEXT, {self.COLUMNS})")
+            for ident in identities:
+                for t in ident.tracklets:
+                    self.db.executemany(
+                        "INSERT INTO box VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            (t.camera, int(p.frame), int(ident.id), *map(float, p.bbox), float(p.score), p.interpolated)
+                            for p in t.points
+                        ),
+                    )
+            self.db.execute("CREATE INDEX box_order ON box (camera, frame, gid)")  # rowid: the order put in
+        except sqlite3.Error as exc:
+            raise _boxes_error(exc) from None
+
+    def rows(self, camera: str) -> Iterator[tuple]:
+        """``(frame, gid, x1, y1, x2, y2, score, interpolated)`` of ``camera``'s boxes, by frame, then id."""
+        try:
+            yield from self.db.execute(
+                f"SELECT {self.COLUMNS} FROM box WHERE camera = ? ORDER BY frame, gid, rowid", (camera,)
+            )
+        except sqlite3.Error as exc:
+            raise _boxes_error(exc) from None
+
+    def by_frame(self, camera: str) -> Iterator[tuple[int, list[tuple]]]:
+        """``camera``'s boxes grouped by frame, frames in order."""
+        for frame, rows in itertools.groupby(self.rows(camera), key=lambda r: r[0]):
+            yield frame, list(rows)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _boxes_error(exc: sqlite3.Error) -> OutputError:
+    return OutputError(f"cannot keep the run's boxes in a temporary database in {tempfile.gettempdir()} ({exc})")
+
+
+@contextlib.contextmanager
+def _boxes(identities: Iterable[Identity]) -> Iterator[_Boxes]:
+    boxes = _Boxes(identities)
+    try:
+        yield boxes
+    finally:
+        boxes.close()
 
 
 def write_mot(
     folder: str | Path, sources: Sequence[SourceInfo], identities: Sequence[Identity], renumber: bool = True
 ) -> list[Path]:
-    """One ``<camera>.txt`` per source in MOTChallenge format with global ids; returns the paths."""
+    """One ``<camera>.txt`` per source in MOTChallenge format with global ids; returns the paths.
+    Boxes in frame order, then by id; written as they are read back (:class:`_Boxes`)."""
     folder = Path(folder)
-    rows = _rows_by_camera(order_identities(identities, renumber))
     paths = []
-    for s in sources:
-        lines = []
-        for frame, gid, x1, y1, x2, y2, score, interp in sorted(rows.get(s.camera, []), key=lambda r: (r[0], r[1])):
-            mark = 1 if interp else -1  # last column: 1 = interpolated box (MOTChallenge leaves it -1 in 2D)
-            lines.append(f"{frame + 1},{gid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,{mark}\n")
-        p = folder / f"{s.camera}.txt"
-        atomic_write_text(p, "".join(lines))
-        paths.append(p)
+    with _boxes(order_identities(identities, renumber)) as boxes:
+        for s in sources:
+            p = folder / f"{s.camera}.txt"
+            with atomic_output(p) as tmp, open(tmp, "w") as fh:
+                fh.writelines(_mot_line(*row) for row in boxes.rows(s.camera))
+            paths.append(p)
     return paths
+
+
+def _mot_line(frame: int, gid: int, x1: float, y1: float, x2: float, y2: float, score: float, interp: int) -> str:
+    mark = 1 if interp else -1  # last column: 1 = interpolated box (MOTChallenge leaves it -1 in 2D)
+    return f"{frame + 1},{gid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,{mark}\n"
 
 
 # ------------------------------------------------------------------------------------ videos
@@ -402,60 +454,76 @@ def write_videos(
     renumber: bool = True,
 ) -> list[Path]:
     """Draw every camera's boxes with global-id labels into ``<camera>.mp4`` (second pass over the
-    sources, or over the raw recordings of live sources). Returns the written paths."""
+    sources, or over the raw recordings of live sources). Returns the written paths. The boxes are
+    read back in frame order as the frames are drawn (:class:`_Boxes`)."""
+    folder = Path(folder)
+    box_ann, label_ann = _id_annotators()
+    written = []
+    with _boxes(order_identities(identities, renumber)) as boxes:
+        for s in sources:
+            video = _write_video(folder, s, boxes, stride, max_frames, recordings, (box_ann, label_ann))
+            if video is not None:
+                written.append(video)
+    return written
+
+
+def _write_video(
+    folder: Path,
+    s: SourceInfo,
+    boxes: _Boxes,
+    stride: int,
+    max_frames: int | None,
+    recordings: dict[str, str] | None,
+    annotators: tuple,
+) -> Path | None:
+    """``<camera>.mp4`` of source ``s`` with its boxes drawn (None: a live source with no recording)."""
     import cv2
     import supervision as sv
 
     from reidpipe.pipeline.sources import iter_frames, source_kind
 
-    folder = Path(folder)
-    rows = _rows_by_camera(order_identities(identities, renumber))
-    box_ann, label_ann = _id_annotators()
-    written = []
-    for s in sources:
-        uri = s.uri
-        stride_used, limit = stride, max_frames
-        if source_kind(uri) in ("stream", "webcam"):
-            recorded = (recordings or {}).get(s.camera)
-            stride_used, limit = 1, None  # the recording holds every frame read
-            if not recorded or not Path(recorded).exists():
-                continue
-            uri = recorded
-        by_frame: dict[int, list[tuple]] = {}
-        for r in rows.get(s.camera, []):
-            by_frame.setdefault(r[0], []).append(r)
-        out = folder / f"{s.camera}.mp4"
-        tmp = folder / f".{s.camera}.partial.mp4"
-        writer, frames = None, 0
-        try:
-            for index, img in iter_frames(uri, stride=stride_used, max_frames=limit):
-                if writer is None:
-                    fps = max(1.0, s.fps / stride_used)
-                    writer = cv2.VideoWriter(
-                        str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (img.shape[1], img.shape[0])
-                    )
-                    if not writer.isOpened():
-                        raise OutputError(f"cannot write video {out}")
-                dets = by_frame.get(index)
-                if dets:
-                    arr = np.asarray([d[2:6] for d in dets], np.float32)
-                    ids = np.asarray([d[1] for d in dets], int)
-                    d = sv.Detections(
-                        xyxy=arr, class_id=ids, tracker_id=ids, confidence=np.asarray([d[6] for d in dets], np.float32)
-                    )
-                    img = box_ann.annotate(img.copy(), d)
-                    img = label_ann.annotate(img, d, labels=[f"#{i}" for i in ids.tolist()])
-                writer.write(img)
-                frames += 1
-            if writer is not None:
-                writer.release()
-                _publish_video(tmp, out, frames)
-                written.append(out)
-        finally:
-            if writer is not None:
-                writer.release()
-            tmp.unlink(missing_ok=True)  # a partial video never stays
-    return written
+    uri, stride_used, limit = s.uri, stride, max_frames
+    if source_kind(uri) in ("stream", "webcam"):
+        recorded = (recordings or {}).get(s.camera)
+        stride_used, limit = 1, None  # the recording holds every frame read
+        if not recorded or not Path(recorded).exists():
+            return None
+        uri = recorded
+    box_ann, label_ann = annotators
+    pending = boxes.by_frame(s.camera)  # read along with the frames, both in frame order
+    nxt = next(pending, None)
+    out = folder / f"{s.camera}.mp4"
+    tmp = folder / f".{s.camera}.partial.mp4"
+    writer, frames = None, 0
+    try:
+        for index, img in iter_frames(uri, stride=stride_used, max_frames=limit):
+            if writer is None:
+                fps = max(1.0, s.fps / stride_used)
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (img.shape[1], img.shape[0]))
+                if not writer.isOpened():
+                    raise OutputError(f"cannot write video {out}")
+            while nxt is not None and nxt[0] < index:
+                nxt = next(pending, None)
+            if nxt is not None and nxt[0] == index:
+                dets = nxt[1]
+                arr = np.asarray([d[2:6] for d in dets], np.float32)
+                ids = np.asarray([d[1] for d in dets], int)
+                d = sv.Detections(
+                    xyxy=arr, class_id=ids, tracker_id=ids, confidence=np.asarray([d[6] for d in dets], np.float32)
+                )
+                img = box_ann.annotate(img.copy(), d)
+                img = label_ann.annotate(img, d, labels=[f"#{i}" for i in ids.tolist()])
+            writer.write(img)
+            frames += 1
+        if writer is None:
+            return None
+        writer.release()
+        _publish_video(tmp, out, frames)
+        return out
+    finally:
+        if writer is not None:
+            writer.release()
+        tmp.unlink(missing_ok=True)  # a partial video never stays
 
 
 def _publish_video(tmp: Path, out: Path, frames: int) -> None:

@@ -1,4 +1,5 @@
-"""Closed tracks' points on disk, so that a run's memory stays flat however long it goes.
+"""Closed tracks' points, and the tracks themselves, on disk, so that a run's memory stays flat however
+long it goes.
 
 A camera that runs around the clock closes hundreds of tracks an hour, each with one box a frame
 (a :class:`TrackPoint` is ~400 bytes as Python objects: ~170 kB for a 40 s track at 10 fps). Once a
@@ -11,6 +12,12 @@ So the runner hands each closed track to a :class:`PointStore`: its points are a
 as fixed-size binary records (:data:`RECORD`: every value exactly as it was, 57 bytes a point) and
 ``Tracklet.points`` becomes a :class:`SpilledPoints`, a read-only sequence that keeps the first and
 last ``PLACE_BOXES`` records in memory and reads the others back from the file when asked.
+
+Online linking goes further once no decision reads a track again (it left the window of recent
+tracks, or it can never link): the linker *retires* it to the same file as one JSON record (key,
+``split_from``, where its points are, link evidence) and holds no object for it any more; a
+:class:`TrackShelf` is the linker's tracks by index, each in memory or read back from its record when
+the outputs ask for it. A camera that runs around the clock so plateaus (docs/reliability.md).
 
 The file is an anonymous temporary file in the output folder (unlinked at once: the kernel frees it
 when the last reference to the store goes, or when the process ends, also after ``kill -9``); a disk
@@ -205,6 +212,12 @@ class SpilledPoints(MutableSequence[TrackPoint]):
         raise TypeError("the points of a closed track are read-only (kept on disk)")
 
     __setitem__ = __delitem__ = insert = _read_only  # type: ignore[assignment]
+
+    def __copy__(self) -> SpilledPoints:  # read-only: a copy of a track (ablation) shares its points
+        return self
+
+    def __deepcopy__(self, memo: dict) -> SpilledPoints:
+        return self
 
     def __repr__(self) -> str:
         return f"SpilledPoints({self.n} points at {self.offset} in {self.store.folder})"

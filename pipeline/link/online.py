@@ -39,9 +39,12 @@ from reidpipe.pipeline.types import LinkEvidence, Tracklet
 HISTORY = 5000
 
 
-@dataclass
+@dataclass(slots=True)
 class _Identity:
     index: int
+    # None before its first tracklet, and again once none of its tracklets is in the window: no
+    # decision can join or merge it then (mates and merges come from the window), so its
+    # sightings are never read again and a long run's memory plateaus
     sightings: Sightings | None = None
     members: list[int] = field(default_factory=list)
 
@@ -51,6 +54,7 @@ class OnlineLinker:
         self.config, self.rules = config, rules
         self.identities: list[_Identity] = []
         self._linkable: list[tuple[int, Tracklet]] = []  # (tracklet index, tracklet): the last HISTORY
+        self._in_window: dict[int, int] = {}  # identity -> how many of its tracklets are in the window
         self._released: list[tuple[int, Tracklet]] = []  # (index, tracklet) that left the window, not yet popped
         self._of: dict[int, int] = {}  # tracklet index -> online identity (as given out)
         self._into: dict[int, int] = {}  # merged identity -> the identity it was merged into
@@ -110,10 +114,13 @@ class OnlineLinker:
             r = row[idx]
             ident = self._identity_of(labels, recent, r, t, cam)
             out.append((self._join(idx, t, cam, ident), evidence[r]))
+            self._in_window[ident.index] = self._in_window.get(ident.index, 0) + 1
         self._merge(labels, recent, _settling_time(recent))
         self._last = (labels, recent)
         answer = [(gid, self._runner_up_identity(ev, labels, recent)) for gid, ev in out]
         if len(self._linkable) > HISTORY:  # the window moves on: what left it is never read again
+            for idx, _ in self._linkable[:-HISTORY]:
+                self._leave_window(self.root(self._of[idx]))
             self._released += self._linkable[:-HISTORY]
             del self._linkable[:-HISTORY]
         return answer
@@ -127,10 +134,21 @@ class OnlineLinker:
         out, self._released = self._released, []
         return out
 
+    def _leave_window(self, gid: int) -> None:
+        left = self._in_window[gid] - 1
+        if left:
+            self._in_window[gid] = left
+        else:
+            del self._in_window[gid]
+
     def forget(self, idx: int) -> None:
-        """Tracklet ``idx`` is out of the window for good: no decision asks for its identity again
-        (its identity's ``members`` and sightings keep it)."""
-        self._of.pop(idx, None)
+        """Tracklet ``idx`` (out of the window, or never linkable) is not read again by any decision:
+        its identity is no longer looked up, and an identity none of whose tracklets is in the window
+        (nor in a merge still waiting) lets its sightings go (its ``members`` keep it)."""
+        gid = self.root(self._of.pop(idx))
+        waiting = {self.root(g) for pair in self._pending for g in pair}
+        if gid not in self._in_window and gid not in waiting:
+            self.identities[gid].sightings = None
 
     def flush(self) -> None:
         """The stream has ended, no evidence is still to come: every pending merge that the latest
@@ -195,6 +213,8 @@ class OnlineLinker:
             return
         into.sightings = into.sightings + other.sightings
         into.members.extend(other.members)
+        if other.index in self._in_window:
+            self._in_window[into.index] = self._in_window.get(into.index, 0) + self._in_window.pop(other.index)
         other.members = []
         self._into[other.index] = into.index
         self._merges.append((other.index, into.index))
