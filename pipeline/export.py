@@ -9,7 +9,9 @@ annotated videos.
 - :class:`EventWriter` — ``events.jsonl``, one JSON object per line, appended by a background thread
   that flushes after every burst, so the hot path only puts a dict in a queue.
 - :func:`write_mot` — ``<camera>.txt`` in MOTChallenge format (``frame,id,x,y,w,h,conf,-1,-1,-1``,
-  frames 1-based) with global ids; an interpolated box ends in ``,1`` instead of ``,-1``.
+  frames 1-based) with global ids; an interpolated box ends in ``,1`` instead of ``,-1``. The MOT
+  files and the videos read the run's boxes back in frame order from a temporary SQLite database
+  (:class:`_Boxes`), so a long run's boxes are never all in memory.
 - :func:`write_videos` — ``<camera>.mp4`` with boxes and global-id labels (supervision
   ``BoxAnnotator`` + ``LabelAnnotator``). Global ids are known only after linking, so videos are drawn
   in a second pass at the end from the kept track points: file and folder sources are re-read; live
