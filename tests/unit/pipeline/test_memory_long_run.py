@@ -105,7 +105,7 @@ class _StreamEngine:
             elif n in self.marks:
                 gc.collect()
                 used.append(_reidpipe_bytes(tracemalloc.take_snapshot()))
-                self.held.append(sum(isinstance(o, Tracklet) for o in gc.get_objects()))
+                self.held.append(sum(type(o) is Tracklet for o in gc.get_objects()))
             if self.marks and n == self.marks[-1]:
                 tracemalloc.stop()
                 self.growth = used[-1] - used[0]
