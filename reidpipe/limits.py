@@ -57,3 +57,7 @@ MAX_CALIBRATION_FRAMES = 500
 # the memory its synthetic gallery may take
 MAX_BENCH_ITEMS = 2_000_000
 MAX_BENCH_BYTES = 8 * 2**30
+# reidpipe bench --cameras: each camera is a worker with its own models (about 100 MB); 64 cameras are
+# past what one machine follows in real time. --repeat: passes of the whole pipeline over the sources
+MAX_BENCH_CAMERAS = 64
+MAX_BENCH_REPEAT = 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from reidpipe.limits import MAX_BATCH, MAX_BENCH_ITEMS
+from reidpipe.limits import MAX_BATCH, MAX_BENCH_CAMERAS, MAX_BENCH_ITEMS, MAX_BENCH_REPEAT
 
 NAME = "bench"
 HELP = (
@@ -33,6 +33,7 @@ def _int_list(hi: int):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from reidpipe.commands.run import add_pipeline_arguments
+    from reidpipe.pipeline.validate import flag_type, integer, number
 
     add_pipeline_arguments(parser)
     # --sources is needed by the pipeline benchmark only; main() checks it
@@ -47,14 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--repeat",
-        type=int,
+        type=flag_type(integer(1, MAX_BENCH_REPEAT)),
         default=1,
         metavar="N",
         help="pipeline + detector-only passes N times; report the fastest of each (default 1)",
     )
     g.add_argument(
         "--cameras",
-        type=int,
+        type=flag_type(integer(1, MAX_BENCH_CAMERAS)),
         metavar="N",
         help="the pipeline on N cameras (one --sources video taken as N cameras, or N sources), after one run "
         "on the first camera alone; reports realtime_cameras (cameras of --camera-fps followed in real time) "
@@ -62,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--camera-fps",
-        type=float,
+        type=flag_type(number(0, 1000, strict_lo=True), float),
         default=10.0,
         metavar="FPS",
         help="--cameras: the frame rate of the cameras counted by realtime_cameras (default 10)",
