@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,120 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+@dataclass(frozen=True)
+class _Models:
+    """The two runtimes' forms of one model: ``fn`` (eager torch, ``module`` is its parameters) and the
+    ONNX file ONNX Runtime runs, of input size ``h`` x ``w``; ``per_crop_ort``: batch fixed at 1."""
+
+    h: int
+    w: int
+    ort_path: Path
+    module: Any
+    fn: Callable[[Any], Any]
+    per_crop_ort: bool
+
+
+def _onnx_models(weights: Path, info: dict[str, Any]) -> _Models:
+    """An ``.onnx`` model: ONNX Runtime runs it (or its dynamic-batch copy), torch its onnx2torch
+    conversion."""
+    import torch
+
+    info["kind"] = "onnx"
+    h, w = onnx_input_size(weights)
+    ort_path: Path = weights
+    per_crop_ort = False
+    batch = onnx_batch_dim(weights)
+    if batch == 1:
+        try:
+            info["dynamic_copy"] = dynamic_batch_copy(weights)
+            ort_path = Path(info["dynamic_copy"]["path"])
+            info["notes"].append(
+                "batch fixed at 1 in the file: ONNX Runtime runs its cached copy with a "
+                "dynamic batch dimension (checked equal to the original; pipeline/onnx_batch.py)"
+            )
+        except CheckpointError as exc:
+            per_crop_ort = True
+            info["notes"].append(f"ONNX Runtime runs crop by crop: {exc}")
+    elif isinstance(batch, int):
+        raise CheckpointError(
+            f"{weights}: batch dimension fixed at {batch}; the embedding benchmark "
+            "needs a model with a dynamic batch or a batch of 1"
+        )
+    module = onnx_to_torch(ort_path)
+    info["torch_impl"] = "onnx2torch conversion of the same ONNX graph"
+    fn: Callable[[Any], Any] = module
+    if per_crop_ort:  # the converted graph keeps the fixed batch of 1 too
+
+        def fn(t: Any, _m: Any = module) -> Any:
+            return torch.cat([_m(t[i : i + 1]) for i in range(len(t))])
+
+        info["torch_impl"] += " (crop by crop)"
+    return _Models(int(h), int(w), ort_path, module, fn, per_crop_ort)
+
+
+def _checkpoint_models(weights: Path, tmp: Path, keep_export: bool, info: dict[str, Any]) -> _Models:
+    """A reidpipe checkpoint: torch runs its ``embed``, ONNX Runtime its export into ``tmp``."""
+    from reidpipe.reid.checkpoint import load_checkpoint
+    from reidpipe.reid.export import export_onnx
+
+    info["kind"] = "checkpoint"
+    model = load_checkpoint(str(weights), map_location="cpu")
+    if isinstance(model, tuple):  # (model, extras) style return
+        model = model[0]
+    model = model.eval()
+    h, w = model.input_size
+    ort_path = tmp / "model.onnx"
+    export_onnx(model, ort_path)
+    info["torch_impl"] = f"reidpipe {getattr(model, 'variant', type(model).__name__)} .embed"
+    info["onnx_export"] = str(ort_path) if keep_export else "temporary (reid.export)"
+    return _Models(int(h), int(w), ort_path, model, model.embed, False)
+
+
+def _runtime_notes(info: dict[str, Any], dev: str, threads: int) -> None:
+    """What makes the two runtimes' figures unlike each other on this machine."""
+    if not dev.startswith("cuda") and threads > 1 and not os.environ.get("OMP_WAIT_POLICY"):
+        info["notes"].append(
+            "torch's OpenMP threads spin-wait by default: on a busy or shared CPU eager torch with "
+            f"{threads} threads can be many times slower than with 1; compare with --threads 1 or "
+            "OMP_WAIT_POLICY=PASSIVE"
+        )
+    if dev.startswith("cuda") and "CUDAExecutionProvider" not in info["ort_providers"]:
+        info["notes"].append(
+            "this onnxruntime has no CUDA provider (pip install onnxruntime-gpu): its "
+            "figures are on CPU while torch runs on the GPU"
+        )
+
+
+def _check_agreement(info: dict[str, Any], torch_out: np.ndarray, ort_out: np.ndarray) -> None:
+    """The two runtimes' embeddings of the same probe crops (a note when they are not one model)."""
+    a, b = _l2(torch_out), _l2(ort_out)
+    info["embed_dim"] = int(a.shape[1])
+    info["agreement"] = {
+        "max_abs_diff": float(np.abs(a - b).max()),
+        "min_cosine": float((a * b).sum(1).min()),
+        "crops": len(a),
+    }
+    if info["agreement"]["min_cosine"] < 0.99:
+        info["notes"].append(
+            "eager torch and ONNX Runtime disagree (min cosine "
+            f"{info['agreement']['min_cosine']:.4f}): the two runtimes may not run "
+            "the same model"
+        )
+
+
+def _row(bs: int, t_torch: list[float], t_ort: list[float]) -> dict[str, Any]:
+    mt, mo = statistics.median(t_torch), statistics.median(t_ort)
+    return {
+        "batch": bs,
+        "torch_crops_per_s": round(bs / mt, 2),
+        "ort_crops_per_s": round(bs / mo, 2),
+        "speedup_ort_over_torch": round(mt / mo, 3),
+        "torch_ms_per_batch": round(mt * 1e3, 3),
+        "ort_ms_per_batch": round(mo * 1e3, 3),
+        "reps": [len(t_torch), len(t_ort)],
+    }
+
+
 def bench_embedding(
     weights: str | Path,
     *,
@@ -173,111 +288,36 @@ def bench_embedding(
     tmp = Path(tmp_ctx.name if tmp_ctx is not None else str(workdir))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        per_crop_ort = False
         if weights.suffix.lower() == ".onnx":
-            info["kind"] = "onnx"
-            h, w = onnx_input_size(weights)
-            ort_path: Path = weights
-            batch = onnx_batch_dim(weights)
-            if batch == 1:
-                try:
-                    info["dynamic_copy"] = dynamic_batch_copy(weights)
-                    ort_path = Path(info["dynamic_copy"]["path"])
-                    info["notes"].append(
-                        "batch fixed at 1 in the file: ONNX Runtime runs its cached copy with a "
-                        "dynamic batch dimension (checked equal to the original; pipeline/onnx_batch.py)"
-                    )
-                except CheckpointError as exc:
-                    per_crop_ort = True
-                    info["notes"].append(f"ONNX Runtime runs crop by crop: {exc}")
-            elif isinstance(batch, int):
-                raise CheckpointError(
-                    f"{weights}: batch dimension fixed at {batch}; the embedding benchmark "
-                    "needs a model with a dynamic batch or a batch of 1"
-                )
-            module = onnx_to_torch(ort_path)
-            info["torch_impl"] = "onnx2torch conversion of the same ONNX graph"
-            fn = module
-            if per_crop_ort:  # the converted graph keeps the fixed batch of 1 too
-
-                def fn(t, _m=module):
-                    return torch.cat([_m(t[i : i + 1]) for i in range(len(t))])
-
-                info["torch_impl"] += " (crop by crop)"
+            models = _onnx_models(weights, info)
         else:
-            info["kind"] = "checkpoint"
-            from reidpipe.reid.checkpoint import load_checkpoint
-            from reidpipe.reid.export import export_onnx
-
-            model = load_checkpoint(str(weights), map_location="cpu")
-            if isinstance(model, tuple):  # (model, extras) style return
-                model = model[0]
-            model = model.eval()
-            h, w = model.input_size
-            ort_path = tmp / "model.onnx"
-            export_onnx(model, ort_path)
-            info["torch_impl"] = f"reidpipe {getattr(model, 'variant', type(model).__name__)} .embed"
-            info["onnx_export"] = str(ort_path) if workdir is not None else "temporary (reid.export)"
-            module, fn = model, model.embed
-        info["input_size"] = [int(h), int(w)]
-        runner = _TorchRunner(fn, module, dev, amp)
-        session = _ort_session(ort_path, dev, threads)
+            models = _checkpoint_models(weights, tmp, workdir is not None, info)
+        info["input_size"] = [models.h, models.w]
+        runner = _TorchRunner(models.fn, models.module, dev, amp)
+        session = _ort_session(models.ort_path, dev, threads)
         in_name = session.get_inputs()[0].name
         info["ort_providers"] = list(session.get_providers())
-        if not dev.startswith("cuda") and threads > 1 and not os.environ.get("OMP_WAIT_POLICY"):
-            info["notes"].append(
-                "torch's OpenMP threads spin-wait by default: on a busy or shared CPU eager torch with "
-                f"{threads} threads can be many times slower than with 1; compare with --threads 1 or "
-                "OMP_WAIT_POLICY=PASSIVE"
-            )
-        if dev.startswith("cuda") and "CUDAExecutionProvider" not in info["ort_providers"]:
-            info["notes"].append(
-                "this onnxruntime has no CUDA provider (pip install onnxruntime-gpu): its "
-                "figures are on CPU while torch runs on the GPU"
-            )
+        _runtime_notes(info, dev, threads)
 
         def ort_run(x: np.ndarray) -> np.ndarray:
-            if per_crop_ort:
+            if models.per_crop_ort:
                 return np.concatenate([session.run(None, {in_name: x[i : i + 1]})[0] for i in range(len(x))])
             return session.run(None, {in_name: x})[0]
 
         rng = np.random.default_rng(0)
-        probe = rng.standard_normal((min(4, sizes[-1]), 3, h, w)).astype(np.float32)
-        a, b = _l2(runner(probe)), _l2(np.asarray(ort_run(probe), np.float32))
-        info["embed_dim"] = int(a.shape[1])
-        info["agreement"] = {
-            "max_abs_diff": float(np.abs(a - b).max()),
-            "min_cosine": float((a * b).sum(1).min()),
-            "crops": len(probe),
-        }
-        if info["agreement"]["min_cosine"] < 0.99:
-            info["notes"].append(
-                "eager torch and ONNX Runtime disagree (min cosine "
-                f"{info['agreement']['min_cosine']:.4f}): the two runtimes may not run "
-                "the same model"
-            )
+        probe = rng.standard_normal((min(4, sizes[-1]), 3, models.h, models.w)).astype(np.float32)
+        _check_agreement(info, runner(probe), np.asarray(ort_run(probe), np.float32))
         rows = []
         for bs in sizes:
-            x = rng.standard_normal((bs, 3, h, w)).astype(np.float32)
+            x = rng.standard_normal((bs, 3, models.h, models.w)).astype(np.float32)
             t_torch, t_ort = _time_alternating(
                 functools.partial(runner, x), functools.partial(ort_run, x), min_time=min_time, sync_a=runner.sync
             )
-            mt, mo = statistics.median(t_torch), statistics.median(t_ort)
-            rows.append(
-                {
-                    "batch": bs,
-                    "torch_crops_per_s": round(bs / mt, 2),
-                    "ort_crops_per_s": round(bs / mo, 2),
-                    "speedup_ort_over_torch": round(mt / mo, 3),
-                    "torch_ms_per_batch": round(mt * 1e3, 3),
-                    "ort_ms_per_batch": round(mo * 1e3, 3),
-                    "reps": [len(t_torch), len(t_ort)],
-                }
-            )
+            rows.append(_row(bs, t_torch, t_ort))
         info["results"] = rows
         at32 = next((r for r in rows if r["batch"] == 32), None)
         info["speedup_at_32"] = at32["speedup_ort_over_torch"] if at32 else None
-        info["ort_mode"] = "per-crop" if per_crop_ort else "batched"
+        info["ort_mode"] = "per-crop" if models.per_crop_ort else "batched"
         info["target_speedup_at_32"] = ORT_TARGET_AT_32
         return info
     finally:

@@ -181,56 +181,73 @@ def read_trajectories(path: str | Path) -> dict[str, Any]:
         raise _bad(path, f"schema must be {SCHEMA!r}")
     if not isinstance(data.get("sources"), list) or not isinstance(data.get("identities"), list):
         raise _bad(path, "'sources' and 'identities' must be lists")
+    cams = _check_sources(path, data["sources"])
+    seen_tracks: set[tuple[Any, int]] = set()
+    for i, ident in enumerate(data["identities"]):
+        _check_identity(path, i, ident)
+        for j, tr in enumerate(ident["tracks"]):
+            _check_track(path, f"identities[{i}].tracks[{j}]", tr, cams, seen_tracks)
+    return data
+
+
+def _check_sources(path: Path, sources: list[Any]) -> set[Any]:
+    """The cameras of a valid ``sources`` list."""
     cams = set()
-    for i, s in enumerate(data["sources"]):
+    for i, s in enumerate(sources):
         if not isinstance(s, dict) or not {"camera", "uri", "fps", "width", "height", "frames"} <= set(s):
             raise _bad(path, f"sources[{i}] lacks camera/uri/fps/width/height/frames")
         if s["frames"] is not None and not _frame(s["frames"], MAX_FRAME + 1):
             raise _bad(path, f"sources[{i}].frames must be null or an integer from 0 to {MAX_FRAME}")
         cams.add(s["camera"])
-    unsafe = camera_names([s["camera"] for s in data["sources"]])  # the rule of --names: they name files
+    unsafe = camera_names([s["camera"] for s in sources])  # the rule of --names: they name files
     if unsafe is not None:
         raise _bad(path, f"sources: {unsafe}")
-    seen_tracks = set()
-    for i, ident in enumerate(data["identities"]):
-        if (
-            not isinstance(ident, dict)
-            or not isinstance(ident.get("id"), int)
-            or not isinstance(ident.get("tracks"), list)
-            or not isinstance(ident.get("cameras"), list)
-        ):
-            raise _bad(path, f"identities[{i}] needs an integer id, cameras and tracks")
-        if not (_num(ident.get("first_seen")) and _num(ident.get("last_seen"))):
-            raise _bad(path, f"identities[{i}] needs numeric first_seen/last_seen")
-        for j, tr in enumerate(ident["tracks"]):
-            where = f"identities[{i}].tracks[{j}]"
-            if not isinstance(tr, dict) or tr.get("camera") not in cams or not isinstance(tr.get("track"), int):
-                raise _bad(path, f"{where}: camera must be one of the sources and track an integer")
-            key = (tr["camera"], tr["track"])
-            if key in seen_tracks:
-                raise _bad(path, f"{where}: track {key} appears twice")
-            seen_tracks.add(key)
-            link = tr.get("link")
-            if not isinstance(link, dict) or not _num(link.get("score")) or "margin" not in link:
-                raise _bad(path, f"{where}: link needs score and margin")
-            if not isinstance(tr.get("points"), list):
-                raise _bad(path, f"{where}: points must be a list")
-            for k, p in enumerate(tr["points"]):
-                if (
-                    not isinstance(p, dict)
-                    or not _frame(p.get("frame"), MAX_FRAME)
-                    or not _num(p.get("t"))
-                    or not isinstance(p.get("bbox"), list)
-                    or len(p["bbox"]) != 4
-                    or not all(_num(v) for v in p["bbox"])
-                    or not _num(p.get("score"))
-                ):
-                    raise _bad(
-                        path,
-                        f"{where}.points[{k}] needs frame (an integer from 0 to {MAX_FRAME - 1}), t, "
-                        "bbox [x1,y1,x2,y2], score",
-                    )
-    return data
+    return cams
+
+
+def _check_identity(path: Path, i: int, ident: Any) -> None:
+    if (
+        not isinstance(ident, dict)
+        or not isinstance(ident.get("id"), int)
+        or not isinstance(ident.get("tracks"), list)
+        or not isinstance(ident.get("cameras"), list)
+    ):
+        raise _bad(path, f"identities[{i}] needs an integer id, cameras and tracks")
+    if not (_num(ident.get("first_seen")) and _num(ident.get("last_seen"))):
+        raise _bad(path, f"identities[{i}] needs numeric first_seen/last_seen")
+
+
+def _check_track(path: Path, where: str, tr: Any, cams: set[Any], seen_tracks: set[tuple[Any, int]]) -> None:
+    """One track of an identity: a source's camera, not seen before, a link and valid points."""
+    if not isinstance(tr, dict) or tr.get("camera") not in cams or not isinstance(tr.get("track"), int):
+        raise _bad(path, f"{where}: camera must be one of the sources and track an integer")
+    key = (tr["camera"], tr["track"])
+    if key in seen_tracks:
+        raise _bad(path, f"{where}: track {key} appears twice")
+    seen_tracks.add(key)
+    link = tr.get("link")
+    if not isinstance(link, dict) or not _num(link.get("score")) or "margin" not in link:
+        raise _bad(path, f"{where}: link needs score and margin")
+    if not isinstance(tr.get("points"), list):
+        raise _bad(path, f"{where}: points must be a list")
+    for k, p in enumerate(tr["points"]):
+        if not _valid_point(p):
+            raise _bad(
+                path,
+                f"{where}.points[{k}] needs frame (an integer from 0 to {MAX_FRAME - 1}), t, bbox [x1,y1,x2,y2], score",
+            )
+
+
+def _valid_point(p: Any) -> bool:
+    return (
+        isinstance(p, dict)
+        and _frame(p.get("frame"), MAX_FRAME)
+        and _num(p.get("t"))
+        and isinstance(p.get("bbox"), list)
+        and len(p["bbox"]) == 4
+        and all(_num(v) for v in p["bbox"])
+        and _num(p.get("score"))
+    )
 
 
 # ------------------------------------------------------------------------------------ events

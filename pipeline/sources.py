@@ -159,54 +159,11 @@ class Source:
 
     # ------------------------------------------------------------------ opening
     def _open_check(self) -> None:
-        import cv2
-
+        """Fail now, with one line naming the source, when it cannot be read; fill ``info``."""
         if self.kind == "folder":
-            folder = Path(self.uri)
-            self._images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-            if not self._images:
-                raise EmptyInputError(f"image folder has no images ({', '.join(sorted(IMAGE_EXTS))}): {self.uri}")
-            first = None
-            for p in self._images[:10]:
-                first = cv2.imread(str(p))
-                if first is not None:
-                    break
-            if first is None:
-                raise EmptyInputError(f"image folder has no readable image in its first files: {self.uri}")
-            _check_one_size(self.uri, self._images[: self.max_frames], first.shape[:2])
-            self.info.fps = FOLDER_FPS
-            self.info.height, self.info.width = first.shape[:2]
-            self.info.frames = len(self._images)
+            self._open_folder()
         elif self.kind == "file":
-            path = Path(self.uri)
-            if not path.exists():
-                raise InputNotFoundError(f"source not found: {self.uri}")
-            if not path.is_file():
-                raise InputNotFoundError(f"source is not a file: {self.uri}")
-            try:
-                with open(path, "rb") as fh:
-                    fh.read(1)
-            except OSError:
-                raise InputNotFoundError(f"source cannot be read (permission?): {self.uri}") from None
-            if path.stat().st_size == 0:
-                raise EmptyInputError(f"video has no frames (empty file): {self.uri}")
-            cap = _ffmpeg_capture(self.uri)
-            if not cap.isOpened():
-                cap.release()
-                if _has_video_stream_without_frames(self.uri):
-                    raise EmptyInputError(f"video has no frames: {self.uri}")
-                raise InputNotFoundError(f"source cannot be opened as a video: {self.uri}")
-            ok, first = cap.read()
-            if not ok or first is None:
-                cap.release()
-                raise EmptyInputError(f"video has no frames: {self.uri}")
-            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            fps = cap.get(cv2.CAP_PROP_FPS)
-            self.info.fps = float(fps) if fps and 0 < fps < 1000 else 25.0
-            self.info.height, self.info.width = first.shape[:2]
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-            self.info.frames = n if n > 0 else None
-            self._cap = cap
+            self._open_file()
         else:  # live: opened in the reader thread (reconnect logic lives there)
             if self.kind == "webcam":  # unlike a network camera, a missing webcam will not come up later
                 cap = self._open_live()
@@ -216,6 +173,61 @@ class Source:
                     )
                 cap.release()
             self.info.fps = 0.0
+
+    def _open_folder(self) -> None:
+        import cv2
+
+        folder = Path(self.uri)
+        self._images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not self._images:
+            raise EmptyInputError(f"image folder has no images ({', '.join(sorted(IMAGE_EXTS))}): {self.uri}")
+        first = None
+        for p in self._images[:10]:
+            first = cv2.imread(str(p))
+            if first is not None:
+                break
+        if first is None:
+            raise EmptyInputError(f"image folder has no readable image in its first files: {self.uri}")
+        _check_one_size(self.uri, self._images[: self.max_frames], first.shape[:2])
+        self.info.fps = FOLDER_FPS
+        self.info.height, self.info.width = first.shape[:2]
+        self.info.frames = len(self._images)
+
+    def _open_file(self) -> None:
+        import cv2
+
+        self._check_readable_file()
+        cap = _ffmpeg_capture(self.uri)
+        if not cap.isOpened():
+            cap.release()
+            if _has_video_stream_without_frames(self.uri):
+                raise EmptyInputError(f"video has no frames: {self.uri}")
+            raise InputNotFoundError(f"source cannot be opened as a video: {self.uri}")
+        ok, first = cap.read()
+        if not ok or first is None:
+            cap.release()
+            raise EmptyInputError(f"video has no frames: {self.uri}")
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.info.fps = float(fps) if fps and 0 < fps < 1000 else 25.0
+        self.info.height, self.info.width = first.shape[:2]
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.info.frames = n if n > 0 else None
+        self._cap = cap
+
+    def _check_readable_file(self) -> None:
+        path = Path(self.uri)
+        if not path.exists():
+            raise InputNotFoundError(f"source not found: {self.uri}")
+        if not path.is_file():
+            raise InputNotFoundError(f"source is not a file: {self.uri}")
+        try:
+            with open(path, "rb") as fh:
+                fh.read(1)
+        except OSError:
+            raise InputNotFoundError(f"source cannot be read (permission?): {self.uri}") from None
+        if path.stat().st_size == 0:
+            raise EmptyInputError(f"video has no frames (empty file): {self.uri}")
 
     # ------------------------------------------------------------------ reader thread
     def start(self) -> None:

@@ -61,7 +61,8 @@ class TransitModel:
         # the log-ratio is tabulated once on a grid and interpolated: evaluating the two densities at
         # every candidate cost O(samples x candidates) (3.5 of 4.8 s for 5,000 tracklets in
         # `reidpipe bench --linker-only`); the grid step is far below the bandwidth
-        self._grid = self._table = None
+        self._grid: np.ndarray | None = None
+        self._table: np.ndarray | None = None
         if self.usable:
             links = _subset(self.link_gaps)
             pos, bg = _kde(links), _kde(_subset(self.background_gaps))
@@ -88,15 +89,16 @@ class TransitModel:
         """Time evidence at ``gaps``; ``own`` (a mask): the gaps that are confident links, each read
         without itself."""
         g = np.atleast_1d(np.asarray(gaps, np.float64))
-        if self._table is None:
+        grid, table = self._grid, self._table
+        if grid is None or table is None:
             return np.zeros(g.shape)
-        out = np.interp(g, self._grid, self._table)
+        out = np.interp(g, grid, table)
         own = None if own is None or not self._own else np.asarray(own, bool)
         if own is not None and own.any():
             n = self.link_gaps.size
-            density = np.interp(g[own], self._grid, self._links)
+            density = np.interp(g[own], grid, self._links)
             without = np.maximum(density - self._own, 0.0) * n / (n - 1)
-            out[own] = self._log_ratio(without, np.interp(g[own], self._grid, self._background))
+            out[own] = self._log_ratio(without, np.asarray(np.interp(g[own], grid, self._background)))
         return out
 
     def to_json(self) -> dict[str, Any]:

@@ -12,6 +12,8 @@ custom_folders, custom_market.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,169 @@ class _Writer:
             _save_label(self.parsing_root / rel, lab)
 
 
+@dataclass(frozen=True)
+class _Spec:
+    """What every layout writer needs: where, which identities, how many images of each."""
+
+    root: Path
+    train_p: list[int]
+    test_p: list[int]
+    per_cam: int
+    cams: int
+    size: tuple[int, int]
+    parsing_root: Path | None
+    version: int
+    distractors: int
+    junk: int
+
+    def writer(self, base: Path) -> _Writer:
+        return _Writer(base, self.parsing_root, self.size)
+
+    def shots(self, pids: list[int], cams: int | None = None) -> Iterator[tuple[int, int, int]]:
+        """``(pid, camera, index)`` of every image of ``pids``: ``per_cam`` per camera 1..cams."""
+        for pid in pids:
+            for c in range(1, (self.cams if cams is None else cams) + 1):
+                for i in range(self.per_cam):
+                    yield pid, c, i
+
+
+NameFormat = Callable[[int, int, int], str]
+
+
+def _is_query(c: int, i: int) -> bool:
+    """A test identity's first image in camera 1 is its query; the rest are gallery."""
+    return c == 1 and i == 0
+
+
+def _market_name(pid: int, c: int, i: int) -> str:  # Market: 0002_c1s1_000451_03.jpg
+    return f"{pid:04d}_c{c}s1_{i * 25 + 1:06d}_0{i % 9 + 1}.jpg" if pid >= 0 else f"-1_c{c}s1_{i:06d}_00.jpg"
+
+
+def _duke_name(pid: int, c: int, i: int) -> str:  # Duke: 0001_c2_f0046182.jpg
+    return f"{pid:04d}_c{c}_f{i * 97 + 46182:07d}.jpg" if pid >= 0 else f"-1_c{c}_f{i:07d}.jpg"
+
+
+def _cuhk03_np_name(pid: int, c: int, i: int) -> str:
+    return f"{pid:04d}_c{c}_{i + 1}.png"
+
+
+def _market_like(s: _Spec, folder: str, name: NameFormat) -> Path:
+    """bounding_box_train / query / bounding_box_test, identity and camera in the file name."""
+    d = s.root / folder
+    w = s.writer(d)
+    for pid, c, i in s.shots(s.train_p):
+        w.put(f"bounding_box_train/{name(pid, c, i)}", pid, c, i)
+    for pid, c, i in s.shots(s.test_p):
+        sub = "query" if _is_query(c, i) else "bounding_box_test"
+        w.put(f"{sub}/{name(pid, c, i)}", pid, c, i + 10)
+    for j in range(s.distractors):
+        w.put(f"bounding_box_test/{name(0, 1 + j % s.cams, j)}", 0, 1 + j % s.cams, 100 + j)
+    for j in range(s.junk):
+        w.put(f"bounding_box_test/{name(-1, 1 + j % s.cams, j)}", 0, 1 + j % s.cams, 200 + j)
+    return d
+
+
+def _cuhk03_np(s: _Spec) -> Path:
+    for sub in ("labeled", "detected"):
+        _market_like(s, f"cuhk03-np/{sub}", _cuhk03_np_name)
+    return s.root / "cuhk03-np"
+
+
+def _msmt17(s: _Spec) -> Path:
+    """Images in per-identity folders, splits in list_{train,val,query,gallery}.txt."""
+    d = s.root / ("MSMT17_V1" if s.version == 1 else "MSMT17_V2")
+    tr, te = ("train", "test") if s.version == 1 else ("mask_train_v2", "mask_test_v2")
+    w = s.writer(d)
+    lists: dict[str, list] = {"train": [], "val": [], "query": [], "gallery": []}
+    labels = {pid: label for label, pid in enumerate(s.train_p)}
+    for pid, c, i in s.shots(s.train_p):
+        rel = f"{pid:04d}/{pid:04d}_{i:03d}_{c:02d}_0303morning_{i:04d}_0.jpg"
+        w.put(f"{tr}/{rel}", pid, c, i)
+        lists["val" if (c == s.cams and i == s.per_cam - 1) else "train"].append(f"{rel} {labels[pid]}")
+    labels = {pid: label for label, pid in enumerate(s.test_p)}
+    for pid, c, i in s.shots(s.test_p):
+        rel = f"{pid:04d}/{pid:04d}_{i:03d}_{c:02d}_0303noon_{i:04d}_0.jpg"
+        w.put(f"{te}/{rel}", pid, c, i + 10)
+        lists["query" if _is_query(c, i) else "gallery"].append(f"{rel} {labels[pid]}")
+    for k, v in lists.items():
+        (d / f"list_{k}.txt").write_text("\n".join(v) + "\n")
+    return d
+
+
+def _cuhk03_mat(s: _Spec) -> Path:
+    """images_{labeled,detected}/ and the new protocol's .mat split files (1-based indices)."""
+    d = s.root / "cuhk03"
+    for sub in ("labeled", "detected"):
+        w = s.writer(d / f"images_{sub}")
+        files: list[str] = []
+        columns: dict[str, list[int]] = {k: [] for k in ("labels", "camId", "train_idx", "query_idx", "gallery_idx")}
+        for pid, c, i in s.shots(s.train_p + s.test_p, cams=2):
+            name = f"1_{pid:03d}_{c}_{i + 1:02d}.png"
+            w.put(name, pid, c, i)
+            files.append(name)
+            columns["labels"].append(pid)
+            columns["camId"].append(c)
+            split = "train_idx" if pid in s.train_p else ("query_idx" if _is_query(c, i) else "gallery_idx")
+            columns[split].append(len(files))
+        _save_cuhk03_split(d / f"cuhk03_new_protocol_config_{sub}.mat", files, columns)
+    return d
+
+
+def _save_cuhk03_split(path: Path, files: list[str], columns: dict[str, list[int]]) -> None:
+    from scipy.io import savemat
+
+    cell = np.empty((len(files), 1), dtype=object)
+    for j, f in enumerate(files):
+        cell[j, 0] = np.array([f])
+    savemat(str(path), {"filelist": cell, **{k: np.array(v, float)[:, None] for k, v in columns.items()}})
+
+
+def _partial_reid(s: _Spec) -> Path:
+    d = s.root / "Partial-REID_Dataset"
+    w = s.writer(d)
+    for pid in s.test_p:
+        for i in range(s.per_cam):
+            w.put(f"partial_body_images/{pid:03d}_{i + 1:02d}.jpg", pid, 1, i)
+            w.put(f"whole_body_images/{pid:03d}_{i + 1:02d}.jpg", pid, 2, i + 10)
+    return d
+
+
+def _partial_ilids(s: _Spec) -> Path:
+    d = s.root / "Partial_iLIDS"
+    w = s.writer(d)
+    for pid in s.test_p:
+        w.put(f"Probe/{pid:03d}.jpg", pid, 1, 0)
+        w.put(f"Gallery/{pid:03d}.jpg", pid, 2, 10)
+    return d
+
+
+def _custom(s: _Spec, folders: bool) -> Path:
+    """train/query/gallery; an identity per folder (``folders``) or Market file names."""
+    d = s.root / "custom"
+    w = s.writer(d)
+    for split, pids in (("train", s.train_p), ("query", s.test_p), ("gallery", s.test_p)):
+        for pid, c, i in s.shots(pids):
+            if split != "train" and _is_query(c, i) != (split == "query"):
+                continue
+            rel = f"person_{pid:03d}/img_c{c}_{i}.jpg" if folders else _market_name(pid, c, i)
+            w.put(f"{split}/{rel}", pid, c, i)
+    return d
+
+
+_LAYOUTS: dict[str, Callable[[_Spec], Path]] = {
+    "market1501": lambda s: _market_like(s, "Market-1501-v15.09.15", _market_name),
+    "dukemtmcreid": lambda s: _market_like(s, "DukeMTMC-reID", _duke_name),
+    "occluded_duke": lambda s: _market_like(s, "Occluded_Duke", _duke_name),
+    "cuhk03_np": _cuhk03_np,
+    "msmt17": _msmt17,
+    "cuhk03_mat": _cuhk03_mat,
+    "partial_reid": _partial_reid,
+    "partial_ilids": _partial_ilids,
+    "custom_folders": lambda s: _custom(s, folders=True),
+    "custom_market": lambda s: _custom(s, folders=False),
+}
+
+
 def write_dataset(
     layout: str,
     root: str | Path,
@@ -85,132 +250,19 @@ def write_dataset(
 ) -> Path:
     """Write a tiny dataset; train identities 1..ids, test identities ids+1..ids+test_ids, each seen
     ``per_cam`` times by each of ``cams`` cameras. Returns the dataset folder."""
-    root = Path(root)
+    if layout not in _LAYOUTS:
+        raise ValueError(f"unknown synthetic layout {layout!r}")
     test_ids = ids if test_ids is None else test_ids
-    train_p = list(range(1, ids + 1))
-    test_p = list(range(ids + 1, ids + test_ids + 1))
-    pr = Path(parsing_root) if parsing_root else None
-
-    def market_like(folder: str, name_fmt) -> Path:
-        d = root / folder
-        w = _Writer(d, pr, size)
-        for pid in train_p:
-            for c in range(1, cams + 1):
-                for i in range(per_cam):
-                    w.put(f"bounding_box_train/{name_fmt(pid, c, i)}", pid, c, i)
-        for pid in test_p:
-            for c in range(1, cams + 1):
-                for i in range(per_cam):
-                    sub = "query" if (c == 1 and i == 0) else "bounding_box_test"
-                    w.put(f"{sub}/{name_fmt(pid, c, i)}", pid, c, i + 10)
-        for j in range(distractors):
-            w.put(f"bounding_box_test/{name_fmt(0, 1 + j % cams, j)}", 0, 1 + j % cams, 100 + j)
-        for j in range(junk):
-            w.put(f"bounding_box_test/{name_fmt(-1, 1 + j % cams, j)}", 0, 1 + j % cams, 200 + j)
-        return d
-
-    def mk(pid, c, i):  # Market: 0002_c1s1_000451_03.jpg
-        return f"{pid:04d}_c{c}s1_{i * 25 + 1:06d}_0{i % 9 + 1}.jpg" if pid >= 0 else f"-1_c{c}s1_{i:06d}_00.jpg"
-
-    def dk(pid, c, i):  # Duke: 0001_c2_f0046182.jpg
-        return f"{pid:04d}_c{c}_f{i * 97 + 46182:07d}.jpg" if pid >= 0 else f"-1_c{c}_f{i:07d}.jpg"
-
-    if layout == "market1501":
-        return market_like("Market-1501-v15.09.15", mk)
-    if layout == "dukemtmcreid":
-        return market_like("DukeMTMC-reID", dk)
-    if layout == "occluded_duke":
-        return market_like("Occluded_Duke", dk)
-    if layout == "cuhk03_np":
-        for sub in ("labeled", "detected"):
-            market_like(f"cuhk03-np/{sub}", lambda p, c, i: f"{p:04d}_c{c}_{i + 1}.png")
-        return root / "cuhk03-np"
-    if layout == "msmt17":
-        d = root / ("MSMT17_V1" if version == 1 else "MSMT17_V2")
-        tr, te = ("train", "test") if version == 1 else ("mask_train_v2", "mask_test_v2")
-        w = _Writer(d, pr, size)
-        lists: dict[str, list] = {"train": [], "val": [], "query": [], "gallery": []}
-        for label, pid in enumerate(train_p):
-            for c in range(1, cams + 1):
-                for i in range(per_cam):
-                    rel = f"{pid:04d}/{pid:04d}_{i:03d}_{c:02d}_0303morning_{i:04d}_0.jpg"
-                    w.put(f"{tr}/{rel}", pid, c, i)
-                    lists["val" if (c == cams and i == per_cam - 1) else "train"].append(f"{rel} {label}")
-        for label, pid in enumerate(test_p):
-            for c in range(1, cams + 1):
-                for i in range(per_cam):
-                    rel = f"{pid:04d}/{pid:04d}_{i:03d}_{c:02d}_0303noon_{i:04d}_0.jpg"
-                    w.put(f"{te}/{rel}", pid, c, i + 10)
-                    lists["query" if (c == 1 and i == 0) else "gallery"].append(f"{rel} {label}")
-        for k, v in lists.items():
-            (d / f"list_{k}.txt").write_text("\n".join(v) + "\n")
-        return d
-    if layout == "cuhk03_mat":
-        from scipy.io import savemat
-
-        d = root / "cuhk03"
-        for sub in ("labeled", "detected"):
-            w = _Writer(d / f"images_{sub}", pr, size)
-            files, labels, camids, train_idx, query_idx, gallery_idx = [], [], [], [], [], []
-            for pid in train_p + test_p:
-                for c in (1, 2):
-                    for i in range(per_cam):
-                        name = f"1_{pid:03d}_{c}_{i + 1:02d}.png"
-                        w.put(name, pid, c, i)
-                        files.append(name)
-                        labels.append(pid)
-                        camids.append(c)
-                        n = len(files)  # 1-based index
-                        if pid in train_p:
-                            train_idx.append(n)
-                        elif c == 1 and i == 0:
-                            query_idx.append(n)
-                        else:
-                            gallery_idx.append(n)
-            cell = np.empty((len(files), 1), dtype=object)
-            for j, f in enumerate(files):
-                cell[j, 0] = np.array([f])
-            savemat(
-                str(d / f"cuhk03_new_protocol_config_{sub}.mat"),
-                {
-                    "filelist": cell,
-                    "labels": np.array(labels, float)[:, None],
-                    "camId": np.array(camids, float)[:, None],
-                    "train_idx": np.array(train_idx, float)[:, None],
-                    "query_idx": np.array(query_idx, float)[:, None],
-                    "gallery_idx": np.array(gallery_idx, float)[:, None],
-                },
-            )
-        return d
-    if layout == "partial_reid":
-        d = root / "Partial-REID_Dataset"
-        w = _Writer(d, pr, size)
-        for pid in test_p:
-            for i in range(per_cam):
-                w.put(f"partial_body_images/{pid:03d}_{i + 1:02d}.jpg", pid, 1, i)
-                w.put(f"whole_body_images/{pid:03d}_{i + 1:02d}.jpg", pid, 2, i + 10)
-        return d
-    if layout == "partial_ilids":
-        d = root / "Partial_iLIDS"
-        w = _Writer(d, pr, size)
-        for pid in test_p:
-            w.put(f"Probe/{pid:03d}.jpg", pid, 1, 0)
-            w.put(f"Gallery/{pid:03d}.jpg", pid, 2, 10)
-        return d
-    if layout in ("custom_folders", "custom_market"):
-        d = root / "custom"
-        w = _Writer(d, pr, size)
-        for split, pids in (("train", train_p), ("query", test_p), ("gallery", test_p)):
-            for pid in pids:
-                for c in range(1, cams + 1):
-                    for i in range(per_cam):
-                        if split == "query" and not (c == 1 and i == 0):
-                            continue
-                        if split == "gallery" and c == 1 and i == 0:
-                            continue
-                        if layout == "custom_folders":
-                            w.put(f"{split}/person_{pid:03d}/img_c{c}_{i}.jpg", pid, c, i)
-                        else:
-                            w.put(f"{split}/{mk(pid, c, i)}", pid, c, i)
-        return d
-    raise ValueError(f"unknown synthetic layout {layout!r}")
+    spec = _Spec(
+        root=Path(root),
+        train_p=list(range(1, ids + 1)),
+        test_p=list(range(ids + 1, ids + test_ids + 1)),
+        per_cam=per_cam,
+        cams=cams,
+        size=size,
+        parsing_root=Path(parsing_root) if parsing_root else None,
+        version=version,
+        distractors=distractors,
+        junk=junk,
+    )
+    return _LAYOUTS[layout](spec)

@@ -139,62 +139,18 @@ def main(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from reidpipe.errors import UsageError
     from reidpipe.pipeline import bench
 
     if args.gallery_only:
         return _gallery(args)
-    if args.embed_only and args.linker_only:
-        raise UsageError("--embed-only and --linker-only exclude each other; use --sources ... --all for both")
-    if args.embed_only and not args.reid_weights:
-        raise UsageError("--embed-only needs --reid-weights (a reidpipe checkpoint or an .onnx ReID model)")
-    if not (args.embed_only or args.linker_only) and not args.sources:
-        raise UsageError("give --sources (pipeline benchmark), or --embed-only --reid-weights W, or --linker-only")
-    if args.min_time <= 0:
-        raise UsageError(f"--min-time must be > 0, got {args.min_time}")
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
-    if args.output and not str(args.output).lower().endswith(".json"):
-        raise UsageError(
-            f"--output {args.output}: expected a .json file path (the pipeline's outputs go to --run-output DIR)"
-        )
-
+    _check_modes(args)
     if args.ablation:
         return _ablation(args)
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result: dict = {"schema": "reidpipe.bench/1", "environment": {}}
     run_embed = args.embed_only or (args.all and args.reid_weights and args.reid not in ("hist",))
     run_link = args.linker_only or args.all
-    device = args.device or "auto"
-    if args.engine == "ray" and not args.sources:
-        raise UsageError("--engine ray benchmarks the engines on a video: give --sources VIDEO")
-    if args.engine == "ray" and not (args.embed_only or args.linker_only):
-        from reidpipe.commands.run import config_from_args
-        from reidpipe.pipeline import bench_engine
-
-        cfg = config_from_args(args)
-        result["engines"] = bench_engine.bench_engines(cfg, args.sources[0])
-        result["online_linking"] = bench_engine.bench_online_linking()
-        print(bench_engine.format_engines(result["engines"]))
-        print(bench_engine.format_online_linking(result["online_linking"]))
-    elif args.sources and not (args.embed_only or args.linker_only):
-        from reidpipe.commands.run import config_from_args
-
-        cfg = config_from_args(args)
-        device = cfg.device
-        if args.cameras is not None:
-            result.update(
-                bench.bench_cameras(
-                    cfg,
-                    args.sources,
-                    cameras=args.cameras,
-                    camera_fps=args.camera_fps,
-                    repeat=args.repeat,
-                    output=args.run_output,
-                )
-            )
-        else:
-            result.update(bench.bench_pipeline(cfg, args.sources, repeat=args.repeat, output=args.run_output))
+    device = _bench_pipeline(args, result) or args.device or "auto"
     if run_embed:
         result["embedding"] = bench.bench_embedding(
             args.reid_weights, batch_sizes=args.batch_sizes, device=device, min_time=args.min_time, threads=args.threads
@@ -210,6 +166,62 @@ def main(args: argparse.Namespace) -> int:
         path = bench.write_json(args.output, result)
         print(f"results written to {path}", file=sys.stderr)
     return 0
+
+
+def _check_modes(args: argparse.Namespace) -> None:
+    """The flags that pick what is measured must name one consistent measurement."""
+    from reidpipe.errors import UsageError
+
+    if args.embed_only and args.linker_only:
+        raise UsageError("--embed-only and --linker-only exclude each other; use --sources ... --all for both")
+    if args.embed_only and not args.reid_weights:
+        raise UsageError("--embed-only needs --reid-weights (a reidpipe checkpoint or an .onnx ReID model)")
+    if not (args.embed_only or args.linker_only) and not args.sources:
+        raise UsageError("give --sources (pipeline benchmark), or --embed-only --reid-weights W, or --linker-only")
+    if args.min_time <= 0:
+        raise UsageError(f"--min-time must be > 0, got {args.min_time}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.output and not str(args.output).lower().endswith(".json"):
+        raise UsageError(
+            f"--output {args.output}: expected a .json file path (the pipeline's outputs go to --run-output DIR)"
+        )
+
+
+def _bench_pipeline(args: argparse.Namespace, result: dict) -> str | None:
+    """The whole pipeline's (or the engines') measurement into ``result`` when ``--sources`` asks for
+    it; returns the device the pipeline ran on (None when it did not run)."""
+    from reidpipe.commands.run import config_from_args
+    from reidpipe.errors import UsageError
+    from reidpipe.pipeline import bench
+
+    if args.engine == "ray" and not args.sources:
+        raise UsageError("--engine ray benchmarks the engines on a video: give --sources VIDEO")
+    if not args.sources or args.embed_only or args.linker_only:
+        return None
+    cfg = config_from_args(args)
+    if args.engine == "ray":
+        from reidpipe.pipeline import bench_engine
+
+        result["engines"] = bench_engine.bench_engines(cfg, args.sources[0])
+        result["online_linking"] = bench_engine.bench_online_linking()
+        print(bench_engine.format_engines(result["engines"]))
+        print(bench_engine.format_online_linking(result["online_linking"]))
+        return None
+    if args.cameras is not None:
+        result.update(
+            bench.bench_cameras(
+                cfg,
+                args.sources,
+                cameras=args.cameras,
+                camera_fps=args.camera_fps,
+                repeat=args.repeat,
+                output=args.run_output,
+            )
+        )
+    else:
+        result.update(bench.bench_pipeline(cfg, args.sources, repeat=args.repeat, output=args.run_output))
+    return cfg.device
 
 
 def _gallery(args: argparse.Namespace) -> int:
