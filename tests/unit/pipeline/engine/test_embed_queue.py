@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 from shared_data import DATA
-from test_pipeline_runner import render
+from walker_video import render
 
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.embed_queue import EmbedQueue, embeds_async

@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 import pytest
-from test_pipeline_runner import render
+from walker_video import render
 
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.ray_engine import LockstepMerge
