@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_args import tiny_train_flags  # (tests/ is on sys.path)
 
 from reidpipe.cli import main as cli
 from reidpipe.pipeline.export import read_trajectories
@@ -32,24 +33,7 @@ def test_trained_checkpoint_and_its_export_run_the_pipeline_alike(tmp_path, caps
                 str(tmp_path / "reid"),
                 "--output",
                 str(run),
-                "--set",
-                "model.pretrained=false",
-                "--set",
-                "model.options.tiny=true",
-                "--set",
-                "data.workers=0",
-                "--set",
-                "stages.*.p=2",
-                "--set",
-                "stages.*.k=2",
-                "--set",
-                "stages.*.epochs=1",
-                "--set",
-                "log.progress=false",
-                "--set",
-                "log.tensorboard=false",
-                "--set",
-                "device=cpu",
+                *tiny_train_flags("stages.*.epochs=1"),
             ]
         )
         == 0

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from scene_args import hist_run_args
 from test_fuzz_one_line import documented_exit_codes
 from test_run_bad_input import render_walker
 
@@ -31,22 +32,7 @@ def walker(tmp_path_factory):
 
 def run_args(walker, out: Path, gallery: Path, start: str) -> list[str]:
     video, det = walker
-    return [
-        "run",
-        "--no-progress",
-        "--sources",
-        str(video),
-        "--detections",
-        str(det),
-        "--reid",
-        "hist",
-        "--output",
-        str(out),
-        "--gallery",
-        str(gallery),
-        "--start-time",
-        start,
-    ]
+    return hist_run_args([video], [det], out, "--gallery", str(gallery), "--start-time", start)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from scene_args import hist_run_args
 from test_run_bad_input import render_walker
 
 from reidpipe.cli import main
@@ -71,20 +72,7 @@ def test_generated_malformed_det_files_are_each_one_line_exit_5(tmp_path, capsys
         text, lineno = malformed(rng, good)
         path = tmp_path / f"det{n}.txt"
         path.write_text(text)
-        code = main(
-            [
-                "run",
-                "--no-progress",
-                "--sources",
-                str(video),
-                "--detections",
-                str(path),
-                "--reid",
-                "hist",
-                "--output",
-                str(tmp_path / "o"),
-            ]
-        )
+        code = main(hist_run_args([video], [path], tmp_path / "o"))
         line = one_error_line(capsys, text)
         assert code in codes and code == 5, (text, line)
         assert f"det{n}.txt:{lineno}" in line, (text, line)

@@ -14,7 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from scene_args import hist_run_args
 from test_run_bad_input import one_line_error, render_walker
+from train_args import tiny_train_flags
 
 from reidpipe.cli import main
 
@@ -76,22 +78,7 @@ def test_full_disk_during_run_is_exit_6_with_complete_event_lines(tmp_path, smal
     video, _ = render_walker(tmp_path, "long", n=8000)
     det = many_short_tracks(tmp_path, 8000)
     out = small_disk / "o"
-    code = main(
-        [
-            "run",
-            "--no-progress",
-            "--sources",
-            str(video),
-            "--detections",
-            str(det),
-            "--reid",
-            "hist",
-            "--track-lost-frames",
-            "1",
-            "--output",
-            str(out),
-        ]
-    )
+    code = main(hist_run_args([video], [det], out, "--track-lost-frames", "1"))
     err = capfd.readouterr().err
     assert code == 6, err
     line = one_line_error(err)
@@ -148,12 +135,10 @@ def test_training_onto_a_full_disk_is_exit_6_naming_the_checkpoint(tmp_path, rea
     from reidpipe.reid.datasets.synthetic import write_dataset
 
     data = write_dataset("market1501", tmp_path / "data", ids=4, test_ids=2, per_cam=2, cams=2, size=(64, 32)).parent
-    tiny = ["model.pretrained=false", "model.options.tiny=true", "data.workers=0", "stages.*.p=2", "stages.*.k=2"]
-    tiny += ["log.progress=false", "device=cpu", "stages.*.eval=false", "stages.*.epochs=1"]
-    tiny += ["stages.*.schedule.warmup_epochs=1", "log.tensorboard=false"]
+    tiny = tiny_train_flags("stages.*.eval=false", "stages.*.epochs=1", "stages.*.schedule.warmup_epochs=1")
     run = real_small_disk / "run"
     argv = ["train", "--variant", "mfa", "--dataset", "market1501", "--data-root", str(data), "--output", str(run)]
-    code = main(argv + [a for s in tiny for a in ("--set", s)])
+    code = main(argv + tiny)
     err = capfd.readouterr().err
     assert code == 6 and "Traceback" not in err, err
     errors = [s for s in err.splitlines() if s.startswith("reidpipe: error:")]

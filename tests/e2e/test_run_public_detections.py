@@ -6,6 +6,7 @@ non-UTF-8 byte in a comment read."""
 from __future__ import annotations
 
 import pytest
+from scene_args import hist_run_args
 from test_run_bad_input import one_line_error, render_walker
 
 from reidpipe.cli import main
@@ -18,20 +19,7 @@ def walker(tmp_path_factory):
 
 
 def run(capsys, video, det, out):
-    code = main(
-        [
-            "run",
-            "--no-progress",
-            "--sources",
-            str(video),
-            "--detections",
-            str(det),
-            "--reid",
-            "hist",
-            "--output",
-            str(out),
-        ]
-    )
+    code = main(hist_run_args([video], [det], out))
     return code, capsys.readouterr().err
 
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from scene_args import hist_run_args
 from test_run_bad_input import one_line_error, render_walker
 
 from reidpipe.cli import main
@@ -112,26 +113,7 @@ def test_a_killed_worker_ends_its_camera_and_the_others_go_on(tmp_path, local_ra
 
     killer = threading.Thread(target=kill_long_worker, daemon=True)
     killer.start()
-    code = main(
-        [
-            "run",
-            "--no-progress",
-            "--engine",
-            "ray",
-            "--sources",
-            str(short),
-            str(long),
-            "--detections",
-            str(det_s),
-            str(det_l),
-            "--reid",
-            "hist",
-            "--track-lost-frames",
-            "3000",
-            "--output",
-            str(out),
-        ]
-    )
+    code = main(hist_run_args([short, long], [det_s, det_l], out, "--engine", "ray", "--track-lost-frames", "3000"))
     killer.join(5)
     err = capsys.readouterr().err
     assert killed and code == 12, err
@@ -150,24 +132,7 @@ def test_a_worker_that_cannot_open_its_source_fails_as_in_process(tmp_path, loca
     missing = tmp_path / "nowhere" / "cam2.mp4"
     errs = {}
     for engine in ("local", "ray"):
-        code = main(
-            [
-                "run",
-                "--no-progress",
-                "--engine",
-                engine,
-                "--sources",
-                str(video),
-                str(missing),
-                "--detections",
-                str(det),
-                str(det),
-                "--reid",
-                "hist",
-                "--output",
-                str(tmp_path / engine),
-            ]
-        )
+        code = main(hist_run_args([video, missing], [det, det], tmp_path / engine, "--engine", engine))
         assert code == 3
         errs[engine] = one_line_error(capsys.readouterr().err)
     assert errs["ray"] == errs["local"] and str(missing) in errs["ray"]

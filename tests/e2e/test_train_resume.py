@@ -9,34 +9,12 @@ import sys
 
 import pytest
 import torch
+from train_args import tiny_train_flags  # (tests/ is on sys.path)
 
 from reidpipe.cli import main as cli
 from reidpipe.reid.datasets.synthetic import write_dataset
 
-TINY = [
-    "--set",
-    "model.pretrained=false",
-    "--set",
-    "model.options.tiny=true",
-    "--set",
-    "data.workers=0",
-    "--set",
-    "stages.*.p=2",
-    "--set",
-    "stages.*.k=2",
-    "--set",
-    "log.progress=false",
-    "--set",
-    "log.tensorboard=false",
-    "--set",
-    "device=cpu",
-    "--set",
-    "stages.*.eval=false",
-    "--set",
-    "stages.*.epochs=2",
-    "--set",
-    "stages.*.schedule.warmup_epochs=1",
-]
+TINY = tiny_train_flags("stages.*.eval=false", "stages.*.epochs=2", "stages.*.schedule.warmup_epochs=1")
 
 
 @pytest.fixture(scope="module")

@@ -8,32 +8,14 @@ import json
 
 import pytest
 import torch
+from train_args import tiny_train_flags  # (tests/ is on sys.path)
 
 from reidpipe.cli import main as cli
 from reidpipe.reid.datasets.synthetic import write_dataset
 
 VARIANTS = ["clipreid", "mscsa_tgi", "can_cma", "pivl", "mfa"]
 
-TINY = [
-    "--set",
-    "model.pretrained=false",
-    "--set",
-    "model.options.tiny=true",
-    "--set",
-    "data.workers=0",
-    "--set",
-    "stages.*.p=2",
-    "--set",
-    "stages.*.k=2",
-    "--set",
-    "stages.*.batch_size=8",
-    "--set",
-    "log.progress=false",
-    "--set",
-    "log.tensorboard=false",
-    "--set",
-    "device=cpu",
-]
+TINY = tiny_train_flags("stages.*.batch_size=8")
 
 
 @pytest.fixture(scope="module")
