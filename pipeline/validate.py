@@ -1,6 +1,8 @@
-"""The value rules of every pipeline setting: one rule per key, one copy of each rule.
+"""The value rules of the pipeline settings, and their check.
 
-:func:`check_config` applies them to a :class:`PipelineConfig` wherever one is built: by
+Each setting's rule is declared on its config field (``pipeline/config.py``, with ``pipeline/settings.py``);
+the rule constructors are here. :func:`check_config` applies them to a :class:`PipelineConfig` wherever
+one is built: by
 ``load_config`` (a YAML file: :class:`ConfigError` naming the file and key, exit 10), by
 ``reidpipe run`` / ``bench`` (``config_from_args``: :class:`UsageError` naming the flag, exit 2) and
 by ``reidpipe.Pipeline(...)`` (:class:`ConfigError` naming the key). A rule returns what the value
@@ -18,12 +20,12 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import fields
+from dataclasses import Field, fields
 from typing import Any
 
 from reidpipe import limits
 from reidpipe.errors import ConfigError, UsageError
-from reidpipe.pipeline.runtime import OPENVINO_PRECISIONS
+from reidpipe.pipeline.settings import flag_of, nested_class, rule_of
 
 Rule = Callable[[Any], "str | None"]
 
@@ -217,164 +219,26 @@ def nested(kind: type) -> Rule:
     return lambda v: None if isinstance(v, kind) else f"must be a mapping of {kind.__name__} settings"
 
 
-def _rules() -> dict[str, Rule]:
-    from reidpipe.pipeline.config import EngineConfig, LinkerConfig, SamplerConfig
-
-    unit = number(0.0, 1.0)
-    seconds = number(0.0, limits.MAX_SECONDS)
-    wait = number(0.0, limits.MAX_WAIT_SECONDS, strict_lo=True)
-    return {
-        "names": camera_names,
-        "offsets": offsets,
-        "stride": integer(1),
-        "max_frames": integer(1, optional=True),
-        "queue_size": integer(1, limits.MAX_QUEUE),
-        "reconnect_attempts": integer(0),
-        "reconnect_backoff": number(0.0, limits.MAX_WAIT_SECONDS),
-        "detector": path(),
-        "detector_kind": choice(None, "ultralytics", "yolox"),
-        "detections": path_list,
-        "detections_conf": number(0.0, 1.0, optional=True),
-        "trust_weights": boolean,
-        "det_conf": unit,
-        "det_iou": unit,
-        "imgsz": integer(32, limits.MAX_DETECTOR_SIDE, optional=True),
-        "device": device,
-        "backend": choice("onnxruntime", "openvino"),
-        "openvino_precision": choice(*OPENVINO_PRECISIONS),
-        "detect_every": integer(1),
-        "detect_batch": boolean,
-        "tracker": choice("bytetrack", "botsort", "ocsort", "sort"),
-        "track_lost_frames": integer(1),
-        "track_high_conf": unit,
-        "track_new_conf": unit,
-        "track_min_hits": integer(1),
-        "track_min_iou": unit,
-        "track_min_seconds": seconds,
-        "interpolate": boolean,
-        "interpolate_max_gap": seconds,
-        "reid": choice("auto", "onnx", "openvino", "checkpoint", "hist"),
-        "reid_weights": path(optional=True),
-        "reid_input_size": numbers(
-            2, integer(1, limits.MAX_REID_SIDE), f"integers from 1 to {limits.MAX_REID_SIDE} (H W)"
-        ),
-        "reid_mean": numbers(3, number(), "finite numbers (R G B)"),
-        "reid_std": numbers(3, number(0.0, strict_lo=True), "finite numbers > 0 (R G B)"),
-        "reid_color": choice(None, "RGB", "BGR"),
-        "embed_batch": integer(1, limits.MAX_BATCH),
-        "embed_async": lambda v: None if v is None else boolean(v),
-        "embed_budget": number(0.0, limits.MAX_SECONDS, optional=True, strict_lo=True),
-        "sampler": nested(SamplerConfig),
-        "sampler.every": integer(1),
-        "sampler.bank": integer(1, limits.MAX_BANK),
-        "sampler.min_height": integer(0),
-        "sampler.min_width": integer(0),
-        "sampler.min_conf": unit,
-        "sampler.border": integer(0),
-        "sampler.max_overlap": unit,
-        "link": nested(LinkerConfig),
-        "link.min_similarity": number(0.0, 1.0, optional=True),
-        "link.non_overlapping": boolean,
-        "link.transit": transit,
-        "link.adjacent": adjacent,
-        "link.refine": lambda v: None if v is None else boolean(v),
-        "link.min_points": integer(1),
-        "link.transit_symmetric": boolean,
-        "link.knn": integer(1, limits.MAX_KNN),
-        "link.backend": choice("auto", "faiss", "numpy"),
-        "link.max_gap": number(0.0, limits.MAX_SECONDS, optional=True, strict_lo=True),
-        "link.max_speed": number(0.0, optional=True, strict_lo=True),
-        "link.camera_centering": boolean,
-        "link.split": boolean,
-        "link.fallback_similarity": number(-1.0, 1.0, optional=True),
-        "link.calibrate": boolean,
-        "link.transit_evidence": boolean,
-        "link.quality_gate": boolean,
-        "link.min_duration": seconds,
-        "link.min_crops": integer(1),
-        "engine": nested(EngineConfig),
-        "engine.kind": choice("local", "ray"),
-        "engine.ray_address": lambda v: None if v is None or isinstance(v, str) else "a string (auto or HOST:PORT)",
-        "engine.cameras_per_worker": integer(1),
-        "engine.worker_cpus": number(0.0, strict_lo=True),
-        "engine.worker_gpus": number(0.0),
-        "engine.start_timeout": wait,
-        "engine.chunk": integer(1, limits.MAX_QUEUE),
-        "output": path(),
-        "save_video": boolean,
-        "save_mot": boolean,
-        "progress": boolean,
-        "events": boolean,
-        "crops": boolean,
-        "report": boolean,
-        "gallery": path(optional=True),
-        "start_times": iso_times,
-        "retention": number(0.0, limits.MAX_SECONDS, optional=True, strict_lo=True),
-    }
+def optional(rule: Rule) -> Rule:
+    """``rule``, or None."""
+    return lambda v: None if v is None else rule(v)
 
 
-# the flag of `reidpipe run` that sets each key (errors name the flag the user typed)
-FLAGS = {
-    "names": "--names",
-    "offsets": "--offsets",
-    "stride": "--stride",
-    "max_frames": "--max-frames",
-    "detector": "--detector",
-    "detector_kind": "--detector-kind",
-    "detections": "--detections",
-    "detections_conf": "--conf",
-    "trust_weights": "--trust-weights",
-    "det_conf": "--conf",
-    "device": "--device",
-    "backend": "--backend",
-    "openvino_precision": "--openvino-precision",
-    "detect_every": "--detect-every",
-    "imgsz": "--imgsz",
-    "tracker": "--tracker",
-    "track_lost_frames": "--track-lost-frames",
-    "reid": "--reid",
-    "reid_weights": "--reid-weights",
-    "reid_input_size": "--reid-input-size",
-    "reid_mean": "--reid-mean",
-    "reid_std": "--reid-std",
-    "reid_color": "--reid-color",
-    "embed_batch": "--embed-batch",
-    "embed_async": "--no-embed-async",
-    "embed_budget": "--embed-budget",
-    "sampler.every": "--sample-every",
-    "sampler.bank": "--bank-size",
-    "link.min_similarity": "--link-threshold",
-    "link.transit": "--transit",
-    "link.adjacent": "--adjacent",
-    "link.max_gap": "--link-window",
-    "link.max_speed": "--max-speed",
-    "output": "--output",
-    "engine.kind": "--engine",
-    "engine.ray_address": "--ray-address",
-    "engine.cameras_per_worker": "--cameras-per-worker",
-    "engine.worker_cpus": "--worker-cpus",
-    "engine.worker_gpus": "--worker-gpus",
-    "gallery": "--gallery",
-    "start_times": "--start-time",
-    "retention": "--retention",
-}
+def text(what: str) -> Rule:
+    return lambda v: None if isinstance(v, str) else what
 
 
-def problems(cfg: Any) -> Iterator[tuple[str, Any, str]]:
-    """``(key, value, what it must be)`` for every setting of ``cfg`` that breaks its rule, in field order
-    (``sampler.*`` / ``link.*`` for the nested groups)."""
-    rules = _rules()
+def problems(cfg: Any, prefix: str = "") -> Iterator[tuple[str, Any, str, Field]]:
+    """``(key, value, what it must be, field)`` for every setting of ``cfg`` that breaks its rule, in
+    field order (``sampler.*`` / ``link.*`` / ``engine.*`` for the groups, checked when the group itself
+    is one)."""
     for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        problem = rules[f.name](value)
+        key, value = prefix + f.name, getattr(cfg, f.name)
+        problem = rule_of(f)(value)
         if problem:
-            yield f.name, value, problem
-        elif f.name in ("sampler", "link", "engine"):
-            for g in fields(value):
-                sub = getattr(value, g.name)
-                problem = rules[f"{f.name}.{g.name}"](sub)
-                if problem:
-                    yield f"{f.name}.{g.name}", sub, problem
+            yield key, value, problem, f
+        elif nested_class(f) is not None:
+            yield from problems(value, f"{key}.")
 
 
 def _one(value: Any) -> str:
@@ -396,9 +260,10 @@ def check_config(cfg: Any, *, where: str = "", as_flags: bool = False) -> Any:
     """Raise on the first setting that breaks its rule: :class:`UsageError` naming the flag when
     ``as_flags`` (the values came from the command line), else :class:`ConfigError` naming ``where``
     (a file) and the key. Returns ``cfg``."""
-    for key, value, problem in problems(cfg):
-        if as_flags and key in FLAGS:
-            raise UsageError(f"{FLAGS[key]} {_shown(value)}: {problem}")
+    for key, value, problem, f in problems(cfg):
+        flag = flag_of(f)
+        if as_flags and flag is not None:
+            raise UsageError(f"{flag} {_shown(value)}: {problem}")
         prefix = f"{where}: " if where else ""
         raise ConfigError(f"{prefix}{key}: {problem}, got {value!r}")
     return cfg

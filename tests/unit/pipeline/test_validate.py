@@ -15,8 +15,9 @@ from reidpipe.cli import main
 from reidpipe.errors import ConfigError
 from reidpipe.pipeline.config import EngineConfig, LinkerConfig, PipelineConfig, SamplerConfig
 from reidpipe.pipeline.export import write_trajectories
+from reidpipe.pipeline.settings import OUTPUT_GROUPS, PIPELINE_GROUPS, declared, flags_of, rule_of, run_flags
 from reidpipe.pipeline.types import SourceInfo
-from reidpipe.pipeline.validate import FLAGS, _rules, problems
+from reidpipe.pipeline.validate import problems
 
 
 def run_cli(capsys, tmp_path, *flags):
@@ -41,9 +42,119 @@ def test_every_setting_has_exactly_one_rule():
     keys = {f.name for f in fields(PipelineConfig)}
     keys |= {f"sampler.{f.name}" for f in fields(SamplerConfig)} | {f"link.{f.name}" for f in fields(LinkerConfig)}
     keys |= {f"engine.{f.name}" for f in fields(EngineConfig)}
-    assert set(_rules()) == keys
-    assert set(FLAGS) <= keys
+    rules = {key: rule_of(f) for key, f in declared(PipelineConfig)}
+    assert set(rules) == keys and all(callable(r) for r in rules.values())
     assert list(problems(PipelineConfig())) == []
+
+
+def _run_parser_flags() -> set[str]:
+    """The long flags of `reidpipe run`'s parser, as a user sees them."""
+    import argparse
+
+    from reidpipe.commands.run import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
+
+
+# the flags of `reidpipe run` that are not a setting: what to run on, and the file of settings
+NOT_SETTINGS = {"--help", "--sources", "--config"}
+
+
+def test_every_run_flag_sets_exactly_one_config_key_with_one_rule():
+    owners: dict[str, list[str]] = {}
+    for key, f in declared(PipelineConfig):
+        for flag in flags_of(f):
+            owners.setdefault(flag.name, []).append(key)
+    assert {flag: keys for flag, keys in owners.items() if len(keys) != 1} == {}
+    assert set(owners) == _run_parser_flags() - NOT_SETTINGS  # every flag of the parser is declared, no other
+    assert run_flags(PipelineConfig, PIPELINE_GROUPS + OUTPUT_GROUPS) == {
+        flag: keys[0] for flag, keys in owners.items()
+    }
+
+
+# one value past each flag's rule (the rule's own bound where it has one, from reidpipe/limits.py)
+OUT_OF_RANGE = {
+    "--names": "a/b",
+    "--offsets": "1e300",
+    "--stride": "0",
+    "--max-frames": "0",
+    "--detector": "",
+    "--detections": "",
+    "--conf": "1.5",
+    "--imgsz": "320000",
+    "--device": "tpu",
+    "--detect-every": "0",
+    "--track-lost-frames": "0",
+    "--reid-weights": "",
+    "--reid-input-size": "0 0",
+    "--reid-mean": "nan 0 0",
+    "--reid-std": "0 0 0",
+    "--embed-batch": "100000",
+    "--embed-budget": "0",
+    "--sample-every": "0",
+    "--bank-size": "100000",
+    "--link-threshold": "1.01",
+    "--transit": "a:b:5:1",
+    "--adjacent": "a:a",
+    "--link-window": "0",
+    "--max-speed": "-1",
+    "--cameras-per-worker": "0",
+    "--worker-cpus": "0",
+    "--worker-gpus": "-1",
+    "--output": "",
+    "--gallery": "",
+    "--start-time": "yesterday",
+    "--retention": "1e300",
+}
+# flags whose value is a choice or a switch (argparse refuses anything else, naming the flag), and
+# --ray-address, where any text is an address for Ray to try
+CHOICES_AND_SWITCHES = {
+    "--detector-kind",
+    "--trust-weights",
+    "--backend",
+    "--openvino-precision",
+    "--no-detect-batch",
+    "--tracker",
+    "--no-interpolate",
+    "--reid",
+    "--reid-color",
+    "--no-embed-async",
+    "--non-overlapping",
+    "--refine",
+    "--online",
+    "--no-camera-centering",
+    "--no-split",
+    "--engine",
+    "--ray-address",
+    "--save-video",
+    "--save-mot",
+    "--no-progress",
+    "--no-crops",
+    "--report",
+}
+# what another flag must be given with for the value to be read at all
+NEEDS = {
+    "--cameras-per-worker": ["--engine", "ray"],
+    "--worker-cpus": ["--engine", "ray"],
+    "--worker-gpus": ["--engine", "ray"],
+    "--start-time": ["--gallery", "g"],
+    "--retention": ["--gallery", "g"],
+}
+
+
+def test_each_flag_is_either_bounded_here_or_a_choice():
+    assert set(OUT_OF_RANGE) | CHOICES_AND_SWITCHES == _run_parser_flags() - NOT_SETTINGS
+    assert not set(OUT_OF_RANGE) & CHOICES_AND_SWITCHES
+
+
+@pytest.mark.parametrize("flag", sorted(OUT_OF_RANGE))
+def test_each_rule_refuses_an_out_of_range_value_in_one_line_naming_its_flag(capsys, tmp_path, flag):
+    value = OUT_OF_RANGE[flag]
+    code, line = run_cli(capsys, tmp_path, flag, *(value.split(" ") if value else [""]), *NEEDS.get(flag, []))
+    assert code == 2, line
+    assert line.startswith(f"reidpipe: error: {flag} ") or line.startswith(f"reidpipe: error: argument {flag}"), line
 
 
 BAD_FLAGS = [
