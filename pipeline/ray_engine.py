@@ -285,7 +285,7 @@ class RayEngine:
         assert self._merge is not None  # made when the actors start, before any step is received
         return self._merge
 
-    def _receive(self, i: int, ref) -> Iterator[Step]:
+    def _receive(self, i: int, ref: Any) -> Iterator[Step]:  # ref: a Ray ObjectRef
         from ray.exceptions import RayActorError
 
         try:

@@ -32,13 +32,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reidpipe.console import warn as _warn
 from reidpipe.errors import Interrupted, ReidpipeError, UsageError, WorkerLostError
-from reidpipe.pipeline.config import PipelineConfig
+from reidpipe.pipeline.config import LinkerConfig, PipelineConfig
 from reidpipe.pipeline.stats import STAGES, RunStats, StageTimer
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
 from reidpipe.pipeline.validate import check_config, check_runnable
@@ -48,6 +48,7 @@ from reidpipe.signals import hold_signals, signal_of
 if TYPE_CHECKING:
     from reidpipe.pipeline.gallery.session import GallerySession
     from reidpipe.pipeline.ray_engine import RayEngine
+    from reidpipe.pipeline.worker import CameraGroup
 
 __all__ = ["STAGES", "Pipeline", "RunStats"]
 
@@ -168,7 +169,7 @@ class Pipeline:
         self.config = self.config.replace(offsets=gallery.offsets)
         return gallery
 
-    def _open_engine(self, uris: list[str]):
+    def _open_engine(self, uris: list[str]) -> CameraGroup | RayEngine:
         """The engine, its sources opened (and checked) and its models loaded; nothing started."""
         from reidpipe.pipeline.sources import default_names
         from reidpipe.pipeline.worker import CameraGroup
@@ -196,7 +197,7 @@ class Pipeline:
             self.embedder = engine.embedder
         return engine
 
-    def _link_config(self, embedder_threshold: float, uris: list[str]):
+    def _link_config(self, embedder_threshold: float, uris: list[str]) -> LinkerConfig:
         """The linker's config with the fallback cosine resolved: the embedder's own ``link_threshold``
         (used only where the run holds too little to calibrate) unless the config names one, and
         ``refine`` decided (auto: offline when every source is a recording)."""
@@ -217,12 +218,12 @@ class _Run:
     def __init__(
         self,
         config: PipelineConfig,
-        engine,
+        engine: CameraGroup | RayEngine,
         sources: list[SourceInfo],
-        link_config,
+        link_config: LinkerConfig,
         out: Path | None,
         gallery: GallerySession | None = None,
-    ):
+    ) -> None:
         from reidpipe.pipeline.export import EventWriter, discard_stale_outputs
         from reidpipe.pipeline.link import Linker
         from reidpipe.pipeline.spill import PointStore
@@ -388,7 +389,7 @@ class _Run:
             self.engine.shutdown()
         return self.identities
 
-    def _gallery_stage(self, step) -> None:
+    def _gallery_stage(self, step: Callable[[], None]) -> None:
         """Run one gallery step unless there is no gallery or an earlier step failed; a failure is kept
         in ``gallery_error`` (raised by ``Pipeline.run`` after every output is written)."""
         if self.gallery is None or self.gallery_error is not None:
@@ -419,12 +420,10 @@ class _Run:
         """A ``track_split`` event per track cut since the last call (where its appearance changed to
         another person); its thumbnails go to the pieces they show."""
         for s in self.linker.pop_splits():
-            self.events.emit("track_split", **s)
+            self.events.emit("track_split", **s.to_json())
             if self.thumbs is not None:
-                pieces = [self.linker.pieces[(s["camera"], n)] for n in s["parts"]]
-                self.thumbs.split(
-                    s["camera"], s["track"], [(p.track, p.points[0].frame, p.points[-1].frame) for p in pieces]
-                )
+                pieces = [self.linker.pieces[(s.camera, n)] for n in s.parts]
+                self.thumbs.split(s.camera, s.track, [(p.track, p.points[0].frame, p.points[-1].frame) for p in pieces])
 
     def _log_operating_point(self) -> None:
         op = self.linker.operating_point

@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,14 @@ from reidpipe.pipeline.embed_queue import EmbedQueue, embeds_async
 from reidpipe.pipeline.link.split import candidate_segments
 from reidpipe.pipeline.stats import Counts, StageTimer
 from reidpipe.pipeline.types import Frame, SourceInfo, Tracklet
+
+if TYPE_CHECKING:
+    from supervision import Detections
+
+    from reidpipe.pipeline.sampler import CropSampler
+    from reidpipe.pipeline.sources import Source
+    from reidpipe.pipeline.thumbs import ThumbKeeper
+    from reidpipe.pipeline.track import CameraTracker
 
 Event = tuple[str, dict[str, Any]]
 
@@ -70,7 +78,16 @@ class Step:
 class CameraWorker:
     """One camera: source -> detector -> tracker -> crop sampler -> (shared) embed queue."""
 
-    def __init__(self, source, detector, tracker, sampler, embeds: EmbedQueue, timer: StageTimer, thumbs=None):
+    def __init__(
+        self,
+        source: Source,
+        detector: Any,  # one of models/detect.py's: ``detect(image, index=...) -> Detections``
+        tracker: CameraTracker,
+        sampler: CropSampler,
+        embeds: EmbedQueue,
+        timer: StageTimer,
+        thumbs: ThumbKeeper | None = None,
+    ) -> None:
         self.source = source
         self.detector = detector
         self.tracker = tracker
@@ -103,7 +120,7 @@ class CameraWorker:
             },
         )
 
-    def step(self, item: Frame | None, detections=None) -> Step:
+    def step(self, item: Frame | None, detections: Detections | None = None) -> Step:
         """Process one item of the source: a frame, or ``None`` for the source's end. ``detections``:
         the frame's detections when they were already computed (one batch for a round of cameras)."""
         step = Step(camera=self.camera, seq=self.seq)
@@ -129,7 +146,7 @@ class CameraWorker:
         return self.counts.frames % getattr(self.tracker, "detect_every", 1) == 0
 
     # ------------------------------------------------------------------ the stages
-    def _detect_and_track(self, frame: Frame, step: Step, dets=None):
+    def _detect_and_track(self, frame: Frame, step: Step, dets: Detections | None = None) -> Detections:
         if not self.detects():
             return self._predict(frame)
         if dets is None:
@@ -147,7 +164,7 @@ class CameraWorker:
         self.counts.tracked_boxes += len(tracked)
         return tracked
 
-    def _predict(self, frame: Frame):
+    def _predict(self, frame: Frame) -> Detections:
         """A frame between two detections: the tracker's predicted boxes go into the tracks; nothing is
         returned to crop (a prediction is no detection)."""
         with self.timer("track"):
@@ -156,7 +173,7 @@ class CameraWorker:
         self.counts.tracked_boxes += len(predicted)
         return predicted[np.zeros(len(predicted), bool)]
 
-    def _sample(self, frame: Frame, tracked) -> None:
+    def _sample(self, frame: Frame, tracked: Detections) -> None:
         from reidpipe.pipeline.sampler import crop
 
         with self.timer("crop"):
@@ -279,14 +296,14 @@ class CameraGroup:
         self.embeds = embeds
         return [s.info for s in srcs]
 
-    def _thumbs(self):
+    def _thumbs(self) -> ThumbKeeper | None:
         if not self.thumbs:
             return None
         from reidpipe.pipeline.thumbs import ThumbKeeper
 
         return ThumbKeeper()
 
-    def _tracker(self, camera: str):
+    def _tracker(self, camera: str) -> CameraTracker:
         from reidpipe.pipeline.track import CameraTracker
 
         cfg = self.config

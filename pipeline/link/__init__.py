@@ -21,7 +21,7 @@ its pieces, each in one); identities are numbered 1..N by first sighting.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -31,7 +31,7 @@ from reidpipe.pipeline.link.constraints import Constraints
 from reidpipe.pipeline.link.offline import link_offline, reentry_levels
 from reidpipe.pipeline.link.online import OnlineLinker
 from reidpipe.pipeline.link.quality import linkable
-from reidpipe.pipeline.link.split import SplitReport, split_tracklets
+from reidpipe.pipeline.link.split import Split, SplitReport, split_tracklets
 from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Linker:
         self.split_report: SplitReport | None = None
         self._next_piece: dict[str, int] = {}  # camera -> number of its next piece (split.SPLIT_BASE up)
         self.pieces: dict[tuple[str, int], Tracklet] = {}  # the pieces of the tracks cut, by key
-        self._new_splits: list[dict] = []
+        self._new_splits: list[Split] = []
         self._evidence: dict[tuple[str, int], LinkEvidence] = {}
         self._online_of: list[int] = []  # tracklet -> online identity
         self.operating_point: OperatingPoint | None = None
@@ -243,12 +243,12 @@ class Linker:
         levels, means = reentry_levels(pool, self.config, self.rules)
         units, report = split_tracklets(pool, tracklets, levels, means, self._next_piece)
         self._new_splits += report.splits
-        parts = {(s["camera"], n) for s in report.splits for n in s["parts"]}
+        parts = {(s.camera, n) for s in report.splits for n in s.parts}
         self.pieces.update({u.key: u for u in units if u.key in parts})
         return units, report
 
-    def pop_splits(self) -> list[dict]:
-        """The tracks cut since the last call (camera, track, parts, frames, left_out)."""
+    def pop_splits(self) -> list[Split]:
+        """The tracks cut since the last call."""
         out, self._new_splits = self._new_splits, []
         return out
 
@@ -260,12 +260,14 @@ class Linker:
             pieces.setdefault(parent, []).append(u)
         return [p for t in self.tracklets for p in pieces.get(t.key, [t])]
 
-    def _identities(self, groups: list[list[Tracklet]], evidence_of=None) -> list[Identity]:
+    def _identities(
+        self, groups: list[list[Tracklet]], evidence_of: Callable[[Tracklet], LinkEvidence] | None = None
+    ) -> list[Identity]:
         """Identities 1..N by first sighting; ``evidence_of(t)``: a tracklet's evidence (default: as
         recorded online)."""
         evidence_of = evidence_of or (lambda t: self._evidence[t.key])
 
-        def order(t: Tracklet):
+        def order(t: Tracklet) -> tuple[float, str, int]:
             return (t.start_t, t.camera, t.track)
 
         groups = sorted((sorted(g, key=order) for g in groups if g), key=lambda g: order(g[0]))
@@ -303,13 +305,14 @@ class _Evidence(Mapping[tuple[str, int], LinkEvidence]):
 
 def _checked(config: LinkerConfig, cameras: list[str]) -> LinkerConfig:
     from reidpipe.errors import ConfigError
+    from reidpipe.pipeline.validate import problems
 
     for what, pairs in (("transit window", config.transit or {}), ("--adjacent", config.adjacent or [])):
         unknown = {c for pair in pairs for c in pair} - set(cameras)
         if cameras and unknown:
             raise ConfigError(f"{what} names unknown camera(s) {sorted(unknown)}; cameras are {cameras}")
-    if config.min_similarity is not None and not -1.0 <= config.min_similarity <= 1.0:
-        raise ConfigError(f"link min_similarity must be in [-1, 1], got {config.min_similarity}")
+    for key, value, problem, _ in problems(config, "link."):  # the settings' own rules (pipeline/config.py)
+        raise ConfigError(f"{key}: {problem}, got {value!r}")
     if config.fallback_similarity is None:
         config = replace(config, fallback_similarity=DEFAULT_FALLBACK_SIMILARITY)
     return config

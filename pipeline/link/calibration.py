@@ -37,12 +37,17 @@ embedder's documented default) and the operating point says so. A user's ``--lin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import norm
 from scipy.stats import t as student_t
+
+if TYPE_CHECKING:  # split.py builds on this module
+    from reidpipe.pipeline.link.split import SplitReport
 
 ALPHA = 0.05  # family-wise false-link rate of the Bonferroni levels
 MIN_NEGATIVES = 30  # a negative sample needs this many pairs to be fitted (fewer: the fallback cosine)
@@ -80,7 +85,7 @@ class NegativeModel:
         """Degrees of freedom of the fit: a small sample's z-scores follow Student's t, not a normal."""
         return max(self.n - 1, 1)
 
-    def z(self, sims):
+    def z(self, sims: ArrayLike) -> np.ndarray:
         return (np.asarray(sims, np.float64) - self.median) / self.scale
 
     def cosine(self, z: float) -> float:
@@ -115,7 +120,7 @@ def bonferroni_z(m: int, dof: int | None = None, alpha: float = ALPHA) -> float:
     return float(norm.isf(q) if dof is None else student_t.isf(q, dof))
 
 
-def negative_logpdf(z, dof: int | np.ndarray | None = None):
+def negative_logpdf(z: ArrayLike, dof: int | np.ndarray | None = None) -> np.ndarray:
     """Log-density of a negative's z-score (``dof``: one, or one per z): Student's t for a small
     sample (heavier tails, so that a few pairs never make a link look certain), normal in the limit."""
     z = np.asarray(z, np.float64)
@@ -159,7 +164,7 @@ class PositiveModel:
             return cls(mu=float(np.mean(z)), sigma=max(1.0, float(np.std(z))), n=int(z.size))
         lower = np.broadcast_to(np.asarray(lower, np.float64), z.shape)
 
-        def kept_odds(theta) -> float:  # the keep-th best posterior log-odds among the confident links
+        def kept_odds(theta: np.ndarray) -> float:  # the keep-th best posterior log-odds among the confident links
             if prior is None:
                 return 0.0
             odds = prior + norm.logpdf(z, theta[0], theta[1]) - negative_logpdf(z, dof)
@@ -183,7 +188,7 @@ class PositiveModel:
         mu, _, _ = _truncated_normal_fit(z, np.full(z.shape, float(lower)), floor=floor, sigma=self.sigma)
         return PositiveModel(mu=mu, sigma=self.sigma, n=int(z.size), bounded=self.bounded)
 
-    def llr(self, z, dof: int | None = None):
+    def llr(self, z: ArrayLike, dof: int | np.ndarray | None = None) -> np.ndarray:
         """log N(z; mu, sigma) - log p_negative(z) (see :func:`negative_logpdf`)."""
         z = np.asarray(z, np.float64)
         return norm.logpdf(z, self.mu, self.sigma) - negative_logpdf(z, dof)
@@ -198,7 +203,11 @@ class PositiveModel:
 
 
 def _truncated_normal_fit(
-    z: np.ndarray, lower: np.ndarray, odds=None, floor: float | None = None, sigma: float | None = None
+    z: np.ndarray,
+    lower: np.ndarray,
+    odds: Callable[[np.ndarray], float] | None = None,
+    floor: float | None = None,
+    sigma: float | None = None,
 ) -> tuple[float, float, bool]:
     """Maximum-likelihood (mu, sigma) of a normal seen only above ``lower`` (per value), sigma in
     [1, 5] (or the given ``sigma``: mu alone is fitted) and mu no further than 5 below the lowest
@@ -217,7 +226,7 @@ def _truncated_normal_fit(
     link at all). A run with enough links never meets the bound."""
     from scipy.optimize import minimize
 
-    def nll(theta):
+    def nll(theta: np.ndarray) -> float:
         mu, s = theta
         return -float(np.sum(norm.logpdf(z, mu, s) - norm.logsf(lower, mu, s)))
 
@@ -240,7 +249,7 @@ def _truncated_normal_fit(
     return float(res.x[0]), float(res.x[1]), bounded
 
 
-def prior_log_odds(k: float | np.ndarray):
+def prior_log_odds(k: float | np.ndarray) -> np.ndarray:
     """log odds that a query matches one given candidate of ``k``: uniform over the ``k`` candidates
     and "none of them"."""
     return -np.log(np.maximum(np.asarray(k, np.float64), 1.0))
@@ -270,14 +279,16 @@ def sample_pairs(
 class OperatingPoint:
     """What the linker decided with and how it found it; written to trajectories.json and the log."""
 
-    mode: str  # "calibrated" | "fixed" (a --link-threshold) | "fallback" (too little data to calibrate)
+    # "calibrated" | "fixed" (a --link-threshold, or calibration off) | "partly_fallback" (some decisions
+    # used the fallback cosine: too little data to calibrate them; ``notes`` says which)
+    mode: str
     fixed_similarity: float | None = None
     in_camera: dict[str, dict[str, Any]] = field(default_factory=dict)
     cross_camera: dict[str, dict[str, Any]] = field(default_factory=dict)
     positive: PositiveModel | None = None
     notes: list[str] = field(default_factory=list)
     not_adjacent: list[str] = field(default_factory=list)  # camera pairs never compared (--adjacent)
-    splits: Any = None  # split.SplitReport: the tracks cut where their appearance changed, and how
+    splits: SplitReport | None = None  # the tracks cut where their appearance changed, and how
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"mode": self.mode}

@@ -43,11 +43,19 @@ groups of any size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reidpipe.pipeline.config import LinkerConfig
+
+if TYPE_CHECKING:
+    from reidpipe.pipeline.types import Tracklet
+
+# the starts, ends or camera codes of the sightings of the pairs compared, one per pair
+Arr = np.ndarray
 
 # rule 6: box heights a box's centre may move between two sightings of one person with no time between
 # (a box at the end of a track is often partial: occluded, or cut by the frame's edge)
@@ -96,7 +104,7 @@ class Sightings:
         )
 
 
-def places(tracklets) -> np.ndarray:
+def places(tracklets: Sequence[Tracklet]) -> np.ndarray:
     """Where each tracklet was first and last seen (rule 6): (n, 6) rows of box centre x, y and box
     height where it was first seen, then where it was last seen, each the median over its first /
     last ``PLACE_BOXES`` boxes (a track's ends are its least sure boxes: a lost track can be matched
@@ -148,7 +156,7 @@ class Constraints:
                 self._windows.setdefault((b, a), w)
         self._build_windows()
 
-    def family(self, t) -> int:
+    def family(self, t: Tracklet) -> int:
         """Rule 5's code of tracklet ``t``: one per (camera, track number before any cut), so the
         pieces of a cut track share it and every other tracklet has its own. The code is the camera's
         position and the track number packed into one integer (nothing is kept per track: a long
@@ -188,7 +196,9 @@ class Constraints:
         return bool(self._windows) or self._near is not None
 
     # ------------------------------------------------------------------ the rules, vectorised
-    def coexist(self, s1, e1, c1, s2, e2, c2, brief: float = 0.0) -> np.ndarray:
+    def coexist(
+        self, s1: Arr, e1: Arr, c1: Arr, s2: Arr, e2: Arr, c2: Arr, brief: float | np.ndarray = 0.0
+    ) -> np.ndarray:
         """Rule 1 for arrays of sighting pairs (with ``brief``, overlaps up to that long in one camera
         are allowed)."""
         overlap = (s1 <= e2) & (s2 <= e1)
@@ -196,13 +206,13 @@ class Constraints:
             overlap &= ~((c1 == c2) & (np.minimum(e1, e2) - np.maximum(s1, s2) <= brief))
         return overlap if self.non_overlapping else overlap & (c1 == c2)
 
-    def too_far(self, s1, e1, s2, e2) -> np.ndarray:
+    def too_far(self, s1: Arr, e1: Arr, s2: Arr, e2: Arr) -> np.ndarray:
         """Rule 2 for arrays of sighting pairs: gaps beyond the linking window."""
         if self.max_gap is None:
             return np.zeros(np.broadcast(s1, s2).shape, bool)
         return gap(s1, e1, s2, e2) > self.max_gap
 
-    def bad_transit(self, first_end, first_cam, next_start, next_cam) -> np.ndarray:
+    def bad_transit(self, first_end: Arr, first_cam: Arr, next_start: Arr, next_cam: Arr) -> np.ndarray:
         """Rule 3 for arrays of consecutive sightings (first ends, the next starts)."""
         bad = np.zeros(np.shape(first_end), bool)
         if self._windows:
@@ -233,7 +243,7 @@ class Constraints:
         return bool(self.too_fast(m.where[first, 3:], m.where[nxt, :3], m.start[nxt] - m.end[first]).any())
 
     # ------------------------------------------------------------------ pairs and groups
-    def pairs(self, s1, e1, c1, s2, e2, c2) -> np.ndarray:
+    def pairs(self, s1: Arr, e1: Arr, c1: Arr, s2: Arr, e2: Arr, c2: Arr) -> np.ndarray:
         """Conflict of each pair of single sightings (arrays): rules 1-3."""
         bad = self.coexist(s1, e1, c1, s2, e2, c2) | self.too_far(s1, e1, s2, e2)
         if self._steps:
@@ -271,7 +281,7 @@ class Constraints:
         return bool(same_camera and self.max_speed is not None and self._too_fast_together(a + b))
 
 
-def gap(s1, e1, s2, e2):
+def gap(s1: Arr, e1: Arr, s2: Arr, e2: Arr) -> np.ndarray:
     """Signed time gap between two intervals: seconds from the end of the earlier to the start of the
     later, negative when they overlap (minus the overlap's length)."""
     return np.maximum(s1, s2) - np.minimum(e1, e2)

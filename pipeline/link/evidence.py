@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 MIN_LINKS = 3
 MIN_BANDWIDTH = 1.0  # seconds: tracklet ends are known to about a second (track confirmation, loss)
@@ -38,7 +39,7 @@ def _subset(values: np.ndarray) -> np.ndarray:
     return np.random.default_rng(0).choice(values, MAX_SAMPLES, replace=False)
 
 
-def _kde(values: np.ndarray):
+def _kde(values: np.ndarray) -> Any:
     from scipy.stats import gaussian_kde
 
     v = np.asarray(values, np.float64)
@@ -57,7 +58,7 @@ class TransitModel:
     link_gaps: np.ndarray
     background_gaps: np.ndarray
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # the log-ratio is tabulated once on a grid and interpolated: evaluating the two densities at
         # every candidate cost O(samples x candidates) (3.5 of 4.8 s for 5,000 tracklets in
         # `reidpipe bench --linker-only`); the grid step is far below the bandwidth
@@ -85,7 +86,7 @@ class TransitModel:
     def _log_ratio(self, links: np.ndarray, background: np.ndarray) -> np.ndarray:
         return np.clip(np.log(links + self._floor) - np.log(background + self._floor), -MAX_LLR, MAX_LLR)
 
-    def llr(self, gaps, own=None) -> np.ndarray:
+    def llr(self, gaps: ArrayLike, own: ArrayLike | None = None) -> np.ndarray:
         """Time evidence at ``gaps``; ``own`` (a mask): the gaps that are confident links, each read
         without itself."""
         g = np.atleast_1d(np.asarray(gaps, np.float64))

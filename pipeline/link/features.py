@@ -11,11 +11,12 @@ members' (centred) features.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 MIN_CENTER = 4
 
 
-def unit(f) -> np.ndarray:
+def unit(f: ArrayLike) -> np.ndarray:
     f = np.asarray(f, dtype=np.float32).ravel()
     n = float(np.linalg.norm(f))
     return f / n if n > 0 else f

@@ -14,7 +14,7 @@ The steps, in the order :func:`link_offline` runs them:
 5. ``_decide``: posterior log-odds = prior + appearance + time; clusters are merged most probable
    first while the odds exceed 1 and the merge keeps one cluster per camera (a cross-camera link is
    one-to-one per camera pair) and every user constraint; a merge of identities that hold other
-   cameras counts the evidence of every cluster pair it joins (:class:`Identities`);
+   cameras counts the evidence of every cluster pair it joins (:class:`MergeEvidence`);
 6. ``_evidence``: score, runner-up margin and gap of every tracklet.
 
 With a fixed threshold (``--link-threshold``, or calibration switched off) steps 2 and 5 compare the
@@ -56,6 +56,25 @@ class Problem:
     cameras: list[str]
     means: np.ndarray  # each camera's mean unit feature (what centring subtracted; zeros without it)
     tracklets: list[Tracklet]  # for where each was first and last seen (constraints.places), when needed
+
+
+@dataclass(frozen=True)
+class CameraPairModel:
+    """What the cross-camera decisions of one camera pair are weighed with."""
+
+    name: str  # "camA~camB"
+    cameras: tuple[int, int]  # the two camera codes (indices into Constraints.cameras)
+    # the pair's negatives (cosines of sampled cluster pairs that are not one person); None with a
+    # fixed threshold or where too few pairs were there to calibrate
+    negatives: cal.NegativeModel | None
+    background_gaps: np.ndarray  # the signed time gaps of those sampled pairs (transit evidence's background)
+    alternatives: float  # clusters a cluster of one camera could be linked to in the other (the prior's k)
+    clusters: tuple[int, int]  # camera clusters in each of the two cameras
+
+    @property
+    def dof(self) -> int | None:
+        """The negatives' degrees of freedom (their Student-t tail), None without negatives."""
+        return self.negatives.dof if self.negatives is not None else None
 
 
 @dataclass
@@ -106,7 +125,9 @@ def _rowdot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", A, B)
 
 
-def _within_window(i: np.ndarray, j: np.ndarray, starts: np.ndarray, ends: np.ndarray, config: LinkerConfig):
+def _within_window(
+    i: np.ndarray, j: np.ndarray, starts: np.ndarray, ends: np.ndarray, config: LinkerConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """The pairs ``(i, j)`` at most the linking window apart: the population decisions are made on."""
     if config.max_gap is None:
         return i, j
@@ -121,7 +142,9 @@ def _fallback(config: LinkerConfig) -> float:
 
 
 # ------------------------------------------------------------------------------ step 2: in camera
-def _in_camera_threshold(p: Problem, idx: np.ndarray, config: LinkerConfig, rng, op: cal.OperatingPoint) -> float:
+def _in_camera_threshold(
+    p: Problem, idx: np.ndarray, config: LinkerConfig, rng: np.random.Generator, op: cal.OperatingPoint
+) -> float:
     cam = p.cameras[int(p.code[idx[0]])]
     if config.min_similarity is not None:
         return float(config.min_similarity)
@@ -161,7 +184,9 @@ def reentry_levels(
     return levels, out_means
 
 
-def _merge_in_camera(p: Problem, config: LinkerConfig, rules: Constraints, rng, op) -> tuple[Groups, list]:
+def _merge_in_camera(
+    p: Problem, config: LinkerConfig, rules: Constraints, rng: np.random.Generator, op: cal.OperatingPoint
+) -> tuple[Groups, list]:
     pairs, briefs = [], []
     for c in np.unique(p.code):
         idx = np.flatnonzero(p.code == c)
@@ -178,7 +203,9 @@ def _merge_in_camera(p: Problem, config: LinkerConfig, rules: Constraints, rng, 
     return groups, pairs
 
 
-def _brief_overlaps(p: Problem, idx, i, j, s, config: LinkerConfig) -> np.ndarray:
+def _brief_overlaps(
+    p: Problem, idx: np.ndarray, i: np.ndarray, j: np.ndarray, s: np.ndarray, config: LinkerConfig
+) -> np.ndarray:
     """Per candidate pair of one camera, how long the two may overlap (rule 1's exception of the
     constraints): ``min_duration`` where they overlap at most that long and look as alike as one
     person's own track at two moments (:func:`.split.one_person_level`), else 0. Such pairs are one
@@ -235,7 +262,9 @@ def _clusters(p: Problem, groups: Groups) -> Clusters:
     )
 
 
-def _pair_negatives(cl: Clusters, ia: np.ndarray, ib: np.ndarray, config: LinkerConfig, rng, final: bool):
+def _pair_negatives(
+    cl: Clusters, ia: np.ndarray, ib: np.ndarray, config: LinkerConfig, rng: np.random.Generator, final: bool
+) -> tuple[cal.NegativeModel | None, np.ndarray]:
     """The camera pair's negative model and background gaps. A cluster matches at most one of the
     other camera's, so at most the smaller camera's clusters of the pairs are true matches (scaled to
     the sample). An online solution fits as if there were none: what it leaves unlinked, a later
@@ -248,7 +277,14 @@ def _pair_negatives(cl: Clusters, ia: np.ndarray, ib: np.ndarray, config: Linker
     return neg, gap(cl.start[a], cl.end[a], cl.start[b], cl.end[b])
 
 
-def _cross_candidates(cl: Clusters, config: LinkerConfig, rules: Constraints, rng, op, final: bool = True):
+def _cross_candidates(
+    cl: Clusters,
+    config: LinkerConfig,
+    rules: Constraints,
+    rng: np.random.Generator,
+    op: cal.OperatingPoint,
+    final: bool = True,
+) -> tuple[Candidates, list[CameraPairModel]]:
     """Candidate pairs of every camera pair, and per camera pair (negatives, background gaps, k)."""
     fixed = (
         config.min_similarity
@@ -256,7 +292,8 @@ def _cross_candidates(cl: Clusters, config: LinkerConfig, rules: Constraints, rn
         else (None if config.calibrate else config.fallback_similarity)
     )
     cams = np.unique(cl.code)
-    parts, models = [], []
+    parts: list[tuple[np.ndarray, ...]] = []
+    models: list[CameraPairModel] = []
     for x, a in enumerate(cams.tolist()):
         for b in cams[x + 1 :].tolist():
             name = f"{rules.cameras[a]}~{rules.cameras[b]}"
@@ -281,7 +318,7 @@ def _cross_candidates(cl: Clusters, config: LinkerConfig, rules: Constraints, rn
                 alternatives(ia.size, cl.start[ia], cl.end[ia], config.max_gap),
                 alternatives(ib.size, cl.start[ib], cl.end[ib], config.max_gap),
             )
-            models.append({"name": name, "cams": (a, b), "neg": neg, "background": bg, "k": k, "n": (ia.size, ib.size)})
+            models.append(CameraPairModel(name, (a, b), neg, bg, k, (ia.size, ib.size)))
             z = neg.z(s) if neg is not None else np.full(s.shape, np.nan)
             parts.append((i, j, s, z, np.full(i.size, len(models) - 1)))
     if not parts:
@@ -308,14 +345,16 @@ def _mutual_best(c: Candidates, sel: np.ndarray) -> np.ndarray:
     )
 
 
-def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig, final: bool = True):
+def _fit_evidence(
+    c: Candidates, models: list[CameraPairModel], config: LinkerConfig, final: bool = True
+) -> tuple[cal.PositiveModel, list[cal.PositiveModel], list[TransitModel | None], np.ndarray, np.ndarray]:
     """Confident links -> the positive model, and per camera pair its own positive model (offline:
     the run's with the pair's mean, :meth:`.calibration.PositiveModel.for_pair`) and transit model.
     The positive model must leave half the confident links links on appearance alone (an online
     solution: the strongest one, by the caution of :func:`_pair_negatives`: an early link on the
     knife's edge stays), and its mean stays at or above the search level ``Z_SEARCH`` (not online,
     by the same caution: a higher mean links sooner)."""
-    z_conf = np.array([cal.bonferroni_z(int(round(m["k"])), _dof(m)) for m in models] or [0.0])
+    z_conf = np.array([cal.bonferroni_z(int(round(m.alternatives)), m.dof) for m in models] or [0.0])
     confident = np.zeros(c.i.size, bool)
     high = np.flatnonzero(np.nan_to_num(c.z, nan=-np.inf) >= z_conf[c.pair] if c.i.size else confident)
     if high.size:
@@ -325,8 +364,8 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig, final
         c.z[confident],
         default_mu=float(z_conf.max()) + 1.0,
         lower=z_conf[pair],
-        prior=cal.prior_log_odds(np.array([m["k"] for m in models])[pair]),
-        dof=np.array([_dof(models[p]) for p in pair.tolist()], np.float64),
+        prior=cal.prior_log_odds(np.array([m.alternatives for m in models])[pair]),
+        dof=np.array([models[p].dof for p in pair.tolist()], np.float64),
         keep=(pair.size + 1) // 2 if final else 1,
         floor=Z_SEARCH if final else None,
     )
@@ -335,37 +374,34 @@ def _fit_evidence(c: Candidates, models: list[dict], config: LinkerConfig, final
         for k in range(len(models))
     ]
     transits = [
-        TransitModel(c.gap[confident & (c.pair == k)], m["background"]) if config.transit_evidence else None
+        TransitModel(c.gap[confident & (c.pair == k)], m.background_gaps) if config.transit_evidence else None
         for k, m in enumerate(models)
     ]
     return positive, by_pair, transits, z_conf, confident
 
 
-def _dof(model: dict) -> int | None:
-    return model["neg"].dof if model["neg"] is not None else None
-
-
-def _log_odds(c: Candidates, k: np.ndarray, evidence: Identities, confident: np.ndarray) -> np.ndarray:
+def _log_odds(c: Candidates, k: np.ndarray, evidence: MergeEvidence, confident: np.ndarray) -> np.ndarray:
     """Posterior log-odds of each candidate given ``k`` alternatives per camera pair (``confident``:
     the candidates that are confident links)."""
     return cal.prior_log_odds(k[c.pair]) + evidence.llr(c.pair, np.nan_to_num(c.z), c.gap, confident)
 
 
-def _free_alternatives(groups: Groups, cl: Clusters, models: list[dict], pairs: list[tuple[int, int]]) -> np.ndarray:
+def _free_alternatives(groups: Groups, cl: Clusters, models: list[CameraPairModel]) -> np.ndarray:
     """Alternatives per camera pair once the links made so far are known: a cluster already linked to
     the other camera is no longer a candidate for anyone else there (one-to-one)."""
     roots = np.array([groups.find(k) for k in range(cl.code.size)])
     k = np.empty(len(models))
-    for p, (m, (a, b)) in enumerate(zip(models, pairs)):
+    for p, m in enumerate(models):
+        a, b = m.cameras
         in_a, in_b = roots[cl.code == a], roots[cl.code == b]
         free_a = np.setdiff1d(in_a, in_b).size + 1
         free_b = np.setdiff1d(in_b, in_a).size + 1
-        na, nb = m["n"]
-        k[p] = m["k"] * max(free_a / (na + 1), free_b / (nb + 1))
+        na, nb = m.clusters
+        k[p] = m.alternatives * max(free_a / (na + 1), free_b / (nb + 1))
     return k
 
 
-def _appearance_threshold(neg, positive, k: float) -> float:
+def _appearance_threshold(neg: cal.NegativeModel, positive: cal.PositiveModel, k: float) -> float:
     """The cosine at which appearance alone reaches odds of 1 (for the operating point)."""
     zs = np.linspace(0.0, 30.0, 3001)
     ok = np.flatnonzero(cal.prior_log_odds(k) + positive.llr(zs, neg.dof) >= 0)
@@ -373,7 +409,13 @@ def _appearance_threshold(neg, positive, k: float) -> float:
 
 
 def _decide(
-    c: Candidates, cl: Clusters, models, config: LinkerConfig, rules: Constraints, op, final: bool = True
+    c: Candidates,
+    cl: Clusters,
+    models: list[CameraPairModel],
+    config: LinkerConfig,
+    rules: Constraints,
+    op: cal.OperatingPoint,
+    final: bool = True,
 ) -> Groups:
     """Merge camera clusters into identities, most probable links first. With calibration, in rounds:
     the links of a round leave fewer alternatives to the rest (their prior odds rise), until a round
@@ -386,28 +428,28 @@ def _decide(
         _merge_in_order(groups, c, plain, rules)
         return groups
     positive, positives, transits, z_conf, confident = _fit_evidence(c, models, config, final)
-    k = np.array([m["k"] for m in models])
-    identities = Identities(cl, models, positives, transits, (c.i[confident], c.j[confident]))
+    k = np.array([m.alternatives for m in models])
+    evidence = MergeEvidence(cl, models, positives, transits, (c.i[confident], c.j[confident]))
     while True:
-        score = np.where(calibrated, _log_odds(c, k, identities, confident), plain)
-        if not _merge_in_order(groups, c, score, rules, identities):
+        score = np.where(calibrated, _log_odds(c, k, evidence, confident), plain)
+        if not _merge_in_order(groups, c, score, rules, evidence):
             break
-        k = _free_alternatives(groups, cl, models, [m["cams"] for m in models])
+        k = _free_alternatives(groups, cl, models)
     op.positive = positive
-    for p, m in enumerate(models):
-        if m["neg"] is not None:
-            op.cross_camera[m["name"]] = {
-                **m["neg"].to_json(),
+    for p, (m, transit) in enumerate(zip(models, transits)):
+        if m.negatives is not None:
+            op.cross_camera[m.name] = {
+                **m.negatives.to_json(),
                 "z_confident": round(float(z_conf[p]), 3),
-                "alternatives": round(m["k"], 1),
+                "alternatives": round(m.alternatives, 1),
                 "positive_mu": round(positives[p].mu, 3),
-                "threshold": round(_appearance_threshold(m["neg"], positives[p], m["k"]), 4),
-                "time_evidence": transits[p].to_json() if transits[p] is not None else None,
+                "threshold": round(_appearance_threshold(m.negatives, positives[p], m.alternatives), 4),
+                "time_evidence": transit.to_json() if transit is not None else None,
             }
     return groups
 
 
-class Identities:
+class MergeEvidence:
     """The evidence of a cluster pair (:meth:`llr`, what ``_log_odds`` adds to the prior), and the
     camera clusters of each identity being built, to weigh a merge by every pair it makes one
     person: joining two identities of several cameras links each cluster of one with each of the
@@ -416,7 +458,14 @@ class Identities:
 
     Z_GRID = np.linspace(-10.0, 30.0, 4001)
 
-    def __init__(self, cl: Clusters, models: list[dict], positives: list, transits, confident=None):
+    def __init__(
+        self,
+        cl: Clusters,
+        models: list[CameraPairModel],
+        positives: list[cal.PositiveModel],
+        transits: list[TransitModel | None],
+        confident: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
         """``positives``: each camera pair's positive model; ``confident``: the confident links
         (cluster rows i, j), whose time evidence is read without their own gap
         (:class:`.evidence.TransitModel`)."""
@@ -426,16 +475,16 @@ class Identities:
         n_cams = int(cl.code.max()) + 1 if cl.code.size else 0
         self.pair_of = np.full((n_cams, n_cams), -1, np.int64)
         for p, m in enumerate(models):
-            if m["neg"] is not None:
-                self.pair_of[m["cams"]] = self.pair_of[m["cams"][::-1]] = p
+            if m.negatives is not None:
+                self.pair_of[m.cameras] = self.pair_of[m.cameras[::-1]] = p
         # each camera pair's negative model as arrays, for the z-score of any cluster pair
-        self.median = np.array([m["neg"].median if m["neg"] is not None else 0.0 for m in models])
-        self.scale = np.array([m["neg"].scale if m["neg"] is not None else 1.0 for m in models])
+        self.median = np.array([m.negatives.median if m.negatives is not None else 0.0 for m in models])
+        self.scale = np.array([m.negatives.scale if m.negatives is not None else 1.0 for m in models])
         # the appearance log-likelihood ratio tabulated over z once per camera pair: scipy's densities
         # cost ~50 us a call, and a run of 10,000 tracklets weighs tens of thousands of pairs
         # (`reidpipe bench --linker-only`, 10k tracklets: 3.0 s with a scipy call per pair, 1.4 s with the tables)
         self.table = [
-            positive.llr(self.Z_GRID, m["neg"].dof) if m["neg"] is not None else None
+            positive.llr(self.Z_GRID, m.negatives.dof) if m.negatives is not None else None
             for positive, m in zip(positives, models)
         ]
         self.members: dict[int, list[int]] = {}  # root -> its clusters, for identities of 2+ clusters
@@ -482,9 +531,9 @@ class Identities:
 
 
 def _merge_in_order(
-    groups: Groups, c: Candidates, score: np.ndarray, rules: Constraints, identities: Identities | None = None
+    groups: Groups, c: Candidates, score: np.ndarray, rules: Constraints, evidence: MergeEvidence | None = None
 ) -> int:
-    """Merge the candidates with ``score >= 0``, best first (with ``identities``, only while the
+    """Merge the candidates with ``score >= 0``, best first (with ``evidence``, only while the
     evidence of every pair the merge makes one person keeps the odds above 1); returns how many
     merges were made."""
     passing = np.flatnonzero(score >= 0)
@@ -494,12 +543,12 @@ def _merge_in_order(
         ri, rj = groups.find(i), groups.find(j)
         if ri == rj:
             continue
-        if identities is not None and score[q] + identities.other_pairs_llr(ri, rj, i, j) < 0:
+        if evidence is not None and score[q] + evidence.other_pairs_llr(ri, rj, i, j) < 0:
             continue
         if groups.merge(i, j, rules, one_per_camera=True):
             merged += 1
-            if identities is not None:
-                identities.joined(groups.find(i), ri, rj)
+            if evidence is not None:
+                evidence.joined(groups.find(i), ri, rj)
     return merged
 
 
@@ -573,7 +622,9 @@ def _best_per_row(n: int, rows: np.ndarray, sims: np.ndarray, labs: np.ndarray) 
     return best, label
 
 
-def _runner_up(n: int, labels: np.ndarray, in_pairs: list, c: Candidates, cl: Clusters):
+def _runner_up(
+    n: int, labels: np.ndarray, in_pairs: list, c: Candidates, cl: Clusters
+) -> tuple[np.ndarray, np.ndarray]:
     """Best cosine of each tracklet to a candidate of another identity (in-camera or cross-camera), and
     that identity's label (-1 where there is none)."""
     rows, sims, labs = [np.zeros(0, np.int64)], [np.zeros(0)], [np.zeros(0, np.int64)]
@@ -614,8 +665,8 @@ def link_offline(
         groups, in_pairs = _merge_in_camera(p, config, rules, rng, op)
         cl = _clusters(p, groups)
         cand, models = _cross_candidates(cl, config, rules, rng, op, final)
-    identities = _decide(cand, cl, models, config, rules, op, final)
-    labels = identities.labels()[cl.of] if cl.of.size else np.zeros(0, np.int64)
+    groups = _decide(cand, cl, models, config, rules, op, final)
+    labels = groups.labels()[cl.of] if cl.of.size else np.zeros(0, np.int64)
     if op.mode == "calibrated" and op.notes:
         op.mode = "partly_fallback"
     evidence = _evidence(p, labels, *_runner_up(len(tracklets), labels, in_pairs, cand, cl))

@@ -122,15 +122,38 @@ def candidate_segments(segments: list[Segment]) -> list[Segment]:
 
 
 # ------------------------------------------------------------------------------ at linking
+@dataclass(frozen=True)
+class Split:
+    """One track cut where its appearance changed to another person's."""
+
+    camera: str
+    track: int  # the track that was cut; its first piece keeps the number
+    parts: list[int]  # the pieces' track numbers, in time order
+    frames: list[int]  # where each later piece starts
+    spans: list[list[float]]  # [start, end] seconds, per piece
+    left_out: int  # points between the sides (either person's), in no piece
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``track_split`` event's fields and the operating point's record."""
+        return {
+            "camera": self.camera,
+            "track": self.track,
+            "parts": self.parts,
+            "frames": self.frames,
+            "spans": self.spans,
+            "left_out": self.left_out,
+        }
+
+
 @dataclass
 class SplitReport:
     """What :func:`split_tracklets` did, for the operating point and the log."""
 
     cameras: dict[str, dict[str, Any]] = field(default_factory=dict)
-    splits: list[dict[str, Any]] = field(default_factory=list)  # camera, track, parts, frames
+    splits: list[Split] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"cameras": self.cameras, "splits": self.splits}
+        return {"cameras": self.cameras, "splits": [s.to_json() for s in self.splits]}
 
 
 @dataclass
@@ -180,7 +203,9 @@ def one_person_level(tracks: list[Tracklet], mean: np.ndarray) -> float | None:
     return _one_person_sample(tracks, mean).low_level
 
 
-def _camera_rule(tracks: list[Tracklet], mean: np.ndarray, level: float, report: SplitReport, cam: str):
+def _camera_rule(
+    tracks: list[Tracklet], mean: np.ndarray, level: float, report: SplitReport, cam: str
+) -> _CameraRule | None:
     sample = _one_person_sample(tracks, mean)
     if sample.fit is None:
         report.cameras[cam] = {"tracks": sample.tracks, "note": f"fewer than {MIN_TRACKS} tracks to compare: no cut"}
@@ -241,7 +266,7 @@ def _pieces(t: Tracklet, segments: list[Segment], cuts: list[int], numbers: list
 
 def camera_rules(
     tracklets: list[Tracklet], levels: dict[str, float], means: dict[str, np.ndarray], report: SplitReport
-):
+) -> dict[str, _CameraRule | None]:
     """Per camera, the rule its tracks are cut by (None where too few tracks to compare)."""
     rules: dict[str, _CameraRule | None] = {}
     for cam in sorted({t.camera for t in tracklets}):
@@ -261,14 +286,14 @@ def cut(t: Tracklet, rule: _CameraRule | None, next_number: dict[str, int], repo
     next_number[t.camera] = first + len(cuts)
     pieces = _pieces(t, t.segments, cuts, numbers)
     report.splits.append(
-        {
-            "camera": t.camera,
-            "track": t.track,
-            "parts": [p.track for p in pieces],
-            "frames": [p.points[0].frame for p in pieces[1:]],  # where each later piece starts
-            "spans": [[round(p.start_t, 4), round(p.end_t, 4)] for p in pieces],  # seconds, per piece
-            "left_out": len(t.points) - sum(len(p.points) for p in pieces),  # points between the sides
-        }
+        Split(
+            camera=t.camera,
+            track=t.track,
+            parts=[p.track for p in pieces],
+            frames=[p.points[0].frame for p in pieces[1:]],
+            spans=[[round(p.start_t, 4), round(p.end_t, 4)] for p in pieces],
+            left_out=len(t.points) - sum(len(p.points) for p in pieces),
+        )
     )
     return pieces
 

@@ -131,10 +131,7 @@ def test_offline_decisions_read_each_camera_pairs_own_positive_model():
 
     neg = NegativeModel(median=0.0, scale=0.15, n=300)
     bg = np.random.default_rng(4).uniform(-60, 60, 300)
-    models = [
-        {"name": n, "cams": cams, "neg": neg, "background": bg, "k": 10.0, "n": (10, 10)}
-        for n, cams in (("a~b", (0, 1)), ("a~c", (0, 2)))
-    ]
+    models = [O.CameraPairModel(n, cams, neg, bg, 10.0, (10, 10)) for n, cams in (("a~b", (0, 1)), ("a~c", (0, 2)))]
     z = np.concatenate([np.linspace(4.5, 6.0, 8), np.linspace(2.9, 3.6, 8)])
     i, j = np.arange(16), np.arange(16) + 100  # each cluster in one candidate: all mutual best
     cand = O.Candidates(i=i, j=j, sim=z * 0.15, z=z, gap=np.full(16, 5.0), pair=np.repeat([0, 1], 8))

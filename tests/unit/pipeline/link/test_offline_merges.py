@@ -1,4 +1,4 @@
-"""Merging identities of several cameras (pipeline/link/offline.py, ``Identities``): a merge is weighed
+"""Merging identities of several cameras (pipeline/link/offline.py, ``MergeEvidence``): a merge is weighed
 by every pair of camera clusters it makes one person, not only the candidate pair that proposed it."""
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def _three_cameras(cos_b_to_c: float):
     start, end = np.array([0.0, 20.0, 40.0]), np.array([10.0, 30.0, 50.0])
     cl = O.Clusters(G=G, code=code, family=np.arange(3), start=start, end=end, of=np.arange(3), sightings={})
     neg = NegativeModel(median=0.0, scale=0.15, n=300)
-    models = [{"cams": cams, "neg": neg} for cams in ((0, 1), (0, 2), (1, 2))]
+    models = [
+        O.CameraPairModel(f"cam{a}~cam{b}", (a, b), neg, np.zeros(0), 1.0, (1, 1)) for a, b in ((0, 1), (0, 2), (1, 2))
+    ]
     positive = PositiveModel(mu=4.0, sigma=1.0, n=20)
     sim = np.array([G[0] @ G[2], G[0] @ G[1]])
     cand = O.Candidates(
@@ -37,18 +39,18 @@ def _three_cameras(cos_b_to_c: float):
     return cl, models, positive, cand
 
 
-def _identities(cos_b_to_c: float) -> O.Identities:
+def _evidence(cos_b_to_c: float) -> O.MergeEvidence:
     cl, models, positive, _ = _three_cameras(cos_b_to_c)
-    return O.Identities(cl, models, [positive] * 3, [None] * 3)
+    return O.MergeEvidence(cl, models, [positive] * 3, [None] * 3)
 
 
 def _merge(cos_b_to_c: float, weigh_identities: bool) -> np.ndarray:
     cl, models, positive, cand = _three_cameras(cos_b_to_c)
     rules = Constraints(LinkerConfig(), ["cam0", "cam1", "cam2"])
     groups = Groups(cl.start, cl.end, cl.code, cl.family)
-    identities = O.Identities(cl, models, [positive] * 3, [None] * 3) if weigh_identities else None
+    evidence = O.MergeEvidence(cl, models, [positive] * 3, [None] * 3) if weigh_identities else None
     score = np.array([5.0, 0.5])  # A0-A2 certain; A0-B1 just over odds of 1 on its own
-    O._merge_in_order(groups, cand, score, rules, identities)
+    O._merge_in_order(groups, cand, score, rules, evidence)
     return groups.labels()
 
 
@@ -65,13 +67,13 @@ def test_a_weak_link_that_the_other_sighting_confirms_is_made():
 
 def test_identities_sum_the_likelihood_ratio_of_every_new_pair():
     cl, models, positive, _ = _three_cameras(0.6)
-    ids = O.Identities(cl, models, [positive] * 3, [None] * 3)
+    ids = O.MergeEvidence(cl, models, [positive] * 3, [None] * 3)
     ids.joined(0, 0, 2)  # A0 and A2 are one identity (root 0)
-    expected = float(positive.llr(models[2]["neg"].z(cl.G[1] @ cl.G[2]), 299))  # B1-A2, the pair besides B1-A0
+    expected = float(positive.llr(models[2].negatives.z(cl.G[1] @ cl.G[2]), 299))  # B1-A2, the pair besides B1-A0
     assert ids.other_pairs_llr(0, 1, 0, 1) == pytest.approx(expected, abs=1e-3)
     assert expected > 2.0  # B looks like A's cam2 sighting too
-    disagree = _identities(-0.1)
+    disagree = _evidence(-0.1)
     disagree.joined(0, 0, 2)
     assert disagree.other_pairs_llr(0, 1, 0, 1) < -5.0
-    fresh = _identities(-0.1)
+    fresh = _evidence(-0.1)
     assert fresh.other_pairs_llr(0, 1, 0, 1) == 0.0  # two single clusters: only the candidate pair

@@ -69,10 +69,10 @@ def test_a_swapped_track_is_cut_at_the_swap_and_each_piece_joins_its_person():
     report = linker.split_report
     assert report is not None and len(report.splits) == 1
     cut = report.splits[0]
-    assert (cut["camera"], cut["track"]) == ("cam1", 3) and cut["parts"] == [3, SPLIT_BASE + 1]
+    assert (cut.camera, cut.track) == ("cam1", 3) and cut.parts == [3, SPLIT_BASE + 1]
     # person 2's last crop is at frame 160 + 75, person 3's first at 160 + 80: the frames between show
     # either of them and are left out
-    assert cut["frames"] == [240] and cut["left_out"] == 4
+    assert cut.frames == [240] and cut.left_out == 4
     pieces = [t for t in linker.final_tracklets if t.camera == "cam1" and 3 in (t.track, t.split_from)]
     assert len(pieces) == 2 and pieces[1].split_from == 3 and pieces[1].track == SPLIT_BASE + 1
     assert (pieces[0].points[0].frame, pieces[0].points[-1].frame) == (160, 235)
@@ -92,7 +92,7 @@ def test_online_a_swapped_track_is_cut_as_it_closes_and_its_pieces_are_linked():
     for t in sorted(_scene(a=9), key=lambda t: t.end_t):
         units = linker.cut([t])
         linker.add_many(units)
-        cut_at += [(s["track"], s["parts"]) for s in linker.pop_splits()]
+        cut_at += [(s.track, s.parts) for s in linker.pop_splits()]
     assert cut_at == [(10, [10, SPLIT_BASE + 1])]
     identities = linker.finalize()
     for ident in identities:
