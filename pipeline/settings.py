@@ -39,7 +39,7 @@ class Flag:
     """A command-line flag that sets one setting.
 
     ``type`` parses the flag's text (argparse's own error names the flag when it cannot); ``const``
-    makes it a switch that sets that value; ``convert`` turns the parsed value into the setting's
+    makes it a switch that sets that value when given; ``convert`` turns the parsed value into the setting's
     (and raises ``UsageError`` naming the flag when it cannot); ``per_source``: one value per
     ``--sources``; ``exclusive``: flags of the same name here cannot be given together."""
 
@@ -136,8 +136,8 @@ def add_flags(
 
 
 def _argparse_options(flag: Flag) -> dict[str, Any]:
-    if flag.const is not UNSET:
-        return {"action": "store_const", "const": flag.const, "default": None, "help": flag.help}
+    if flag.const is not UNSET:  # given: True (a switch read by another command's parser may default to False)
+        return {"action": "store_true", "default": None, "help": flag.help}
     options: dict[str, Any] = {"help": flag.help, "default": None}
     for name in ("metavar", "nargs", "type", "choices"):
         value = getattr(flag, name)
@@ -150,14 +150,19 @@ def _argparse_options(flag: Flag) -> dict[str, Any]:
 
 def flag_overrides(args: argparse.Namespace, cls: type, sources: int) -> dict[str, Any]:
     """The settings the flags in ``args`` set, as ``cls.replace`` overrides (``{"link": {...}}`` for a
-    group). A flag the parser does not have (another command's) sets nothing; a ``per_source`` flag
-    must have one value per source (a ``UsageError`` naming it)."""
+    group). A flag the parser does not have sets nothing; one that a command defines itself under the
+    same name (``bench --no-progress``) is read alike. A ``per_source`` flag must have one value per
+    source (a ``UsageError`` naming it)."""
     from reidpipe.errors import UsageError
 
     over: dict[str, Any] = {}
     for key, f in declared(cls):
         for flag in flags_of(f):
             value = getattr(args, flag.dest, None)
+            if flag.const is not UNSET:  # a switch: sets its value when given
+                if value:
+                    _put(over, key, flag.const)
+                continue
             if value is None:
                 continue
             if flag.per_source and len(value) != sources:

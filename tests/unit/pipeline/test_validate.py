@@ -74,6 +74,22 @@ def test_every_run_flag_sets_exactly_one_config_key_with_one_rule():
     }
 
 
+def test_a_switch_sets_its_value_only_when_given_by_run_and_by_bench():
+    import argparse
+
+    from reidpipe.commands import bench, run
+    from reidpipe.commands.run import config_from_args
+
+    for command in (run, bench):
+        parser = argparse.ArgumentParser()
+        command.add_arguments(parser)
+        base = ["--sources", "x.mp4", "--output", "o.json"]
+        plain = config_from_args(parser.parse_args(base))
+        assert plain.progress is True and plain.link.split is True and plain.link.refine is None
+        given = config_from_args(parser.parse_args([*base, "--no-progress", "--no-split", "--online"]))
+        assert given.progress is False and given.link.split is False and given.link.refine is False
+
+
 # one value past each flag's rule (the rule's own bound where it has one, from reidpipe/limits.py)
 OUT_OF_RANGE = {
     "--names": "a/b",
