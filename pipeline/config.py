@@ -113,8 +113,8 @@ class SamplerConfig:
 class LinkerConfig:
     """Cross-camera linking (docs/design.md §4). Similarities are cosine in [-1, 1]."""
 
-    # a fixed cosine threshold (``--link-threshold``) instead of decisions calibrated from the run; a
-    # threshold below 0 would link every pair, so the rule is [0, 1]
+    # a fixed cosine threshold (``--link-threshold``) instead of decisions calibrated from the run; in
+    # [0, 1]: below 0 it would link tracklets whose features point apart
     min_similarity: float | None = setting(
         None,
         rule=number(0.0, 1.0, optional=True),
