@@ -11,15 +11,18 @@ thread in the calling thread while the linker's many small products run.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
+
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows i, rows j (i < j), their cosines
 
 # --------------------------------------------------------------------------- BLAS threads
 _BLAS_LOCAL: list = []  # [ctypes function or None], resolved once
 
 
-def _blas_local_setter():
+def _blas_local_setter() -> Callable[[int], int] | None:
     """numpy's bundled OpenBLAS ``openblas_set_num_threads_local`` (per calling thread), or None."""
     if not _BLAS_LOCAL:
         fn = None
@@ -42,7 +45,7 @@ def _blas_local_setter():
 
 
 @contextmanager
-def one_blas_thread():
+def one_blas_thread() -> Iterator[None]:
     """Run numpy's BLAS single-threaded in this thread (other threads keep their setting). The
     offline linker's products are small (a few hundred rows): with two OpenBLAS threads on a shared
     2-core machine they ran 4-15x slower than with one (threads spinning against each other)."""
@@ -65,14 +68,14 @@ def _topk_rows(S: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-S, k - 1, axis=1)[:, :k]
 
 
-def _pairs_from(rows: np.ndarray, cols: np.ndarray, sims: np.ndarray, threshold: float):
+def _pairs_from(rows: np.ndarray, cols: np.ndarray, sims: np.ndarray, threshold: float) -> Pairs:
     keep = (sims >= threshold) & (rows != cols) & (cols >= 0)
     r, c, s = rows[keep], cols[keep], sims[keep]
     lo, hi = np.minimum(r, c), np.maximum(r, c)
     return lo.astype(np.int64), hi.astype(np.int64), s.astype(np.float32)
 
 
-def _block_pairs(S: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int, threshold: float):
+def _block_pairs(S: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int, threshold: float) -> Pairs:
     """(row id, col id, sim) of the entries of ``S`` that reach ``threshold`` and are among their
     row's k largest; ``rows``/``cols`` give the ids of S's rows and columns. Rows with at most k
     entries above the threshold (the usual case) skip the partial sort."""
@@ -89,7 +92,7 @@ def _block_pairs(S: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int, thre
     return _pairs_from(rows[r], cols[c], S[r, c], threshold)
 
 
-def _exact_numpy(X: np.ndarray, k: int, threshold: float):
+def _exact_numpy(X: np.ndarray, k: int, threshold: float) -> list[Pairs]:
     n = X.shape[0]
     block = int(max(64, min(4096, (1 << 24) // max(n, 1))))
     out = []
@@ -101,7 +104,7 @@ def _exact_numpy(X: np.ndarray, k: int, threshold: float):
     return out
 
 
-def _faiss_search(X: np.ndarray, k: int, threshold: float):
+def _faiss_search(X: np.ndarray, k: int, threshold: float) -> list[Pairs]:
     import faiss  # optional dependency: exact inner-product search, multi-threaded
 
     index = faiss.IndexFlatIP(X.shape[1])
@@ -115,7 +118,9 @@ def _faiss_search(X: np.ndarray, k: int, threshold: float):
     return out
 
 
-def _time_blocked(X: np.ndarray, k: int, threshold: float, starts: np.ndarray, ends: np.ndarray, max_gap: float):
+def _time_blocked(
+    X: np.ndarray, k: int, threshold: float, starts: np.ndarray, ends: np.ndarray, max_gap: float
+) -> list[Pairs]:
     """Exact search restricted to pairs at most ``max_gap`` seconds apart. Rows sorted by start time;
     each block of rows is multiplied (one matrix product) with the columns from its own first row up to
     the end of its time window only, so every pair is computed once (the upper triangle of the banded
