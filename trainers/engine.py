@@ -160,14 +160,9 @@ class Trainer:
             f"CPU: {self.cpu_settings['threads']} torch threads, OMP_WAIT_POLICY={self.cpu_settings['omp_wait_policy']}"
         )
         check_stages(cfg, self.model, self.dataset)
-        if self.is_main:
-            (self.run_dir / "config.yaml").write_text(dump(cfg))
-            write_json_atomic(self.run_dir / "environment.json", {**environment(), "cpu": self.cpu_settings})
+        self._write_run_record()
         if self.resume:
-            self.start = read_resume_point(self.run_dir / "last.pt", self.model, cfg["stages"])
-            self.global_step, self.best = self.start.global_step, self.start.best
-            self._loss_states = self.start.loss_states
-            self.log(self.start.message)
+            self._load_resume_point()
 
     def _start_runtime(self) -> None:
         cfg = self.cfg
@@ -184,6 +179,19 @@ class Trainer:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise OutputError(f"cannot create run folder {self.run_dir}: {exc.strerror or exc}") from None
+
+    def _write_run_record(self) -> None:
+        """``config.yaml`` (the resolved config) and ``environment.json`` in the run folder."""
+        if self.is_main:
+            (self.run_dir / "config.yaml").write_text(dump(self.cfg))
+            write_json_atomic(self.run_dir / "environment.json", {**environment(), "cpu": self.cpu_settings})
+
+    def _load_resume_point(self) -> None:
+        """``--resume``: the model from ``last.pt``, and the stage, epoch and counters to continue from."""
+        self.start = read_resume_point(self.run_dir / "last.pt", self.model, self.cfg["stages"])
+        self.global_step, self.best = self.start.global_step, self.start.best
+        self._loss_states = self.start.loss_states
+        self.log(self.start.message)
 
     # ------------------------------------------------------------------ stages
     def prepare_stage(self, restoring: dict | None = None) -> None:
