@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from reidpipe.errors import ConfigError, DatasetError
+from reidpipe.trainers.checkpoint import load_init_weights
 from reidpipe.trainers.config import deep_merge
 from reidpipe.trainers.optim import build_optimizer
 from reidpipe.trainers.runtime import Processes
@@ -81,7 +82,6 @@ def build_model(cfg: dict[str, Any], num_classes: int, device: torch.device, log
     """The variant of ``cfg["model"]`` with ``num_classes`` identities, its weights from
     ``model.init`` when set, on ``device`` in the memory format of ``channels_last``."""
     from reidpipe.reid.registry import create_model
-    from reidpipe.trainers.checkpoint import load_init_weights
 
     opts = dict(cfg["model"].get("options") or {})
     if cfg["data"].get("input_size"):
