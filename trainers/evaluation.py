@@ -128,6 +128,25 @@ def evaluate_model(
     return score(qf, gf, dataset, rerank=rerank, metric=metric, **kw)
 
 
+def evaluate_run(model, dataset: ReIDDataset, cfg: dict, *, device, amp: bool = False) -> dict:
+    """:func:`evaluate_model` with a training config's ``eval`` settings and test batch size."""
+    ev, data = cfg["eval"], cfg["data"]
+    return evaluate_model(
+        model,
+        dataset,
+        device=device,
+        batch_size=int(data["test_batch_size"]),
+        workers=int(data.get("workers") or 0),
+        rerank=bool(ev.get("rerank")),
+        metric=ev.get("metric", "euclidean"),
+        amp=amp,
+        k1=int(ev["rerank_k1"]),
+        k2=int(ev["rerank_k2"]),
+        lambda_value=float(ev["rerank_lambda"]),
+        max_rank=int(ev["max_rank"]),
+    )
+
+
 #: the fallback link threshold of an exported model is kept inside these bounds
 LINK_THRESHOLD_BOUNDS = (0.3, 0.95)
 

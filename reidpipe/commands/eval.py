@@ -62,9 +62,9 @@ def main(args: argparse.Namespace) -> int:
 
     from reidpipe.errors import DatasetError, InputNotFoundError, OutputError
     from reidpipe.reid.datasets.readers import build_dataset
-    from reidpipe.trainers.engine import resolve_device
     from reidpipe.trainers.evaluation import extract_callable_features, extract_model_features, score
     from reidpipe.trainers.hooks import write_json_atomic
+    from reidpipe.trainers.runtime import resolve_device
 
     weights = Path(args.weights)
     if not weights.exists():

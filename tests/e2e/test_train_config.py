@@ -8,7 +8,6 @@ import yaml
 from reidpipe.cli import main as cli
 from reidpipe.errors import ConfigError
 from reidpipe.trainers.config import available, load_config
-from reidpipe.trainers.optim import lr_at
 
 PAPER_VARIANTS = ["clipreid", "mscsa_tgi", "can_cma", "pivl", "mfa"]
 
@@ -114,19 +113,6 @@ def test_print_config(tmp_path, capsys):
     )
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["stages"][0]["epochs"] == 3 and cfg["data"]["root"] == str(tmp_path)
-
-
-def test_schedules():
-    ms = {"name": "multistep", "warmup_epochs": 10, "warmup_factor": 0.1, "milestones": [40, 70], "gamma": 0.1}
-    assert lr_at(ms, 1.0, 1, 120) == pytest.approx(0.19)  # CLIP-ReID's WarmupMultiStepLR at epoch 1
-    assert lr_at(ms, 1.0, 10, 120) == 1.0 and lr_at(ms, 1.0, 40, 120) == pytest.approx(0.1)
-    assert lr_at(ms, 1.0, 70, 120) == pytest.approx(0.01)
-    cos = {"name": "cosine", "warmup_epochs": 5, "warmup_lr": 1e-5, "min_lr": 1e-6}
-    assert lr_at(cos, 3.5e-4, 0, 120) == pytest.approx(1e-5)
-    assert lr_at(cos, 3.5e-4, 5, 120) == pytest.approx(
-        1e-6 + 0.5 * (3.5e-4 - 1e-6) * (1 + __import__("math").cos(__import__("math").pi * 5 / 120))
-    )
-    assert lr_at(cos, 3.5e-4, 120, 120) == pytest.approx(1e-6)
 
 
 def test_train_on_a_test_only_dataset_is_a_dataset_error(tmp_path, capsys):

@@ -124,7 +124,7 @@ def test_torchrun_two_processes_gloo(market, tmp_path):
 
 def test_frozen_prefixes_keep_weights_and_batchnorm_statistics(market, tmp_path):
     from reidpipe.reid.registry import create_model
-    from reidpipe.trainers.engine import seed_everything
+    from reidpipe.trainers.runtime import seed_everything
 
     run = tmp_path / "frozen"
     assert _train(market, run, "--set", "stages.*.epochs=1", "--set", "stages.main.frozen=[trunk.]") == 0
