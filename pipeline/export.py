@@ -118,14 +118,18 @@ def trajectories_dict(
     identities: Sequence[Identity],
     linker: dict[str, Any] | None = None,
     renumber: bool = True,
+    embedder: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``reidpipe.trajectories/1`` document; ``linker`` is the linker's operating point (how its
-    decisions were calibrated), written under ``"linker"`` when given; ids kept as they are without
-    ``renumber`` (a gallery's global ids)."""
+    decisions were calibrated), written under ``"linker"`` when given; ``embedder`` the ReID model
+    the run used (kind, SHA-256 of its weights, its path and settings: what ``reidpipe adapt``
+    fine-tunes); ids kept as they are without ``renumber`` (a gallery's global ids)."""
     out = [_identity_json(ident) for ident in order_identities(identities, renumber)]
     doc: dict[str, Any] = {"schema": SCHEMA, "sources": [s.to_json() for s in sources], "identities": out}
     if linker is not None:
         doc["linker"] = linker
+    if embedder is not None:
+        doc["embedder"] = embedder
     return doc
 
 
@@ -139,6 +143,7 @@ def write_trajectories(
     identities: Sequence[Identity],
     linker: dict[str, Any] | None = None,
     renumber: bool = True,
+    embedder: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``trajectories.json`` (schema ``reidpipe.trajectories/1``, :func:`trajectories_dict`'s
     document) atomically; returns the path. Written one identity at a time, so that only one
@@ -152,7 +157,8 @@ def write_trajectories(
             )
             for k, ident in enumerate(order_identities(identities, renumber)):
                 fh.write(("," if k else "") + _compact(_identity_json(ident)))
-            fh.write("]" + (f',"linker":{_compact(linker)}' if linker is not None else "") + "}\n")
+            fh.write("]" + (f',"linker":{_compact(linker)}' if linker is not None else ""))
+            fh.write((f',"embedder":{_compact(embedder)}' if embedder is not None else "") + "}\n")
     return path
 
 

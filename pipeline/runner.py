@@ -436,6 +436,7 @@ class _Run:
 
     def _write(self) -> None:
         from reidpipe.pipeline.export import write_mot, write_trajectories, write_videos
+        from reidpipe.pipeline.gallery.session import model_id
 
         cfg, out = self.config, self.out
         op = self.linker.operating_point
@@ -446,6 +447,7 @@ class _Run:
             self.identities,
             linker=op.to_json() if op is not None else None,
             renumber=renumber,
+            embedder=model_id(cfg).to_json(),
         )
         if cfg.save_mot:
             write_mot(out, self.sources, self.identities, renumber)

@@ -61,3 +61,13 @@ MAX_BENCH_BYTES = 8 * 2**30
 # past what one machine follows in real time. --repeat: passes of the whole pipeline over the sources
 MAX_BENCH_CAMERAS = 64
 MAX_BENCH_REPEAT = 20
+# reidpipe adapt: a source's width or height recorded in a run's trajectories.json (a 32768-pixel
+# side is past any camera; a frame of that size is 3 GB); a link's score or margin (cosines and their
+# differences lie in [-2, 2]); crops cut per track (--crops-per-track: a track's frames are near
+# copies, a few dozen spread over it say all it holds) and in all (each is a file of the mined set)
+MAX_SOURCE_SIDE = 32768
+MAX_LINK_VALUE = 10.0
+MAX_CROPS_PER_TRACK = 1000
+MAX_ADAPT_CROPS = 1_000_000
+# crops seen in training (--train-crops): 10^7 is two months of a 2-core CPU
+MAX_TRAIN_CROPS = 10_000_000

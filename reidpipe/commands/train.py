@@ -79,7 +79,7 @@ def _run_folder_writes(out: Path) -> Iterator[None]:
 
 def main(args: argparse.Namespace) -> int:
     from reidpipe.errors import UsageError
-    from reidpipe.trainers.config import dump, load_config
+    from reidpipe.trainers.config import dump
     from reidpipe.trainers.cpu import prefer_passive_openmp
 
     prefer_passive_openmp()  # before torch loads (trainers/cpu.py)
@@ -97,26 +97,11 @@ def main(args: argparse.Namespace) -> int:
         if args.output
         else Path("runs") / f"{variant}_{args.dataset}_{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    saved = out / "config.yaml"
-    if args.resume and saved.is_file():
-        from reidpipe.trainers.config import read_yaml
-
-        # the run's own resolved config, with this invocation's --set on top
-        cfg = load_config(overrides=overrides, start=read_yaml(saved))
-        if cfg["model"]["variant"] != variant or cfg["data"]["dataset"] != args.dataset:
-            raise UsageError(
-                f"--resume: {out} is a {cfg['model']['variant']} / {cfg['data']['dataset']} run, "
-                f"not {variant} / {args.dataset}"
-            )
-    else:
-        cfg = load_config(variant, args.dataset, overrides, files=args.config)
+    cfg = run_config(variant, args.dataset, overrides, args.config, out, args.resume)
     if args.print_config:
         print(dump(cfg), end="")
         return 0
-    from reidpipe.trainers.engine import Trainer
-
-    with _run_folder_writes(out):
-        summary = Trainer(cfg, out, resume=args.resume).train()
+    summary = fit(cfg, out, args.resume)
     best = summary.get("best")
     if best:
         print(
@@ -130,6 +115,40 @@ def main(args: argparse.Namespace) -> int:
             f"fine-tuned model {out / 'model.onnx'} (reidpipe run --reid-weights); before/after in {out / 'metrics.json'}"
         )
     return 0
+
+
+def run_config(
+    variant: str, dataset: str, overrides: list[str], files: list[str], out: Path, resume: bool
+) -> dict:
+    """The training config: with ``resume`` and a ``config.yaml`` in ``out``, the run's own resolved
+    config with this invocation's ``overrides`` on top (it must be the same variant and dataset),
+    else the package configs, ``files`` and ``overrides``."""
+    from reidpipe.errors import UsageError
+    from reidpipe.trainers.config import load_config, read_yaml
+
+    saved = out / "config.yaml"
+    if not (resume and saved.is_file()):
+        return load_config(variant, dataset, overrides, files=files)
+    cfg = load_config(overrides=overrides, start=read_yaml(saved))
+    if cfg["model"]["variant"] != variant or cfg["data"]["dataset"] != dataset:
+        raise UsageError(
+            f"--resume: {out} is a {cfg['model']['variant']} / {cfg['data']['dataset']} run, not {variant} / {dataset}"
+        )
+    return cfg
+
+
+def fit(cfg: dict, out: Path, resume: bool) -> dict:
+    """Train with the one engine (interrupts keep the last finished epoch in ``out/last.pt``)."""
+    from reidpipe.trainers.engine import Trainer
+
+    with _run_folder_writes(out):
+        return Trainer(cfg, out, resume=resume).train()
+
+
+def fine_tune_overrides(init) -> list[str]:
+    """The ``--set`` items of fine-tuning an ``--init`` model (``reid.init_model.InitModel``): its
+    model, the "before" evaluation and the export of ``model.onnx``."""
+    return init.overrides() + ["eval.before=true", "export.onnx=true"]
 
 
 def _model_choice(args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -152,4 +171,4 @@ def _model_choice(args: argparse.Namespace) -> tuple[str, list[str]]:
             f"--init {args.init} (an {init.kind} embedder) is fine-tuned as --variant finetune; "
             f"{args.variant!r} builds its own trunk (its backbone weights: --set model.pretrained=FILE)"
         )
-    return init.variant, init.overrides() + ["eval.before=true", "export.onnx=true"]
+    return init.variant, fine_tune_overrides(init)
