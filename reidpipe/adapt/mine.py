@@ -147,15 +147,9 @@ def score_level(linker: dict[str, Any], cam_a: str, cam_b: str, min_z: float) ->
         cross = linker.get("cross_camera") or {}
         entry = cross.get(f"{cam_a}~{cam_b}") or cross.get(f"{cam_b}~{cam_a}") or {}
     median, scale = entry.get("median"), entry.get("scale")
-    if not (_finite(median) and _finite(scale)):
-        return None
+    if not isinstance(median, (int, float)) or not isinstance(scale, (int, float)):
+        return None  # checked finite and bounded when the run was opened (adapt.runs)
     return float(median) + min_z * float(scale)
-
-
-def _finite(v: Any) -> bool:
-    import math
-
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _without_coexisting(tracks: list[MinedTrack]) -> tuple[list[MinedTrack], list[MinedTrack]]:

@@ -84,6 +84,24 @@ def _check_numbers(path: Path, data: dict[str, Any]) -> None:
             for k, p in enumerate(t["points"]):
                 if not all(_finite(v) for v in p["bbox"]):
                     raise _bad(path, f"identities[{i}].tracks[{j}].points[{k}].bbox is not finite")
+    _check_negative_models(path, data.get("linker"))
+
+
+def _check_negative_models(path: Path, linker: Any) -> None:
+    """The operating point's negative models (``median``, ``scale``) that mining reads."""
+    if linker is None:
+        return
+    if not isinstance(linker, dict):
+        raise _bad(path, "linker must be an object")
+    for part in ("in_camera", "cross_camera"):
+        models = linker.get(part) or {}
+        if not isinstance(models, dict):
+            raise _bad(path, f"linker.{part} must be an object")
+        for name, m in models.items():
+            for key in ("median", "scale"):
+                v = m.get(key) if isinstance(m, dict) else None
+                if v is not None and not (_finite(v) and abs(v) <= MAX_LINK_VALUE):
+                    raise _bad(path, f"linker.{part}.{name}.{key} must be a number in +-{MAX_LINK_VALUE}")
 
 
 def _finite(v: Any) -> bool:

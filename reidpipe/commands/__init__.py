@@ -5,4 +5,17 @@ Modules must stay cheap to import (no torch, cv2, ultralytics, open_clip at modu
 ``reidpipe --help`` answers instantly; heavy imports go inside ``main``.
 """
 
-COMMANDS = ["run", "demo", "score", "report", "search", "gallery", "train", "adapt", "eval", "export", "quantize", "bench"]
+COMMANDS = [
+    "run",
+    "demo",
+    "score",
+    "report",
+    "search",
+    "gallery",
+    "train",
+    "adapt",
+    "eval",
+    "export",
+    "quantize",
+    "bench",
+]

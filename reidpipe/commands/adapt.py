@@ -28,7 +28,7 @@ HELP = (
     "fine-tune the embedder of finished runs on the people they followed (no labels): mine "
     "pseudo-identities, write them as a Market-1501 data set, train, export DIR/model.onnx"
 )
-DEFAULT_TRAIN_CROPS = 12_000
+DEFAULT_TRAIN_CROPS = 6_000
 MIN_EPOCHS, MAX_EPOCHS = 3, 60
 
 
@@ -100,7 +100,9 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.output)
     record = out / "adapt.json"
     if record.exists() and not args.resume:
-        raise UsageError(f"{out} already holds an adaptation ({record}): --resume continues it, or give another --output")
+        raise UsageError(
+            f"{out} already holds an adaptation ({record}): --resume continues it, or give another --output"
+        )
     if args.resume and not record.is_file():
         raise UsageError(f"--resume: {out} holds no adaptation to continue ({record} is missing)")
     moved = parse_source_map(args.source)
@@ -157,14 +159,18 @@ def _runs_embedder(runs) -> str:
                 "give --init MODEL (an ONNX ReID model, an OSNet .pth or a reidpipe checkpoint)"
             )
         if not Path(path).is_file():
-            raise InputNotFoundError(f"the embedder of run {run.folder}, {path}, is not there any more: give --init MODEL")
+            raise InputNotFoundError(
+                f"the embedder of run {run.folder}, {path}, is not there any more: give --init MODEL"
+            )
         if weights_sha256(path, kind) != e.get("sha256"):
             raise CheckpointError(
                 f"the embedder of run {run.folder}, {path}, has changed since the run (another SHA-256): give --init MODEL"
             )
         seen[str(e.get("sha256"))] = path
     if len(seen) > 1:
-        raise UsageError(f"the runs used {len(seen)} different embedders ({', '.join(seen.values())}): give --init MODEL")
+        raise UsageError(
+            f"the runs used {len(seen)} different embedders ({', '.join(seen.values())}): give --init MODEL"
+        )
     return next(iter(seen.values()))
 
 
@@ -205,7 +211,7 @@ def _mine(args: argparse.Namespace, runs, out: Path, model: str, init) -> dict[s
         writer.discard()
         raise
     seconds = time.perf_counter() - t0
-    report = {
+    report: dict[str, Any] = {
         "runs": [str(r.folder) for r in runs],
         "model": str(model),
         "rules": {
@@ -226,7 +232,7 @@ def _mine(args: argparse.Namespace, runs, out: Path, model: str, init) -> dict[s
         "dataset": str(out / "dataset"),
     }
     write_json_atomic(out / "adapt.json", report)
-    m = report["mined"]
+    m: dict[str, Any] = report["mined"]
     print(
         f"mined {m['identities']} pseudo-identities ({m['multi_camera_identities']} seen by 2+ cameras, "
         f"{m['cross_camera_joins']} cross-camera joins) from {len(runs)} run(s): {m['crops']} crops of "

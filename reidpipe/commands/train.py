@@ -118,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def run_config(
-    variant: str, dataset: str, overrides: list[str], files: list[str], out: Path, resume: bool
+    variant: str, dataset: str, overrides: list[str], files: list[str | Path], out: Path, resume: bool
 ) -> dict:
     """The training config: with ``resume`` and a ``config.yaml`` in ``out``, the run's own resolved
     config with this invocation's ``overrides`` on top (it must be the same variant and dataset),

@@ -65,13 +65,17 @@ def scene_run(tmp_path_factory):
     scene = make_scene(root / "scene")
     run = root / "run"
     assert cli(scene_run_args(scene, run)) == 0
+    return scene, run, tiny_onnx(root / "tiny_reid.onnx")
+
+
+def tiny_onnx(path: Path) -> Path:
+    """A small ONNX ReID embedder (OSNet-x0.25 trunk, 64 x 32 input) for ``--init``."""
     torch.manual_seed(0)
-    onnx = root / "tiny_reid.onnx"
     torch.onnx.export(
-        _Embedder().eval(), (torch.randn(2, 3, 64, 32),), str(onnx), input_names=["images"],
+        _Embedder().eval(), (torch.randn(2, 3, 64, 32),), str(path), input_names=["images"],
         dynamic_axes={"images": {0: "n"}}, opset_version=13, dynamo=False,
     )  # fmt: skip
-    return scene, run, onnx
+    return path
 
 
 def _gt(scene) -> dict[str, dict[int, list[tuple[int, list[float]]]]]:

@@ -235,3 +235,80 @@ def test_bad_inputs_to_every_command_are_each_one_line(tmp_path, capsys, walker)
         got = main(argv)
         line = one_error_line(capsys, argv)
         assert got in codes and got == code and words in line, (argv, got, line)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished run of the two-camera sample scene (colour/texture descriptor) and a small ONNX
+    embedder to adapt."""
+    from scene_args import scene_run_args
+    from test_adapt import tiny_onnx
+
+    from reidpipe.samples.scene import make_scene
+
+    root = tmp_path_factory.mktemp("adapt-fuzz")
+    run = root / "run"
+    assert main(scene_run_args(make_scene(root / "scene"), run)) == 0
+    return run, tiny_onnx(root / "tiny.onnx")
+
+
+def _run_copy(run: Path, folder: Path, change) -> Path:
+    """A copy of ``run``'s trajectories.json, changed by ``change(data)`` (or replaced by text)."""
+    import json
+
+    folder.mkdir()
+    data = json.loads((run / "trajectories.json").read_text())
+    new = change(data)
+    text = new if isinstance(new, str) else json.dumps(data)
+    (folder / "trajectories.json").write_text(text)
+    return folder
+
+
+def adapt_cases(tmp: Path, run: Path, onnx: Path, walker_video: Path) -> list[tuple[list[str], int, str]]:
+    def width(d):
+        d["sources"][0]["width"] = 10**9
+
+    def moved(d):
+        d["sources"][1]["uri"] = str(tmp / "gone" / "cam2.mp4")
+
+    def margin(d):
+        d["identities"][0]["tracks"][0]["link"]["margin"] = 1e300
+
+    def negatives(d):
+        d["linker"]["in_camera"]["cam1"]["scale"] = float("1e300")
+
+    garbage = tmp / "garbage.mp4"
+    garbage.write_bytes(b"\x00not a video" * 100)
+    (tmp / "empty").mkdir()
+    out = ["--output", str(tmp / "adapted")]
+    init = ["--init", str(onnx)]
+    small = ["--set", "stages.*.p=2"]
+    text = (run / "trajectories.json").read_text()
+    return [
+        (["adapt", str(tmp / "nothing"), *out], 3, "run folder not found"),
+        (["adapt", str(tmp / "empty"), *out], 3, "has no trajectories.json"),
+        (["adapt", str(_run_copy(run, tmp / "cut", lambda d: text[: len(text) // 2])), *out], 5, "invalid JSON"),
+        (["adapt", str(_run_copy(run, tmp / "wide", width)), *out, *init], 5, "sources[0].width"),
+        (["adapt", str(_run_copy(run, tmp / "margin", margin)), *out, *init], 5, "link.margin"),
+        (["adapt", str(_run_copy(run, tmp / "neg", negatives)), *out, *init], 5, "linker.in_camera.cam1.scale"),
+        (["adapt", str(_run_copy(run, tmp / "moved", moved)), *out, *init], 3, "--source cam2=PATH"),
+        (["adapt", str(run), *out], 2, "give --init MODEL"),
+        (["adapt", str(run), *out, *init], 9, "fewer than the P=16"),
+        (["adapt", str(run), *out, *init, "--holdout", "0.9"], 2, "--holdout"),
+        (["adapt", str(run), *out, *init, "--crops-per-track", "0"], 2, "--crops-per-track"),
+        (["adapt", str(run), *out, *init, "--source", "cam9=x.mp4"], 2, "no run has a camera 'cam9'"),
+        (["adapt", str(run), *out, *init, "--resume"], 2, "no adaptation to continue"),
+        (["adapt", str(run), *out, *init, *small, "--source", f"cam1={walker_video}"], 3, "not the run's recording"),
+        (["adapt", str(run), *out, *init, *small, "--source", f"cam1={garbage}"], 3, "not the run's recording"),
+    ]
+
+
+def test_bad_adapt_inputs_are_each_one_line(tmp_path, capsys, finished_run, walker):
+    run, onnx = finished_run
+    codes = documented_exit_codes()
+    capsys.readouterr()
+    for argv, code, words in adapt_cases(tmp_path, run, onnx, walker[0]):
+        got = main(argv)
+        line = one_error_line(capsys, argv)
+        assert got in codes and got == code and words in line, (argv, got, line)
+        assert not (tmp_path / "adapted" / "dataset").exists()  # nothing half-written
