@@ -447,7 +447,7 @@ class _Run:
             self.identities,
             linker=op.to_json() if op is not None else None,
             renumber=renumber,
-            embedder=model_id(cfg).to_json(),
+            embedder={k: v for k, v in model_id(cfg).to_json().items() if k != "dim"},  # dim: not known here
         )
         if cfg.save_mot:
             write_mot(out, self.sources, self.identities, renumber)

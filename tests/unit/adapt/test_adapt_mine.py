@@ -91,3 +91,34 @@ def test_the_crop_budget_sets_the_epochs_and_the_last_quarter_drops_the_rate():
     assert _schedule(6000, 600) == ["stages.*.epochs=10", "stages.*.schedule.milestones=[9]"]
     assert _schedule(6000, 100_000)[0] == "stages.*.epochs=3"  # at least 3
     assert _schedule(10**7, 10)[0] == "stages.*.epochs=60"  # at most 60
+
+
+def test_the_model_adapted_is_the_one_the_runs_recorded_and_unchanged(tmp_path):
+    import pytest
+
+    from reidpipe.adapt.runs import Run
+    from reidpipe.commands.adapt import _runs_embedder
+    from reidpipe.errors import CheckpointError, UsageError
+    from reidpipe.pipeline.gallery.session import weights_sha256
+
+    model, other = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    model.write_bytes(b"model a")
+    other.write_bytes(b"model b")
+
+    def run(path, sha=None, kind="onnx"):
+        record = {
+            "kind": kind,
+            "sha256": sha or weights_sha256(str(path), kind),
+            "settings": {"reid_weights": str(path)},
+        }
+        return Run(tmp_path, 1, {"embedder": record}, {})
+
+    assert _runs_embedder([run(model), run(model)]) == str(model)
+    with pytest.raises(UsageError, match="2 different embedders"):
+        _runs_embedder([run(model), run(other)])
+    with pytest.raises(CheckpointError, match="has changed since the run"):
+        _runs_embedder([run(model, sha="0" * 64)])
+    with pytest.raises(UsageError, match="give --init MODEL"):
+        _runs_embedder([run(model, kind="hist")])
+    with pytest.raises(UsageError, match="no record of its embedder"):
+        _runs_embedder([Run(tmp_path, 1, {}, {})])
