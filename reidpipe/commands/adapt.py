@@ -87,7 +87,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="override a training config key (as reidpipe train --set)",
     )
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--resume", action="store_true", help="continue the adaptation in --output (its mined set, last.pt)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the adaptation in --output: train on its mined set (as it is now) from last.pt, or "
+        "from the start after --mine-only",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -257,14 +262,16 @@ def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any]) ->
     from reidpipe.commands.train import fine_tune_overrides, fit, run_config
     from reidpipe.trainers.hooks import write_json_atomic
 
+    resuming = args.resume and (out / "last.pt").is_file()  # else: first training on a mined (cleaned) set
     overrides = fine_tune_overrides(init) + [f"data.root={out / 'dataset'}"]
-    overrides += _schedule(args.train_crops, int(report["mined"]["train_crops"]))
+    if not resuming:
+        overrides += _schedule(args.train_crops, _images(out / "dataset" / "bounding_box_train"))
     if args.device:
         overrides.append(f"device={args.device}")
     overrides += list(args.overrides)
-    cfg = run_config(init.variant, "market1501", overrides, [], out, args.resume)
+    cfg = run_config(init.variant, "market1501", overrides, [], out, resuming)
     t0 = time.perf_counter()
-    summary = fit(cfg, out, args.resume)
+    summary = fit(cfg, out, resuming)
     if not summary.get("finished"):
         print(f"training stopped early; continue with: reidpipe adapt ... --output {out} --resume")
         return
@@ -285,6 +292,13 @@ def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any]) ->
         f"{b.get('rank1', float('nan')):.3f} -> {a['rank1']:.3f}; adapted model {out / 'model.onnx'} "
         "(reidpipe run --reid-weights)"
     )
+
+
+def _images(folder: Path) -> int:
+    """Training crops in the mined set as it is now (a person may have deleted some)."""
+    from reidpipe.reid.datasets.base import list_images
+
+    return len(list_images(folder)) if folder.is_dir() else 0
 
 
 def _schedule(train_crops: int, set_crops: int) -> list[str]:

@@ -106,8 +106,11 @@ def test_run_adapt_run(scene_run, tmp_path, capsys):
     scene, run, onnx = scene_run
     out = tmp_path / "adapted"
     args = ["adapt", str(run), "--output", str(out), "--init", str(onnx), "--holdout", "0.5", *TINY_TRAINING]
-    # a time-boxed first invocation stops after one epoch; --resume finishes through the same engine
-    assert cli([*args, "--set", "stop_after_epochs=1"]) == 0, capsys.readouterr().err
+    # mine only; then train on the set as it is (a time-boxed invocation stops after one epoch), and
+    # --resume finishes from last.pt through the same engine
+    assert cli([*args, "--mine-only"]) == 0, capsys.readouterr().err
+    assert (out / "dataset" / "crops.csv").is_file() and not (out / "config.yaml").exists()
+    assert cli([*args, "--resume", "--set", "stop_after_epochs=1"]) == 0, capsys.readouterr().err
     assert (out / "last.pt").is_file() and not (out / "model.onnx").exists()
     assert cli([*args, "--resume"]) == 0, capsys.readouterr().err
     report = json.loads((out / "adapt.json").read_text())
