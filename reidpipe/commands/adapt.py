@@ -75,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--train-crops",
         type=int,
         default=DEFAULT_TRAIN_CROPS,
-        help=f"crops seen in training in all; sets the epochs (default {DEFAULT_TRAIN_CROPS:,}: ~5 min on 2 cores)",
+        help=f"crops seen in training in all; sets the epochs (default {DEFAULT_TRAIN_CROPS:,}: about 5 min on a quiet 2-core CPU)",
     )
     p.add_argument("--mine-only", action="store_true", help="write the mined set and adapt.json, do not train")
     p.add_argument(
