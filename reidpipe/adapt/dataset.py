@@ -109,7 +109,7 @@ def check_enough(layout: Layout, p: int) -> None:
     if not any(x.held_out for x in layout.people):
         raise DatasetError(
             "no pseudo-identity seen by two cameras to hold out for evaluation: adapt needs runs where "
-            "the linker joined people across cameras (or --holdout 0 is not allowed: see --help)"
+            "the linker joined people across cameras with confidence"
         )
 
 
