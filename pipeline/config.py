@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reidpipe import limits
-from reidpipe.pipeline.runtime import OPENVINO_PRECISIONS
+from reidpipe.pipeline.models.runtime import OPENVINO_PRECISIONS
 from reidpipe.pipeline.settings import Flag, nested_class, setting
 from reidpipe.pipeline.validate import (
     adjacent,
@@ -474,7 +474,7 @@ class PipelineConfig:
         ],
     )
     # OpenVINO's inference precision (every OpenVINO model): f32 = the model's own numbers on every CPU;
-    # bf16 = faster on CPUs with AMX / AVX-512 BF16, embeddings' cosine to f32 ~0.997 (pipeline/runtime.py)
+    # bf16 = faster on CPUs with AMX / AVX-512 BF16, embeddings' cosine to f32 ~0.997 (pipeline/models/runtime.py)
     openvino_precision: str = setting(
         "f32",
         rule=choice(*OPENVINO_PRECISIONS),

@@ -1,14 +1,14 @@
 """``reidpipe.Pipeline``: the orchestration of ``reidpipe run``.
 
-    camera workers (pipeline/worker.py: source -> detect -> track -> crop sampler -> embed queue)
+    camera workers (pipeline/engine/worker.py: source -> detect -> track -> crop sampler -> embed queue)
         -> closed tracklets with pooled features -> Linker.add (online) -> ... -> Linker.finalize
         -> trajectories.json (+ MOT txt, annotated videos); events.jsonl all along.
 
 An *engine* runs the workers and yields their steps in one fixed order (one frame per camera per
 round; files in lockstep, so a run is deterministic): ``--engine local`` (default) is one
-:class:`~reidpipe.pipeline.worker.CameraGroup` of every camera in this process (reader threads
+:class:`~reidpipe.pipeline.engine.worker.CameraGroup` of every camera in this process (reader threads
 decode, the main thread detects, tracks, embeds one batch across cameras and links);
-``--engine ray`` runs one group per Ray actor (:mod:`reidpipe.pipeline.ray_engine`) and streams
+``--engine ray`` runs one group per Ray actor (:mod:`reidpipe.pipeline.engine.ray_engine`) and streams
 their closed tracklets back here. Either way this module links, logs and writes the outputs.
 
 ``Pipeline.stats`` after ``run`` is :meth:`RunStats.to_json` (``Pipeline.run_stats`` the dataclass)::
@@ -39,16 +39,16 @@ from typing import TYPE_CHECKING, Any
 from reidpipe.console import warn as _warn
 from reidpipe.errors import Interrupted, ReidpipeError, UsageError, WorkerLostError
 from reidpipe.pipeline.config import LinkerConfig, PipelineConfig
-from reidpipe.pipeline.stats import STAGES, RunStats, StageTimer
+from reidpipe.pipeline.engine.stats import STAGES, RunStats, StageTimer
+from reidpipe.pipeline.engine.worker import SourceEnd, Step
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
 from reidpipe.pipeline.validate import check_config, check_runnable
-from reidpipe.pipeline.worker import SourceEnd, Step
 from reidpipe.signals import hold_signals, signal_of
 
 if TYPE_CHECKING:
+    from reidpipe.pipeline.engine.ray_engine import RayEngine
+    from reidpipe.pipeline.engine.worker import CameraGroup
     from reidpipe.pipeline.gallery.session import GallerySession
-    from reidpipe.pipeline.ray_engine import RayEngine
-    from reidpipe.pipeline.worker import CameraGroup
 
 __all__ = ["STAGES", "Pipeline", "RunStats"]
 
@@ -61,7 +61,7 @@ class Pipeline:
     dicts). ``run(sources) -> list[Identity]`` writes the outputs into ``config.output`` and sets
     ``.sources`` (``list[SourceInfo]``), ``.stats``, ``.run_stats``, ``.identities`` and ``.output_dir``.
     A closed track's ``points`` is a read-only sequence read back from the run's point file
-    (pipeline/spill.py: what keeps a long run's memory flat), which lasts as long as they are referenced."""
+    (pipeline/engine/spill.py: what keeps a long run's memory flat), which lasts as long as they are referenced."""
 
     def __init__(self, config: PipelineConfig | None = None, **overrides: Any):
         cfg = config if config is not None else PipelineConfig()
@@ -72,7 +72,7 @@ class Pipeline:
         self.run_stats: RunStats | None = None
         self.identities: list[Identity] = []
         # the run's tracks as the tracker made them (before any split); a long online run's are read
-        # back from the run's point file when asked (pipeline/spill.py: TrackShelf)
+        # back from the run's point file when asked (pipeline/engine/spill.py: TrackShelf)
         self.tracklets: Sequence[Tracklet] = []
         self.output_dir: Path | None = None
         self.gallery_summary: dict[str, int] = {}  # with --gallery: identities written, continued, beyond, pruned
@@ -119,7 +119,7 @@ class Pipeline:
         self.run_stats = run.stats(total=time.perf_counter() - t_run)
         self.stats = self.run_stats.to_json()
         if self.config.report:  # from the outputs just written (events.jsonl closed)
-            from reidpipe.pipeline.report import write_report
+            from reidpipe.pipeline.io.report import write_report
 
             assert self.output_dir is not None  # set by _check before anything runs
             write_report(self.output_dir)
@@ -143,7 +143,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ setup
     def _check(self, sources: list[str]) -> list[str]:
-        from reidpipe.pipeline.export import check_output_dir
+        from reidpipe.pipeline.io.export import check_output_dir
 
         cfg = self.config
         uris = [str(s) for s in sources]
@@ -171,14 +171,14 @@ class Pipeline:
 
     def _open_engine(self, uris: list[str]) -> CameraGroup | RayEngine:
         """The engine, its sources opened (and checked) and its models loaded; nothing started."""
-        from reidpipe.pipeline.sources import default_names
-        from reidpipe.pipeline.worker import CameraGroup
+        from reidpipe.pipeline.engine.worker import CameraGroup
+        from reidpipe.pipeline.io.sources import default_names
 
         cfg = self.config
         names = list(cfg.names) if cfg.names is not None else default_names(uris)
         engine: RayEngine | CameraGroup
         if cfg.engine.kind == "ray":
-            from reidpipe.pipeline.ray_engine import RayEngine
+            from reidpipe.pipeline.engine.ray_engine import RayEngine
 
             engine = RayEngine(cfg, uris, names)
         else:
@@ -201,7 +201,7 @@ class Pipeline:
         """The linker's config with the fallback cosine resolved: the embedder's own ``link_threshold``
         (used only where the run holds too little to calibrate) unless the config names one, and
         ``refine`` decided (auto: offline when every source is a recording)."""
-        from reidpipe.pipeline.sources import source_kind
+        from reidpipe.pipeline.io.sources import source_kind
 
         link = self.config.link
         if link.fallback_similarity is None:
@@ -224,10 +224,10 @@ class _Run:
         out: Path | None,
         gallery: GallerySession | None = None,
     ) -> None:
-        from reidpipe.pipeline.export import EventWriter, discard_stale_outputs
+        from reidpipe.pipeline.engine.spill import PointStore
+        from reidpipe.pipeline.io.export import EventWriter, discard_stale_outputs
+        from reidpipe.pipeline.io.thumbs import ThumbWriter
         from reidpipe.pipeline.link import Linker
-        from reidpipe.pipeline.spill import PointStore
-        from reidpipe.pipeline.thumbs import ThumbWriter
 
         assert out is not None
         self.config = config
@@ -304,7 +304,7 @@ class _Run:
 
     def _settle(self, tracklets: list[Tracklet]) -> None:
         """Closed, logged and linked: a track's embeddings go (its pooled feature and segment sums are
-        what linking uses) and its points go to disk (pipeline/spill.py): memory stays flat."""
+        what linking uses) and its points go to disk (pipeline/engine/spill.py): memory stays flat."""
         for t in tracklets:
             t.bank = []
             self.points.spill(t)
@@ -357,7 +357,7 @@ class _Run:
             for camera, end in self.engine.figures().items():
                 self._figures(camera, end)
             with self.timer("link"):
-                from reidpipe.pipeline.export import order_identities
+                from reidpipe.pipeline.io.export import order_identities
 
                 self.identities = order_identities(self.linker.finalize())
                 self._emit_splits()
@@ -435,8 +435,8 @@ class _Run:
                 tqdm.write(f"reidpipe: linker: {op.summary()}", file=sys.stderr)
 
     def _write(self) -> None:
-        from reidpipe.pipeline.export import write_mot, write_trajectories, write_videos
         from reidpipe.pipeline.gallery.session import model_id
+        from reidpipe.pipeline.io.export import write_mot, write_trajectories, write_videos
 
         cfg, out = self.config, self.out
         op = self.linker.operating_point

@@ -42,7 +42,7 @@ GtRows = dict[int, list[tuple[int, float, float, float, float, float, int]]]  # 
 
 def read_gt(path: str | Path) -> list[tuple[int, int, float, float, float, float, float, int]]:
     """Rows (frame 1-based, id, x, y, w, h, conf, class) of a MOTChallenge ground-truth file."""
-    from reidpipe.pipeline.motfile import read_mot
+    from reidpipe.pipeline.io.motfile import read_mot
 
     p = Path(path)
     rows = [
@@ -186,7 +186,7 @@ def read_predictions(paths: list[str | Path]) -> dict[str, Any]:
     """One trajectories document of several runs' (``--pred run1/trajectories.json run2/...``, e.g. the
     runs of one gallery, whose ids are global across runs): their sources side by side, identities of
     the same id merged. A camera in two files is refused (its frames would collide)."""
-    from reidpipe.pipeline.export import read_trajectories
+    from reidpipe.pipeline.io.export import read_trajectories
 
     docs = [read_trajectories(p) for p in paths]
     if len(docs) == 1:

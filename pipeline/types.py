@@ -121,14 +121,14 @@ class Tracklet:
 
     camera: str
     track: int
-    # the boxes in frame order; once closed and linked, a read-only sequence on disk (pipeline/spill.py)
+    # the boxes in frame order; once closed and linked, a read-only sequence on disk (pipeline/engine/spill.py)
     points: MutableSequence[TrackPoint] = field(default_factory=list)
     bank: list[np.ndarray] = field(default_factory=list)
     qualities: list[float] = field(default_factory=list)
     feature: np.ndarray | None = None
     closed: bool = False
     # JPEG thumbnails of its best crops (best first), carried from the camera worker to the driver,
-    # which writes them and empties this (pipeline/thumbs.py)
+    # which writes them and empties this (pipeline/io/thumbs.py)
     thumbs: list[bytes] = field(default_factory=list)
     thumb_frames: list[int] = field(default_factory=list)  # the frame of each thumbnail
     segments: list[Segment] = field(default_factory=list)
@@ -202,7 +202,7 @@ class Identity:
     """A global identity: tracklets of one person across cameras, with the evidence of each link."""
 
     id: int
-    # a long online run's are read back from the run's point file when asked (pipeline/spill.py)
+    # a long online run's are read back from the run's point file when asked (pipeline/engine/spill.py)
     tracklets: Sequence[Tracklet] = field(default_factory=list)
     evidence: Mapping[tuple[str, int], LinkEvidence] = field(default_factory=dict)
 

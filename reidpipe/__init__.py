@@ -14,8 +14,8 @@ _LAZY = {
     # runtime
     "Pipeline": "reidpipe.pipeline.runner",
     "PipelineConfig": "reidpipe.pipeline.config",
-    "write_trajectories": "reidpipe.pipeline.export",
-    "read_trajectories": "reidpipe.pipeline.export",
+    "write_trajectories": "reidpipe.pipeline.io.export",
+    "read_trajectories": "reidpipe.pipeline.io.export",
     # models
     "list_variants": "reidpipe.reid.registry",
     "create_model": "reidpipe.reid.registry",

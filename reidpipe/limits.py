@@ -6,7 +6,7 @@ identities) or loop for days. Each bound is generous (well past any real use) an
 through fits in a few GB), and a value past it is one error line naming the value. The rules that
 apply them live where the values are read (``pipeline/validate.py`` for pipeline settings,
 ``trainers/config.py`` for training, ``reid/checkpoint.py`` for checkpoint metadata,
-``pipeline/motfile.py`` for MOTChallenge files); docs/reliability.md lists them with their reasons.
+``pipeline/io/motfile.py`` for MOTChallenge files); docs/reliability.md lists them with their reasons.
 """
 
 from __future__ import annotations

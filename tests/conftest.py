@@ -36,7 +36,7 @@ def local_ray():
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
-    """The cache folder (dynamic-batch copies of batch-1 ONNX models, pipeline/onnx_batch.py) is the
+    """The cache folder (dynamic-batch copies of batch-1 ONNX models, pipeline/models/onnx_batch.py) is the
     session's own, never the user's ~/.cache."""
     mp = pytest.MonkeyPatch()
     mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))

@@ -215,7 +215,7 @@ def _eval_features(tr):
 def init_link_threshold(cfg: dict) -> float:
     """The fallback linking cosine of the model a run starts from: an ONNX file's own
     ``reidpipe.link_threshold``, else the pipeline's default for learned embeddings."""
-    from reidpipe.pipeline.embed import LEARNED_LINK_THRESHOLD
+    from reidpipe.pipeline.models.embed import LEARNED_LINK_THRESHOLD
 
     onnx = (cfg["model"].get("options") or {}).get("onnx")
     if onnx:

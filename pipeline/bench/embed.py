@@ -5,7 +5,7 @@ channels-last on CPU, fp16 autocast on CUDA) against ONNX Runtime, calling the t
 see the same load. A reidpipe checkpoint is exported to ONNX with a dynamic batch
 (``reidpipe.reid.export``); an ONNX model is converted to torch with ``onnx2torch`` (optional
 dependency) and, when its batch is fixed at 1, run as the pipeline runs it: its cached copy with a
-dynamic batch dimension, checked to give the same embeddings (:mod:`reidpipe.pipeline.onnx_batch`).
+dynamic batch dimension, checked to give the same embeddings (:mod:`reidpipe.pipeline.models.onnx_batch`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from reidpipe.errors import CheckpointError, InputNotFoundError, UsageError
-from reidpipe.pipeline.machine import resolve_device
-from reidpipe.pipeline.onnx_batch import dynamic_batch_copy, make_dynamic_batch, onnx_batch_dim, onnx_input_size
+from reidpipe.pipeline.bench.machine import resolve_device
+from reidpipe.pipeline.models.onnx_batch import dynamic_batch_copy, make_dynamic_batch, onnx_batch_dim, onnx_input_size
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 ORT_TARGET_AT_32 = 1.5  # ONNX Runtime should embed >= 1.5x the crops/s of eager torch fp32 at batch 32
@@ -161,7 +161,7 @@ def _onnx_models(weights: Path, info: dict[str, Any]) -> _Models:
             ort_path = Path(info["dynamic_copy"]["path"])
             info["notes"].append(
                 "batch fixed at 1 in the file: ONNX Runtime runs its cached copy with a "
-                "dynamic batch dimension (checked equal to the original; pipeline/onnx_batch.py)"
+                "dynamic batch dimension (checked equal to the original; pipeline/models/onnx_batch.py)"
             )
         except CheckpointError as exc:
             per_crop_ort = True

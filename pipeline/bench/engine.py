@@ -6,7 +6,7 @@ linker on the driver can take tracklets.
   (``run``: sources opened and models loaded in the workers, to the outputs written) and loop
   frames per second. Ray is started once before (its start-up is reported apart, ``ray_start_s``).
 - :func:`bench_online_linking` feeds synthetic tracklets
-  (:func:`reidpipe.pipeline.link_synthetic.synthetic_tracklets`) one by one, in the order they end,
+  (:func:`reidpipe.pipeline.bench.synthetic.synthetic_tracklets`) one by one, in the order they end,
   to ``Linker.add`` — what the driver does online — and reports the sustained rate (tracklets per
   second) per slice of the stream, so that a rate that falls as the linker fills up shows.
 """
@@ -73,9 +73,9 @@ def bench_engines(config, source: str, cameras: Sequence[int] = DEFAULT_CAMERAS)
 
 def bench_online_linking(n: int = 4000, dim: int = 512, cameras: int = 4, slices: int = 4) -> dict[str, Any]:
     """Tracklets per second ``Linker.add`` takes, one at a time in end-time order, per slice of ``n``."""
+    from reidpipe.pipeline.bench.synthetic import synthetic_tracklets
     from reidpipe.pipeline.config import LinkerConfig
     from reidpipe.pipeline.link import Linker
-    from reidpipe.pipeline.link_synthetic import synthetic_tracklets
 
     tracklets = sorted(synthetic_tracklets(n, dim=dim, cameras=cameras), key=lambda t: t.end_t)
     linker = Linker(LinkerConfig(min_similarity=0.5), [f"cam{c}" for c in range(cameras)])

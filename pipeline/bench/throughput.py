@@ -8,12 +8,12 @@ Three benchmarks, each returning a JSON-able dict (the CLI writes them into one 
   The ratio ``pipeline_fps / detector_only_fps`` is what tracking, cropping, embedding, linking and
   exporting cost on top of the detector; being a ratio of two figures taken one after the other on
   the same machine, it survives a noisy, shared machine far better than either fps alone.
-- :func:`bench_embedding` (``pipeline/bench_embed.py``) measures crops/s of one ReID model at several
+- :func:`bench_embedding` (``pipeline/bench/embed.py``) measures crops/s of one ReID model at several
   batch sizes, in eager torch and in ONNX Runtime, on the same exported graph.
 - :func:`bench_linking` times cross-camera linking of 1k/10k/100k synthetic 512-d tracklets
-  (:func:`reidpipe.pipeline.link_synthetic.time_linking`).
+  (:func:`reidpipe.pipeline.bench.synthetic.time_linking`).
 
-Every result carries :func:`environment` (``pipeline/machine.py``: CPU model and cores, load average,
+Every result carries :func:`environment` (``pipeline/bench/machine.py``: CPU model and cores, load average,
 library versions, device), since a figure without its machine means little. :func:`format_report` prints the tables.
 """
 
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from reidpipe.errors import UsageError
-from reidpipe.pipeline.bench_embed import ORT_TARGET_AT_32, bench_embedding
-from reidpipe.pipeline.machine import PeakMemory, environment, resolve_device
+from reidpipe.pipeline.bench.embed import ORT_TARGET_AT_32, bench_embedding
+from reidpipe.pipeline.bench.machine import PeakMemory, environment, resolve_device
 
 STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
 DEFAULT_LINK_SIZES = (1_000, 10_000, 100_000)
@@ -40,8 +40,8 @@ TARGETS = {"pipeline_over_detector": 0.95, "ort_over_torch_at_32": ORT_TARGET_AT
 # ---------------------------------------------------------------------------------------- linking
 def bench_linking(sizes: Sequence[int] = DEFAULT_LINK_SIZES, dim: int = 512) -> dict[str, Any]:
     """Seconds to link ``n`` synthetic ``dim``-d tracklets across 4 cameras, for each ``n``
-    (:func:`reidpipe.pipeline.link_synthetic.time_linking`: offline linking, generation not timed)."""
-    from reidpipe.pipeline.link_synthetic import time_linking
+    (:func:`reidpipe.pipeline.bench.synthetic.time_linking`: offline linking, generation not timed)."""
+    from reidpipe.pipeline.bench.synthetic import time_linking
 
     rows = []
     for n in sizes:
@@ -58,12 +58,12 @@ def bench_linking(sizes: Sequence[int] = DEFAULT_LINK_SIZES, dim: int = 512) -> 
 # ---------------------------------------------------------------------------------------- pipeline
 def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any]) -> dict[str, Any]:
     """Decode + detect over the frames a pipeline run with ``config`` processes: the same reader
-    threads and bounded queues (:func:`reidpipe.pipeline.sources.open_sources`, same stride and
+    threads and bounded queues (:func:`reidpipe.pipeline.io.sources.open_sources`, same stride and
     ``max_frames``), the same round-robin over cameras, ``detectors[i]`` for source ``i`` (one
     ``detect_batch`` call per round for a detector the cameras share, as the pipeline does when
     ``detect_batch`` is on); no tracking, cropping, embedding, linking or writing. Every frame is
     detected (``detect_every`` is what the pipeline saves on top). Times are measured like the runner's."""
-    from reidpipe.pipeline.sources import open_sources, rounds
+    from reidpipe.pipeline.io.sources import open_sources, rounds
 
     notify = threading.Event()
     srcs = open_sources(
@@ -198,7 +198,7 @@ def _config_summary(config) -> dict[str, Any]:
         "queue_size",
     )
     out = {k: getattr(config, k) for k in keys}
-    from reidpipe.pipeline.embed_queue import embeds_async
+    from reidpipe.pipeline.engine.embed_queue import embeds_async
 
     out["embed_async"] = embeds_async(config)
     out["embed_budget"] = config.embed_budget
@@ -236,8 +236,8 @@ def bench_pipeline(
     slows a run down); ``ratio`` is their quotient and ``repeats`` keeps every pair.
 
     Pipeline outputs go to ``output`` (default: a temporary folder removed afterwards)."""
-    from reidpipe.pipeline.detect import load_detector
-    from reidpipe.pipeline.sources import source_kind
+    from reidpipe.pipeline.io.sources import source_kind
+    from reidpipe.pipeline.models.detect import load_detector
 
     if repeat < 1:
         raise UsageError(f"--repeat must be >= 1, got {repeat}")

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reidpipe.pipeline.engine.sampler import add_to_bank
+from reidpipe.pipeline.engine.stats import StageTimer
 from reidpipe.pipeline.link.split import add_crop
-from reidpipe.pipeline.sampler import add_to_bank
-from reidpipe.pipeline.stats import StageTimer
 from reidpipe.pipeline.types import Tracklet
 
 MAX_WAIT_S = 1.0  # a crop waits at most this many seconds of video for its batch to fill
@@ -49,7 +49,7 @@ def embeds_async(config) -> bool:
     releases the GIL while it computes (ONNX Runtime, OpenVINO)."""
     if config.embed_async is not None:
         return bool(config.embed_async)
-    from reidpipe.pipeline.embed import embedder_kind
+    from reidpipe.pipeline.models.embed import embedder_kind
 
     return embedder_kind(config) in ("onnx", "openvino")
 

@@ -1,6 +1,6 @@
 """``--engine ray``: the camera workers run as Ray actors; this process (the driver) links.
 
-Each actor is a :class:`~reidpipe.pipeline.worker.CameraGroup` of ``cameras_per_worker`` cameras
+Each actor is a :class:`~reidpipe.pipeline.engine.worker.CameraGroup` of ``cameras_per_worker`` cameras
 (default 1), asking Ray for ``worker_cpus`` CPUs and ``worker_gpus`` GPUs; Ray places it on any node
 of the cluster that has them. The actor opens its sources *where it runs* (a file path must exist on
 that node, an RTSP URL is read from there), loads its detector and embedder, and returns its closed
@@ -29,9 +29,9 @@ from typing import Any
 
 from reidpipe.errors import EngineError, ReidpipeError, UsageError
 from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.stats import Counts, StageTimer
+from reidpipe.pipeline.engine.stats import Counts, StageTimer
+from reidpipe.pipeline.engine.worker import CameraGroup, Event, SourceEnd, Step
 from reidpipe.pipeline.types import SourceInfo, Tracklet
-from reidpipe.pipeline.worker import CameraGroup, Event, SourceEnd, Step
 
 IN_FLIGHT = 2  # calls queued per actor, so that it works on the next chunk while the driver links
 STOP_TIMEOUT = 30.0  # seconds to wait for the actors' last tracklets at the end of a run

@@ -1,7 +1,7 @@
 """Camera workers: everything that belongs to one camera, behind ``step``.
 
 A :class:`CameraWorker` holds one camera's source, detector, tracker and crop sampler, and hands its
-crops to an :class:`~reidpipe.pipeline.embed_queue.EmbedQueue` (shared by the cameras of one process,
+crops to an :class:`~reidpipe.pipeline.engine.embed_queue.EmbedQueue` (shared by the cameras of one process,
 so that embedding stays one batch across cameras; in an embed thread with ``embed_async``, within
 ``embed_budget``). ``worker.step(item)`` takes the next item of its source — a ``Frame``, or
 ``None`` when the source ended — and returns a :class:`Step`: the frames processed (0 or 1), the
@@ -11,12 +11,12 @@ are linked, and, at the source's end, a :class:`SourceEnd` with the source's fin
 
 A :class:`CameraGroup` is the cameras of one process: it opens the sources, detectors and the
 embedder from a :class:`PipelineConfig`, and ``steps()`` interleaves its cameras one frame per
-camera per round (:func:`reidpipe.pipeline.sources.rounds`: files in lockstep, so runs are
+camera per round (:func:`reidpipe.pipeline.io.sources.rounds`: files in lockstep, so runs are
 deterministic); the frames of a round that share a detector are detected in one ``detect_batch``
 call (``detect_batch`` on: the same detections as one by one), and with ``detect_every`` K > 1 a
 worker detects every K-th frame and lets its tracker predict the others. The in-process engine is
 one group of every camera; ``--engine ray`` runs one group per actor
-(:mod:`reidpipe.pipeline.ray_engine`). Every item a camera yields has a sequence number ``seq``
+(:mod:`reidpipe.pipeline.engine.ray_engine`). Every item a camera yields has a sequence number ``seq``
 (0, 1, ...): ``(seq, camera index)`` is the order in which one process over all cameras would have
 seen it, which is how the Ray driver restores that order.
 """
@@ -31,18 +31,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.embed_queue import EmbedQueue, embeds_async
+from reidpipe.pipeline.engine.embed_queue import EmbedQueue, embeds_async
+from reidpipe.pipeline.engine.stats import Counts, StageTimer
 from reidpipe.pipeline.link.split import candidate_segments
-from reidpipe.pipeline.stats import Counts, StageTimer
 from reidpipe.pipeline.types import Frame, SourceInfo, Tracklet
 
 if TYPE_CHECKING:
     from supervision import Detections
 
-    from reidpipe.pipeline.sampler import CropSampler
-    from reidpipe.pipeline.sources import Source
-    from reidpipe.pipeline.thumbs import ThumbKeeper
-    from reidpipe.pipeline.track import CameraTracker
+    from reidpipe.pipeline.engine.sampler import CropSampler
+    from reidpipe.pipeline.engine.track import CameraTracker
+    from reidpipe.pipeline.io.sources import Source
+    from reidpipe.pipeline.io.thumbs import ThumbKeeper
 
 Event = tuple[str, dict[str, Any]]
 
@@ -94,7 +94,7 @@ class CameraWorker:
         self.sampler = sampler
         self.embeds = embeds
         self.timer = timer
-        self.thumbs = thumbs  # a ThumbKeeper (pipeline/thumbs.py) keeping the best crops, or None
+        self.thumbs = thumbs  # a ThumbKeeper (pipeline/io/thumbs.py) keeping the best crops, or None
         self.counts = Counts()
         self.seq = 0
 
@@ -174,7 +174,7 @@ class CameraWorker:
         return predicted[np.zeros(len(predicted), bool)]
 
     def _sample(self, frame: Frame, tracked: Detections) -> None:
-        from reidpipe.pipeline.sampler import crop
+        from reidpipe.pipeline.engine.sampler import crop
 
         with self.timer("crop"):
             for row, tid, q in self.sampler.select(self.camera, tracked, frame.index, frame.image.shape[:2]):
@@ -221,7 +221,7 @@ class CameraGroup:
     It is also the in-process engine of :class:`reidpipe.pipeline.runner.Pipeline`: ``open``, ``start``,
     ``steps``, ``stop``, ``figures``, ``recordings``, ``counts``, ``timer``, ``decode_seconds``, ``lost``
     and ``shutdown`` are what the
-    runner uses of an engine (:class:`reidpipe.pipeline.ray_engine.RayEngine` has the same).
+    runner uses of an engine (:class:`reidpipe.pipeline.engine.ray_engine.RayEngine` has the same).
 
     ``uris[i]`` is camera ``names[i]``; ``detections[i]`` (public detections) and ``offsets[i]`` belong to
     it. ``open()`` opens the sources (where this group runs), the detectors and the embedder, raising
@@ -252,10 +252,10 @@ class CameraGroup:
         self._notify = threading.Event()
 
     def open(self) -> list[SourceInfo]:
-        from reidpipe.pipeline.detect import load_detector
-        from reidpipe.pipeline.embed import load_embedder
-        from reidpipe.pipeline.sampler import CropSampler
-        from reidpipe.pipeline.sources import open_sources
+        from reidpipe.pipeline.engine.sampler import CropSampler
+        from reidpipe.pipeline.io.sources import open_sources
+        from reidpipe.pipeline.models.detect import load_detector
+        from reidpipe.pipeline.models.embed import load_embedder
 
         cfg = self.config
         srcs = open_sources(
@@ -299,12 +299,12 @@ class CameraGroup:
     def _thumbs(self) -> ThumbKeeper | None:
         if not self.thumbs:
             return None
-        from reidpipe.pipeline.thumbs import ThumbKeeper
+        from reidpipe.pipeline.io.thumbs import ThumbKeeper
 
         return ThumbKeeper()
 
     def _tracker(self, camera: str) -> CameraTracker:
-        from reidpipe.pipeline.track import CameraTracker
+        from reidpipe.pipeline.engine.track import CameraTracker
 
         cfg = self.config
         return CameraTracker(
@@ -333,7 +333,7 @@ class CameraGroup:
         return self._model_events() + [w.start() for w in self.workers]
 
     def _model_events(self) -> list[Event]:
-        from reidpipe.pipeline.runtime import openvino_precision_of
+        from reidpipe.pipeline.models.runtime import openvino_precision_of
 
         models = [("detector", self.workers[0].detector)] if self.workers else []
         events: list[Event] = []
@@ -347,7 +347,7 @@ class CameraGroup:
     def steps(self) -> Iterator[Step]:
         """Every camera's steps, one frame per camera per round, until every source has ended; the
         frames of a round that share a detector are detected in one call (:meth:`_detect_round`)."""
-        from reidpipe.pipeline.sources import rounds
+        from reidpipe.pipeline.io.sources import rounds
 
         by_source = {id(w.source): w for w in self.workers}
         waited = lambda s: self.timer.add("wait", s)  # noqa: E731

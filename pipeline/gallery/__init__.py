@@ -8,5 +8,4 @@ search (``reidpipe search``), retention (``reidpipe gallery prune / forget / inf
     session.py    one run's use of the gallery (what the runner calls)
     search.py     the identities most similar to an image or to an identity
     retention.py  prune / forget
-    bench.py      query time on synthetic galleries
 """

@@ -84,8 +84,8 @@ def embed_query(store: Store, image: str | Path, weights: str | None = None) -> 
     import cv2
 
     from reidpipe.pipeline.config import PipelineConfig
-    from reidpipe.pipeline.embed import embedder_kind, load_embedder
     from reidpipe.pipeline.gallery.session import model_id
+    from reidpipe.pipeline.models.embed import embedder_kind, load_embedder
 
     model = store.model
     assert model is not None  # open_for_search

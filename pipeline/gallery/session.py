@@ -37,7 +37,7 @@ from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
 def model_id(config, dim: int = 0) -> ModelId:
     """The identity of the run's embedder: kind, SHA-256 of its weights (an OpenVINO model's ``.xml``
     and ``.bin``), and the settings a query must be embedded with."""
-    from reidpipe.pipeline.embed import embedder_kind
+    from reidpipe.pipeline.models.embed import embedder_kind
 
     kind = embedder_kind(config)
     settings: dict[str, Any] = {
@@ -170,7 +170,7 @@ class GallerySession:
     def run_only(self, identities: list[Identity]) -> list[Identity]:
         """The linker's identities without the gallery's tracklets, under the run's own ids (1..N):
         what the outputs hold when the gallery could not give global ids."""
-        from reidpipe.pipeline.export import order_identities
+        from reidpipe.pipeline.io.export import order_identities
 
         return order_identities([crossrun.only_run_tracklets(i, i.id, self.primed) for i in identities])
 

@@ -56,7 +56,7 @@ def iso(t: float) -> str:
 def start_times(uris: list[str], given: list[str] | None) -> list[float]:
     """The absolute start time of each source (see the module docstring); the values were checked by
     the config's rule (``validate.py``)."""
-    from reidpipe.pipeline.sources import source_kind
+    from reidpipe.pipeline.io.sources import source_kind
 
     if given is not None:
         out = [parse_iso(g) for g in given]

@@ -148,7 +148,7 @@ def write_trajectories(
     """Write ``trajectories.json`` (schema ``reidpipe.trajectories/1``, :func:`trajectories_dict`'s
     document) atomically; returns the path. Written one identity at a time, so that only one
     identity's points are ever in memory as JSON (a long run's are read back from disk,
-    pipeline/spill.py)."""
+    pipeline/engine/spill.py)."""
     path = Path(path)
     with atomic_output(path) as tmp:
         with open(tmp, "w") as fh:
@@ -505,7 +505,7 @@ def _write_video(
     import cv2
     import supervision as sv
 
-    from reidpipe.pipeline.sources import iter_frames, source_kind
+    from reidpipe.pipeline.io.sources import iter_frames, source_kind
 
     uri, stride_used, limit = s.uri, stride, max_frames
     if source_kind(uri) in ("stream", "webcam"):

@@ -8,13 +8,13 @@ Built from a run's output folder:
 - ``trajectories.json`` when it is there: the final identities (after the offline refinement) and
   their link evidence replace the logged online decisions. Without it (an interrupted run), the
   identities are rebuilt from the ``link`` events;
-- ``thumbs/<camera>_<track>_<k>.jpg`` (the best crops the sampler embedded, ``pipeline/thumbs.py``);
+- ``thumbs/<camera>_<track>_<k>.jpg`` (the best crops the sampler embedded, ``pipeline/io/thumbs.py``);
   without them (``--no-crops``, ``--engine ray``) the gallery shows no images.
 
 The page: run summary (+ the scores of :func:`reidpipe.pipeline.score.score` with ground truth),
 the linked tracks with the smallest margins first (next to the crops of the identity they joined),
 a timeline per camera (matplotlib ``broken_barh``, one colour per global id:
-:func:`reidpipe.pipeline.export.identity_color`, as in ``--save-video``) and the identity gallery
+:func:`reidpipe.pipeline.io.export.identity_color`, as in ``--save-video``) and the identity gallery
 (element ``identity-<N>`` per identity). With ground truth, a track whose matched ground-truth id
 differs from its identity's majority id is marked as a wrong link. Rendered by Jinja2 from
 ``templates/report.html.j2``; every image is inline (``data:`` URIs), so the file opens from disk
@@ -236,7 +236,7 @@ def _sources_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def load_run(folder: str | Path) -> RunView:
     """Read a run's output folder (see the module docstring)."""
-    from reidpipe.pipeline.export import identity_color, read_trajectories
+    from reidpipe.pipeline.io.export import identity_color, read_trajectories
 
     folder = Path(folder)
     events_path, traj_path = folder / "events.jsonl", folder / "trajectories.json"
@@ -279,7 +279,7 @@ def _check_camera_names(path: Path, events: list[dict[str, Any]]) -> None:
 
 def _thumbs(folder: Path, camera: str, track: int) -> list[str]:
     """The track's thumbnails (best first) as ``data:`` URIs."""
-    from reidpipe.pipeline.thumbs import THUMBS_PER_TRACK, thumb_path
+    from reidpipe.pipeline.io.thumbs import THUMBS_PER_TRACK, thumb_path
 
     uris = []
     for k in range(THUMBS_PER_TRACK):
@@ -293,7 +293,7 @@ def _thumbs(folder: Path, camera: str, track: int) -> list[str]:
 def mark_wrong_links(run: RunView, gt: list[str]) -> dict[str, Any]:
     """Score the run (:func:`reidpipe.pipeline.score.score`) and mark, in ``run``, each track's matched
     ground-truth id, each identity's majority id and the tracks that disagree with it. Returns the scores."""
-    from reidpipe.pipeline.export import read_trajectories
+    from reidpipe.pipeline.io.export import read_trajectories
     from reidpipe.pipeline.score import assign_gt, match_tracks, score
 
     traj_path = run.folder / "trajectories.json"

@@ -3,7 +3,7 @@
 Two halves, so that every engine keeps them the same way:
 
 - a :class:`ThumbKeeper` (in the camera worker, where the pixels are) keeps, per (camera, track), the
-  ``keep`` best crops by the sampler's quality (:func:`reidpipe.pipeline.sampler.quality_gate`),
+  ``keep`` best crops by the sampler's quality (:func:`reidpipe.pipeline.engine.sampler.quality_gate`),
   shrunk to ``height`` pixels and JPEG-encoded in memory; when the track closes the worker puts them
   on the closed :class:`~reidpipe.pipeline.types.Tracklet` (``thumbs``), which travels to the driver
   with the tracklet (in-process, or from a Ray actor on another machine);

@@ -35,7 +35,7 @@ from reidpipe.pipeline.link.split import Split, SplitReport, split_tracklets
 from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet
 
 if TYPE_CHECKING:
-    from reidpipe.pipeline.spill import PointStore
+    from reidpipe.pipeline.engine.spill import PointStore
 
 DEFAULT_FALLBACK_SIMILARITY = 0.5
 
@@ -58,7 +58,7 @@ class Linker:
         self.keep_features = keep_features
         # as registered (the tracker's tracks); online with a ``store`` (the runner's point file), a
         # track no decision reads again is retired there (:meth:`_release`), so memory plateaus
-        from reidpipe.pipeline.spill import TrackShelf  # (spill reads link.constraints)
+        from reidpipe.pipeline.engine.spill import TrackShelf  # (spill reads link.constraints)
 
         self.tracklets = TrackShelf(store)
         # what the identities hold once finalized: the tracklets, a split one replaced by its pieces
@@ -149,7 +149,7 @@ class Linker:
         self.operating_point = self._online.operating_point
         if self.operating_point is not None and self.split_report is not None:
             self.operating_point.splits = self.split_report
-        from reidpipe.pipeline.spill import ShelfTracks
+        from reidpipe.pipeline.engine.spill import ShelfTracks
 
         self.final_tracklets = self.tracklets
         groups: dict[int, list[int]] = {}  # online identity -> its tracklets, by index (none is read)

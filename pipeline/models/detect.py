@@ -113,7 +113,7 @@ class YOLOXDetector:
         input_size: int | None = None,
         openvino_precision: str = "f32",
     ):
-        from reidpipe.pipeline.runtime import model_session
+        from reidpipe.pipeline.models.runtime import model_session
 
         self.path = str(path)
         self.device, self.backend, self.openvino_precision = device, backend, openvino_precision
@@ -153,7 +153,7 @@ class YOLOXDetector:
 
     def enable_batching(self) -> bool:
         """Make :meth:`detect_batch` one inference call for all its frames: a model whose batch is fixed
-        at 1 is re-saved with a dynamic batch (:func:`reidpipe.pipeline.bench_embed.make_dynamic_batch`,
+        at 1 is re-saved with a dynamic batch (:func:`reidpipe.pipeline.bench.embed.make_dynamic_batch`,
         checked equal to the original, in a temporary folder: the user's file is never modified) and
         loaded from that copy. Returns whether batching is on (False when the graph cannot be rewritten:
         the frames are then detected one by one, with the same results)."""
@@ -190,12 +190,12 @@ class YOLOXDetector:
         (``onnxruntime.transformers.float16``, float32 inputs and outputs kept)."""
         import tempfile
 
-        from reidpipe.pipeline.runtime import model_session
+        from reidpipe.pipeline.models.runtime import model_session
 
         with tempfile.TemporaryDirectory(prefix="reidpipe-detector-") as tmp:
             path = self.path
             if dynamic_batch:
-                from reidpipe.pipeline.bench_embed import make_dynamic_batch
+                from reidpipe.pipeline.bench.embed import make_dynamic_batch
 
                 path = str(Path(tmp) / "dynamic_batch.onnx")
                 make_dynamic_batch(self.path, path, check_crops=2, atol=1e-3)
@@ -333,7 +333,7 @@ class UltralyticsDetector:
         device: str = "auto",
         trust_weights: bool = False,
     ):
-        from reidpipe.pipeline.safe_weights import check_detector_checkpoint
+        from reidpipe.pipeline.models.safe_weights import check_detector_checkpoint
 
         self.weights = str(weights)
         self.conf, self.iou, self.imgsz = float(conf), float(iou), imgsz
@@ -410,7 +410,7 @@ class PublicDetections:
     pixels, top-left origin, ``conf`` optional = 1). Columns after ``conf`` are ignored."""
 
     def __init__(self, path: str, conf: float | None = None, frame=None):
-        from reidpipe.pipeline.motfile import read_mot_lines
+        from reidpipe.pipeline.io.motfile import read_mot_lines
 
         self.path = str(path)
         mot, lines = read_mot_lines(self.path, "detections")

@@ -7,7 +7,7 @@ with attributes ``dim`` and ``input_size`` (H, W).
   ``reidpipe.std`` = "r,g,b" applied after /255, ``reidpipe.embed_dim``, ``reidpipe.variant``), else
   from the input shape with RGB + ImageNet mean/std. Dynamic-batch models get batches of up to
   ``batch``; a model with a fixed batch of 1 (e.g. torchreid's OSNet export) runs through its checked,
-  cached dynamic-batch copy (:mod:`reidpipe.pipeline.onnx_batch`; checked again on the first real
+  cached dynamic-batch copy (:mod:`reidpipe.pipeline.models.onnx_batch`; checked again on the first real
   crops, crop by crop when either check fails); a fixed batch B > 1 gets zero-padded batches of B.
 - :class:`OpenVinoEmbedder` — an OpenVINO IR ReID model (``model.xml`` + ``model.bin``) run by the
   ``openvino`` runtime (optional extra ``reidpipe[openvino]``), reshaped to a dynamic batch. Input size
@@ -18,10 +18,10 @@ with attributes ``dim`` and ``input_size`` (H, W).
   graph at conversion (``person-reidentification-retail-0277``'s rt_info ``conversion_parameters``
   records ``mean_values``, ``scale_values`` and ``reverse_input_channels``, and its first layers
   reverse the channels and normalise), so they want the frame's own pixels. It runs in
-  ``--openvino-precision`` (f32 by default; :func:`reidpipe.pipeline.runtime.compile_openvino`).
+  ``--openvino-precision`` (f32 by default; :func:`reidpipe.pipeline.models.runtime.compile_openvino`).
 - :class:`CheckpointEmbedder` — a reidpipe checkpoint (``reidpipe.reid.checkpoint.load_checkpoint``):
   ``torch.inference_mode``, channels-last on CPU, autocast (fp16) on CUDA.
-- ``hist``: the colour/texture descriptor ``HistEmbedder`` of :mod:`reidpipe.pipeline.descriptors`
+- ``hist``: the colour/texture descriptor ``HistEmbedder`` of :mod:`reidpipe.pipeline.models.descriptors`
   (no weights).
 
 Pre-processing is the same for all models: ``cv2.resize`` of each crop to (W, H) (bilinear), one
@@ -135,7 +135,7 @@ class OnnxEmbedder:
         backend: str = "onnxruntime",
         openvino_precision: str = "f32",
     ):
-        from reidpipe.pipeline.runtime import model_session
+        from reidpipe.pipeline.models.runtime import model_session
 
         self.path = str(path)
         self.threads = threads  # intra-op threads (None: the runtime's default, one per core)
@@ -209,8 +209,8 @@ class OnnxEmbedder:
         """A batch-1 model embeds through its checked, cached dynamic-batch copy; crop by crop (with a
         warning) when no such copy can be made."""
         from reidpipe.console import warn
-        from reidpipe.pipeline.onnx_batch import dynamic_batch_copy
-        from reidpipe.pipeline.runtime import model_session
+        from reidpipe.pipeline.models.onnx_batch import dynamic_batch_copy
+        from reidpipe.pipeline.models.runtime import model_session
 
         try:
             self.batch_copy = dynamic_batch_copy(self.path)
@@ -225,7 +225,7 @@ class OnnxEmbedder:
         """The first real crops: the dynamic-batch copy must give the original's embeddings, else the
         model goes back to crop by crop (with a warning)."""
         from reidpipe.console import warn
-        from reidpipe.pipeline.onnx_batch import agrees, parity
+        from reidpipe.pipeline.models.onnx_batch import agrees, parity
 
         original, self._original = self._original, None
         assert self.batch_copy is not None
@@ -279,7 +279,7 @@ class OpenVinoEmbedder:
         device: str = "cpu",
         precision: str = "f32",
     ):
-        from reidpipe.pipeline.runtime import compile_openvino, compiled_precision
+        from reidpipe.pipeline.models.runtime import compile_openvino, compiled_precision
 
         self.path = str(path)
         core, model = _read_openvino(self.path)
@@ -449,7 +449,7 @@ def load_embedder(config):
     -> OpenVINO IR, ``.pt``/``.pth``/``.safetensors`` -> reidpipe checkpoint, no weights -> ``hist``)."""
     kind = embedder_kind(config)
     if kind == "hist":
-        from reidpipe.pipeline.descriptors import HistEmbedder
+        from reidpipe.pipeline.models.descriptors import HistEmbedder
 
         return HistEmbedder()
     if not config.reid_weights:
@@ -457,7 +457,7 @@ def load_embedder(config):
     if not Path(config.reid_weights).exists():
         raise InputNotFoundError(f"ReID weights not found: {config.reid_weights}")
     if kind == "onnx":
-        from reidpipe.pipeline.embed_queue import embeds_async
+        from reidpipe.pipeline.engine.embed_queue import embeds_async
 
         return OnnxEmbedder(
             config.reid_weights,

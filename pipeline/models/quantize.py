@@ -5,10 +5,10 @@ Steps (:func:`quantize_model`):
 
 1. **Kind** — a YOLOX detector (output ``(1, N, 5 + C)``) or a ReID model (one vector per crop).
 2. **Calibration samples** from ``--calib VIDEO``: ``--frames N`` frames spread evenly over the video
-   (:func:`reidpipe.pipeline.sources.iter_frames` with a stride), pre-processed exactly as the
+   (:func:`reidpipe.pipeline.io.sources.iter_frames` with a stride), pre-processed exactly as the
    pipeline does: the detector's letterbox (:meth:`YOLOXDetector.preprocess`); for an embedder, the
    person crops of those frames found by ``--detector`` (or a ``--detections`` det.txt), resized and
-   normalised as :class:`~reidpipe.pipeline.embed.OnnxEmbedder` does.
+   normalised as :class:`~reidpipe.pipeline.models.embed.OnnxEmbedder` does.
 3. **Quantization** — ``onnxruntime.quantization.quantize_static``: QDQ format, int8 weights per
    channel, uint8 activations, calibrated by MinMax over the samples, after ONNX Runtime's
    ``quant_pre_process`` (shape inference, graph optimisation). A model below opset 13 is first
@@ -51,7 +51,7 @@ def model_kind(path: str) -> str:
         raise CheckpointError(f"not a loadable ONNX model: {path} (no graph outputs)")
     dims = model.graph.output[0].type.tensor_type.shape.dim
     if len(dims) == 3:
-        from reidpipe.pipeline.detect import infer_detector_kind
+        from reidpipe.pipeline.models.detect import infer_detector_kind
 
         if infer_detector_kind(path) != "yolox":
             raise UsageError(
@@ -66,7 +66,7 @@ def calibration_frames(video: str, frames: int) -> list[tuple[int, np.ndarray]]:
     """``frames`` (index, BGR image) pairs spread evenly over ``video`` (a file or an image folder)."""
     import cv2
 
-    from reidpipe.pipeline.sources import IMAGE_EXTS, iter_frames, source_kind
+    from reidpipe.pipeline.io.sources import IMAGE_EXTS, iter_frames, source_kind
 
     if source_kind(video) == "folder":
         total = sum(1 for p in Path(video).iterdir() if p.suffix.lower() in IMAGE_EXTS)
@@ -82,7 +82,7 @@ def calibration_frames(video: str, frames: int) -> list[tuple[int, np.ndarray]]:
 
 
 def detector_samples(model: str, images: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
-    from reidpipe.pipeline.detect import YOLOXDetector
+    from reidpipe.pipeline.models.detect import YOLOXDetector
 
     det = YOLOXDetector(model)
     return [det.preprocess(im)[0] for _, im in images]
@@ -90,9 +90,9 @@ def detector_samples(model: str, images: list[tuple[int, np.ndarray]]) -> list[n
 
 def embedder_samples(model: str, images: list[tuple[int, np.ndarray]], detector) -> list[np.ndarray]:
     """Pre-processed person crops (one ``(1, 3, H, W)`` array each) of the detections of ``detector`` (a
-    reidpipe detector) in ``images``, prepared as :class:`~reidpipe.pipeline.embed.OnnxEmbedder` does."""
-    from reidpipe.pipeline.embed import OnnxEmbedder, preprocess
-    from reidpipe.pipeline.sampler import crop
+    reidpipe detector) in ``images``, prepared as :class:`~reidpipe.pipeline.models.embed.OnnxEmbedder` does."""
+    from reidpipe.pipeline.engine.sampler import crop
+    from reidpipe.pipeline.models.embed import OnnxEmbedder, preprocess
 
     emb = OnnxEmbedder(model)
     crops = [crop(im, box) for index, im in images for box in detector.detect(im, index=index).xyxy]
@@ -207,7 +207,7 @@ def detector_agreement(reference, candidate, images: list[tuple[int, np.ndarray]
 
 def embedder_agreement(reference, candidate, crops: list[np.ndarray]) -> dict[str, Any]:
     """Cosine between the embeddings of ``reference`` and ``candidate`` (sessions) on pre-processed crops."""
-    from reidpipe.pipeline.embed import l2_normalize
+    from reidpipe.pipeline.models.embed import l2_normalize
 
     def run(sess, x):
         return l2_normalize(np.asarray(sess.run(None, {sess.get_inputs()[0].name: x})[0]).reshape(len(x), -1))
@@ -226,7 +226,7 @@ def quantize_model(
 ) -> dict[str, Any]:
     """Quantize ``model`` (see the module docstring); ``detector`` (a reidpipe detector) finds the
     calibration crops of an embedder. Returns what was done and the int8 model's agreement with fp32."""
-    from reidpipe.pipeline.detect import YOLOXDetector, onnx_session
+    from reidpipe.pipeline.models.detect import YOLOXDetector, onnx_session
 
     if Path(output).resolve() == Path(model).resolve():
         raise UsageError(f"--output {output} would overwrite --model; give another path")

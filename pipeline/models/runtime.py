@@ -1,6 +1,6 @@
 """Inference runtimes of the ONNX models (the YOLOX detector, the ReID embedder): ``--backend``.
 
-- ``onnxruntime`` (default): an ``onnxruntime.InferenceSession`` (:func:`reidpipe.pipeline.detect.onnx_session`).
+- ``onnxruntime`` (default): an ``onnxruntime.InferenceSession`` (:func:`reidpipe.pipeline.models.detect.onnx_session`).
 - ``openvino``: the OpenVINO runtime reading the same ``.onnx`` file directly (no conversion step, no
   IR written), compiled for the CPU (OpenVINO has no CUDA device; ``--device cuda`` runs on the CPU).
 
@@ -15,7 +15,7 @@ a CPU without bf16 runs f32 whatever is asked. The precision the compiled model 
 :func:`model_session` returns either; both answer the part of the onnxruntime session API that the
 models' wrappers use (``get_inputs()``, ``get_outputs()`` with ``.name`` / ``.shape``,
 ``get_modelmeta().custom_metadata_map``, ``run(None, {name: array})``), so
-:class:`~reidpipe.pipeline.detect.YOLOXDetector` and :class:`~reidpipe.pipeline.embed.OnnxEmbedder`
+:class:`~reidpipe.pipeline.models.detect.YOLOXDetector` and :class:`~reidpipe.pipeline.models.embed.OnnxEmbedder`
 run on either runtime unchanged.
 """
 
@@ -77,7 +77,7 @@ class OpenVinoSession:
     """An ONNX model compiled by OpenVINO behind the onnxruntime session calls the wrappers use."""
 
     def __init__(self, path: str, device: str = "cpu", threads: int | None = None, precision: str = "f32"):
-        from reidpipe.pipeline.embed import _openvino_message
+        from reidpipe.pipeline.models.embed import _openvino_message
 
         self.path = str(path)
         if not Path(self.path).is_file():
@@ -138,7 +138,7 @@ def model_session(
     """A session of the ONNX model ``path`` on ``backend`` (see the module docstring); ``precision``
     is OpenVINO's (onnxruntime runs the model's own float32)."""
     if backend == "onnxruntime":
-        from reidpipe.pipeline.detect import onnx_session
+        from reidpipe.pipeline.models.detect import onnx_session
 
         return onnx_session(path, device, threads)
     if backend == "openvino":

@@ -17,7 +17,7 @@ Trunks (option ``backbone``):
 - ``osnet_x0_25`` / ``osnet_x0_5`` / ``osnet_x0_75`` / ``osnet_x1_0``: OSNet
   (:mod:`reidpipe.reid.backbones.osnet`); ``pretrained=PATH`` loads a torchreid OSNet state dict;
 - ``onnx``: the ONNX ReID model at option ``onnx`` converted to torch with ``onnx2torch`` (a batch
-  fixed at 1 in the file is freed first, see :mod:`reidpipe.pipeline.onnx_batch`); its weights come
+  fixed at 1 in the file is freed first, see :mod:`reidpipe.pipeline.models.onnx_batch`); its weights come
   from the file, so a checkpoint of this trunk needs that file to be rebuilt.
 
 Options: ``backbone``, ``onnx``, ``input_size`` (default: OSNet 256x128, an ONNX model's own),
@@ -90,8 +90,8 @@ class FineTune(ReIDModel):
 
 def _onnx_trunk(path: str) -> tuple[nn.Module, tuple[int, int], dict[str, str]]:
     """The ONNX model as a torch module (batch freed), its input size and its ``reidpipe.*`` metadata."""
-    from reidpipe.pipeline.bench_embed import onnx_to_torch
-    from reidpipe.pipeline.onnx_batch import dynamic_batch_copy, onnx_batch_dim, onnx_input_size
+    from reidpipe.pipeline.bench.embed import onnx_to_torch
+    from reidpipe.pipeline.models.onnx_batch import dynamic_batch_copy, onnx_batch_dim, onnx_input_size
     from reidpipe.reid.export import read_onnx_metadata
 
     size = onnx_input_size(path)

@@ -97,7 +97,7 @@ def read_crops(
     """Read the frames of ``crops`` from one camera's source, in one pass, and hand each cut-out
     image to ``write``. A source whose frames are not the run's (another size, fewer frames) is an
     error naming it: the boxes would cut the wrong pixels."""
-    from reidpipe.pipeline.sources import iter_frames
+    from reidpipe.pipeline.io.sources import iter_frames
 
     wanted: dict[int, list[PlannedCrop]] = defaultdict(list)
     for c in crops:

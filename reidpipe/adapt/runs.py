@@ -46,7 +46,7 @@ class Run:
 
 def open_run(folder: str | Path, index: int, moved: SourceMap) -> Run:
     """Read and check one run folder; ``moved``: camera -> new path of its source."""
-    from reidpipe.pipeline.export import read_trajectories
+    from reidpipe.pipeline.io.export import read_trajectories
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -109,7 +109,7 @@ def _finite(v: Any) -> bool:
 
 
 def _camera_source(path: Path, s: dict[str, Any], moved: SourceMap) -> CameraSource:
-    from reidpipe.pipeline.sources import source_kind
+    from reidpipe.pipeline.io.sources import source_kind
 
     camera = str(s["camera"])
     uri = moved.get(camera, str(s["uri"]))

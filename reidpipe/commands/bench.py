@@ -139,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from reidpipe.pipeline import bench
+    from reidpipe.pipeline.bench import throughput as bench
 
     if args.gallery_only:
         return _gallery(args)
@@ -193,7 +193,7 @@ def _bench_pipeline(args: argparse.Namespace, result: dict) -> str | None:
     it; returns the device the pipeline ran on (None when it did not run)."""
     from reidpipe.commands.run import config_from_args
     from reidpipe.errors import UsageError
-    from reidpipe.pipeline import bench
+    from reidpipe.pipeline.bench import throughput as bench
 
     if args.engine == "ray" and not args.sources:
         raise UsageError("--engine ray benchmarks the engines on a video: give --sources VIDEO")
@@ -201,7 +201,7 @@ def _bench_pipeline(args: argparse.Namespace, result: dict) -> str | None:
         return None
     cfg = config_from_args(args)
     if args.engine == "ray":
-        from reidpipe.pipeline import bench_engine
+        from reidpipe.pipeline.bench import engine as bench_engine
 
         result["engines"] = bench_engine.bench_engines(cfg, args.sources[0])
         result["online_linking"] = bench_engine.bench_online_linking()
@@ -230,7 +230,7 @@ def _gallery(args: argparse.Namespace) -> int:
 
     from reidpipe.errors import UsageError
     from reidpipe.limits import MAX_BENCH_BYTES
-    from reidpipe.pipeline.gallery.bench import bench_gallery, format_gallery
+    from reidpipe.pipeline.bench.gallery import bench_gallery, format_gallery
 
     if args.embed_only or args.linker_only or args.sources:
         raise UsageError("--gallery-only runs alone: drop --sources / --embed-only / --linker-only")
@@ -258,7 +258,7 @@ def _ablation(args: argparse.Namespace) -> int:
 
     from reidpipe.commands.run import config_from_args
     from reidpipe.errors import UsageError
-    from reidpipe.pipeline.ablation import ablation, format_ablation
+    from reidpipe.pipeline.bench.ablation import ablation, format_ablation
 
     if not args.sources or not args.gt:
         raise UsageError("--ablation needs --sources and --gt (one ground-truth file per source)")

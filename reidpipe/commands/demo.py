@@ -98,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
 
     from reidpipe.errors import OutputError
     from reidpipe.files import atomic_write_text
-    from reidpipe.pipeline.export import check_output_dir
+    from reidpipe.pipeline.io.export import check_output_dir
     from reidpipe.pipeline.runner import Pipeline
     from reidpipe.pipeline.score import format_report, score
     from reidpipe.samples.scene import make_scene

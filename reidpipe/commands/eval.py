@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _onnx_embedder(args):
     from reidpipe.pipeline.config import PipelineConfig
-    from reidpipe.pipeline.embed import load_embedder
+    from reidpipe.pipeline.models.embed import load_embedder
 
     cfg = PipelineConfig(
         reid="onnx",

@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
     import logging
 
     from reidpipe.errors import UsageError
-    from reidpipe.pipeline.quantize import quantize_model
+    from reidpipe.pipeline.models.quantize import quantize_model
 
     if not args.verbose:  # onnxruntime.quantization logs its notes through the root logger
         logging.getLogger().setLevel(logging.ERROR)
@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     detector = None
     if args.detector or args.detections:
         from reidpipe.pipeline.config import PipelineConfig
-        from reidpipe.pipeline.detect import load_detector
+        from reidpipe.pipeline.models.detect import load_detector
 
         cfg = PipelineConfig(detector=args.detector or "", device="cpu")
         detector = load_detector(cfg, args.detections)

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import sys
 
-    from reidpipe.pipeline.report import write_report
+    from reidpipe.pipeline.io.report import write_report
 
     path = write_report(args.out_dir, gt=args.gt, output=args.output)
     print(f"report written to {path}", file=sys.stderr)

@@ -117,7 +117,7 @@ def _raise_if_a_stream_was_lost(pipe) -> None:
     """Exit 11 (after every output is written) when a live stream dropped, or never came up, and did not
     come back: a supervisor sees that a camera was lost even though the others finished."""
     from reidpipe.errors import StreamError
-    from reidpipe.pipeline.sources import source_kind
+    from reidpipe.pipeline.io.sources import source_kind
 
     lost = [
         f"{s.uri} ({s.camera})"

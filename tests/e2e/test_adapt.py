@@ -16,7 +16,7 @@ from scene_args import scene_run_args  # (tests/ is on sys.path)
 from torch import nn
 
 from reidpipe.cli import main as cli
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 from reidpipe.reid.backbones.osnet import build_osnet
 from reidpipe.reid.datasets.readers import build_dataset
 from reidpipe.samples.scene import make_scene

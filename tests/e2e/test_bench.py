@@ -263,7 +263,7 @@ def test_bench_embedding_falls_back_to_crop_by_crop_when_the_batch_cannot_be_fre
         pytest.skip(f"real models not found under {DATA}")
     pytest.importorskip("onnx2torch", reason="eager-torch side of an ONNX model needs onnx2torch")
     from reidpipe.errors import CheckpointError
-    from reidpipe.pipeline import bench_embed
+    from reidpipe.pipeline.bench import embed as bench_embed
 
     def refuse(src, **kw):
         raise CheckpointError(f"{src}: the dynamic-batch copy disagrees with the original")
@@ -285,7 +285,7 @@ def test_make_dynamic_batch_frees_a_batch_one_export(tmp_path):
     from batch_one_model import export_batch_one_model
 
     from reidpipe.errors import CheckpointError
-    from reidpipe.pipeline.bench_embed import make_dynamic_batch, onnx_batch_dim
+    from reidpipe.pipeline.bench.embed import make_dynamic_batch, onnx_batch_dim
 
     src, dst = export_batch_one_model(tmp_path / "fixed.onnx"), tmp_path / "dyn" / "dynamic.onnx"
     assert onnx_batch_dim(src) == 1

@@ -8,7 +8,7 @@ import torch
 from train_args import tiny_train_flags  # (tests/ is on sys.path)
 
 from reidpipe.cli import main as cli
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 from reidpipe.reid.datasets.synthetic import write_dataset
 from reidpipe.samples.scene import make_scene
 

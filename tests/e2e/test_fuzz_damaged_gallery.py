@@ -188,7 +188,7 @@ def test_a_gallery_that_fails_after_the_run_keeps_every_output(tmp_path, capsys,
     run under the gallery's ids, the database holds the run, and the index is rebuilt from it."""
     import faiss
 
-    from reidpipe.pipeline.export import read_trajectories
+    from reidpipe.pipeline.io.export import read_trajectories
 
     g = tmp_path / "g"
     shutil.copytree(base, g)
@@ -215,7 +215,7 @@ def test_a_gallery_that_cannot_give_ids_leaves_the_outputs_with_the_runs_own(tmp
     """The gallery's tracklets near the run were given to the linker, then the gallery fails to give
     global ids (a damaged identity embedding): trajectories.json holds the run's own tracks only
     (none of the gallery's, which the linker saw), under the run's ids 1..N."""
-    from reidpipe.pipeline.export import read_trajectories
+    from reidpipe.pipeline.io.export import read_trajectories
 
     g = tmp_path / "g"
     shutil.copytree(base, g)

@@ -19,7 +19,7 @@ from shared_data import DATA, public_detection_run  # noqa: E402  (tests/ is on 
 
 from reidpipe.cli import main
 from reidpipe.errors import GalleryLockedError, GalleryMismatchError
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 from reidpipe.pipeline.score import score
 
 TWIN = DATA / "mtmc" / "twin_2cam"

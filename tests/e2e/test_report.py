@@ -155,7 +155,7 @@ def test_no_crops_keeps_no_thumbnails_and_the_report_still_renders(tmp_path):
 @pytest.mark.real_data
 @pytest.mark.skipif(not (TWIN.is_dir() and OSNET.exists()), reason="../shared/data (twin_2cam, OSNet) is absent")
 def test_twin_report_marks_exactly_the_wrong_links(tmp_path):
-    from reidpipe.pipeline.export import read_trajectories
+    from reidpipe.pipeline.io.export import read_trajectories
     from reidpipe.pipeline.score import _pred_rows, _track_gt_ids, read_gt
 
     out = tmp_path / "twin"
@@ -192,7 +192,7 @@ def test_twin_report_marks_exactly_the_wrong_links(tmp_path):
 
 
 def test_report_from_events_applies_the_online_merges(demo_run, tmp_path):
-    from reidpipe.pipeline.report import load_run
+    from reidpipe.pipeline.io.report import load_run
 
     run = tmp_path / "merged"
     shutil.copytree(demo_run, run)

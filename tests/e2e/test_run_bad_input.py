@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from reidpipe.cli import main
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 
 
 def render_walker(folder: Path, name: str, n: int = 60, size=(120, 160), colour=(30, 60, 200)):

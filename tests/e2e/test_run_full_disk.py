@@ -83,7 +83,7 @@ def test_full_disk_during_run_is_exit_6_with_complete_event_lines(tmp_path, smal
     assert code == 6, err
     line = one_line_error(err)
     # the first write that found the disk full: the events, or the closed tracks' points (kept on the
-    # output's disk, pipeline/spill.py)
+    # output's disk, pipeline/engine/spill.py)
     assert str(out / "events.jsonl") in line or f"closed tracks' points to {out} (" in line, line
     assert len([s for s in err.splitlines() if s.strip()]) == 1, err
     text = (out / "events.jsonl").read_text()

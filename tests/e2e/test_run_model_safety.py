@@ -15,7 +15,7 @@ import torch
 from test_run_bad_input import one_line_error, render_walker
 
 from reidpipe.cli import main
-from reidpipe.pipeline.safe_weights import unsafe_globals
+from reidpipe.pipeline.models.safe_weights import unsafe_globals
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "models"
 YOLOX, OSNET = DATA / "yolox_nano.onnx", DATA / "osnet_x0_25_msmt17.onnx"
@@ -95,7 +95,7 @@ def test_checkpoints_that_cannot_be_inspected_need_trust(tmp_path, capsys, walke
 
 def test_trust_weights_loads_a_legacy_format_ultralytics_model(tmp_path, yolo_checkpoint):
     from reidpipe.errors import CheckpointError
-    from reidpipe.pipeline.detect import UltralyticsDetector
+    from reidpipe.pipeline.models.detect import UltralyticsDetector
 
     legacy = tmp_path / "legacy_yolo.pt"
     torch.save(torch.load(yolo_checkpoint, weights_only=False), legacy, _use_new_zipfile_serialization=False)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from reidpipe.cli import main
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 from reidpipe.pipeline.score import score
 
 ov = pytest.importorskip("openvino", reason="the optional package openvino (reidpipe[openvino]) is not installed")

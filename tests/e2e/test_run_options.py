@@ -9,7 +9,7 @@ import pytest
 from scene_args import scene_run_args  # (tests/ is on sys.path)
 
 from reidpipe.cli import main
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 from reidpipe.pipeline.score import score
 from reidpipe.samples.scene import make_scene
 

@@ -10,7 +10,7 @@ from scene_args import hist_run_args
 from test_run_bad_input import one_line_error, render_walker
 
 from reidpipe.cli import main
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from scene_args import hist_run_args
 from test_run_bad_input import one_line_error, render_walker
 
 from reidpipe.cli import main
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 TWIN = DATA / "mtmc" / "twin_2cam"

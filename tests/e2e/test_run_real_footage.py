@@ -11,7 +11,7 @@ import supervision as sv
 from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 
 VIDEO = DATA / "videos" / "one-by-one-person-detection.mp4"
 YOLOX = DATA / "models" / "yolox_nano.onnx"

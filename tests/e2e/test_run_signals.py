@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_run_bad_input import one_line_error, render_walker
 
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from shared_data import DATA, public_detection_run  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 from reidpipe.pipeline.score import score
 
 MTMC = DATA / "mtmc"
@@ -214,7 +214,7 @@ def test_ablation_tells_whether_reid_helps(tmp_path, capsys):
     ReID" links nobody."""
     import json
 
-    from reidpipe.pipeline.ablation import VARIANTS
+    from reidpipe.pipeline.bench.ablation import VARIANTS
 
     cams, videos, dets, gt = twin_files("twin_2cam")
     out = tmp_path / "ablation.json"

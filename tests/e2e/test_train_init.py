@@ -90,7 +90,7 @@ def _train(market, out, init, *extra) -> int:
 
 
 def test_onnx_init_gives_a_model_for_run_and_before_after_metrics(market, models, tmp_path):
-    from reidpipe.pipeline.embed import OnnxEmbedder
+    from reidpipe.pipeline.models.embed import OnnxEmbedder
 
     run = tmp_path / "ft"
     assert _train(market, run, models["onnx"]) == 0

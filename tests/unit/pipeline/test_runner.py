@@ -6,7 +6,7 @@ import json
 
 from walker_video import render  # (tests/ is on sys.path)
 
-from reidpipe.pipeline.export import read_trajectories
+from reidpipe.pipeline.io.export import read_trajectories
 from reidpipe.pipeline.runner import STAGES, Pipeline
 
 

@@ -22,11 +22,11 @@ import pytest
 
 import reidpipe
 from reidpipe.pipeline import runner
+from reidpipe.pipeline.engine.spill import SpilledPoints, TrackShelf
+from reidpipe.pipeline.engine.stats import Counts, StageTimer
+from reidpipe.pipeline.engine.worker import SourceEnd, Step
 from reidpipe.pipeline.link import online
-from reidpipe.pipeline.spill import SpilledPoints, TrackShelf
-from reidpipe.pipeline.stats import Counts, StageTimer
 from reidpipe.pipeline.types import Segment, SourceInfo, Tracklet, TrackPoint
-from reidpipe.pipeline.worker import SourceEnd, Step
 
 CAMERAS = ("cam1", "cam2")
 POINTS, DIM, BANK = 200, 128, 10  # boxes per track (20 s at 10 fps), embedding size, bank size
@@ -192,7 +192,7 @@ def test_offline_run_keeps_features_for_the_final_pass_and_boxes_on_disk(tmp_pat
 
 
 def test_spilled_points_read_back_exactly_and_refuse_changes(tmp_path):
-    from reidpipe.pipeline.spill import KEEP, PointStore
+    from reidpipe.pipeline.engine.spill import KEEP, PointStore
 
     store = PointStore(tmp_path)
     t = Tracklet(camera="cam1", track=1, points=_points(3, 1.5))
@@ -214,8 +214,8 @@ def test_spilled_points_read_back_exactly_and_refuse_changes(tmp_path):
 
 
 def test_mot_files_are_written_without_holding_the_runs_boxes(tmp_path):
-    from reidpipe.pipeline.export import write_mot
-    from reidpipe.pipeline.spill import PointStore
+    from reidpipe.pipeline.engine.spill import PointStore
+    from reidpipe.pipeline.io.export import write_mot
     from reidpipe.pipeline.types import Identity
 
     store = PointStore(tmp_path)

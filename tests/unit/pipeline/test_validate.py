@@ -14,7 +14,7 @@ import reidpipe
 from reidpipe.cli import main
 from reidpipe.errors import ConfigError
 from reidpipe.pipeline.config import EngineConfig, LinkerConfig, PipelineConfig, SamplerConfig
-from reidpipe.pipeline.export import write_trajectories
+from reidpipe.pipeline.io.export import write_trajectories
 from reidpipe.pipeline.settings import OUTPUT_GROUPS, PIPELINE_GROUPS, declared, flags_of, rule_of, run_flags
 from reidpipe.pipeline.types import SourceInfo
 from reidpipe.pipeline.validate import problems
@@ -314,7 +314,7 @@ def test_a_config_that_is_not_a_regular_file_or_too_big_is_refused_unread(capsys
 
 
 def test_default_camera_names_are_safe_file_names(tmp_path):
-    from reidpipe.pipeline.sources import default_names
+    from reidpipe.pipeline.io.sources import default_names
 
     assert default_names(["my video (1).mp4", "rtsp://h/x", ".mp4"]) == ["my_video__1_", "cam1", "mp4"]
 

@@ -1,9 +1,9 @@
-"""`reidpipe bench --ablation`'s rows on less data (pipeline/ablation.py): which tracklets and which
+"""`reidpipe bench --ablation`'s rows on less data (pipeline/bench/ablation.py): which tracklets and which
 ground-truth rows each of them is scored on."""
 
 from __future__ import annotations
 
-from reidpipe.pipeline.ablation import _less_data
+from reidpipe.pipeline.bench.ablation import _less_data
 from reidpipe.pipeline.types import Tracklet, TrackPoint
 
 

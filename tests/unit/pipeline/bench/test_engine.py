@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reidpipe.pipeline.bench_engine import bench_online_linking, format_online_linking
+from reidpipe.pipeline.bench.engine import bench_online_linking, format_online_linking
 
 
 def test_online_linking_rate_is_reported_per_slice():

@@ -1,4 +1,4 @@
-"""`reidpipe bench --gallery-only` (pipeline/gallery/bench.py): query time per gallery size."""
+"""`reidpipe bench --gallery-only` (pipeline/bench/gallery.py): query time per gallery size."""
 
 from __future__ import annotations
 

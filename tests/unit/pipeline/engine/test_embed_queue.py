@@ -1,4 +1,4 @@
-"""The embed queue (pipeline/embed_queue.py): the embed thread (``embed_async``) gives the synchronous
+"""The embed queue (pipeline/engine/embed_queue.py): the embed thread (``embed_async``) gives the synchronous
 features and drains on stop / Ctrl-C; the embedding budget (``embed_budget``) keeps to its rate, best
 crops first, and leaves no tracklet without a feature."""
 
@@ -13,10 +13,10 @@ from shared_data import DATA
 from walker_video import render
 
 from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.embed_queue import EmbedQueue, embeds_async
-from reidpipe.pipeline.stats import StageTimer
+from reidpipe.pipeline.engine.embed_queue import EmbedQueue, embeds_async
+from reidpipe.pipeline.engine.stats import StageTimer
+from reidpipe.pipeline.engine.worker import CameraGroup
 from reidpipe.pipeline.types import Tracklet
-from reidpipe.pipeline.worker import CameraGroup
 
 TWIN = DATA / "mtmc" / "twin_2cam"
 OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"
@@ -104,9 +104,9 @@ def test_async_features_equal_sync_on_a_real_clip_with_osnet():
 
 def test_ctrl_c_drains_the_embed_thread_and_keeps_every_feature(tmp_path, monkeypatch):
     from reidpipe.errors import Interrupted
-    from reidpipe.pipeline import embed as embed_module
+    from reidpipe.pipeline.engine.worker import CameraWorker
+    from reidpipe.pipeline.models import embed as embed_module
     from reidpipe.pipeline.runner import Pipeline
-    from reidpipe.pipeline.worker import CameraWorker
 
     a, da = render(tmp_path, "hall", start=0, n=60)
     slow: list[SlowEmbedder] = []

@@ -7,7 +7,7 @@ import pytest
 import supervision as sv
 
 from reidpipe.pipeline.config import SamplerConfig
-from reidpipe.pipeline.sampler import CropSampler, add_to_bank, covered_fraction, crop, quality_gate
+from reidpipe.pipeline.engine.sampler import CropSampler, add_to_bank, covered_fraction, crop, quality_gate
 from reidpipe.pipeline.types import Tracklet
 
 

@@ -8,7 +8,7 @@ import pytest
 import supervision as sv
 
 from reidpipe.errors import ConfigError
-from reidpipe.pipeline.track import TRACKERS, CameraTracker, interpolate_points
+from reidpipe.pipeline.engine.track import TRACKERS, CameraTracker, interpolate_points
 from reidpipe.pipeline.types import TrackPoint
 
 

@@ -1,4 +1,4 @@
-"""Camera workers alone (pipeline/worker.py), the Ray driver's lockstep merge, and RunStats."""
+"""Camera workers alone (pipeline/engine/worker.py), the Ray driver's lockstep merge, and RunStats."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from walker_video import render
 
 from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.ray_engine import LockstepMerge
-from reidpipe.pipeline.stats import STAGES, RunStats, StageTimer
-from reidpipe.pipeline.worker import CameraGroup, Step
+from reidpipe.pipeline.engine.ray_engine import LockstepMerge
+from reidpipe.pipeline.engine.stats import STAGES, RunStats, StageTimer
+from reidpipe.pipeline.engine.worker import CameraGroup, Step
 
 
 def test_camera_worker_alone_turns_a_clip_into_one_closed_tracklet(tmp_path):

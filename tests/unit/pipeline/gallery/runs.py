@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from reidpipe.pipeline.bench.synthetic import pairwise_scores, synthetic_tracklets
 from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.export import order_identities
 from reidpipe.pipeline.gallery.session import GallerySession
 from reidpipe.pipeline.gallery.times import iso, parse_iso
+from reidpipe.pipeline.io.export import order_identities
 from reidpipe.pipeline.link import Linker
-from reidpipe.pipeline.link_synthetic import pairwise_scores, synthetic_tracklets
 from reidpipe.pipeline.types import SourceInfo
 
 DAY = 86400.0

@@ -11,12 +11,12 @@ import pytest
 
 from reidpipe.cli import main
 from reidpipe.errors import GalleryMismatchError
-from reidpipe.pipeline.export import order_identities
+from reidpipe.pipeline.bench.synthetic import pairwise_scores
 from reidpipe.pipeline.gallery.info import check
 from reidpipe.pipeline.gallery.session import GallerySession
 from reidpipe.pipeline.gallery.store import Store
+from reidpipe.pipeline.io.export import order_identities
 from reidpipe.pipeline.link import Linker
-from reidpipe.pipeline.link_synthetic import pairwise_scores
 
 from .runs import DAY, T0, WRITTEN, config, gallery_run, people, split_runs
 

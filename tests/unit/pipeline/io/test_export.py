@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from reidpipe.errors import MalformedInputError, OutputError
-from reidpipe.pipeline.export import (
+from reidpipe.pipeline.io.export import (
     EventWriter,
     check_output_dir,
     read_trajectories,

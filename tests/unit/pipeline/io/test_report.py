@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import supervision as sv
 
-from reidpipe.pipeline.export import _id_annotators, identity_color
-from reidpipe.pipeline.report import _threshold
+from reidpipe.pipeline.io.export import _id_annotators, identity_color
+from reidpipe.pipeline.io.report import _threshold
 
 
 def test_report_colours_are_the_colours_the_videos_draw():
@@ -37,7 +37,7 @@ def test_threshold_of_a_camera_pair_either_way_round_else_the_fixed_one():
 
 
 def test_pieces_of_a_cut_track_keep_their_own_times_in_a_report_from_events():
-    from reidpipe.pipeline.report import _tracks_from_events
+    from reidpipe.pipeline.io.report import _tracks_from_events
 
     events = [
         {"event": "track_close", "camera": "cam1", "track": 3, "start_t": 16.0, "end_t": 31.5},

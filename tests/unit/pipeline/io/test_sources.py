@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from reidpipe.errors import EmptyInputError, InputNotFoundError, UsageError
-from reidpipe.pipeline.sources import default_names, open_sources, source_kind
+from reidpipe.pipeline.io.sources import default_names, open_sources, source_kind
 
 
 def render(path, n=20, size=(96, 64), fps=10.0):
@@ -133,7 +133,7 @@ def test_http_stream_source_reads_to_its_end(tmp_path):
 def test_files_advance_in_lockstep_so_runs_are_deterministic(tmp_path):
     import threading
 
-    from reidpipe.pipeline.sources import round_robin
+    from reidpipe.pipeline.io.sources import round_robin
 
     a, b = render(tmp_path / "a.mp4", n=12), render(tmp_path / "b.mp4", n=8, size=(320, 240))
     for _ in range(3):  # the bigger video decodes slower, yet the order never depends on it
@@ -152,7 +152,7 @@ def test_files_advance_in_lockstep_so_runs_are_deterministic(tmp_path):
 def test_corrupt_frame_inside_a_video_is_skipped_and_counted(tmp_path):
     import threading
 
-    from reidpipe.pipeline.sources import round_robin
+    from reidpipe.pipeline.io.sources import round_robin
 
     h, w = 64, 96
     path = tmp_path / "cam.avi"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from reidpipe.pipeline.thumbs import ThumbKeeper, ThumbWriter, thumb_path
+from reidpipe.pipeline.io.thumbs import ThumbKeeper, ThumbWriter, thumb_path
 
 
 def _crop(value: int, h: int = 128, w: int = 48) -> np.ndarray:
@@ -104,7 +104,7 @@ def test_spares_are_removed_when_the_track_is_not_cut(tmp_path):
 
 
 def test_a_new_run_removes_an_older_runs_thumbnails_and_spares(tmp_path):
-    from reidpipe.pipeline.export import discard_stale_outputs
+    from reidpipe.pipeline.io.export import discard_stale_outputs
 
     (tmp_path / "thumbs" / "spares").mkdir(parents=True)
     old = [tmp_path / "thumbs" / "cam1_1_0.jpg", tmp_path / "thumbs" / "spares" / "cam1_1_0.jpg"]

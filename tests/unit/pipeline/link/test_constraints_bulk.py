@@ -1,4 +1,4 @@
-"""Linker rules and search (pipeline/link/constraints.py, pipeline/neighbours.py): the bulk check of
+"""Linker rules and search (pipeline/link/constraints.py, pipeline/link/neighbours.py): the bulk check of
 many single-sighting pairs agrees with the group check, a group conflict holds whatever else the groups
 hold, and the half-band time-blocked search keeps each row's k best neighbours."""
 
@@ -9,7 +9,7 @@ import pytest
 
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link.constraints import Constraints, Sightings
-from reidpipe.pipeline.neighbours import candidate_pairs
+from reidpipe.pipeline.link.neighbours import candidate_pairs
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -1,14 +1,14 @@
-"""Linker at scale: blocked / FAISS / time-blocked neighbour search agrees with the truth (pipeline/neighbours.py, pipeline/link.py)."""
+"""Linker at scale: blocked / FAISS / time-blocked neighbour search agrees with the truth (pipeline/link/neighbours.py, pipeline/link.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from reidpipe.pipeline.bench.synthetic import pairwise_scores, synthetic_tracklets, time_linking
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import Linker
-from reidpipe.pipeline.link_synthetic import pairwise_scores, synthetic_tracklets, time_linking
-from reidpipe.pipeline.neighbours import candidate_pairs
+from reidpipe.pipeline.link.neighbours import candidate_pairs
 
 
 def labels_of(tracklets, identities) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from reidpipe.pipeline.config import LinkerConfig
-from reidpipe.pipeline.export import trajectories_dict
+from reidpipe.pipeline.io.export import trajectories_dict
 from reidpipe.pipeline.link import Linker
 from reidpipe.pipeline.link.split import MAX_SEGMENTS, SPLIT_BASE, add_crop, candidate_segments
 from reidpipe.pipeline.types import SourceInfo, Tracklet, TrackPoint

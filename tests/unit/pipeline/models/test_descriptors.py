@@ -1,11 +1,11 @@
-"""The weight-free colour/texture descriptor (pipeline/descriptors.py)."""
+"""The weight-free colour/texture descriptor (pipeline/models/descriptors.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from reidpipe.pipeline.descriptors import HistEmbedder
+from reidpipe.pipeline.models.descriptors import HistEmbedder
 
 
 def person(shirt_bgr, trousers_bgr, h=120, w=50, stripes=False, bg=(90, 90, 90), light=1.0, seed=0):

@@ -14,7 +14,7 @@ from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.errors import MalformedInputError, WeightsUnavailableError
 from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.detect import PublicDetections, YOLOXDetector, infer_detector_kind, load_detector
+from reidpipe.pipeline.models.detect import PublicDetections, YOLOXDetector, infer_detector_kind, load_detector
 
 
 def test_public_detections_are_zero_based_xyxy(tmp_path):
@@ -113,7 +113,7 @@ def test_missing_ultralytics_weights_offline_name_the_flags_that_avoid_the_downl
 def test_local_ultralytics_weights_give_person_detections_in_source_pixels(tmp_path):
     from ultralytics import YOLO
 
-    from reidpipe.pipeline.detect import UltralyticsDetector
+    from reidpipe.pipeline.models.detect import UltralyticsDetector
 
     weights = tmp_path / "random_yolo11n.pt"
     YOLO("yolo11n.yaml").save(str(weights))  # architecture only, random weights: no download

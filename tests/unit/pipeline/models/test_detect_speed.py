@@ -13,7 +13,7 @@ import pytest
 from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.cli import main
-from reidpipe.pipeline.detect import YOLOXDetector
+from reidpipe.pipeline.models.detect import YOLOXDetector
 
 YOLOX = DATA / "models" / "yolox_nano.onnx"
 OSNET = DATA / "models" / "osnet_x0_25_msmt17.onnx"
@@ -128,9 +128,9 @@ def test_fp16_detector_matches_fp32_and_batches():
 
 def test_a_round_of_cameras_is_one_detector_call():
     from reidpipe.pipeline.config import PipelineConfig
-    from reidpipe.pipeline.detect import PublicDetections
+    from reidpipe.pipeline.engine.worker import CameraGroup
+    from reidpipe.pipeline.models.detect import PublicDetections
     from reidpipe.pipeline.types import Frame
-    from reidpipe.pipeline.worker import CameraGroup
 
     class Counting(YOLOXDetector):
         calls = 0
@@ -229,7 +229,7 @@ def test_detect_every_must_be_a_positive_integer(tmp_path, capsys):
 # ------------------------------------------------------------------------------ --backend openvino
 def test_openvino_backend_matches_onnxruntime():
     pytest.importorskip("openvino", reason="openvino (optional extra reidpipe[openvino]) is not installed")
-    from reidpipe.pipeline.embed import OnnxEmbedder
+    from reidpipe.pipeline.models.embed import OnnxEmbedder
 
     frames = _crowded_frames()
     ort_det, ov_det = YOLOXDetector(str(YOLOX)), YOLOXDetector(str(YOLOX), backend="openvino")
@@ -297,7 +297,7 @@ def test_quantize_detector_writes_an_int8_model_that_loads_and_detects(tmp_path,
 
 
 def test_quantize_embedder_calibrates_on_person_crops(tmp_path, capsys):
-    from reidpipe.pipeline.embed import OnnxEmbedder
+    from reidpipe.pipeline.models.embed import OnnxEmbedder
 
     out = tmp_path / "osnet_int8.onnx"
     code = main(

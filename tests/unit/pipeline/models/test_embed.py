@@ -12,7 +12,7 @@ from shared_data import DATA  # noqa: E402  (tests/ is on sys.path)
 
 from reidpipe.errors import InputNotFoundError, UsageError
 from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.embed import OnnxEmbedder, embedder_kind, load_embedder, preprocess
+from reidpipe.pipeline.models.embed import OnnxEmbedder, embedder_kind, load_embedder, preprocess
 
 
 def linear_model(path: Path, batch, h=8, w=4, dim=6, meta=None, seed=0):
@@ -122,7 +122,7 @@ def test_real_osnet_batch1_model_embeds_many_crops():
 
 def test_reidpipe_checkpoint_embedder_matches_the_model(tmp_path):
     torch = pytest.importorskip("torch")
-    from reidpipe.pipeline.embed import CheckpointEmbedder
+    from reidpipe.pipeline.models.embed import CheckpointEmbedder
     from reidpipe.reid.checkpoint import save_checkpoint
     from reidpipe.reid.registry import create_model
 

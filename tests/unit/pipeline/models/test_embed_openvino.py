@@ -12,7 +12,7 @@ import pytest
 
 from reidpipe.errors import InputNotFoundError, UsageError
 from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.embed import OpenVinoEmbedder, embedder_kind, load_embedder
+from reidpipe.pipeline.models.embed import OpenVinoEmbedder, embedder_kind, load_embedder
 
 ov = pytest.importorskip("openvino", reason="the optional package openvino (reidpipe[openvino]) is not installed")
 

@@ -1,4 +1,4 @@
-"""Batch-1 ONNX ReID models get a checked, cached dynamic-batch copy (pipeline/onnx_batch.py) and the
+"""Batch-1 ONNX ReID models get a checked, cached dynamic-batch copy (pipeline/models/onnx_batch.py) and the
 pipeline's OnnxEmbedder embeds through it in real batches."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _crops(n: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def test_batch_one_copy_is_cached_beside_the_file_and_reused(batch_one_model):
-    from reidpipe.pipeline.onnx_batch import dynamic_batch_copy, onnx_batch_dim
+    from reidpipe.pipeline.models.onnx_batch import dynamic_batch_copy, onnx_batch_dim
 
     before = _sha(batch_one_model)
     first = dynamic_batch_copy(batch_one_model)
@@ -59,7 +59,7 @@ def test_batch_one_copy_is_cached_beside_the_file_and_reused(batch_one_model):
 def test_a_changed_source_gets_a_new_copy(batch_one_model):
     import onnx
 
-    from reidpipe.pipeline.onnx_batch import SOURCE_HASH_KEY, dynamic_batch_copy
+    from reidpipe.pipeline.models.onnx_batch import SOURCE_HASH_KEY, dynamic_batch_copy
 
     first = dynamic_batch_copy(batch_one_model)
     model = onnx.load(str(batch_one_model))
@@ -72,7 +72,7 @@ def test_a_changed_source_gets_a_new_copy(batch_one_model):
 
 
 def test_read_only_folder_puts_the_copy_in_the_cache_folder(batch_one_model, tmp_path, monkeypatch):
-    from reidpipe.pipeline.onnx_batch import dynamic_batch_copy
+    from reidpipe.pipeline.models.onnx_batch import dynamic_batch_copy
 
     cache = tmp_path / "xdg"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
@@ -87,7 +87,7 @@ def test_read_only_folder_puts_the_copy_in_the_cache_folder(batch_one_model, tmp
 
 
 def test_onnx_embedder_embeds_a_batch_one_model_in_batches(batch_one_model):
-    from reidpipe.pipeline.embed import OnnxEmbedder
+    from reidpipe.pipeline.models.embed import OnnxEmbedder
 
     batched = OnnxEmbedder(str(batch_one_model), batch=8, device="cpu")
     assert batched.fixed_batch is None and batched.batch == 8 and batched.batch_copy is not None
@@ -100,8 +100,8 @@ def test_onnx_embedder_embeds_a_batch_one_model_in_batches(batch_one_model):
 
 
 def test_a_copy_that_disagrees_on_real_crops_falls_back_to_crop_by_crop(batch_one_model, monkeypatch, capsys):
-    from reidpipe.pipeline import onnx_batch
-    from reidpipe.pipeline.embed import OnnxEmbedder
+    from reidpipe.pipeline.models import onnx_batch
+    from reidpipe.pipeline.models.embed import OnnxEmbedder
 
     emb = OnnxEmbedder(str(batch_one_model), batch=8, device="cpu")
     monkeypatch.setattr(onnx_batch, "parity", lambda a, b, x: {"max_abs_diff": 0.5, "min_cosine": 0.2, "crops": 4})
@@ -135,8 +135,8 @@ def _real_crops(n: int) -> list[np.ndarray]:
 def test_real_osnet_copy_matches_the_original_on_real_crops(tmp_path):
     if not OSNET.is_file() or not TWIN.is_dir():
         pytest.skip(f"real OSNet model or twin_2cam not found under {DATA}")
-    from reidpipe.pipeline.embed import IMAGENET_MEAN, IMAGENET_STD, OnnxEmbedder, preprocess
-    from reidpipe.pipeline.onnx_batch import make_dynamic_batch
+    from reidpipe.pipeline.models.embed import IMAGENET_MEAN, IMAGENET_STD, OnnxEmbedder, preprocess
+    from reidpipe.pipeline.models.onnx_batch import make_dynamic_batch
 
     crops = _real_crops(12)
     assert len(crops) == 12
