@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from reidpipe import limits
+from reidpipe.errors import ConfigError, InputNotFoundError, UsageError
+from reidpipe.pipeline.gallery.times import parse_duration
 from reidpipe.pipeline.models.runtime import OPENVINO_PRECISIONS
 from reidpipe.pipeline.settings import Flag, nested_class, setting
 from reidpipe.pipeline.validate import (
@@ -35,6 +37,7 @@ from reidpipe.pipeline.validate import (
     text,
     transit,
 )
+from reidpipe.yamlfile import read_yaml_file
 
 SOURCES, DETECTION, TRACKING, REID = "sources", "detection", "tracking", "re-identification"
 LINKING, EXECUTION = "cross-camera linking", "execution"
@@ -47,8 +50,6 @@ POSITIVE_SECONDS = number(0.0, limits.MAX_SECONDS, optional=True, strict_lo=True
 
 def _adjacent_pairs(items: list[str]) -> list[tuple[str, str]]:
     """``--adjacent A:B ...`` as ``[(A, B)]``; the pairs' rule is ``validate.adjacent``."""
-    from reidpipe.errors import UsageError
-
     out = []
     for item in items:
         parts = item.split(":")
@@ -60,8 +61,6 @@ def _adjacent_pairs(items: list[str]) -> list[tuple[str, str]]:
 
 def _transit_windows(items: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
     """``--transit A:B:MIN:MAX ...`` as ``{(A, B): (MIN, MAX)}``; the windows' rule is ``validate.transit``."""
-    from reidpipe.errors import UsageError
-
     out = {}
     for item in items:
         parts = item.rsplit(":", 3)
@@ -77,9 +76,6 @@ def _transit_windows(items: list[str]) -> dict[tuple[str, str], tuple[float, flo
 
 def _retention_seconds(age: str) -> float:
     """``--retention 30d`` in seconds."""
-    from reidpipe.errors import UsageError
-    from reidpipe.pipeline.gallery.times import parse_duration
-
     seconds = parse_duration(age)
     if seconds is None:
         raise UsageError(
@@ -779,8 +775,6 @@ def _camera_pair(p: Any) -> Any:
 
 
 def _apply(obj: Any, overrides: dict[str, Any], where: str) -> Any:
-    from reidpipe.errors import ConfigError
-
     declared = {f.name: f for f in fields(obj)}
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
@@ -812,9 +806,6 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> PipelineCon
     """Read a pipeline YAML (default: the shipped ``configs/pipeline.yaml``) over the dataclass
     defaults, then apply ``overrides``. A bad file, key or value (:mod:`reidpipe.pipeline.validate`)
     raises ``ConfigError`` naming it."""
-    from reidpipe.errors import ConfigError, InputNotFoundError
-    from reidpipe.yamlfile import read_yaml_file
-
     p = Path(path) if path is not None else default_config_path()
     data: dict[str, Any] = {}
     if p.exists():

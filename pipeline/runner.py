@@ -41,6 +41,18 @@ from reidpipe.errors import Interrupted, ReidpipeError, UsageError, WorkerLostEr
 from reidpipe.pipeline.config import LinkerConfig, PipelineConfig
 from reidpipe.pipeline.engine.stats import STAGES, RunStats, StageTimer
 from reidpipe.pipeline.engine.worker import SourceEnd, Step
+from reidpipe.pipeline.io.export import (
+    EventWriter,
+    check_output_dir,
+    discard_stale_outputs,
+    order_identities,
+    write_mot,
+    write_trajectories,
+    write_videos,
+)
+from reidpipe.pipeline.io.report import write_report
+from reidpipe.pipeline.io.sources import default_names, source_kind
+from reidpipe.pipeline.io.thumbs import ThumbWriter
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
 from reidpipe.pipeline.validate import check_config, check_runnable
 from reidpipe.signals import hold_signals, signal_of
@@ -119,8 +131,6 @@ class Pipeline:
         self.run_stats = run.stats(total=time.perf_counter() - t_run)
         self.stats = self.run_stats.to_json()
         if self.config.report:  # from the outputs just written (events.jsonl closed)
-            from reidpipe.pipeline.io.report import write_report
-
             assert self.output_dir is not None  # set by _check before anything runs
             write_report(self.output_dir)
         gallery_error = _gallery_failure(run, self.output_dir)
@@ -143,8 +153,6 @@ class Pipeline:
 
     # ------------------------------------------------------------------ setup
     def _check(self, sources: list[str]) -> list[str]:
-        from reidpipe.pipeline.io.export import check_output_dir
-
         cfg = self.config
         uris = [str(s) for s in sources]
         if not uris:
@@ -172,7 +180,6 @@ class Pipeline:
     def _open_engine(self, uris: list[str]) -> CameraGroup | RayEngine:
         """The engine, its sources opened (and checked) and its models loaded; nothing started."""
         from reidpipe.pipeline.engine.worker import CameraGroup
-        from reidpipe.pipeline.io.sources import default_names
 
         cfg = self.config
         names = list(cfg.names) if cfg.names is not None else default_names(uris)
@@ -201,8 +208,6 @@ class Pipeline:
         """The linker's config with the fallback cosine resolved: the embedder's own ``link_threshold``
         (used only where the run holds too little to calibrate) unless the config names one, and
         ``refine`` decided (auto: offline when every source is a recording)."""
-        from reidpipe.pipeline.io.sources import source_kind
-
         link = self.config.link
         if link.fallback_similarity is None:
             link = dataclasses.replace(link, fallback_similarity=float(embedder_threshold))
@@ -225,8 +230,6 @@ class _Run:
         gallery: GallerySession | None = None,
     ) -> None:
         from reidpipe.pipeline.engine.spill import PointStore
-        from reidpipe.pipeline.io.export import EventWriter, discard_stale_outputs
-        from reidpipe.pipeline.io.thumbs import ThumbWriter
         from reidpipe.pipeline.link import Linker
 
         assert out is not None
@@ -357,8 +360,6 @@ class _Run:
             for camera, end in self.engine.figures().items():
                 self._figures(camera, end)
             with self.timer("link"):
-                from reidpipe.pipeline.io.export import order_identities
-
                 self.identities = order_identities(self.linker.finalize())
                 self._emit_splits()
                 self._emit_merges()
@@ -436,7 +437,6 @@ class _Run:
 
     def _write(self) -> None:
         from reidpipe.pipeline.gallery.session import model_id
-        from reidpipe.pipeline.io.export import write_mot, write_trajectories, write_videos
 
         cfg, out = self.config, self.out
         op = self.linker.operating_point

@@ -36,14 +36,14 @@ from typing import Any
 import numpy as np
 
 from reidpipe.errors import MalformedInputError, UsageError
+from reidpipe.pipeline.io.export import read_trajectories
+from reidpipe.pipeline.io.motfile import read_mot
 
 GtRows = dict[int, list[tuple[int, float, float, float, float, float, int]]]  # frame -> (id, x, y, w, h, conf, cls)
 
 
 def read_gt(path: str | Path) -> list[tuple[int, int, float, float, float, float, float, int]]:
     """Rows (frame 1-based, id, x, y, w, h, conf, class) of a MOTChallenge ground-truth file."""
-    from reidpipe.pipeline.io.motfile import read_mot
-
     p = Path(path)
     rows = [
         (int(r[0]), int(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]), float(r[6]), int(r[7]))
@@ -186,8 +186,6 @@ def read_predictions(paths: list[str | Path]) -> dict[str, Any]:
     """One trajectories document of several runs' (``--pred run1/trajectories.json run2/...``, e.g. the
     runs of one gallery, whose ids are global across runs): their sources side by side, identities of
     the same id merged. A camera in two files is refused (its frames would collide)."""
-    from reidpipe.pipeline.io.export import read_trajectories
-
     docs = [read_trajectories(p) for p in paths]
     if len(docs) == 1:
         return docs[0]

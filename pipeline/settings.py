@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from typing import Any
 
+from reidpipe.errors import UsageError
+
 RULE, FLAGS, NAMED_BY = "rule", "flags", "named_by"
 
 # the argument groups of ``reidpipe run --help``, in order; ``bench`` takes the pipeline's only
@@ -153,8 +155,6 @@ def flag_overrides(args: argparse.Namespace, cls: type, sources: int) -> dict[st
     group). A flag the parser does not have sets nothing; one that a command defines itself under the
     same name (``bench --no-progress``) is read alike. A ``per_source`` flag must have one value per
     source (a ``UsageError`` naming it)."""
-    from reidpipe.errors import UsageError
-
     over: dict[str, Any] = {}
     for key, f in declared(cls):
         for flag in flags_of(f):

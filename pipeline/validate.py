@@ -25,6 +25,7 @@ from typing import Any
 
 from reidpipe import limits
 from reidpipe.errors import ConfigError, UsageError
+from reidpipe.pipeline.gallery.times import parse_iso
 from reidpipe.pipeline.settings import flag_of, nested_class, rule_of
 
 Rule = Callable[[Any], "str | None"]
@@ -147,8 +148,6 @@ def offsets(v: Any) -> str | None:
 
 
 def iso_times(v: Any) -> str | None:
-    from reidpipe.pipeline.gallery.times import parse_iso
-
     if v is None:
         return None
     if not isinstance(v, (list, tuple)) or any(not _seconds(parse_iso(x)) for x in v):

@@ -30,6 +30,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from reidpipe.pipeline.io.export import order_identities, read_trajectories, write_trajectories
+from reidpipe.pipeline.score import assign_gt, match_tracks, score
+from reidpipe.pipeline.types import Identity
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
     "no calibration": {"calibrate": False},
@@ -49,10 +53,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def ablation(config, sources: list[str], gt: list[str]) -> dict[str, Any]:
     """Run the pipeline once on ``sources`` and score every variant against ``gt`` (``--gt`` values)."""
-    from reidpipe.pipeline.io.export import order_identities, write_trajectories
     from reidpipe.pipeline.link import Linker
     from reidpipe.pipeline.runner import Pipeline
-    from reidpipe.pipeline.score import score
 
     with tempfile.TemporaryDirectory(prefix="reidpipe-ablation-") as tmp:
         pipe = Pipeline(config.replace(output=str(Path(tmp) / "run"), progress=False, save_video=False))
@@ -101,9 +103,7 @@ def _less_data(tracklets: list, cameras: list[str], gt: list[str]):
 
 def _score_subset(name, tracklets, link, sources, cams, gt_rows, tmp: Path) -> dict[str, Any]:
     """The full linker on ``tracklets`` of cameras ``cams``, scored against ``gt_rows`` of theirs."""
-    from reidpipe.pipeline.io.export import order_identities, write_trajectories
     from reidpipe.pipeline.link import Linker
-    from reidpipe.pipeline.score import score
 
     folder = tmp / f"less-{name.replace(' ', '_').replace('+', '')}"
     folder.mkdir()
@@ -129,10 +129,6 @@ def _figures(res: dict[str, Any], identities: list) -> dict[str, Any]:
 
 def _by_ground_truth(tracklets: list, written: Path, gt: list[str], cameras: list[str]) -> list:
     """The tracklets grouped by the ground-truth person each matches (unmatched ones alone)."""
-    from reidpipe.pipeline.io.export import read_trajectories
-    from reidpipe.pipeline.score import assign_gt, match_tracks
-    from reidpipe.pipeline.types import Identity
-
     truth = match_tracks(read_trajectories(written), assign_gt(list(gt), cameras))
     groups: dict[Any, list] = {}
     for t in tracklets:

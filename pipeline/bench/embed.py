@@ -24,7 +24,9 @@ import numpy as np
 
 from reidpipe.errors import CheckpointError, InputNotFoundError, UsageError
 from reidpipe.pipeline.bench.machine import resolve_device
-from reidpipe.pipeline.models.onnx_batch import dynamic_batch_copy, make_dynamic_batch, onnx_batch_dim, onnx_input_size
+from reidpipe.pipeline.models.onnx_batch import dynamic_batch_copy, onnx_batch_dim, onnx_input_size
+from reidpipe.pipeline.models.onnx_torch import onnx_to_torch
+from reidpipe.pipeline.models.runtime import onnx_session
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 ORT_TARGET_AT_32 = 1.5  # ONNX Runtime should embed >= 1.5x the crops/s of eager torch fp32 at batch 32
@@ -60,23 +62,6 @@ def _time_alternating(
     return ta, tb
 
 
-def onnx_to_torch(path: str | Path):
-    """The ONNX graph as an eager ``torch.nn.Module`` (``onnx2torch``, an optional dependency)."""
-    try:
-        from onnx2torch import convert
-    except ImportError:
-        raise UsageError(
-            "eager-torch figures for an ONNX model need the optional package onnx2torch "
-            "(pip install onnx2torch); or pass a reidpipe checkpoint as --reid-weights"
-        ) from None
-    try:
-        return convert(str(path)).eval()
-    except Exception as exc:  # onnx2torch raises NotImplementedError / KeyError for unsupported ops
-        raise CheckpointError(
-            f"{path}: onnx2torch cannot convert this graph to torch ({type(exc).__name__}: {str(exc)[:160]})"
-        ) from None
-
-
 class _TorchRunner:
     """Eager torch forward of an embedding function, as the pipeline runs it."""
 
@@ -109,23 +94,6 @@ class _TorchRunner:
     def sync(self) -> None:
         if self.cuda:
             self.torch.cuda.synchronize(self.device)
-
-
-def _ort_session(path: str | Path, device: str, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    providers = ["CPUExecutionProvider"]
-    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    try:
-        return ort.InferenceSession(str(path), opts, providers=providers)
-    except Exception as exc:  # onnxruntime's own error classes
-        raise CheckpointError(f"not a loadable ONNX model: {path} ({type(exc).__name__})") from None
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
@@ -294,7 +262,7 @@ def bench_embedding(
             models = _checkpoint_models(weights, tmp, workdir is not None, info)
         info["input_size"] = [models.h, models.w]
         runner = _TorchRunner(models.fn, models.module, dev, amp)
-        session = _ort_session(models.ort_path, dev, threads)
+        session = onnx_session(str(models.ort_path), dev, threads)
         in_name = session.get_inputs()[0].name
         info["ort_providers"] = list(session.get_providers())
         _runtime_notes(info, dev, threads)
@@ -325,11 +293,4 @@ def bench_embedding(
             tmp_ctx.cleanup()
 
 
-__all__ = [
-    "DEFAULT_BATCH_SIZES",
-    "bench_embedding",
-    "make_dynamic_batch",
-    "onnx_batch_dim",
-    "onnx_input_size",
-    "onnx_to_torch",
-]
+__all__ = ["DEFAULT_BATCH_SIZES", "bench_embedding"]

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reidpipe.pipeline.config import LinkerConfig
+
 DEFAULT_CAMERAS = (1, 2, 4)
 
 
@@ -74,7 +76,6 @@ def bench_engines(config, source: str, cameras: Sequence[int] = DEFAULT_CAMERAS)
 def bench_online_linking(n: int = 4000, dim: int = 512, cameras: int = 4, slices: int = 4) -> dict[str, Any]:
     """Tracklets per second ``Linker.add`` takes, one at a time in end-time order, per slice of ``n``."""
     from reidpipe.pipeline.bench.synthetic import synthetic_tracklets
-    from reidpipe.pipeline.config import LinkerConfig
     from reidpipe.pipeline.link import Linker
 
     tracklets = sorted(synthetic_tracklets(n, dim=dim, cameras=cameras), key=lambda t: t.end_t)

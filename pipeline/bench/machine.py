@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any
 
+from reidpipe import __version__
+
 
 def cpu_model() -> str:
     """The CPU's marketing name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
@@ -87,8 +89,6 @@ def environment(device: str | None = None) -> dict[str, Any]:
         import onnxruntime as ort
 
         env["onnxruntime_providers"] = ort.get_available_providers()
-    from reidpipe import __version__
-
     env["reidpipe_version"] = __version__
     return env
 

@@ -27,9 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reidpipe.errors import UsageError
+from reidpipe.errors import OutputError, UsageError
+from reidpipe.files import atomic_write_text
 from reidpipe.pipeline.bench.embed import ORT_TARGET_AT_32, bench_embedding
 from reidpipe.pipeline.bench.machine import PeakMemory, environment, resolve_device
+from reidpipe.pipeline.io.sources import open_sources, rounds, source_kind
+from reidpipe.pipeline.models.detect import load_detector
+from reidpipe.pipeline.models.embed import embeds_async
 
 STAGES = ("decode", "detect", "track", "crop", "embed", "link", "export")
 DEFAULT_LINK_SIZES = (1_000, 10_000, 100_000)
@@ -63,8 +67,6 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
     ``detect_batch`` call per round for a detector the cameras share, as the pipeline does when
     ``detect_batch`` is on); no tracking, cropping, embedding, linking or writing. Every frame is
     detected (``detect_every`` is what the pipeline saves on top). Times are measured like the runner's."""
-    from reidpipe.pipeline.io.sources import open_sources, rounds
-
     notify = threading.Event()
     srcs = open_sources(
         [str(s) for s in sources],
@@ -198,8 +200,6 @@ def _config_summary(config) -> dict[str, Any]:
         "queue_size",
     )
     out = {k: getattr(config, k) for k in keys}
-    from reidpipe.pipeline.engine.embed_queue import embeds_async
-
     out["embed_async"] = embeds_async(config)
     out["embed_budget"] = config.embed_budget
     out["sample_every"] = config.sampler.every
@@ -236,9 +236,6 @@ def bench_pipeline(
     slows a run down); ``ratio`` is their quotient and ``repeats`` keeps every pair.
 
     Pipeline outputs go to ``output`` (default: a temporary folder removed afterwards)."""
-    from reidpipe.pipeline.io.sources import source_kind
-    from reidpipe.pipeline.models.detect import load_detector
-
     if repeat < 1:
         raise UsageError(f"--repeat must be >= 1, got {repeat}")
     sources = [str(s) for s in sources]
@@ -573,15 +570,11 @@ def write_json(path: str | Path, result: dict[str, Any]) -> Path:
     """Write ``result`` to ``path`` atomically (temporary file + rename)."""
     import json
 
-    from reidpipe.files import atomic_write_text
-
     path = Path(path)
     if path.parent and not path.parent.exists():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            from reidpipe.errors import OutputError
-
             raise OutputError(f"cannot create the folder of --output {path} ({exc.strerror})") from None
     atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
     return path

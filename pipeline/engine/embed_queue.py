@@ -44,16 +44,6 @@ MAX_IN_FLIGHT = 2  # batches waiting for the embed thread before the main thread
 POOL_PER_BATCH = 4  # a budgeted pool holds this many batches of crops (plus one per featureless tracklet)
 
 
-def embeds_async(config) -> bool:
-    """Whether a run embeds in an embed thread: ``embed_async``, or by default (None) when the embedder
-    releases the GIL while it computes (ONNX Runtime, OpenVINO)."""
-    if config.embed_async is not None:
-        return bool(config.embed_async)
-    from reidpipe.pipeline.models.embed import embedder_kind
-
-    return embedder_kind(config) in ("onnx", "openvino")
-
-
 @dataclass
 class _Crop:
     tracklet: Tracklet

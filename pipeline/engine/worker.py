@@ -31,9 +31,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.engine.embed_queue import EmbedQueue, embeds_async
+from reidpipe.pipeline.engine.embed_queue import EmbedQueue
+from reidpipe.pipeline.engine.sampler import CropSampler, crop
 from reidpipe.pipeline.engine.stats import Counts, StageTimer
+from reidpipe.pipeline.engine.track import CameraTracker
+from reidpipe.pipeline.io.sources import open_sources, rounds
+from reidpipe.pipeline.io.thumbs import ThumbKeeper
 from reidpipe.pipeline.link.split import candidate_segments
+from reidpipe.pipeline.models.detect import load_detector
+from reidpipe.pipeline.models.embed import embeds_async, load_embedder
+from reidpipe.pipeline.models.runtime import openvino_precision_of
 from reidpipe.pipeline.types import Frame, SourceInfo, Tracklet
 
 if TYPE_CHECKING:
@@ -174,8 +181,6 @@ class CameraWorker:
         return predicted[np.zeros(len(predicted), bool)]
 
     def _sample(self, frame: Frame, tracked: Detections) -> None:
-        from reidpipe.pipeline.engine.sampler import crop
-
         with self.timer("crop"):
             for row, tid, q in self.sampler.select(self.camera, tracked, frame.index, frame.image.shape[:2]):
                 pixels = crop(frame.image, tracked.xyxy[row])
@@ -252,11 +257,6 @@ class CameraGroup:
         self._notify = threading.Event()
 
     def open(self) -> list[SourceInfo]:
-        from reidpipe.pipeline.engine.sampler import CropSampler
-        from reidpipe.pipeline.io.sources import open_sources
-        from reidpipe.pipeline.models.detect import load_detector
-        from reidpipe.pipeline.models.embed import load_embedder
-
         cfg = self.config
         srcs = open_sources(
             self.uris,
@@ -299,13 +299,9 @@ class CameraGroup:
     def _thumbs(self) -> ThumbKeeper | None:
         if not self.thumbs:
             return None
-        from reidpipe.pipeline.io.thumbs import ThumbKeeper
-
         return ThumbKeeper()
 
     def _tracker(self, camera: str) -> CameraTracker:
-        from reidpipe.pipeline.engine.track import CameraTracker
-
         cfg = self.config
         return CameraTracker(
             camera,
@@ -333,8 +329,6 @@ class CameraGroup:
         return self._model_events() + [w.start() for w in self.workers]
 
     def _model_events(self) -> list[Event]:
-        from reidpipe.pipeline.models.runtime import openvino_precision_of
-
         models = [("detector", self.workers[0].detector)] if self.workers else []
         events: list[Event] = []
         for role, model in [*models, ("embedder", self.embedder)]:
@@ -347,8 +341,6 @@ class CameraGroup:
     def steps(self) -> Iterator[Step]:
         """Every camera's steps, one frame per camera per round, until every source has ended; the
         frames of a round that share a detector are detected in one call (:meth:`_detect_round`)."""
-        from reidpipe.pipeline.io.sources import rounds
-
         by_source = {id(w.source): w for w in self.workers}
         waited = lambda s: self.timer.add("wait", s)  # noqa: E731
         for items in rounds([w.source for w in self.workers], self._notify, waited=waited):

@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 
 from reidpipe.errors import GalleryMismatchError, InputNotFoundError, MalformedInputError, UsageError
+from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.gallery.index import Indexes
 from reidpipe.pipeline.gallery.store import Store
 from reidpipe.pipeline.gallery.times import iso
+from reidpipe.pipeline.models.embed import embedder_kind, load_embedder
 
 WIDEN = 20  # tracklets looked at per identity asked for (an identity has several)
 
@@ -83,9 +85,7 @@ def embed_query(store: Store, image: str | Path, weights: str | None = None) -> 
     """The crop embedded by the gallery's model (refused when ``weights`` is another model)."""
     import cv2
 
-    from reidpipe.pipeline.config import PipelineConfig
     from reidpipe.pipeline.gallery.session import model_id
-    from reidpipe.pipeline.models.embed import embedder_kind, load_embedder
 
     model = store.model
     assert model is not None  # open_for_search

@@ -26,19 +26,22 @@ from typing import Any
 
 import numpy as np
 
+from reidpipe.console import warn
+from reidpipe.errors import UsageError
 from reidpipe.pipeline.gallery import crossrun
 from reidpipe.pipeline.gallery.index import Indexes
+from reidpipe.pipeline.gallery.retention import prune
 from reidpipe.pipeline.gallery.store import MAX_ID, ModelId, Store, StoredTracklet, blob, database_errors
 from reidpipe.pipeline.gallery.times import start_times
+from reidpipe.pipeline.io.export import order_identities
 from reidpipe.pipeline.link.features import MIN_CENTER, unit
+from reidpipe.pipeline.models.embed import embedder_kind
 from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
 
 
 def model_id(config, dim: int = 0) -> ModelId:
     """The identity of the run's embedder: kind, SHA-256 of its weights (an OpenVINO model's ``.xml``
     and ``.bin``), and the settings a query must be embedded with."""
-    from reidpipe.pipeline.models.embed import embedder_kind
-
     kind = embedder_kind(config)
     settings: dict[str, Any] = {
         "reid": kind,
@@ -85,8 +88,6 @@ class GallerySession:
     @classmethod
     def open(cls, config, uris: list[str]) -> GallerySession:
         if config.start_times is not None and len(config.start_times) != len(uris):
-            from reidpipe.errors import UsageError
-
             raise UsageError(
                 f"--start-time has {len(config.start_times)} values for {len(uris)} --sources; give one per source"
             )
@@ -170,8 +171,6 @@ class GallerySession:
     def run_only(self, identities: list[Identity]) -> list[Identity]:
         """The linker's identities without the gallery's tracklets, under the run's own ids (1..N):
         what the outputs hold when the gallery could not give global ids."""
-        from reidpipe.pipeline.io.export import order_identities
-
         return order_identities([crossrun.only_run_tracklets(i, i.id, self.primed) for i in identities])
 
     def store_run(self) -> None:
@@ -187,8 +186,6 @@ class GallerySession:
             self.committed = True  # after COMMIT: a commit that fails leaves the gallery as it was
             self._update_indexes(plan.identities)
             if self.config.retention is not None:
-                from reidpipe.pipeline.gallery.retention import prune
-
                 cutoff = time.time() - self.config.retention
                 self.written["pruned"] = prune(self.store, self.indexes, cutoff).identities
 
@@ -310,8 +307,6 @@ class GallerySession:
 def _warn_same_recording(sources: list[SourceInfo], primed: list[Tracklet]) -> None:
     """A camera the gallery already saw at the run's own times: the same recording given twice?
     (its stored tracks would count as other people who were there at the same time)."""
-    from reidpipe.console import warn
-
     for s in sources:
         end = s.offset + (s.frames / s.fps if s.frames and s.fps else math.inf)
         n = sum(1 for t in primed if t.camera == s.camera and t.end_t >= s.offset and t.start_t <= end)

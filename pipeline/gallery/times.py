@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timezone
 
 from reidpipe import limits
+from reidpipe.pipeline.io.sources import source_kind
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -56,8 +57,6 @@ def iso(t: float) -> str:
 def start_times(uris: list[str], given: list[str] | None) -> list[float]:
     """The absolute start time of each source (see the module docstring); the values were checked by
     the config's rule (``validate.py``)."""
-    from reidpipe.pipeline.io.sources import source_kind
-
     if given is not None:
         out = [parse_iso(g) for g in given]
         assert all(t is not None for t in out)  # validate.py: start_times

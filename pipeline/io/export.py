@@ -41,6 +41,7 @@ import numpy as np
 from reidpipe.errors import InputNotFoundError, MalformedInputError, OutputError
 from reidpipe.files import atomic_output, fresh_file
 from reidpipe.limits import MAX_FRAME
+from reidpipe.pipeline.io.sources import iter_frames, source_kind
 from reidpipe.pipeline.types import Identity, LinkEvidence, SourceInfo, Tracklet
 from reidpipe.pipeline.validate import camera_names
 
@@ -504,8 +505,6 @@ def _write_video(
     """``<camera>.mp4`` of source ``s`` with its boxes drawn (None: a live source with no recording)."""
     import cv2
     import supervision as sv
-
-    from reidpipe.pipeline.io.sources import iter_frames, source_kind
 
     uri, stride_used, limit = s.uri, stride, max_frames
     if source_kind(uri) in ("stream", "webcam"):

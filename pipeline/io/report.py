@@ -32,6 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from reidpipe.errors import EmptyInputError, InputNotFoundError, MalformedInputError, UsageError
+from reidpipe.files import atomic_write_text
+from reidpipe.pipeline.io.export import identity_color, read_trajectories
+from reidpipe.pipeline.io.thumbs import THUMBS_PER_TRACK, thumb_path
+from reidpipe.pipeline.score import assign_gt, match_tracks, score
+from reidpipe.pipeline.validate import camera_names
 
 TEMPLATE = "report.html.j2"
 UNCERTAIN_SHOWN = 12  # linked tracks listed under "uncertain links first"
@@ -236,8 +241,6 @@ def _sources_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def load_run(folder: str | Path) -> RunView:
     """Read a run's output folder (see the module docstring)."""
-    from reidpipe.pipeline.io.export import identity_color, read_trajectories
-
     folder = Path(folder)
     events_path, traj_path = folder / "events.jsonl", folder / "trajectories.json"
     if not folder.is_dir():
@@ -269,8 +272,6 @@ def load_run(folder: str | Path) -> RunView:
 def _check_camera_names(path: Path, events: list[dict[str, Any]]) -> None:
     """Camera names read from ``events.jsonl`` follow the rule of ``--names``: they name thumbnail files,
     and a name such as ``../../x`` must never lead the report out of the run folder."""
-    from reidpipe.pipeline.validate import camera_names
-
     names = list(dict.fromkeys(e["camera"] for e in events if "camera" in e))
     unsafe = camera_names(names)
     if unsafe is not None:
@@ -279,8 +280,6 @@ def _check_camera_names(path: Path, events: list[dict[str, Any]]) -> None:
 
 def _thumbs(folder: Path, camera: str, track: int) -> list[str]:
     """The track's thumbnails (best first) as ``data:`` URIs."""
-    from reidpipe.pipeline.io.thumbs import THUMBS_PER_TRACK, thumb_path
-
     uris = []
     for k in range(THUMBS_PER_TRACK):
         p = thumb_path(folder, camera, track, k)
@@ -293,9 +292,6 @@ def _thumbs(folder: Path, camera: str, track: int) -> list[str]:
 def mark_wrong_links(run: RunView, gt: list[str]) -> dict[str, Any]:
     """Score the run (:func:`reidpipe.pipeline.score.score`) and mark, in ``run``, each track's matched
     ground-truth id, each identity's majority id and the tracks that disagree with it. Returns the scores."""
-    from reidpipe.pipeline.io.export import read_trajectories
-    from reidpipe.pipeline.score import assign_gt, match_tracks, score
-
     traj_path = run.folder / "trajectories.json"
     if run.from_events:
         raise UsageError(f"--gt needs {traj_path} (the boxes of the tracks); this run has only events.jsonl")
@@ -442,8 +438,6 @@ def render(run: RunView, scores: dict[str, Any] | None = None) -> str:
 
 def write_report(folder: str | Path, gt: list[str] | None = None, output: str | Path | None = None) -> Path:
     """Write the report of the run in ``folder`` to ``output`` (default ``folder/report.html``)."""
-    from reidpipe.files import atomic_write_text
-
     run = load_run(folder)
     scores = mark_wrong_links(run, gt) if gt else None
     out = Path(output) if output is not None else Path(folder) / "report.html"

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from reidpipe.errors import ConfigError
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link.calibration import OperatingPoint
 from reidpipe.pipeline.link.constraints import Constraints
@@ -33,6 +34,7 @@ from reidpipe.pipeline.link.online import OnlineLinker
 from reidpipe.pipeline.link.quality import linkable
 from reidpipe.pipeline.link.split import Split, SplitReport, split_tracklets
 from reidpipe.pipeline.types import Identity, LinkEvidence, Tracklet
+from reidpipe.pipeline.validate import problems
 
 if TYPE_CHECKING:
     from reidpipe.pipeline.engine.spill import PointStore
@@ -304,9 +306,6 @@ class _Evidence(Mapping[tuple[str, int], LinkEvidence]):
 
 
 def _checked(config: LinkerConfig, cameras: list[str]) -> LinkerConfig:
-    from reidpipe.errors import ConfigError
-    from reidpipe.pipeline.validate import problems
-
     for what, pairs in (("transit window", config.transit or {}), ("--adjacent", config.adjacent or [])):
         unknown = {c for pair in pairs for c in pair} - set(cameras)
         if cameras and unknown:

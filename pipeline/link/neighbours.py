@@ -16,6 +16,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from reidpipe.errors import ConfigError
+
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows i, rows j (i < j), their cosines
 
 # --------------------------------------------------------------------------- BLAS threads
@@ -215,15 +217,11 @@ def candidate_pairs(
             use_faiss = True
         except ImportError:
             if backend == "faiss":
-                from reidpipe.errors import ConfigError
-
                 raise ConfigError(
                     "linker backend 'faiss' requested but faiss is not installed "
                     "(pip install faiss-cpu, or use backend 'numpy')"
                 ) from None
     elif backend not in ("numpy", "time"):
-        from reidpipe.errors import ConfigError
-
         raise ConfigError(f"unknown linker backend {backend!r}; use auto, faiss or numpy")
     if backend == "time":
         if max_gap is None or starts is None or ends is None:

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from reidpipe.console import warn
 from reidpipe.errors import (
     CheckpointError,
     ConfigError,
@@ -28,6 +29,11 @@ from reidpipe.errors import (
     UsageError,
     WeightsUnavailableError,
 )
+from reidpipe.limits import MAX_BOXES_PER_FRAME
+from reidpipe.pipeline.io.motfile import read_mot_lines
+from reidpipe.pipeline.models.onnx_batch import make_dynamic_batch
+from reidpipe.pipeline.models.runtime import model_session
+from reidpipe.pipeline.models.safe_weights import check_detector_checkpoint
 
 PERSON = 0
 NOT_PICKLES = (".onnx", ".engine", ".tflite", ".xml", ".torchscript", ".mlpackage", ".pb")
@@ -62,35 +68,6 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, dtype=int).reshape(-1)
 
 
-def resolve_providers(device: str) -> list[str]:
-    import onnxruntime as ort
-
-    avail = ort.get_available_providers()
-    if device != "cpu" and "CUDAExecutionProvider" in avail and (device == "auto" or device.startswith("cuda")):
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def onnx_session(path: str, device: str = "cpu", threads: int | None = None):
-    """An onnxruntime session; a corrupt or foreign file raises ``CheckpointError`` naming it."""
-    import onnxruntime as ort
-
-    if not Path(path).is_file():
-        raise InputNotFoundError(f"ONNX model not found: {path}")
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-    # no busy-waiting between ops: on a shared or small CPU, spinning threads burn the cores that the
-    # reader threads and the other cameras need (measured: ~45 -> ~27 CPU ms per YOLOX-Nano frame)
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=resolve_providers(device))
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph classes
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"not a loadable ONNX model: {path} ({first})") from None
-
-
 class YOLOXDetector:
     """YOLOX (Ge et al., 2021) exported to ONNX with raw head outputs ``(1, N, 5 + C)``.
 
@@ -113,8 +90,6 @@ class YOLOXDetector:
         input_size: int | None = None,
         openvino_precision: str = "f32",
     ):
-        from reidpipe.pipeline.models.runtime import model_session
-
         self.path = str(path)
         self.device, self.backend, self.openvino_precision = device, backend, openvino_precision
         self.session = model_session(self.path, device, backend, precision=openvino_precision)
@@ -153,7 +128,7 @@ class YOLOXDetector:
 
     def enable_batching(self) -> bool:
         """Make :meth:`detect_batch` one inference call for all its frames: a model whose batch is fixed
-        at 1 is re-saved with a dynamic batch (:func:`reidpipe.pipeline.bench.embed.make_dynamic_batch`,
+        at 1 is re-saved with a dynamic batch (:func:`reidpipe.pipeline.models.onnx_batch.make_dynamic_batch`,
         checked equal to the original, in a temporary folder: the user's file is never modified) and
         loaded from that copy. Returns whether batching is on (False when the graph cannot be rewritten:
         the frames are then detected one by one, with the same results)."""
@@ -190,13 +165,9 @@ class YOLOXDetector:
         (``onnxruntime.transformers.float16``, float32 inputs and outputs kept)."""
         import tempfile
 
-        from reidpipe.pipeline.models.runtime import model_session
-
         with tempfile.TemporaryDirectory(prefix="reidpipe-detector-") as tmp:
             path = self.path
             if dynamic_batch:
-                from reidpipe.pipeline.bench.embed import make_dynamic_batch
-
                 path = str(Path(tmp) / "dynamic_batch.onnx")
                 make_dynamic_batch(self.path, path, check_crops=2, atol=1e-3)
             if self.free_size:
@@ -333,8 +304,6 @@ class UltralyticsDetector:
         device: str = "auto",
         trust_weights: bool = False,
     ):
-        from reidpipe.pipeline.models.safe_weights import check_detector_checkpoint
-
         self.weights = str(weights)
         self.conf, self.iou, self.imgsz = float(conf), float(iou), imgsz
         self.device = None if device == "auto" else device
@@ -410,8 +379,6 @@ class PublicDetections:
     pixels, top-left origin, ``conf`` optional = 1). Columns after ``conf`` are ignored."""
 
     def __init__(self, path: str, conf: float | None = None, frame=None):
-        from reidpipe.pipeline.io.motfile import read_mot_lines
-
         self.path = str(path)
         mot, lines = read_mot_lines(self.path, "detections")
         if conf is not None:
@@ -460,8 +427,6 @@ def cap_per_frame(path: str, rows: np.ndarray, lines: np.ndarray) -> tuple[np.nd
     ``limits.MAX_BOXES_PER_FRAME`` per frame: a frame's least confident boxes past it are dropped
     (tracking and embedding cost grow with a frame's boxes). Returns the rows, their line numbers and
     one warning naming ``file:line`` of the first dropped row (None when no frame is over)."""
-    from reidpipe.limits import MAX_BOXES_PER_FRAME
-
     order = np.lexsort((-rows[:, 5], rows[:, 0]))  # by frame, the most confident first
     frames = rows[order, 0]
     rank = np.arange(len(rows)) - np.searchsorted(frames, frames, side="left")  # place within its frame
@@ -573,8 +538,6 @@ def load_detector(config, detections_file: str | None = None, frame=None):
     source's ``frame`` info, a :class:`SourceInfo`, with one warning when rows do not fit), else YOLOX
     or ultralytics by ``config.detector_kind`` (inferred from the file when None)."""
     if detections_file is not None:
-        from reidpipe.console import warn
-
         public = PublicDetections(detections_file, conf=config.detections_conf, frame=frame)
         if public.warning:
             warn(public.warning)

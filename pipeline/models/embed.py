@@ -36,7 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
+from reidpipe.console import warn
 from reidpipe.errors import CheckpointError, ConfigError, InputNotFoundError, UsageError
+from reidpipe.limits import MAX_BATCH, MAX_EMBED_DIM, MAX_REID_SIDE
+from reidpipe.pipeline.models.descriptors import HistEmbedder
+from reidpipe.pipeline.models.onnx_batch import agrees, dynamic_batch_copy, parity
+from reidpipe.pipeline.models.runtime import compile_openvino, compiled_precision, model_session, openvino_message
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -84,8 +89,6 @@ def _floats(text: str, n: int, key: str, path: str) -> tuple[float, ...]:
 def _check_model_bounds(path: str, input_size: tuple[int, int], batch: int | None, dim: int | None) -> None:
     """What a model file says of its sizes (metadata or fixed input/output shapes) within the bounds of
     ``reidpipe/limits.py``: a crafted file cannot make the embedder allocate without end."""
-    from reidpipe.limits import MAX_BATCH, MAX_EMBED_DIM, MAX_REID_SIDE
-
     if not all(1 <= s <= MAX_REID_SIDE for s in input_size):
         raise CheckpointError(
             f"{path}: input size {input_size[0]}x{input_size[1]} (its metadata or input shape) is past "
@@ -135,8 +138,6 @@ class OnnxEmbedder:
         backend: str = "onnxruntime",
         openvino_precision: str = "f32",
     ):
-        from reidpipe.pipeline.models.runtime import model_session
-
         self.path = str(path)
         self.threads = threads  # intra-op threads (None: the runtime's default, one per core)
         self.backend = backend
@@ -208,10 +209,6 @@ class OnnxEmbedder:
     def _free_batch(self, device: str, batch: int) -> None:
         """A batch-1 model embeds through its checked, cached dynamic-batch copy; crop by crop (with a
         warning) when no such copy can be made."""
-        from reidpipe.console import warn
-        from reidpipe.pipeline.models.onnx_batch import dynamic_batch_copy
-        from reidpipe.pipeline.models.runtime import model_session
-
         try:
             self.batch_copy = dynamic_batch_copy(self.path)
         except CheckpointError as exc:
@@ -224,9 +221,6 @@ class OnnxEmbedder:
     def _check_copy(self, x: np.ndarray) -> None:
         """The first real crops: the dynamic-batch copy must give the original's embeddings, else the
         model goes back to crop by crop (with a warning)."""
-        from reidpipe.console import warn
-        from reidpipe.pipeline.models.onnx_batch import agrees, parity
-
         original, self._original = self._original, None
         assert self.batch_copy is not None
         figures = parity(original, self.session, x[:4])
@@ -279,8 +273,6 @@ class OpenVinoEmbedder:
         device: str = "cpu",
         precision: str = "f32",
     ):
-        from reidpipe.pipeline.models.runtime import compile_openvino, compiled_precision
-
         self.path = str(path)
         core, model = _read_openvino(self.path)
         inp = model.inputs[0]
@@ -305,7 +297,7 @@ class OpenVinoEmbedder:
         except RuntimeError as exc:
             raise CheckpointError(
                 f"{self.path}: cannot run with input (N, 3, {self.input_size[0]}, "
-                f"{self.input_size[1]}) on {device}: {_openvino_message(exc)}"
+                f"{self.input_size[1]}) on {device}: {openvino_message(exc)}"
             ) from None
         self.precision = compiled_precision(self.compiled)  # what runs (f32 unless bf16 was asked)
         self.output = self.compiled.outputs[0]
@@ -347,13 +339,7 @@ def _read_openvino(path: str):
     try:
         return core, core.read_model(str(path), str(weights))
     except RuntimeError as exc:
-        raise CheckpointError(f"not a loadable OpenVINO IR model: {path} ({_openvino_message(exc)})") from None
-
-
-def _openvino_message(exc: Exception) -> str:
-    """The telling line of an OpenVINO error (its first lines name C++ source files)."""
-    lines = [s.strip() for s in str(exc).splitlines() if s.strip() and not s.startswith("Exception from ")]
-    return lines[-1] if lines else type(exc).__name__
+        raise CheckpointError(f"not a loadable OpenVINO IR model: {path} ({openvino_message(exc)})") from None
 
 
 def _openvino_preprocessing(model, path: str) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
@@ -444,21 +430,25 @@ def embedder_kind(config) -> str:
     )
 
 
+def embeds_async(config) -> bool:
+    """Whether a run embeds in an embed thread: ``embed_async``, or by default (None) when the embedder
+    releases the GIL while it computes (ONNX Runtime, OpenVINO)."""
+    if config.embed_async is not None:
+        return bool(config.embed_async)
+    return embedder_kind(config) in ("onnx", "openvino")
+
+
 def load_embedder(config):
     """The embedder of a :class:`PipelineConfig`: by ``config.reid`` ("auto": ``.onnx`` -> ONNX, ``.xml``
     -> OpenVINO IR, ``.pt``/``.pth``/``.safetensors`` -> reidpipe checkpoint, no weights -> ``hist``)."""
     kind = embedder_kind(config)
     if kind == "hist":
-        from reidpipe.pipeline.models.descriptors import HistEmbedder
-
         return HistEmbedder()
     if not config.reid_weights:
         raise UsageError(f"--reid {kind} needs --reid-weights PATH")
     if not Path(config.reid_weights).exists():
         raise InputNotFoundError(f"ReID weights not found: {config.reid_weights}")
     if kind == "onnx":
-        from reidpipe.pipeline.engine.embed_queue import embeds_async
-
         return OnnxEmbedder(
             config.reid_weights,
             input_size=config.reid_input_size,

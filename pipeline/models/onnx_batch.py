@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from reidpipe.errors import CheckpointError, UsageError
+from reidpipe.pipeline.models.runtime import onnx_session
 
 SOURCE_HASH_KEY = "reidpipe.dynamic_batch_of"
 CHECK_KEY = "reidpipe.dynamic_batch_check"  # the figures of the check, JSON
@@ -112,14 +113,6 @@ def agrees(figures: dict[str, float]) -> bool:
     return figures["max_abs_diff"] <= MAX_ABS_DIFF and figures["min_cosine"] >= MIN_COSINE
 
 
-def _cpu_session(path: str | Path):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 def make_dynamic_batch(
     src: str | Path,
     dst: str | Path,
@@ -162,7 +155,7 @@ def make_dynamic_batch(
         h, w = onnx_input_size(src)
         inputs = np.random.default_rng(seed).standard_normal((check_crops, 3, h, w)).astype(np.float32)
     try:
-        figures = parity(_cpu_session(src), _cpu_session(dst), np.asarray(inputs, np.float32))
+        figures = parity(onnx_session(str(src), "cpu"), onnx_session(str(dst), "cpu"), np.asarray(inputs, np.float32))
     except Exception as exc:  # onnxruntime's own error classes
         dst.unlink(missing_ok=True)
         raise CheckpointError(

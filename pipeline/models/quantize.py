@@ -31,8 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from reidpipe.errors import CheckpointError, InputNotFoundError, UsageError
+from reidpipe.errors import CheckpointError, InputNotFoundError, OutputError, UsageError
 from reidpipe.files import atomic_output
+from reidpipe.pipeline.engine.sampler import crop
+from reidpipe.pipeline.io.sources import IMAGE_EXTS, iter_frames, source_kind
+from reidpipe.pipeline.models.detect import YOLOXDetector, infer_detector_kind
+from reidpipe.pipeline.models.embed import OnnxEmbedder, l2_normalize, preprocess
+from reidpipe.pipeline.models.runtime import onnx_session
 
 OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (axis) needs opset 13
 
@@ -51,8 +56,6 @@ def model_kind(path: str) -> str:
         raise CheckpointError(f"not a loadable ONNX model: {path} (no graph outputs)")
     dims = model.graph.output[0].type.tensor_type.shape.dim
     if len(dims) == 3:
-        from reidpipe.pipeline.models.detect import infer_detector_kind
-
         if infer_detector_kind(path) != "yolox":
             raise UsageError(
                 f"{path}: only YOLOX detectors are quantized here (export ultralytics models with int8=True)"
@@ -65,8 +68,6 @@ def model_kind(path: str) -> str:
 def calibration_frames(video: str, frames: int) -> list[tuple[int, np.ndarray]]:
     """``frames`` (index, BGR image) pairs spread evenly over ``video`` (a file or an image folder)."""
     import cv2
-
-    from reidpipe.pipeline.io.sources import IMAGE_EXTS, iter_frames, source_kind
 
     if source_kind(video) == "folder":
         total = sum(1 for p in Path(video).iterdir() if p.suffix.lower() in IMAGE_EXTS)
@@ -82,8 +83,6 @@ def calibration_frames(video: str, frames: int) -> list[tuple[int, np.ndarray]]:
 
 
 def detector_samples(model: str, images: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
-    from reidpipe.pipeline.models.detect import YOLOXDetector
-
     det = YOLOXDetector(model)
     return [det.preprocess(im)[0] for _, im in images]
 
@@ -91,9 +90,6 @@ def detector_samples(model: str, images: list[tuple[int, np.ndarray]]) -> list[n
 def embedder_samples(model: str, images: list[tuple[int, np.ndarray]], detector) -> list[np.ndarray]:
     """Pre-processed person crops (one ``(1, 3, H, W)`` array each) of the detections of ``detector`` (a
     reidpipe detector) in ``images``, prepared as :class:`~reidpipe.pipeline.models.embed.OnnxEmbedder` does."""
-    from reidpipe.pipeline.engine.sampler import crop
-    from reidpipe.pipeline.models.embed import OnnxEmbedder, preprocess
-
     emb = OnnxEmbedder(model)
     crops = [crop(im, box) for index, im in images for box in detector.detect(im, index=index).xyxy]
     x = preprocess(crops, emb.input_size, emb.mean, emb.std, emb.color)
@@ -167,8 +163,6 @@ def _copy_metadata(model, path: str) -> None:
 
 def _check_writable(path: str) -> None:
     """``--output``'s folder exists (or is made) and takes a file, before any work is done."""
-    from reidpipe.errors import OutputError
-
     folder = Path(path).parent
     if Path(path).is_dir():
         raise OutputError(f"--output {path} is a folder; give the model's file name (e.g. {path}/model_int8.onnx)")
@@ -207,7 +201,6 @@ def detector_agreement(reference, candidate, images: list[tuple[int, np.ndarray]
 
 def embedder_agreement(reference, candidate, crops: list[np.ndarray]) -> dict[str, Any]:
     """Cosine between the embeddings of ``reference`` and ``candidate`` (sessions) on pre-processed crops."""
-    from reidpipe.pipeline.models.embed import l2_normalize
 
     def run(sess, x):
         return l2_normalize(np.asarray(sess.run(None, {sess.get_inputs()[0].name: x})[0]).reshape(len(x), -1))
@@ -226,8 +219,6 @@ def quantize_model(
 ) -> dict[str, Any]:
     """Quantize ``model`` (see the module docstring); ``detector`` (a reidpipe detector) finds the
     calibration crops of an embedder. Returns what was done and the int8 model's agreement with fp32."""
-    from reidpipe.pipeline.models.detect import YOLOXDetector, onnx_session
-
     if Path(output).resolve() == Path(model).resolve():
         raise UsageError(f"--output {output} would overwrite --model; give another path")
     if not Path(calib).exists():

@@ -1,6 +1,9 @@
 """Inference runtimes of the ONNX models (the YOLOX detector, the ReID embedder): ``--backend``.
 
-- ``onnxruntime`` (default): an ``onnxruntime.InferenceSession`` (:func:`reidpipe.pipeline.models.detect.onnx_session`).
+- ``onnxruntime`` (default): an ``onnxruntime.InferenceSession`` (:func:`onnx_session`). It is the one
+  ONNX Runtime session factory: the detector, the embedder, the dynamic-batch check, quantisation and
+  ``reidpipe bench --embed-only`` all take their sessions from it, so a benchmark times a session
+  configured as the pipeline's is (same optimisation level, providers, no spinning threads).
 - ``openvino``: the OpenVINO runtime reading the same ``.onnx`` file directly (no conversion step, no
   IR written), compiled for the CPU (OpenVINO has no CUDA device; ``--device cuda`` runs on the CPU).
 
@@ -58,6 +61,41 @@ def openvino_device(device: str) -> str:
     return "CPU" if device in ("auto", "cpu") or device.startswith("cuda") else device.upper()
 
 
+def resolve_providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    avail = ort.get_available_providers()
+    if device != "cpu" and "CUDAExecutionProvider" in avail and (device == "auto" or device.startswith("cuda")):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def onnx_session(path: str, device: str = "cpu", threads: int | None = None):
+    """An onnxruntime session; a corrupt or foreign file raises ``CheckpointError`` naming it."""
+    import onnxruntime as ort
+
+    if not Path(path).is_file():
+        raise InputNotFoundError(f"ONNX model not found: {path}")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    # no busy-waiting between ops: on a shared or small CPU, spinning threads burn the cores that the
+    # reader threads and the other cameras need (measured: ~45 -> ~27 CPU ms per YOLOX-Nano frame)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=resolve_providers(device))
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph classes
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"not a loadable ONNX model: {path} ({first})") from None
+
+
+def openvino_message(exc: Exception) -> str:
+    """The telling line of an OpenVINO error (its first lines name C++ source files)."""
+    lines = [s.strip() for s in str(exc).splitlines() if s.strip() and not s.startswith("Exception from ")]
+    return lines[-1] if lines else type(exc).__name__
+
+
 @dataclass
 class _Port:
     name: str
@@ -77,8 +115,6 @@ class OpenVinoSession:
     """An ONNX model compiled by OpenVINO behind the onnxruntime session calls the wrappers use."""
 
     def __init__(self, path: str, device: str = "cpu", threads: int | None = None, precision: str = "f32"):
-        from reidpipe.pipeline.models.embed import _openvino_message
-
         self.path = str(path)
         if not Path(self.path).is_file():
             raise InputNotFoundError(f"ONNX model not found: {self.path}")
@@ -96,7 +132,7 @@ class OpenVinoSession:
             model = core.read_model(self.path)
             self.compiled = compile_openvino(core, model, device, precision, config)
         except RuntimeError as exc:
-            raise CheckpointError(f"OpenVINO cannot run {self.path}: {_openvino_message(exc)}") from None
+            raise CheckpointError(f"OpenVINO cannot run {self.path}: {openvino_message(exc)}") from None
         self.precision = compiled_precision(self.compiled)
         self._inputs = [_Port(p.get_any_name(), _shape(p.get_partial_shape())) for p in self.compiled.inputs]
         self._outputs = [_Port(p.get_any_name(), _shape(p.get_partial_shape())) for p in self.compiled.outputs]
@@ -138,8 +174,6 @@ def model_session(
     """A session of the ONNX model ``path`` on ``backend`` (see the module docstring); ``precision``
     is OpenVINO's (onnxruntime runs the model's own float32)."""
     if backend == "onnxruntime":
-        from reidpipe.pipeline.models.detect import onnx_session
-
         return onnx_session(path, device, threads)
     if backend == "openvino":
         return OpenVinoSession(path, device, threads, precision)

@@ -90,8 +90,8 @@ class FineTune(ReIDModel):
 
 def _onnx_trunk(path: str) -> tuple[nn.Module, tuple[int, int], dict[str, str]]:
     """The ONNX model as a torch module (batch freed), its input size and its ``reidpipe.*`` metadata."""
-    from reidpipe.pipeline.bench.embed import onnx_to_torch
     from reidpipe.pipeline.models.onnx_batch import dynamic_batch_copy, onnx_batch_dim, onnx_input_size
+    from reidpipe.pipeline.models.onnx_torch import onnx_to_torch
     from reidpipe.reid.export import read_onnx_metadata
 
     size = onnx_input_size(path)

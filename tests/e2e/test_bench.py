@@ -285,7 +285,7 @@ def test_make_dynamic_batch_frees_a_batch_one_export(tmp_path):
     from batch_one_model import export_batch_one_model
 
     from reidpipe.errors import CheckpointError
-    from reidpipe.pipeline.bench.embed import make_dynamic_batch, onnx_batch_dim
+    from reidpipe.pipeline.models.onnx_batch import make_dynamic_batch, onnx_batch_dim
 
     src, dst = export_batch_one_model(tmp_path / "fixed.onnx"), tmp_path / "dyn" / "dynamic.onnx"
     assert onnx_batch_dim(src) == 1

@@ -13,9 +13,10 @@ from shared_data import DATA
 from walker_video import render
 
 from reidpipe.pipeline.config import PipelineConfig
-from reidpipe.pipeline.engine.embed_queue import EmbedQueue, embeds_async
+from reidpipe.pipeline.engine.embed_queue import EmbedQueue
 from reidpipe.pipeline.engine.stats import StageTimer
 from reidpipe.pipeline.engine.worker import CameraGroup
+from reidpipe.pipeline.models.embed import embeds_async
 from reidpipe.pipeline.types import Tracklet
 
 TWIN = DATA / "mtmc" / "twin_2cam"
@@ -104,16 +105,14 @@ def test_async_features_equal_sync_on_a_real_clip_with_osnet():
 
 def test_ctrl_c_drains_the_embed_thread_and_keeps_every_feature(tmp_path, monkeypatch):
     from reidpipe.errors import Interrupted
+    from reidpipe.pipeline.engine import worker
     from reidpipe.pipeline.engine.worker import CameraWorker
-    from reidpipe.pipeline.models import embed as embed_module
     from reidpipe.pipeline.runner import Pipeline
 
     a, da = render(tmp_path, "hall", start=0, n=60)
     slow: list[SlowEmbedder] = []
-    real_load = embed_module.load_embedder
-    monkeypatch.setattr(
-        embed_module, "load_embedder", lambda cfg: slow.append(SlowEmbedder(real_load(cfg), 0.05)) or slow[0]
-    )
+    real_load = worker.load_embedder
+    monkeypatch.setattr(worker, "load_embedder", lambda cfg: slow.append(SlowEmbedder(real_load(cfg), 0.05)) or slow[0])
     real_step = CameraWorker.step
 
     def step(self, item, detections=None):
