@@ -15,7 +15,10 @@ from typing import Any
 
 from reidpipe import limits
 from reidpipe.errors import ConfigError, InputNotFoundError, UsageError
+from reidpipe.pipeline.engine.track import TRACKERS
 from reidpipe.pipeline.gallery.times import parse_duration
+from reidpipe.pipeline.models.detect import DETECTORS
+from reidpipe.pipeline.models.embed import EMBEDDERS
 from reidpipe.pipeline.models.runtime import OPENVINO_PRECISIONS
 from reidpipe.pipeline.settings import Flag, nested_class, setting
 from reidpipe.pipeline.validate import (
@@ -34,6 +37,7 @@ from reidpipe.pipeline.validate import (
     optional,
     path,
     path_list,
+    registered,
     text,
     transit,
 )
@@ -388,8 +392,8 @@ class PipelineConfig:
     )
     detector_kind: str | None = setting(  # "ultralytics" | "yolox" | None = infer from the file
         None,
-        rule=choice(None, "ultralytics", "yolox"),
-        flags=[Flag("--detector-kind", "default: inferred from the file", DETECTION, choices=["ultralytics", "yolox"])],
+        rule=registered(DETECTORS, None),
+        flags=[Flag("--detector-kind", "default: inferred from the file", DETECTION, choices=DETECTORS.names())],
     )
     detections: list[str] | None = setting(  # one MOTChallenge det.txt per source (public detections)
         None,
@@ -517,8 +521,8 @@ class PipelineConfig:
     # tracking
     tracker: str = setting(
         "bytetrack",
-        rule=choice("bytetrack", "botsort", "ocsort", "sort"),
-        flags=[Flag("--tracker", "default bytetrack", TRACKING, choices=["bytetrack", "botsort", "ocsort", "sort"])],
+        rule=registered(TRACKERS),
+        flags=[Flag("--tracker", "default bytetrack", TRACKING, choices=TRACKERS.names())],
     )
     track_lost_frames: int = setting(  # a track unseen for this many processed frames is closed
         30,
@@ -558,13 +562,13 @@ class PipelineConfig:
     # "hist", "onnx", "openvino", "checkpoint", or "auto" (from --reid-weights, else hist)
     reid: str = setting(
         "auto",
-        rule=choice("auto", "onnx", "openvino", "checkpoint", "hist"),
+        rule=registered(EMBEDDERS, "auto"),
         flags=[
             Flag(
                 "--reid",
                 "embedder (auto: .onnx -> onnx, .xml -> openvino, .pt/.pth/.safetensors -> checkpoint, none -> hist)",
                 REID,
-                choices=["auto", "onnx", "openvino", "checkpoint", "hist"],
+                choices=["auto", *EMBEDDERS.names()],
             )
         ],
     )

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 from reidpipe.console import warn as _warn
 from reidpipe.errors import Interrupted, ReidpipeError, UsageError, WorkerLostError
 from reidpipe.pipeline.config import LinkerConfig, PipelineConfig
+from reidpipe.pipeline.contracts import Detector, Embedder, Engine
 from reidpipe.pipeline.engine.stats import STAGES, RunStats, StageTimer
-from reidpipe.pipeline.engine.worker import SourceEnd, Step
 from reidpipe.pipeline.io.export import (
     EventWriter,
     check_output_dir,
@@ -53,13 +53,11 @@ from reidpipe.pipeline.io.export import (
 from reidpipe.pipeline.io.report import write_report
 from reidpipe.pipeline.io.sources import default_names, source_kind
 from reidpipe.pipeline.io.thumbs import ThumbWriter
-from reidpipe.pipeline.types import Identity, SourceInfo, Tracklet
+from reidpipe.pipeline.types import Identity, SourceEnd, SourceInfo, Step, Tracklet
 from reidpipe.pipeline.validate import check_config, check_runnable
 from reidpipe.signals import hold_signals, signal_of
 
 if TYPE_CHECKING:
-    from reidpipe.pipeline.engine.ray_engine import RayEngine
-    from reidpipe.pipeline.engine.worker import CameraGroup
     from reidpipe.pipeline.gallery.session import GallerySession
 
 __all__ = ["STAGES", "Pipeline", "RunStats"]
@@ -88,8 +86,8 @@ class Pipeline:
         self.tracklets: Sequence[Tracklet] = []
         self.output_dir: Path | None = None
         self.gallery_summary: dict[str, int] = {}  # with --gallery: identities written, continued, beyond, pruned
-        self.detector = None  # kept so a caller (bench) can reuse the loaded models (local engine)
-        self.embedder = None
+        self.detector: Detector | None = None  # kept so a caller (bench) can reuse the loaded models (local engine)
+        self.embedder: Embedder | None = None
 
     def run(self, sources: list[str]) -> list[Identity]:
         t_run = time.perf_counter()
@@ -177,13 +175,14 @@ class Pipeline:
         self.config = self.config.replace(offsets=gallery.offsets)
         return gallery
 
-    def _open_engine(self, uris: list[str]) -> CameraGroup | RayEngine:
-        """The engine, its sources opened (and checked) and its models loaded; nothing started."""
+    def _open_engine(self, uris: list[str]) -> Engine:
+        """The engine, its sources opened (and checked) and its models loaded; nothing started. Either
+        engine is assigned to one variable typed :class:`Engine`: mypy proves both offer its surface."""
         from reidpipe.pipeline.engine.worker import CameraGroup
 
         cfg = self.config
         names = list(cfg.names) if cfg.names is not None else default_names(uris)
-        engine: RayEngine | CameraGroup
+        engine: Engine
         if cfg.engine.kind == "ray":
             from reidpipe.pipeline.engine.ray_engine import RayEngine
 
@@ -223,7 +222,7 @@ class _Run:
     def __init__(
         self,
         config: PipelineConfig,
-        engine: CameraGroup | RayEngine,
+        engine: Engine,
         sources: list[SourceInfo],
         link_config: LinkerConfig,
         out: Path | None,

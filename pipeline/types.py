@@ -213,3 +213,34 @@ class Identity:
             if t.camera not in seen:
                 seen.append(t.camera)
         return seen
+
+
+Event = tuple[str, dict[str, Any]]  # (kind, fields): one line of events.jsonl
+
+
+@dataclass
+class SourceEnd:
+    """A source's final figures; ``dropped`` is the warning when it stopped on an error or a lost stream."""
+
+    info: SourceInfo
+    uri: str
+    frames_read: int
+    corrupt: int
+    late: int
+    decode_seconds: float
+    dropped: str | None = None
+    failed: bool = False  # ``dropped`` is the source's error (not a lost stream)
+    reconnects: int = 0
+    event: str = "stream_drop"  # what a drop is logged as ("worker_lost" when a Ray worker died)
+
+
+@dataclass
+class Step:
+    """What one item of a camera's source produced."""
+
+    camera: str
+    seq: int
+    frames: int = 0
+    closed: list[Tracklet] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    end: SourceEnd | None = None

@@ -27,6 +27,7 @@ from reidpipe import limits
 from reidpipe.errors import ConfigError, UsageError
 from reidpipe.pipeline.gallery.times import parse_iso
 from reidpipe.pipeline.settings import flag_of, nested_class, rule_of
+from reidpipe.registry import Registry
 
 Rule = Callable[[Any], "str | None"]
 
@@ -96,6 +97,16 @@ def boolean(v: Any) -> str | None:
 
 def choice(*options: Any) -> Rule:
     return lambda v: None if v in options else f"must be one of {', '.join(map(str, options))}"
+
+
+def registered(registry: Registry[Any], *also: Any) -> Rule:
+    """A name of ``registry`` (read when the rule runs: a kind registered later is valid too), or one
+    of ``also``."""
+
+    def rule(v: Any) -> str | None:
+        return choice(*also, *registry.names())(v)
+
+    return rule
 
 
 def path(optional: bool = False) -> Rule:

@@ -28,13 +28,13 @@ module costs nothing.
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any
 
 from reidpipe.errors import ConfigError
+from reidpipe.registry import Registry
 
 __all__ = ["register_variant", "list_variants", "create_model", "variant_description", "VariantSpec"]
 
@@ -46,45 +46,26 @@ class VariantSpec:
     description: str
 
 
-_REGISTRY: dict[str, VariantSpec] = {}
-_LOADED = False
-_LOCK = threading.RLock()
+def _load_variants() -> None:
+    import reidpipe.reid.variants  # noqa: F401  (registers every variant module present)
+
+
+_VARIANTS: Registry[Callable[..., Any]] = Registry("model variant", loader=_load_variants)
 
 
 def register_variant(name: str, builder: Callable[..., Any], description: str) -> None:
-    """Register ``builder`` under ``name``.
-
-    Registering the same builder twice (a module re-import) is a no-op; a different builder under a
-    name already taken raises :class:`ConfigError`.
-    """
+    """Register ``builder`` under ``name`` (the registry rule of :mod:`reidpipe.registry`: the same
+    builder twice is a no-op, another builder under a taken name raises :class:`ConfigError`)."""
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigError(f"variant name {name!r} must be a Python identifier (e.g. 'clipreid')")
     if not callable(builder):
         raise ConfigError(f"variant {name!r}: builder {builder!r} is not callable")
-    with _LOCK:
-        old = _REGISTRY.get(name)
-        if old is not None and getattr(old.builder, "__qualname__", old.builder) != getattr(
-            builder, "__qualname__", builder
-        ):
-            raise ConfigError(f"variant {name!r} is already registered by {old.builder!r}")
-        _REGISTRY[name] = VariantSpec(name, builder, str(description))
-
-
-def _ensure_loaded() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    with _LOCK:
-        if not _LOADED:
-            import reidpipe.reid.variants  # noqa: F401  (registers every variant module present)
-
-            _LOADED = True
+    _VARIANTS.add(name, builder, description)
 
 
 def list_variants() -> list[str]:
     """Names of every registered variant, sorted."""
-    _ensure_loaded()
-    return sorted(_REGISTRY)
+    return sorted(_VARIANTS.names())
 
 
 def variant_description(variant: str) -> str:
@@ -93,12 +74,8 @@ def variant_description(variant: str) -> str:
 
 
 def _spec(variant: str) -> VariantSpec:
-    _ensure_loaded()
-    spec = _REGISTRY.get(variant)
-    if spec is None:
-        known = ", ".join(sorted(_REGISTRY)) or "(none registered)"
-        raise ConfigError(f"unknown model variant {variant!r}; known variants: {known}")
-    return spec
+    entry = _VARIANTS.entry(variant)
+    return VariantSpec(entry.name, entry.value, entry.description)
 
 
 def _accepted_keywords(builder: Callable[..., Any]) -> set[str] | None:

@@ -30,8 +30,8 @@ from typing import Any
 from reidpipe.errors import EngineError, ReidpipeError, UsageError
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.engine.stats import Counts, StageTimer
-from reidpipe.pipeline.engine.worker import CameraGroup, Event, SourceEnd, Step
-from reidpipe.pipeline.types import SourceInfo, Tracklet
+from reidpipe.pipeline.engine.worker import CameraGroup
+from reidpipe.pipeline.types import Event, SourceEnd, SourceInfo, Step, Tracklet
 
 IN_FLIGHT = 2  # calls queued per actor, so that it works on the next chunk while the driver links
 STOP_TIMEOUT = 30.0  # seconds to wait for the actors' last tracklets at the end of a run

@@ -56,15 +56,53 @@ from __future__ import annotations
 import copy
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from reidpipe.errors import ConfigError
 from reidpipe.pipeline.types import Tracklet, TrackPoint
+from reidpipe.registry import Registry
 
-TRACKERS = ("bytetrack", "botsort", "ocsort", "sort")
+TRACKERS: Registry[Callable[..., Any]] = Registry("--tracker")  # trackers of the trackers package, by name
+
+
+@TRACKERS.register("bytetrack", "ByteTrack: a second association pass for low-confidence boxes")
+def _bytetrack(common: dict[str, Any], *, high_conf: float, new_conf: float, min_iou: float) -> Any:
+    import trackers
+
+    return trackers.ByteTrackTracker(
+        **common,
+        track_activation_threshold=new_conf,
+        high_conf_det_threshold=high_conf,
+        minimum_iou_threshold=min_iou,
+    )
+
+
+@TRACKERS.register("botsort", "BoT-SORT: ByteTrack plus camera-motion compensation", uses_frame=True)
+def _botsort(common: dict[str, Any], *, high_conf: float, new_conf: float, min_iou: float) -> Any:
+    import trackers
+
+    return trackers.BoTSORTTracker(
+        **common,
+        track_activation_threshold=new_conf,
+        high_conf_det_threshold=high_conf,
+        minimum_iou_threshold_first_assoc=min_iou,
+    )
+
+
+@TRACKERS.register("ocsort", "OC-SORT: observation-centric re-update after occlusions")
+def _ocsort(common: dict[str, Any], *, high_conf: float, new_conf: float, min_iou: float) -> Any:
+    import trackers
+
+    return trackers.OCSORTTracker(**common, high_conf_det_threshold=high_conf, minimum_iou_threshold=min_iou)
+
+
+@TRACKERS.register("sort", "SORT: Kalman filter and IoU matching")
+def _sort(common: dict[str, Any], *, high_conf: float, new_conf: float, min_iou: float) -> Any:
+    import trackers
+
+    return trackers.SORTTracker(**common, track_activation_threshold=new_conf, minimum_iou_threshold=min_iou)
 
 
 def make_tracker(
@@ -75,35 +113,14 @@ def make_tracker(
     new_conf: float = 0.6,
     min_hits: int = 2,
     min_iou: float = 0.2,
-):
-    """A fresh tracker of the ``trackers`` package by name."""
-    import trackers
-
-    name = name.lower()
+) -> Any:
+    """A fresh tracker of the ``trackers`` package, the ``TRACKERS`` entry ``name``."""
     common: dict[str, Any] = {
         "lost_track_buffer": int(lost_frames),
         "frame_rate": 30.0,
         "minimum_consecutive_frames": int(min_hits),
     }
-    if name == "bytetrack":
-        return trackers.ByteTrackTracker(
-            **common,
-            track_activation_threshold=new_conf,
-            high_conf_det_threshold=high_conf,
-            minimum_iou_threshold=min_iou,
-        )
-    if name == "botsort":
-        return trackers.BoTSORTTracker(
-            **common,
-            track_activation_threshold=new_conf,
-            high_conf_det_threshold=high_conf,
-            minimum_iou_threshold_first_assoc=min_iou,
-        )
-    if name == "ocsort":
-        return trackers.OCSORTTracker(**common, high_conf_det_threshold=high_conf, minimum_iou_threshold=min_iou)
-    if name == "sort":
-        return trackers.SORTTracker(**common, track_activation_threshold=new_conf, minimum_iou_threshold=min_iou)
-    raise ConfigError(f"--tracker must be one of {', '.join(TRACKERS)}, got {name!r}")
+    return TRACKERS.get(name.lower())(common, high_conf=high_conf, new_conf=new_conf, min_iou=min_iou)
 
 
 def _bbox(values) -> tuple[float, float, float, float]:
@@ -185,6 +202,7 @@ class CameraTracker:
         self.min_iou = float(min_iou)
         updates_lost = math.ceil(self.lost_frames / self.detect_every)  # the same time in tracker updates
         self.tracker = make_tracker(tracker, lost_frames=updates_lost, min_hits=min_hits, min_iou=min_iou, **tracker_kw)
+        self.uses_frame = bool(TRACKERS.entry(tracker.lower()).traits.get("uses_frame"))  # BoT-SORT's motion model
         self.open: dict[int, Tracklet] = {}  # track number -> tracklet, for the tracks that are output
         self.opened: list[Tracklet] = []  # tracks opened during the last update
         self.discarded = 0  # tracks dropped by the tracker before lasting min_seconds
@@ -202,7 +220,7 @@ class CameraTracker:
     def update(self, detections, frame_index: int, t: float, image: np.ndarray | None = None):
         """Track one processed frame. Returns the tracked detections of the output tracks
         (``tracker_id`` = track number)."""
-        if self.name == "botsort":  # camera-motion compensation uses the frame
+        if self.uses_frame:  # camera-motion compensation
             tracked = self.tracker.update(detections, frame=image)
         else:
             tracked = self.tracker.update(detections)

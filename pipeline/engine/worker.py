@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from reidpipe.pipeline.config import PipelineConfig
+from reidpipe.pipeline.contracts import Detector, Embedder, FrameSource, Tracker
 from reidpipe.pipeline.engine.embed_queue import EmbedQueue
 from reidpipe.pipeline.engine.sampler import CropSampler, crop
 from reidpipe.pipeline.engine.stats import Counts, StageTimer
@@ -41,45 +41,10 @@ from reidpipe.pipeline.link.split import candidate_segments
 from reidpipe.pipeline.models.detect import load_detector
 from reidpipe.pipeline.models.embed import embeds_async, load_embedder
 from reidpipe.pipeline.models.runtime import openvino_precision_of
-from reidpipe.pipeline.types import Frame, SourceInfo, Tracklet
+from reidpipe.pipeline.types import Event, Frame, SourceEnd, SourceInfo, Step, Tracklet
 
 if TYPE_CHECKING:
     from supervision import Detections
-
-    from reidpipe.pipeline.engine.sampler import CropSampler
-    from reidpipe.pipeline.engine.track import CameraTracker
-    from reidpipe.pipeline.io.sources import Source
-    from reidpipe.pipeline.io.thumbs import ThumbKeeper
-
-Event = tuple[str, dict[str, Any]]
-
-
-@dataclass
-class SourceEnd:
-    """A source's final figures; ``dropped`` is the warning when it stopped on an error or a lost stream."""
-
-    info: SourceInfo
-    uri: str
-    frames_read: int
-    corrupt: int
-    late: int
-    decode_seconds: float
-    dropped: str | None = None
-    failed: bool = False  # ``dropped`` is the source's error (not a lost stream)
-    reconnects: int = 0
-    event: str = "stream_drop"  # what a drop is logged as ("worker_lost" when a Ray worker died)
-
-
-@dataclass
-class Step:
-    """What one item of a camera's source produced."""
-
-    camera: str
-    seq: int
-    frames: int = 0
-    closed: list[Tracklet] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    end: SourceEnd | None = None
 
 
 class CameraWorker:
@@ -87,9 +52,9 @@ class CameraWorker:
 
     def __init__(
         self,
-        source: Source,
-        detector: Any,  # one of models/detect.py's: ``detect(image, index=...) -> Detections``
-        tracker: CameraTracker,
+        source: FrameSource,
+        detector: Detector,
+        tracker: Tracker,
         sampler: CropSampler,
         embeds: EmbedQueue,
         timer: StageTimer,
@@ -150,7 +115,7 @@ class CameraWorker:
     def detects(self) -> bool:
         """Whether the detector runs on the next frame (every ``detect_every``-th frame; the tracker
         predicts the others)."""
-        return self.counts.frames % getattr(self.tracker, "detect_every", 1) == 0
+        return self.counts.frames % self.tracker.detect_every == 0
 
     # ------------------------------------------------------------------ the stages
     def _detect_and_track(self, frame: Frame, step: Step, dets: Detections | None = None) -> Detections:
@@ -251,7 +216,7 @@ class CameraGroup:
         self.thumbs = bool(thumbs)  # keep the best crops' thumbnails on the closed tracklets
         self.timer = StageTimer()
         self.workers: list[CameraWorker] = []
-        self.embedder = None
+        self.embedder: Embedder | None = None
         self.embeds: EmbedQueue | None = None
         self.lost: dict[str, str] = {}  # cameras whose worker died (never, in-process)
         self._notify = threading.Event()
@@ -276,7 +241,7 @@ class CameraGroup:
             ]  # checked against the frame
         else:
             detectors = [load_detector(cfg)] * len(srcs)
-            if cfg.detect_batch and len(srcs) > 1 and hasattr(detectors[0], "enable_batching"):
+            if cfg.detect_batch and len(srcs) > 1:
                 detectors[0].enable_batching()  # one inference call per round of cameras
         self.embedder = load_embedder(cfg)
         embeds = EmbedQueue(
@@ -329,7 +294,7 @@ class CameraGroup:
         return self._model_events() + [w.start() for w in self.workers]
 
     def _model_events(self) -> list[Event]:
-        models = [("detector", self.workers[0].detector)] if self.workers else []
+        models: list[tuple[str, Any]] = [("detector", self.workers[0].detector)] if self.workers else []
         events: list[Event] = []
         for role, model in [*models, ("embedder", self.embedder)]:
             precision = openvino_precision_of(model)
@@ -356,7 +321,7 @@ class CameraGroup:
             return {}
         by_detector: dict[int, list[tuple[CameraWorker, Frame]]] = {}
         for worker, item in batch:
-            if item is not None and worker.detects() and hasattr(worker.detector, "detect_batch"):
+            if item is not None and worker.detects():
                 by_detector.setdefault(id(worker.detector), []).append((worker, item))
         found: dict[int, Any] = {}
         for group in by_detector.values():

@@ -43,6 +43,8 @@ from reidpipe.pipeline.types import Frame, SourceInfo
 if TYPE_CHECKING:
     import cv2
 
+    from reidpipe.pipeline.contracts import FrameSource
+
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_RE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp|srt)://", re.IGNORECASE)
 FOLDER_FPS = 10.0
@@ -501,7 +503,7 @@ def open_sources(
 
 
 def round_robin(
-    sources: Sequence[Source],
+    sources: Sequence[FrameSource],
     notify: threading.Event,
     *,
     waited: Callable[[float], None] | None = None,
@@ -522,7 +524,7 @@ def round_robin(
 
 
 def rounds(
-    sources: Sequence[Source],
+    sources: Sequence[FrameSource],
     notify: threading.Event,
     *,
     waited: Callable[[float], None] | None = None,

@@ -8,16 +8,17 @@
 - :class:`PublicDetections` — a MOTChallenge ``det.txt`` (``frame,id,x,y,w,h,conf,...``, frames
   1-based); ``detect`` then needs the frame ``index`` (0-based).
 
-:func:`load_detector` picks one from a :class:`PipelineConfig`; :func:`infer_detector_kind` tells a
+:func:`load_detector` picks one from a :class:`PipelineConfig` (the ``DETECTORS`` registry, by
+``--detector-kind``); :func:`infer_detector_kind` tells a
 YOLOX ONNX file (output ``(1, N, 85)``: box, objectness, 80 classes) from an ultralytics export
 (output ``(1, 84, N)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -34,6 +35,12 @@ from reidpipe.pipeline.io.motfile import read_mot_lines
 from reidpipe.pipeline.models.onnx_batch import make_dynamic_batch
 from reidpipe.pipeline.models.runtime import model_session
 from reidpipe.pipeline.models.safe_weights import check_detector_checkpoint
+from reidpipe.registry import Registry
+
+if TYPE_CHECKING:
+    from reidpipe.pipeline.config import PipelineConfig
+    from reidpipe.pipeline.contracts import Detector
+    from reidpipe.pipeline.types import SourceInfo
 
 PERSON = 0
 NOT_PICKLES = (".onnx", ".engine", ".tflite", ".xml", ".torchscript", ".mlpackage", ".pb")
@@ -93,7 +100,7 @@ class YOLOXDetector:
         self.path = str(path)
         self.device, self.backend, self.openvino_precision = device, backend, openvino_precision
         self.session = model_session(self.path, device, backend, precision=openvino_precision)
-        providers = self.session.get_providers() if hasattr(self.session, "get_providers") else []
+        providers = self.session.get_providers()
         # fp16 on a GPU (None: when onnxruntime runs it on CUDA); inputs and outputs stay float32
         self.half = bool(half) if half is not None else providers[:1] == ["CUDAExecutionProvider"]
         inp = self.session.get_inputs()[0]
@@ -343,11 +350,19 @@ class UltralyticsDetector:
         result = cast("list[Any]", self.model.predict(frame_bgr, **self._predict_kwargs()))[0]  # a list
         return self._persons(result)
 
+    def enable_batching(self) -> bool:
+        """Whether :meth:`detect_batch` is one ``predict`` call: a PyTorch model takes any batch; an
+        exported file keeps the batch it was exported with (frame by frame)."""
+        return not self._exported()
+
+    def _exported(self) -> bool:
+        return Path(self.weights).suffix.lower() in NOT_PICKLES or Path(self.weights).is_dir()
+
     def detect_batch(self, frames_bgr: Sequence[np.ndarray], indices: Sequence[int | None] | None = None) -> list:
         """Several frames in one ``predict`` call (a list of images is one batch for ultralytics' PyTorch
         models; exported files such as ``.onnx`` keep the batch they were exported with, so they are
         run frame by frame)."""
-        if len(frames_bgr) < 2 or Path(self.weights).suffix.lower() in NOT_PICKLES or Path(self.weights).is_dir():
+        if len(frames_bgr) < 2 or self._exported():
             return [self.detect(f) for f in frames_bgr]
         results = cast("list[Any]", self.model.predict(list(frames_bgr), **self._predict_kwargs()))
         return [self._persons(r) for r in results]
@@ -420,6 +435,10 @@ class PublicDetections:
         if indices is None:
             raise ConfigError("public detections need the frame indices: call detect_batch(frames, indices)")
         return [self.detect(None, index=i) for i in indices]
+
+    def enable_batching(self) -> bool:
+        """Nothing to batch: the rows of a frame are looked up."""
+        return False
 
 
 def cap_per_frame(path: str, rows: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None]:
@@ -533,43 +552,55 @@ def check_ultralytics_onnx(path: str) -> None:
         raise CheckpointError(f"{path}: not an ultralytics ONNX export (no names/stride metadata); {how}")
 
 
-def load_detector(config, detections_file: str | None = None, frame=None):
+DetectorBuilder = Callable[["PipelineConfig"], "Detector"]
+DETECTORS: Registry[DetectorBuilder] = Registry("--detector-kind")  # the model kinds --detector can name
+
+
+@DETECTORS.register("ultralytics", "any ultralytics YOLO: .pt, an exported .onnx, an OpenVINO folder")
+def _ultralytics(config: PipelineConfig) -> Detector:
+    if config.backend != "onnxruntime":
+        raise UsageError(
+            f"--backend {config.backend} runs ONNX models (YOLOX, the ReID embedder); an ultralytics "
+            "detector picks its runtime by its format: export it with ultralytics (format=openvino) "
+            "and give that folder as --detector"
+        )
+    if Path(config.detector).suffix.lower() == ".onnx" and Path(config.detector).is_file():
+        check_ultralytics_onnx(config.detector)
+    return UltralyticsDetector(
+        config.detector,
+        conf=config.det_conf,
+        iou=config.det_iou,
+        imgsz=config.imgsz,
+        device=config.device,
+        trust_weights=config.trust_weights,
+    )
+
+
+@DETECTORS.register("yolox", "a YOLOX ONNX model on ONNX Runtime or OpenVINO (--backend)")
+def _yolox(config: PipelineConfig) -> Detector:
+    if not Path(config.detector).is_file():
+        raise InputNotFoundError(f"YOLOX ONNX model not found: {config.detector}")
+    return YOLOXDetector(
+        config.detector,
+        conf=config.det_conf,
+        iou=config.det_iou,
+        device=config.device,
+        backend=config.backend,
+        input_size=config.imgsz,
+        openvino_precision=config.openvino_precision,
+    )
+
+
+def load_detector(
+    config: PipelineConfig, detections_file: str | None = None, frame: SourceInfo | None = None
+) -> Detector:
     """The detector of one source: ``PublicDetections`` when a det.txt is given (checked against the
-    source's ``frame`` info, a :class:`SourceInfo`, with one warning when rows do not fit), else YOLOX
-    or ultralytics by ``config.detector_kind`` (inferred from the file when None)."""
+    source's ``frame`` info, with one warning when rows do not fit), else the ``DETECTORS`` entry of
+    ``config.detector_kind`` (inferred from the file when None)."""
     if detections_file is not None:
         public = PublicDetections(detections_file, conf=config.detections_conf, frame=frame)
         if public.warning:
             warn(public.warning)
         return public
     kind = config.detector_kind or infer_detector_kind(config.detector)
-    if kind == "yolox":
-        if not Path(config.detector).is_file():
-            raise InputNotFoundError(f"YOLOX ONNX model not found: {config.detector}")
-        return YOLOXDetector(
-            config.detector,
-            conf=config.det_conf,
-            iou=config.det_iou,
-            device=config.device,
-            backend=config.backend,
-            input_size=config.imgsz,
-            openvino_precision=config.openvino_precision,
-        )
-    if kind == "ultralytics":
-        if config.backend != "onnxruntime":
-            raise UsageError(
-                f"--backend {config.backend} runs ONNX models (YOLOX, the ReID embedder); an ultralytics "
-                "detector picks its runtime by its format: export it with ultralytics (format=openvino) "
-                "and give that folder as --detector"
-            )
-        if Path(config.detector).suffix.lower() == ".onnx" and Path(config.detector).is_file():
-            check_ultralytics_onnx(config.detector)
-        return UltralyticsDetector(
-            config.detector,
-            conf=config.det_conf,
-            iou=config.det_iou,
-            imgsz=config.imgsz,
-            device=config.device,
-            trust_weights=config.trust_weights,
-        )
-    raise ConfigError(f"--detector-kind must be 'ultralytics' or 'yolox', got {kind!r}")
+    return DETECTORS.get(kind)(config)

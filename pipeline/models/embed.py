@@ -26,13 +26,16 @@ with attributes ``dim`` and ``input_size`` (H, W).
 
 Pre-processing is the same for all models: ``cv2.resize`` of each crop to (W, H) (bilinear), one
 ``np.stack``, then a single vectorised scale/normalise/transpose of the whole batch.
-:func:`load_embedder` picks one from a :class:`PipelineConfig` (``.xml`` -> OpenVINO).
+:func:`load_embedder` picks one from a :class:`PipelineConfig` (the ``EMBEDDERS`` registry, by ``--reid``;
+``.xml`` -> OpenVINO).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,6 +45,11 @@ from reidpipe.limits import MAX_BATCH, MAX_EMBED_DIM, MAX_REID_SIDE
 from reidpipe.pipeline.models.descriptors import HistEmbedder
 from reidpipe.pipeline.models.onnx_batch import agrees, dynamic_batch_copy, parity
 from reidpipe.pipeline.models.runtime import compile_openvino, compiled_precision, model_session, openvino_message
+from reidpipe.registry import Registry
+
+if TYPE_CHECKING:
+    from reidpipe.pipeline.config import PipelineConfig
+    from reidpipe.pipeline.contracts import Embedder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -409,76 +417,97 @@ class CheckpointEmbedder:
         return l2_normalize(np.concatenate(outs))
 
 
-def embedder_kind(config) -> str:
-    kind = (config.reid or "auto").lower()
-    if kind != "auto":
-        if kind not in ("onnx", "openvino", "checkpoint", "hist"):
-            raise ConfigError(f"--reid must be auto, onnx, openvino, checkpoint or hist, got {config.reid!r}")
-        return kind
-    if not config.reid_weights:
-        return "hist"
-    suffix = Path(config.reid_weights).suffix.lower()
-    if suffix == ".onnx":
-        return "onnx"
-    if suffix == ".xml":
-        return "openvino"
-    if suffix in CHECKPOINT_EXTS:
-        return "checkpoint"
-    raise UsageError(
-        f"--reid-weights {config.reid_weights}: cannot tell the model kind from the extension; "
-        "give --reid onnx, --reid openvino or --reid checkpoint"
+EmbedderBuilder = Callable[["PipelineConfig", str], "Embedder"]  # (config, the checked weights' path)
+# the embedder kinds --reid can name; traits: ``suffixes`` (what --reid auto reads from the weights' file
+# name), ``releases_gil`` (it computes outside the GIL, so an embed thread runs beside the detector),
+# ``weights`` (False: it needs no --reid-weights)
+EMBEDDERS: Registry[EmbedderBuilder] = Registry("--reid")
+
+
+@EMBEDDERS.register("onnx", "an ONNX ReID model on ONNX Runtime or OpenVINO", suffixes=(".onnx",), releases_gil=True)
+def _onnx(config: PipelineConfig, weights: str) -> Embedder:
+    return OnnxEmbedder(
+        weights,
+        input_size=config.reid_input_size,
+        mean=config.reid_mean,
+        std=config.reid_std,
+        color=config.reid_color,
+        batch=config.embed_batch,
+        device=config.device,
+        # beside the detector (embed thread), one thread: two pools of one thread per core fight
+        # over the cores (measured on 2 cores: pipeline / detector-only 0.92-0.97 vs 0.85-0.90)
+        threads=1 if embeds_async(config) else None,
+        backend=config.backend,
+        openvino_precision=config.openvino_precision,
     )
 
 
-def embeds_async(config) -> bool:
-    """Whether a run embeds in an embed thread: ``embed_async``, or by default (None) when the embedder
-    releases the GIL while it computes (ONNX Runtime, OpenVINO)."""
-    if config.embed_async is not None:
-        return bool(config.embed_async)
-    return embedder_kind(config) in ("onnx", "openvino")
+@EMBEDDERS.register("openvino", "an OpenVINO IR ReID model (model.xml + .bin)", suffixes=(".xml",), releases_gil=True)
+def _openvino(config: PipelineConfig, weights: str) -> Embedder:
+    return OpenVinoEmbedder(
+        weights,
+        input_size=config.reid_input_size,
+        mean=config.reid_mean,
+        std=config.reid_std,
+        color=config.reid_color,
+        batch=config.embed_batch,
+        device=config.device,
+        precision=config.openvino_precision,
+    )
 
 
-def load_embedder(config):
-    """The embedder of a :class:`PipelineConfig`: by ``config.reid`` ("auto": ``.onnx`` -> ONNX, ``.xml``
-    -> OpenVINO IR, ``.pt``/``.pth``/``.safetensors`` -> reidpipe checkpoint, no weights -> ``hist``)."""
-    kind = embedder_kind(config)
-    if kind == "hist":
-        return HistEmbedder()
-    if not config.reid_weights:
-        raise UsageError(f"--reid {kind} needs --reid-weights PATH")
-    if not Path(config.reid_weights).exists():
-        raise InputNotFoundError(f"ReID weights not found: {config.reid_weights}")
-    if kind == "onnx":
-        return OnnxEmbedder(
-            config.reid_weights,
-            input_size=config.reid_input_size,
-            mean=config.reid_mean,
-            std=config.reid_std,
-            color=config.reid_color,
-            batch=config.embed_batch,
-            device=config.device,
-            # beside the detector (embed thread), one thread: two pools of one thread per core fight
-            # over the cores (measured on 2 cores: pipeline / detector-only 0.92-0.97 vs 0.85-0.90)
-            threads=1 if embeds_async(config) else None,
-            backend=config.backend,
-            openvino_precision=config.openvino_precision,
-        )
-    if kind == "openvino":
-        return OpenVinoEmbedder(
-            config.reid_weights,
-            input_size=config.reid_input_size,
-            mean=config.reid_mean,
-            std=config.reid_std,
-            color=config.reid_color,
-            batch=config.embed_batch,
-            device=config.device,
-            precision=config.openvino_precision,
-        )
+@EMBEDDERS.register("checkpoint", "a reidpipe checkpoint run by torch", suffixes=CHECKPOINT_EXTS)
+def _checkpoint(config: PipelineConfig, weights: str) -> Embedder:
     return CheckpointEmbedder(
-        config.reid_weights,
+        weights,
         batch=config.embed_batch,
         device=config.device,
         input_size=config.reid_input_size,
         mean=config.reid_mean,
         std=config.reid_std,
     )
+
+
+@EMBEDDERS.register("hist", "the weight-free colour/texture descriptor", weights=False)
+def _hist(config: PipelineConfig, weights: str) -> Embedder:
+    return HistEmbedder()
+
+
+def embedder_kind(config: PipelineConfig) -> str:
+    """The ``EMBEDDERS`` entry a config names: ``--reid``, or with ``auto`` the one whose ``suffixes``
+    hold the weights' extension (no weights: ``hist``)."""
+    kind = (config.reid or "auto").lower()
+    if kind != "auto":
+        return EMBEDDERS.entry(kind).name
+    if not config.reid_weights:
+        return "hist"
+    suffix = Path(config.reid_weights).suffix.lower()
+    for entry in EMBEDDERS.entries():
+        if suffix in entry.traits.get("suffixes", ()):
+            return entry.name
+    raise UsageError(
+        f"--reid-weights {config.reid_weights}: cannot tell the model kind from the extension; "
+        "give --reid onnx, --reid openvino or --reid checkpoint"
+    )
+
+
+def embeds_async(config: PipelineConfig) -> bool:
+    """Whether a run embeds in an embed thread: ``embed_async``, or by default (None) when the embedder
+    releases the GIL while it computes (ONNX Runtime, OpenVINO)."""
+    if config.embed_async is not None:
+        return bool(config.embed_async)
+    return bool(EMBEDDERS.entry(embedder_kind(config)).traits.get("releases_gil"))
+
+
+def load_embedder(config: PipelineConfig) -> Embedder:
+    """The embedder of a :class:`PipelineConfig`, the ``EMBEDDERS`` entry of :func:`embedder_kind`
+    ("auto": ``.onnx`` -> ONNX, ``.xml`` -> OpenVINO IR, ``.pt``/``.pth``/``.safetensors`` -> reidpipe
+    checkpoint, no weights -> ``hist``)."""
+    entry = EMBEDDERS.entry(embedder_kind(config))
+    weights = config.reid_weights or ""
+    if entry.traits.get("weights", True):
+        if not weights:
+            raise UsageError(f"--reid {entry.name} needs --reid-weights PATH")
+        if not Path(weights).exists():
+            raise InputNotFoundError(f"ReID weights not found: {weights}")
+    return entry.value(config, weights)

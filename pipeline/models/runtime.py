@@ -148,6 +148,10 @@ class OpenVinoSession:
     def get_modelmeta(self) -> _Meta:
         return self._meta
 
+    def get_providers(self) -> list[str]:
+        """onnxruntime's execution providers that run the model: none (OpenVINO runs it)."""
+        return []
+
     def run(self, output_names, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         result = self._request.infer(feed)
         return [np.asarray(result[port]) for port in self.compiled.outputs]

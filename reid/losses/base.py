@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from reidpipe.errors import ConfigError
+from reidpipe.registry import Registry
 from reidpipe.reid.output import ReIDOutput
 
 __all__ = [
@@ -48,7 +49,12 @@ __all__ = [
     "read_output",
 ]
 
-_LOSSES: dict[str, type[Loss]] = {}
+
+def _ensure_loaded() -> None:
+    import reidpipe.reid.losses  # noqa: F401  (imports every loss module present)
+
+
+_LOSSES: Registry[type[Loss]] = Registry("loss", loader=_ensure_loaded)
 _L = TypeVar("_L", bound="type[Loss]")
 
 
@@ -57,36 +63,25 @@ def register_loss(name: str, cls: None = None) -> Callable[[_L], _L]: ...
 @overload
 def register_loss(name: str, cls: _L) -> _L: ...
 def register_loss(name: str, cls: type[Loss] | None = None) -> Callable | type[Loss]:
-    """Register a loss class under ``name``; usable as ``@register_loss("name")`` or a plain call."""
+    """Register a loss class under ``name``; usable as ``@register_loss("name")`` or a plain call
+    (the registry rule of :mod:`reidpipe.registry`)."""
 
     def _register(klass: _L) -> _L:
         if not (isinstance(klass, type) and issubclass(klass, Loss)):
             raise ConfigError(f"loss {name!r}: {klass!r} is not a subclass of reidpipe.reid.losses.Loss")
-        old = _LOSSES.get(name)
-        if old is not None and old.__qualname__ != klass.__qualname__:
-            raise ConfigError(f"loss {name!r} is already registered by {old.__qualname__}")
-        _LOSSES[name] = klass
+        _LOSSES.add(name, klass)
         return klass
 
     return _register(cls) if cls is not None else _register
 
 
-def _ensure_loaded() -> None:
-    import reidpipe.reid.losses  # noqa: F401  (imports every loss module present)
-
-
 def list_losses() -> list[str]:
     """Names of every registered loss, sorted."""
-    _ensure_loaded()
-    return sorted(_LOSSES)
+    return sorted(_LOSSES.names())
 
 
 def get_loss_class(name: str) -> type[Loss]:
-    _ensure_loaded()
-    cls = _LOSSES.get(name)
-    if cls is None:
-        raise ConfigError(f"unknown loss {name!r}; known losses: {', '.join(sorted(_LOSSES))}")
-    return cls
+    return _LOSSES.get(name)
 
 
 def read_output(output: ReIDOutput, key: str, loss_name: str = "") -> Any:

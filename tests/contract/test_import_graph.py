@@ -2,7 +2,8 @@
 
 Every ``import`` statement of every module counts, at the top of a file or inside a function (an
 import moved into a function to dodge a circle is still a circle: the two modules still need each
-other, only later), under ``TYPE_CHECKING`` too. The circles by design are the registries' lazy
+other, only later); only imports under ``if TYPE_CHECKING:`` do not, since they never run (a type
+named in an annotation). The circles by design are the registries' lazy
 loading: ``reid.registry`` imports ``reid.variants`` on first use so that every variant module
 registers itself, and each variant module imports ``register_variant`` from it (docs/design.md §7);
 the loss registry (``reid.losses.base``) loads ``reid.losses`` the same way. Those two edges are
@@ -64,13 +65,33 @@ def _imported(node: ast.AST, module: str, is_package: bool, known: dict[str, Pat
     return names
 
 
+def _type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
+
+
+def _run_time_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:`` (its ``else:`` runs)."""
+    found: list[ast.AST] = []
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        for child in ast.iter_child_nodes(node):
+            todo.extend(child.orelse if isinstance(child, ast.If) and _type_checking(child) else [child])
+    return found
+
+
 def _graph() -> nx.DiGraph:
     known = _modules()
     graph = nx.DiGraph()
     graph.add_nodes_from(known)
     for module, path in known.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node in ast.walk(tree):
+        for node in _run_time_nodes(tree):
             for target in _imported(node, module, path.name == "__init__.py", known):
                 if target != module:
                     graph.add_edge(module, target)

@@ -24,9 +24,8 @@ import reidpipe
 from reidpipe.pipeline import runner
 from reidpipe.pipeline.engine.spill import SpilledPoints, TrackShelf
 from reidpipe.pipeline.engine.stats import Counts, StageTimer
-from reidpipe.pipeline.engine.worker import SourceEnd, Step
 from reidpipe.pipeline.link import online
-from reidpipe.pipeline.types import Segment, SourceInfo, Tracklet, TrackPoint
+from reidpipe.pipeline.types import Segment, SourceEnd, SourceInfo, Step, Tracklet, TrackPoint
 
 CAMERAS = ("cam1", "cam2")
 POINTS, DIM, BANK = 200, 128, 10  # boxes per track (20 s at 10 fps), embedding size, bank size

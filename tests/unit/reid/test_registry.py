@@ -66,7 +66,7 @@ def test_registering_a_name_twice_with_another_builder_is_refused():
         with pytest.raises(ConfigError, match="already registered"):
             registry.register_variant("zz_test_variant", builder_b, "test")
     finally:
-        registry._REGISTRY.pop("zz_test_variant", None)
+        registry._VARIANTS.discard("zz_test_variant")
     with pytest.raises(ConfigError, match="identifier"):
         registry.register_variant("bad name", builder_a, "test")
 

@@ -17,7 +17,7 @@ def dets(boxes, conf=0.9):
     return sv.Detections(xyxy=b, confidence=np.full(len(b), conf, np.float32), class_id=np.zeros(len(b), int))
 
 
-@pytest.mark.parametrize("name", TRACKERS)
+@pytest.mark.parametrize("name", TRACKERS.names())
 def test_two_walkers_get_two_tracks_that_close_after_lost_frames(name):
     trk = CameraTracker("cam1", name, lost_frames=5, min_hits=1, min_seconds=0)
     closed = []

@@ -11,7 +11,8 @@ from walker_video import render
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.engine.ray_engine import LockstepMerge
 from reidpipe.pipeline.engine.stats import STAGES, RunStats, StageTimer
-from reidpipe.pipeline.engine.worker import CameraGroup, Step
+from reidpipe.pipeline.engine.worker import CameraGroup
+from reidpipe.pipeline.types import Step
 
 
 def test_camera_worker_alone_turns_a_clip_into_one_closed_tracklet(tmp_path):

@@ -100,11 +100,11 @@ def test_onnx_embedder_embeds_a_batch_one_model_in_batches(batch_one_model):
 
 
 def test_a_copy_that_disagrees_on_real_crops_falls_back_to_crop_by_crop(batch_one_model, monkeypatch, capsys):
-    from reidpipe.pipeline.models import onnx_batch
+    from reidpipe.pipeline.models import embed
     from reidpipe.pipeline.models.embed import OnnxEmbedder
 
     emb = OnnxEmbedder(str(batch_one_model), batch=8, device="cpu")
-    monkeypatch.setattr(onnx_batch, "parity", lambda a, b, x: {"max_abs_diff": 0.5, "min_cosine": 0.2, "crops": 4})
+    monkeypatch.setattr(embed, "parity", lambda a, b, x: {"max_abs_diff": 0.5, "min_cosine": 0.2, "crops": 4})
     out = emb.embed(_crops(5))
     assert out.shape == (5, 6) and emb.fixed_batch == 1 and emb.batch == 1
     assert "disagrees on real crops" in capsys.readouterr().err

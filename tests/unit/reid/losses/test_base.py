@@ -66,7 +66,7 @@ def test_list_inputs_mean_and_sum():
 @pytest.mark.parametrize(
     "cfg, needle",
     [
-        ({"nope": {"weight": 1}}, "unknown loss 'nope'"),
+        ({"nope": {"weight": 1}}, "loss must be one of .*, got 'nope'"),
         ({"triplet": {"marign": 0.3}}, "'marign'"),
         ({"id": {"weight": "heavy"}}, "weight"),
         ({"id": [1, 2]}, "'id'"),
