@@ -126,7 +126,8 @@ class LockstepMerge:
 
 
 class RayEngine:
-    """The driver's view of the actors; the same interface as the in-process ``CameraGroup``."""
+    """The driver's view of the actors: an :class:`~reidpipe.pipeline.contracts.Engine`, as the
+    in-process ``CameraGroup`` is."""
 
     def __init__(self, config: PipelineConfig, uris: Sequence[str], names: Sequence[str]):
         self.config = config

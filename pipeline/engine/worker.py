@@ -188,10 +188,8 @@ class CameraWorker:
 class CameraGroup:
     """The cameras one process runs: their workers, the shared embedder and the round-robin over them.
 
-    It is also the in-process engine of :class:`reidpipe.pipeline.runner.Pipeline`: ``open``, ``start``,
-    ``steps``, ``stop``, ``figures``, ``recordings``, ``counts``, ``timer``, ``decode_seconds``, ``lost``
-    and ``shutdown`` are what the
-    runner uses of an engine (:class:`reidpipe.pipeline.engine.ray_engine.RayEngine` has the same).
+    It is also the in-process engine of :class:`reidpipe.pipeline.runner.Pipeline`: it fulfils
+    :class:`reidpipe.pipeline.contracts.Engine`, as :class:`~reidpipe.pipeline.engine.ray_engine.RayEngine` does.
 
     ``uris[i]`` is camera ``names[i]``; ``detections[i]`` (public detections) and ``offsets[i]`` belong to
     it. ``open()`` opens the sources (where this group runs), the detectors and the embedder, raising
