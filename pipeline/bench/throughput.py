@@ -31,6 +31,7 @@ from reidpipe.errors import OutputError, UsageError
 from reidpipe.files import atomic_write_text
 from reidpipe.pipeline.bench.embed import ORT_TARGET_AT_32, bench_embedding
 from reidpipe.pipeline.bench.machine import PeakMemory, environment, resolve_device
+from reidpipe.pipeline.contracts import Detector
 from reidpipe.pipeline.io.sources import open_sources, rounds, source_kind
 from reidpipe.pipeline.models.detect import load_detector
 from reidpipe.pipeline.models.embed import embeds_async
@@ -60,7 +61,7 @@ def bench_linking(sizes: Sequence[int] = DEFAULT_LINK_SIZES, dim: int = 512) -> 
 
 
 # ---------------------------------------------------------------------------------------- pipeline
-def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any]) -> dict[str, Any]:
+def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Detector]) -> dict[str, Any]:
     """Decode + detect over the frames a pipeline run with ``config`` processes: the same reader
     threads and bounded queues (:func:`reidpipe.pipeline.io.sources.open_sources`, same stride and
     ``max_frames``), the same round-robin over cameras, ``detectors[i]`` for source ``i`` (one
@@ -127,12 +128,12 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Any])
     }
 
 
-def _detect_frames(config, detectors: Sequence[Any], frames: Sequence[Any]) -> list[Any]:
+def _detect_frames(config, detectors: Sequence[Detector], frames: Sequence[Any]) -> list[Any]:
     """Detections of one round's frames: one batch when they all share a detector that batches."""
     if not frames:
         return []
     first = detectors[0]
-    shared = len(frames) > 1 and all(d is first for d in detectors) and hasattr(first, "detect_batch")
+    shared = len(frames) > 1 and all(d is first for d in detectors)
     if config.detect_batch and shared:
         return first.detect_batch([f.image for f in frames], [f.index for f in frames])
     return [d.detect(f.image, index=f.index) for d, f in zip(detectors, frames)]
@@ -247,7 +248,7 @@ def bench_pipeline(
     runs: list[dict[str, Any]] = []
     det_runs: list[dict[str, Any]] = []
     info: list[Any] = []
-    detectors: list[Any] | None = None
+    detectors: list[Detector] | None = None
 
     def run_pipeline(r: int) -> None:
         nonlocal detectors, info
