@@ -71,7 +71,10 @@ def resolve_providers(device: str) -> list[str]:
 
 
 def onnx_session(path: str, device: str = "cpu", threads: int | None = None):
-    """An onnxruntime session; a corrupt or foreign file raises ``CheckpointError`` naming it."""
+    """The ONNX Runtime session of every ONNX model the package runs or times (see the module
+    docstring): all graph optimisations, CUDA first where ``device`` asks for it and onnxruntime has
+    it, ``threads`` intra-op threads (None: onnxruntime's choice), no spinning. A corrupt or foreign
+    file raises ``CheckpointError`` naming it."""
     import onnxruntime as ort
 
     if not Path(path).is_file():
