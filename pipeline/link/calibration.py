@@ -53,6 +53,8 @@ ALPHA = 0.05  # family-wise false-link rate of the Bonferroni levels
 MIN_NEGATIVES = 30  # a negative sample needs this many pairs to be fitted (fewer: the fallback cosine)
 MIN_CONFIDENT = 3  # confident links needed to fit the positive model (else its default below)
 SAMPLE_PAIRS = 4096  # at most this many pairs per negative sample (random, reproducible)
+NEGATIVE_QUANTILE = 0.9  # the negatives' upper tail's width is read at their 90th percentile
+MAX_MATCH_SHARE = 1.0 / 6.0  # true matches counted as at most this share of a sample (read >= the 75th)
 
 
 @dataclass
@@ -77,7 +79,7 @@ class NegativeModel:
         # similarities of different people often have a heavier upper tail than a normal of the
         # bulk's width; the decisions live in that tail, so its own width counts too
         q = tail_quantile(matches / sims.size)
-        upper = (float(np.quantile(sims, q)) - med) / float(norm.isf(1.0 - q))
+        upper = (float(np.quantile(sims, q)) - med) / float(norm.isf(1.0 - NEGATIVE_QUANTILE))
         return cls(median=med, scale=max(mad, upper, 1e-4), n=int(sims.size), quantile=q)
 
     @property
@@ -102,15 +104,19 @@ class NegativeModel:
 
 
 def tail_quantile(share: float) -> float:
-    """The quantile of a negative sample that its upper tail's width is read at: the 90th, or lower
-    when up to ``share`` of the sample can be true matches, so that at most half of the pairs above
-    it are (never below the 75th).
+    """The quantile of a sample at which the negatives' own 90th percentile (``NEGATIVE_QUANTILE``)
+    lies when up to ``share`` of the sample are true matches: ``0.9 x (1 - share)``, the true
+    matches lying above it (``share`` taken as at most ``MAX_MATCH_SHARE``).
 
-    A short clip holds few people, and its true pairs are a large share of all pairs (a dozen
-    people per camera: about 7%). Read at the 90th percentile, the tail's width is then the true
-    pairs' own, nearly twice the negatives': no link reaches the confident level and not one is
-    made. Longer recordings hold a smaller share and keep the 90th or nearly."""
-    return float(np.clip(1.0 - 2.0 * share, 0.75, 0.90))
+    True matches look more alike than nearly every pair of different people, so they fill the top
+    of the sample: read at the sample's own 90th percentile, the width is the negatives' at a higher
+    quantile but divided as the 90th's, and every z shrinks. On a recording of two overlapping
+    views (two dozen people, each in both views) the true pairs are 4 % of the sample and the
+    width came out a quarter too wide, for every embedder; an embedder whose different people
+    spread wider then kept one or two confident links, too few to learn the positive model or the
+    time evidence from, and linked almost nobody. A short clip holds a larger share (a dozen people
+    per camera: about 8 %), read lower still."""
+    return float(NEGATIVE_QUANTILE * (1.0 - min(max(share, 0.0), MAX_MATCH_SHARE)))
 
 
 def bonferroni_z(m: int, dof: int | None = None, alpha: float = ALPHA) -> float:
