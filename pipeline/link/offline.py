@@ -19,7 +19,7 @@ The steps, in the order :func:`link_offline` runs them:
 
 With a fixed threshold (``--link-threshold``, or calibration switched off) steps 2 and 5 compare the
 plain cosine with it instead. Only candidate pairs from the exact neighbour search
-(:mod:`reidpipe.pipeline.link.neighbours`, time-blocked with a linking window) are looked at, so 100,000
+(:mod:`reidpipe.pipeline.neighbours`, time-blocked with a linking window) are looked at, so 100,000
 tracklets link in seconds.
 """
 
@@ -36,8 +36,9 @@ from reidpipe.pipeline.link.constraints import Constraints, gap, places
 from reidpipe.pipeline.link.evidence import MAX_LLR, TransitModel
 from reidpipe.pipeline.link.features import camera_means, centred, group_features, group_sums, unit_rows
 from reidpipe.pipeline.link.groups import Groups
-from reidpipe.pipeline.link.neighbours import candidate_pairs, one_blas_thread
+from reidpipe.pipeline.link.place import Places, feet, fit_places
 from reidpipe.pipeline.link.split import one_person_level
+from reidpipe.pipeline.neighbours import candidate_pairs, one_blas_thread
 from reidpipe.pipeline.types import LinkEvidence, Tracklet
 
 Z_SEARCH = 1.5  # cross-camera candidates below this z practically never reach odds of 1 (prior <= 1, time <= e^3)
@@ -383,7 +384,7 @@ def _fit_evidence(
 def _log_odds(c: Candidates, k: np.ndarray, evidence: MergeEvidence, confident: np.ndarray) -> np.ndarray:
     """Posterior log-odds of each candidate given ``k`` alternatives per camera pair (``confident``:
     the candidates that are confident links)."""
-    return cal.prior_log_odds(k[c.pair]) + evidence.llr(c.pair, np.nan_to_num(c.z), c.gap, confident)
+    return cal.prior_log_odds(k[c.pair]) + evidence.llr(c.pair, np.nan_to_num(c.z), c.gap, confident, c.i, c.j)
 
 
 def _free_alternatives(groups: Groups, cl: Clusters, models: list[CameraPairModel]) -> np.ndarray:
@@ -416,6 +417,7 @@ def _decide(
     rules: Constraints,
     op: cal.OperatingPoint,
     final: bool = True,
+    tracklets: list[Tracklet] | None = None,
 ) -> Groups:
     """Merge camera clusters into identities, most probable links first. With calibration, in rounds:
     the links of a round leave fewer alternatives to the rest (their prior odds rise), until a round
@@ -429,7 +431,8 @@ def _decide(
         return groups
     positive, positives, transits, z_conf, confident = _fit_evidence(c, models, config, final)
     k = np.array([m.alternatives for m in models])
-    evidence = MergeEvidence(cl, models, positives, transits, (c.i[confident], c.j[confident]))
+    places = _fit_places(c, cl, models, confident, tracklets) if tracklets is not None else None
+    evidence = MergeEvidence(cl, models, positives, transits, (c.i[confident], c.j[confident]), places)
     while True:
         score = np.where(calibrated, _log_odds(c, k, evidence, confident), plain)
         if not _merge_in_order(groups, c, score, rules, evidence):
@@ -446,7 +449,27 @@ def _decide(
                 "threshold": round(_appearance_threshold(m.negatives, positives[p], m.alternatives), 4),
                 "time_evidence": transit.to_json() if transit is not None else None,
             }
+            if places is not None and places.to_json(p) is not None:
+                op.cross_camera[m.name]["floor_map"] = places.to_json(p)
     return groups
+
+
+def _fit_places(
+    c: Candidates, cl: Clusters, models: list[CameraPairModel], confident: np.ndarray, tracklets: list[Tracklet]
+) -> Places:
+    """The floor maps of the camera pairs whose confident links were seen at once (:mod:`.place`)."""
+    rows: dict[int, list[int]] = {}
+    for r, k in enumerate(cl.of.tolist()):
+        rows.setdefault(k, []).append(r)
+    cache: dict[int, dict] = {}
+
+    def feet_of(k: int) -> dict:
+        if k not in cache:
+            cache[k] = feet([tracklets[r] for r in rows.get(k, [])])
+        return cache[k]
+
+    together = confident & (c.gap < 0)  # seen at once: only those give correspondences
+    return fit_places(c.pair, c.i, c.j, together, [m.cameras[0] for m in models], feet_of, cl.code)
 
 
 class MergeEvidence:
@@ -465,11 +488,13 @@ class MergeEvidence:
         positives: list[cal.PositiveModel],
         transits: list[TransitModel | None],
         confident: tuple[np.ndarray, np.ndarray] | None = None,
+        places: Places | None = None,
     ) -> None:
         """``positives``: each camera pair's positive model; ``confident``: the confident links
         (cluster rows i, j), whose time evidence is read without their own gap
-        (:class:`.evidence.TransitModel`)."""
-        self.cl, self.transits = cl, transits
+        (:class:`.evidence.TransitModel`); ``places``: the floor maps of camera pairs that see one
+        place (:mod:`.place`)."""
+        self.cl, self.transits, self.places = cl, transits, places
         i, j = confident if confident is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         self.confident = {(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist())}
         n_cams = int(cl.code.max()) + 1 if cl.code.size else 0
@@ -492,10 +517,18 @@ class MergeEvidence:
     def clusters(self, root: int) -> list[int]:
         return self.members.get(root, [root])
 
-    def llr(self, pair: np.ndarray, z: np.ndarray, gaps: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
-        """Appearance + time log-likelihood ratio of cluster pairs of camera pairs ``pair`` with z-scores
-        ``z`` and signed gaps ``gaps`` (0 for a camera pair without a negative model); ``own``: which
-        of them are confident links."""
+    def llr(
+        self,
+        pair: np.ndarray,
+        z: np.ndarray,
+        gaps: np.ndarray,
+        own: np.ndarray | None = None,
+        i: np.ndarray | None = None,
+        j: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Appearance + time (+ place, for cluster rows ``i``, ``j``) log-likelihood ratio of cluster
+        pairs of camera pairs ``pair`` with z-scores ``z`` and signed gaps ``gaps`` (0 for a camera
+        pair without a negative model); ``own``: which of them are confident links."""
         out = np.zeros(z.shape)
         for p in np.unique(pair).tolist():
             if self.table[p] is None:
@@ -504,6 +537,8 @@ class MergeEvidence:
             out[sel] = np.interp(z[sel], self.Z_GRID, self.table[p])
             if self.transits[p] is not None:
                 out[sel] += self.transits[p].llr(gaps[sel], None if own is None else own[sel])
+        if self.places is not None and i is not None and j is not None:
+            out += self.places.llr(pair, i, j, own)
         return out
 
     def other_pairs_llr(self, ri: int, rj: int, i: int, j: int) -> float:
@@ -521,7 +556,7 @@ class MergeEvidence:
         z = (sim - self.median[pair]) / self.scale[pair]
         gaps = gap(cl.start[u], cl.end[u], cl.start[v], cl.end[v])
         own = np.array([(min(x, y), max(x, y)) in self.confident for x, y in zip(u.tolist(), v.tolist())], bool)
-        return float(self.llr(pair, z, gaps, own).sum()) if pair.size else 0.0
+        return float(self.llr(pair, z, gaps, own, u, v).sum()) if pair.size else 0.0
 
     def joined(self, root: int, ri: int, rj: int) -> None:
         together = self.clusters(ri) + self.clusters(rj)
@@ -660,12 +695,12 @@ def link_offline(
         op.mode, op.fixed_similarity = "fixed", config.fallback_similarity
         op.notes.append("calibration off: fixed fallback cosine")
     rng = np.random.default_rng(0)
-    with one_blas_thread():  # many small products: see reidpipe.pipeline.link.neighbours.one_blas_thread
+    with one_blas_thread():  # many small products: see reidpipe.pipeline.neighbours.one_blas_thread
         p = _prepare(tracklets, config, rules)
         groups, in_pairs = _merge_in_camera(p, config, rules, rng, op)
         cl = _clusters(p, groups)
         cand, models = _cross_candidates(cl, config, rules, rng, op, final)
-    groups = _decide(cand, cl, models, config, rules, op, final)
+    groups = _decide(cand, cl, models, config, rules, op, final, p.tracklets)
     labels = groups.labels()[cl.of] if cl.of.size else np.zeros(0, np.int64)
     if op.mode == "calibrated" and op.notes:
         op.mode = "partly_fallback"

@@ -261,7 +261,9 @@ def _one_room(seed: int, n: int = 24, dim: int = 64) -> list[Tracklet]:
             f = protos[p] + rng.standard_normal(dim)
             pts = [TrackPoint(frame=int(t * 10), t=float(t), bbox=(0, 0, 10, 30), score=0.9) for t in times]
             out.append(
-                Tracklet(camera=cam, track=p + 1, points=pts, qualities=[0.5] * 4, feature=f / np.linalg.norm(f), closed=True)
+                Tracklet(
+                    camera=cam, track=p + 1, points=pts, qualities=[0.5] * 4, feature=f / np.linalg.norm(f), closed=True
+                )
             )
     return out
 
