@@ -19,7 +19,7 @@ The steps, in the order :func:`link_offline` runs them:
 
 With a fixed threshold (``--link-threshold``, or calibration switched off) steps 2 and 5 compare the
 plain cosine with it instead. Only candidate pairs from the exact neighbour search
-(:mod:`reidpipe.pipeline.neighbours`, time-blocked with a linking window) are looked at, so 100,000
+(:mod:`reidpipe.pipeline.link.neighbours`, time-blocked with a linking window) are looked at, so 100,000
 tracklets link in seconds.
 """
 
@@ -36,9 +36,9 @@ from reidpipe.pipeline.link.constraints import Constraints, gap, places
 from reidpipe.pipeline.link.evidence import MAX_LLR, TransitModel
 from reidpipe.pipeline.link.features import camera_means, centred, group_features, group_sums, unit_rows
 from reidpipe.pipeline.link.groups import Groups
+from reidpipe.pipeline.link.neighbours import candidate_pairs, one_blas_thread
 from reidpipe.pipeline.link.place import Places, feet, fit_places
 from reidpipe.pipeline.link.split import one_person_level
-from reidpipe.pipeline.neighbours import candidate_pairs, one_blas_thread
 from reidpipe.pipeline.types import LinkEvidence, Tracklet
 
 Z_SEARCH = 1.5  # cross-camera candidates below this z practically never reach odds of 1 (prior <= 1, time <= e^3)
@@ -695,7 +695,7 @@ def link_offline(
         op.mode, op.fixed_similarity = "fixed", config.fallback_similarity
         op.notes.append("calibration off: fixed fallback cosine")
     rng = np.random.default_rng(0)
-    with one_blas_thread():  # many small products: see reidpipe.pipeline.neighbours.one_blas_thread
+    with one_blas_thread():  # many small products: see reidpipe.pipeline.link.neighbours.one_blas_thread
         p = _prepare(tracklets, config, rules)
         groups, in_pairs = _merge_in_camera(p, config, rules, rng, op)
         cl = _clusters(p, groups)
