@@ -27,7 +27,7 @@ changes. Neither does a pair of clusters that share no time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from reidpipe.pipeline.link.evidence import TransitModel
+from reidpipe.pipeline.types import Tracklet
 
 MIN_LINKS = 4  # confident links whose common times fit a map (four points fix a homography; four people)
 MIN_INLIER_SHARE = 0.5  # of the links' correspondences, for the map to hold
@@ -47,7 +48,7 @@ MAX_TIMES = 64  # common times read per pair (evenly spread)
 Feet = dict[float, tuple[float, float, float]]  # time -> feet x, feet y, box height
 
 
-def feet(tracklets) -> Feet:
+def feet(tracklets: Iterable[Tracklet]) -> Feet:
     """time -> (feet x, feet y, box height) of the detected boxes of ``tracklets`` (one cluster)."""
     out: Feet = {}
     for t in tracklets:
