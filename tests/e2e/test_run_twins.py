@@ -52,16 +52,17 @@ def run_twin(twin: str, out: Path, *flags: str):
     "twin, mota, idf1, link_f1, cuts",
     [
         ("twin_2cam", {"cam1": 0.95, "cam2": 0.97}, 0.94, 0.94, 4),
-        ("twin_3cam", {"cam1": 0.96, "cam2": 0.98, "cam3": 0.96}, 0.90, 0.90, 1),
+        ("twin_3cam", {"cam1": 0.96, "cam2": 0.98, "cam3": 0.96}, 0.88, 0.86, 1),
         ("twin_overlap", {"cam1": 0.97, "cam2": 0.96}, 0.98, 0.97, 1),
     ],
 )
 def test_default_flags_track_and_link_the_people(tmp_path, capsys, twin, mota, idf1, link_f1, cuts):
     """Default flags on recordings: offline decisions calibrated from the run (refine=auto); the tracks
     the tracker carried from one person to another are cut (twin_2cam: two pairs of people who swapped
-    tracks, and two more swaps). MTMC IDF1 / link F1 0.944 / 0.947, 0.909 / 0.907, 0.982 / 0.971
-    (twin_3cam 0.897 / 0.901 before each camera pair had its own mean of true links' z: its
-    cam2~cam3 links lie lower than the other pairs')."""
+    tracks, and two more swaps). MTMC IDF1 / link F1 0.944 / 0.947, 0.887 / 0.868, 0.982 / 0.971
+    (twin_3cam, a clip the linker was developed on, scored 0.909 / 0.907 with the negatives' tail
+    read at the sample's own 90th percentile; the suite's three-camera scenes gained from reading it
+    where the negatives' 90th lies: docs/notes/2026-12-07-overlap.md)."""
     import json
 
     data, res = run_twin(twin, tmp_path / "out", "--save-mot")
