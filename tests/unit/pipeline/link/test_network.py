@@ -85,7 +85,7 @@ def test_a_declared_camera_graph_wins():
 
 
 def test_a_transit_window_declares_its_pair():
-    lk = Linker(LinkerConfig(refine=True, transit={("cam1", "cam3"): (-100.0, 100.0)}), CAMS)
+    lk = Linker(LinkerConfig(refine=True, transit={("cam1", "cam3"): (0.0, 100.0)}), CAMS)
     lk.link(two_sites())
     op = lk.operating_point.to_json()
     assert op["cross_camera"]["cam1~cam3"]["exchange"]["decision"] == "declared"
