@@ -294,6 +294,7 @@ class OperatingPoint:
     positive: PositiveModel | None = None
     notes: list[str] = field(default_factory=list)
     not_adjacent: list[str] = field(default_factory=list)  # camera pairs never compared (--adjacent)
+    no_exchange: list[str] = field(default_factory=list)  # camera pairs cut: between two sites (network.py)
     splits: SplitReport | None = None  # the tracks cut where their appearance changed, and how
 
     def to_json(self) -> dict[str, Any]:
@@ -304,6 +305,8 @@ class OperatingPoint:
         d["cross_camera"] = self.cross_camera
         if self.not_adjacent:
             d["not_adjacent"] = list(self.not_adjacent)
+        if self.no_exchange:
+            d["no_exchange"] = list(self.no_exchange)
         if self.positive is not None:
             d["positive"] = self.positive.to_json()
         d["alpha"] = ALPHA
@@ -323,6 +326,8 @@ class OperatingPoint:
         tail = f"; {'; '.join(self.notes)}" if self.notes else ""
         if self.not_adjacent:
             tail += f"; {len(self.not_adjacent)} camera pair(s) not adjacent (--adjacent): never compared"
+        if self.no_exchange:
+            tail += f"; {len(self.no_exchange)} camera pair(s) between two sites (no walk shown): never linked"
         if self.splits is not None and self.splits.splits:
             tail += f"; {len(self.splits.splits)} track(s) cut where the appearance changed to another person"
         return f"{head} ({', '.join(parts) or 'no pairs'}){tail}"

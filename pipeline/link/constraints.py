@@ -186,6 +186,13 @@ class Constraints:
                 if a in pos and b in pos:
                     self._near[pos[a], pos[b]] = self._near[pos[b], pos[a]] = True
 
+    def declared(self, a: int, b: int) -> bool:
+        """Whether the user named cameras ``a`` and ``b`` (codes) a pair a person goes between: an
+        ``--adjacent`` pair or one with a ``--transit`` window (the linker then never judges it)."""
+        names = (self.cameras[a], self.cameras[b])
+        pairs = (self._graph or set()) | set(self._windows)
+        return names in pairs or names[::-1] in pairs
+
     def adjacent(self, a: int, b: int) -> bool:
         """Whether a person can go straight between cameras ``a`` and ``b`` (codes; rule 3)."""
         return self._near is None or bool(self._near[a, b])

@@ -26,7 +26,7 @@ tracklets link in seconds.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from reidpipe.pipeline.link.evidence import MAX_LLR, TransitModel
 from reidpipe.pipeline.link.features import camera_means, centred, group_features, group_sums, unit_rows
 from reidpipe.pipeline.link.groups import Groups
 from reidpipe.pipeline.link.neighbours import candidate_pairs, one_blas_thread
+from reidpipe.pipeline.link.network import Exchange, between_sites, judge
 from reidpipe.pipeline.link.place import Places, feet, fit_places
 from reidpipe.pipeline.link.split import one_person_level
 from reidpipe.pipeline.types import LinkEvidence, Tracklet
@@ -71,6 +72,7 @@ class CameraPairModel:
     background_gaps: np.ndarray  # the signed time gaps of those sampled pairs (transit evidence's background)
     alternatives: float  # clusters a cluster of one camera could be linked to in the other (the prior's k)
     clusters: tuple[int, int]  # camera clusters in each of the two cameras
+    exchange: Exchange | None = None  # whether the pair exchanges people (step 3b, network.py)
 
     @property
     def dof(self) -> int | None:
@@ -88,6 +90,11 @@ class Candidates:
     z: np.ndarray  # nan when the pair was not calibrated
     gap: np.ndarray
     pair: np.ndarray  # index into the list of camera pairs
+
+    def subset(self, keep: np.ndarray) -> Candidates:
+        return Candidates(
+            i=self.i[keep], j=self.j[keep], sim=self.sim[keep], z=self.z[keep], gap=self.gap[keep], pair=self.pair[keep]
+        )
 
 
 def _prepare(tracklets: list[Tracklet], config: LinkerConfig, rules: Constraints) -> Problem:
@@ -346,6 +353,45 @@ def _mutual_best(c: Candidates, sel: np.ndarray) -> np.ndarray:
     )
 
 
+def _confident(c: Candidates, models: list[CameraPairModel]) -> tuple[np.ndarray, np.ndarray]:
+    """Each camera pair's confident level (the Bonferroni z over its alternatives) and which
+    candidates are confident links: above it and the mutual best matches of their camera pair."""
+    z_conf = np.array([cal.bonferroni_z(int(round(m.alternatives)), m.dof) for m in models] or [0.0])
+    confident = np.zeros(c.i.size, bool)
+    high = np.flatnonzero(np.nan_to_num(c.z, nan=-np.inf) >= z_conf[c.pair] if c.i.size else confident)
+    if high.size:
+        confident[high[_mutual_best(c, high)]] = True
+    return z_conf, confident
+
+
+def _cut_pairs_sharing_nobody(
+    c: Candidates, models: list[CameraPairModel], config: LinkerConfig, rules: Constraints, op: cal.OperatingPoint
+) -> Candidates:
+    """Step 3b: the candidates without those of the camera pairs that share nobody (:mod:`.network`):
+    each pair is tested for a walk (its confident links' gaps against its background), the pairs
+    that show one join cameras into sites, and a pair between two sites is cut. Each pair's decision
+    is kept in its model (``exchange``: the entry of ``models`` replaced) for the operating point. A
+    declared camera graph (``--adjacent``) wins: nothing is judged; a pair with a ``--transit``
+    window is declared."""
+    if config.adjacent is not None or not c.i.size:
+        return c
+    _, confident = _confident(c, models)
+    judged = [p for p, m in enumerate(models) if m.negatives is not None]
+    decisions = [
+        Exchange("declared")
+        if rules.declared(*models[p].cameras)
+        else judge(c.gap[confident & (c.pair == p)], models[p].background_gaps)
+        for p in judged
+    ]
+    for k in between_sites([models[p].cameras for p in judged], decisions):
+        decisions[k] = replace(decisions[k], decision="between sites")
+    for p, d in zip(judged, decisions):  # the models are frozen: each is replaced by one with its decision
+        models[p] = replace(models[p], exchange=d)
+    cut = np.array([m.exchange is not None and m.exchange.cut for m in models], bool)
+    op.no_exchange = [m.name for m, gone in zip(models, cut.tolist()) if gone]
+    return c.subset(~cut[c.pair]) if cut.any() else c
+
+
 def _fit_evidence(
     c: Candidates, models: list[CameraPairModel], config: LinkerConfig, final: bool = True
 ) -> tuple[cal.PositiveModel, list[cal.PositiveModel], list[TransitModel | None], np.ndarray, np.ndarray]:
@@ -355,11 +401,7 @@ def _fit_evidence(
     solution: the strongest one, by the caution of :func:`_pair_negatives`: an early link on the
     knife's edge stays), and its mean stays at or above the search level ``Z_SEARCH`` (not online,
     by the same caution: a higher mean links sooner)."""
-    z_conf = np.array([cal.bonferroni_z(int(round(m.alternatives)), m.dof) for m in models] or [0.0])
-    confident = np.zeros(c.i.size, bool)
-    high = np.flatnonzero(np.nan_to_num(c.z, nan=-np.inf) >= z_conf[c.pair] if c.i.size else confident)
-    if high.size:
-        confident[high[_mutual_best(c, high)]] = True
+    z_conf, confident = _confident(c, models)
     pair = c.pair[confident]
     positive = cal.PositiveModel.fit(
         c.z[confident],
@@ -451,6 +493,8 @@ def _decide(
             }
             if places is not None and places.to_json(p) is not None:
                 op.cross_camera[m.name]["floor_map"] = places.to_json(p)
+            if m.exchange is not None:
+                op.cross_camera[m.name]["exchange"] = m.exchange.to_json()
     return groups
 
 
@@ -700,6 +744,7 @@ def link_offline(
         groups, in_pairs = _merge_in_camera(p, config, rules, rng, op)
         cl = _clusters(p, groups)
         cand, models = _cross_candidates(cl, config, rules, rng, op, final)
+        cand = _cut_pairs_sharing_nobody(cand, models, config, rules, op)
     groups = _decide(cand, cl, models, config, rules, op, final, p.tracklets)
     labels = groups.labels()[cl.of] if cl.of.size else np.zeros(0, np.int64)
     if op.mode == "calibrated" and op.notes:

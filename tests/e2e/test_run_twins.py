@@ -175,13 +175,15 @@ def test_online_identities_beat_the_reference_linker(tmp_path, capsys, twin, idf
 
 
 @pytest.mark.slow
-def test_two_sites_in_one_run_stay_apart_with_the_camera_graph(tmp_path, capsys):
-    """twin_2cam (a1, a2) and twin_overlap (b1, b2) as one run of four cameras, declared two sites with
-    `--adjacent a1:a2 b1:b2`; site b's ground truth ids are offset, so a link across the sites is
-    wrong. The twins reuse one set of people, the hardest look-alikes there are: without the graph
-    105 of 154 links join the sites (MTMC IDF1 0.611). With it no identity spans both, no camera
-    pair across them is compared, and the run scores what the sites score alone (0.944 and 0.982):
-    0.968 / 0.962."""
+@pytest.mark.parametrize("declared", [False, True])
+def test_two_sites_in_one_run_stay_apart(tmp_path, capsys, declared):
+    """twin_2cam (a1, a2) and twin_overlap (b1, b2) as one run of four cameras; site b's ground truth
+    ids are offset, so a link across the sites is wrong. The twins reuse one set of people, the
+    hardest look-alikes there are: every person is at both sites, at unrelated times. With default
+    flags each site's pair shows a walk (its confident links' gaps cluster) and the four pairs across
+    the two sites show none (their gaps are spread like random tracks'): they are cut; declared (`--adjacent a1:a2 b1:b2`) they are
+    never compared. Either way no identity spans both sites and the run scores what the sites score
+    alone (0.944 and 0.982): 0.968 / 0.962."""
     sites = {"a": "twin_2cam", "b": "twin_overlap"}
     sources, dets, gt = [], [], {}
     for site, twin in sites.items():
@@ -197,13 +199,20 @@ def test_two_sites_in_one_run_stay_apart_with_the_camera_graph(tmp_path, capsys)
             )
     out = tmp_path / "out"
     argv = ["run", "--sources", *sources, "--names", *gt, "--detections", *dets, "--reid-weights", str(OSNET)]
-    code = main([*argv, "--adjacent", "a1:a2", "b2:b1", "--output", str(out), "--no-progress"])
+    graph = ["--adjacent", "a1:a2", "b2:b1"] if declared else []
+    code = main([*argv, *graph, "--output", str(out), "--no-progress"])
     capsys.readouterr()
     assert code == 0
     data = read_trajectories(out / "trajectories.json")
     assert all(len({t["camera"][0] for t in i["tracks"]}) == 1 for i in data["identities"])
-    assert set(data["linker"]["cross_camera"]) == {"a1~a2", "b1~b2"}
-    assert data["linker"]["not_adjacent"] == ["a1~b1", "a1~b2", "a2~b1", "a2~b2"]
+    across = ["a1~b1", "a1~b2", "a2~b1", "a2~b2"]
+    if declared:
+        assert set(data["linker"]["cross_camera"]) == {"a1~a2", "b1~b2"}
+        assert data["linker"]["not_adjacent"] == across and "no_exchange" not in data["linker"]
+    else:
+        assert data["linker"]["no_exchange"] == across
+        decisions = {k: v["exchange"]["decision"] for k, v in data["linker"]["cross_camera"].items()}
+        assert decisions == {"a1~a2": "walk", "b1~b2": "walk", **dict.fromkeys(across, "between sites")}
     res = score(out / "trajectories.json", gt)
     assert res["multi_camera"]["IDF1"] >= 0.96 and res["links"]["f1"] >= 0.96, (res["multi_camera"], res["links"])
 
