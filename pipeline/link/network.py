@@ -25,6 +25,13 @@ Per camera pair, a Monte Carlo test of "the confident links' gaps are drawn like
 - p < ``ALPHA`` (the linker's error rate): the pair **shows a walk**. With fewer than ``MIN_TESTED``
   links there is no test.
 
+**Many pairs, one error rate** (:func:`holm`). A network of n cameras tests up to n(n-1)/2 pairs, and
+one pair across two sites that shows a walk by chance joins the sites (below): tested one by one at
+``ALPHA``, four pairs across two sites would join them about one run in five. So the pairs' p-values
+are read together with Holm's step-down rule, which keeps the chance that *any* pair shows a walk it
+does not have at ``ALPHA``: the smallest p-value is held to ``ALPHA``/m, the next to ``ALPHA``/(m-1),
+..., and the first that fails ends the walks.
+
 **Sites** (:func:`between_sites`). Not showing a walk is not evidence of sharing nobody: a pair with
 few confident links, or one whose people take several routes (from A to C directly or through B: the
 gaps spread), may exchange people and not show it. So no pair is cut on its own test. The pairs that
@@ -42,7 +49,7 @@ window is declared (and joins its cameras' sites).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -140,6 +147,19 @@ def judge(link_gaps: np.ndarray, background_gaps: np.ndarray, alpha: float = ALP
     return Exchange("walk" if p < alpha else "no walk shown", links=int(links.size), statistic=stat, p_value=p)
 
 
+def holm(decisions: list[Exchange], alpha: float = ALPHA) -> list[Exchange]:
+    """``decisions`` with "walk" kept only where Holm's step-down rule over every tested pair allows
+    it (see the module docstring): the k-th smallest of m p-values must be below ``alpha / (m - k)``
+    (k from 0), and the first that is not ends the walks."""
+    tested = sorted((d.p_value, k) for k, d in enumerate(decisions) if d.p_value is not None)
+    out = list(decisions)
+    walks = True
+    for rank, (p, k) in enumerate(tested):
+        walks = walks and p < alpha / (len(tested) - rank)
+        out[k] = replace(decisions[k], decision="walk" if walks else "no walk shown")
+    return out
+
+
 def between_sites(pairs: list[tuple[int, int]], decisions: list[Exchange]) -> list[int]:
     """The indices of ``pairs`` (camera codes) to cut: those whose two cameras lie in two different
     sites (groups of cameras joined by pairs that show a walk or are declared), each of two cameras
@@ -162,4 +182,4 @@ def between_sites(pairs: list[tuple[int, int]], decisions: list[Exchange]) -> li
     ]
 
 
-__all__ = ["Exchange", "between_sites", "judge"]
+__all__ = ["Exchange", "between_sites", "holm", "judge"]

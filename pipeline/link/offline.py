@@ -37,7 +37,7 @@ from reidpipe.pipeline.link.evidence import MAX_LLR, TransitModel
 from reidpipe.pipeline.link.features import camera_means, centred, group_features, group_sums, unit_rows
 from reidpipe.pipeline.link.groups import Groups
 from reidpipe.pipeline.link.neighbours import candidate_pairs, one_blas_thread
-from reidpipe.pipeline.link.network import Exchange, between_sites, judge
+from reidpipe.pipeline.link.network import Exchange, between_sites, holm, judge
 from reidpipe.pipeline.link.place import Places, feet, fit_places
 from reidpipe.pipeline.link.split import one_person_level
 from reidpipe.pipeline.types import LinkEvidence, Tracklet
@@ -368,21 +368,23 @@ def _cut_pairs_sharing_nobody(
     c: Candidates, models: list[CameraPairModel], config: LinkerConfig, rules: Constraints, op: cal.OperatingPoint
 ) -> Candidates:
     """Step 3b: the candidates without those of the camera pairs that share nobody (:mod:`.network`):
-    each pair is tested for a walk (its confident links' gaps against its background), the pairs
-    that show one join cameras into sites, and a pair between two sites is cut. Each pair's decision
-    is kept in its model (``exchange``: the entry of ``models`` replaced) for the operating point. A
+    each pair is tested for a walk (its confident links' gaps against its background; the pairs'
+    p-values read together by Holm's rule, :func:`.network.holm`), the pairs that show one join
+    cameras into sites, and a pair between two sites is cut. Each pair's decision is kept in its model (``exchange``: the entry of ``models`` replaced) for the operating point. A
     declared camera graph (``--adjacent``) wins: nothing is judged; a pair with a ``--transit``
     window is declared."""
     if config.adjacent is not None or not c.i.size:
         return c
     _, confident = _confident(c, models)
     judged = [p for p, m in enumerate(models) if m.negatives is not None]
-    decisions = [
-        Exchange("declared")
-        if rules.declared(*models[p].cameras)
-        else judge(c.gap[confident & (c.pair == p)], models[p].background_gaps)
-        for p in judged
-    ]
+    decisions = holm(
+        [
+            Exchange("declared")
+            if rules.declared(*models[p].cameras)
+            else judge(c.gap[confident & (c.pair == p)], models[p].background_gaps)
+            for p in judged
+        ]
+    )
     for k in between_sites([models[p].cameras for p in judged], decisions):
         decisions[k] = replace(decisions[k], decision="between sites")
     for p, d in zip(judged, decisions):  # the models are frozen: each is replaced by one with its decision
