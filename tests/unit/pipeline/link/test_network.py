@@ -9,7 +9,7 @@ import pytest
 
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import Linker
-from reidpipe.pipeline.link.network import Exchange, between_sites, judge
+from reidpipe.pipeline.link.network import Exchange, between_sites, holm, judge
 from reidpipe.pipeline.types import Tracklet, TrackPoint
 
 CAMS = ["cam1", "cam2", "cam3", "cam4"]
@@ -153,3 +153,21 @@ def test_only_pairs_between_two_sites_are_cut():
     assert between_sites([(0, 1), (1, 2), (0, 2)], _decisions("walk", "no walk shown", "no walk shown")) == []
     # a camera that shows no walk with anyone is in no site: its pairs are kept
     assert between_sites([(0, 1), (0, 2), (1, 2)], _decisions("walk", "no walk shown", "no walk shown")) == []
+
+
+def test_one_chance_walk_among_many_pairs_does_not_join_two_sites():
+    """Six pairs of two 2-camera sites (a1, a2 | b1, b2): each site's pair shows a clear walk and one
+    of the four pairs across shows p = 0.02, what one pair in twenty does by chance. Read one by one
+    at 5 % it would join the sites and nothing would be cut; Holm's rule holds it to 0.05 / 4."""
+    pairs = [(0, 1), (2, 3), (0, 2), (0, 3), (1, 2), (1, 3)]
+    p = [0.0016, 0.0001, 0.879, 0.454, 0.0214, 0.163]
+    decisions = holm([Exchange("walk" if v < 0.05 else "no walk shown", links=12, statistic=0.2, p_value=v) for v in p])
+    assert [d.decision for d in decisions[:2]] == ["walk", "walk"]
+    assert decisions[4].decision == "no walk shown"
+    assert between_sites(pairs, decisions) == [2, 3, 4, 5]
+
+
+def test_holm_keeps_every_walk_whose_p_value_passes_its_step():
+    decisions = holm([Exchange("no walk shown", links=9, p_value=v) for v in (0.004, 0.012, 0.02, 0.3)])
+    assert [d.decision for d in decisions] == ["walk", "walk", "walk", "no walk shown"]
+    assert holm([Exchange("too few links", links=2), Exchange("declared")])[1].decision == "declared"
