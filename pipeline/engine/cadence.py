@@ -16,8 +16,9 @@ the run goes, the way NVIDIA DeepStream's ``interval`` is set by hand, from what
   the same rate in time (``K_c = ceil(fps_c / rate)``: a 25-fps camera gets a larger K than a 10-fps
   one), each K at most ``most``.
 
-Intervals rise as soon as the loop is busier than ``HIGH`` or frames were dropped, and fall only once
-the smaller intervals are predicted to leave room (``LOW``), so they do not swing back and forth.
+Intervals rise as soon as the loop is busier than ``HIGH`` or frames were dropped (and never fall in
+such a window), and fall only once the smaller intervals are predicted to leave room (``LOW``), so they
+do not swing back and forth.
 Between detections the tracker carries the boxes (pipeline/track.py); crops come from detected
 frames only. When even ``most`` does not keep up, frames are dropped and counted (``late_frames``).
 """
@@ -127,11 +128,12 @@ class IntervalChooser:
             return {}
         current = {c: self.cameras[c].every for c in offered}
         chosen = choose_intervals(offered, d, p, self.most)
-        rising = load.busy_share > HIGH or load.dropped > 0
-        if not rising and predicted_busy(offered, chosen, d, p) > LOW:
-            chosen = {c: max(chosen[c], current[c]) for c in chosen}  # falling needs room to spare
-        if not rising:
-            chosen = {c: min(chosen[c], current[c]) for c in chosen}  # and rising needs a busy loop
+        if load.busy_share > HIGH or load.dropped > 0:  # behind: intervals only rise
+            chosen = {c: max(chosen[c], current[c]) for c in chosen}
+        elif predicted_busy(offered, chosen, d, p) <= LOW:  # room to spare: they only fall
+            chosen = {c: min(chosen[c], current[c]) for c in chosen}
+        else:
+            chosen = current
         changed = {c: (current[c], k) for c, k in chosen.items() if k != current[c]}
         for c, (_, k) in changed.items():
             self.cameras[c].every = k

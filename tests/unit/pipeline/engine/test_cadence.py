@@ -53,6 +53,8 @@ def test_intervals_rise_when_overloaded_and_fall_only_with_room_to_spare():
     assert set(changed) == {"a", "b"} and all(new > old for old, new in changed.values())
     assert cams[2].every == 1 and cams[0].changes == [(2.0, cams[0].every)]
     high = cams[0].every
+    # still dropping frames, though this window's detector was cheap: the intervals never fall then
+    assert chooser.decide(load(0.95, offered, detect_share=0.2, dropped=3), now=3.0) == {}
     # busy but below HIGH and no frame dropped: nothing changes (no swinging back and forth)
     assert chooser.decide(load(HIGH - 0.05, offered), now=4.0) == {}
     # nearly idle: the intervals fall back
