@@ -15,7 +15,7 @@ from typing import Any
 
 from reidpipe import limits
 from reidpipe.errors import ConfigError, InputNotFoundError, UsageError
-from reidpipe.pipeline.engine.track import MAX_DETECT_EVERY, TRACKERS
+from reidpipe.pipeline.engine.track import TRACKERS
 from reidpipe.pipeline.gallery.times import parse_duration
 from reidpipe.pipeline.models.detect import DETECTORS
 from reidpipe.pipeline.models.embed import EMBEDDERS
@@ -535,7 +535,7 @@ class PipelineConfig:
         ],
     )
     # the largest interval "auto" chooses; past it, live frames are dropped (counted)
-    detect_every_max: int = setting(4, rule=integer(1, MAX_DETECT_EVERY))
+    detect_every_max: int = setting(4, rule=integer(1, limits.MAX_DETECT_EVERY))
     # one detector call for the frames of all cameras of a round (same detections)
     detect_batch: bool = setting(
         True,

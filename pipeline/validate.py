@@ -227,11 +227,9 @@ def adjacent(v: Any) -> str | None:
 
 def interval(v: Any) -> str | None:
     """``detect_every``: a fixed interval, or ``auto`` (pipeline/engine/cadence.py)."""
-    from reidpipe.pipeline.engine.track import MAX_DETECT_EVERY
-
-    if v == "auto" or (_is_int(v) and 1 <= v <= MAX_DETECT_EVERY):
+    if v == "auto" or (_is_int(v) and 1 <= v <= limits.MAX_DETECT_EVERY):
         return None
-    return f"must be auto or an integer from 1 to {MAX_DETECT_EVERY}"
+    return f"must be auto or an integer from 1 to {limits.MAX_DETECT_EVERY}"
 
 
 def nested(kind: type) -> Rule:

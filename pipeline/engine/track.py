@@ -67,6 +67,7 @@ from typing import Any
 
 import numpy as np
 
+from reidpipe import limits
 from reidpipe.pipeline.types import Tracklet, TrackPoint
 from reidpipe.registry import Registry
 
@@ -109,9 +110,6 @@ def _sort(common: dict[str, Any], *, high_conf: float, new_conf: float, min_iou:
     import trackers
 
     return trackers.SORTTracker(**common, track_activation_threshold=new_conf, minimum_iou_threshold=min_iou)
-
-
-MAX_DETECT_EVERY = 100  # the largest detector interval (a person crossing a 10-fps view takes ~10 s)
 
 
 def make_tracker(
@@ -236,7 +234,7 @@ class CameraTracker:
         self._next = 1
         self._since_update = 0  # frames predicted since the last tracker update
         # (frame, t) of the last processed frames, newest last: the frames a bridged gap is filled at
-        self._stamps: deque[tuple[int, float]] = deque(maxlen=self.lost_frames + 2 * MAX_DETECT_EVERY)
+        self._stamps: deque[tuple[int, float]] = deque(maxlen=self.lost_frames + 2 * limits.MAX_DETECT_EVERY)
         # unconfirmed detections of the last min_hits - 1 frames (at least 1: a tracker gives an id on a
         # match, never to the detection that spawns a track): (frame, t, boxes, confs), newest last
         self._unconfirmed: deque[tuple[int, float, np.ndarray, np.ndarray]] = deque(maxlen=max(int(min_hits) - 1, 1))

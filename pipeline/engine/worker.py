@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -249,7 +250,7 @@ class CameraGroup:
                 load_detector(cfg, d, s.info) for d, s in zip(self.detections, srcs)
             ]  # checked against the frame
         else:
-            detectors = [load_detector(cfg, sources=self.uris)] * len(srcs)
+            detectors = [self._detector()] * len(srcs)
             if cfg.detect_batch and len(srcs) > 1:
                 detectors[0].enable_batching()  # one inference call per round of cameras
         self.embedder = load_embedder(cfg)
@@ -271,6 +272,19 @@ class CameraGroup:
         self.chooser = IntervalChooser(cadences, most=cfg.detect_every_max)
         self.embeds = embeds
         return [s.info for s in srcs]
+
+    def _detector(self) -> Detector:
+        """The cameras' shared detector; a YOLOX model with ``backend: auto`` on the runtime measured
+        fastest on this machine that keeps its detections (models/runtime_choice.py)."""
+        from reidpipe.pipeline.models.detect import infer_detector_kind
+
+        cfg = self.config
+        kind = cfg.detector_kind or infer_detector_kind(cfg.detector)
+        if kind == "yolox" and cfg.backend == "auto" and Path(cfg.detector).is_file():
+            from reidpipe.pipeline.models.runtime_choice import load_yolox
+
+            return load_yolox(cfg, self.uris)
+        return load_detector(cfg)
 
     def _cadence(self, source: FrameSource) -> CameraCadence:
         """A camera's interval: ``detect_every`` when it is a number; with ``auto``, every frame of a

@@ -33,7 +33,7 @@ from reidpipe.errors import (
 from reidpipe.limits import MAX_BOXES_PER_FRAME
 from reidpipe.pipeline.io.motfile import read_mot_lines
 from reidpipe.pipeline.models.onnx_batch import make_dynamic_batch
-from reidpipe.pipeline.models.runtime import model_session, resolve_providers
+from reidpipe.pipeline.models.runtime import model_session
 from reidpipe.pipeline.models.safe_weights import check_detector_checkpoint
 from reidpipe.registry import Registry
 
@@ -586,54 +586,23 @@ def _yolox(config: PipelineConfig) -> Detector:
         conf=config.det_conf,
         iou=config.det_iou,
         device=config.device,
-        backend=config.backend,
+        backend="onnxruntime" if config.backend == "auto" else config.backend,
         input_size=config.imgsz,
         openvino_precision=config.openvino_precision,
     )
 
 
 def load_detector(
-    config: PipelineConfig,
-    detections_file: str | None = None,
-    frame: SourceInfo | None = None,
-    sources: Sequence[str] = (),
+    config: PipelineConfig, detections_file: str | None = None, frame: SourceInfo | None = None
 ) -> Detector:
     """The detector of one source: ``PublicDetections`` when a det.txt is given (checked against the
     source's ``frame`` info, with one warning when rows do not fit), else the ``DETECTORS`` entry of
-    ``config.detector_kind`` (inferred from the file when None). A YOLOX detector with ``backend:
-    auto`` runs on the runtime and precision measured fastest on this machine that keep its detections
-    (models/runtime_choice.py, calibrated on the first recording of ``sources``)."""
+    ``config.detector_kind`` (inferred from the file when None). ``backend: auto`` runs YOLOX on ONNX
+    Runtime here; the pipeline's workers ask models/runtime_choice.py for the machine's choice."""
     if detections_file is not None:
         public = PublicDetections(detections_file, conf=config.detections_conf, frame=frame)
         if public.warning:
             warn(public.warning)
         return public
     kind = config.detector_kind or infer_detector_kind(config.detector)
-    if kind == "yolox" and config.backend == "auto" and Path(config.detector).is_file():
-        return _chosen_yolox(config, sources)
     return DETECTORS.get(kind)(config)
-
-
-def _chosen_yolox(config: PipelineConfig, sources: Sequence[str]) -> YOLOXDetector:
-    """YOLOX on the runtime :func:`reidpipe.pipeline.models.runtime_choice.choose` picks for this machine."""
-    from reidpipe.pipeline.models import runtime_choice
-
-    if resolve_providers(config.device)[0] == "CUDAExecutionProvider":  # a GPU: ONNX Runtime on CUDA
-        return YOLOXDetector(
-            config.detector, conf=config.det_conf, iou=config.det_iou, device=config.device, input_size=config.imgsz
-        )
-    choice = runtime_choice.choose(config, sources)
-    model = config.detector
-    if choice.precision == "int8":
-        model = runtime_choice.int8_model(config, runtime_choice.calibration_clip(sources)) or model
-    detector = YOLOXDetector(
-        model,
-        conf=config.det_conf,
-        iou=config.det_iou,
-        device=config.device,
-        backend=choice.backend,
-        input_size=config.imgsz,
-        openvino_precision="f32" if choice.precision == "int8" else choice.precision,
-    )
-    detector.runtime_choice = choice
-    return detector

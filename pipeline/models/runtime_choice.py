@@ -344,3 +344,30 @@ def _first(uris: Sequence[str]) -> str:
     from reidpipe.pipeline.io.sources import source_kind
 
     return next((os.path.basename(str(u)) for u in uris if source_kind(str(u)) in ("file", "folder")), "-")
+
+
+def load_yolox(config: Any, sources: Sequence[str]) -> Any:
+    """The YOLOX detector of ``config`` on the runtime :func:`choose` picks for this machine (on a GPU:
+    ONNX Runtime on CUDA); the choice is its ``runtime_choice``."""
+    from reidpipe.pipeline.models.detect import YOLOXDetector
+    from reidpipe.pipeline.models.runtime import resolve_providers
+
+    if resolve_providers(config.device)[0] == "CUDAExecutionProvider":  # a GPU: ONNX Runtime on CUDA
+        return YOLOXDetector(
+            config.detector, conf=config.det_conf, iou=config.det_iou, device=config.device, input_size=config.imgsz
+        )
+    choice = choose(config, sources)
+    model = config.detector
+    if choice.precision == "int8":
+        model = int8_model(config, calibration_clip(sources)) or model
+    detector = YOLOXDetector(
+        model,
+        conf=config.det_conf,
+        iou=config.det_iou,
+        device=config.device,
+        backend=choice.backend,
+        input_size=config.imgsz,
+        openvino_precision="f32" if choice.precision == "int8" else choice.precision,
+    )
+    detector.runtime_choice = choice
+    return detector
