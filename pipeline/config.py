@@ -29,6 +29,7 @@ from reidpipe.pipeline.validate import (
     choice,
     device,
     integer,
+    interval,
     iso_times,
     nested,
     number,
@@ -76,6 +77,15 @@ def _transit_windows(items: list[str]) -> dict[tuple[str, str], tuple[float, flo
             raise UsageError(f"--transit {item!r}: expected CAM_A:CAM_B:MIN_SECONDS:MAX_SECONDS") from None
         out[(a, b)] = (lo, hi)
     return out
+
+
+def _interval(text: str) -> int | str:
+    """``--detect-every``: ``auto`` or an integer; anything else is kept as typed for the setting's rule
+    to name (one line naming the flag)."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _retention_seconds(age: str) -> float:
@@ -376,6 +386,20 @@ class PipelineConfig:
     reconnect_attempts: int = setting(5, rule=integer(0))
     # seconds, doubled after each failed attempt
     reconnect_backoff: float = setting(0.5, rule=number(0.0, limits.MAX_WAIT_SECONDS))
+    # read files and image folders at their frame rate, as live cameras
+    pace: bool = setting(
+        False,
+        rule=boolean,
+        flags=[
+            Flag(
+                "--pace",
+                "read video files and image folders at their frame rate, as live cameras: nothing waits for "
+                "the pipeline, frames it cannot take in time are dropped and counted (default: every frame)",
+                SOURCES,
+                const=True,
+            )
+        ],
+    )
     # detection
     detector: str = setting(
         "yolo11n.pt",
@@ -459,17 +483,21 @@ class PipelineConfig:
         rule=device,
         flags=[Flag("--device", "cpu, cuda, cuda:0 or auto (default)", DETECTION, "DEV")],
     )
-    # runtime of the ONNX models (YOLOX detector, ReID embedder): onnxruntime | openvino
+    # runtime of the ONNX models (YOLOX detector, ReID embedder): onnxruntime | openvino | auto (the
+    # detector on the runtime and precision measured fastest here that keep its detections, the
+    # embedder on onnxruntime: pipeline/models/runtime_choice.py)
     backend: str = setting(
-        "onnxruntime",
-        rule=choice("onnxruntime", "openvino"),
+        "auto",
+        rule=choice("auto", "onnxruntime", "openvino"),
         flags=[
             Flag(
                 "--backend",
-                "runtime of the ONNX models (YOLOX detector, .onnx ReID embedder): onnxruntime (default) or "
+                "runtime of the ONNX models (YOLOX detector, .onnx ReID embedder): auto (default: the YOLOX "
+                "detector on the runtime and precision measured fastest on this machine that keep its "
+                "detections, cached per machine and model; the embedder on onnxruntime), onnxruntime, or "
                 "openvino (reads the same .onnx, CPU)",
                 DETECTION,
-                choices=["onnxruntime", "openvino"],
+                choices=["auto", "onnxruntime", "openvino"],
             )
         ],
     )
@@ -489,21 +517,25 @@ class PipelineConfig:
             )
         ],
     )
-    # run the detector on every K-th processed frame; the tracker predicts the others
-    detect_every: int = setting(
-        1,
-        rule=integer(1),
+    # run the detector on every K-th processed frame; the tracker predicts the others. "auto": every
+    # frame of a recording; for live cameras, the interval the measured load allows (pipeline/engine/cadence.py)
+    detect_every: int | str = setting(
+        "auto",
+        rule=interval,
         flags=[
             Flag(
                 "--detect-every",
                 "run the detector on every K-th frame only; the tracker predicts the boxes of the frames "
-                "in between (default 1: every frame)",
+                "in between (default auto: every frame of a recording; for live cameras, the interval this "
+                "machine keeps up with, up to detect_every_max = 4)",
                 DETECTION,
-                "K",
-                type=int,
+                "K|auto",
+                type=_interval,
             )
         ],
     )
+    # the largest interval "auto" chooses; past it, live frames are dropped (counted)
+    detect_every_max: int = setting(4, rule=integer(1, limits.MAX_DETECT_EVERY))
     # one detector call for the frames of all cameras of a round (same detections)
     detect_batch: bool = setting(
         True,

@@ -19,7 +19,14 @@ their closed tracklets back here. Either way this module links, logs and writes 
      "fps": {camera: frames / loop seconds, ..., "total": all frames / loop seconds},
      "crops_embedded": n, "detections": n, "tracked_boxes": n, "tracklets": n, "identities": n,
      "corrupt_frames": {camera: n}, "late_frames": {camera: n}, "dropped": {camera: warning},
+     "detection": {camera: {"every": K, "adaptive": bool, "detected_frames": n,
+                            "tracked_only_frames": n, "changes": [[loop s, K], ...]}},
      "interrupted": bool, "engine": "local" | "ray"}
+
+``late_frames`` are the frames a live camera's reader dropped because the pipeline was behind
+(counted, never silent: a warning names them at the end); ``detection`` says how often the detector
+ran on each camera (pipeline/cadence.py) and is also in ``trajectories.json`` (each source's
+``detection``, with ``late_frames``).
 
 ``decode`` is the sum of the reader threads' decode time (it overlaps the main thread's work);
 ``wait`` is time spent waiting for frames (decode-bound when large); ``loop`` is the wall time from
@@ -330,6 +337,12 @@ class _Run:
             self.events.emit(end.event, camera=camera, uri=end.uri, message=end.dropped, **extra)
         if end.corrupt:  # said in reidpipe's words (FFmpeg's own lines are silenced without --verbose)
             _warn(f"{camera}: {end.corrupt} corrupt frame{'s' if end.corrupt > 1 else ''} skipped ({end.uri})")
+        if end.late:  # a live camera the pipeline could not follow: said, never silent
+            every = end.detection.get("every", 1)
+            _warn(
+                f"{camera}: {end.late} of {end.frames_read} frames dropped, the pipeline was behind the live "
+                f"source (detector on every {every} frame{'s' if every > 1 else ''} at the end; {end.uri})"
+            )
         self.events.emit(
             "source_end",
             camera=camera,
@@ -337,6 +350,7 @@ class _Run:
             frames_read=end.frames_read,
             corrupt=end.corrupt,
             late=end.late,
+            **{k: v for k, v in end.detection.items() if k != "changes"},
         )
 
     def _figures(self, camera: str, end: SourceEnd) -> None:
@@ -344,6 +358,7 @@ class _Run:
         for info in self.sources:  # live sources learn their frame count at the end
             if info.camera == camera:
                 info.frames = end.info.frames
+                info.detection = {**end.detection, "late_frames": end.late} if end.detection else None
 
     def _elapsed(self) -> float:
         return max(time.perf_counter() - self.t_loop, 1e-9)
@@ -488,6 +503,7 @@ class _Run:
             identities=len(self.identities),
             corrupt_frames={c: ends[c].corrupt if c in ends else 0 for c in self.cameras},
             late_frames={c: ends[c].late if c in ends else 0 for c in self.cameras},
+            detection={c: ends[c].detection for c in self.cameras if c in ends and ends[c].detection},
             dropped=dict(self.dropped),
             interrupted=self.interrupted,
             engine=self.config.engine.kind,

@@ -27,9 +27,12 @@ class SourceInfo:
     height: int
     frames: int | None = None
     offset: float = 0.0  # seconds added to every timestamp of this source (aligns cameras)
+    # how the detector ran on it (pipeline/cadence.py: the interval, its changes, the frames detected
+    # and only tracked) and the frames a live reader dropped; known at the source's end
+    detection: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "camera": self.camera,
             "uri": self.uri,
             "fps": float(self.fps),
@@ -37,6 +40,9 @@ class SourceInfo:
             "height": int(self.height),
             "frames": self.frames,
         }
+        if self.detection is not None:
+            out["detection"] = dict(self.detection)
+        return out
 
 
 @dataclass
@@ -231,6 +237,7 @@ class SourceEnd:
     dropped: str | None = None
     failed: bool = False  # ``dropped`` is the source's error (not a lost stream)
     reconnects: int = 0
+    detection: dict[str, Any] = field(default_factory=dict)  # CameraCadence.to_json(): interval, frames
     event: str = "stream_drop"  # what a drop is logged as ("worker_lost" when a Ray worker died)
 
 

@@ -225,6 +225,13 @@ def adjacent(v: Any) -> str | None:
     return None
 
 
+def interval(v: Any) -> str | None:
+    """``detect_every``: a fixed interval, or ``auto`` (pipeline/engine/cadence.py)."""
+    if v == "auto" or (_is_int(v) and 1 <= v <= limits.MAX_DETECT_EVERY):
+        return None
+    return f"must be auto or an integer from 1 to {limits.MAX_DETECT_EVERY}"
+
+
 def nested(kind: type) -> Rule:
     return lambda v: None if isinstance(v, kind) else f"must be a mapping of {kind.__name__} settings"
 

@@ -22,6 +22,13 @@ def warn(msg: str) -> None:
     tqdm.write(f"reidpipe: warning: {msg}", file=sys.stderr)
 
 
+def note(msg: str) -> None:
+    """``reidpipe: <message>``: one line saying what the run chose (written through tqdm, like warn)."""
+    from tqdm import tqdm
+
+    tqdm.write(f"reidpipe: {msg}", file=sys.stderr)
+
+
 def quiet_libraries(verbose: bool = False) -> None:
     """Keep stderr to reidpipe's own lines; ``verbose`` leaves every library's logging as it is."""
     if verbose:

@@ -42,3 +42,16 @@ def _private_cache(tmp_path_factory):
     mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _reference_detector_runtime():
+    """``backend: auto`` runs YOLOX on ONNX Runtime fp32 in the tests (the figures they check were
+    measured there; measuring every runtime would cost each session a quantization): the tests of the
+    choice itself (test_runtime_choice.py) name their candidates."""
+    from reidpipe.pipeline.models import runtime_choice
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(runtime_choice, "CANDIDATES", (runtime_choice.REFERENCE,))
+    yield
+    mp.undo()

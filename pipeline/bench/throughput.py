@@ -300,6 +300,7 @@ def bench_pipeline(
         "target_ratio": TARGETS["pipeline_over_detector"],
         "cpu_ratio": round(d_cpu / p_cpu, 4) if p_cpu > 0 else None,
         "detect_share_of_pipeline_wall": round(in_run, 4),
+        "detector_runtime": _runtime_of(detectors),
         "repeats": [
             {
                 "pipeline_fps": a["fps"]["total"],
@@ -317,6 +318,12 @@ def bench_pipeline(
             f"the passes processed different frame counts ({best['frames_total']} vs {best_det['frames_total']})"
         )
     return result
+
+
+def _runtime_of(detectors: Sequence[Any] | None) -> dict[str, Any] | None:
+    """The runtime ``backend: auto`` chose for the detector (pipeline/runtime_choice.py), or None."""
+    choice = getattr(detectors[0], "runtime_choice", None) if detectors else None
+    return choice.to_json() if choice is not None else None
 
 
 def _uses_cuda(device: str) -> bool:

@@ -75,6 +75,7 @@ class RunStats:
     corrupt_frames: dict[str, int] = field(default_factory=dict)
     late_frames: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
+    detection: dict[str, dict[str, Any]] = field(default_factory=dict)  # camera -> CameraCadence.to_json()
     interrupted: bool = False
     engine: str = "local"
 
@@ -102,6 +103,7 @@ class RunStats:
             "corrupt_frames": dict(self.corrupt_frames),
             "late_frames": dict(self.late_frames),
             "dropped": dict(self.dropped),
+            "detection": {c: dict(v) for c, v in self.detection.items()},
             "interrupted": self.interrupted,
             "engine": self.engine,
         }

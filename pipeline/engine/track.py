@@ -49,6 +49,12 @@ again, its predicted points are replaced by the linear interpolation between the
 2, when ``interpolate`` is on and the gap is within ``max_gap``; otherwise they stay); a track that
 closes drops the predicted points after its last detection. So every frame a person is tracked on has
 a box.
+
+**An interval that changes** (live cameras, pipeline/engine/cadence.py): :meth:`CameraTracker.set_interval`
+keeps one Kalman step equal to the new K frames: each track's velocity (and its variance) is scaled
+by K_new / K_old, as the ``trackers`` package's own camera-motion compensation moves a state, and the
+lost-track buffer becomes ``ceil(lost_frames / K_new)`` updates. So a fixed K runs exactly as above
+and a camera whose K changes keeps its tracks.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ from typing import Any
 
 import numpy as np
 
+from reidpipe import limits
 from reidpipe.pipeline.types import Tracklet, TrackPoint
 from reidpipe.registry import Registry
 
@@ -157,6 +164,21 @@ def _predicted_box(track, step: float, last: tuple[float, float, float, float]) 
     return _bbox(np.asarray(ahead.state_to_bbox()).reshape(-1)[:4])
 
 
+def _scale_velocity(track, factor: float) -> None:
+    """Scale the velocity entries of a track's Kalman state (and their rows and columns of its
+    covariance) by ``factor``: the same motion over a Kalman step ``factor`` times as long. Tracks
+    without a state estimator carry no velocity."""
+    estimator = getattr(track, "state_estimator", None)
+    kf = getattr(estimator, "kf", None)
+    vel = getattr(estimator, "_VEL_IDX", None)
+    if kf is None or vel is None:
+        return
+    scale = np.ones(len(kf.state))
+    scale[np.asarray(vel)] = factor
+    kf.state = kf.state * scale.reshape(kf.state.shape)
+    kf.state_covariance = kf.state_covariance * np.outer(scale, scale)
+
+
 def _drop_predicted(tr: Tracklet) -> None:
     """Remove the predicted points after a tracklet's last detection (interpolated points only ever
     come before a detection, so the trailing ones are predictions)."""
@@ -212,7 +234,7 @@ class CameraTracker:
         self._next = 1
         self._since_update = 0  # frames predicted since the last tracker update
         # (frame, t) of the last processed frames, newest last: the frames a bridged gap is filled at
-        self._stamps: deque[tuple[int, float]] = deque(maxlen=self.lost_frames + 2 * self.detect_every)
+        self._stamps: deque[tuple[int, float]] = deque(maxlen=self.lost_frames + 2 * limits.MAX_DETECT_EVERY)
         # unconfirmed detections of the last min_hits - 1 frames (at least 1: a tracker gives an id on a
         # match, never to the detection that spawns a track): (frame, t, boxes, confs), newest last
         self._unconfirmed: deque[tuple[int, float, np.ndarray, np.ndarray]] = deque(maxlen=max(int(min_hits) - 1, 1))
@@ -272,6 +294,18 @@ class CameraTracker:
         )
         out.tracker_id = np.asarray(numbers, dtype=int)
         return out
+
+    def set_interval(self, every: int) -> None:
+        """Detect every ``every`` frames from now on (see "An interval that changes" in the module
+        docstring): velocities rescaled, the lost-track buffer the same time."""
+        every = max(1, int(every))
+        if every == self.detect_every:
+            return
+        factor = every / self.detect_every
+        for track in self.tracker.tracks:
+            _scale_velocity(track, factor)
+        self.detect_every = every
+        self.tracker.maximum_frames_without_update = math.ceil(self.lost_frames / every)
 
     def _add_point(self, raw: int, point: TrackPoint) -> None:
         tr = self._live.get(raw)

@@ -13,8 +13,10 @@ A :class:`CameraGroup` is the cameras of one process: it opens the sources, dete
 embedder from a :class:`PipelineConfig`, and ``steps()`` interleaves its cameras one frame per
 camera per round (:func:`reidpipe.pipeline.io.sources.rounds`: files in lockstep, so runs are
 deterministic); the frames of a round that share a detector are detected in one ``detect_batch``
-call (``detect_batch`` on: the same detections as one by one), and with ``detect_every`` K > 1 a
-worker detects every K-th frame and lets its tracker predict the others. The in-process engine is
+call (``detect_batch`` on: the same detections as one by one), and a worker detects every K-th frame
+and lets its tracker predict the others: K is ``detect_every``, or, for live cameras with
+``detect_every: auto``, what the group's :class:`~reidpipe.pipeline.engine.cadence.IntervalChooser` sets from
+the load it measures every few seconds (``detect_interval`` events). The in-process engine is
 one group of every camera; ``--engine ray`` runs one group per actor
 (:mod:`reidpipe.pipeline.engine.ray_engine`). Every item a camera yields has a sequence number ``seq``
 (0, 1, ...): ``(seq, camera index)`` is the order in which one process over all cameras would have
@@ -25,12 +27,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.contracts import Detector, Embedder, FrameSource, Tracker
+from reidpipe.pipeline.engine.cadence import CameraCadence, IntervalChooser, Load
 from reidpipe.pipeline.engine.embed_queue import EmbedQueue
 from reidpipe.pipeline.engine.sampler import CropSampler, crop
 from reidpipe.pipeline.engine.stats import Counts, StageTimer
@@ -59,6 +63,7 @@ class CameraWorker:
         embeds: EmbedQueue,
         timer: StageTimer,
         thumbs: ThumbKeeper | None = None,
+        cadence: CameraCadence | None = None,
     ) -> None:
         self.source = source
         self.detector = detector
@@ -69,6 +74,7 @@ class CameraWorker:
         self.thumbs = thumbs  # a ThumbKeeper (pipeline/io/thumbs.py) keeping the best crops, or None
         self.counts = Counts()
         self.seq = 0
+        self.cadence = cadence if cadence is not None else CameraCadence(source.info.camera)
 
     @property
     def camera(self) -> str:
@@ -112,14 +118,17 @@ class CameraWorker:
         """Close every open track (end of run or Ctrl-C); the source must be stopped already."""
         return self._close(self.tracker.close_all())
 
-    def detects(self) -> bool:
-        """Whether the detector runs on the next frame (every ``detect_every``-th frame; the tracker
+    def detects(self, frame: Frame) -> bool:
+        """Whether the detector runs on ``frame`` (every ``cadence.every``-th frame; the tracker
         predicts the others)."""
-        return self.counts.frames % self.tracker.detect_every == 0
+        return self.cadence.due(frame.index, self.source.stride)
 
     # ------------------------------------------------------------------ the stages
     def _detect_and_track(self, frame: Frame, step: Step, dets: Detections | None = None) -> Detections:
-        if not self.detects():
+        detected = self.detects(frame)
+        self.cadence.record(frame.index, detected)
+        self.tracker.set_interval(self.cadence.every)  # the group's chooser may have changed it
+        if not detected:
             return self._predict(frame)
         if dets is None:
             with self.timer("detect"):
@@ -182,6 +191,7 @@ class CameraWorker:
             dropped=dropped,
             failed=s.error is not None,
             reconnects=s.reconnects,
+            detection=self.cadence.to_json(),
         )
 
 
@@ -218,6 +228,7 @@ class CameraGroup:
         self.embeds: EmbedQueue | None = None
         self.lost: dict[str, str] = {}  # cameras whose worker died (never, in-process)
         self._notify = threading.Event()
+        self.chooser: IntervalChooser | None = None  # the live cameras' intervals (detect_every: auto)
 
     def open(self) -> list[SourceInfo]:
         cfg = self.config
@@ -232,13 +243,14 @@ class CameraGroup:
             reconnect_backoff=cfg.reconnect_backoff,
             record_dir=self.record_dir,
             notify=self._notify,
+            pace=cfg.pace,
         )
         if self.detections is not None:
             detectors = [
                 load_detector(cfg, d, s.info) for d, s in zip(self.detections, srcs)
             ]  # checked against the frame
         else:
-            detectors = [load_detector(cfg)] * len(srcs)
+            detectors = [self._detector()] * len(srcs)
             if cfg.detect_batch and len(srcs) > 1:
                 detectors[0].enable_batching()  # one inference call per round of cameras
         self.embedder = load_embedder(cfg)
@@ -252,19 +264,42 @@ class CameraGroup:
         )
         sampler = CropSampler(cfg.sampler)
         thumbs = self._thumbs()
+        cadences = [self._cadence(s) for s in srcs]
         self.workers = [
-            CameraWorker(s, d, self._tracker(s.info.camera), sampler, embeds, self.timer, thumbs)
-            for s, d in zip(srcs, detectors)
+            CameraWorker(s, d, self._tracker(s.info.camera, c.every), sampler, embeds, self.timer, thumbs, c)
+            for s, d, c in zip(srcs, detectors, cadences)
         ]
+        self.chooser = IntervalChooser(cadences, most=cfg.detect_every_max)
         self.embeds = embeds
         return [s.info for s in srcs]
+
+    def _detector(self) -> Detector:
+        """The cameras' shared detector; a YOLOX model with ``backend: auto`` on the runtime measured
+        fastest on this machine that keeps its detections (models/runtime_choice.py)."""
+        from reidpipe.pipeline.models.detect import infer_detector_kind
+
+        cfg = self.config
+        kind = cfg.detector_kind or infer_detector_kind(cfg.detector)
+        if kind == "yolox" and cfg.backend == "auto" and Path(cfg.detector).is_file():
+            from reidpipe.pipeline.models.runtime_choice import load_yolox
+
+            return load_yolox(cfg, self.uris)
+        return load_detector(cfg)
+
+    def _cadence(self, source: FrameSource) -> CameraCadence:
+        """A camera's interval: ``detect_every`` when it is a number; with ``auto``, every frame of a
+        recording and an interval chosen as the run goes for a live camera."""
+        every = self.config.detect_every
+        if every != "auto":
+            return CameraCadence(source.info.camera, every=int(every))
+        return CameraCadence(source.info.camera, adaptive=source.live)
 
     def _thumbs(self) -> ThumbKeeper | None:
         if not self.thumbs:
             return None
         return ThumbKeeper()
 
-    def _tracker(self, camera: str) -> CameraTracker:
+    def _tracker(self, camera: str, every: int) -> CameraTracker:
         cfg = self.config
         return CameraTracker(
             camera,
@@ -277,7 +312,7 @@ class CameraGroup:
             min_seconds=cfg.track_min_seconds,
             interpolate=cfg.interpolate,
             max_gap=cfg.interpolate_max_gap,
-            detect_every=cfg.detect_every,
+            detect_every=every,
         )
 
     @property
@@ -294,6 +329,14 @@ class CameraGroup:
     def _model_events(self) -> list[Event]:
         models: list[tuple[str, Any]] = [("detector", self.workers[0].detector)] if self.workers else []
         events: list[Event] = []
+        choice = getattr(models[0][1], "runtime_choice", None) if models else None
+        if choice is not None:
+            from reidpipe.console import note
+
+            events.append(
+                ("runtime_choice", {"role": "detector", "path": str(self.config.detector), **choice.to_json()})
+            )
+            note(choice.summary())
         for role, model in [*models, ("embedder", self.embedder)]:
             precision = openvino_precision_of(model)
             if precision is not None:
@@ -306,11 +349,41 @@ class CameraGroup:
         frames of a round that share a detector are detected in one call (:meth:`_detect_round`)."""
         by_source = {id(w.source): w for w in self.workers}
         waited = lambda s: self.timer.add("wait", s)  # noqa: E731
+        window = _Window(self)
         for items in rounds([w.source for w in self.workers], self._notify, waited=waited):
             batch = [(by_source[id(src)], item) for src, item in items]
+            events = self._choose_intervals(window)
             found = self._detect_round(batch)
             for worker, item in batch:
-                yield worker.step(item, found.get(id(worker)))
+                step = worker.step(item, found.get(id(worker)))
+                step.events[:0], events = events, []
+                yield step
+
+    def _choose_intervals(self, window: _Window) -> list[Event]:
+        """Every ``chooser.window`` seconds: the live cameras' new intervals from the load measured since
+        the last time, as ``detect_interval`` events."""
+        chooser = self.chooser
+        if chooser is None or not chooser.cameras or window.elapsed() < chooser.window:
+            return []
+        load = window.take()
+        changed = chooser.decide(load, now=window.since_start())
+        d, p = chooser.costs or (0.0, 0.0)
+        return [
+            (
+                "detect_interval",
+                {
+                    "camera": camera,
+                    "every": new,
+                    "was": old,
+                    "busy": round(load.busy_share, 3),
+                    "detect_ms": round(1000 * d, 2),
+                    "other_ms": round(1000 * p, 2),
+                    "offered_fps": round(load.offered.get(camera, 0.0), 2),
+                    "dropped": load.dropped,
+                },
+            )
+            for camera, (old, new) in changed.items()
+        ]
 
     def _detect_round(self, batch: list[tuple[CameraWorker, Frame | None]]) -> dict[int, Any]:
         """Detections of a round's frames, by ``id(worker)``: one ``detect_batch`` call per detector that
@@ -319,7 +392,7 @@ class CameraGroup:
             return {}
         by_detector: dict[int, list[tuple[CameraWorker, Frame]]] = {}
         for worker, item in batch:
-            if item is not None and worker.detects():
+            if item is not None and worker.detects(item):
                 by_detector.setdefault(id(worker.detector), []).append((worker, item))
         found: dict[int, Any] = {}
         for group in by_detector.values():
@@ -364,3 +437,50 @@ class CameraGroup:
     @property
     def decode_seconds(self) -> float:
         return float(sum(w.source.decode_seconds for w in self.workers))
+
+
+class _Window:
+    """The running totals a group's frame loop had at the start of the current measuring window."""
+
+    def __init__(self, group: CameraGroup):
+        import time
+
+        self.group = group
+        self.clock = time.perf_counter
+        self.started = self.clock()
+        self.t0, self.totals = self.started, self._totals()
+
+    def _totals(self) -> dict[str, Any]:
+        seconds = self.group.timer.seconds
+        cadences = [w.cadence for w in self.group.workers]
+        return {
+            "wait": seconds.get("wait", 0.0),
+            "detect": seconds.get("detect", 0.0),
+            "detected": sum(c.detected for c in cadences),
+            "processed": sum(c.detected + c.tracked_only for c in cadences),
+            "read": {w.camera: w.source.read / w.source.stride for w in self.group.workers},
+            "late": sum(w.source.late for w in self.group.workers),
+        }
+
+    def elapsed(self) -> float:
+        return self.clock() - self.t0
+
+    def since_start(self) -> float:
+        return self.clock() - self.started
+
+    def take(self) -> Load:
+        """The load since the window started; a new window starts now."""
+        now, totals = self.clock(), self._totals()
+        wall = max(now - self.t0, 1e-9)
+        before = self.totals
+        load = Load(
+            seconds=wall,
+            busy=max(wall - (totals["wait"] - before["wait"]), 0.0),
+            detect=totals["detect"] - before["detect"],
+            detected=totals["detected"] - before["detected"],
+            processed=totals["processed"] - before["processed"],
+            offered={c: (n - before["read"][c]) / wall for c, n in totals["read"].items()},
+            dropped=totals["late"] - before["late"],
+        )
+        self.t0, self.totals = now, totals
+        return load

@@ -17,7 +17,10 @@ queue (``config.queue_size``); the consumer takes them with :meth:`Source.get`. 
   ``reconnect_backoff``, then twice that, ...) and, when it does not come back, finishes that camera
   with a one-line warning (``dropped`` holds it) while the other cameras go on. A live source never
   blocks on a full queue: the oldest queued frame is dropped (counted in ``late``), so a slow pipeline
-  follows the live edge instead of lagging further behind.
+  follows the live edge instead of lagging further behind;
+- with ``pace``, reads a file or an image folder at its frame rate, as a camera would deliver it, and
+  treats it as live (never waited for, oldest frames dropped when the pipeline falls behind): how a
+  recording shows what a run does with live cameras. Its timestamps stay ``index / fps``.
 
 Timestamps: files and folders use ``index / fps`` (folders: ``fps`` = 10 unless given); live sources
 use the wall-clock time since their first frame. Every timestamp gets the source's offset added.
@@ -129,11 +132,13 @@ class Source:
         stream_timeout_s: float = 5.0,
         record_path: str | None = None,
         notify: threading.Event | None = None,
+        pace: bool = False,
     ):
         if stride < 1:
             raise UsageError(f"--stride must be >= 1, got {stride}")
         self.uri = str(uri)
         self.kind = source_kind(self.uri)
+        self.pace = bool(pace) and self.kind in ("file", "folder")
         self.stride = int(stride)
         self.max_frames = max_frames
         self.reconnect_attempts = int(reconnect_attempts)
@@ -154,6 +159,7 @@ class Source:
         self.reconnects = 0
         self._cap: cv2.VideoCapture | None = None
         self._images: list[Path] = []
+        self._paced_from: float | None = None  # perf_counter time of frame 0 of a paced source
         self.info = SourceInfo(
             camera=camera, uri=self.uri, fps=0.0, width=0, height=0, frames=None, offset=float(offset)
         )
@@ -231,6 +237,12 @@ class Source:
         if path.stat().st_size == 0:
             raise EmptyInputError(f"video has no frames (empty file): {self.uri}")
 
+    @property
+    def live(self) -> bool:
+        """Frames come at the camera's pace whether the pipeline keeps up or not (streams, webcams,
+        paced files): never waited for, the oldest dropped when the queue is full."""
+        return self.kind in ("stream", "webcam") or self.pace
+
     # ------------------------------------------------------------------ reader thread
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, name=f"reader-{self.info.camera}", daemon=True)
@@ -252,7 +264,7 @@ class Source:
             return False
 
     def _put(self, item) -> None:
-        live = self.kind in ("stream", "webcam")
+        live = self.live
         while not self.stop_event.is_set():
             try:
                 self.queue.put(item, timeout=0.1)
@@ -301,6 +313,15 @@ class Source:
     def _limit_reached(self) -> bool:
         return self.max_frames is not None and self.read >= self.max_frames
 
+    def _keep_pace(self, index: int) -> None:
+        """A paced source waits until its frame ``index`` is due (``index / fps`` after frame 0)."""
+        if not self.pace:
+            return
+        now = time.perf_counter()
+        if self._paced_from is None:
+            self._paced_from = now - index / self.info.fps
+        self.stop_event.wait(max(0.0, self._paced_from + index / self.info.fps - now))
+
     def _emit(self, index: int, t: float, image: np.ndarray) -> None:
         self.emitted += 1
         self._put(Frame(camera=self.info.camera, index=index, t=t + self.info.offset, image=image))
@@ -312,6 +333,7 @@ class Source:
         for index, p in enumerate(self._images):
             if self.stop_event.is_set() or self._limit_reached():
                 break
+            self._keep_pace(index)
             self.read += 1
             if not self._want(index):
                 continue
@@ -331,6 +353,7 @@ class Source:
         index = 0
         failures = 0
         while not self.stop_event.is_set() and not self._limit_reached():
+            self._keep_pace(index)
             t0 = time.perf_counter()
             if self._want(index):
                 ok, img = cap.read()
@@ -465,8 +488,10 @@ def open_sources(
     reconnect_backoff: float = 0.5,
     record_dir: str | None = None,
     notify: threading.Event | None = None,
+    pace: bool = False,
 ) -> list[Source]:
-    """Open (and check) every source; nothing is started. Raises before any processing."""
+    """Open (and check) every source; nothing is started. Raises before any processing. ``pace``: files
+    and image folders are read at their frame rate, as live cameras (see the module docstring)."""
     uris = [str(u) for u in uris]
     if not uris:
         raise UsageError("no --sources given")
@@ -497,6 +522,7 @@ def open_sources(
                 reconnect_backoff=reconnect_backoff,
                 record_path=record,
                 notify=notify,
+                pace=pace,
             )
         )
     return out
@@ -517,7 +543,7 @@ def round_robin(
     close, and are linked, in the same order every time). Live streams and webcams are never waited
     for: a round takes their frame when one is queued. Waiting is on ``notify`` (set by the reader
     threads), at most ``timeout`` seconds at a time; the seconds waited are reported to ``waited``.
-    :func:`rounds` gives the same items grouped by round.
+    Paced files count as live. :func:`rounds` gives the same items grouped by round.
     """
     for items in rounds(sources, notify, waited=waited, timeout=timeout):
         yield from items
@@ -546,7 +572,7 @@ def rounds(
             while True:
                 notify.clear()
                 item = src.get()
-                if item is not False or src.kind not in ("file", "folder"):
+                if item is not False or src.live:
                     break
                 wait()
             if item is False:  # a live source with nothing queued yet

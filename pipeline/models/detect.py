@@ -127,6 +127,7 @@ class YOLOXDetector:
         self.stride = np.concatenate(strides_col).astype(np.float32)
         self._decoded: bool | None = None if isinstance(out[1], int) and out[1] == len(self.grid) else True
         self._pad: np.ndarray | None = None
+        self.runtime_choice: Any = None  # with backend auto: the measured choice (pipeline/runtime_choice.py)
         self.batched = not (isinstance(shape[0], int) and shape[0] == 1)  # one call for many frames
         if self.half or self.free_size:
             self._reload(dynamic_batch=False)
@@ -558,7 +559,7 @@ DETECTORS: Registry[DetectorBuilder] = Registry("--detector-kind")  # the model 
 
 @DETECTORS.register("ultralytics", "any ultralytics YOLO: .pt, an exported .onnx, an OpenVINO folder")
 def _ultralytics(config: PipelineConfig) -> Detector:
-    if config.backend != "onnxruntime":
+    if config.backend not in ("auto", "onnxruntime"):
         raise UsageError(
             f"--backend {config.backend} runs ONNX models (YOLOX, the ReID embedder); an ultralytics "
             "detector picks its runtime by its format: export it with ultralytics (format=openvino) "
@@ -585,7 +586,7 @@ def _yolox(config: PipelineConfig) -> Detector:
         conf=config.det_conf,
         iou=config.det_iou,
         device=config.device,
-        backend=config.backend,
+        backend="onnxruntime" if config.backend == "auto" else config.backend,
         input_size=config.imgsz,
         openvino_precision=config.openvino_precision,
     )
@@ -596,7 +597,8 @@ def load_detector(
 ) -> Detector:
     """The detector of one source: ``PublicDetections`` when a det.txt is given (checked against the
     source's ``frame`` info, with one warning when rows do not fit), else the ``DETECTORS`` entry of
-    ``config.detector_kind`` (inferred from the file when None)."""
+    ``config.detector_kind`` (inferred from the file when None). ``backend: auto`` runs YOLOX on ONNX
+    Runtime here; the pipeline's workers ask models/runtime_choice.py for the machine's choice."""
     if detections_file is not None:
         public = PublicDetections(detections_file, conf=config.detections_conf, frame=frame)
         if public.warning:

@@ -437,7 +437,7 @@ def _onnx(config: PipelineConfig, weights: str) -> Embedder:
         # beside the detector (embed thread), one thread: two pools of one thread per core fight
         # over the cores (measured on 2 cores: pipeline / detector-only 0.92-0.97 vs 0.85-0.90)
         threads=1 if embeds_async(config) else None,
-        backend=config.backend,
+        backend="onnxruntime" if config.backend == "auto" else config.backend,  # auto: the detector's
         openvino_precision=config.openvino_precision,
     )
 

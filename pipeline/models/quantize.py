@@ -177,11 +177,17 @@ def _check_writable(path: str) -> None:
 def detector_agreement(reference, candidate, images: list[tuple[int, np.ndarray]], iou: float = 0.5) -> dict[str, Any]:
     """Person recall / precision of ``candidate``'s detections against ``reference``'s (a detector's
     accuracy cost), greedy one-to-one matching at IoU >= ``iou``."""
+    ref = [reference.detect(im).xyxy for _, im in images]
+    return box_agreement(ref, [candidate.detect(im).xyxy for _, im in images], iou)
+
+
+def box_agreement(reference: list[np.ndarray], boxes: list[np.ndarray], iou: float = 0.5) -> dict[str, Any]:
+    """Recall / precision of ``boxes`` (xyxy per frame) against ``reference``'s, greedy one-to-one at
+    IoU >= ``iou``."""
     import supervision as sv
 
     ref_n = cand_n = matched = 0
-    for _, im in images:
-        a, b = reference.detect(im).xyxy, candidate.detect(im).xyxy
+    for a, b in zip(reference, boxes):
         ref_n, cand_n = ref_n + len(a), cand_n + len(b)
         if len(a) and len(b):
             m = sv.box_iou_batch(a, b)
@@ -191,7 +197,7 @@ def detector_agreement(reference, candidate, images: list[tuple[int, np.ndarray]
                 m[i, :] = -1
                 m[:, j] = -1
     return {
-        "frames": len(images),
+        "frames": len(reference),
         "reference_boxes": ref_n,
         "boxes": cand_n,
         "recall": round(matched / ref_n, 4) if ref_n else None,

@@ -85,6 +85,7 @@ def main(args: argparse.Namespace) -> int:
         f"outputs in {pipe.output_dir}",
         file=sys.stderr,
     )
+    _say_intervals(st["detection"])
     g = pipe.gallery_summary
     if g:
         print(
@@ -111,6 +112,20 @@ def main(args: argparse.Namespace) -> int:
         )
     _raise_if_a_stream_was_lost(pipe)
     return 0
+
+
+def _say_intervals(detection: dict) -> None:
+    """One line for the cameras whose detector interval the run chose (live cameras, detect_every auto)."""
+    import sys
+
+    chosen = {c: d for c, d in detection.items() if d.get("adaptive")}
+    if chosen:
+        parts = [
+            f"{c} every {d['every']} (max {max([1, *(k for _, k in d['changes'])])}; "
+            f"{d['tracked_only_frames']} of {d['detected_frames'] + d['tracked_only_frames']} frames only tracked)"
+            for c, d in chosen.items()
+        ]
+        print(f"reidpipe: detector interval chosen for the live cameras: {', '.join(parts)}", file=sys.stderr)
 
 
 def _raise_if_a_stream_was_lost(pipe) -> None:

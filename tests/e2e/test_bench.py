@@ -157,7 +157,7 @@ def test_bench_cameras_reports_realtime_cameras_and_memory_per_camera(tmp_path, 
         (c["peak_rss_mb"]["3"] - c["peak_rss_mb"]["1"]) / 2, abs=0.1
     )
     settings = c["settings"]
-    assert settings["detect_every"] == 1 and settings["backend"] == "onnxruntime" and settings["detect_batch"] is True
+    assert settings["detect_every"] == "auto" and settings["backend"] == "auto" and settings["detect_batch"] is True
     assert settings["detector"] == "public detections" and c["one_camera_fps"] > 0
 
 

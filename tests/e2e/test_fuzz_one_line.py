@@ -99,6 +99,8 @@ FLAG_CASES = (
     ]
     + [("--output", ""), ("--sources", "")]
     + [("--names", "a\nb"), ("--transit", "lobby:lobby:0:5"), ("--imgsz", "320000"), ("--offsets", "1e300")]
+    + [("--detect-every", v) for v in ["0", "-2", "101", "x", "1.5", "", "AUTO"]]
+    + [("--backend", v) for v in ["tensorrt", ""]]
 )
 
 

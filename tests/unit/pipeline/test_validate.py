@@ -101,7 +101,7 @@ OUT_OF_RANGE = {
     "--conf": "1.5",
     "--imgsz": "320000",
     "--device": "tpu",
-    "--detect-every": "0",
+    "--detect-every": "101",
     "--track-lost-frames": "0",
     "--reid-weights": "",
     "--reid-input-size": "0 0",
@@ -127,6 +127,7 @@ OUT_OF_RANGE = {
 # flags whose value is a choice or a switch (argparse refuses anything else, naming the flag), and
 # --ray-address, where any text is an address for Ray to try
 CHOICES_AND_SWITCHES = {
+    "--pace",
     "--detector-kind",
     "--trust-weights",
     "--backend",

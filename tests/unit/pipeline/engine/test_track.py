@@ -161,3 +161,27 @@ def test_interpolated_points_are_marked_in_json():
 def test_unknown_tracker_is_a_config_error():
     with pytest.raises(ConfigError, match="deepsort"):
         CameraTracker("c", "deepsort")
+
+
+def test_an_interval_that_changes_keeps_the_track_and_predicts_the_motion():
+    """A walker (3 px a frame) detected every 2nd frame, then every 4th (a live camera whose detector
+    interval rose): one track, and the boxes of the undetected frames on the walker's line."""
+    trk = CameraTracker("c", "bytetrack", lost_frames=30, min_hits=1, min_seconds=0, detect_every=2)
+    predicted = {}
+    for f in range(0, 61):
+        if f == 21:
+            trk.set_interval(4)
+        every = 2 if f <= 20 else 4
+        x = 10 + 3 * f
+        if (f if f <= 20 else f - 20) % every == 0:
+            trk.update(dets([[x, 20, x + 40, 120]]), f, f / 10)
+        else:
+            out = trk.predict(f, f / 10)
+            if len(out):
+                predicted[f] = float(out.xyxy[0][0])
+    (t,) = trk.close_all()
+    assert t.points[0].frame <= 2 and t.points[-1].frame == 60
+    after = {f: x for f, x in predicted.items() if f > 24}  # the first 4-frame step is behind us
+    assert len(after) >= 20
+    for f, x in after.items():
+        assert x == pytest.approx(10 + 3 * f, abs=2.0), f

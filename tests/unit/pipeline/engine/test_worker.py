@@ -93,6 +93,7 @@ def test_stage_timer_and_run_stats_json():
         "corrupt_frames",
         "late_frames",
         "dropped",
+        "detection",
         "interrupted",
         "engine",
     }

@@ -143,7 +143,7 @@ def test_a_round_of_cameras_is_one_detector_call():
         def __init__(self, detector):
             self.detector = detector
 
-        def detects(self):
+        def detects(self, frame):
             return True
 
     shared = Counting(str(YOLOX))
