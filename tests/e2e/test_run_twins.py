@@ -270,17 +270,17 @@ OMZ = DATA / "models" / "person-reidentification-retail-0277.xml"
 @pytest.mark.slow
 @pytest.mark.skipif(not YOLOX.exists(), reason="../shared/data/models/yolox_nano.onnx is absent")
 def test_yolox_detector_row_twin_2cam(tmp_path, capsys):
-    """Issue 8's detector row: twin_2cam detected by the real YOLOX-Nano (no public detections), default
-    flags: 0.899 / 0.936 (target 0.85 / 0.70; 0.889 / 0.894 before a second track the tracker started
-    on a person just before dropping the first could join it). Its tracker swaps people who walk
-    together in cam1; those tracks are cut."""
+    """The detector row: twin_2cam detected by the real YOLOX-Nano (no public detections), default
+    flags: 0.877 / 0.913 (target 0.85 / 0.70). Its tracker swaps people who walk together in cam1;
+    those tracks are cut. (The negatives' tail read at their own 90th percentile costs this clip
+    0.02 and lifts the suite's overlapping views: docs/notes/2026-12-07-overlap.md.)"""
     cams, videos, _, gt = twin_files("twin_2cam")
     out = tmp_path / "out"
     args = ["run", "--sources", *videos, "--detector", str(YOLOX), "--reid-weights", str(OSNET)]
     assert main([*args, "--output", str(out), "--no-progress"]) == 0
     capsys.readouterr()
     res = score(out / "trajectories.json", gt)
-    assert res["multi_camera"]["IDF1"] >= 0.89 and res["links"]["f1"] >= 0.93, (res["multi_camera"], res["links"])
+    assert res["multi_camera"]["IDF1"] >= 0.87 and res["links"]["f1"] >= 0.90, (res["multi_camera"], res["links"])
     assert len(read_trajectories(out / "trajectories.json")["linker"]["split"]["splits"]) >= 4
 
 
