@@ -105,7 +105,9 @@ def test_a_crop_of_a_known_person_finds_that_identity_first(runs, tmp_path, caps
 @pytest.mark.slow
 def test_second_run_refused_then_a_killed_run_leaves_a_sound_gallery(runs, tmp_path, capsys):
     gallery = runs / "g"
-    cmd = [sys.executable, "-m", "reidpipe", *run_args(["cam1"], tmp_path / "a", "--gallery", str(gallery))]
+    # read at the clip's own frame rate (--pace): the run lasts the clip's minute, so it is still
+    # running, holding the lock, when the second run starts, however fast this machine tracks
+    cmd = [sys.executable, "-m", "reidpipe", *run_args(["cam1"], tmp_path / "a", "--gallery", str(gallery), "--pace")]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         events = tmp_path / "a" / "events.jsonl"
