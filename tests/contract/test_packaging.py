@@ -53,7 +53,7 @@ def _source_files() -> set[str]:
 
 
 def test_every_package_folder_and_data_file_is_in_the_distribution(monkeypatch):
-    pytest.importorskip("setuptools.config.pyprojecttoml")
+    pytest.importorskip("setuptools.config.pyprojecttoml", reason="setuptools (the build backend) is not installed")
     monkeypatch.chdir(ROOT)  # setuptools reads package folders relative to the project root
     shipped = _shipped_files()
     missing = sorted(_source_files() - shipped)
