@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -424,16 +424,23 @@ EmbedderBuilder = Callable[["PipelineConfig", str], "Embedder"]  # (config, the 
 EMBEDDERS: Registry[EmbedderBuilder] = Registry("--reid")
 
 
+def _crop_settings(config: PipelineConfig) -> dict[str, Any]:
+    """What every learned embedder takes from the run's config: crop size, normalisation, batch, device."""
+    return {
+        "input_size": config.reid_input_size,
+        "mean": config.reid_mean,
+        "std": config.reid_std,
+        "batch": config.embed_batch,
+        "device": config.device,
+    }
+
+
 @EMBEDDERS.register("onnx", "an ONNX ReID model on ONNX Runtime or OpenVINO", suffixes=(".onnx",), releases_gil=True)
 def _onnx(config: PipelineConfig, weights: str) -> Embedder:
     return OnnxEmbedder(
         weights,
-        input_size=config.reid_input_size,
-        mean=config.reid_mean,
-        std=config.reid_std,
+        **_crop_settings(config),
         color=config.reid_color,
-        batch=config.embed_batch,
-        device=config.device,
         # beside the detector (embed thread), one thread: two pools of one thread per core fight
         # over the cores (measured on 2 cores: pipeline / detector-only 0.92-0.97 vs 0.85-0.90)
         threads=1 if embeds_async(config) else None,
@@ -446,26 +453,15 @@ def _onnx(config: PipelineConfig, weights: str) -> Embedder:
 def _openvino(config: PipelineConfig, weights: str) -> Embedder:
     return OpenVinoEmbedder(
         weights,
-        input_size=config.reid_input_size,
-        mean=config.reid_mean,
-        std=config.reid_std,
+        **_crop_settings(config),
         color=config.reid_color,
-        batch=config.embed_batch,
-        device=config.device,
         precision=config.openvino_precision,
     )
 
 
 @EMBEDDERS.register("checkpoint", "a reidpipe checkpoint run by torch", suffixes=CHECKPOINT_EXTS)
 def _checkpoint(config: PipelineConfig, weights: str) -> Embedder:
-    return CheckpointEmbedder(
-        weights,
-        batch=config.embed_batch,
-        device=config.device,
-        input_size=config.reid_input_size,
-        mean=config.reid_mean,
-        std=config.reid_std,
-    )
+    return CheckpointEmbedder(weights, **_crop_settings(config))
 
 
 @EMBEDDERS.register("hist", "the weight-free colour/texture descriptor", weights=False)
