@@ -41,11 +41,12 @@ def unit_rows(features: list) -> np.ndarray:
 
 
 def camera_means(X: np.ndarray, code: np.ndarray, n_cameras: int) -> np.ndarray:
-    """(n_cameras, d) mean feature of each camera; zero for a camera with fewer than ``MIN_CENTER`` rows."""
+    """(n_cameras, d) mean feature of each camera; a camera with fewer than ``MIN_CENTER`` rows gets the
+    mean of every row (the run's), when the run has ``MIN_CENTER`` rows, else zero."""
     counts = np.bincount(code, minlength=n_cameras).astype(np.float32)
     sums = group_sums(X, code, n_cameras)
     means = sums / np.maximum(counts, 1.0)[:, None]
-    means[counts < MIN_CENTER] = 0.0
+    means[counts < MIN_CENTER] = X.mean(0) if code.size >= MIN_CENTER else 0.0
     return means
 
 

@@ -73,6 +73,9 @@ class CameraPairModel:
     alternatives: float  # clusters a cluster of one camera could be linked to in the other (the prior's k)
     clusters: tuple[int, int]  # camera clusters in each of the two cameras
     exchange: Exchange | None = None  # whether the pair exchanges people (step 3b, network.py)
+    # comparisons a confident link stands out of (its Bonferroni level): the alternatives, or every pair
+    # of the pooled sample when the negatives are the run's pooled ones (_pooled_negatives)
+    family: float | None = None
 
     @property
     def dof(self) -> int | None:
@@ -270,19 +273,19 @@ def _clusters(p: Problem, groups: Groups) -> Clusters:
     )
 
 
-def _pair_negatives(
+def _pair_sample(
     cl: Clusters, ia: np.ndarray, ib: np.ndarray, config: LinkerConfig, rng: np.random.Generator, final: bool
-) -> tuple[cal.NegativeModel | None, np.ndarray]:
-    """The camera pair's negative model and background gaps. A cluster matches at most one of the
-    other camera's, so at most the smaller camera's clusters of the pairs are true matches (scaled to
-    the sample). An online solution fits as if there were none: what it leaves unlinked, a later
-    solution with more tracklets decides, while a link it makes too soon stays (counted there,
-    the lower tail quantile raises every z, and early solutions linked too soon)."""
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """The camera pair's negative sample: the similarities of a sample of its cluster pairs, how many
+    of them can be true matches, and their gaps. A cluster matches at most one of the other camera's,
+    so at most the smaller camera's clusters of the pairs are true matches (scaled to the sample). An
+    online solution fits as if there were none: what it leaves unlinked, a later solution with more
+    tracklets decides, while a link it makes too soon stays (counted there, the lower tail quantile
+    raises every z, and early solutions linked too soon)."""
     si, sj = cal.sample_pairs(ia.size, ib.size, rng)
     a, b = _within_window(ia[si], ib[sj], cl.start, cl.end, config)
     matches = min(ia.size, ib.size) * si.size / (ia.size * ib.size) if final else 0.0
-    neg = cal.NegativeModel.fit(_rowdot(cl.G[a], cl.G[b]), matches)
-    return neg, gap(cl.start[a], cl.end[a], cl.start[b], cl.end[b])
+    return _rowdot(cl.G[a], cl.G[b]), matches, gap(cl.start[a], cl.end[a], cl.start[b], cl.end[b])
 
 
 def _cross_candidates(
@@ -299,42 +302,74 @@ def _cross_candidates(
         if config.min_similarity is not None
         else (None if config.calibrate else config.fallback_similarity)
     )
-    cams = np.unique(cl.code)
+    pairs = _camera_pairs(cl, rules, op)
+    samples = [_pair_sample(cl, ia, ib, config, rng, final) for _, _, ia, ib in pairs] if fixed is None else []
+    pooled = _pooled_negatives(samples) if fixed is None else None
     parts: list[tuple[np.ndarray, ...]] = []
     models: list[CameraPairModel] = []
-    for x, a in enumerate(cams.tolist()):
-        for b in cams[x + 1 :].tolist():
-            name = f"{rules.cameras[a]}~{rules.cameras[b]}"
-            if not rules.adjacent(a, b):  # never compared: their look-alikes calibrate nothing either
-                op.not_adjacent.append(name)
-                continue
-            ia, ib = np.flatnonzero(cl.code == a), np.flatnonzero(cl.code == b)
-            neg, bg = (None, np.zeros(0)) if fixed is not None else _pair_negatives(cl, ia, ib, config, rng, final)
-            if fixed is None and neg is None:
+    for x, (name, (a, b), ia, ib) in enumerate(pairs):
+        neg, bg = None, np.zeros(0)
+        if fixed is None:
+            sims, matches, bg = samples[x]
+            neg = cal.NegativeModel.fit(sims, matches)
+            if neg is None and pooled is not None:
+                neg = pooled
+                op.notes.append(f"{name}: {sims.size} pairs, too few to calibrate alone: the run's pooled sample")
+            elif neg is None:
                 op.notes.append(f"{name}: too few pairs to calibrate: fallback cosine {config.fallback_similarity:.2f}")
-            thr = fixed if fixed is not None else (neg.cosine(Z_SEARCH) if neg is not None else _fallback(config))
-            both = np.concatenate([ia, ib])
-            # in time order: the time-blocked search then uses the rows as given (no second n x d copy)
-            both = both[np.argsort(cl.start[both], kind="stable")]
-            i, j, s = candidate_pairs(
-                cl.G[both], config.knn, thr, config.backend, cl.start[both], cl.end[both], config.max_gap
-            )
-            i, j = both[i], both[j]
-            cross = cl.code[i] != cl.code[j]
-            i, j, s = i[cross], j[cross], s[cross]
-            k = max(
-                alternatives(ia.size, cl.start[ia], cl.end[ia], config.max_gap),
-                alternatives(ib.size, cl.start[ib], cl.end[ib], config.max_gap),
-            )
-            models.append(CameraPairModel(name, (a, b), neg, bg, k, (ia.size, ib.size)))
-            z = neg.z(s) if neg is not None else np.full(s.shape, np.nan)
-            parts.append((i, j, s, z, np.full(i.size, len(models) - 1)))
+        thr = fixed if fixed is not None else (neg.cosine(Z_SEARCH) if neg is not None else _fallback(config))
+        both = np.concatenate([ia, ib])
+        # in time order: the time-blocked search then uses the rows as given (no second n x d copy)
+        both = both[np.argsort(cl.start[both], kind="stable")]
+        i, j, s = candidate_pairs(
+            cl.G[both], config.knn, thr, config.backend, cl.start[both], cl.end[both], config.max_gap
+        )
+        i, j = both[i], both[j]
+        cross = cl.code[i] != cl.code[j]
+        i, j, s = i[cross], j[cross], s[cross]
+        k = max(
+            alternatives(ia.size, cl.start[ia], cl.end[ia], config.max_gap),
+            alternatives(ib.size, cl.start[ib], cl.end[ib], config.max_gap),
+        )
+        family = float(pooled.n) if neg is not None and neg is pooled else None
+        models.append(CameraPairModel(name, (a, b), neg, bg, k, (ia.size, ib.size), family=family))
+        z = neg.z(s) if neg is not None else np.full(s.shape, np.nan)
+        parts.append((i, j, s, z, np.full(i.size, len(models) - 1)))
     if not parts:
         e = np.zeros(0, np.int64)
         return Candidates(e, e, np.zeros(0), np.zeros(0), np.zeros(0), e), models
     i, j, s, z, pair = (np.concatenate(v) for v in zip(*parts))
     g = gap(cl.start[i], cl.end[i], cl.start[j], cl.end[j])
     return Candidates(i=i, j=j, sim=s, z=z, gap=g, pair=pair), models
+
+
+def _camera_pairs(
+    cl: Clusters, rules: Constraints, op: cal.OperatingPoint
+) -> list[tuple[str, tuple[int, int], np.ndarray, np.ndarray]]:
+    """The camera pairs to compare: (name, codes, clusters of each); the pairs not adjacent
+    (``--adjacent``) are noted and left out: their look-alikes calibrate nothing either."""
+    cams = np.unique(cl.code).tolist()
+    out = []
+    for x, a in enumerate(cams):
+        for b in cams[x + 1 :]:
+            name = f"{rules.cameras[a]}~{rules.cameras[b]}"
+            if not rules.adjacent(a, b):
+                op.not_adjacent.append(name)
+                continue
+            out.append((name, (a, b), np.flatnonzero(cl.code == a), np.flatnonzero(cl.code == b)))
+    return out
+
+
+def _pooled_negatives(samples: list[tuple[np.ndarray, float, np.ndarray]]) -> cal.NegativeModel | None:
+    """One negative model from every camera pair's sample together, for the pairs whose own sample is
+    too small to fit (a short clip: a camera of three people and one of two give six pairs). Camera
+    centring puts every pair's different people around a cosine of 0 with a spread that is the
+    embedder's more than the pair's, so the run's pairs together are the best sample such a pair has;
+    its true matches are counted as each pair's are. None when even the run holds too few pairs."""
+    if not samples:
+        return None
+    sims = np.concatenate([sm for sm, _, _ in samples])
+    return cal.NegativeModel.fit(sims, sum(m for _, m, _ in samples))
 
 
 # ------------------------------------------------------------------------------ step 4: evidence
@@ -356,7 +391,7 @@ def _mutual_best(c: Candidates, sel: np.ndarray) -> np.ndarray:
 def _confident(c: Candidates, models: list[CameraPairModel]) -> tuple[np.ndarray, np.ndarray]:
     """Each camera pair's confident level (the Bonferroni z over its alternatives) and which
     candidates are confident links: above it and the mutual best matches of their camera pair."""
-    z_conf = np.array([cal.bonferroni_z(int(round(m.alternatives)), m.dof) for m in models] or [0.0])
+    z_conf = np.array([cal.bonferroni_z(int(round(m.family or m.alternatives)), m.dof) for m in models] or [0.0])
     confident = np.zeros(c.i.size, bool)
     high = np.flatnonzero(np.nan_to_num(c.z, nan=-np.inf) >= z_conf[c.pair] if c.i.size else confident)
     if high.size:
@@ -400,7 +435,7 @@ def _fit_evidence(
     """Confident links -> the positive model, and per camera pair its own positive model (offline:
     the run's with the pair's mean, :meth:`.calibration.PositiveModel.for_pair`) and transit model.
     The positive model must leave half the confident links links on appearance alone (an online
-    solution: the strongest one, by the caution of :func:`_pair_negatives`: an early link on the
+    solution: the strongest one, by the caution of :func:`_pair_sample`: an early link on the
     knife's edge stays), and its mean stays at or above the search level ``Z_SEARCH`` (not online,
     by the same caution: a higher mean links sooner)."""
     z_conf, confident = _confident(c, models)
