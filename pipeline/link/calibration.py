@@ -295,6 +295,7 @@ class OperatingPoint:
     notes: list[str] = field(default_factory=list)
     not_adjacent: list[str] = field(default_factory=list)  # camera pairs never compared (--adjacent)
     no_exchange: list[str] = field(default_factory=list)  # camera pairs cut: between two sites (network.py)
+    pooled: list[str] = field(default_factory=list)  # camera pairs too small alone: calibrated on the run's pairs
     splits: SplitReport | None = None  # the tracks cut where their appearance changed, and how
 
     def to_json(self) -> dict[str, Any]:
@@ -307,6 +308,8 @@ class OperatingPoint:
             d["not_adjacent"] = list(self.not_adjacent)
         if self.no_exchange:
             d["no_exchange"] = list(self.no_exchange)
+        if self.pooled:
+            d["pooled"] = list(self.pooled)
         if self.positive is not None:
             d["positive"] = self.positive.to_json()
         d["alpha"] = ALPHA
@@ -321,13 +324,19 @@ class OperatingPoint:
         if self.mode == "fixed":
             return f"fixed cosine threshold {self.fixed_similarity:.3f} (--link-threshold)"
         parts = [f"{k}: cos >= {v['threshold']:.3f}" for k, v in self.in_camera.items() if "threshold" in v]
-        parts += [f"{k}: cos >= {v['threshold']:.3f}" for k, v in self.cross_camera.items() if "threshold" in v]
+        parts += [
+            f"{k}: cos >= {v['threshold']:.3f}" if v["threshold"] is not None else f"{k}: appearance alone never links"
+            for k, v in self.cross_camera.items()
+            if "threshold" in v
+        ]
         head = "calibrated from the run" if self.mode == "calibrated" else "partly fallback"
         tail = f"; {'; '.join(self.notes)}" if self.notes else ""
         if self.not_adjacent:
             tail += f"; {len(self.not_adjacent)} camera pair(s) not adjacent (--adjacent): never compared"
         if self.no_exchange:
             tail += f"; {len(self.no_exchange)} camera pair(s) between two sites (no walk shown): never linked"
+        if self.pooled:
+            tail += f"; {len(self.pooled)} camera pair(s) too small alone: calibrated on the run's pooled pairs"
         if self.splits is not None and self.splits.splits:
             tail += f"; {len(self.splits.splits)} track(s) cut where the appearance changed to another person"
         return f"{head} ({', '.join(parts) or 'no pairs'}){tail}"

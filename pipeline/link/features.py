@@ -3,8 +3,9 @@
 A tracklet's feature is the quality-weighted mean of its embedded crops (``Tracklet.pooled_feature``),
 L2-normalised; it weighs the sum of its crops' qualities (``Tracklet.weight``). **Camera centring** subtracts each camera's
 mean tracklet feature (what every crop of a camera shares: background, lighting, viewpoint) and
-re-normalises; a camera is centred once it has ``MIN_CENTER`` linkable tracklets (with fewer, its
-mean is mostly the people themselves). A group's feature is the normalised weighted sum of its
+re-normalises, once the camera has ``MIN_CENTER`` linkable tracklets; a camera of fewer is centred on
+the run's mean tracklet feature (its own mean is mostly its people, and left uncentred its different
+people's cosines with the centred cameras' sit far above the rest). A group's feature is the normalised weighted sum of its
 members' (centred) features.
 """
 

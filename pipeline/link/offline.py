@@ -314,7 +314,7 @@ def _cross_candidates(
             neg = cal.NegativeModel.fit(sims, matches)
             if neg is None and pooled is not None:
                 neg = pooled
-                op.notes.append(f"{name}: {sims.size} pairs, too few to calibrate alone: the run's pooled sample")
+                op.pooled.append(name)
             elif neg is None:
                 op.notes.append(f"{name}: too few pairs to calibrate: fallback cosine {config.fallback_similarity:.2f}")
         thr = fixed if fixed is not None else (neg.cosine(Z_SEARCH) if neg is not None else _fallback(config))
@@ -488,6 +488,12 @@ def _appearance_threshold(neg: cal.NegativeModel, positive: cal.PositiveModel, k
     return neg.cosine(float(zs[ok[0]])) if ok.size else float("inf")
 
 
+def _json_level(cosine: float) -> float | None:
+    """A level as trajectories.json holds it: None where appearance alone never reaches odds of 1
+    (JSON has no infinity)."""
+    return round(cosine, 4) if math.isfinite(cosine) else None
+
+
 def _decide(
     c: Candidates,
     cl: Clusters,
@@ -525,7 +531,7 @@ def _decide(
                 "z_confident": round(float(z_conf[p]), 3),
                 "alternatives": round(m.alternatives, 1),
                 "positive_mu": round(positives[p].mu, 3),
-                "threshold": round(_appearance_threshold(m.negatives, positives[p], m.alternatives), 4),
+                "threshold": _json_level(_appearance_threshold(m.negatives, positives[p], m.alternatives)),
                 "time_evidence": transit.to_json() if transit is not None else None,
             }
             if places is not None and places.to_json(p) is not None:

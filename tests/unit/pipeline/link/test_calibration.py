@@ -326,3 +326,66 @@ def test_offline_runner_up_is_the_look_alike():
     of = {t.track: i.id for i in idents for t in i.tracklets if t.camera == "cam1"}
     runner = {t.track: e.runner_up for i in idents for t, e in zip(i.tracklets, i.evidence.values())}
     assert runner[3] == of[2] and runner[2] == of[3]
+
+
+def _short_three_cameras(seed: int, counts: tuple[int, int, int] = (8, 3, 2)) -> list[Tracklet]:
+    """A short clip of three cameras: ``counts`` people in each, those of cam2 and cam3 also seen in
+    cam1 (5 true pairs); a weak embedder with a small camera tint. No camera pair has the 30 pairs a
+    negative sample needs (24, 16 and 6), the run has 46."""
+    rng = np.random.default_rng(seed)
+    protos = rng.standard_normal((counts[0], 64))
+    out = []
+    for cam, k in zip(("cam1", "cam2", "cam3"), counts):
+        tint = 0.3 * rng.standard_normal(64)
+        people = np.arange(k) if cam == "cam1" else rng.choice(counts[0], k, replace=False)
+        for r, p in enumerate(people.tolist()):
+            t0 = 2.0 * r + (0.0 if cam == "cam1" else 3.0)
+            f = protos[p] + 0.7 * rng.standard_normal(64) + tint
+            pts = [TrackPoint(frame=int((t0 + t) * 10), t=t0 + t, bbox=(0, 0, 10, 30), score=0.9) for t in range(9)]
+            out.append(
+                Tracklet(
+                    camera=cam, track=p + 1, points=pts, qualities=[0.5] * 4, feature=f / np.linalg.norm(f), closed=True
+                )
+            )
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 3, 6])
+def test_a_short_clip_calibrates_its_sparse_camera_pairs_on_the_runs_pooled_pairs(seed):
+    """Each camera pair too small to fit fell back to the learned models' fixed cosine (0.7), which this
+    embedder's true pairs never reach: nobody was linked. Calibrated on the run's pairs together,
+    the five people seen twice are linked and nobody is linked to somebody else."""
+    lk = Linker(LinkerConfig(refine=True, fallback_similarity=0.7), ["cam1", "cam2", "cam3"])
+    idents = lk.link(_short_three_cameras(seed))
+    people = [{t.track for t in i.tracklets} for i in idents]
+    assert all(len(p) == 1 for p in people)  # nobody linked to somebody else
+    assert sum(len(i.tracklets) == 2 for i in idents) >= 3  # of 5 (none with the fixed cosine)
+    op = lk.operating_point
+    assert sorted(op.pooled) == ["cam1~cam2", "cam1~cam3", "cam2~cam3"]
+    assert not [n for n in op.notes if "~" in n]  # no camera pair fell back (re-entry in a camera may)
+    assert "3 camera pair(s) too small alone: calibrated on the run's pooled pairs" in op.summary()
+    pooled = {k: v for k, v in op.cross_camera.items()}
+    assert len({v["scale"] for v in pooled.values()}) == 1  # one pooled model for the three pairs
+    # a pooled pair's confident links stand out of the whole pooled sample, not of its few alternatives
+    assert all(v["z_confident"] > bonferroni_z(int(v["alternatives"]), v["pairs"] - 1) for v in pooled.values())
+
+
+def test_a_camera_of_few_tracklets_is_centred_on_the_runs_mean():
+    from reidpipe.pipeline.link.features import MIN_CENTER, camera_means
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((MIN_CENTER + 2, 8)).astype(np.float32)
+    code = np.array([0] * MIN_CENTER + [1, 1])
+    means = camera_means(X, code, 2)
+    np.testing.assert_allclose(means[0], X[:MIN_CENTER].mean(0), rtol=1e-5)  # enough: its own mean
+    np.testing.assert_allclose(means[1], X.mean(0), rtol=1e-5)  # two tracklets: the run's mean
+    assert not camera_means(X[:2], code[:2], 2).any()  # a run of two tracklets: nothing to centre on
+
+
+def test_a_pair_that_appearance_alone_never_links_says_so_in_json_and_log():
+    from reidpipe.pipeline.link.calibration import OperatingPoint
+    from reidpipe.pipeline.link.offline import _json_level
+
+    assert _json_level(float("inf")) is None and _json_level(0.41234) == 0.4123
+    op = OperatingPoint(mode="calibrated", cross_camera={"cam1~cam2": {"threshold": None}})
+    assert "cam1~cam2: appearance alone never links" in op.summary()
