@@ -516,7 +516,7 @@ def _decide(
         return groups
     positive, positives, transits, z_conf, confident = _fit_evidence(c, models, config, final)
     k = np.array([m.alternatives for m in models])
-    places = _fit_places(c, cl, models, confident, tracklets) if tracklets is not None else None
+    places = _fit_places(c, cl, models, tracklets) if tracklets is not None else None
     evidence = MergeEvidence(cl, models, positives, transits, (c.i[confident], c.j[confident]), places)
     while True:
         score = np.where(calibrated, _log_odds(c, k, evidence, confident), plain)
@@ -541,10 +541,13 @@ def _decide(
     return groups
 
 
-def _fit_places(
-    c: Candidates, cl: Clusters, models: list[CameraPairModel], confident: np.ndarray, tracklets: list[Tracklet]
-) -> Places:
-    """The floor maps of the camera pairs whose confident links were seen at once (:mod:`.place`)."""
+def _fit_places(c: Candidates, cl: Clusters, models: list[CameraPairModel], tracklets: list[Tracklet]) -> Places:
+    """The floor maps of the camera pairs (:mod:`.place`), fitted on every mutual best match seen at
+    once, not only the confident links: RANSAC keeps the map to the matches that agree, and the
+    wrong ones are its outliers. A pair of two views with a weak embedder (or a short clip) has a
+    handful of confident links but dozens of true mutual best matches below their level; with fewer
+    than four confident links there was no map, and the place evidence that would link those
+    matches was never learned."""
     rows: dict[int, list[int]] = {}
     for r, k in enumerate(cl.of.tolist()):
         rows.setdefault(k, []).append(r)
@@ -555,7 +558,10 @@ def _fit_places(
             cache[k] = feet([tracklets[r] for r in rows.get(k, [])])
         return cache[k]
 
-    together = confident & (c.gap < 0)  # seen at once: only those give correspondences
+    calibrated = np.flatnonzero(~np.isnan(c.z))
+    together = np.zeros(c.i.size, bool)
+    together[calibrated[_mutual_best(c, calibrated)]] = True
+    together &= c.gap < 0  # seen at once: only those give correspondences
     return fit_places(c.pair, c.i, c.j, together, [m.cameras[0] for m in models], feet_of, cl.code)
 
 
@@ -625,7 +631,7 @@ class MergeEvidence:
             if self.transits[p] is not None:
                 out[sel] += self.transits[p].llr(gaps[sel], None if own is None else own[sel])
         if self.places is not None and i is not None and j is not None:
-            out += self.places.llr(pair, i, j, own)
+            out += self.places.llr(pair, i, j)
         return out
 
     def other_pairs_llr(self, ri: int, rj: int, i: int, j: int) -> float:

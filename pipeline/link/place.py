@@ -2,18 +2,20 @@
 
 Two cameras that see one room see each person at once in both, standing on one floor. The floor is a
 plane, so where a person's feet are in one image says where they are in the other: a homography of
-the feet points (the bottom centre of a box). The run's confident links (found on appearance alone,
-offline.py step 4) give that map's correspondences: the feet of each linked pair at every time both
-views saw them. :class:`FloorMap` fits it with OpenCV's RANSAC (``cv2.findHomography``), so a wrong
-confident link's points are outliers and do not bend it, and keeps it only where it holds: fitted on
-at least ``MIN_LINKS`` links, with most of their points inliers.
+the feet points (the bottom centre of a box). The run's mutual best matches (each the other's most
+similar cluster across the pair, found on appearance alone, offline.py step 4) give that map's
+correspondences: the feet of each matched pair at every time both views saw them. Most are one
+person even where few are confident links. :class:`FloorMap` fits it with OpenCV's RANSAC
+(``cv2.findHomography``), so a wrong match's points are outliers and do not bend it, and keeps it
+only where it holds: fitted on at least ``MIN_LINKS`` matches, with most of their points inliers.
 
 A candidate pair of clusters seen at the same times is then read at its *place error*: the median,
 over the times both views saw them, of the distance between where the map puts one's feet and where
 the other's are, in the other's box heights. One person stands where the map puts them, to the map's
 and the boxes' error: a few hundredths of a body height. Two people seen at once stand apart:
 
-- **evidence**: the log-ratio of the density of the confident links' place errors to that of all
+- **evidence**: the log-ratio of the density of the matches' place errors (those the map puts at one
+  place) to that of all
   candidate pairs' (a :class:`.evidence.TransitModel` over errors in tenths of a body height, so
   that its kernels are at least a tenth wide: feet are known to about that, and the map is less
   sure away from where the links walked; each link read without itself), clipped like the time
@@ -37,7 +39,7 @@ import numpy as np
 from reidpipe.pipeline.link.evidence import TransitModel
 from reidpipe.pipeline.types import Tracklet
 
-MIN_LINKS = 4  # confident links whose common times fit a map (four points fix a homography; four people)
+MIN_LINKS = 4  # matched pairs whose common times fit a map (four points fix a homography; four people)
 MIN_INLIER_SHARE = 0.5  # of the links' correspondences, for the map to hold
 RANSAC_HEIGHTS = 0.1  # a correspondence is an inlier within this share of a median box height
 NOT_SAME_PLACE = 1.0  # body heights between where the map puts one and where the other stands: two people
@@ -77,12 +79,15 @@ class FloorMap:
     links: int
     points: int
     inliers: int
-    link_errors: np.ndarray  # each confident link's place error (body heights)
+    link_errors: np.ndarray  # the place errors (body heights) of the matched pairs at one place
+    pair_errors: np.ndarray = field(
+        default_factory=lambda: np.zeros(0)
+    )  # of every pair fitted on (NaN: no common time)
     evidence: TransitModel | None = None
 
     @classmethod
     def fit(cls, pairs: list[tuple[Feet, Feet]]) -> FloorMap | None:
-        """The map from the feet of confident links ``(A's, B's)``; None where it does not hold."""
+        """The map from the feet of matched pairs ``(A's, B's)``; None where it does not hold."""
         rows = [_common(a, b) for a, b in pairs]
         rows = [(a, b) for a, b in rows if len(a)]
         if len(rows) < MIN_LINKS:
@@ -94,8 +99,14 @@ class FloorMap:
         if H is None or mask is None or float(mask.mean()) < MIN_INLIER_SHARE:
             return None
         fm = cls(H=H, links=len(rows), points=int(len(src)), inliers=int(mask.sum()), link_errors=np.zeros(0))
-        fm.link_errors = np.array([fm.error(a, b) for a, b in pairs if len(_common(a, b)[0])])
+        fm.pair_errors = np.array([fm.error(a, b) for a, b in pairs])
+        fm.link_errors = fm.pair_errors[fm.at_one_place()]
         return fm
+
+    def at_one_place(self) -> np.ndarray:
+        """Which of the pairs fitted on the map puts at one place: the place evidence learns what one
+        person looks like from those; a wrong match among the pairs stands apart and would widen it."""
+        return np.isfinite(self.pair_errors) & (self.pair_errors <= NOT_SAME_PLACE)
 
     def error(self, a: Feet, b: Feet) -> float:
         """Median distance, over the times both hold, between where the map puts ``a``'s feet and
@@ -144,6 +155,8 @@ class Places:
     feet_of: Callable[[int], Feet]
     code: np.ndarray
     _errors: dict[tuple[int, int], float] = field(default_factory=dict)
+    # per camera pair, the matched cluster pairs (source camera's first) its evidence learned from
+    learned: dict[int, set[tuple[int, int]]] = field(default_factory=dict)
 
     def error(self, p: int, u: int, v: int) -> float:
         """Place error of clusters ``u`` and ``v`` under camera pair ``p``'s map (cached)."""
@@ -154,16 +167,22 @@ class Places:
             self._errors[(u, v)] = fm.error(self.feet_of(u), self.feet_of(v))
         return self._errors[(u, v)]
 
-    def llr(self, pair: np.ndarray, u: np.ndarray, v: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
-        """Place evidence of cluster pairs ``(u, v)`` of camera pairs ``pair`` (0 without a map)."""
+    def llr(self, pair: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Place evidence of cluster pairs ``(u, v)`` of camera pairs ``pair`` (0 without a map); a
+        pair the evidence learned from is read without itself."""
         out = np.zeros(pair.shape)
         for p in np.unique(pair).tolist():
             if p not in self.maps:
                 continue
             sel = np.flatnonzero(pair == p)
             errors = np.array([self.error(p, int(u[k]), int(v[k])) for k in sel.tolist()])
-            out[sel] = self.maps[p][0].llr(errors, None if own is None else own[sel])
+            own = np.array([self._ordered(p, int(u[k]), int(v[k])) in self.learned[p] for k in sel.tolist()], bool)
+            out[sel] = self.maps[p][0].llr(errors, own)
         return out
+
+    def _ordered(self, p: int, u: int, v: int) -> tuple[int, int]:
+        """``(u, v)`` with the cluster of the camera pair ``p``'s map source first."""
+        return (u, v) if int(self.code[u]) == self.maps[p][1] else (v, u)
 
     def to_json(self, p: int) -> dict[str, Any] | None:
         return self.maps[p][0].to_json() if p in self.maps else None
@@ -179,7 +198,7 @@ def fit_places(
     code: np.ndarray,
 ) -> Places:
     """Per camera pair (index into ``sources``: the camera code its map goes from), the floor map of
-    its confident links, its evidence learned against all its candidate pairs ``(i, j)``."""
+    its matched pairs (``confident``), its evidence learned against all its candidate pairs ``(i, j)``."""
     places = Places(maps={}, feet_of=feet_of, code=code)
     for p, source in enumerate(sources):
         mine = confident & (pair == p)
@@ -190,6 +209,7 @@ def fit_places(
         if fm is None:
             continue
         places.maps[p] = (fm, source)
+        places.learned[p] = {e for e, one in zip(ends, fm.at_one_place().tolist()) if one}
         sel = np.flatnonzero(pair == p)
         fm.learn(np.array([places.error(p, int(i[k]), int(j[k])) for k in sel.tolist()]))
     return places

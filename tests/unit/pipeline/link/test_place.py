@@ -1,5 +1,5 @@
-"""The floor map of two views of one room (pipeline/link/place.py): learned from the run's confident
-links with OpenCV's RANSAC, it says where a person seen by one camera stands in the other, links
+"""The floor map of two views of one room (pipeline/link/place.py): learned from the run's mutual
+best matches with OpenCV's RANSAC, it says where a person seen by one camera stands in the other, links
 the people appearance leaves unsure and never links two people standing apart."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _walk(rng, seconds: float) -> np.ndarray:
     return np.where(s <= 1.0, stops[0] + s * (stops[1] - stops[0]), stops[1] + (s - 1.0) * (stops[2] - stops[1]))
 
 
-def _room(seed: int, n: int = 16, twins: bool = False, dim: int = 64) -> list[Tracklet]:
+def _room(seed: int, n: int = 16, twins: bool = False, dim: int = 64, noise: float = 0.6) -> list[Tracklet]:
     """Two views of one room, n people each seen by both at once, walking across the floor. With
     ``twins`` the first half of them come in pairs dressed alike who are in the room at the same time."""
     rng = np.random.default_rng(seed)
@@ -47,7 +47,7 @@ def _room(seed: int, n: int = 16, twins: bool = False, dim: int = 64) -> list[Tr
         path = _walk(rng, 10.0)
         times = t0 + 0.5 * np.arange(len(path))
         for cam in ("cam1", "cam2"):
-            f = protos[p] + 0.6 * rng.standard_normal(dim)
+            f = protos[p] + noise * rng.standard_normal(dim)
             pts = [
                 TrackPoint(frame=int(round(t * 10)), t=float(t), bbox=_box(cam, x, y), score=0.9)
                 for t, (x, y) in zip(times, path)
@@ -106,3 +106,18 @@ def test_people_dressed_alike_in_the_room_at_once_are_told_apart_by_where_they_s
     assert sum(len(i.tracklets) == 2 for i in idents) >= 15
     fm = lk.operating_point.cross_camera["cam1~cam2"]["floor_map"]
     assert fm["links"] >= 4 and fm["link_error_median"] < 0.05
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_room_with_few_confident_links_maps_its_floor_from_its_mutual_best_matches(seed):
+    """A weak embedder: 2 of 16 people are confident links, too few to fit a map on (no map, and 5
+    and 3 people linked). Most mutual best matches are still one person, and RANSAC leaves out the
+    rest: the map is fitted on them and where people stand links more of them, none wrongly."""
+    lk = Linker(LinkerConfig(refine=True), ["cam1", "cam2"])
+    idents = lk.link(_room(seed, noise=1.6))
+    people = [{t.track for t in i.tracklets} for i in idents]
+    assert all(len(p) == 1 for p in people)  # nobody linked to somebody else
+    assert sum(len(i.tracklets) == 2 for i in idents) >= 6
+    op = lk.operating_point
+    assert op.positive is not None and op.positive.n < 4  # the confident links alone fix no map
+    assert op.cross_camera["cam1~cam2"]["floor_map"]["links"] >= 8
