@@ -195,7 +195,10 @@ def reentry_levels(
 def _merge_in_camera(
     p: Problem, config: LinkerConfig, rules: Constraints, rng: np.random.Generator, op: cal.OperatingPoint
 ) -> tuple[Groups, list]:
-    pairs, briefs = [], []
+    """Step 2: per camera, the candidate pairs above the re-entry level (all of them returned, for
+    the runner-up evidence) merged most similar first where they also look like one person
+    (:func:`_one_person`)."""
+    pairs, levels, background = [], [], []
     for c in np.unique(p.code):
         idx = np.flatnonzero(p.code == c)
         if idx.size < 2:
@@ -203,32 +206,37 @@ def _merge_in_camera(
         thr = _in_camera_threshold(p, idx, config, rng, op)
         i, j, s = candidate_pairs(p.X[idx], config.knn, thr, config.backend, p.starts[idx], p.ends[idx], config.max_gap)
         pairs.append((idx[i], idx[j], s))
-        briefs.append(_brief_overlaps(p, idx, idx[i], idx[j], s, config))
+        level = one_person_level([p.tracklets[r] for r in idx.tolist()], p.means[int(c)]) if i.size else None
+        levels.append(level)
+        if level is not None:
+            op.in_camera.get(p.cameras[int(c)], {})["one_person_level"] = round(level, 4)
+        background.append(idx)
+    keep = _one_person(p, pairs, levels, background, config)
     groups = Groups(p.starts, p.ends, p.code, p.family, where=_candidate_places(p, pairs))
-    for (i, j, _), brief in zip(pairs, briefs):
-        for a, b, allowed in zip(i.tolist(), j.tolist(), brief.tolist()):
+    for (i, j, _), k in zip(pairs, keep):
+        overlap = np.minimum(p.ends[i], p.ends[j]) - np.maximum(p.starts[i], p.starts[j])
+        brief = np.where((overlap >= 0) & (overlap <= config.min_duration), config.min_duration, 0.0)
+        for a, b, allowed in zip(i[k].tolist(), j[k].tolist(), brief[k].tolist()):
             groups.merge(a, b, rules, brief=allowed)
     return groups, pairs
 
 
-def _brief_overlaps(
-    p: Problem, idx: np.ndarray, i: np.ndarray, j: np.ndarray, s: np.ndarray, config: LinkerConfig
-) -> np.ndarray:
-    """Per candidate pair of one camera, how long the two may overlap (rule 1's exception of the
-    constraints): ``min_duration`` where they overlap at most that long and look as alike as one
-    person's own track at two moments (:func:`.split.one_person_level`), else 0. Such pairs are one
-    person whom the tracker gave a second track before dropping the first: a false-positive box
-    beside the person that took the person over, a re-spawned track. Such pairs look as alike as one
-    track with itself; pairs of different people that overlap that briefly and pass the re-entry
-    level look much less alike, below the camera's "one person at two moments" level."""
-    out = np.zeros(i.size)
-    overlap = np.minimum(p.ends[i], p.ends[j]) - np.maximum(p.starts[i], p.starts[j])
-    brief = (overlap >= 0) & (overlap <= config.min_duration)
-    if brief.any():
-        level = one_person_level([p.tracklets[r] for r in idx.tolist()], p.means[int(p.code[idx[0]])])
-        if level is not None:
-            out[brief & (s >= level)] = config.min_duration
-    return out
+def _one_person(
+    p: Problem, pairs: list, levels: list[float | None], cameras: list[np.ndarray], config: LinkerConfig
+) -> list[np.ndarray]:
+    """Which of each camera's candidate pairs may merge. Clear: at or above the camera's one-person level
+    (:func:`.split.one_person_level`); ambiguous below it: merge only where the time evidence of
+    clear pairs' gaps against the cameras' pairs' gaps is positive."""
+    clear = [np.ones(i.size, bool) if lv is None else s >= lv for (i, j, s), lv in zip(pairs, levels)]
+    gaps = [gap(p.starts[i], p.ends[i], p.starts[j], p.ends[j]) for i, j, _ in pairs]
+    link_gaps = np.concatenate([np.zeros(0)] + [g[c] for g, c in zip(gaps, clear)])
+    rng = np.random.default_rng(0)
+    bg = []
+    for idx in cameras:
+        a, b = _within_window(*cal.sample_pairs(idx.size, idx.size, rng, same=True), p.starts[idx], p.ends[idx], config)
+        bg.append(gap(p.starts[idx[a]], p.ends[idx[a]], p.starts[idx[b]], p.ends[idx[b]]))
+    model = TransitModel(link_gaps, np.concatenate([np.zeros(0)] + bg))
+    return [c | (model.llr(g) > 0) for g, c in zip(gaps, clear)]
 
 
 def _candidate_places(p: Problem, pairs: list) -> np.ndarray:
