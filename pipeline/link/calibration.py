@@ -296,6 +296,8 @@ class OperatingPoint:
     not_adjacent: list[str] = field(default_factory=list)  # camera pairs never compared (--adjacent)
     no_exchange: list[str] = field(default_factory=list)  # camera pairs cut: between two sites (network.py)
     splits: SplitReport | None = None  # the tracks cut where their appearance changed, and how
+    # the time evidence of in-camera merges below a camera's one-person level (offline._merges)
+    reentry_time: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"mode": self.mode}
@@ -312,6 +314,8 @@ class OperatingPoint:
         d["alpha"] = ALPHA
         if self.splits is not None:
             d["split"] = self.splits.to_json()
+        if self.reentry_time is not None:
+            d["reentry_time"] = self.reentry_time
         if self.notes:
             d["notes"] = list(self.notes)
         return d

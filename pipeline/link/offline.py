@@ -195,10 +195,9 @@ def reentry_levels(
 def _merge_in_camera(
     p: Problem, config: LinkerConfig, rules: Constraints, rng: np.random.Generator, op: cal.OperatingPoint
 ) -> tuple[Groups, list]:
-    """Step 2: per camera, the candidate pairs above the re-entry level (all of them returned, for
-    the runner-up evidence) merged most similar first where they also look like one person
-    (:func:`_one_person`)."""
-    pairs, levels, background = [], [], []
+    """Step 2: per camera, the candidate pairs above its re-entry level (all of them are returned, for
+    the runner-up evidence), merged most similar first where they are one person (:func:`_merges`)."""
+    pairs, levels, rows = [], [], []
     for c in np.unique(p.code):
         idx = np.flatnonzero(p.code == c)
         if idx.size < 2:
@@ -206,37 +205,86 @@ def _merge_in_camera(
         thr = _in_camera_threshold(p, idx, config, rng, op)
         i, j, s = candidate_pairs(p.X[idx], config.knn, thr, config.backend, p.starts[idx], p.ends[idx], config.max_gap)
         pairs.append((idx[i], idx[j], s))
-        level = one_person_level([p.tracklets[r] for r in idx.tolist()], p.means[int(c)]) if i.size else None
-        levels.append(level)
-        if level is not None:
-            op.in_camera.get(p.cameras[int(c)], {})["one_person_level"] = round(level, 4)
-        background.append(idx)
-    keep = _one_person(p, pairs, levels, background, config)
+        levels.append(_one_person_level(p, idx, op) if i.size else None)
+        rows.append(idx)
+    merges = _merges(p, pairs, levels, rows, config, op)
     groups = Groups(p.starts, p.ends, p.code, p.family, where=_candidate_places(p, pairs))
-    for (i, j, _), k in zip(pairs, keep):
-        overlap = np.minimum(p.ends[i], p.ends[j]) - np.maximum(p.starts[i], p.starts[j])
-        brief = np.where((overlap >= 0) & (overlap <= config.min_duration), config.min_duration, 0.0)
-        for a, b, allowed in zip(i[k].tolist(), j[k].tolist(), brief[k].tolist()):
+    for (i, j, s), level, ok in zip(pairs, levels, merges):
+        brief = _brief_overlaps(p, i, j, s, level, config)
+        for a, b, allowed in zip(i[ok].tolist(), j[ok].tolist(), brief[ok].tolist()):
             groups.merge(a, b, rules, brief=allowed)
     return groups, pairs
 
 
-def _one_person(
-    p: Problem, pairs: list, levels: list[float | None], cameras: list[np.ndarray], config: LinkerConfig
+def _one_person_level(p: Problem, idx: np.ndarray, op: cal.OperatingPoint) -> float | None:
+    """The camera's "one person at two moments" level (:func:`.split.one_person_level`) for its
+    tracklets ``idx``, recorded in the operating point; None when it has too few tracks."""
+    cam = int(p.code[idx[0]])
+    level = one_person_level([p.tracklets[r] for r in idx.tolist()], p.means[cam])
+    if level is not None and p.cameras[cam] in op.in_camera:
+        op.in_camera[p.cameras[cam]]["one_person_level"] = round(level, 4)
+    return level
+
+
+def _merges(
+    p: Problem,
+    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    levels: list[float | None],
+    rows: list[np.ndarray],
+    config: LinkerConfig,
+    op: cal.OperatingPoint,
 ) -> list[np.ndarray]:
-    """Which of each camera's candidate pairs may merge. Clear: at or above the camera's one-person level
-    (:func:`.split.one_person_level`); ambiguous below it: merge only where the time evidence of
-    clear pairs' gaps against the cameras' pairs' gaps is positive."""
-    clear = [np.ones(i.size, bool) if lv is None else s >= lv for (i, j, s), lv in zip(pairs, levels)]
+    """Which candidate pairs of each camera (all above its re-entry level) are merged.
+
+    The re-entry level says a pair is unlike two different people *at large*, read on a normal
+    tail. The run's different people have a heavier upper tail than that: look-alikes pass it (on
+    generated two- and three-camera scenes about one pair in three cameras did, and every such
+    merge took a camera's wrong sighting into an identity). A pair is merged when it also looks
+    like one person: at or above the camera's one-person level (:func:`.split.one_person_level`,
+    the level under which a track is cut: one rule for a pair that is cut apart and a pair that is
+    joined). Below it, a pair is merged only if its gap looks like those of the pairs above it (time
+    evidence, :class:`.evidence.TransitModel`, of their gaps against the cameras' pairs' gaps,
+    pooled over the cameras: a tracker breaks a track the same way in every camera): the
+    fragments of one person whose appearance changed across a break (they turned round, walked into
+    shade) end and start where a tracker breaks tracks, while look-alikes come and go at any time.
+    A camera with too few tracks for that level (:data:`.split.MIN_TRACKS`) merges on the
+    re-entry level alone."""
+    clear = [np.ones(s.size, bool) if level is None else s >= level for (_, _, s), level in zip(pairs, levels)]
     gaps = [gap(p.starts[i], p.ends[i], p.starts[j], p.ends[j]) for i, j, _ in pairs]
-    link_gaps = np.concatenate([np.zeros(0)] + [g[c] for g, c in zip(gaps, clear)])
+    if all(c.all() for c in clear):
+        return clear
+    time = _reentry_time(p, np.concatenate([g[c] for g, c in zip(gaps, clear)]), rows, config)
+    op.reentry_time = time.to_json()
+    return [c | (time.llr(g) > 0) for g, c in zip(gaps, clear)]
+
+
+def _reentry_time(p: Problem, link_gaps: np.ndarray, rows: list[np.ndarray], config: LinkerConfig) -> TransitModel:
+    """Time evidence of in-camera merges: the gaps ``link_gaps`` of the clear ones against the gaps
+    of a sample of each camera's pairs (its own random numbers: the linker's stream stays as it was)."""
     rng = np.random.default_rng(0)
-    bg = []
-    for idx in cameras:
-        a, b = _within_window(*cal.sample_pairs(idx.size, idx.size, rng, same=True), p.starts[idx], p.ends[idx], config)
-        bg.append(gap(p.starts[idx[a]], p.ends[idx[a]], p.starts[idx[b]], p.ends[idx[b]]))
-    model = TransitModel(link_gaps, np.concatenate([np.zeros(0)] + bg))
-    return [c | (model.llr(g) > 0) for g, c in zip(gaps, clear)]
+    background = [np.zeros(0)]
+    for idx in rows:
+        i, j = _within_window(*cal.sample_pairs(idx.size, idx.size, rng, same=True), p.starts[idx], p.ends[idx], config)
+        background.append(gap(p.starts[idx[i]], p.ends[idx[i]], p.starts[idx[j]], p.ends[idx[j]]))
+    return TransitModel(link_gaps, np.concatenate(background))
+
+
+def _brief_overlaps(
+    p: Problem, i: np.ndarray, j: np.ndarray, s: np.ndarray, level: float | None, config: LinkerConfig
+) -> np.ndarray:
+    """Per candidate pair of one camera, how long the two may overlap (rule 1's exception of the
+    constraints): ``min_duration`` where they overlap at most that long and look as alike as one
+    person's own track at two moments (``level``: :func:`.split.one_person_level`), else 0. Such
+    pairs are one person whom the tracker gave a second track before dropping the first: a
+    false-positive box beside the person that took the person over, a re-spawned track. Such pairs
+    look as alike as one track with itself; pairs of different people that overlap that briefly and
+    pass the re-entry level look much less alike, below the camera's "one person at two moments"
+    level."""
+    out = np.zeros(i.size)
+    if level is not None:
+        overlap = np.minimum(p.ends[i], p.ends[j]) - np.maximum(p.starts[i], p.starts[j])
+        out[(overlap >= 0) & (overlap <= config.min_duration) & (s >= level)] = config.min_duration
+    return out
 
 
 def _candidate_places(p: Problem, pairs: list) -> np.ndarray:
