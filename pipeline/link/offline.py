@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.stats import norm
 
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import calibration as cal
@@ -39,7 +40,7 @@ from reidpipe.pipeline.link.groups import Groups
 from reidpipe.pipeline.link.neighbours import candidate_pairs, one_blas_thread
 from reidpipe.pipeline.link.network import Exchange, between_sites, holm, judge
 from reidpipe.pipeline.link.place import Places, feet, fit_places
-from reidpipe.pipeline.link.split import one_person_level
+from reidpipe.pipeline.link.split import one_person_level, one_person_model
 from reidpipe.pipeline.types import LinkEvidence, Tracklet
 
 Z_SEARCH = 1.5  # cross-camera candidates below this z practically never reach odds of 1 (prior <= 1, time <= e^3)
@@ -239,23 +240,51 @@ def _merges(
     The re-entry level says a pair is unlike two different people *at large*, read on a normal
     tail. The run's different people have a heavier upper tail than that: look-alikes pass it (on
     generated two- and three-camera scenes about one pair in three cameras did, and every such
-    merge took a camera's wrong sighting into an identity). A pair is merged when it also looks
-    like one person: at or above the camera's one-person level (:func:`.split.one_person_level`,
-    the level under which a track is cut: one rule for a pair that is cut apart and a pair that is
-    joined). Below it, a pair is merged only if its gap looks like those of the pairs above it (time
-    evidence, :class:`.evidence.TransitModel`, of their gaps against the cameras' pairs' gaps,
-    pooled over the cameras: a tracker breaks a track the same way in every camera): the
-    fragments of one person whose appearance changed across a break (they turned round, walked into
-    shade) end and start where a tracker breaks tracks, while look-alikes come and go at any time.
-    A camera with too few tracks for that level (:data:`.split.MIN_TRACKS`) merges on the
-    re-entry level alone."""
+    merge took a wrong sighting into an identity). A pair at or above the camera's one-person level
+    (:func:`.split.one_person_level`, the level under which a track is cut: a pair joined and a track
+    cut apart are judged by one level) also looks like one person and is merged. A pair below it is
+    unlike both and is decided as a cross-camera link is (:func:`_reentry_log_odds`): by the odds
+    of one person (the one-person sample) against two (the camera's negatives), with its gap as time
+    evidence. One person whose look changed across a tracker's break (they turned round, walked
+    into shade) breaks where and when the camera's clear fragments broke; look-alikes come and go
+    at any time. A camera with too few tracks for the one-person level, or without a negative
+    model (the fallback cosine), merges on the re-entry level alone."""
     clear = [np.ones(s.size, bool) if level is None else s >= level for (_, _, s), level in zip(pairs, levels)]
-    gaps = [gap(p.starts[i], p.ends[i], p.starts[j], p.ends[j]) for i, j, _ in pairs]
     if all(c.all() for c in clear):
         return clear
+    gaps = [gap(p.starts[i], p.ends[i], p.starts[j], p.ends[j]) for i, j, _ in pairs]
     time = _reentry_time(p, np.concatenate([g[c] for g, c in zip(gaps, clear)]), rows, config)
     op.reentry_time = time.to_json()
-    return [c | (time.llr(g) > 0) for g, c in zip(gaps, clear)]
+    return [
+        c | (_reentry_log_odds(p, idx, s, g, time, config, op) >= 0)
+        for (_, _, s), c, g, idx in zip(pairs, clear, gaps, rows)
+    ]
+
+
+def _reentry_log_odds(
+    p: Problem,
+    idx: np.ndarray,
+    s: np.ndarray,
+    gaps: np.ndarray,
+    time: TransitModel,
+    config: LinkerConfig,
+    op: cal.OperatingPoint,
+) -> np.ndarray:
+    """Posterior log-odds that pairs of one camera (tracklet rows ``idx``; cosines ``s``, signed gaps
+    ``gaps``) are one person: the prior of one match among the camera's alternatives, the
+    appearance likelihood ratio of the camera's one-person sample (a normal of its robust fit)
+    against its negatives (as recorded by :func:`_in_camera_threshold`), and the time evidence
+    ``time``. +inf (merged on the re-entry level) where either model is missing."""
+    cam = int(p.code[idx[0]])
+    entry = op.in_camera.get(p.cameras[cam], {})
+    one = one_person_model([p.tracklets[r] for r in idx.tolist()], p.means[cam]) if s.size else None
+    if one is None or "median" not in entry:
+        return np.full(s.shape, np.inf)
+    neg = cal.NegativeModel(median=entry["median"], scale=entry["scale"], n=entry["pairs"])
+    same = norm.logpdf((s - one[0]) / one[1]) - np.log(one[1])
+    other = cal.negative_logpdf(neg.z(s), neg.dof) - np.log(neg.scale)
+    prior = cal.prior_log_odds(alternatives(idx.size, p.starts[idx], p.ends[idx], config.max_gap))
+    return prior + same - other + time.llr(gaps)
 
 
 def _reentry_time(p: Problem, link_gaps: np.ndarray, rows: list[np.ndarray], config: LinkerConfig) -> TransitModel:
