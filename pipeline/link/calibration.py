@@ -297,6 +297,8 @@ class OperatingPoint:
     no_exchange: list[str] = field(default_factory=list)  # camera pairs cut: between two sites (network.py)
     pooled: list[str] = field(default_factory=list)  # camera pairs too small alone: calibrated on the run's pairs
     splits: SplitReport | None = None  # the tracks cut where their appearance changed, and how
+    # the time evidence of in-camera merges below a camera's one-person level (offline._merges)
+    reentry_time: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"mode": self.mode}
@@ -315,6 +317,8 @@ class OperatingPoint:
         d["alpha"] = ALPHA
         if self.splits is not None:
             d["split"] = self.splits.to_json()
+        if self.reentry_time is not None:
+            d["reentry_time"] = self.reentry_time
         if self.notes:
             d["notes"] = list(self.notes)
         return d

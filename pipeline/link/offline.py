@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.stats import norm
 
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import calibration as cal
@@ -39,7 +40,7 @@ from reidpipe.pipeline.link.groups import Groups
 from reidpipe.pipeline.link.neighbours import candidate_pairs, one_blas_thread
 from reidpipe.pipeline.link.network import Exchange, between_sites, holm, judge
 from reidpipe.pipeline.link.place import Places, feet, fit_places
-from reidpipe.pipeline.link.split import one_person_level
+from reidpipe.pipeline.link.split import one_person_level, one_person_model
 from reidpipe.pipeline.types import LinkEvidence, Tracklet
 
 Z_SEARCH = 1.5  # cross-camera candidates below this z practically never reach odds of 1 (prior <= 1, time <= e^3)
@@ -198,7 +199,9 @@ def reentry_levels(
 def _merge_in_camera(
     p: Problem, config: LinkerConfig, rules: Constraints, rng: np.random.Generator, op: cal.OperatingPoint
 ) -> tuple[Groups, list]:
-    pairs, briefs = [], []
+    """Step 2: per camera, the candidate pairs above its re-entry level (all of them are returned, for
+    the runner-up evidence), merged most similar first where they are one person (:func:`_merges`)."""
+    pairs, levels, rows = [], [], []
     for c in np.unique(p.code):
         idx = np.flatnonzero(p.code == c)
         if idx.size < 2:
@@ -206,31 +209,113 @@ def _merge_in_camera(
         thr = _in_camera_threshold(p, idx, config, rng, op)
         i, j, s = candidate_pairs(p.X[idx], config.knn, thr, config.backend, p.starts[idx], p.ends[idx], config.max_gap)
         pairs.append((idx[i], idx[j], s))
-        briefs.append(_brief_overlaps(p, idx, idx[i], idx[j], s, config))
+        levels.append(_one_person_level(p, idx, op) if i.size else None)
+        rows.append(idx)
+    merges = _merges(p, pairs, levels, rows, config, op)
     groups = Groups(p.starts, p.ends, p.code, p.family, where=_candidate_places(p, pairs))
-    for (i, j, _), brief in zip(pairs, briefs):
-        for a, b, allowed in zip(i.tolist(), j.tolist(), brief.tolist()):
+    for (i, j, s), level, ok in zip(pairs, levels, merges):
+        brief = _brief_overlaps(p, i, j, s, level, config)
+        for a, b, allowed in zip(i[ok].tolist(), j[ok].tolist(), brief[ok].tolist()):
             groups.merge(a, b, rules, brief=allowed)
     return groups, pairs
 
 
+def _one_person_level(p: Problem, idx: np.ndarray, op: cal.OperatingPoint) -> float | None:
+    """The camera's "one person at two moments" level (:func:`.split.one_person_level`) for its
+    tracklets ``idx``, recorded in the operating point; None when it has too few tracks."""
+    cam = int(p.code[idx[0]])
+    level = one_person_level([p.tracklets[r] for r in idx.tolist()], p.means[cam])
+    if level is not None and p.cameras[cam] in op.in_camera:
+        op.in_camera[p.cameras[cam]]["one_person_level"] = round(level, 4)
+    return level
+
+
+def _merges(
+    p: Problem,
+    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    levels: list[float | None],
+    rows: list[np.ndarray],
+    config: LinkerConfig,
+    op: cal.OperatingPoint,
+) -> list[np.ndarray]:
+    """Which candidate pairs of each camera (all above its re-entry level) are merged.
+
+    The re-entry level says a pair is unlike two different people *at large*, read on a normal
+    tail. The run's different people have a heavier upper tail than that: look-alikes pass it (on
+    generated two- and three-camera scenes about one pair in three cameras did, and every such
+    merge took a wrong sighting into an identity). A pair at or above the camera's one-person level
+    (:func:`.split.one_person_level`, the level under which a track is cut: a pair joined and a track
+    cut apart are judged by one level) also looks like one person and is merged. A pair below it is
+    unlike both and is decided as a cross-camera link is (:func:`_reentry_log_odds`): by the odds
+    of one person (the one-person sample) against two (the camera's negatives), with its gap as time
+    evidence. One person whose look changed across a tracker's break (they turned round, walked
+    into shade) breaks where and when the camera's clear fragments broke; look-alikes come and go
+    at any time. A camera with too few tracks for the one-person level, or without a negative
+    model (the fallback cosine), merges on the re-entry level alone."""
+    clear = [np.ones(s.size, bool) if level is None else s >= level for (_, _, s), level in zip(pairs, levels)]
+    if all(c.all() for c in clear):
+        return clear
+    gaps = [gap(p.starts[i], p.ends[i], p.starts[j], p.ends[j]) for i, j, _ in pairs]
+    time = _reentry_time(p, np.concatenate([g[c] for g, c in zip(gaps, clear)]), rows, config)
+    op.reentry_time = time.to_json()
+    return [
+        c | (_reentry_log_odds(p, idx, s, g, time, config, op) >= 0)
+        for (_, _, s), c, g, idx in zip(pairs, clear, gaps, rows)
+    ]
+
+
+def _reentry_log_odds(
+    p: Problem,
+    idx: np.ndarray,
+    s: np.ndarray,
+    gaps: np.ndarray,
+    time: TransitModel,
+    config: LinkerConfig,
+    op: cal.OperatingPoint,
+) -> np.ndarray:
+    """Posterior log-odds that pairs of one camera (tracklet rows ``idx``; cosines ``s``, signed gaps
+    ``gaps``) are one person: the prior of one match among the camera's alternatives, the
+    appearance likelihood ratio of the camera's one-person sample (a normal of its robust fit)
+    against its negatives (as recorded by :func:`_in_camera_threshold`), and the time evidence
+    ``time``. +inf (merged on the re-entry level) where either model is missing."""
+    cam = int(p.code[idx[0]])
+    entry = op.in_camera.get(p.cameras[cam], {})
+    one = one_person_model([p.tracklets[r] for r in idx.tolist()], p.means[cam]) if s.size else None
+    if one is None or "median" not in entry:
+        return np.full(s.shape, np.inf)
+    neg = cal.NegativeModel(median=entry["median"], scale=entry["scale"], n=entry["pairs"])
+    same = norm.logpdf((s - one[0]) / one[1]) - np.log(one[1])
+    other = cal.negative_logpdf(neg.z(s), neg.dof) - np.log(neg.scale)
+    prior = cal.prior_log_odds(alternatives(idx.size, p.starts[idx], p.ends[idx], config.max_gap))
+    return prior + same - other + time.llr(gaps)
+
+
+def _reentry_time(p: Problem, link_gaps: np.ndarray, rows: list[np.ndarray], config: LinkerConfig) -> TransitModel:
+    """Time evidence of in-camera merges: the gaps ``link_gaps`` of the clear ones against the gaps
+    of a sample of each camera's pairs (its own random numbers: the linker's stream stays as it was)."""
+    rng = np.random.default_rng(0)
+    background = [np.zeros(0)]
+    for idx in rows:
+        i, j = _within_window(*cal.sample_pairs(idx.size, idx.size, rng, same=True), p.starts[idx], p.ends[idx], config)
+        background.append(gap(p.starts[idx[i]], p.ends[idx[i]], p.starts[idx[j]], p.ends[idx[j]]))
+    return TransitModel(link_gaps, np.concatenate(background))
+
+
 def _brief_overlaps(
-    p: Problem, idx: np.ndarray, i: np.ndarray, j: np.ndarray, s: np.ndarray, config: LinkerConfig
+    p: Problem, i: np.ndarray, j: np.ndarray, s: np.ndarray, level: float | None, config: LinkerConfig
 ) -> np.ndarray:
     """Per candidate pair of one camera, how long the two may overlap (rule 1's exception of the
     constraints): ``min_duration`` where they overlap at most that long and look as alike as one
-    person's own track at two moments (:func:`.split.one_person_level`), else 0. Such pairs are one
-    person whom the tracker gave a second track before dropping the first: a false-positive box
-    beside the person that took the person over, a re-spawned track. Such pairs look as alike as one
-    track with itself; pairs of different people that overlap that briefly and pass the re-entry
-    level look much less alike, below the camera's "one person at two moments" level."""
+    person's own track at two moments (``level``: :func:`.split.one_person_level`), else 0. Such
+    pairs are one person whom the tracker gave a second track before dropping the first: a
+    false-positive box beside the person that took the person over, a re-spawned track. Such pairs
+    look as alike as one track with itself; pairs of different people that overlap that briefly and
+    pass the re-entry level look much less alike, below the camera's "one person at two moments"
+    level."""
     out = np.zeros(i.size)
-    overlap = np.minimum(p.ends[i], p.ends[j]) - np.maximum(p.starts[i], p.starts[j])
-    brief = (overlap >= 0) & (overlap <= config.min_duration)
-    if brief.any():
-        level = one_person_level([p.tracklets[r] for r in idx.tolist()], p.means[int(p.code[idx[0]])])
-        if level is not None:
-            out[brief & (s >= level)] = config.min_duration
+    if level is not None:
+        overlap = np.minimum(p.ends[i], p.ends[j]) - np.maximum(p.starts[i], p.starts[j])
+        out[(overlap >= 0) & (overlap <= config.min_duration) & (s >= level)] = config.min_duration
     return out
 
 

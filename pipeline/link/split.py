@@ -196,6 +196,13 @@ def _one_person_sample(tracks: list[Tracklet], mean: np.ndarray) -> _Sample:
     return _Sample(int(sims.size), (med, scale, cal.bonferroni_z(int(sims.size))))
 
 
+def one_person_model(tracks: list[Tracklet], mean: np.ndarray) -> tuple[float, float] | None:
+    """The camera's "one person at two moments" sample's robust fit (median, scale) in cosines
+    (camera-centred with ``mean``); None when the camera has too few tracks."""
+    fit = _one_person_sample(tracks, mean).fit
+    return None if fit is None else (fit[0], fit[1])
+
+
 def one_person_level(tracks: list[Tracklet], mean: np.ndarray) -> float | None:
     """The cosine (camera-centred with ``mean``) below which two sightings look less alike than one
     person's own track at two moments: the level under which step 3 cuts a track (a low outlier of
