@@ -32,7 +32,20 @@ What ``update`` does to a track's points, step by step:
    burst the tracker kept alive on its Kalman prediction alone, which then took over a person's
    detections where its stale box overlapped them more than the person's own track did (one person
    would then have two tracks at once).
-4. **Closing** — a tracklet closes when its tracker drops the track (``lost_frames`` processed frames
+4. **Background** (``min_foreground`` > 0, config ``track_min_foreground``; needs the frames) — a
+   detection whose box is less than ``min_foreground`` foreground for the camera's background model
+   (pipeline/engine/foreground.py: MOG2, learnt over about two minutes) is the static background,
+   not a person: a poster or a patch of texture the detector fires on at every frame, near its
+   threshold. ByteTrack's low-confidence stage keeps such a track alive for as long as the video
+   lasts (tens of seconds, an identity of its own), and a person who walks past it can take it over
+   (their track then ends on the background box). So a track not output yet restarts its stretch at
+   each background box (never output while it sits on the background); an output track keeps its
+   background boxes while open (no crop is taken of them: they are left out of what ``update``
+   returns), and at its close the ones after its last foreground detection are dropped. A person
+   who stands still long enough becomes background to the model (about 12 s), but an output track
+   is never held back; only a track that starts on someone who has stood still that long (or who
+   stood in view, unmoving, since the camera started) waits until they move.
+5. **Closing** — a tracklet closes when its tracker drops the track (``lost_frames`` processed frames
    without a match), so a lost track that the tracker finds again keeps its number.
 
 The trackers run in fixed-rate mode (no timestamps): one processed frame is one Kalman step, whatever
@@ -68,6 +81,7 @@ from typing import Any
 import numpy as np
 
 from reidpipe import limits
+from reidpipe.pipeline.engine.foreground import ForegroundModel
 from reidpipe.pipeline.types import Tracklet, TrackPoint
 from reidpipe.registry import Registry
 
@@ -212,6 +226,7 @@ class CameraTracker:
         min_hits: int = 2,
         min_iou: float = 0.2,
         detect_every: int = 1,
+        min_foreground: float = 0.0,
         **tracker_kw,
     ):
         self.camera = camera
@@ -222,6 +237,8 @@ class CameraTracker:
         self.max_gap = float(max_gap)  # seconds
         self.min_seconds = float(min_seconds)
         self.min_iou = float(min_iou)
+        self.min_foreground = float(min_foreground)  # step 4; 0: off
+        self.foreground = ForegroundModel() if self.min_foreground > 0 else None
         updates_lost = math.ceil(self.lost_frames / self.detect_every)  # the same time in tracker updates
         self.tracker = make_tracker(tracker, lost_frames=updates_lost, min_hits=min_hits, min_iou=min_iou, **tracker_kw)
         self.uses_frame = bool(TRACKERS.entry(tracker.lower()).traits.get("uses_frame"))  # BoT-SORT's motion model
@@ -230,6 +247,7 @@ class CameraTracker:
         self.discarded = 0  # tracks dropped by the tracker before lasting min_seconds
         self.step = 0  # tracker updates so far (processed frames with detections)
         self._live: dict[int, Tracklet] = {}  # tracker id -> tracklet (track 0 until it lasts min_seconds)
+        self._last_foreground: dict[int, int] = {}  # tracker id -> frame of its last foreground detection
         self._closed: list[Tracklet] = []
         self._next = 1
         self._since_update = 0  # frames predicted since the last tracker update
@@ -252,16 +270,27 @@ class CameraTracker:
         self._stamps.append((int(frame_index), float(t)))
         conf = tracked.confidence if tracked.confidence is not None else np.ones(len(tracked), np.float32)
         raw_ids = tracked.tracker_id.tolist() if len(tracked) else []
-        for raw, box, c in zip(raw_ids, tracked.xyxy.tolist(), conf.tolist()):
+        foreground = self._foreground(tracked, image, t)
+        for raw, box, c, fg in zip(raw_ids, tracked.xyxy.tolist(), conf.tolist(), foreground.tolist()):
             if raw >= 0:
-                self._add_point(raw, TrackPoint(frame=int(frame_index), t=float(t), bbox=tuple(box), score=float(c)))
+                point = TrackPoint(frame=int(frame_index), t=float(t), bbox=tuple(box), score=float(c))
+                self._add_point(raw, point, foreground=fg)
         self._keep_unconfirmed(tracked, frame_index, t)
         self._close_dropped()
-        numbers = [self._live[r].track if r in self._live else 0 for r in raw_ids]
-        out = tracked[np.asarray(numbers, dtype=int) > 0] if raw_ids else tracked
+        numbers = np.asarray([self._live[r].track if r in self._live else 0 for r in raw_ids], dtype=int)
+        keep = (numbers > 0) & foreground  # output tracks' boxes, the background ones left out (step 4)
+        out = tracked[keep] if raw_ids else tracked
         if len(out):
-            out.tracker_id = np.asarray([n for n in numbers if n > 0], dtype=int)
+            out.tracker_id = numbers[keep]
         return out
+
+    def _foreground(self, tracked, image: np.ndarray | None, t: float) -> np.ndarray:
+        """Whether each tracked box is foreground (step 4): all True when the rule is off or there is no
+        frame; the background model learns the frame."""
+        if self.foreground is None or image is None:
+            return np.ones(len(tracked), bool)
+        self.foreground.update(image, t)
+        return self.foreground.share(tracked.xyxy) >= self.min_foreground
 
     def predict(self, frame_index: int, t: float):
         """A frame without detection (``detect_every`` > 1): every output track matched on the last
@@ -307,12 +336,17 @@ class CameraTracker:
         self.detect_every = every
         self.tracker.maximum_frames_without_update = math.ceil(self.lost_frames / every)
 
-    def _add_point(self, raw: int, point: TrackPoint) -> None:
+    def _add_point(self, raw: int, point: TrackPoint, foreground: bool = True) -> None:
         tr = self._live.get(raw)
         if tr is None:  # just confirmed by the tracker: starts with its unconfirmed boxes
             tr = self._live[raw] = Tracklet(camera=self.camera, track=0, points=[])
             for earlier in self._backfill(point):  # (consecutive updates: frames apart with detect_every)
                 self._append(tr, earlier)
+        if not foreground and tr.track == 0:  # the background: no stretch starts there (step 4)
+            tr.points.clear()
+            return
+        if foreground:
+            self._last_foreground[raw] = point.frame
         real = _last_detected(tr.points)
         if tr.track == 0 and real is not None and point.t - tr.points[real].t > self.max_gap:
             tr.points.clear()  # a burst shorter than min_seconds before an unbridged gap (step 3)
@@ -372,6 +406,10 @@ class CameraTracker:
 
     def _close(self, raw: int) -> None:
         tr = self._live.pop(raw)
+        last_foreground = self._last_foreground.pop(raw, None)
+        if last_foreground is not None and self.foreground is not None:  # step 4: its trailing background
+            while len(tr.points) > 1 and tr.points[-1].frame > last_foreground:
+                tr.points.pop()
         _drop_predicted(tr)
         if tr.track == 0:  # never lasted min_seconds: a false-positive burst, not output
             self.discarded += 1

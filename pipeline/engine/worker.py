@@ -310,6 +310,7 @@ class CameraGroup:
             min_hits=cfg.track_min_hits,
             min_iou=cfg.track_min_iou,
             min_seconds=cfg.track_min_seconds,
+            min_foreground=cfg.track_min_foreground,
             interpolate=cfg.interpolate,
             max_gap=cfg.interpolate_max_gap,
             detect_every=every,

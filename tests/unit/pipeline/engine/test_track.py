@@ -185,3 +185,65 @@ def test_an_interval_that_changes_keeps_the_track_and_predicts_the_motion():
     assert len(after) >= 20
     for f, x in after.items():
         assert x == pytest.approx(10 + 3 * f, abs=2.0), f
+
+
+# ---------------------------------------------------------------- step 4: the static background
+POSTER = [330, 60, 360, 110]  # a person-like part of the background the detector fires on
+
+
+def _scene(frame: int, person_x: float | None) -> np.ndarray:
+    """A textured, slightly noisy background (the same every frame) and, where ``person_x`` is given,
+    a person: a 30x80 px block of their own colours with its left edge there."""
+    rng = np.random.default_rng(frame)
+    image = np.random.default_rng(0).integers(40, 200, (240, 400, 3), dtype=np.uint8)
+    image = np.clip(image.astype(int) + rng.integers(-2, 3, image.shape), 0, 255).astype(np.uint8)
+    if person_x is not None:
+        x = int(person_x)
+        image[100:180, x : x + 30] = (20, 230, 90)
+        image[100:120, x : x + 30] = (200, 170, 140)
+    return image
+
+
+def _poster_and_walker(min_foreground: float, walker: range, frames: int = 120, stop_at: float | None = None):
+    """10 fps: the poster is detected on every frame (0.55: the low-confidence stage keeps its track,
+    with peaks of 0.7 that start one); a person walks right across the view during ``walker`` (to
+    ``stop_at`` and no further, when given)."""
+    trk = CameraTracker("c", min_seconds=1.0, lost_frames=30, min_foreground=min_foreground)
+    for f in range(frames):
+        boxes, conf = [POSTER], [0.7 if f % 10 in (0, 1) else 0.55]
+        x = None
+        if f in walker:
+            x = 10.0 + 4 * (f - walker.start)
+            if stop_at is not None:
+                x = min(x, stop_at)
+            boxes.append([x, 100, x + 30, 180])
+            conf.append(0.85)
+        d = dets(boxes)
+        d.confidence = np.asarray(conf, np.float32)
+        trk.update(d, f, f / 10, image=_scene(f, x))
+    return trk.close_all()
+
+
+def test_a_static_false_positive_on_the_background_gets_no_track_and_a_walker_does():
+    """The poster is tracked for the whole 12 s without the rule (the control); with it, only the
+    person is output, from their first detection."""
+    without = _poster_and_walker(0.0, range(20, 80))
+    assert any(t.points[0].bbox == pytest.approx(POSTER) and len(t.points) > 90 for t in without)
+    (person,) = _poster_and_walker(0.1, range(20, 80))
+    assert person.points[0].frame == 20 and person.points[-1].frame == 79
+    assert all(p.bbox[0] < POSTER[0] - 10 or p.bbox[1] == 100 for p in person.points)
+
+
+def test_a_track_that_ends_on_the_background_box_ends_where_the_person_was_last():
+    """A person walks onto the poster and is no longer detected there (gone behind it): their track
+    takes the poster's boxes; those trailing background boxes are dropped at its close."""
+    closed = _poster_and_walker(0.1, range(20, 100), frames=160, stop_at=POSTER[0])
+    (person,) = closed
+    assert person.points[0].frame == 20
+    assert person.points[-1].frame <= 100 and person.points[-1].bbox[1] == 100  # the person's own box
+
+
+def test_an_output_track_of_a_person_standing_still_is_kept():
+    """A person who walks in and then stands still for 8 s stays one track to the end."""
+    (person,) = [t for t in _poster_and_walker(0.1, range(10, 120), stop_at=120.0) if t.points[0].frame == 10]
+    assert person.points[-1].frame == 119 and len(person.points) == 110
