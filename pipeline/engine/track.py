@@ -119,6 +119,31 @@ def _ocsort(common: dict[str, Any], *, high_conf: float, new_conf: float, min_io
     return trackers.OCSORTTracker(**common, high_conf_det_threshold=high_conf, minimum_iou_threshold=min_iou)
 
 
+@TRACKERS.register("cbiou", "C-BIoU: ByteTrack's stages matched on boxes enlarged by a margin (irregular motion)")
+def _cbiou(common: dict[str, Any], *, high_conf: float, new_conf: float, min_iou: float) -> Any:
+    import trackers
+
+    return trackers.CBIoUTracker(
+        **common,
+        track_activation_threshold=new_conf,
+        high_conf_det_threshold=high_conf,
+        minimum_iou_threshold_first_assoc=min_iou,
+    )
+
+
+@TRACKERS.register("mcbyte", "McByte without masks: ByteTrack's stages with clear matches locked first (crowds)")
+def _mcbyte(common: dict[str, Any], *, high_conf: float, new_conf: float, min_iou: float) -> Any:
+    import trackers
+
+    return trackers.McByteTracker(
+        **common,
+        track_activation_threshold=new_conf,
+        high_conf_det_threshold=high_conf,
+        minimum_iou_threshold_first_assoc=min_iou,
+        enable_cmc=False,
+    )
+
+
 @TRACKERS.register("sort", "SORT: Kalman filter and IoU matching")
 def _sort(common: dict[str, Any], *, high_conf: float, new_conf: float, min_iou: float) -> Any:
     import trackers
@@ -142,6 +167,53 @@ def make_tracker(
         "minimum_consecutive_frames": int(min_hits),
     }
     return TRACKERS.get(name.lower())(common, high_conf=high_conf, new_conf=new_conf, min_iou=min_iou)
+
+
+HIDDEN_SIZE_POINTS = 10  # a track's own size: the median of its last detected boxes (step 5)
+HIDDEN_SHARE = 0.8  # a box under this share of the track's width or height is partly hidden (step 5)
+
+
+def complete_hidden_box(box: np.ndarray, *, width: float, height: float, others: np.ndarray) -> np.ndarray:
+    """A person's box grown back to their own ``width`` / ``height`` where another box hides part of
+    them (step 5 of the module docstring). A side shorter than ``HIDDEN_SHARE`` of the person's own is
+    completed only when another box of the frame (``others``: every detection, ``box`` itself among
+    them or not) overlaps the completed box: the hidden part grows towards it (horizontally: towards
+    its centre; vertically: down when its feet are lower, the person in front, else up). Without such
+    a box the change of shape is the person's own (sitting, bending) and the box is kept."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = x2 - x1, y2 - y1
+    short_w, short_h = w < HIDDEN_SHARE * width, h < HIDDEN_SHARE * height
+    if not (short_w or short_h) or len(others) == 0:
+        return box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    grown = np.array(
+        [
+            cx - max(w, width) / 2 if short_w else x1,
+            cy - max(h, height) / 2 if short_h else y1,
+            cx + max(w, width) / 2 if short_w else x2,
+            cy + max(h, height) / 2 if short_h else y2,
+        ]
+    )
+    same = np.all(np.abs(others - np.asarray(box, np.float64)) < 1e-3, axis=1)
+    cand = others[~same]
+    inter_w = np.clip(np.minimum(cand[:, 2], grown[2]) - np.maximum(cand[:, 0], grown[0]), 0, None)
+    inter_h = np.clip(np.minimum(cand[:, 3], grown[3]) - np.maximum(cand[:, 1], grown[1]), 0, None)
+    inter = inter_w * inter_h
+    if not len(cand) or inter.max() <= 0:
+        return box
+    hider = cand[int(inter.argmax())]
+    out = np.array([x1, y1, x2, y2])
+    if short_w:
+        if (hider[0] + hider[2]) / 2 > cx:  # hidden on the right: the left edge is the person's
+            out[2] = x1 + width
+        else:
+            out[0] = x2 - width
+    if short_h:
+        if hider[3] > y2:  # the other person stands in front (feet lower): the bottom is hidden
+            out[3] = y1 + height
+        else:
+            out[1] = y2 - height
+    return out
 
 
 def _bbox(values) -> tuple[float, float, float, float]:
@@ -227,6 +299,7 @@ class CameraTracker:
         min_iou: float = 0.2,
         detect_every: int = 1,
         min_foreground: float = 0.0,
+        complete_hidden: bool = False,
         **tracker_kw,
     ):
         self.camera = camera
@@ -239,6 +312,7 @@ class CameraTracker:
         self.min_iou = float(min_iou)
         self.min_foreground = float(min_foreground)  # step 4; 0: off
         self.foreground = ForegroundModel() if self.min_foreground > 0 else None
+        self.complete_hidden = bool(complete_hidden)  # step 5
         updates_lost = math.ceil(self.lost_frames / self.detect_every)  # the same time in tracker updates
         self.tracker = make_tracker(tracker, lost_frames=updates_lost, min_hits=min_hits, min_iou=min_iou, **tracker_kw)
         self.uses_frame = bool(TRACKERS.entry(tracker.lower()).traits.get("uses_frame"))  # BoT-SORT's motion model
@@ -271,8 +345,11 @@ class CameraTracker:
         conf = tracked.confidence if tracked.confidence is not None else np.ones(len(tracked), np.float32)
         raw_ids = tracked.tracker_id.tolist() if len(tracked) else []
         foreground = self._foreground(tracked, image, t)
+        everyone = np.asarray(detections.xyxy, np.float64).reshape(-1, 4)
         for raw, box, c, fg in zip(raw_ids, tracked.xyxy.tolist(), conf.tolist(), foreground.tolist()):
             if raw >= 0:
+                if self.complete_hidden:
+                    box = self._completed(raw, box, everyone)
                 point = TrackPoint(frame=int(frame_index), t=float(t), bbox=tuple(box), score=float(c))
                 self._add_point(raw, point, foreground=fg)
         self._keep_unconfirmed(tracked, frame_index, t)
@@ -283,6 +360,23 @@ class CameraTracker:
         if len(out):
             out.tracker_id = numbers[keep]
         return out
+
+    def _completed(self, raw: int, box: list[float], everyone: np.ndarray) -> list[float]:
+        """``box`` of track ``raw``, grown back to the track's own size where another person hides part
+        of it (step 5); unchanged otherwise."""
+        tr = self._live.get(raw)
+        if tr is None:
+            return box
+        recent = [p.bbox for p in tr.points[-4 * HIDDEN_SIZE_POINTS :] if not p.interpolated][-HIDDEN_SIZE_POINTS:]
+        if len(recent) < HIDDEN_SIZE_POINTS // 2:
+            return box
+        sizes = np.asarray(recent, np.float64)
+        return complete_hidden_box(
+            np.asarray(box, np.float64),
+            width=float(np.median(sizes[:, 2] - sizes[:, 0])),
+            height=float(np.median(sizes[:, 3] - sizes[:, 1])),
+            others=everyone,
+        ).tolist()
 
     def _foreground(self, tracked, image: np.ndarray | None, t: float) -> np.ndarray:
         """Whether each tracked box is foreground (step 4): all True when the rule is off or there is no

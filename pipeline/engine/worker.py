@@ -311,6 +311,7 @@ class CameraGroup:
             min_iou=cfg.track_min_iou,
             min_seconds=cfg.track_min_seconds,
             min_foreground=cfg.track_min_foreground,
+            complete_hidden=cfg.track_complete_hidden,
             interpolate=cfg.interpolate,
             max_gap=cfg.interpolate_max_gap,
             detect_every=every,

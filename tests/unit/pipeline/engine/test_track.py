@@ -8,8 +8,8 @@ import pytest
 import supervision as sv
 
 from reidpipe.errors import ConfigError
-from reidpipe.pipeline.engine.track import TRACKERS, CameraTracker, interpolate_points
-from reidpipe.pipeline.types import TrackPoint
+from reidpipe.pipeline.engine.track import TRACKERS, CameraTracker, complete_hidden_box, interpolate_points
+from reidpipe.pipeline.types import Tracklet, TrackPoint
 
 
 def dets(boxes, conf=0.9):
@@ -247,3 +247,46 @@ def test_an_output_track_of_a_person_standing_still_is_kept():
     """A person who walks in and then stands still for 8 s stays one track to the end."""
     (person,) = [t for t in _poster_and_walker(0.1, range(10, 120), stop_at=120.0) if t.points[0].frame == 10]
     assert person.points[-1].frame == 119 and len(person.points) == 110
+
+
+# ---------------------------------------------------------------- step 5: partly hidden people
+def test_a_box_whose_lower_part_another_person_hides_is_grown_back_down():
+    """A person 40x120 px; someone in front (feet lower) covers their legs and the detector gives
+    only the upper 80 px: the box keeps its top and gets its height back."""
+    box = np.array([100.0, 50.0, 140.0, 130.0])
+    front = np.array([[120.0, 110.0, 165.0, 240.0]])
+    assert complete_hidden_box(box, width=40, height=120, others=front).tolist() == [100, 50, 140, 170]
+
+
+def test_a_box_cut_on_the_side_of_the_person_beside_it_grows_towards_them():
+    box = np.array([100.0, 50.0, 125.0, 170.0])  # 25 of 40 px wide: the right side hidden
+    beside = np.array([[124.0, 45.0, 170.0, 175.0], box])  # its own box among the frame's detections
+    assert complete_hidden_box(box, width=40, height=120, others=beside).tolist() == [100, 50, 140, 170]
+    left = np.array([[60.0, 45.0, 110.0, 175.0]])
+    assert complete_hidden_box(box, width=40, height=120, others=left).tolist() == [85, 50, 125, 170]
+
+
+def test_a_person_who_sits_down_alone_keeps_the_detected_box():
+    """Shorter with nobody near: the shape changed, nothing hides it."""
+    box = np.array([100.0, 110.0, 140.0, 170.0])
+    far = np.array([[400.0, 50.0, 440.0, 170.0]])
+    assert complete_hidden_box(box, width=40, height=120, others=far).tolist() == box.tolist()
+
+
+def test_the_track_of_a_person_walking_behind_another_keeps_its_height():
+    """Two people walk towards each other; while the one in front passes, the detector sees only the
+    upper half of the one behind. Their track keeps the full height (its feet where they are) with
+    the rule, the cut box without it."""
+
+    def run(complete: bool) -> Tracklet:
+        trk = CameraTracker("c", min_seconds=0.0, min_hits=1, complete_hidden=complete)
+        for f in range(40):
+            back = [50.0 + 4 * f, 50, 90.0 + 4 * f, 170]
+            front = [250.0 - 4 * f, 90, 295.0 - 4 * f, 240]
+            if 22 <= f < 30:  # the front person, passing, hides the back one's legs
+                back[3] = 110
+            trk.update(dets([back, front]), f, f / 10)
+        return min(trk.close_all(), key=lambda t: t.points[0].bbox[0])
+
+    assert [p.bbox[3] for p in run(True).points if 22 <= p.frame < 30] == [170] * 8
+    assert [p.bbox[3] for p in run(False).points if 22 <= p.frame < 30] == [110] * 8
