@@ -45,7 +45,17 @@ What ``update`` does to a track's points, step by step:
    who stands still long enough becomes background to the model (about 12 s), but an output track
    is never held back; only a track that starts on someone who has stood still that long (or who
    stood in view, unmoving, since the camera started) waits until they move.
-5. **Closing** — a tracklet closes when its tracker drops the track (``lost_frames`` processed frames
+5. **Partly hidden people** (``complete_hidden``, config ``track_complete_hidden``, on by default) —
+   where one person walks behind another, a detector boxes only what it sees of the one behind (the
+   upper body, one side), and the track's box shrinks for those frames: its feet point (where the
+   person stands, which the linker's floor map and speed rule read) jumps up, and the box no longer
+   matches the person. A detected box narrower or shorter than ``HIDDEN_SHARE`` (0.8) of the track's
+   own size (the median of its last ``HIDDEN_SIZE_POINTS`` detected boxes) is grown back to that size
+   when another box of the frame overlaps the grown box: towards the other box's centre sideways;
+   downwards when the other person's feet are lower (they stand in front, hiding the legs), else
+   upwards. With no other box there the change of shape is the person's own (sitting down, bending)
+   and the box is kept. Only the track's point changes: crops are taken of the detected box.
+6. **Closing** — a tracklet closes when its tracker drops the track (``lost_frames`` processed frames
    without a match), so a lost track that the tracker finds again keeps its number.
 
 The trackers run in fixed-rate mode (no timestamps): one processed frame is one Kalman step, whatever
