@@ -47,14 +47,14 @@ What ``update`` does to a track's points, step by step:
    stood in view, unmoving, since the camera started) waits until they move.
 5. **Partly hidden people** (``complete_hidden``, config ``track_complete_hidden``, on by default) —
    where one person walks behind another, a detector boxes only what it sees of the one behind (the
-   upper body, one side), and the track's box shrinks for those frames: its feet point (where the
-   person stands, which the linker's floor map and speed rule read) jumps up, and the box no longer
-   matches the person. A detected box narrower or shorter than ``HIDDEN_SHARE`` (0.8) of the track's
-   own size (the median of its last ``HIDDEN_SIZE_POINTS`` detected boxes) is grown back to that size
-   when another box of the frame overlaps the grown box: towards the other box's centre sideways;
-   downwards when the other person's feet are lower (they stand in front, hiding the legs), else
-   upwards. With no other box there the change of shape is the person's own (sitting down, bending)
-   and the box is kept. Only the track's point changes: crops are taken of the detected box.
+   upper body), and the track's box shrinks for those frames: its feet point (where the person
+   stands, which the linker's floor map and speed rule read) jumps up, and the box no longer matches
+   the person. A detected box shorter than ``HIDDEN_SHARE`` (0.8) of the track's own height (the
+   median of its last ``HIDDEN_SIZE_POINTS`` detected boxes) is grown back to that height when
+   another box of the frame overlaps the grown box: downwards when the other person's feet are lower
+   (they stand in front, hiding the legs), else upwards. With no other box there the change of shape
+   is the person's own (sitting down, bending) and the box is kept. Widths are never changed: they
+   change with every stride. Only the track's point changes: crops are taken of the detected box.
 6. **Closing** — a tracklet closes when its tracker drops the track (``lost_frames`` processed frames
    without a match), so a lost track that the tracker finds again keeps its number.
 
@@ -180,50 +180,31 @@ def make_tracker(
 
 
 HIDDEN_SIZE_POINTS = 10  # a track's own size: the median of its last detected boxes (step 5)
-HIDDEN_SHARE = 0.8  # a box under this share of the track's width or height is partly hidden (step 5)
+HIDDEN_SHARE = 0.8  # a box under this share of the track's height is partly hidden (step 5)
 
 
-def complete_hidden_box(box: np.ndarray, *, width: float, height: float, others: np.ndarray) -> np.ndarray:
-    """A person's box grown back to their own ``width`` / ``height`` where another box hides part of
-    them (step 5 of the module docstring). A side shorter than ``HIDDEN_SHARE`` of the person's own is
+def complete_hidden_box(box: np.ndarray, *, height: float, others: np.ndarray) -> np.ndarray:
+    """A person's box grown back to their own ``height`` where another box hides part of them (step
+    5 of the module docstring). A box shorter than ``HIDDEN_SHARE`` of the person's height is
     completed only when another box of the frame (``others``: every detection, ``box`` itself among
-    them or not) overlaps the completed box: the hidden part grows towards it (horizontally: towards
-    its centre; vertically: down when its feet are lower, the person in front, else up). Without such
-    a box the change of shape is the person's own (sitting, bending) and the box is kept."""
+    them or not) overlaps the completed box: down when that box's feet are lower (the person in front
+    hides the legs), else up. Without such a box the change of shape is the person's own (sitting,
+    bending) and the box is kept. Widths are left alone: they change with every stride."""
     x1, y1, x2, y2 = (float(v) for v in box)
-    w, h = x2 - x1, y2 - y1
-    short_w, short_h = w < HIDDEN_SHARE * width, h < HIDDEN_SHARE * height
-    if not (short_w or short_h) or len(others) == 0:
+    if y2 - y1 >= HIDDEN_SHARE * height or len(others) == 0:
         return box
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    grown = np.array(
-        [
-            cx - max(w, width) / 2 if short_w else x1,
-            cy - max(h, height) / 2 if short_h else y1,
-            cx + max(w, width) / 2 if short_w else x2,
-            cy + max(h, height) / 2 if short_h else y2,
-        ]
-    )
-    same = np.all(np.abs(others - np.asarray(box, np.float64)) < 1e-3, axis=1)
-    cand = others[~same]
+    cy = (y1 + y2) / 2
+    grown = np.array([x1, cy - height / 2, x2, cy + height / 2])
+    cand = others[~np.all(np.abs(others - np.asarray(box, np.float64)) < 1e-3, axis=1)]
     inter_w = np.clip(np.minimum(cand[:, 2], grown[2]) - np.maximum(cand[:, 0], grown[0]), 0, None)
     inter_h = np.clip(np.minimum(cand[:, 3], grown[3]) - np.maximum(cand[:, 1], grown[1]), 0, None)
     inter = inter_w * inter_h
     if not len(cand) or inter.max() <= 0:
         return box
     hider = cand[int(inter.argmax())]
-    out = np.array([x1, y1, x2, y2])
-    if short_w:
-        if (hider[0] + hider[2]) / 2 > cx:  # hidden on the right: the left edge is the person's
-            out[2] = x1 + width
-        else:
-            out[0] = x2 - width
-    if short_h:
-        if hider[3] > y2:  # the other person stands in front (feet lower): the bottom is hidden
-            out[3] = y1 + height
-        else:
-            out[1] = y2 - height
-    return out
+    if hider[3] > y2:  # the other person stands in front (feet lower): the legs are hidden
+        return np.array([x1, y1, x2, y1 + height])
+    return np.array([x1, y2 - height, x2, y2])
 
 
 def _bbox(values) -> tuple[float, float, float, float]:
@@ -381,12 +362,8 @@ class CameraTracker:
         if len(recent) < HIDDEN_SIZE_POINTS // 2:
             return box
         sizes = np.asarray(recent, np.float64)
-        return complete_hidden_box(
-            np.asarray(box, np.float64),
-            width=float(np.median(sizes[:, 2] - sizes[:, 0])),
-            height=float(np.median(sizes[:, 3] - sizes[:, 1])),
-            others=everyone,
-        ).tolist()
+        height = float(np.median(sizes[:, 3] - sizes[:, 1]))
+        return complete_hidden_box(np.asarray(box, np.float64), height=height, others=everyone).tolist()
 
     def _foreground(self, tracked, image: np.ndarray | None, t: float) -> np.ndarray:
         """Whether each tracked box is foreground (step 4): all True when the rule is off or there is no

@@ -251,26 +251,27 @@ def test_an_output_track_of_a_person_standing_still_is_kept():
 
 # ---------------------------------------------------------------- step 5: partly hidden people
 def test_a_box_whose_lower_part_another_person_hides_is_grown_back_down():
-    """A person 40x120 px; someone in front (feet lower) covers their legs and the detector gives
+    """A person 120 px tall; someone in front (feet lower) covers their legs and the detector gives
     only the upper 80 px: the box keeps its top and gets its height back."""
     box = np.array([100.0, 50.0, 140.0, 130.0])
-    front = np.array([[120.0, 110.0, 165.0, 240.0]])
-    assert complete_hidden_box(box, width=40, height=120, others=front).tolist() == [100, 50, 140, 170]
+    front = np.array([[120.0, 110.0, 165.0, 240.0], box])  # its own box among the frame's detections
+    assert complete_hidden_box(box, height=120, others=front).tolist() == [100, 50, 140, 170]
 
 
-def test_a_box_cut_on_the_side_of_the_person_beside_it_grows_towards_them():
-    box = np.array([100.0, 50.0, 125.0, 170.0])  # 25 of 40 px wide: the right side hidden
-    beside = np.array([[124.0, 45.0, 170.0, 175.0], box])  # its own box among the frame's detections
-    assert complete_hidden_box(box, width=40, height=120, others=beside).tolist() == [100, 50, 140, 170]
-    left = np.array([[60.0, 45.0, 110.0, 175.0]])
-    assert complete_hidden_box(box, width=40, height=120, others=left).tolist() == [85, 50, 125, 170]
+def test_a_box_whose_upper_part_is_hidden_grows_up():
+    box = np.array([100.0, 90.0, 140.0, 170.0])  # the feet seen, the head hidden by someone behind
+    behind = np.array([[110.0, 20.0, 150.0, 120.0]])
+    assert complete_hidden_box(box, height=120, others=behind).tolist() == [100, 50, 140, 170]
 
 
-def test_a_person_who_sits_down_alone_keeps_the_detected_box():
-    """Shorter with nobody near: the shape changed, nothing hides it."""
+def test_a_person_who_sits_down_alone_or_strides_keeps_the_detected_box():
+    """Shorter with nobody near: the shape changed, nothing hides it; a narrower box is a stride."""
     box = np.array([100.0, 110.0, 140.0, 170.0])
     far = np.array([[400.0, 50.0, 440.0, 170.0]])
-    assert complete_hidden_box(box, width=40, height=120, others=far).tolist() == box.tolist()
+    assert complete_hidden_box(box, height=120, others=far).tolist() == box.tolist()
+    narrow = np.array([100.0, 50.0, 115.0, 170.0])
+    beside = np.array([[114.0, 45.0, 160.0, 175.0]])
+    assert complete_hidden_box(narrow, height=120, others=beside).tolist() == narrow.tolist()
 
 
 def test_the_track_of_a_person_walking_behind_another_keeps_its_height():
