@@ -28,6 +28,9 @@ WIDTH = 320  # pixels: the model's frame width (a 960-px view at a third: a 30-p
 HISTORY_SECONDS = 120.0  # the model's memory; a still person is background after about 12 s
 MIN_RATE = 1e-4  # the smallest learning rate an update uses (a frame 0.012 s after the last one)
 WARMUP = 10  # the first updates learn at MOG2's own early rate, 1 / (2 x updates so far)
+# seconds of video before the model knows the background: people in view when the camera starts are
+# in its first frame, and one who walks on has left the pixels it showed them on within a second or two
+LEARN_SECONDS = 2.0
 
 
 class ForegroundModel:
@@ -43,6 +46,7 @@ class ForegroundModel:
         self._mask: np.ndarray | None = None
         self._scale = 1.0
         self._last_t: float | None = None
+        self._first_t: float | None = None
         self._updates = 0
 
     def update(self, image: np.ndarray, t: float) -> None:
@@ -56,9 +60,17 @@ class ForegroundModel:
             size = (max(1, round(w * self._scale)), max(1, round(h * self._scale)))
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         self._updates += 1
+        if self._first_t is None:
+            self._first_t = float(t)
         dt = 0.0 if self._last_t is None else t - self._last_t
         self._mask = self._model.apply(small, learningRate=self._rate(dt))
         self._last_t = float(t)
+
+    @property
+    def learnt(self) -> bool:
+        """Whether the model has watched the view for ``LEARN_SECONDS`` (before that, what it calls
+        background may be a person who was in view from the start)."""
+        return self._first_t is not None and self._last_t is not None and self._last_t - self._first_t >= LEARN_SECONDS
 
     def _rate(self, dt: float) -> float:
         """``dt / HISTORY_SECONDS``, but for the first ``WARMUP`` updates MOG2's own early schedule

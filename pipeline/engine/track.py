@@ -41,7 +41,11 @@ What ``update`` does to a track's points, step by step:
    (their track then ends on the background box). So a track not output yet restarts its stretch at
    each background box (never output while it sits on the background); an output track keeps its
    background boxes while open (no crop is taken of them: they are left out of what ``update``
-   returns), and at its close the ones after its last foreground detection are dropped. A person
+   returns), and at its close the ones after its last foreground detection are dropped. For its
+   first ``LEARN_SECONDS`` the model cannot know the background yet (people in view when the camera
+   starts are in its first frame): a background box then keeps the stretch going, but a track is
+   output on a foreground box only, so a person who was there from the start is output from their
+   first box once they move off the pixels the first frame showed them on. A person
    who stands still long enough becomes background to the model (about 12 s), but an output track
    is never held back; only a track that starts on someone who has stood still that long (or who
    stood in view, unmoving, since the camera started) waits until they move.
@@ -423,7 +427,8 @@ class CameraTracker:
             tr = self._live[raw] = Tracklet(camera=self.camera, track=0, points=[])
             for earlier in self._backfill(point):  # (consecutive updates: frames apart with detect_every)
                 self._append(tr, earlier)
-        if not foreground and tr.track == 0:  # the background: no stretch starts there (step 4)
+        learnt = self.foreground is None or self.foreground.learnt
+        if not foreground and tr.track == 0 and learnt:  # the background: no stretch starts there (step 4)
             tr.points.clear()
             return
         if foreground:
@@ -432,7 +437,7 @@ class CameraTracker:
         if tr.track == 0 and real is not None and point.t - tr.points[real].t > self.max_gap:
             tr.points.clear()  # a burst shorter than min_seconds before an unbridged gap (step 3)
         self._append(tr, point)
-        if tr.track == 0 and tr.end_t - tr.start_t >= self.min_seconds:  # lasted long enough: output it
+        if tr.track == 0 and foreground and tr.end_t - tr.start_t >= self.min_seconds:  # lasted: output it
             tr.track, self._next = self._next, self._next + 1
             self.open[tr.track] = tr
             self.opened.append(tr)

@@ -291,3 +291,10 @@ def test_the_track_of_a_person_walking_behind_another_keeps_its_height():
 
     assert [p.bbox[3] for p in run(True).points if 22 <= p.frame < 30] == [170] * 8
     assert [p.bbox[3] for p in run(False).points if 22 <= p.frame < 30] == [110] * 8
+
+
+def test_a_person_in_view_from_the_first_frame_is_output_from_their_first_box():
+    """The background model's first frame shows the person: until they have walked off those pixels
+    their box looks like background, and the model has not learnt the view yet (LEARN_SECONDS)."""
+    (person,) = [t for t in _poster_and_walker(0.1, range(0, 60)) if t.points[0].bbox[1] == 100]
+    assert person.points[0].frame == 0 and person.points[-1].frame == 59
