@@ -294,7 +294,12 @@ def test_the_track_of_a_person_walking_behind_another_keeps_its_height():
 
 
 def test_a_person_in_view_from_the_first_frame_is_output_from_their_first_box():
-    """The background model's first frame shows the person: until they have walked off those pixels
-    their box looks like background, and the model has not learnt the view yet (LEARN_SECONDS)."""
-    (person,) = [t for t in _poster_and_walker(0.1, range(0, 60)) if t.points[0].bbox[1] == 100]
+    """The background model's first frame shows the person, who stands for 1 s and then walks: until
+    they have walked off those pixels their box looks like background, but the model has not learnt
+    the view yet (LEARN_SECONDS), so their track starts at frame 0 (without that, at frame 10)."""
+    trk = CameraTracker("c", min_seconds=1.0, min_foreground=0.1)
+    for f in range(60):
+        x = 10.0 + 4 * max(0, f - 10)
+        trk.update(dets([[x, 100, x + 30, 180]]), f, f / 10, image=_scene(f, x))
+    (person,) = trk.close_all()
     assert person.points[0].frame == 0 and person.points[-1].frame == 59
