@@ -133,31 +133,6 @@ def _ocsort(common: dict[str, Any], *, high_conf: float, new_conf: float, min_io
     return trackers.OCSORTTracker(**common, high_conf_det_threshold=high_conf, minimum_iou_threshold=min_iou)
 
 
-@TRACKERS.register("cbiou", "C-BIoU: ByteTrack's stages matched on boxes enlarged by a margin (irregular motion)")
-def _cbiou(common: dict[str, Any], *, high_conf: float, new_conf: float, min_iou: float) -> Any:
-    import trackers
-
-    return trackers.CBIoUTracker(
-        **common,
-        track_activation_threshold=new_conf,
-        high_conf_det_threshold=high_conf,
-        minimum_iou_threshold_first_assoc=min_iou,
-    )
-
-
-@TRACKERS.register("mcbyte", "McByte without masks: ByteTrack's stages with clear matches locked first (crowds)")
-def _mcbyte(common: dict[str, Any], *, high_conf: float, new_conf: float, min_iou: float) -> Any:
-    import trackers
-
-    return trackers.McByteTracker(
-        **common,
-        track_activation_threshold=new_conf,
-        high_conf_det_threshold=high_conf,
-        minimum_iou_threshold_first_assoc=min_iou,
-        enable_cmc=False,
-    )
-
-
 @TRACKERS.register("sort", "SORT: Kalman filter and IoU matching")
 def _sort(common: dict[str, Any], *, high_conf: float, new_conf: float, min_iou: float) -> Any:
     import trackers
