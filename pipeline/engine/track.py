@@ -54,7 +54,8 @@ What ``update`` does to a track's points, step by step:
    upper body), and the track's box shrinks for those frames: its feet point (where the person
    stands, which the linker's floor map and speed rule read) jumps up, and the box no longer matches
    the person. A detected box shorter than ``HIDDEN_SHARE`` (0.8) of the track's own height (the
-   median of its last ``HIDDEN_SIZE_POINTS`` detected boxes) is grown back to that height when
+   median of its last ``HIDDEN_SIZE_POINTS`` detected boxes that were not grown: a grown box must
+   not vouch for the next one) is grown back to that height when
    another box of the frame overlaps the grown box: downwards when the other person's feet are lower
    (they stand in front, hiding the legs), else upwards. With no other box there the change of shape
    is the person's own (sitting down, bending) and the box is kept. Widths are never changed: they
@@ -292,6 +293,7 @@ class CameraTracker:
         self.step = 0  # tracker updates so far (processed frames with detections)
         self._live: dict[int, Tracklet] = {}  # tracker id -> tracklet (track 0 until it lasts min_seconds)
         self._last_foreground: dict[int, int] = {}  # tracker id -> frame of its last foreground detection
+        self._heights: dict[int, deque[float]] = {}  # tracker id -> heights of its last boxes not grown (step 5)
         self._closed: list[Tracklet] = []
         self._next = 1
         self._since_update = 0  # frames predicted since the last tracker update
@@ -332,17 +334,16 @@ class CameraTracker:
         return out
 
     def _completed(self, raw: int, box: list[float], everyone: np.ndarray) -> list[float]:
-        """``box`` of track ``raw``, grown back to the track's own size where another person hides part
-        of it (step 5); unchanged otherwise."""
-        tr = self._live.get(raw)
-        if tr is None:
-            return box
-        recent = [p.bbox for p in tr.points[-4 * HIDDEN_SIZE_POINTS :] if not p.interpolated][-HIDDEN_SIZE_POINTS:]
-        if len(recent) < HIDDEN_SIZE_POINTS // 2:
-            return box
-        sizes = np.asarray(recent, np.float64)
-        height = float(np.median(sizes[:, 3] - sizes[:, 1]))
-        return complete_hidden_box(np.asarray(box, np.float64), height=height, others=everyone).tolist()
+        """``box`` of track ``raw``, grown back to the track's own height where another person hides
+        part of it (step 5); unchanged otherwise. The track's own height is the median of its last
+        boxes that were not grown (a grown box must not vouch for the next one)."""
+        heights = self._heights.setdefault(raw, deque(maxlen=HIDDEN_SIZE_POINTS))
+        if len(heights) >= HIDDEN_SIZE_POINTS // 2:
+            grown = complete_hidden_box(np.asarray(box, np.float64), height=float(np.median(heights)), others=everyone)
+            if list(grown) != list(box):
+                return grown.tolist()
+        heights.append(float(box[3] - box[1]))
+        return box
 
     def _foreground(self, tracked, image: np.ndarray | None, t: float) -> np.ndarray:
         """Whether each tracked box is foreground (step 4): all True when the rule is off or there is no
@@ -467,6 +468,7 @@ class CameraTracker:
 
     def _close(self, raw: int) -> None:
         tr = self._live.pop(raw)
+        self._heights.pop(raw, None)
         last_foreground = self._last_foreground.pop(raw, None)
         if last_foreground is not None and self.foreground is not None:  # step 4: its trailing background
             while len(tr.points) > 1 and tr.points[-1].frame > last_foreground:

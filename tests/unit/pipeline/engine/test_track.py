@@ -303,3 +303,19 @@ def test_a_person_in_view_from_the_first_frame_is_output_from_their_first_box():
         trk.update(dets([[x, 100, x + 30, 180]]), f, f / 10, image=_scene(f, x))
     (person,) = trk.close_all()
     assert person.points[0].frame == 0 and person.points[-1].frame == 59
+
+
+def test_a_grown_box_does_not_vouch_for_the_next_one():
+    """A track 150 px tall, then mostly 118-px boxes with a 126-px one every fourth frame (the person
+    walked away from the camera), beside someone standing lower: the first 118-px boxes are grown
+    (shorter than 0.8 of 150), but the track's own height follows its boxes that were not grown, so
+    the later ones are kept as detected (were the grown boxes counted, they would stay 150 for good)."""
+    trk = CameraTracker("c", min_seconds=0.0, min_hits=1, complete_hidden=True)
+    for f in range(50):
+        h = 150 if f < 10 else (126 if f % 4 == 0 else 118)
+        person = [100.0 + f, 200.0 - h, 140.0 + f, 200.0]
+        beside = [130.0 + f, 120, 175.0 + f, 260]  # feet lower: in front
+        trk.update(dets([person, beside]), f, f / 10)
+    track = min(trk.close_all(), key=lambda t: t.points[0].bbox[0])
+    heights = [round(p.bbox[3] - p.bbox[1]) for p in track.points if p.frame >= 40]
+    assert heights == [126 if f % 4 == 0 else 118 for f in range(40, 50)]
