@@ -15,9 +15,10 @@ background.
 The model learns at a rate set in seconds, not frames (``HISTORY_SECONDS``), so it means the same at
 any frame rate, stride or detector interval: each update weighs the new frame by ``dt / HISTORY_SECONDS``
 (the first few faster: MOG2's own schedule, :meth:`_rate`). A person who stands still for long enough becomes background
-(with MOG2's default background ratio 0.9: after about a tenth of ``HISTORY_SECONDS``); a track that
-is already output is never judged again, so this only matters for a track that starts on a person
-who has stood still that long (held back until they move).
+(with MOG2's default background ratio 0.9: after about a tenth of ``HISTORY_SECONDS``). A track
+already output is never held back: its boxes from then on only get no crop, and if it closes while
+the person still stands there (the end of the video) it ends where they were last foreground. A
+track that starts on a person who has stood still that long waits until they move.
 """
 
 from __future__ import annotations

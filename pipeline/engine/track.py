@@ -45,10 +45,11 @@ What ``update`` does to a track's points, step by step:
    first ``LEARN_SECONDS`` the model cannot know the background yet (people in view when the camera
    starts are in its first frame): a background box then keeps the stretch going, but a track is
    output on a foreground box only, so a person who was there from the start is output from their
-   first box once they move off the pixels the first frame showed them on. A person
-   who stands still long enough becomes background to the model (about 12 s), but an output track
-   is never held back; only a track that starts on someone who has stood still that long (or who
-   stood in view, unmoving, since the camera started) waits until they move.
+   first box once they move off the pixels the first frame showed them on. A person who stands still
+   long enough becomes background to the model (about 12 s): an output track is never held back,
+   but those boxes get no crop, and a track that closes while its person still stands there (the end
+   of the video) ends where they were last foreground; a track that starts on someone who has stood
+   still that long waits until they move.
 5. **Partly hidden people** (``complete_hidden``, config ``track_complete_hidden``, on by default) —
    where one person walks behind another, a detector boxes only what it sees of the one behind (the
    upper body), and the track's box shrinks for those frames: its feet point (where the person
