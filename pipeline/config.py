@@ -575,6 +575,11 @@ class PipelineConfig:
     track_min_iou: float = setting(0.2, rule=UNIT)  # IoU needed to associate a detection with a track
     # a track is output once it lasts this long (shorter: false-positive bursts)
     track_min_seconds: float = setting(1.0, rule=SECONDS)
+    # a box less than this share foreground (the camera's background model) is the static background,
+    # not a person: no track starts on it, none ends on it (pipeline/engine/track.py, step 4); 0: off
+    track_min_foreground: float = setting(0.1, rule=UNIT)
+    # a box partly hidden by another person's is grown back to the track's own size (track.py, step 5)
+    track_complete_hidden: bool = setting(True, rule=boolean)
     # fill a track's gaps by linear interpolation (points marked interpolated)
     interpolate: bool = setting(
         True,

@@ -32,7 +32,36 @@ What ``update`` does to a track's points, step by step:
    burst the tracker kept alive on its Kalman prediction alone, which then took over a person's
    detections where its stale box overlapped them more than the person's own track did (one person
    would then have two tracks at once).
-4. **Closing** — a tracklet closes when its tracker drops the track (``lost_frames`` processed frames
+4. **Background** (``min_foreground`` > 0, config ``track_min_foreground``; needs the frames) — a
+   detection whose box is less than ``min_foreground`` foreground for the camera's background model
+   (pipeline/engine/foreground.py: MOG2, learnt over about two minutes) is the static background,
+   not a person: a poster or a patch of texture the detector fires on at every frame, near its
+   threshold. ByteTrack's low-confidence stage keeps such a track alive for as long as the video
+   lasts (tens of seconds, an identity of its own), and a person who walks past it can take it over
+   (their track then ends on the background box). So a track not output yet restarts its stretch at
+   each background box (never output while it sits on the background); an output track keeps its
+   background boxes while open (no crop is taken of them: they are left out of what ``update``
+   returns), and at its close the ones after its last foreground detection are dropped. For its
+   first ``LEARN_SECONDS`` the model cannot know the background yet (people in view when the camera
+   starts are in its first frame): a background box then keeps the stretch going, but a track is
+   output on a foreground box only, so a person who was there from the start is output from their
+   first box once they move off the pixels the first frame showed them on. A person who stands still
+   long enough becomes background to the model (about 12 s): an output track is never held back,
+   but those boxes get no crop, and a track that closes while its person still stands there (the end
+   of the video) ends where they were last foreground; a track that starts on someone who has stood
+   still that long waits until they move.
+5. **Partly hidden people** (``complete_hidden``, config ``track_complete_hidden``, on by default) —
+   where one person walks behind another, a detector boxes only what it sees of the one behind (the
+   upper body), and the track's box shrinks for those frames: its feet point (where the person
+   stands, which the linker's floor map and speed rule read) jumps up, and the box no longer matches
+   the person. A detected box shorter than ``HIDDEN_SHARE`` (0.8) of the track's own height (the
+   median of its last ``HIDDEN_SIZE_POINTS`` detected boxes that were not grown: a grown box must
+   not vouch for the next one) is grown back to that height when
+   another box of the frame overlaps the grown box: downwards when the other person's feet are lower
+   (they stand in front, hiding the legs), else upwards. With no other box there the change of shape
+   is the person's own (sitting down, bending) and the box is kept. Widths are never changed: they
+   change with every stride. Only the track's point changes: crops are taken of the detected box.
+6. **Closing** — a tracklet closes when its tracker drops the track (``lost_frames`` processed frames
    without a match), so a lost track that the tracker finds again keeps its number.
 
 The trackers run in fixed-rate mode (no timestamps): one processed frame is one Kalman step, whatever
@@ -68,6 +97,7 @@ from typing import Any
 import numpy as np
 
 from reidpipe import limits
+from reidpipe.pipeline.engine.foreground import ForegroundModel
 from reidpipe.pipeline.types import Tracklet, TrackPoint
 from reidpipe.registry import Registry
 
@@ -128,6 +158,34 @@ def make_tracker(
         "minimum_consecutive_frames": int(min_hits),
     }
     return TRACKERS.get(name.lower())(common, high_conf=high_conf, new_conf=new_conf, min_iou=min_iou)
+
+
+HIDDEN_SIZE_POINTS = 10  # a track's own size: the median of its last detected boxes (step 5)
+HIDDEN_SHARE = 0.8  # a box under this share of the track's height is partly hidden (step 5)
+
+
+def complete_hidden_box(box: np.ndarray, *, height: float, others: np.ndarray) -> np.ndarray:
+    """A person's box grown back to their own ``height`` where another box hides part of them (step
+    5 of the module docstring). A box shorter than ``HIDDEN_SHARE`` of the person's height is
+    completed only when another box of the frame (``others``: every detection, ``box`` itself among
+    them or not) overlaps the completed box: down when that box's feet are lower (the person in front
+    hides the legs), else up. Without such a box the change of shape is the person's own (sitting,
+    bending) and the box is kept. Widths are left alone: they change with every stride."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if y2 - y1 >= HIDDEN_SHARE * height or len(others) == 0:
+        return box
+    cy = (y1 + y2) / 2
+    grown = np.array([x1, cy - height / 2, x2, cy + height / 2])
+    cand = others[~np.all(np.abs(others - np.asarray(box, np.float64)) < 1e-3, axis=1)]
+    inter_w = np.clip(np.minimum(cand[:, 2], grown[2]) - np.maximum(cand[:, 0], grown[0]), 0, None)
+    inter_h = np.clip(np.minimum(cand[:, 3], grown[3]) - np.maximum(cand[:, 1], grown[1]), 0, None)
+    inter = inter_w * inter_h
+    if not len(cand) or inter.max() <= 0:
+        return box
+    hider = cand[int(inter.argmax())]
+    if hider[3] > y2:  # the other person stands in front (feet lower): the legs are hidden
+        return np.array([x1, y1, x2, y1 + height])
+    return np.array([x1, y2 - height, x2, y2])
 
 
 def _bbox(values) -> tuple[float, float, float, float]:
@@ -212,6 +270,8 @@ class CameraTracker:
         min_hits: int = 2,
         min_iou: float = 0.2,
         detect_every: int = 1,
+        min_foreground: float = 0.0,
+        complete_hidden: bool = False,
         **tracker_kw,
     ):
         self.camera = camera
@@ -222,6 +282,9 @@ class CameraTracker:
         self.max_gap = float(max_gap)  # seconds
         self.min_seconds = float(min_seconds)
         self.min_iou = float(min_iou)
+        self.min_foreground = float(min_foreground)  # step 4; 0: off
+        self.foreground = ForegroundModel() if self.min_foreground > 0 else None
+        self.complete_hidden = bool(complete_hidden)  # step 5
         updates_lost = math.ceil(self.lost_frames / self.detect_every)  # the same time in tracker updates
         self.tracker = make_tracker(tracker, lost_frames=updates_lost, min_hits=min_hits, min_iou=min_iou, **tracker_kw)
         self.uses_frame = bool(TRACKERS.entry(tracker.lower()).traits.get("uses_frame"))  # BoT-SORT's motion model
@@ -230,6 +293,8 @@ class CameraTracker:
         self.discarded = 0  # tracks dropped by the tracker before lasting min_seconds
         self.step = 0  # tracker updates so far (processed frames with detections)
         self._live: dict[int, Tracklet] = {}  # tracker id -> tracklet (track 0 until it lasts min_seconds)
+        self._last_foreground: dict[int, int] = {}  # tracker id -> frame of its last foreground detection
+        self._heights: dict[int, deque[float]] = {}  # tracker id -> heights of its last boxes not grown (step 5)
         self._closed: list[Tracklet] = []
         self._next = 1
         self._since_update = 0  # frames predicted since the last tracker update
@@ -252,16 +317,42 @@ class CameraTracker:
         self._stamps.append((int(frame_index), float(t)))
         conf = tracked.confidence if tracked.confidence is not None else np.ones(len(tracked), np.float32)
         raw_ids = tracked.tracker_id.tolist() if len(tracked) else []
-        for raw, box, c in zip(raw_ids, tracked.xyxy.tolist(), conf.tolist()):
+        foreground = self._foreground(tracked, image, t)
+        everyone = np.asarray(detections.xyxy, np.float64).reshape(-1, 4)
+        for raw, box, c, fg in zip(raw_ids, tracked.xyxy.tolist(), conf.tolist(), foreground.tolist()):
             if raw >= 0:
-                self._add_point(raw, TrackPoint(frame=int(frame_index), t=float(t), bbox=tuple(box), score=float(c)))
+                if self.complete_hidden:
+                    box = self._completed(raw, box, everyone)
+                point = TrackPoint(frame=int(frame_index), t=float(t), bbox=tuple(box), score=float(c))
+                self._add_point(raw, point, foreground=fg)
         self._keep_unconfirmed(tracked, frame_index, t)
         self._close_dropped()
-        numbers = [self._live[r].track if r in self._live else 0 for r in raw_ids]
-        out = tracked[np.asarray(numbers, dtype=int) > 0] if raw_ids else tracked
+        numbers = np.asarray([self._live[r].track if r in self._live else 0 for r in raw_ids], dtype=int)
+        keep = (numbers > 0) & foreground  # output tracks' boxes, the background ones left out (step 4)
+        out = tracked[keep] if raw_ids else tracked
         if len(out):
-            out.tracker_id = np.asarray([n for n in numbers if n > 0], dtype=int)
+            out.tracker_id = numbers[keep]
         return out
+
+    def _completed(self, raw: int, box: list[float], everyone: np.ndarray) -> list[float]:
+        """``box`` of track ``raw``, grown back to the track's own height where another person hides
+        part of it (step 5); unchanged otherwise. The track's own height is the median of its last
+        boxes that were not grown (a grown box must not vouch for the next one)."""
+        heights = self._heights.setdefault(raw, deque(maxlen=HIDDEN_SIZE_POINTS))
+        if len(heights) >= HIDDEN_SIZE_POINTS // 2:
+            grown = complete_hidden_box(np.asarray(box, np.float64), height=float(np.median(heights)), others=everyone)
+            if list(grown) != list(box):
+                return grown.tolist()
+        heights.append(float(box[3] - box[1]))
+        return box
+
+    def _foreground(self, tracked, image: np.ndarray | None, t: float) -> np.ndarray:
+        """Whether each tracked box is foreground (step 4): all True when the rule is off or there is no
+        frame; the background model learns the frame."""
+        if self.foreground is None or image is None:
+            return np.ones(len(tracked), bool)
+        self.foreground.update(image, t)
+        return self.foreground.share(tracked.xyxy) >= self.min_foreground
 
     def predict(self, frame_index: int, t: float):
         """A frame without detection (``detect_every`` > 1): every output track matched on the last
@@ -307,17 +398,23 @@ class CameraTracker:
         self.detect_every = every
         self.tracker.maximum_frames_without_update = math.ceil(self.lost_frames / every)
 
-    def _add_point(self, raw: int, point: TrackPoint) -> None:
+    def _add_point(self, raw: int, point: TrackPoint, foreground: bool = True) -> None:
         tr = self._live.get(raw)
         if tr is None:  # just confirmed by the tracker: starts with its unconfirmed boxes
             tr = self._live[raw] = Tracklet(camera=self.camera, track=0, points=[])
             for earlier in self._backfill(point):  # (consecutive updates: frames apart with detect_every)
                 self._append(tr, earlier)
+        learnt = self.foreground is None or self.foreground.learnt
+        if not foreground and tr.track == 0 and learnt:  # the background: no stretch starts there (step 4)
+            tr.points.clear()
+            return
+        if foreground:
+            self._last_foreground[raw] = point.frame
         real = _last_detected(tr.points)
         if tr.track == 0 and real is not None and point.t - tr.points[real].t > self.max_gap:
             tr.points.clear()  # a burst shorter than min_seconds before an unbridged gap (step 3)
         self._append(tr, point)
-        if tr.track == 0 and tr.end_t - tr.start_t >= self.min_seconds:  # lasted long enough: output it
+        if tr.track == 0 and foreground and tr.end_t - tr.start_t >= self.min_seconds:  # lasted: output it
             tr.track, self._next = self._next, self._next + 1
             self.open[tr.track] = tr
             self.opened.append(tr)
@@ -372,6 +469,11 @@ class CameraTracker:
 
     def _close(self, raw: int) -> None:
         tr = self._live.pop(raw)
+        self._heights.pop(raw, None)
+        last_foreground = self._last_foreground.pop(raw, None)
+        if last_foreground is not None and self.foreground is not None:  # step 4: its trailing background
+            while len(tr.points) > 1 and tr.points[-1].frame > last_foreground:
+                tr.points.pop()
         _drop_predicted(tr)
         if tr.track == 0:  # never lasted min_seconds: a false-positive burst, not output
             self.discarded += 1

@@ -310,6 +310,8 @@ class CameraGroup:
             min_hits=cfg.track_min_hits,
             min_iou=cfg.track_min_iou,
             min_seconds=cfg.track_min_seconds,
+            min_foreground=cfg.track_min_foreground,
+            complete_hidden=cfg.track_complete_hidden,
             interpolate=cfg.interpolate,
             max_gap=cfg.interpolate_max_gap,
             detect_every=every,

@@ -8,8 +8,8 @@ import pytest
 import supervision as sv
 
 from reidpipe.errors import ConfigError
-from reidpipe.pipeline.engine.track import TRACKERS, CameraTracker, interpolate_points
-from reidpipe.pipeline.types import TrackPoint
+from reidpipe.pipeline.engine.track import TRACKERS, CameraTracker, complete_hidden_box, interpolate_points
+from reidpipe.pipeline.types import Tracklet, TrackPoint
 
 
 def dets(boxes, conf=0.9):
@@ -185,3 +185,137 @@ def test_an_interval_that_changes_keeps_the_track_and_predicts_the_motion():
     assert len(after) >= 20
     for f, x in after.items():
         assert x == pytest.approx(10 + 3 * f, abs=2.0), f
+
+
+# ---------------------------------------------------------------- step 4: the static background
+POSTER = [330, 60, 360, 110]  # a person-like part of the background the detector fires on
+
+
+def _scene(frame: int, person_x: float | None) -> np.ndarray:
+    """A textured, slightly noisy background (the same every frame) and, where ``person_x`` is given,
+    a person: a 30x80 px block of their own colours with its left edge there."""
+    rng = np.random.default_rng(frame)
+    image = np.random.default_rng(0).integers(40, 200, (240, 400, 3), dtype=np.uint8)
+    image = np.clip(image.astype(int) + rng.integers(-2, 3, image.shape), 0, 255).astype(np.uint8)
+    if person_x is not None:
+        x = int(person_x)
+        image[100:180, x : x + 30] = (20, 230, 90)
+        image[100:120, x : x + 30] = (200, 170, 140)
+    return image
+
+
+def _poster_and_walker(min_foreground: float, walker: range, frames: int = 120, stop_at: float | None = None):
+    """10 fps: the poster is detected on every frame (0.55: the low-confidence stage keeps its track,
+    with peaks of 0.7 that start one); a person walks right across the view during ``walker`` (to
+    ``stop_at`` and no further, when given)."""
+    trk = CameraTracker("c", min_seconds=1.0, lost_frames=30, min_foreground=min_foreground)
+    for f in range(frames):
+        boxes, conf = [POSTER], [0.7 if f % 10 in (0, 1) else 0.55]
+        x = None
+        if f in walker:
+            x = 10.0 + 4 * (f - walker.start)
+            if stop_at is not None:
+                x = min(x, stop_at)
+            boxes.append([x, 100, x + 30, 180])
+            conf.append(0.85)
+        d = dets(boxes)
+        d.confidence = np.asarray(conf, np.float32)
+        trk.update(d, f, f / 10, image=_scene(f, x))
+    return trk.close_all()
+
+
+def test_a_static_false_positive_on_the_background_gets_no_track_and_a_walker_does():
+    """The poster is tracked for the whole 12 s without the rule (the control); with it, only the
+    person is output, from their first detection."""
+    without = _poster_and_walker(0.0, range(20, 80))
+    assert any(t.points[0].bbox == pytest.approx(POSTER) and len(t.points) > 90 for t in without)
+    (person,) = _poster_and_walker(0.1, range(20, 80))
+    assert person.points[0].frame == 20 and person.points[-1].frame == 79
+    assert all(p.bbox[0] < POSTER[0] - 10 or p.bbox[1] == 100 for p in person.points)
+
+
+def test_a_track_that_ends_on_the_background_box_ends_where_the_person_was_last():
+    """A person walks onto the poster and is no longer detected there (gone behind it): their track
+    takes the poster's boxes; those trailing background boxes are dropped at its close."""
+    closed = _poster_and_walker(0.1, range(20, 100), frames=160, stop_at=POSTER[0])
+    (person,) = closed
+    assert person.points[0].frame == 20
+    assert person.points[-1].frame <= 100 and person.points[-1].bbox[1] == 100  # the person's own box
+
+
+def test_an_output_track_of_a_person_standing_still_is_kept():
+    """A person who walks in and then stands still for 8 s stays one track to the end."""
+    (person,) = [t for t in _poster_and_walker(0.1, range(10, 120), stop_at=120.0) if t.points[0].frame == 10]
+    assert person.points[-1].frame == 119 and len(person.points) == 110
+
+
+# ---------------------------------------------------------------- step 5: partly hidden people
+def test_a_box_whose_lower_part_another_person_hides_is_grown_back_down():
+    """A person 120 px tall; someone in front (feet lower) covers their legs and the detector gives
+    only the upper 80 px: the box keeps its top and gets its height back."""
+    box = np.array([100.0, 50.0, 140.0, 130.0])
+    front = np.array([[120.0, 110.0, 165.0, 240.0], box])  # its own box among the frame's detections
+    assert complete_hidden_box(box, height=120, others=front).tolist() == [100, 50, 140, 170]
+
+
+def test_a_box_whose_upper_part_is_hidden_grows_up():
+    box = np.array([100.0, 90.0, 140.0, 170.0])  # the feet seen, the head hidden by someone behind
+    behind = np.array([[110.0, 20.0, 150.0, 120.0]])
+    assert complete_hidden_box(box, height=120, others=behind).tolist() == [100, 50, 140, 170]
+
+
+def test_a_person_who_sits_down_alone_or_strides_keeps_the_detected_box():
+    """Shorter with nobody near: the shape changed, nothing hides it; a narrower box is a stride."""
+    box = np.array([100.0, 110.0, 140.0, 170.0])
+    far = np.array([[400.0, 50.0, 440.0, 170.0]])
+    assert complete_hidden_box(box, height=120, others=far).tolist() == box.tolist()
+    narrow = np.array([100.0, 50.0, 115.0, 170.0])
+    beside = np.array([[114.0, 45.0, 160.0, 175.0]])
+    assert complete_hidden_box(narrow, height=120, others=beside).tolist() == narrow.tolist()
+
+
+def test_the_track_of_a_person_walking_behind_another_keeps_its_height():
+    """Two people walk towards each other; while the one in front passes, the detector sees only the
+    upper half of the one behind. Their track keeps the full height (its feet where they are) with
+    the rule, the cut box without it."""
+
+    def run(complete: bool) -> Tracklet:
+        trk = CameraTracker("c", min_seconds=0.0, min_hits=1, complete_hidden=complete)
+        for f in range(40):
+            back = [50.0 + 4 * f, 50, 90.0 + 4 * f, 170]
+            front = [250.0 - 4 * f, 90, 295.0 - 4 * f, 240]
+            if 22 <= f < 30:  # the front person, passing, hides the back one's legs
+                back[3] = 110
+            trk.update(dets([back, front]), f, f / 10)
+        return min(trk.close_all(), key=lambda t: t.points[0].bbox[0])
+
+    assert [p.bbox[3] for p in run(True).points if 22 <= p.frame < 30] == [170] * 8
+    assert [p.bbox[3] for p in run(False).points if 22 <= p.frame < 30] == [110] * 8
+
+
+def test_a_person_in_view_from_the_first_frame_is_output_from_their_first_box():
+    """The background model's first frame shows the person, who stands for 1 s and then walks: until
+    they have walked off those pixels their box looks like background, but the model has not learnt
+    the view yet (LEARN_SECONDS), so their track starts at frame 0 (without that, at frame 10)."""
+    trk = CameraTracker("c", min_seconds=1.0, min_foreground=0.1)
+    for f in range(60):
+        x = 10.0 + 4 * max(0, f - 10)
+        trk.update(dets([[x, 100, x + 30, 180]]), f, f / 10, image=_scene(f, x))
+    (person,) = trk.close_all()
+    assert person.points[0].frame == 0 and person.points[-1].frame == 59
+
+
+def test_a_grown_box_does_not_vouch_for_the_next_one():
+    """A track 150 px tall, then mostly 118-px boxes with a 126-px one every fourth frame (the person
+    walked away from the camera), beside someone standing lower: the first 118-px boxes are grown
+    (shorter than 0.8 of 150), but the track's own height follows its boxes that were not grown, so
+    the later ones are kept as detected (were the grown boxes counted, they would stay 150 for good)."""
+    trk = CameraTracker("c", min_seconds=0.0, min_hits=1, complete_hidden=True)
+    for f in range(50):
+        h = 150 if f < 10 else (126 if f % 4 == 0 else 118)
+        person = [100.0 + f, 200.0 - h, 140.0 + f, 200.0]
+        beside = [130.0 + f, 120, 175.0 + f, 260]  # feet lower: in front
+        trk.update(dets([person, beside]), f, f / 10)
+    track = min(trk.close_all(), key=lambda t: t.points[0].bbox[0])
+    heights = [round(p.bbox[3] - p.bbox[1]) for p in track.points if p.frame >= 40]
+    assert heights == [126 if f % 4 == 0 else 118 for f in range(40, 50)]
