@@ -258,14 +258,15 @@ def _one_room(seed: int, n: int = 24, dim: int = 64) -> list[Tracklet]:
     for p in range(n):
         times = np.linspace(3.0 * p, 3.0 * p + 10.0, 11)
         for cam in ("cam1", "cam2"):
-            f = protos[p] + rng.standard_normal(dim)
-            pts = [TrackPoint(frame=int(t * 10), t=float(t), bbox=(0, 0, 10, 30), score=0.9) for t in times]
-            out.append(
-                Tracklet(
-                    camera=cam, track=p + 1, points=pts, qualities=[0.5] * 4, feature=f / np.linalg.norm(f), closed=True
-                )
-            )
+            out.append(_seen(cam, p + 1, times, protos[p] + rng.standard_normal(dim)))
     return out
+
+
+def _seen(cam: str, track: int, times, feature: np.ndarray) -> Tracklet:
+    """A closed tracklet of ``cam`` at ``times`` (one box a time) with the unit ``feature``."""
+    pts = [TrackPoint(frame=int(round(t * 10)), t=float(t), bbox=(0, 0, 10, 30), score=0.9) for t in times]
+    unit = feature / np.linalg.norm(feature)
+    return Tracklet(camera=cam, track=track, points=pts, qualities=[0.5] * 4, feature=unit, closed=True)
 
 
 @pytest.mark.parametrize("seed", [2, 3, 4])
@@ -340,13 +341,7 @@ def _short_three_cameras(seed: int, counts: tuple[int, int, int] = (8, 3, 2)) ->
         people = np.arange(k) if cam == "cam1" else rng.choice(counts[0], k, replace=False)
         for r, p in enumerate(people.tolist()):
             t0 = 2.0 * r + (0.0 if cam == "cam1" else 3.0)
-            f = protos[p] + 0.7 * rng.standard_normal(64) + tint
-            pts = [TrackPoint(frame=int((t0 + t) * 10), t=t0 + t, bbox=(0, 0, 10, 30), score=0.9) for t in range(9)]
-            out.append(
-                Tracklet(
-                    camera=cam, track=p + 1, points=pts, qualities=[0.5] * 4, feature=f / np.linalg.norm(f), closed=True
-                )
-            )
+            out.append(_seen(cam, p + 1, t0 + np.arange(9.0), protos[p] + 0.7 * rng.standard_normal(64) + tint))
     return out
 
 
