@@ -77,6 +77,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_TRAIN_CROPS,
         help=f"crops seen in training in all; sets the epochs (default {DEFAULT_TRAIN_CROPS:,}: about 5 min on a quiet 2-core CPU)",
     )
+    p.add_argument(
+        "--source-dataset",
+        default=None,
+        metavar="NAME",
+        help="train on this labelled data set's training people too (e.g. market1501, the one the model "
+        "was tuned on), so that it learns your cameras without forgetting other people; needs --source-root",
+    )
+    p.add_argument("--source-root", default=None, metavar="DIR", help="where --source-dataset is")
+    p.add_argument(
+        "--source-ids",
+        type=int,
+        default=None,
+        metavar="N",
+        help="how many of its identities (a seeded random choice; default: as many as give about as many "
+        "crops as the mined training set)",
+    )
     p.add_argument("--mine-only", action="store_true", help="write the mined set and adapt.json, do not train")
     p.add_argument(
         "--set",
@@ -131,7 +147,7 @@ def main(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------- flags
 def _check_flags(args: argparse.Namespace) -> None:
     from reidpipe.errors import UsageError
-    from reidpipe.limits import MAX_CROPS_PER_TRACK, MAX_REID_SIDE, MAX_TRAIN_CROPS
+    from reidpipe.limits import MAX_CLASSES, MAX_CROPS_PER_TRACK, MAX_REID_SIDE, MAX_TRAIN_CROPS
 
     bounds: list[tuple[str, float, float, float]] = [
         ("--crops-per-track", args.crops_per_track, 1, MAX_CROPS_PER_TRACK),
@@ -141,9 +157,15 @@ def _check_flags(args: argparse.Namespace) -> None:
         ("--holdout", args.holdout, 0.01, 0.5),
         ("--train-crops", args.train_crops, 1, MAX_TRAIN_CROPS),
     ]
+    if args.source_ids is not None:
+        bounds.append(("--source-ids", args.source_ids, 1, MAX_CLASSES))
     for flag, value, low, high in bounds:
         if not (math.isfinite(value) and low <= value <= high):
             raise UsageError(f"{flag} {value} is outside {low:g}..{high:g}")
+    if (args.source_dataset is None) != (args.source_root is None):
+        raise UsageError("--source-dataset and --source-root go together (the labelled set's name and folder)")
+    if args.source_ids is not None and args.source_dataset is None:
+        raise UsageError("--source-ids needs --source-dataset and --source-root")
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -265,7 +287,12 @@ def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any]) ->
     resuming = args.resume and (out / "last.pt").is_file()  # else: first training on a mined (cleaned) set
     overrides = fine_tune_overrides(init) + [f"data.root={out / 'dataset'}"]
     if not resuming:
-        overrides += _schedule(args.train_crops, _images(out / "dataset" / "bounding_box_train"))
+        mined = _images(out / "dataset" / "bounding_box_train")
+        source = _source_mix(args, mined)
+        if source:
+            overrides.append("data.mix=" + json.dumps([{k: source[k] for k in ("dataset", "root", "ids")}]))
+            report["source"] = source
+        overrides += _schedule(args.train_crops, mined + (source or {}).get("crops", 0))
     if args.device:
         overrides.append(f"device={args.device}")
     overrides += list(args.overrides)
@@ -292,6 +319,23 @@ def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any]) ->
         f"{b.get('rank1', float('nan')):.3f} -> {a['rank1']:.3f}; adapted model {out / 'model.onnx'} "
         "(reidpipe run --reid-weights)"
     )
+
+
+def _source_mix(args: argparse.Namespace, mined_crops: int) -> dict[str, Any] | None:
+    """The labelled set trained on beside the mined one (``--source-dataset``): its name, folder, the
+    identities drawn (``--source-ids``, else as many as give about ``mined_crops`` crops: each batch
+    then holds about as many labelled people as mined ones) and their crops."""
+    if args.source_dataset is None:
+        return None
+    from reidpipe.trainers.build import mix_records
+
+    entry: dict[str, Any] = {"dataset": args.source_dataset, "root": str(Path(args.source_root).resolve())}
+    records = mix_records({**entry, "ids": None})
+    people = len({r.pid for r in records})
+    ids = args.source_ids or max(1, round(mined_crops * people / len(records)))
+    entry["ids"] = min(ids, people)
+    entry["crops"] = len(mix_records(entry))
+    return entry
 
 
 def _images(folder: Path) -> int:
