@@ -133,6 +133,7 @@ def main(args: argparse.Namespace) -> int:
     from reidpipe.reid.init_model import resolve_init
 
     init = resolve_init(model)
+    source = _read_source(args)  # a wrong folder is an error before anything is mined
     if args.resume:
         report = json.loads(record.read_text())
     else:
@@ -140,7 +141,7 @@ def main(args: argparse.Namespace) -> int:
     if args.mine_only:
         print(f"mined set in {out / 'dataset'} (no training: --mine-only)")
         return 0
-    _train(args, out, init, report)
+    _train(args, out, init, report, source)
     return 0
 
 
@@ -280,7 +281,7 @@ def _batch_p(args: argparse.Namespace, init) -> int:
 
 
 # ---------------------------------------------------------------------------------------- training
-def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any]) -> None:
+def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any], source: list | None) -> None:
     from reidpipe.commands.train import fine_tune_overrides, fit, run_config
     from reidpipe.trainers.hooks import write_json_atomic
 
@@ -288,11 +289,11 @@ def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any]) ->
     overrides = fine_tune_overrides(init) + [f"data.root={out / 'dataset'}"]
     if not resuming:
         mined = _images(out / "dataset" / "bounding_box_train")
-        source = _source_mix(args, mined)
-        if source:
-            overrides.append("data.mix=" + json.dumps([{k: source[k] for k in ("dataset", "root", "ids")}]))
-            report["source"] = source
-        overrides += _schedule(args.train_crops, mined + (source or {}).get("crops", 0))
+        mix = _source_mix(args, source, mined) if source else None
+        if mix:
+            overrides.append("data.mix=" + json.dumps([{k: mix[k] for k in ("dataset", "root", "ids")}]))
+            report["source"] = mix
+        overrides += _schedule(args.train_crops, mined + (mix or {}).get("crops", 0))
     if args.device:
         overrides.append(f"device={args.device}")
     overrides += list(args.overrides)
@@ -321,21 +322,30 @@ def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any]) ->
     )
 
 
-def _source_mix(args: argparse.Namespace, mined_crops: int) -> dict[str, Any] | None:
-    """The labelled set trained on beside the mined one (``--source-dataset``): its name, folder, the
-    identities drawn (``--source-ids``, else as many as give about ``mined_crops`` crops: each batch
-    then holds about as many labelled people as mined ones) and their crops."""
+def _read_source(args: argparse.Namespace) -> list | None:
+    """The training records of ``--source-dataset`` at ``--source-root`` (None without it)."""
     if args.source_dataset is None:
         return None
     from reidpipe.trainers.build import mix_records
 
-    entry: dict[str, Any] = {"dataset": args.source_dataset, "root": str(Path(args.source_root).resolve())}
-    records = mix_records({**entry, "ids": None})
+    return mix_records(_source_entry(args, None))
+
+
+def _source_entry(args: argparse.Namespace, ids: int | None) -> dict[str, Any]:
+    return {"dataset": args.source_dataset, "root": str(Path(args.source_root).resolve()), "ids": ids}
+
+
+def _source_mix(args: argparse.Namespace, records: list, mined_crops: int) -> dict[str, Any]:
+    """The ``data.mix`` entry of the labelled set trained on beside the mined one, and its crops: the
+    identities drawn are ``--source-ids``, else as many as give about ``mined_crops`` crops, so that a
+    batch holds about as many labelled people as mined ones (the mined people teach the cameras, the
+    labelled ones keep the model apart on people it never saw)."""
+    from reidpipe.trainers.build import mix_records
+
     people = len({r.pid for r in records})
-    ids = args.source_ids or max(1, round(mined_crops * people / len(records)))
-    entry["ids"] = min(ids, people)
-    entry["crops"] = len(mix_records(entry))
-    return entry
+    ids = min(args.source_ids or max(1, round(mined_crops * people / len(records))), people)
+    entry = _source_entry(args, ids)
+    return {**entry, "crops": len(mix_records(entry))}
 
 
 def _images(folder: Path) -> int:
