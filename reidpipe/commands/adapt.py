@@ -293,6 +293,7 @@ def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any], so
         if mix:
             overrides.append("data.mix=" + json.dumps([{k: mix[k] for k in ("dataset", "root", "ids")}]))
             report["source"] = mix
+            write_json_atomic(out / "adapt.json", report)  # a --resume after an interruption keeps it
         overrides += _schedule(args.train_crops, mined + (mix or {}).get("crops", 0))
     if args.device:
         overrides.append(f"device={args.device}")
