@@ -30,9 +30,10 @@ HELP = (
 )
 DEFAULT_TRAIN_CROPS = 6_000
 MIN_EPOCHS, MAX_EPOCHS = 3, 60
-# --source-dataset: labelled crops drawn per mined training crop; with 3 the adapted model does better
-# on unseen clips of the same cameras than with 1 (docs/training.md, "Adapting to your cameras")
-SOURCE_SHARE = 3
+# --source-dataset: labelled crops drawn per mined training crop. 1 gave the higher mean on unseen clips
+# of the same cameras, 3 the smaller worst loss and half the same-clip gain (docs/training.md,
+# "Adapting to your cameras"); 1 also keeps an epoch short
+SOURCE_SHARE = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,7 +95,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="how many of its identities (a seeded random choice; default: as many as give about "
-        f"{SOURCE_SHARE} crops per mined training crop)",
+        f"{SOURCE_SHARE}x the mined training crops)",
     )
     p.add_argument("--mine-only", action="store_true", help="write the mined set and adapt.json, do not train")
     p.add_argument(

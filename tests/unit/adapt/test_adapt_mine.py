@@ -124,7 +124,7 @@ def test_the_model_adapted_is_the_one_the_runs_recorded_and_unchanged(tmp_path):
         _runs_embedder([Run(tmp_path, 1, {}, {})])
 
 
-def test_the_labelled_set_gives_three_crops_per_mined_crop_unless_told(tmp_path):
+def test_the_labelled_set_gives_about_as_many_crops_as_the_mined_one_unless_told(tmp_path):
     import argparse
 
     from reidpipe.commands.adapt import _read_source, _source_mix
@@ -134,7 +134,7 @@ def test_the_labelled_set_gives_three_crops_per_mined_crop_unless_told(tmp_path)
     args = argparse.Namespace(source_dataset="market1501", source_root=str(root), source_ids=None)
     records = _read_source(args)
     assert records is not None and len(records) == 40  # 10 people x 4 images
-    mix = _source_mix(args, records, mined_crops=4)
+    mix = _source_mix(args, records, mined_crops=12)
     assert (mix["ids"], mix["crops"], mix["dataset"]) == (3, 12, "market1501")
     assert _source_mix(args, records, mined_crops=10**6)["ids"] == 10  # at most everyone
     args.source_ids = 7
