@@ -9,7 +9,9 @@ they followed, without labels (docs/training.md, "Adapting to your cameras").
 3. fine-tune the runs' own embedder (or ``--init MODEL``) on it with ``reidpipe train --init``'s
    machinery: the same variant, recipe, engine, checkpoints, ``--resume`` and export; ``DIR`` is the
    training run folder, so ``DIR/model.onnx`` is the adapted model and ``DIR/metrics.json`` its
-   before / after figures on the held-out pseudo-identities;
+   before / after figures on the held-out pseudo-identities; with ``--source-dataset`` a labelled
+   set's training people are trained on beside the mined ones (``data.mix``), so that the model
+   learns the cameras without forgetting how to tell other people apart;
 4. ``DIR/adapt.json``: what was mined and what training did.
 """
 
