@@ -71,6 +71,8 @@ MAX_CROPS_PER_TRACK = 1000
 MAX_ADAPT_CROPS = 1_000_000
 # crops seen in training (--train-crops): 10^7 is two months of a 2-core CPU
 MAX_TRAIN_CROPS = 10_000_000
+# datasets a training run may mix into its own (data.mix)
+MAX_MIX = 16
 # the detector's interval (--detect-every, detect_every_max): the frames a track's gap filling keeps grow
 # with it; at 10 fps 100 frames are 10 s, longer than a person takes to cross a view
 MAX_DETECT_EVERY = 100

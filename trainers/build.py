@@ -1,6 +1,7 @@
 """The parts a training run is built from, one function each (fast-reid / detectron2 style):
 
-- :func:`build_train_dataset`: the dataset of ``data``, checked to have a training split;
+- :func:`build_train_dataset`: the dataset of ``data``, checked to have a training split, with the
+  training splits of ``data.mix`` added;
 - :func:`build_model`: the variant sized to the dataset's identities, started from ``model.init``
   when given, on its device and memory format;
 - :func:`check_stages`: every stage of the config is a stage of the model and fits the dataset;
@@ -34,7 +35,7 @@ from reidpipe.trainers.runtime import Processes
 
 if TYPE_CHECKING:
     from reidpipe.reid.base import ReIDModel
-    from reidpipe.reid.datasets.base import ReIDDataset
+    from reidpipe.reid.datasets.base import ImageRecord, ReIDDataset
     from reidpipe.reid.losses.base import LossSet
     from reidpipe.reid.sampler import PKSampler, RandomBatchSampler
 
@@ -56,12 +57,31 @@ class StageRun:
 
 
 def build_train_dataset(data: dict[str, Any]) -> ReIDDataset:
-    """The dataset ``data.dataset`` at ``data.root``; a test-only dataset is a ``DatasetError``."""
+    """The dataset ``data.dataset`` at ``data.root``, the training splits of ``data.mix`` added to its
+    own (:func:`mix_records`); a test-only dataset is a ``DatasetError``."""
+    from reidpipe.reid.datasets.base import with_extra_train
     from reidpipe.reid.datasets.readers import build_dataset
 
     if not data.get("dataset") or not data.get("root"):
         raise ConfigError("data.dataset and data.root must be set (--dataset, --data-root)")
-    dataset = build_dataset(data["dataset"], data["root"])
+    dataset = _with_train(build_dataset(data["dataset"], data["root"]))
+    for entry in data.get("mix") or []:
+        dataset = with_extra_train(dataset, mix_records(entry), f"{entry['dataset']} at {entry['root']}")
+    return dataset
+
+
+def mix_records(entry: dict[str, Any]) -> list[ImageRecord]:
+    """The training records one ``data.mix`` entry adds: dataset ``entry.dataset`` at ``entry.root``,
+    ``entry.ids`` of its identities drawn at random with ``entry.seed`` (default 0; all when ``ids`` is
+    null), labelled 0..n-1."""
+    from reidpipe.reid.datasets.base import choose_ids
+    from reidpipe.reid.datasets.readers import build_dataset
+
+    source = _with_train(build_dataset(entry["dataset"], entry["root"]))
+    return choose_ids(source.train, entry.get("ids"), int(entry.get("seed") or 0))
+
+
+def _with_train(dataset: ReIDDataset) -> ReIDDataset:
     if not dataset.train:
         raise DatasetError(
             f"{dataset.name} at {dataset.root} has no training split "

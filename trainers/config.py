@@ -228,6 +228,7 @@ def _value_rules() -> tuple[dict[str, Any], dict[str, Any]]:
         "export.onnx": boolean,
         "data.input_size": numbers(2, integer(1, limits.MAX_REID_SIDE), f"integers from 1 to {limits.MAX_REID_SIDE}"),
         "data.workers": integer(0, limits.MAX_WORKERS),
+        "data.mix": _mix_entries,
         "data.test_batch_size": batch,
         "eval.every": epochs,
         "eval.rerank": boolean,
@@ -279,6 +280,28 @@ def _milestones(v: Any) -> str | None:
         if ok and all(m <= limits.MAX_EPOCHS for m in v)
         else f"must be a list of epochs from 0 to {limits.MAX_EPOCHS}"
     )
+
+
+def _mix_entries(v: Any) -> str | None:
+    """``data.mix``: a list of ``{dataset: NAME, root: PATH, ids: N or null, seed: S}`` (the reader
+    checks NAME and PATH)."""
+    rule = "must be a list of {dataset: NAME, root: PATH, ids: N or null, seed: S} mappings"
+    if not isinstance(v, list) or len(v) > limits.MAX_MIX:
+        return f"{rule} (at most {limits.MAX_MIX})"
+    for entry in v:
+        if not isinstance(entry, dict) or set(entry) - {"dataset", "root", "ids", "seed"}:
+            return rule
+        if not all(isinstance(entry.get(k), str) and entry[k] for k in ("dataset", "root")):
+            return rule
+        ids = entry.get("ids")
+        if ids is not None and (
+            isinstance(ids, bool) or not isinstance(ids, int) or not 1 <= ids <= limits.MAX_CLASSES
+        ):
+            return f"{rule}; ids from 1 to {limits.MAX_CLASSES}"
+        seed = entry.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= limits.MAX_SEED:
+            return f"{rule}; seed from 0 to {limits.MAX_SEED}"
+    return None
 
 
 _MISSING = object()

@@ -77,6 +77,30 @@ def relabel(records: list[ImageRecord]) -> list[ImageRecord]:
     return [ImageRecord(r.path, mapping[r.pid], r.camid, r.rel) for r in records]
 
 
+def choose_ids(records: list[ImageRecord], n: int | None, seed: int) -> list[ImageRecord]:
+    """The records of a seeded random ``n`` of the identities in ``records`` (all of them when ``n`` is
+    None or not smaller than their number), relabelled 0..n-1."""
+    pids = sorted({r.pid for r in records})
+    if n is not None and n < len(pids):
+        import numpy as np
+
+        keep = set(np.random.default_rng(seed).choice(pids, size=n, replace=False).tolist())
+        records = [r for r in records if r.pid in keep]
+    return relabel(records)
+
+
+def with_extra_train(dataset: ReIDDataset, extra: list[ImageRecord], name: str) -> ReIDDataset:
+    """``dataset`` with ``extra`` training records (identities 0..m-1) added as other people seen by other
+    cameras: their identities and cameras are numbered after the dataset's own."""
+    pid0 = max((r.pid for r in dataset.train), default=-1) + 1
+    cam0 = max((r.camid for r in dataset.train), default=-1) + 1
+    moved = [ImageRecord(r.path, r.pid + pid0, r.camid + cam0, r.rel) for r in extra]
+    notes = "; ".join(x for x in (dataset.notes, f"training split + {name}") if x)
+    return ReIDDataset(
+        dataset.name, dataset.root, dataset.train + moved, dataset.query, dataset.gallery, dataset.junk_pids, notes
+    )
+
+
 def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 

@@ -9,7 +9,9 @@ they followed, without labels (docs/training.md, "Adapting to your cameras").
 3. fine-tune the runs' own embedder (or ``--init MODEL``) on it with ``reidpipe train --init``'s
    machinery: the same variant, recipe, engine, checkpoints, ``--resume`` and export; ``DIR`` is the
    training run folder, so ``DIR/model.onnx`` is the adapted model and ``DIR/metrics.json`` its
-   before / after figures on the held-out pseudo-identities;
+   before / after figures on the held-out pseudo-identities; with ``--source-dataset`` a labelled
+   set's training people are trained on beside the mined ones (``data.mix``), so that the model
+   learns the cameras without forgetting how to tell other people apart;
 4. ``DIR/adapt.json``: what was mined and what training did.
 """
 
@@ -30,6 +32,10 @@ HELP = (
 )
 DEFAULT_TRAIN_CROPS = 6_000
 MIN_EPOCHS, MAX_EPOCHS = 3, 60
+# --source-dataset: labelled crops drawn per mined training crop. 1 gave the higher mean on unseen clips
+# of the same cameras, 3 the smaller worst loss and half the same-clip gain (docs/training.md,
+# "Adapting to your cameras"); 1 also keeps an epoch short
+SOURCE_SHARE = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,6 +83,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_TRAIN_CROPS,
         help=f"crops seen in training in all; sets the epochs (default {DEFAULT_TRAIN_CROPS:,}: about 5 min on a quiet 2-core CPU)",
     )
+    p.add_argument(
+        "--source-dataset",
+        default=None,
+        metavar="NAME",
+        help="train on this labelled data set's training people too (e.g. market1501, the one the model "
+        "was tuned on), so that it learns your cameras without forgetting other people; needs --source-root",
+    )
+    p.add_argument("--source-root", default=None, metavar="DIR", help="where --source-dataset is")
+    p.add_argument(
+        "--source-ids",
+        type=int,
+        default=None,
+        metavar="N",
+        help="how many of its identities (a seeded random choice; default: as many as give about "
+        f"{SOURCE_SHARE}x the mined training crops)",
+    )
     p.add_argument("--mine-only", action="store_true", help="write the mined set and adapt.json, do not train")
     p.add_argument(
         "--set",
@@ -117,6 +139,7 @@ def main(args: argparse.Namespace) -> int:
     from reidpipe.reid.init_model import resolve_init
 
     init = resolve_init(model)
+    source = _read_source(args)  # a wrong folder is an error before anything is mined
     if args.resume:
         report = json.loads(record.read_text())
     else:
@@ -124,14 +147,14 @@ def main(args: argparse.Namespace) -> int:
     if args.mine_only:
         print(f"mined set in {out / 'dataset'} (no training: --mine-only)")
         return 0
-    _train(args, out, init, report)
+    _train(args, out, init, report, source)
     return 0
 
 
 # ---------------------------------------------------------------------------------------- flags
 def _check_flags(args: argparse.Namespace) -> None:
     from reidpipe.errors import UsageError
-    from reidpipe.limits import MAX_CROPS_PER_TRACK, MAX_REID_SIDE, MAX_TRAIN_CROPS
+    from reidpipe.limits import MAX_CLASSES, MAX_CROPS_PER_TRACK, MAX_REID_SIDE, MAX_TRAIN_CROPS
 
     bounds: list[tuple[str, float, float, float]] = [
         ("--crops-per-track", args.crops_per_track, 1, MAX_CROPS_PER_TRACK),
@@ -141,9 +164,15 @@ def _check_flags(args: argparse.Namespace) -> None:
         ("--holdout", args.holdout, 0.01, 0.5),
         ("--train-crops", args.train_crops, 1, MAX_TRAIN_CROPS),
     ]
+    if args.source_ids is not None:
+        bounds.append(("--source-ids", args.source_ids, 1, MAX_CLASSES))
     for flag, value, low, high in bounds:
         if not (math.isfinite(value) and low <= value <= high):
             raise UsageError(f"{flag} {value} is outside {low:g}..{high:g}")
+    if (args.source_dataset is None) != (args.source_root is None):
+        raise UsageError("--source-dataset and --source-root go together (the labelled set's name and folder)")
+    if args.source_ids is not None and args.source_dataset is None:
+        raise UsageError("--source-ids needs --source-dataset and --source-root")
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -258,14 +287,20 @@ def _batch_p(args: argparse.Namespace, init) -> int:
 
 
 # ---------------------------------------------------------------------------------------- training
-def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any]) -> None:
+def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any], source: list | None) -> None:
     from reidpipe.commands.train import fine_tune_overrides, fit, run_config
     from reidpipe.trainers.hooks import write_json_atomic
 
     resuming = args.resume and (out / "last.pt").is_file()  # else: first training on a mined (cleaned) set
     overrides = fine_tune_overrides(init) + [f"data.root={out / 'dataset'}"]
     if not resuming:
-        overrides += _schedule(args.train_crops, _images(out / "dataset" / "bounding_box_train"))
+        mined = _images(out / "dataset" / "bounding_box_train")
+        mix = _source_mix(args, source, mined) if source else None
+        if mix:
+            overrides.append("data.mix=" + json.dumps([{k: mix[k] for k in ("dataset", "root", "ids")}]))
+            report["source"] = mix
+            write_json_atomic(out / "adapt.json", report)  # a --resume after an interruption keeps it
+        overrides += _schedule(args.train_crops, mined + (mix or {}).get("crops", 0))
     if args.device:
         overrides.append(f"device={args.device}")
     overrides += list(args.overrides)
@@ -292,6 +327,32 @@ def _train(args: argparse.Namespace, out: Path, init, report: dict[str, Any]) ->
         f"{b.get('rank1', float('nan')):.3f} -> {a['rank1']:.3f}; adapted model {out / 'model.onnx'} "
         "(reidpipe run --reid-weights)"
     )
+
+
+def _read_source(args: argparse.Namespace) -> list | None:
+    """The training records of ``--source-dataset`` at ``--source-root`` (None without it)."""
+    if args.source_dataset is None:
+        return None
+    from reidpipe.trainers.build import mix_records
+
+    return mix_records(_source_entry(args, None))
+
+
+def _source_entry(args: argparse.Namespace, ids: int | None) -> dict[str, Any]:
+    return {"dataset": args.source_dataset, "root": str(Path(args.source_root).resolve()), "ids": ids}
+
+
+def _source_mix(args: argparse.Namespace, records: list, mined_crops: int) -> dict[str, Any]:
+    """The ``data.mix`` entry of the labelled set trained on beside the mined one, and its crops: the
+    identities drawn are ``--source-ids``, else as many as give about ``SOURCE_SHARE`` crops per mined
+    training crop (the mined people teach the cameras, the labelled ones keep the model apart on
+    people it never saw)."""
+    from reidpipe.trainers.build import mix_records
+
+    people = len({r.pid for r in records})
+    ids = min(args.source_ids or max(1, round(SOURCE_SHARE * mined_crops * people / len(records))), people)
+    entry = _source_entry(args, ids)
+    return {**entry, "crops": len(mix_records(entry))}
 
 
 def _images(folder: Path) -> int:

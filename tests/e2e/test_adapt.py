@@ -19,6 +19,7 @@ from reidpipe.cli import main as cli
 from reidpipe.pipeline.io.export import read_trajectories
 from reidpipe.reid.backbones.osnet import build_osnet
 from reidpipe.reid.datasets.readers import build_dataset
+from reidpipe.reid.datasets.synthetic import write_dataset
 from reidpipe.samples.scene import make_scene
 
 TINY_TRAINING = [
@@ -105,7 +106,9 @@ def _person(gt, cam: str, frame: int, box: list[float]) -> int | None:
 def test_run_adapt_run(scene_run, tmp_path, capsys):
     scene, run, onnx = scene_run
     out = tmp_path / "adapted"
+    labelled = write_dataset("market1501", tmp_path / "labelled", ids=6, test_ids=2, per_cam=2, cams=2, size=(64, 32))
     args = ["adapt", str(run), "--output", str(out), "--init", str(onnx), "--holdout", "0.5", *TINY_TRAINING]
+    args += ["--source-dataset", "market1501", "--source-root", str(labelled), "--source-ids", "4"]
     # mine only; then train on the set as it is (a time-boxed invocation stops after one epoch), and
     # --resume finishes from last.pt through the same engine
     assert cli([*args, "--mine-only"]) == 0, capsys.readouterr().err
@@ -148,6 +151,9 @@ def test_run_adapt_run(scene_run, tmp_path, capsys):
     # the mined set is a Market-1501 data set as the training engine reads it
     ds = build_dataset("market1501", out / "dataset")
     assert ds.num_train_pids == mined["train_identities"] and ds.query and ds.gallery
+    # 4 labelled people (4 images each) trained on beside the mined ones, kept through --resume
+    assert report["source"] == {"dataset": "market1501", "root": str(labelled.resolve()), "ids": 4, "crops": 16}
+    assert f"  {'train':<8} | {mined['train_identities'] + 4:5d} |" in (out / "train.log").read_text()
     training = report["training"]
     assert training["epochs"] == [2] and 0.0 <= training["after"]["mAP"] <= 1.0 and training["before"]
 

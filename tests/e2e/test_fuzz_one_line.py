@@ -285,6 +285,7 @@ def adapt_cases(tmp: Path, run: Path, onnx: Path, walker_video: Path) -> list[tu
     out = ["--output", str(tmp / "adapted")]
     init = ["--init", str(onnx)]
     small = ["--set", "stages.*.p=2"]
+    labelled = ["--source-dataset", "market1501", "--source-root", str(tmp)]
     text = (run / "trajectories.json").read_text()
     return [
         (["adapt", str(tmp / "nothing"), *out], 3, "run folder not found"),
@@ -300,6 +301,15 @@ def adapt_cases(tmp: Path, run: Path, onnx: Path, walker_video: Path) -> list[tu
         (["adapt", str(run), *out, *init, "--crops-per-track", "0"], 2, "--crops-per-track"),
         (["adapt", str(run), *out, *init, "--source", "cam9=x.mp4"], 2, "no run has a camera 'cam9'"),
         (["adapt", str(run), *out, *init, "--resume"], 2, "no adaptation to continue"),
+        (["adapt", str(run), *out, *init, "--source-dataset", "market1501"], 2, "--source-root go together"),
+        (["adapt", str(run), *out, *init, "--source-ids", "5"], 2, "--source-ids needs --source-dataset"),
+        (["adapt", str(run), *out, *init, *labelled, "--source-ids", "0"], 2, "--source-ids 0 is outside"),
+        (
+            ["adapt", str(run), *out, *init, "--source-dataset", "market1501", "--source-root", str(tmp / "nothing")],
+            9,
+            "data root",
+        ),
+        (["adapt", str(run), *out, *init, "--source-dataset", "mars", "--source-root", str(tmp)], 9, "unknown dataset"),
         (["adapt", str(run), *out, *init, *small, "--source", f"cam1={walker_video}"], 3, "not the run's recording"),
         (["adapt", str(run), *out, *init, *small, "--source", f"cam1={garbage}"], 3, "not the run's recording"),
     ]

@@ -122,3 +122,21 @@ def test_the_model_adapted_is_the_one_the_runs_recorded_and_unchanged(tmp_path):
         _runs_embedder([run(model, kind="hist")])
     with pytest.raises(UsageError, match="no record of its embedder"):
         _runs_embedder([Run(tmp_path, 1, {}, {})])
+
+
+def test_the_labelled_set_gives_about_as_many_crops_as_the_mined_one_unless_told(tmp_path):
+    import argparse
+
+    from reidpipe.commands.adapt import _read_source, _source_mix
+    from reidpipe.reid.datasets.synthetic import write_dataset
+
+    root = write_dataset("market1501", tmp_path, ids=10, test_ids=2, per_cam=2, cams=2, size=(64, 32))
+    args = argparse.Namespace(source_dataset="market1501", source_root=str(root), source_ids=None)
+    records = _read_source(args)
+    assert records is not None and len(records) == 40  # 10 people x 4 images
+    mix = _source_mix(args, records, mined_crops=12)
+    assert (mix["ids"], mix["crops"], mix["dataset"]) == (3, 12, "market1501")
+    assert _source_mix(args, records, mined_crops=10**6)["ids"] == 10  # at most everyone
+    args.source_ids = 7
+    assert _source_mix(args, records, mined_crops=12)["ids"] == 7
+    assert _read_source(argparse.Namespace(source_dataset=None, source_root=None, source_ids=None)) is None

@@ -122,3 +122,37 @@ def test_a_stage_that_does_not_fit_is_one_clear_error(market):
         check_stages(_cfg("pivl", "stages.*.p=2"), pivl, dataset)
     with pytest.raises(ConfigError, match=r"stage 'main': unknown sampler 'shuffle'; use pk or random"):
         build_sampler({"name": "main", "sampler": "shuffle"}, [0, 0, 1, 1], seed=0)
+
+
+def test_data_mix_adds_other_people_seen_by_other_cameras_and_evaluation_stays_on_the_dataset(market, tmp_path):
+    other = write_dataset("market1501", tmp_path / "other", ids=6, test_ids=2, per_cam=1, cams=3, size=(64, 32))
+    own = build_train_dataset({"dataset": "market1501", "root": str(market)})
+    entry = {"dataset": "market1501", "root": str(other), "ids": 4, "seed": 3}
+    mixed = build_train_dataset({"dataset": "market1501", "root": str(market), "mix": [entry]})
+    added = mixed.train[len(own.train) :]
+    assert mixed.train[: len(own.train)] == own.train
+    assert mixed.query == own.query and mixed.gallery == own.gallery
+    # 4 of the 6 other people (3 images each), numbered after the dataset's own people and cameras
+    assert len(added) == 12 and {r.pid for r in added} == {4, 5, 6, 7}
+    assert {r.camid for r in added} == {2, 3, 4} and {r.camid for r in own.train} == {0, 1}
+    assert all("/other/" in r.path for r in added)
+    # the same seed draws the same people; all of them without ids
+    again = build_train_dataset({"dataset": "market1501", "root": str(market), "mix": [entry]})
+    assert [r.path for r in again.train] == [r.path for r in mixed.train]
+    everyone = build_train_dataset({"dataset": "market1501", "root": str(market), "mix": [{**entry, "ids": None}]})
+    assert everyone.num_train_pids == 4 + 6
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("3", "must be a list of {dataset: NAME, root: PATH"),
+        ("[{dataset: market1501}]", "must be a list of {dataset: NAME, root: PATH"),
+        ("[{dataset: market1501, root: x, ids: 0}]", "ids from 1 to"),
+        ("[{dataset: market1501, root: x, seed: -1}]", "seed from 0 to"),
+        ("[{dataset: market1501, root: x, cams: 2}]", "must be a list of {dataset: NAME, root: PATH"),
+    ],
+)
+def test_a_bad_data_mix_is_one_config_error_naming_it(value, words):
+    with pytest.raises(ConfigError, match="config value data.mix: " + ".*" + words.replace("{", r"\{")):
+        _cfg("finetune", f"data.mix={value}")
