@@ -369,6 +369,8 @@ class CameraTracker:
             tr = self._live.get(int(track.tracker_id))
             if tr is None or track.time_since_update != 0:  # not confirmed, or missed on the last update
                 continue
+            if not tr.points:  # on the background so far (step 4): no stretch started, nothing to carry
+                continue
             box = _predicted_box(track, step, tr.points[-1].bbox)
             tr.points.append(
                 TrackPoint(frame=int(frame_index), t=float(t), bbox=box, score=tr.points[-1].score, interpolated=True)
