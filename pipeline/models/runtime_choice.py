@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from reidpipe.pipeline.models.onnx_batch import file_sha256
+
 FRAMES = 16  # calibration frames
 ROUNDS = 2  # timing rounds per candidate (the best counts: noise only slows a round down)
 VERIFY_FRAMES = 4  # frames a cached choice is checked on before it is used
@@ -115,7 +117,7 @@ def cache_path() -> Path:
 
 def machine_key(model: str, input_size: int | None, conf: float) -> str:
     """What a choice depends on: the CPU and what OpenVINO accelerates on it, the runtimes, the model."""
-    parts = [platform.machine(), _openvino_cpu(), _versions(), _sha256(model), str(input_size), f"{conf:.4f}"]
+    parts = [platform.machine(), _openvino_cpu(), _versions(), file_sha256(model), str(input_size), f"{conf:.4f}"]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -141,14 +143,6 @@ def _versions() -> str:
     except ImportError:
         ov_version = "-"
     return f"ort {onnxruntime.__version__} ov {ov_version}"
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _valid_entry(entry: Any) -> bool:
@@ -237,7 +231,7 @@ def int8_model(config, clip: list[tuple[int, np.ndarray]]) -> str | None:
     model's bytes are the same); None when it cannot be made."""
     from reidpipe.pipeline.models.quantize import detector_samples, quantize_onnx
 
-    path = cache_path().parent / f"yolox-int8-{_sha256(config.detector)[:16]}.onnx"
+    path = cache_path().parent / f"yolox-int8-{file_sha256(config.detector)[:16]}.onnx"
     if not path.is_file():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
