@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,16 +99,19 @@ class CameraWorker:
             },
         )
 
-    def step(self, item: Frame | None, detections: Detections | None = None) -> Step:
-        """Process one item of the source: a frame, or ``None`` for the source's end. ``detections``:
-        the frame's detections when they were already computed (one batch for a round of cameras)."""
+    def step(self, item: Frame | None, detections: Detections | None = None, detected: bool | None = None) -> Step:
+        """Process one item of the source: a frame, or ``None`` for the source's end. ``detected``:
+        whether the detector runs on the frame, as :meth:`plan` decided (None: decide now);
+        ``detections``: the frame's detections when they were computed already (a round's batch)."""
         step = Step(camera=self.camera, seq=self.seq)
         self.seq += 1
         if item is None:
             step.closed = self._close(self.tracker.close_all())
             step.end = self._source_end()
             return step
-        tracked = self._detect_and_track(item, step, detections)
+        if detected is None:
+            detected = self.plan(item)
+        tracked = self._detect_and_track(item, step, detected, detections)
         self._sample(item, tracked)
         step.frames = 1
         step.closed = self._close(self.tracker.pop_closed())
@@ -118,15 +122,16 @@ class CameraWorker:
         """Close every open track (end of run or Ctrl-C); the source must be stopped already."""
         return self._close(self.tracker.close_all())
 
-    def detects(self, frame: Frame) -> bool:
+    def plan(self, frame: Frame) -> bool:
         """Whether the detector runs on ``frame`` (every ``cadence.every``-th frame; the tracker
-        predicts the others)."""
-        return self.cadence.due(frame.index, self.source.stride)
+        predicts the others), recorded in the camera's cadence. Called once per frame, in frame order,
+        before the frame is detected: the group decides a round ahead of tracking it."""
+        detected = self.cadence.due(frame.index, self.source.stride)
+        self.cadence.record(frame.index, detected)
+        return detected
 
     # ------------------------------------------------------------------ the stages
-    def _detect_and_track(self, frame: Frame, step: Step, dets: Detections | None = None) -> Detections:
-        detected = self.detects(frame)
-        self.cadence.record(frame.index, detected)
+    def _detect_and_track(self, frame: Frame, step: Step, detected: bool, dets: Detections | None) -> Detections:
         self.tracker.set_interval(self.cadence.every)  # the group's chooser may have changed it
         if not detected:
             return self._predict(frame)
@@ -347,19 +352,44 @@ class CameraGroup:
         return events
 
     def steps(self) -> Iterator[Step]:
-        """Every camera's steps, one frame per camera per round, until every source has ended; the
-        frames of a round that share a detector are detected in one call (:meth:`_detect_round`)."""
+        """Every camera's steps, one frame per camera per round, until every source has ended. Each
+        round is planned (which frames the detector runs on), then detected (:meth:`_detect_round`),
+        then tracked. With recordings only, the next round is detected in a detect thread while this
+        one is tracked: the detector's inference leaves the interpreter free, so the tracking and
+        cropping of one round fill the cores' idle moments of the next round's inference instead of
+        adding to it (the same detections, the same order). Live cameras detect in line: their
+        round is tracked as soon as it came, and the interval chooser times the loop as it is."""
         by_source = {id(w.source): w for w in self.workers}
         waited = lambda s: self.timer.add("wait", s)  # noqa: E731
         window = _Window(self)
-        for items in rounds([w.source for w in self.workers], self._notify, waited=waited):
-            batch = [(by_source[id(src)], item) for src, item in items]
-            events = self._choose_intervals(window)
-            found = self._detect_round(batch)
-            for worker, item in batch:
-                step = worker.step(item, found.get(id(worker)))
-                step.events[:0], events = events, []
-                yield step
+        ahead = None if any(w.source.live for w in self.workers) else ThreadPoolExecutor(1, "detect")
+        pending: tuple[list[_Planned], list[Event], Future[dict[int, Any]]] | None = None
+        try:
+            for items in rounds([w.source for w in self.workers], self._notify, waited=waited):
+                events = self._choose_intervals(window)
+                plan = [
+                    (by_source[id(src)], item, item is not None and by_source[id(src)].plan(item))
+                    for src, item in items
+                ]
+                if ahead is None:
+                    yield from self._track_round(plan, events, self._detect_round(plan))
+                    continue
+                found = ahead.submit(self._detect_round, plan)
+                if pending is not None:
+                    yield from self._track_round(pending[0], pending[1], pending[2].result())
+                pending = (plan, events, found)
+            if pending is not None:
+                yield from self._track_round(pending[0], pending[1], pending[2].result())
+        finally:
+            if ahead is not None:
+                ahead.shutdown(wait=True, cancel_futures=True)
+
+    def _track_round(self, plan: list[_Planned], events: list[Event], detections: dict[int, Any]) -> Iterator[Step]:
+        """The steps of a detected round, in camera order; the round's events go with its first step."""
+        for worker, item, detected in plan:
+            step = worker.step(item, detections.get(id(worker)), detected)
+            step.events[:0], events = events, []
+            yield step
 
     def _choose_intervals(self, window: _Window) -> list[Event]:
         """Every ``chooser.window`` seconds: the live cameras' new intervals from the load measured since
@@ -387,21 +417,21 @@ class CameraGroup:
             for camera, (old, new) in changed.items()
         ]
 
-    def _detect_round(self, batch: list[tuple[CameraWorker, Frame | None]]) -> dict[int, Any]:
-        """Detections of a round's frames, by ``id(worker)``: one ``detect_batch`` call per detector that
-        two or more cameras share (``detect_batch`` on); cameras left out detect in their own step."""
-        if not self.config.detect_batch:
-            return {}
+    def _detect_round(self, plan: list[_Planned]) -> dict[int, Any]:
+        """Detections of a round's planned frames, by ``id(worker)``: one ``detect_batch`` call per
+        detector that two or more of them share (``detect_batch`` on), one ``detect`` call otherwise."""
         by_detector: dict[int, list[tuple[CameraWorker, Frame]]] = {}
-        for worker, item in batch:
-            if item is not None and worker.detects(item):
+        for worker, item, detected in plan:
+            if item is not None and detected:
                 by_detector.setdefault(id(worker.detector), []).append((worker, item))
         found: dict[int, Any] = {}
         for group in by_detector.values():
-            if len(group) < 2:
-                continue
+            detector = group[0][0].detector
             with self.timer("detect"):
-                dets = group[0][0].detector.detect_batch([f.image for _, f in group], [f.index for _, f in group])
+                if self.config.detect_batch and len(group) > 1:
+                    dets = detector.detect_batch([f.image for _, f in group], [f.index for _, f in group])
+                else:
+                    dets = [detector.detect(f.image, index=f.index) for _, f in group]
             found.update({id(w): d for (w, _), d in zip(group, dets)})
         return found
 
@@ -439,6 +469,9 @@ class CameraGroup:
     @property
     def decode_seconds(self) -> float:
         return float(sum(w.source.decode_seconds for w in self.workers))
+
+
+_Planned = tuple["CameraWorker", "Frame | None", bool]  # a round's item and whether it is detected
 
 
 class _Window:

@@ -115,10 +115,10 @@ def test_ctrl_c_drains_the_embed_thread_and_keeps_every_feature(tmp_path, monkey
     monkeypatch.setattr(worker, "load_embedder", lambda cfg: slow.append(SlowEmbedder(real_load(cfg), 0.05)) or slow[0])
     real_step = CameraWorker.step
 
-    def step(self, item, detections=None):
+    def step(self, item, detections=None, detected=None):
         if self.seq == 30:
             raise KeyboardInterrupt
-        return real_step(self, item, detections)
+        return real_step(self, item, detections, detected)
 
     monkeypatch.setattr(CameraWorker, "step", step)
     pipe = Pipeline(

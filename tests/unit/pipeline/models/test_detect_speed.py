@@ -143,18 +143,18 @@ def test_a_round_of_cameras_is_one_detector_call():
         def __init__(self, detector):
             self.detector = detector
 
-        def detects(self, frame):
-            return True
-
     shared = Counting(str(YOLOX))
     public = PublicDetections(str(TWIN / "cam1_det.txt"))
     group = CameraGroup(PipelineConfig(), [], [])
     frames = _crowded_frames()[:3]
-    batch = [(W(shared), Frame(camera=f"c{i}", index=i, t=0.0, image=f)) for i, f in enumerate(frames)]
-    batch.append((W(public), Frame(camera="p", index=300, t=0.0, image=frames[0])))
+    batch = [(W(shared), Frame(camera=f"c{i}", index=i, t=0.0, image=f), True) for i, f in enumerate(frames)]
+    batch.append((W(public), Frame(camera="p", index=300, t=0.0, image=frames[0]), True))
+    batch.append((W(shared), Frame(camera="skipped", index=1, t=0.0, image=frames[0]), False))
     found = group._detect_round(batch)  # type: ignore[arg-type]
-    assert Counting.calls == 1 and len(found) == 3  # the public detections' camera reads its own file
-    assert all(len(found[id(w)]) == len(shared.detect(f.image)) for w, f in batch[:3])
+    assert Counting.calls == 1  # the three cameras sharing the detector; the public one reads its own file
+    assert len(found) == 4 and id(batch[-1][0]) not in found  # a frame planned without detection has none
+    assert all(len(found[id(w)]) == len(shared.detect(f.image)) for w, f, _ in batch[:3])
+    assert len(found[id(batch[3][0])]) == len(public.detect(index=300))
 
 
 # ------------------------------------------------------------------------------ --detect-every
