@@ -25,19 +25,14 @@ import sys
 import time
 from typing import Any
 
+from reidpipe.cpus import usable_cpus
+
 MAX_THREADS = 8
 
 
 def prefer_passive_openmp() -> None:
     """Sleep, not spin, in idle OpenMP threads (unless the user chose a policy); call before torch loads."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def configure_threads(threads: int | None) -> dict[str, Any]:

@@ -19,7 +19,6 @@ library versions, device), since a figure without its machine means little. :fun
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 import time
@@ -27,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reidpipe.cpus import usable_cpus
 from reidpipe.errors import OutputError, UsageError
 from reidpipe.files import atomic_write_text
 from reidpipe.pipeline.bench.embed import ORT_TARGET_AT_32, bench_embedding
@@ -402,7 +402,7 @@ def bench_cameras(
     need = camera_fps / config.stride  # processed frames/s one camera needs
     rss_one, rss_n = one["memory"]["peak_rss_mb"], result["pipeline"]["memory"]["peak_rss_mb"]
     cpu_per_frame = result["pipeline"]["cpu_seconds"] / max(result["pipeline"]["frames_total"], 1)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cpus()
     section = {
         "cameras": n,
         "camera_fps": camera_fps,

@@ -1,7 +1,15 @@
 """How often each camera's detector runs: every K-th frame, K fixed or chosen from the measured load.
 
-A recording is processed frame by frame at whatever speed the machine has, so its interval is fixed:
-``detect_every`` (1 unless asked). A live camera (RTSP/HTTP stream, webcam, or a file read at its
+A recording is processed frame by frame at whatever speed the machine has, so its interval is fixed
+for the run: ``detect_every`` when it is a number. With ``detect_every: auto``
+(:func:`recording_interval`) it is 1 while the machine's detector can take every frame of every
+recording at the recordings' own frame rates, and ``RECORDING_EVERY`` (2) when it cannot, i.e. when
+many cameras share the machine: the detector's CPU seconds per frame are measured on a few frames
+of the first recording before the run, and the machine's capacity is its usable cores over that,
+times ``DETECT_SHARE`` (the rest of a frame's CPU goes to decoding, tracking and embedding). 2 is the
+cheapest interval that keeps MTMC IDF1 on the generated scenes with a real detector (3 loses several
+points; docs/performance.md has the table); the choice and its figures are in the log and in each
+source's ``detection`` in ``trajectories.json``. A live camera (RTSP/HTTP stream, webcam, or a file read at its
 frame rate with ``pace``) does not wait: when the pipeline falls behind, its reader drops the oldest
 queued frames (``late``). So for live cameras with ``detect_every: auto`` the interval is chosen as
 the run goes, the way NVIDIA DeepStream's ``interval`` is set by hand, from what the run measures:
@@ -34,6 +42,8 @@ TARGET = 0.8  # busy share the chosen intervals are predicted to reach at most
 HIGH = 0.9  # busier than this (or frames dropped): the intervals rise
 LOW = 0.7  # the intervals fall only where the smaller ones are predicted at most this busy
 WINDOW_SECONDS = 2.0
+RECORDING_EVERY = 2  # the interval of recordings that the machine cannot detect every frame of
+DETECT_SHARE = 0.7  # the detector's share of a frame's CPU in the pipeline (YOLOX-Nano, OSNet; 2 cores)
 
 
 @dataclass
@@ -47,6 +57,7 @@ class CameraCadence:
     tracked_only: int = 0
     changes: list[tuple[float, int]] = field(default_factory=list)  # (loop seconds, new interval)
     _last: int | None = None  # frame index of the last detected frame
+    reason: str = ""  # why this interval (detect_every: auto on a recording)
 
     def due(self, index: int, stride: int) -> bool:
         """Whether the detector runs on the frame ``index`` (``every`` processed frames after the last
@@ -64,6 +75,7 @@ class CameraCadence:
         return {
             "every": self.every,
             "adaptive": self.adaptive,
+            "reason": self.reason,
             "detected_frames": self.detected,
             "tracked_only_frames": self.tracked_only,
             "changes": [[round(t, 3), k] for t, k in self.changes],
@@ -139,3 +151,33 @@ class IntervalChooser:
             self.cameras[c].every = k
             self.cameras[c].changes.append((now, k))
         return changed
+
+
+@dataclass(frozen=True)
+class RecordingInterval:
+    """The interval of the recordings of one run with ``detect_every: auto``, and why."""
+
+    every: int
+    demand_fps: float  # frames per second the recordings play at, in all (after stride)
+    capacity_fps: float | None  # frames per second the machine's detector takes (None: not measured)
+
+    @property
+    def reason(self) -> str:
+        if self.capacity_fps is None:
+            return "the detector's cost was not measured"
+        fits = "within" if self.every == 1 else "more than"
+        return (
+            f"the recordings play {self.demand_fps:.0f} frames/s in all, {fits} the "
+            f"~{self.capacity_fps:.0f} frames/s this machine's detector takes with the rest of the pipeline"
+        )
+
+
+def recording_interval(demand_fps: float, detect_cpu_seconds: float | None, cores: int) -> RecordingInterval:
+    """1 when ``cores`` can detect every frame of recordings playing ``demand_fps`` frames/s in all
+    (the detector costing ``detect_cpu_seconds`` of CPU a frame, ``DETECT_SHARE`` of a frame's
+    cost), else ``RECORDING_EVERY`` (see the module docstring)."""
+    if detect_cpu_seconds is None or not detect_cpu_seconds > 0 or not math.isfinite(detect_cpu_seconds):
+        return RecordingInterval(1, demand_fps, None)
+    capacity = max(int(cores), 1) * DETECT_SHARE / detect_cpu_seconds
+    every = 1 if demand_fps <= capacity else RECORDING_EVERY
+    return RecordingInterval(every, demand_fps, capacity)

@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from reidpipe.cpus import usable_cpus
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.contracts import Detector, Embedder, FrameSource, Tracker
-from reidpipe.pipeline.engine.cadence import CameraCadence, IntervalChooser, Load
+from reidpipe.pipeline.engine.cadence import CameraCadence, IntervalChooser, Load, RecordingInterval, recording_interval
 from reidpipe.pipeline.engine.embed_queue import EmbedQueue
 from reidpipe.pipeline.engine.sampler import CropSampler, crop
 from reidpipe.pipeline.engine.stats import Counts, StageTimer
@@ -50,6 +51,8 @@ from reidpipe.pipeline.types import Event, Frame, SourceEnd, SourceInfo, Step, T
 
 if TYPE_CHECKING:
     from supervision import Detections
+
+CALIBRATION_FRAMES = 4  # frames of the first recording the detector's cost is measured on (detect_every: auto)
 
 
 class CameraWorker:
@@ -234,6 +237,7 @@ class CameraGroup:
         self.lost: dict[str, str] = {}  # cameras whose worker died (never, in-process)
         self._notify = threading.Event()
         self.chooser: IntervalChooser | None = None  # the live cameras' intervals (detect_every: auto)
+        self.recording: RecordingInterval | None = None  # the recordings' interval (detect_every: auto)
 
     def open(self) -> list[SourceInfo]:
         cfg = self.config
@@ -269,6 +273,7 @@ class CameraGroup:
         )
         sampler = CropSampler(cfg.sampler)
         thumbs = self._thumbs()
+        self.recording = self._recording_interval(srcs, detectors[0])
         cadences = [self._cadence(s) for s in srcs]
         self.workers = [
             CameraWorker(s, d, self._tracker(s.info.camera, c.every), sampler, embeds, self.timer, thumbs, c)
@@ -292,12 +297,32 @@ class CameraGroup:
         return load_detector(cfg)
 
     def _cadence(self, source: FrameSource) -> CameraCadence:
-        """A camera's interval: ``detect_every`` when it is a number; with ``auto``, every frame of a
-        recording and an interval chosen as the run goes for a live camera."""
+        """A camera's interval: ``detect_every`` when it is a number; with ``auto``, an interval chosen
+        as the run goes for a live camera, and :attr:`recording`'s for a recording."""
         every = self.config.detect_every
         if every != "auto":
             return CameraCadence(source.info.camera, every=int(every))
-        return CameraCadence(source.info.camera, adaptive=source.live)
+        if source.live or self.recording is None:
+            return CameraCadence(source.info.camera, adaptive=source.live)
+        return CameraCadence(source.info.camera, every=self.recording.every, reason=self.recording.reason)
+
+    def _recording_interval(self, sources: Sequence[FrameSource], detector: Detector) -> RecordingInterval | None:
+        """The recordings' interval with ``detect_every: auto`` (pipeline/engine/cadence.py), from the
+        detector's CPU cost measured on a few frames of the first recording; None when there is
+        nothing to choose (a fixed interval, no recording, public detections)."""
+        recordings = [s for s in sources if not s.live]
+        if self.config.detect_every != "auto" or not recordings or self.detections is not None:
+            return None
+        from reidpipe.pipeline.models.runtime_choice import calibration_clip, detector_cpu_seconds
+
+        demand = sum(s.info.fps / max(s.stride, 1) for s in recordings)
+        images = [im for _, im in calibration_clip([s.uri for s in recordings], frames=CALIBRATION_FRAMES)]
+        chosen = recording_interval(demand, detector_cpu_seconds(detector, images), usable_cpus())
+        from reidpipe.console import note
+
+        which = "every frame" if chosen.every == 1 else f"every {chosen.every}nd frame"
+        note(f"detect_every auto: the detector runs on {which} of the recordings ({chosen.reason})")
+        return chosen
 
     def _thumbs(self) -> ThumbKeeper | None:
         if not self.thumbs:

@@ -79,5 +79,41 @@ def test_a_recording_keeps_every_frame_detected(tmp_path, capsys):
     pipe.run([str(TWIN / "cam1.mp4")])
     capsys.readouterr()
     (det,) = pipe.stats["detection"].values()
-    assert det == {"every": 1, "adaptive": False, "detected_frames": 30, "tracked_only_frames": 0, "changes": []}
+    assert det == {
+        "every": 1,
+        "adaptive": False,
+        "reason": "",  # public detections: nothing to choose
+        "detected_frames": 30,
+        "tracked_only_frames": 0,
+        "changes": [],
+    }
     assert pipe.stats["late_frames"] == {"cam1": 0}
+
+
+def test_recordings_the_machine_cannot_detect_every_frame_of_are_detected_every_2nd_frame(
+    tmp_path, capsys, monkeypatch, fast_camera
+):
+    """Four 100-fps recordings play 400 frames/s: more than one core's YOLOX takes with the rest of the
+    pipeline (``usable_cpus`` is 1 here, so the count holds on any CPU), so ``detect_every: auto``
+    detects every 2nd frame of each, says so, and records why; one 10-fps recording keeps every frame."""
+    from reidpipe.pipeline.engine import worker
+
+    monkeypatch.setattr(worker, "usable_cpus", lambda: 1)
+    names = [f"c{i}" for i in range(CAMERAS)]
+    common = {"detector": str(YOLOX), "device": "cpu", "reid": "hist", "progress": False, "max_frames": 12}
+    many = Pipeline(names=names, output=str(tmp_path / "many"), **common)
+    many.run([str(fast_camera)] * CAMERAS)
+    err = capsys.readouterr().err
+    assert "detect_every auto: the detector runs on every 2nd frame of the recordings" in err
+    assert "400 frames/s" in err
+    data = json.loads((tmp_path / "many" / "trajectories.json").read_text())
+    for source in data["sources"]:
+        det = source["detection"]
+        assert det["every"] == 2 and not det["adaptive"] and "more than" in det["reason"]
+        assert (det["detected_frames"], det["tracked_only_frames"]) == (6, 6)
+
+    one = Pipeline(output=str(tmp_path / "one"), **common)
+    one.run([str(TWIN / "cam1.mp4")])
+    assert "every frame of the recordings" in capsys.readouterr().err
+    (det,) = one.stats["detection"].values()
+    assert det["every"] == 1 and "10 frames/s in all, within" in det["reason"] and det["detected_frames"] == 12

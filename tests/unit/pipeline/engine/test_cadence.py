@@ -1,16 +1,20 @@
 """The detector's interval per camera (pipeline/engine/cadence.py): the smallest intervals the measured load
 allows, one detection rate in time for cameras of different frame rates, rising at once when the loop
-is overloaded and falling only with room to spare; recordings keep their fixed interval."""
+is overloaded and falling only with room to spare; recordings keep one interval for the run: every
+frame while the machine's detector can take them all, every 2nd frame when it cannot."""
 
 from __future__ import annotations
 
 from reidpipe.pipeline.engine.cadence import (
+    DETECT_SHARE,
     HIGH,
+    RECORDING_EVERY,
     CameraCadence,
     IntervalChooser,
     Load,
     choose_intervals,
     predicted_busy,
+    recording_interval,
 )
 
 
@@ -82,7 +86,45 @@ def test_a_fixed_interval_counts_the_frames_only_tracked_and_dropped_frames_coun
     assert c.to_json() == {
         "every": 3,
         "adaptive": False,
+        "reason": "",
         "detected_frames": 2,
         "tracked_only_frames": 4,
         "changes": [],
     }
+
+
+def test_recordings_are_detected_every_frame_until_the_machine_cannot_take_them_all():
+    # 16 ms of CPU a frame on 2 cores: ~87 frames/s for the detector and the rest of the pipeline
+    few = recording_interval(demand_fps=20.0, detect_cpu_seconds=0.016, cores=2)
+    many = recording_interval(demand_fps=160.0, detect_cpu_seconds=0.016, cores=2)
+    assert few.every == 1 and many.every == RECORDING_EVERY == 2
+    assert few.capacity_fps == many.capacity_fps == 2 * DETECT_SHARE / 0.016
+    assert "within" in few.reason and "160 frames/s" in many.reason and "more than" in many.reason
+    assert recording_interval(160.0, 0.016, cores=4).every == 1  # twice the cores take them
+    for unknown in (None, 0.0, float("nan"), float("inf")):  # nothing measured: every frame, and said so
+        chosen = recording_interval(160.0, unknown, cores=2)
+        assert chosen.every == 1 and chosen.capacity_fps is None and "not measured" in chosen.reason
+
+
+def test_the_detectors_cost_is_its_cpu_time_per_frame():
+    import time
+
+    import numpy as np
+
+    from reidpipe.pipeline.models.runtime_choice import detector_cpu_seconds
+
+    class Busy:  # burns 5 ms of CPU a frame, then sleeps 20 ms (a sleep costs no CPU)
+        calls = 0
+
+        def detect(self, frame, index=None):
+            Busy.calls += 1
+            t0 = time.process_time()
+            while time.process_time() - t0 < 0.005:
+                pass
+            time.sleep(0.02)
+
+    frames = [np.zeros((8, 8, 3), np.uint8)] * 3
+    cost = detector_cpu_seconds(Busy(), frames)
+    assert cost is not None and 0.004 < cost < 0.015  # the CPU, not the 25 ms of wall time
+    assert Busy.calls == 1 + 2 * 3  # a warm-up frame, then the best of two rounds
+    assert detector_cpu_seconds(Busy(), []) is None
