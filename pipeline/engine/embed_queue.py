@@ -8,7 +8,9 @@ it closes: a track closes ``track_lost_frames`` after its last sighting), or whe
 has crops in it closes — and puts each embedding in its tracklet's bank.
 
 - **Asynchronous** (``asynchronous=True``, ``embed_async``): a batch is embedded by ONE embed thread
-  while the main thread goes on detecting (ONNX Runtime and OpenVINO release the GIL). Batches are
+  while the main thread goes on detecting (ONNX Runtime and OpenVINO release the GIL). The embed
+  thread runs at a lower CPU priority (:func:`reidpipe.cpus.run_in_background`): a crop can wait, a
+  frame cannot, so embedding takes the cores the detector leaves idle instead of slowing it. Batches are
   the same as synchronously and are embedded in the order they were made, and ``settle`` waits for
   every batch holding a crop of a closing tracklet, so features are exactly the synchronous ones. At
   most ``MAX_IN_FLIGHT`` batches wait for the thread (the main thread then waits: memory stays flat
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reidpipe.cpus import run_in_background
 from reidpipe.pipeline.engine.sampler import add_to_bank
 from reidpipe.pipeline.engine.stats import StageTimer
 from reidpipe.pipeline.link.split import add_crop
@@ -79,7 +82,11 @@ class EmbedQueue:
         self._clock = 0.0  # video seconds seen (the furthest camera)
         self._oldest = 0.0  # the clock when the first crop of the waiting batch came
         self._start: dict[str, float] = {}
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="reidpipe-embed") if asynchronous else None
+        self._thread = (
+            ThreadPoolExecutor(1, thread_name_prefix="reidpipe-embed", initializer=run_in_background)
+            if asynchronous
+            else None
+        )
         self._in_flight: deque[tuple[Future, set[int]]] = deque()
 
     # ------------------------------------------------------------------ what the workers call

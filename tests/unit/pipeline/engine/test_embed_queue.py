@@ -4,6 +4,7 @@ crops first, and leaves no tracklet without a feature."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -263,3 +264,26 @@ def test_run_flags_set_the_embed_settings():
     cfg = config_from_args(args)
     assert cfg.embed_budget == 20.0 and cfg.embed_async is False
     assert config_from_args(parser.parse_args(["--sources", "a.mp4", "-o", "o"])).embed_async is None
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread niceness is a Linux feature")
+def test_the_embed_thread_yields_the_cores_to_the_frame_loop():
+    """A crop can wait, a frame cannot: the embed thread runs 10 niceness steps below the main thread,
+    which keeps its own priority."""
+
+    class Niceness:  # an embedder that notes the niceness of the thread it runs in
+        seen: list[int] = []
+
+        def embed(self, crops):
+            Niceness.seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return QualityEmbedder().embed(crops)
+
+    main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    queue = EmbedQueue(Niceness(), bank_size=10, batch=2, timer=StageTimer(), asynchronous=True)
+    tracklet = Tracklet("cam", 1)
+    for q in (0.5, 0.6):
+        queue.add(tracklet, q, np.full((64, 32, 3), 100, np.uint8))
+    queue.after_frame("cam", 0.0)
+    queue.close()
+    assert Niceness.seen == [min(main_before + 10, 19)] and len(tracklet.bank) == 2
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
