@@ -26,6 +26,7 @@ seen it, which is how the Ray driver restores that order.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -52,6 +53,7 @@ from reidpipe.pipeline.types import Event, Frame, SourceEnd, SourceInfo, Step, T
 if TYPE_CHECKING:
     from supervision import Detections
 
+ROUNDS_AHEAD = 2  # rounds of recordings detected ahead of the one being tracked (memory: their frames)
 CALIBRATION_FRAMES = 4  # frames of the first recording the detector's cost is measured on (detect_every: auto)
 
 
@@ -379,16 +381,18 @@ class CameraGroup:
     def steps(self) -> Iterator[Step]:
         """Every camera's steps, one frame per camera per round, until every source has ended. Each
         round is planned (which frames the detector runs on), then detected (:meth:`_detect_round`),
-        then tracked. With recordings only, the next round is detected in a detect thread while this
-        one is tracked: the detector's inference leaves the interpreter free, so the tracking and
-        cropping of one round fill the cores' idle moments of the next round's inference instead of
-        adding to it (the same detections, the same order). Live cameras detect in line: their
-        round is tracked as soon as it came, and the interval chooser times the loop as it is."""
+        then tracked. With recordings only, the next ``ROUNDS_AHEAD`` rounds are detected in a detect
+        thread while this one is tracked: the detector's inference leaves the interpreter free, so the
+        tracking and cropping of one round fill the cores' idle moments of the next rounds' inference
+        instead of adding to it (the same detections, the same order). Two rounds, not one: with
+        ``detect_every`` 2 every other round has nothing to detect, and the detector would idle while
+        the round before it is tracked. Live cameras detect in line: their round is tracked as soon
+        as it came, and the interval chooser times the loop as it is."""
         by_source = {id(w.source): w for w in self.workers}
         waited = lambda s: self.timer.add("wait", s)  # noqa: E731
         window = _Window(self)
         ahead = None if any(w.source.live for w in self.workers) else ThreadPoolExecutor(1, "detect")
-        pending: tuple[list[_Planned], list[Event], Future[dict[int, Any]]] | None = None
+        pending: deque[tuple[list[_Planned], list[Event], Future[dict[int, Any]]]] = deque()
         try:
             for items in rounds([w.source for w in self.workers], self._notify, waited=waited):
                 events = self._choose_intervals(window)
@@ -399,12 +403,13 @@ class CameraGroup:
                 if ahead is None:
                     yield from self._track_round(plan, events, self._detect_round(plan))
                     continue
-                found = ahead.submit(self._detect_round, plan)
-                if pending is not None:
-                    yield from self._track_round(pending[0], pending[1], pending[2].result())
-                pending = (plan, events, found)
-            if pending is not None:
-                yield from self._track_round(pending[0], pending[1], pending[2].result())
+                pending.append((plan, events, ahead.submit(self._detect_round, plan)))
+                while len(pending) > ROUNDS_AHEAD:
+                    done, evs, found = pending.popleft()
+                    yield from self._track_round(done, evs, found.result())
+            while pending:
+                done, evs, found = pending.popleft()
+                yield from self._track_round(done, evs, found.result())
         finally:
             if ahead is not None:
                 ahead.shutdown(wait=True, cancel_futures=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -43,6 +44,46 @@ def test_camera_worker_alone_turns_a_clip_into_one_closed_tracklet(tmp_path):
 
 def _stream(camera: str, n: int) -> list[Step]:
     return [Step(camera=camera, seq=i, frames=1) for i in range(n)] + [Step(camera=camera, seq=n, end=object())]
+
+
+def _tracks(steps) -> list[tuple]:
+    return [(t.key, [(p.frame, p.bbox) for p in t.points]) for s in steps for t in s.closed]
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_recordings_are_detected_rounds_ahead_in_a_detect_thread_with_the_same_tracks(tmp_path, monkeypatch, every):
+    """The detect thread runs the detector on the next rounds while the main thread tracks this one:
+    every frame is detected once, in order, and the tracks are those of detecting in line."""
+    from reidpipe.pipeline.engine import worker
+
+    videos = [render(tmp_path, c, start=s, n=24) for c, s in (("a", 2), ("b", 5))]
+    cfg = PipelineConfig(reid="hist", track_lost_frames=5, detect_every=every)
+
+    def run(ahead: int):
+        monkeypatch.setattr(worker, "ROUNDS_AHEAD", ahead)
+        group = CameraGroup(cfg, [v for v, _ in videos], ["a", "b"], detections=[d for _, d in videos])
+        group.open()
+        seen: list[tuple[str, int]] = []
+        for w in group.workers:
+            real = w.detector.detect
+
+            def spy(frame, index=None, real=real, camera=w.camera):
+                seen.append((threading.current_thread().name, camera, index))
+                return real(frame, index=index)
+
+            w.detector.detect = spy
+        group.start()
+        steps = list(group.steps())
+        group.stop()
+        return steps, seen
+
+    ahead_steps, ahead_seen = run(2)
+    inline_steps, _ = run(0)
+    assert {name.split("_")[0] for name, _, _ in ahead_seen} == {"detect"}  # never in the main thread
+    for cam in ("a", "b"):  # each frame due once, in frame order
+        assert [i for _, c, i in ahead_seen if c == cam] == list(range(0, 24, every))
+    assert _tracks(ahead_steps) == _tracks(inline_steps) and len(_tracks(ahead_steps)) == 2
+    assert [(s.camera, s.seq) for s in ahead_steps] == [(s.camera, s.seq) for s in inline_steps]
 
 
 def test_lockstep_merge_restores_the_one_process_order_whatever_the_arrival_order():
