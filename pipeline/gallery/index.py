@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reidpipe.cpus import faiss_threads_for
 from reidpipe.files import atomic_output, atomic_write_text
 from reidpipe.pipeline.gallery.store import Store
 
@@ -28,7 +29,6 @@ KINDS = {"identities": "SELECT id, embedding FROM identities", "tracklets": "SEL
 _COLUMN = {"identities": "embedding", "tracklets": "feature"}
 STATE = "index.json"
 _SLACK = 1 << 16  # bytes of header an index file may hold beyond its vectors
-FEW_QUERIES = 8  # fewer queries than this are searched on one thread (10k vectors: 0.7 ms vs 40 ms on 2 busy cores)
 
 
 def new_index(dim: int):
@@ -60,19 +60,12 @@ class VectorIndex:
 
     def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids) of the ``k`` nearest rows per query (id -1 past the end)."""
-        import faiss
 
         Q = np.ascontiguousarray(np.atleast_2d(Q), np.float32)
         if len(self) == 0 or k <= 0:
             return np.zeros((len(Q), 0), np.float32), np.zeros((len(Q), 0), np.int64)
-        threads = faiss.omp_get_max_threads()
-        if len(Q) < FEW_QUERIES:  # OpenMP's thread start-up and spinning cost more than a few queries
-            faiss.omp_set_num_threads(1)
-        try:
-            sims, ids = self.index.search(Q, min(int(k), len(self)))
-        finally:
-            faiss.omp_set_num_threads(threads)
-        return sims, ids
+        with faiss_threads_for(len(Q), len(self)):
+            return self.index.search(Q, min(int(k), len(self)))
 
     def ids(self) -> set[int]:
         import faiss

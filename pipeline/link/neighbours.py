@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from reidpipe.cpus import faiss_threads_for
 from reidpipe.errors import ConfigError
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows i, rows j (i < j), their cosines
@@ -114,7 +115,8 @@ def _faiss_search(X: np.ndarray, k: int, threshold: float) -> list[Pairs]:
     out = []
     block = 16384
     for s in range(0, X.shape[0], block):
-        sims, idx = index.search(X[s : s + block], k + 1)
+        with faiss_threads_for(min(block, X.shape[0] - s), X.shape[0]):
+            sims, idx = index.search(X[s : s + block], k + 1)
         rows = np.broadcast_to(np.arange(s, s + sims.shape[0])[:, None], idx.shape)
         out.append(_pairs_from(rows.ravel(), idx.ravel(), sims.ravel(), threshold))
     return out
