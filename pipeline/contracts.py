@@ -72,6 +72,12 @@ class Detector(Protocol):
         """Prepare :meth:`detect_batch` to be one inference call; whether it is."""
         ...
 
+    def enable_parallel_rounds(self) -> bool:
+        """Prepare to be called from several threads at once, one per core (the rounds of recordings:
+        pipeline/engine/ahead.py); whether that is safe and pays. Optional for a registered detector:
+        without it, one detect thread runs the rounds."""
+        ...
+
 
 class Tracker(Protocol):
     """One camera's tracker (:class:`~reidpipe.pipeline.engine.track.CameraTracker`, docs/design.md §3.3)."""

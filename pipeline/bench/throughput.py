@@ -32,6 +32,8 @@ from reidpipe.files import atomic_write_text
 from reidpipe.pipeline.bench.embed import ORT_TARGET_AT_32, bench_embedding
 from reidpipe.pipeline.bench.machine import PeakMemory, environment, resolve_device
 from reidpipe.pipeline.contracts import Detector
+from reidpipe.pipeline.engine.ahead import DetectAhead, detect_threads
+from reidpipe.pipeline.engine.stats import StageTimer
 from reidpipe.pipeline.io.sources import open_sources, rounds, source_kind
 from reidpipe.pipeline.models.detect import load_detector
 from reidpipe.pipeline.models.embed import embeds_async
@@ -82,30 +84,38 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Detec
     )
     index = {s.info.camera: i for i, s in enumerate(srcs)}
     frames = {s.info.camera: 0 for s in srcs}
-    detect_s = wait_s = 0.0
+    timer = StageTimer()
     detections = 0
+    # the rounds on the pipeline's own detect threads (pipeline/engine/ahead.py): the same detector
+    # object, the same threads, so that the ratio compares what the pipeline adds, not two schedules
+    ahead: DetectAhead[list] = DetectAhead(detect_threads(detectors[0]) if detectors else 1)
+
+    def detect(got: list) -> list:
+        with timer("detect"):
+            return _detect_frames(config, [detectors[index[f.camera]] for f in got], got)
+
+    def count(got: list, found: list) -> None:
+        nonlocal detections
+        detections += sum(len(d) for d in found)
+        for f in got:
+            frames[f.camera] += 1
+
     t_loop = time.perf_counter()
     cpu0 = _cpu_seconds()
     try:
         for s in srcs:
             s.start()
-
-        def waited(seconds: float) -> None:
-            nonlocal wait_s
-            wait_s += seconds
-
-        for items in rounds(srcs, notify, waited=waited):
+        for items in rounds(srcs, notify, waited=lambda seconds: timer.add("wait", seconds)):
             failed = next((s.error for s, item in items if item is None and s.error is not None), None)
             if failed is not None:
                 raise failed
             got = [item for _, item in items if item is not None]
-            t0 = time.perf_counter()
-            for dets in _detect_frames(config, [detectors[index[f.camera]] for f in got], got):
-                detections += len(dets)
-            detect_s += time.perf_counter() - t0
-            for f in got:
-                frames[f.camera] += 1
+            for done, found in ahead.put(got, detect, got):
+                count(done, found)
+        for done, found in ahead.drain():
+            count(done, found)
     finally:
+        ahead.close()
         for s in srcs:
             s.stop()
         for s in srcs:
@@ -117,8 +127,8 @@ def detector_only_pass(config, sources: Sequence[str], detectors: Sequence[Detec
         "cpu_seconds": round(cpu, 4),
         "seconds": {
             "decode": round(sum(s.decode_seconds for s in srcs), 4),
-            "detect": round(detect_s, 4),
-            "wait": round(wait_s, 4),
+            "detect": round(timer.seconds["detect"], 4),
+            "wait": round(timer.seconds["wait"], 4),
             "wall": round(wall, 4),
         },
         "frames": frames,

@@ -26,9 +26,7 @@ seen it, which is how the Ray driver restores that order.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +35,7 @@ import numpy as np
 from reidpipe.cpus import usable_cpus
 from reidpipe.pipeline.config import PipelineConfig
 from reidpipe.pipeline.contracts import Detector, Embedder, FrameSource, Tracker
+from reidpipe.pipeline.engine.ahead import DetectAhead, detect_threads
 from reidpipe.pipeline.engine.cadence import CameraCadence, IntervalChooser, Load, RecordingInterval, recording_interval
 from reidpipe.pipeline.engine.embed_queue import EmbedQueue
 from reidpipe.pipeline.engine.sampler import CropSampler, crop
@@ -53,7 +52,6 @@ from reidpipe.pipeline.types import Event, Frame, SourceEnd, SourceInfo, Step, T
 if TYPE_CHECKING:
     from supervision import Detections
 
-ROUNDS_AHEAD = 2  # rounds of recordings detected ahead of the one being tracked (memory: their frames)
 CALIBRATION_FRAMES = 4  # frames of the first recording the detector's cost is measured on (detect_every: auto)
 
 
@@ -240,6 +238,8 @@ class CameraGroup:
         self._notify = threading.Event()
         self.chooser: IntervalChooser | None = None  # the live cameras' intervals (detect_every: auto)
         self.recording: RecordingInterval | None = None  # the recordings' interval (detect_every: auto)
+        self.live = False  # whether any source is live (then rounds are detected in line)
+        self.detect_threads = 1  # threads detecting the rounds of recordings (pipeline/engine/ahead.py)
 
     def open(self) -> list[SourceInfo]:
         cfg = self.config
@@ -256,12 +256,15 @@ class CameraGroup:
             notify=self._notify,
             pace=cfg.pace,
         )
+        self.live = any(s.live for s in srcs)
         if self.detections is not None:
             detectors = [
                 load_detector(cfg, d, s.info) for d, s in zip(self.detections, srcs)
             ]  # checked against the frame
         else:
             detectors = [self._detector()] * len(srcs)
+            if not self.live:  # recordings: rounds side by side where the detector allows it
+                self.detect_threads = detect_threads(detectors[0])
             if cfg.detect_batch and len(srcs) > 1:
                 detectors[0].enable_batching()  # one inference call per round of cameras
         self.embedder = load_embedder(cfg)
@@ -381,18 +384,16 @@ class CameraGroup:
     def steps(self) -> Iterator[Step]:
         """Every camera's steps, one frame per camera per round, until every source has ended. Each
         round is planned (which frames the detector runs on), then detected (:meth:`_detect_round`),
-        then tracked. With recordings only, the next ``ROUNDS_AHEAD`` rounds are detected in a detect
-        thread while this one is tracked: the detector's inference leaves the interpreter free, so the
-        tracking and cropping of one round fill the cores' idle moments of the next rounds' inference
-        instead of adding to it (the same detections, the same order). Two rounds, not one: with
-        ``detect_every`` 2 every other round has nothing to detect, and the detector would idle while
-        the round before it is tracked. Live cameras detect in line: their round is tracked as soon
-        as it came, and the interval chooser times the loop as it is."""
+        then tracked. With recordings only, the next rounds are detected on detect threads while this
+        one is tracked (pipeline/engine/ahead.py: the same detections, the same order). Live cameras
+        detect in line: their round is tracked as soon as it came, and the interval chooser times the
+        loop as it is."""
         by_source = {id(w.source): w for w in self.workers}
         waited = lambda s: self.timer.add("wait", s)  # noqa: E731
         window = _Window(self)
-        ahead = None if any(w.source.live for w in self.workers) else ThreadPoolExecutor(1, "detect")
-        pending: deque[tuple[list[_Planned], list[Event], Future[dict[int, Any]]]] = deque()
+        ahead: DetectAhead[tuple[list[_Planned], list[Event]]] | None = None
+        if not self.live:
+            ahead = DetectAhead(self.detect_threads)
         try:
             for items in rounds([w.source for w in self.workers], self._notify, waited=waited):
                 events = self._choose_intervals(window)
@@ -403,16 +404,13 @@ class CameraGroup:
                 if ahead is None:
                     yield from self._track_round(plan, events, self._detect_round(plan))
                     continue
-                pending.append((plan, events, ahead.submit(self._detect_round, plan)))
-                while len(pending) > ROUNDS_AHEAD:
-                    done, evs, found = pending.popleft()
-                    yield from self._track_round(done, evs, found.result())
-            while pending:
-                done, evs, found = pending.popleft()
-                yield from self._track_round(done, evs, found.result())
+                for (done, evs), found in ahead.put((plan, events), self._detect_round, plan):
+                    yield from self._track_round(done, evs, found)
+            for (done, evs), found in ahead.drain() if ahead is not None else ():
+                yield from self._track_round(done, evs, found)
         finally:
             if ahead is not None:
-                ahead.shutdown(wait=True, cancel_futures=True)
+                ahead.close()
 
     def _track_round(self, plan: list[_Planned], events: list[Event], detections: dict[int, Any]) -> Iterator[Step]:
         """The steps of a detected round, in camera order; the round's events go with its first step."""

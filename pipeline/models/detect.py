@@ -126,9 +126,10 @@ class YOLOXDetector:
         self.grid = np.concatenate(grids).astype(np.float32)
         self.stride = np.concatenate(strides_col).astype(np.float32)
         self._decoded: bool | None = None if isinstance(out[1], int) and out[1] == len(self.grid) else True
-        self._pad: np.ndarray | None = None
         self.runtime_choice: Any = None  # with backend auto: the measured choice (pipeline/runtime_choice.py)
         self.batched = not (isinstance(shape[0], int) and shape[0] == 1)  # one call for many frames
+        self.threads: int | None = None  # ONNX Runtime intra-op threads (None: its default, one per core)
+        self._dynamic_copy = False  # the session runs a dynamic-batch copy of the file
         if self.half or self.free_size:
             self._reload(dynamic_batch=False)
         if self.free_size:
@@ -146,7 +147,21 @@ class YOLOXDetector:
             self._reload(dynamic_batch=True)
         except CheckpointError:
             return False
-        self.batched = True
+        self.batched = self._dynamic_copy = True
+        return True
+
+    def enable_parallel_rounds(self) -> bool:
+        """Make the session safe and efficient for several detect threads at once: ONNX Runtime on the
+        CPU with one intra-op thread, so each call runs on its calling thread alone. One call per core
+        then keeps every core busy without the intra-op threads' barriers, which leave a 2-core machine
+        idle ~20 % of a small model's inference and stall whenever another thread takes a core (the
+        pipeline's frame loop detects rounds ahead on one thread per core: pipeline/engine/ahead.py).
+        False (nothing changed) for OpenVINO and on a GPU."""
+        if self.backend != "onnxruntime" or self.session.get_providers()[:1] != ["CPUExecutionProvider"]:
+            return False
+        if self.threads != 1:
+            self.threads = 1
+            self._reload(dynamic_batch=self._dynamic_copy)
         return True
 
     def _check_size(self) -> None:
@@ -189,7 +204,9 @@ class YOLOXDetector:
                 half = str(Path(tmp) / "fp16.onnx")
                 onnx.save(convert_float_to_float16(onnx.load(path), keep_io_types=True), half)
                 path = half
-            self.session = model_session(path, self.device, self.backend, precision=self.openvino_precision)
+            self.session = model_session(
+                path, self.device, self.backend, threads=self.threads, precision=self.openvino_precision
+            )
 
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         import cv2
@@ -198,11 +215,7 @@ class YOLOXDetector:
         h, w = frame.shape[:2]
         r = min(ih / h, iw / w)
         nh, nw = int(round(h * r)), int(round(w * r))
-        if self._pad is None:
-            self._pad = np.full((ih, iw, 3), 114, np.uint8)
-        pad = self._pad
-        pad[nh:, :] = 114
-        pad[:, nw:] = 114
+        pad = np.full((ih, iw, 3), 114, np.uint8)  # per call: detect threads may preprocess at once
         pad[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
         blob = np.ascontiguousarray(pad.transpose(2, 0, 1)[None], dtype=np.float32)
         return blob, r
@@ -356,6 +369,10 @@ class UltralyticsDetector:
         exported file keeps the batch it was exported with (frame by frame)."""
         return not self._exported()
 
+    def enable_parallel_rounds(self) -> bool:
+        """No: an ultralytics predictor keeps per-call state (one detect thread runs the rounds)."""
+        return False
+
     def _exported(self) -> bool:
         return Path(self.weights).suffix.lower() in NOT_PICKLES or Path(self.weights).is_dir()
 
@@ -436,6 +453,10 @@ class PublicDetections:
         if indices is None:
             raise ConfigError("public detections need the frame indices: call detect_batch(frames, indices)")
         return [self.detect(None, index=i) for i in indices]
+
+    def enable_parallel_rounds(self) -> bool:
+        """Nothing to share: the rows of a frame are looked up (one detect thread is plenty)."""
+        return False
 
     def enable_batching(self) -> bool:
         """Nothing to batch: the rows of a frame are looked up."""

@@ -10,6 +10,7 @@ import pytest
 from walker_video import render
 
 from reidpipe.pipeline.config import PipelineConfig
+from reidpipe.pipeline.engine.ahead import DetectAhead
 from reidpipe.pipeline.engine.ray_engine import LockstepMerge
 from reidpipe.pipeline.engine.stats import STAGES, RunStats, StageTimer
 from reidpipe.pipeline.engine.worker import CameraGroup
@@ -60,7 +61,7 @@ def test_recordings_are_detected_rounds_ahead_in_a_detect_thread_with_the_same_t
     cfg = PipelineConfig(reid="hist", track_lost_frames=5, detect_every=every)
 
     def run(ahead: int):
-        monkeypatch.setattr(worker, "ROUNDS_AHEAD", ahead)
+        monkeypatch.setattr(worker, "DetectAhead", lambda threads: DetectAhead(threads, depth=ahead))
         group = CameraGroup(cfg, [v for v, _ in videos], ["a", "b"], detections=[d for _, d in videos])
         group.open()
         seen: list[tuple[str, int]] = []
