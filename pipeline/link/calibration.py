@@ -78,9 +78,9 @@ class NegativeModel:
 
         The negatives are counted without the possible matches: those lie above the tail's quantile
         and tell nothing about different people. A short clip's camera pair of 8 and 4 people has 32
-        pairs but at most 28 negatives, whose robust width is twice as noisy as the run's pooled
-        sample's (on a generated 25-s scene, 0.25 against the pool's 0.17: its one true pair at
-        z 2.1 instead of 3.2, and nothing was linked)."""
+        pairs but at most 28 negatives; fitted alone, such a sample's robust width is far noisier
+        than the run's pooled sample's (on a generated 25-s scene 0.25 against the pool's 0.17,
+        which reads a true pair at z 2.1 instead of 3.2)."""
         sims = np.asarray(sims, np.float64).ravel()
         if sims.size - matches < minimum:
             return None
