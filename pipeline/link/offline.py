@@ -466,17 +466,15 @@ def _pooled_negatives(samples: list[tuple[np.ndarray, float, np.ndarray]]) -> ca
 # ------------------------------------------------------------------------------ step 4: evidence
 def _mutual_best(c: Candidates, sel: np.ndarray) -> np.ndarray:
     """Of the candidates ``sel``, those that are the best of both their clusters within their camera pair."""
-    best: dict[tuple[int, int], float] = {}
-    for i, j, s, pr in zip(c.i[sel].tolist(), c.j[sel].tolist(), c.sim[sel].tolist(), c.pair[sel].tolist()):
-        for key in ((i, pr), (j, pr)):
-            best[key] = max(best.get(key, -np.inf), s)
-    return np.array(
-        [
-            best[(i, pr)] == s and best[(j, pr)] == s
-            for i, j, s, pr in zip(c.i[sel].tolist(), c.j[sel].tolist(), c.sim[sel].tolist(), c.pair[sel].tolist())
-        ],
-        dtype=bool,
-    )
+    i, j, s, pair = c.i[sel], c.j[sel], c.sim[sel].astype(np.float64), c.pair[sel]
+    if not i.size:
+        return np.zeros(0, bool)
+    width = int(c.pair.max()) + 1
+    keys = np.concatenate([i * width + pair, j * width + pair]).astype(np.int64)  # (cluster, camera pair)
+    uniq, inv = np.unique(keys, return_inverse=True)
+    best = np.full(uniq.size, -np.inf)
+    np.maximum.at(best, inv, np.concatenate([s, s]))
+    return (best[inv[: i.size]] == s) & (best[inv[i.size :]] == s)
 
 
 def _confident(c: Candidates, models: list[CameraPairModel]) -> tuple[np.ndarray, np.ndarray]:
