@@ -13,8 +13,10 @@ The steps, in the order :func:`link_offline` runs them:
    the positive model and each pair's transit model (:mod:`.evidence`);
 5. ``_decide``: posterior log-odds = prior + appearance + time; clusters are merged most probable
    first while the odds exceed 1 and the merge keeps one cluster per camera (a cross-camera link is
-   one-to-one per camera pair) and every user constraint; a merge of identities that hold other
-   cameras counts the evidence of every cluster pair it joins (:class:`MergeEvidence`);
+   one-to-one per camera pair; but for two clusters of one camera never seen at once that look like
+   one person and that step 2's evidence lets join, :class:`MergeEvidence`) and every user
+   constraint; a merge of identities that hold other cameras counts the evidence of every cluster
+   pair it joins (:class:`MergeEvidence`);
 6. ``_evidence``: score, runner-up margin and gap of every tracklet.
 
 With a fixed threshold (``--link-threshold``, or calibration switched off) steps 2 and 5 compare the
@@ -198,9 +200,11 @@ def reentry_levels(
 
 def _merge_in_camera(
     p: Problem, config: LinkerConfig, rules: Constraints, rng: np.random.Generator, op: cal.OperatingPoint
-) -> tuple[Groups, list]:
+) -> tuple[Groups, list, ReentryEvidence]:
     """Step 2: per camera, the candidate pairs above its re-entry level (all of them are returned, for
-    the runner-up evidence), merged most similar first where they are one person (:func:`_merges`)."""
+    the runner-up evidence), merged most similar first where they are one person (:func:`_merges`),
+    and the evidence they were weighed with (for the cross-camera merges that join two clusters of
+    one camera, :class:`MergeEvidence`)."""
     pairs, levels, rows = [], [], []
     for c in np.unique(p.code):
         idx = np.flatnonzero(p.code == c)
@@ -209,15 +213,16 @@ def _merge_in_camera(
         thr = _in_camera_threshold(p, idx, config, rng, op)
         i, j, s = candidate_pairs(p.X[idx], config.knn, thr, config.backend, p.starts[idx], p.ends[idx], config.max_gap)
         pairs.append((idx[i], idx[j], s))
-        levels.append(_one_person_level(p, idx, op) if i.size else None)
+        levels.append(_one_person_level(p, idx, op))
         rows.append(idx)
-    merges = _merges(p, pairs, levels, rows, config, op)
+    reentry = _reentry_evidence(p, pairs, levels, rows, config, op)
+    merges = _merges(p, pairs, levels, rows, reentry, config)
     groups = Groups(p.starts, p.ends, p.code, p.family, where=_candidate_places(p, pairs))
     for (i, j, s), level, ok in zip(pairs, levels, merges):
         brief = _brief_overlaps(p, i, j, s, level, config)
         for a, b, allowed in zip(i[ok].tolist(), j[ok].tolist(), brief[ok].tolist()):
             groups.merge(a, b, rules, brief=allowed)
-    return groups, pairs
+    return groups, pairs, reentry
 
 
 def _one_person_level(p: Problem, idx: np.ndarray, op: cal.OperatingPoint) -> float | None:
@@ -230,13 +235,79 @@ def _one_person_level(p: Problem, idx: np.ndarray, op: cal.OperatingPoint) -> fl
     return level
 
 
-def _merges(
+@dataclass(frozen=True)
+class CameraReentry:
+    """Step 2's models of one camera (:class:`ReentryEvidence`)."""
+
+    one: tuple[float, float]  # the one-person sample's normal: median, scale (cosines)
+    level: float  # its low outliers' level (the camera's one-person level, :func:`.split.one_person_level`)
+    negatives: cal.NegativeModel
+    prior: float  # log-odds of one match among the camera's alternatives
+
+
+@dataclass
+class ReentryEvidence:
+    """What step 2 weighs a pair of one camera's tracklets (or clusters) with: per camera code, the
+    "one person at two moments" sample's normal (:func:`.split.one_person_model`: median, scale)
+    and the camera's negatives (as :func:`_in_camera_threshold` recorded them), and the time
+    evidence of the camera's clear merges' gaps (pooled over the cameras). A camera with too few
+    tracks for the one-person sample, or without negatives (the fallback cosine), has no model."""
+
+    models: dict[int, CameraReentry]
+    time: TransitModel | None
+
+    def llr(self, cam: int, s: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+        """Appearance + time log-likelihood ratio of one person against two for pairs of camera
+        ``cam`` with cosines ``s`` and signed gaps ``gaps``; -inf where the camera has no model."""
+        if cam not in self.models:
+            return np.full(s.shape, -np.inf)
+        m = self.models[cam]
+        (mu, sd), neg = m.one, m.negatives
+        same = norm.logpdf((s - mu) / sd) - np.log(sd)
+        other = cal.negative_logpdf(neg.z(s), neg.dof) - np.log(neg.scale)
+        return same - other + (self.time.llr(gaps) if self.time is not None else 0.0)
+
+    def log_odds(self, cam: int, s: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+        """:meth:`llr` plus the prior of one match among the camera's alternatives."""
+        return self.models[cam].prior + self.llr(cam, s, gaps) if cam in self.models else self.llr(cam, s, gaps)
+
+
+def _reentry_evidence(
     p: Problem,
     pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     levels: list[float | None],
     rows: list[np.ndarray],
     config: LinkerConfig,
     op: cal.OperatingPoint,
+) -> ReentryEvidence:
+    """Each camera's re-entry models (:class:`ReentryEvidence`); the time evidence is fitted on the
+    gaps of the pairs at or above their camera's one-person level (the clear merges, :func:`_merges`)
+    and recorded in the operating point."""
+    models = {}
+    for idx, level in zip(rows, levels):
+        cam = int(p.code[idx[0]])
+        entry = op.in_camera.get(p.cameras[cam], {})
+        one = one_person_model([p.tracklets[r] for r in idx.tolist()], p.means[cam])
+        if one is not None and level is not None and "median" in entry:
+            neg = cal.NegativeModel(median=entry["median"], scale=entry["scale"], n=entry["pairs"])
+            prior = cal.prior_log_odds(alternatives(idx.size, p.starts[idx], p.ends[idx], config.max_gap))
+            models[cam] = CameraReentry(one, level, neg, float(prior))
+    if not models:
+        return ReentryEvidence(models, None)
+    clear = [np.ones(s.size, bool) if level is None else s >= level for (_, _, s), level in zip(pairs, levels)]
+    link_gaps = [gap(p.starts[i], p.ends[i], p.starts[j], p.ends[j])[c] for (i, j, _), c in zip(pairs, clear)]
+    time = _reentry_time(p, np.concatenate([np.zeros(0), *link_gaps]), rows, config)
+    op.reentry_time = time.to_json()
+    return ReentryEvidence(models, time)
+
+
+def _merges(
+    p: Problem,
+    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    levels: list[float | None],
+    rows: list[np.ndarray],
+    reentry: ReentryEvidence,
+    config: LinkerConfig,
 ) -> list[np.ndarray]:
     """Which candidate pairs of each camera (all above its re-entry level) are merged.
 
@@ -246,48 +317,23 @@ def _merges(
     merge took a wrong sighting into an identity). A pair at or above the camera's one-person level
     (:func:`.split.one_person_level`, the level under which a track is cut: a pair joined and a track
     cut apart are judged by one level) also looks like one person and is merged. A pair below it is
-    unlike both and is decided as a cross-camera link is (:func:`_reentry_log_odds`): by the odds
-    of one person (the one-person sample) against two (the camera's negatives), with its gap as time
-    evidence. One person whose look changed across a tracker's break (they turned round, walked
-    into shade) breaks where and when the camera's clear fragments broke; look-alikes come and go
-    at any time. A camera with too few tracks for the one-person level, or without a negative
-    model (the fallback cosine), merges on the re-entry level alone."""
-    clear = [np.ones(s.size, bool) if level is None else s >= level for (_, _, s), level in zip(pairs, levels)]
-    if all(c.all() for c in clear):
-        return clear
-    gaps = [gap(p.starts[i], p.ends[i], p.starts[j], p.ends[j]) for i, j, _ in pairs]
-    time = _reentry_time(p, np.concatenate([g[c] for g, c in zip(gaps, clear)]), rows, config)
-    op.reentry_time = time.to_json()
-    return [
-        c | (_reentry_log_odds(p, idx, s, g, time, config, op) >= 0)
-        for (_, _, s), c, g, idx in zip(pairs, clear, gaps, rows)
-    ]
-
-
-def _reentry_log_odds(
-    p: Problem,
-    idx: np.ndarray,
-    s: np.ndarray,
-    gaps: np.ndarray,
-    time: TransitModel,
-    config: LinkerConfig,
-    op: cal.OperatingPoint,
-) -> np.ndarray:
-    """Posterior log-odds that pairs of one camera (tracklet rows ``idx``; cosines ``s``, signed gaps
-    ``gaps``) are one person: the prior of one match among the camera's alternatives, the
-    appearance likelihood ratio of the camera's one-person sample (a normal of its robust fit)
-    against its negatives (as recorded by :func:`_in_camera_threshold`), and the time evidence
-    ``time``. +inf (merged on the re-entry level) where either model is missing."""
-    cam = int(p.code[idx[0]])
-    entry = op.in_camera.get(p.cameras[cam], {})
-    one = one_person_model([p.tracklets[r] for r in idx.tolist()], p.means[cam]) if s.size else None
-    if one is None or "median" not in entry:
-        return np.full(s.shape, np.inf)
-    neg = cal.NegativeModel(median=entry["median"], scale=entry["scale"], n=entry["pairs"])
-    same = norm.logpdf((s - one[0]) / one[1]) - np.log(one[1])
-    other = cal.negative_logpdf(neg.z(s), neg.dof) - np.log(neg.scale)
-    prior = cal.prior_log_odds(alternatives(idx.size, p.starts[idx], p.ends[idx], config.max_gap))
-    return prior + same - other + time.llr(gaps)
+    unlike both and is decided as a cross-camera link is: by the odds of one person (the one-person
+    sample) against two (the camera's negatives), with its gap as time evidence
+    (:class:`ReentryEvidence`), and the prior of one match among the camera's alternatives. One
+    person whose look changed across a tracker's break (they turned round, walked into shade)
+    breaks where and when the camera's clear fragments broke; look-alikes come and go at any time.
+    A camera with too few tracks for the one-person level, or without a negative model (the
+    fallback cosine), merges on the re-entry level alone."""
+    out = []
+    for (i, j, s), level, idx in zip(pairs, levels, rows):
+        clear = np.ones(s.size, bool) if level is None else s >= level
+        cam = int(p.code[idx[0]])
+        if clear.all() or cam not in reentry.models:
+            out.append(np.ones(s.size, bool) if cam not in reentry.models else clear)
+            continue
+        g = gap(p.starts[i], p.ends[i], p.starts[j], p.ends[j])
+        out.append(clear | (reentry.log_odds(cam, s, g) >= 0))
+    return out
 
 
 def _reentry_time(p: Problem, link_gaps: np.ndarray, rows: list[np.ndarray], config: LinkerConfig) -> TransitModel:
@@ -592,10 +638,12 @@ def _decide(
     op: cal.OperatingPoint,
     final: bool = True,
     tracklets: list[Tracklet] | None = None,
+    reentry: ReentryEvidence | None = None,
 ) -> Groups:
     """Merge camera clusters into identities, most probable links first. With calibration, in rounds:
     the links of a round leave fewer alternatives to the rest (their prior odds rise), until a round
-    adds no link."""
+    adds no link. ``reentry``: step 2's evidence, which weighs a merge that joins two clusters of
+    one camera (:class:`MergeEvidence`); without it such a merge is refused."""
     groups = Groups(cl.start, cl.end, cl.code, cl.family, cl.sightings)
     calibrated = ~np.isnan(c.z)
     fixed = config.min_similarity if config.min_similarity is not None else _fallback(config)
@@ -606,7 +654,7 @@ def _decide(
     positive, positives, transits, z_conf, confident = _fit_evidence(c, models, config, final)
     k = np.array([m.alternatives for m in models])
     places = _fit_places(c, cl, models, tracklets) if tracklets is not None else None
-    evidence = MergeEvidence(cl, models, positives, transits, (c.i[confident], c.j[confident]), places)
+    evidence = MergeEvidence(cl, models, positives, transits, (c.i[confident], c.j[confident]), places, reentry)
     while True:
         score = np.where(calibrated, _log_odds(c, k, evidence, confident), plain)
         if not _merge_in_order(groups, c, score, rules, evidence):
@@ -659,7 +707,23 @@ class MergeEvidence:
     camera clusters of each identity being built, to weigh a merge by every pair it makes one
     person: joining two identities of several cameras links each cluster of one with each of the
     other, not only the candidate pair (with three or more cameras a weak candidate could otherwise
-    join a person whose other sightings speak against it)."""
+    join a person whose other sightings speak against it).
+
+    **Two clusters of one camera in one identity.** Step 2 leaves one person's fragments in a
+    camera apart when their re-entry level is out of reach: an embedder whose different people
+    spread wide (a fine-tuned one) puts the Bonferroni level over a camera's many pairs near a
+    cosine of 1, above fragments that look as alike as one track with itself. With one cluster per
+    camera per identity, a cross-camera link could then join only one of them, and two views of
+    one room, where the other camera saw the person through both fragments, left the person in
+    several identities. So a merge may join two clusters of one camera that were never seen at
+    once (two clusters seen at once in one camera are two people: rule 1 of :mod:`.constraints`)
+    when they look as alike as one person's own track at two moments (at or above the camera's
+    one-person level, :func:`.split.one_person_level`), and that pair is weighed like the others,
+    by step 2's log-odds (:class:`ReentryEvidence`: prior, one-person sample against the camera's
+    negatives, gap). Step 2 does not join such a pair on its own (a camera's many pairs hold a few
+    look-alikes at that level); a cross-camera link whose own odds pass does. A pair below the
+    level (on two-camera scenes: look-alikes who swap cameras at one time), a camera without step
+    2's models, or a merge without ``reentry`` keeps one cluster per camera."""
 
     Z_GRID = np.linspace(-10.0, 30.0, 4001)
 
@@ -671,12 +735,13 @@ class MergeEvidence:
         transits: list[TransitModel | None],
         confident: tuple[np.ndarray, np.ndarray] | None = None,
         places: Places | None = None,
+        reentry: ReentryEvidence | None = None,
     ) -> None:
         """``positives``: each camera pair's positive model; ``confident``: the confident links
         (cluster rows i, j), whose time evidence is read without their own gap
         (:class:`.evidence.TransitModel`); ``places``: the floor maps of camera pairs that see one
-        place (:mod:`.place`)."""
-        self.cl, self.transits, self.places = cl, transits, places
+        place (:mod:`.place`); ``reentry``: step 2's evidence for two clusters of one camera."""
+        self.cl, self.transits, self.places, self.reentry = cl, transits, places, reentry
         i, j = confident if confident is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         self.confident = {(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist())}
         n_cams = int(cl.code.max()) + 1 if cl.code.size else 0
@@ -732,13 +797,33 @@ class MergeEvidence:
             return 0.0
         u, v = np.array(pairs, np.int64).T
         cl = self.cl
+        same = cl.code[u] == cl.code[v]
+        total = self._same_camera_llr(u[same], v[same]) if same.any() else 0.0
         pair = self.pair_of[cl.code[u], cl.code[v]]
         u, v, pair = u[pair >= 0], v[pair >= 0], pair[pair >= 0]
+        if not pair.size:
+            return total
         sim = np.einsum("ij,ij->i", cl.G[u], cl.G[v])
         z = (sim - self.median[pair]) / self.scale[pair]
         gaps = gap(cl.start[u], cl.end[u], cl.start[v], cl.end[v])
         own = np.array([(min(x, y), max(x, y)) in self.confident for x, y in zip(u.tolist(), v.tolist())], bool)
-        return float(self.llr(pair, z, gaps, own, u, v).sum()) if pair.size else 0.0
+        return total + float(self.llr(pair, z, gaps, own, u, v).sum())
+
+    def _same_camera_llr(self, u: np.ndarray, v: np.ndarray) -> float:
+        """Step 2's evidence (:class:`ReentryEvidence`) that clusters ``u`` and ``v`` of one camera
+        each are one person, summed; -inf without it."""
+        if self.reentry is None:
+            return -np.inf
+        cl, out = self.cl, 0.0
+        sim = np.einsum("ij,ij->i", cl.G[u], cl.G[v])
+        gaps = gap(cl.start[u], cl.end[u], cl.start[v], cl.end[v])
+        for cam in np.unique(cl.code[u]).tolist():
+            sel = cl.code[u] == cam
+            m = self.reentry.models.get(cam)
+            if m is None or (sim[sel] < m.level).any():
+                return -np.inf
+            out += float(self.reentry.log_odds(cam, sim[sel], gaps[sel]).sum())
+        return out
 
     def joined(self, root: int, ri: int, rj: int) -> None:
         together = self.clusters(ri) + self.clusters(rj)
@@ -762,7 +847,7 @@ def _merge_in_order(
             continue
         if evidence is not None and score[q] + evidence.other_pairs_llr(ri, rj, i, j) < 0:
             continue
-        if groups.merge(i, j, rules, one_per_camera=True):
+        if groups.merge(i, j, rules, one_per_camera=evidence is None or evidence.reentry is None):
             merged += 1
             if evidence is not None:
                 evidence.joined(groups.find(i), ri, rj)
@@ -879,11 +964,11 @@ def link_offline(
     rng = np.random.default_rng(0)
     with one_blas_thread():  # many small products: see reidpipe.pipeline.link.neighbours.one_blas_thread
         p = _prepare(tracklets, config, rules)
-        groups, in_pairs = _merge_in_camera(p, config, rules, rng, op)
+        groups, in_pairs, reentry = _merge_in_camera(p, config, rules, rng, op)
         cl = _clusters(p, groups)
         cand, models = _cross_candidates(cl, config, rules, rng, op, final)
         cand = _cut_pairs_sharing_nobody(cand, models, config, rules, op)
-    groups = _decide(cand, cl, models, config, rules, op, final, p.tracklets)
+    groups = _decide(cand, cl, models, config, rules, op, final, p.tracklets, reentry)
     labels = groups.labels()[cl.of] if cl.of.size else np.zeros(0, np.int64)
     if op.mode == "calibrated" and op.notes:
         op.mode = "partly_fallback"
