@@ -10,6 +10,10 @@ import numpy as np
 
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import Linker
+from reidpipe.pipeline.link import offline as O
+from reidpipe.pipeline.link.calibration import NegativeModel, PositiveModel
+from reidpipe.pipeline.link.constraints import Constraints
+from reidpipe.pipeline.link.groups import Groups
 from reidpipe.pipeline.link.split import add_crop, candidate_segments
 from reidpipe.pipeline.types import Tracklet, TrackPoint
 
@@ -79,3 +83,41 @@ def test_two_fragments_seen_at_once_in_one_camera_stay_two_identities():
         ids = _identities(_room(seed, fragments_overlap=True), ["cam1", "cam2"])
         assert ids[("cam1", FIRST)] != ids[("cam1", SECOND)], seed
         assert ids[("cam2", WHOLE)] in (ids[("cam1", FIRST)], ids[("cam1", SECOND)]), seed
+
+
+def _joins_second_fragment(cos_in_camera: float, second: tuple[float, float], with_reentry: bool = True) -> bool:
+    """Identity {cam0 fragment a (0-10 s), cam1 track b (0-30 s)}; a strong candidate (score 10) links
+    b with cam0 fragment c (``second``: its start and end), whose cosine to a is ``cos_in_camera``.
+    Whether the merge is made, with cam0's step-2 models: one-person sample 0.9 ± 0.05, its level
+    0.8, negatives 0 ± 0.2."""
+    G = np.array([[cos_in_camera, np.sqrt(1 - cos_in_camera**2), 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    start, end = np.array([0.0, 0.0, second[0]]), np.array([10.0, 30.0, second[1]])
+    code = np.array([0, 1, 0])
+    cl = O.Clusters(G=G, code=code, family=np.arange(3), start=start, end=end, of=np.arange(3), sightings={})
+    neg = NegativeModel(median=0.0, scale=0.2, n=300)
+    models = [O.CameraPairModel("cam0~cam1", (0, 1), neg, np.zeros(0), 2.0, (2, 1))]
+    reentry = O.ReentryEvidence({0: O.CameraReentry(one=(0.9, 0.05), level=0.8, negatives=neg, prior=-3.0)}, None)
+    evidence = O.MergeEvidence(
+        cl, models, [PositiveModel(mu=4.0, sigma=1.0, n=20)], [None], reentry=reentry if with_reentry else None
+    )
+    rules = Constraints(LinkerConfig(), ["cam0", "cam1"])
+    groups = Groups(cl.start, cl.end, cl.code, cl.family)
+    assert groups.merge(0, 1, rules, one_per_camera=True)
+    evidence.joined(groups.find(0), 0, 1)
+    cand = O.Candidates(
+        i=np.array([2]),
+        j=np.array([1]),
+        sim=np.array([0.9]),
+        z=np.array([4.5]),
+        gap=np.array([-5.0]),
+        pair=np.array([0]),
+    )
+    O._merge_in_order(groups, cand, np.array([10.0]), rules, evidence)
+    return groups.find(0) == groups.find(2)
+
+
+def test_a_second_cluster_of_one_camera_joins_only_at_its_one_person_level_and_never_at_once():
+    assert _joins_second_fragment(0.95, (12.0, 20.0))  # looks like one person, seen after a
+    assert not _joins_second_fragment(0.65, (12.0, 20.0))  # a look-alike: under the one-person level
+    assert not _joins_second_fragment(0.95, (8.0, 20.0))  # seen at once with a: two people
+    assert not _joins_second_fragment(0.95, (12.0, 20.0), with_reentry=False)  # no step-2 models
