@@ -269,7 +269,8 @@ class ReentryEvidence:
 
     def log_odds(self, cam: int, s: np.ndarray, gaps: np.ndarray) -> np.ndarray:
         """:meth:`llr` plus the prior of one match among the camera's alternatives."""
-        return self.models[cam].prior + self.llr(cam, s, gaps) if cam in self.models else self.llr(cam, s, gaps)
+        prior = self.models[cam].prior if cam in self.models else 0.0
+        return prior + self.llr(cam, s, gaps)
 
 
 def _reentry_evidence(
@@ -326,13 +327,13 @@ def _merges(
     fallback cosine), merges on the re-entry level alone."""
     out = []
     for (i, j, s), level, idx in zip(pairs, levels, rows):
-        clear = np.ones(s.size, bool) if level is None else s >= level
         cam = int(p.code[idx[0]])
-        if clear.all() or cam not in reentry.models:
-            out.append(np.ones(s.size, bool) if cam not in reentry.models else clear)
+        if cam not in reentry.models:  # the re-entry level alone
+            out.append(np.ones(s.size, bool))
             continue
+        clear = np.ones(s.size, bool) if level is None else s >= level
         g = gap(p.starts[i], p.ends[i], p.starts[j], p.ends[j])
-        out.append(clear | (reentry.log_odds(cam, s, g) >= 0))
+        out.append(clear if clear.all() else clear | (reentry.log_odds(cam, s, g) >= 0))
     return out
 
 
