@@ -29,11 +29,9 @@ tail's width: a robust normal fit that does not understate the tail where decisi
 
 A sample of n pairs gives z-scores that follow Student's t with n - 1 degrees of freedom, so small
 samples (early in an online run, few cameras' worth of people) widen every level instead of being
-trusted like large ones. A camera pair whose sample holds fewer than ``MIN_NEGATIVES`` negatives is
-calibrated on the run's pooled sample (``offline._pooled_negatives``); when even that holds fewer
-than ``MIN_POOLED_NEGATIVES`` (one camera, one person, a few seconds), the decision falls back to the
-fixed cosine ``LinkerConfig.fallback_similarity`` (the embedder's documented default) and the
-operating point says so. A user's ``--link-threshold``
+trusted like large ones. When a sample is too small to fit at all (fewer than ``MIN_NEGATIVES``
+pairs: one camera, one person, a few seconds), the decision falls back to the fixed cosine ``LinkerConfig.fallback_similarity`` (the
+embedder's documented default) and the operating point says so. A user's ``--link-threshold``
 (``LinkerConfig.min_similarity``) replaces all of this by that fixed cosine.
 """
 
@@ -52,8 +50,7 @@ if TYPE_CHECKING:  # split.py builds on this module
     from reidpipe.pipeline.link.split import SplitReport
 
 ALPHA = 0.05  # family-wise false-link rate of the Bonferroni levels
-MIN_NEGATIVES = 30  # a negative sample needs this many negatives to be fitted (fewer: the next sample below)
-MIN_POOLED_NEGATIVES = 15  # the run's pooled sample, the last before the fallback cosine, needs this many
+MIN_NEGATIVES = 30  # a negative sample needs this many pairs to be fitted (fewer: the fallback cosine)
 MIN_CONFIDENT = 3  # confident links needed to fit the positive model (else its default below)
 SAMPLE_PAIRS = 4096  # at most this many pairs per negative sample (random, reproducible)
 NEGATIVE_QUANTILE = 0.9  # the negatives' upper tail's width is read at their 90th percentile
@@ -71,18 +68,11 @@ class NegativeModel:
     quantile: float = 0.9
 
     @classmethod
-    def fit(cls, sims: np.ndarray, matches: float = 0.0, minimum: int = MIN_NEGATIVES) -> NegativeModel | None:
+    def fit(cls, sims: np.ndarray, matches: float = 0.0) -> NegativeModel | None:
         """Fit on a sample of pairs of which at most ``matches`` can be true matches (0: few enough
-        not to matter, see :func:`tail_quantile`); None when it holds fewer than ``minimum``
-        negatives.
-
-        The negatives are counted without the possible matches: those lie above the tail's quantile
-        and tell nothing about different people. A short clip's camera pair of 8 and 4 people has 32
-        pairs but at most 28 negatives; fitted alone, such a sample's robust width is far noisier
-        than the run's pooled sample's (on a generated 25-s scene 0.25 against the pool's 0.17,
-        which reads a true pair at z 2.1 instead of 3.2)."""
+        not to matter, see :func:`tail_quantile`)."""
         sims = np.asarray(sims, np.float64).ravel()
-        if sims.size - matches < minimum:
+        if sims.size < MIN_NEGATIVES:
             return None
         med = float(np.median(sims))
         mad = float(np.median(np.abs(sims - med))) * 1.4826
@@ -359,7 +349,6 @@ class OperatingPoint:
 __all__ = [
     "ALPHA",
     "MIN_NEGATIVES",
-    "MIN_POOLED_NEGATIVES",
     "NegativeModel",
     "OperatingPoint",
     "PositiveModel",

@@ -497,17 +497,11 @@ def _pooled_negatives(samples: list[tuple[np.ndarray, float, np.ndarray]]) -> ca
     too small to fit (a short clip: a camera of three people and one of two give six pairs). Camera
     centring puts every pair's different people around a cosine of 0 with a spread that is the
     embedder's more than the pair's, so the run's pairs together are the best sample such a pair has;
-    its true matches are counted as each pair's are.
-
-    It needs fewer negatives than a pair's own sample (``MIN_POOLED_NEGATIVES``): a pair's own sample
-    must beat the pooled one, while the pooled one only has to beat the fallback cosine, a constant
-    that suits no embedder (0.7 for learned models, whose true pairs of a short clip sit at cosines
-    0.35-0.55 once centred: nothing was linked). Its Student-t levels (``dof`` n - 1) widen for the
-    small sample. None when even the run holds too few pairs."""
+    its true matches are counted as each pair's are. None when even the run holds too few pairs."""
     if not samples:
         return None
     sims = np.concatenate([sm for sm, _, _ in samples])
-    return cal.NegativeModel.fit(sims, sum(m for _, m, _ in samples), minimum=cal.MIN_POOLED_NEGATIVES)
+    return cal.NegativeModel.fit(sims, sum(m for _, m, _ in samples))
 
 
 # ------------------------------------------------------------------------------ step 4: evidence

@@ -365,39 +365,6 @@ def test_a_short_clip_calibrates_its_sparse_camera_pairs_on_the_runs_pooled_pair
     assert all(v["z_confident"] > bonferroni_z(int(v["alternatives"]), v["pairs"] - 1) for v in pooled.values())
 
 
-def test_a_clip_too_short_for_thirty_pairs_is_calibrated_on_its_pooled_pairs_and_links():
-    """Three cameras of 5, 2 and 2 people (cam2's and cam3's also seen in cam1): 24 cross-camera
-    pairs in all, fewer than a camera pair's sample needs. The fixed fallback cosine (0.7) sits above
-    most of this embedder's true pairs, so nearly nobody is linked; the run's pooled pairs (18
-    negatives besides the 6 possible matches) calibrate the clip, and most true pairs are linked
-    without linking anybody to somebody else."""
-    linked = 0
-    for seed in range(5):
-        lk = Linker(LinkerConfig(refine=True, fallback_similarity=0.7), ["cam1", "cam2", "cam3"])
-        idents = lk.link(_short_three_cameras(seed, (5, 2, 2)))
-        assert all(len({t.track for t in i.tracklets}) == 1 for i in idents)  # nobody linked to somebody else
-        assert sorted(lk.operating_point.pooled) == ["cam1~cam2", "cam1~cam3", "cam2~cam3"]
-        assert not [n for n in lk.operating_point.notes if "~" in n]  # no camera pair fell back
-        linked += sum(len(i.tracklets) - 1 for i in idents)
-    assert linked >= 12  # of the 20 sightings in cam2 and cam3 (the fallback cosine linked 1)
-
-
-def test_a_sample_needs_its_negatives_besides_its_possible_true_matches():
-    """A camera pair of 8 and 4 clusters: 32 pairs, of which up to 4 are one person in both, so 28
-    negatives, fewer than a sample needs: the pair is calibrated on the run's pooled sample, as one
-    with fewer pairs is. The pooled sample itself needs fewer (``MIN_POOLED_NEGATIVES``)."""
-    from reidpipe.pipeline.link.calibration import MIN_NEGATIVES, MIN_POOLED_NEGATIVES
-
-    sample = np.random.default_rng(0).normal(0.0, 0.15, 32)
-    assert NegativeModel.fit(sample) is not None  # 32 negatives
-    assert NegativeModel.fit(sample, matches=4) is None  # 28 negatives
-    assert NegativeModel.fit(sample, matches=4, minimum=MIN_POOLED_NEGATIVES) is not None
-    assert MIN_POOLED_NEGATIVES < MIN_NEGATIVES
-    lk = Linker(LinkerConfig(refine=True), ["cam1", "cam2"])
-    lk.link(_short_three_cameras(0, (8, 4, 0))[:12])
-    assert lk.operating_point.pooled == ["cam1~cam2"]
-
-
 def test_a_camera_of_few_tracklets_is_centred_on_the_runs_mean():
     from reidpipe.pipeline.link.features import MIN_CENTER, camera_means
 
