@@ -318,13 +318,12 @@ class CameraGroup:
         recordings = [s for s in sources if not s.live]
         if self.config.detect_every != "auto" or not recordings or self.detections is not None:
             return None
+        from reidpipe.console import note
         from reidpipe.pipeline.models.runtime_choice import calibration_clip, detector_cpu_seconds
 
         demand = sum(s.info.fps / max(s.stride, 1) for s in recordings)
         images = [im for _, im in calibration_clip([s.uri for s in recordings], frames=CALIBRATION_FRAMES)]
         chosen = recording_interval(demand, detector_cpu_seconds(detector, images), usable_cpus())
-        from reidpipe.console import note
-
         which = "every frame" if chosen.every == 1 else f"every {chosen.every}nd frame"
         note(f"detect_every auto: the detector runs on {which} of the recordings ({chosen.reason})")
         return chosen
