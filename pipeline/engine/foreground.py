@@ -14,7 +14,12 @@ background.
 
 The model learns at a rate set in seconds, not frames (``HISTORY_SECONDS``), so it means the same at
 any frame rate, stride or detector interval: each update weighs the new frame by ``dt / HISTORY_SECONDS``
-(the first few faster: MOG2's own schedule, :meth:`_rate`). A person who stands still for long enough becomes background
+(the first few faster: MOG2's own schedule, :meth:`_rate`). It learns at most every
+``UPDATE_SECONDS`` of video: between two updates the last frame's mask answers :meth:`share` (a
+walker moves a few pixels of the scaled frame in that time, and a box is read as a share of its
+pixels, about 0.8 against a threshold near 0.1), so a 25 fps camera costs what a 6 fps one does
+instead of a millisecond of CPU a frame, which on a machine whose cores the detector fills is a
+millisecond taken from the detector. A person who stands still for long enough becomes background
 (with MOG2's default background ratio 0.9: after about a tenth of ``HISTORY_SECONDS``). A track
 already output is never held back: its boxes from then on only get no crop, and if it closes while
 the person still stands there (the end of the video) it ends where they were last foreground. A
@@ -32,6 +37,8 @@ WARMUP = 10  # the first updates learn at MOG2's own early rate, 1 / (2 x update
 # seconds of video before the model knows the background: people in view when the camera starts are
 # in its first frame, and one who walks on has left the pixels it showed them on within a second or two
 LEARN_SECONDS = 2.0
+# at most one update in this many seconds of video (a 10 fps camera: every 2nd frame)
+UPDATE_SECONDS = 0.15
 
 
 class ForegroundModel:
@@ -51,9 +58,12 @@ class ForegroundModel:
         self._updates = 0
 
     def update(self, image: np.ndarray, t: float) -> None:
-        """Learn the frame at time ``t`` (seconds) and keep its foreground mask."""
+        """Learn the frame at time ``t`` (seconds) and keep its foreground mask; a frame less than
+        ``UPDATE_SECONDS`` after the last one learnt is skipped (the last mask stands for it)."""
         import cv2
 
+        if self._last_t is not None and self._first_t is not None and self._too_soon(t):
+            return
         h, w = image.shape[:2]
         self._scale = min(1.0, self.width / max(w, 1))
         small = image
@@ -69,6 +79,12 @@ class ForegroundModel:
         dt = 0.0 if self._last_t is None else t - self._last_t
         self._mask = self._model.apply(small, learningRate=self._rate(dt))
         self._last_t = float(t)
+
+    def _too_soon(self, t: float) -> bool:
+        """Whether ``t`` is within ``UPDATE_SECONDS`` of the last update; the first ``WARMUP`` updates
+        (the model settling on the first frames) and a jump back in time never are."""
+        assert self._last_t is not None
+        return self._updates > WARMUP and 0.0 <= t - self._last_t < UPDATE_SECONDS
 
     @property
     def learnt(self) -> bool:
