@@ -35,3 +35,22 @@ def test_a_person_who_stops_stays_foreground_for_seconds():
         x = 10 + 6 * min(k, 50)
         model.update(frame(k, x), k / 10)
     assert model.share(np.array([[x, 100, x + 40, 220]]))[0] > 0.8
+
+
+def test_a_fast_camera_is_learnt_at_most_every_update_interval_and_still_sees_the_walker():
+    """30 fps for 4 s: after the first frames (the model settling) it learns about every 0.15 s, not
+    every frame, and the last mask still finds the walker (and not the still patch) between updates."""
+    from reidpipe.pipeline.engine import foreground
+
+    model = ForegroundModel()
+    boxes = np.array([[0.0, 0.0, 40.0, 120.0], [300.0, 20.0, 340.0, 90.0]])
+    for k in range(120):
+        x = 10 + 2 * k
+        model.update(frame(k, x), k / 30)
+        boxes[0] = [x, 100, x + 40, 220]
+    settling = foreground.WARMUP / 30
+    assert model._updates <= foreground.WARMUP + (4.0 - settling) / foreground.UPDATE_SECONDS + 1
+    assert model._updates < 40  # far fewer than the 120 frames
+    walker, patch = model.share(boxes)
+    # the mask is up to 4 frames old: the walker has moved 8 of its 40 px since, far above the 0.1 rule
+    assert walker >= 0.75 and patch < 0.02
