@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reidpipe.console import warn as _warn
+from reidpipe.cpus import one_blas_thread
 from reidpipe.errors import Interrupted, ReidpipeError, UsageError, WorkerLostError
 from reidpipe.pipeline.config import LinkerConfig, PipelineConfig
 from reidpipe.pipeline.contracts import Detector, Embedder, Engine
@@ -113,8 +114,9 @@ class Pipeline:
         run.t_setup = time.perf_counter() - t_run
         try:
             run.start()
-            for step in engine.steps():
-                run.take(step)
+            with one_blas_thread():  # the detect threads hold the cores while the frames stream
+                for step in engine.steps():
+                    run.take(step)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (reidpipe/signals.py)
             run.interrupted, run.stop_signal = True, signal_of(exc)
         finally:

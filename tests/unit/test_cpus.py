@@ -47,3 +47,19 @@ def test_the_linkers_candidate_search_and_the_gallery_use_the_budget(monkeypatch
     index.add(np.arange(50), X)
     sims, ids = index.search(X[:3], 2)
     assert ids[:, 0].tolist() == [0, 1, 2] and seen[-1] == (3, 50)
+
+
+def test_blas_runs_on_one_thread_inside_the_block_and_as_before_after_it():
+    import numpy as np  # noqa: F401  (loads NumPy's BLAS)
+    from threadpoolctl import threadpool_info
+
+    from reidpipe.cpus import one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "NumPy loads a BLAS library"
+    with one_blas_thread():
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
