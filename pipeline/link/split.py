@@ -19,9 +19,7 @@ run's own data, in camera-centred features as the linker compares them:
 2. most tracks are one person, so a camera's split similarities are a sample of "one person at two
    moments": a robust fit (median, 1.4826 MAD; at least ``MIN_TRACKS`` tracks, else nothing is cut);
 3. a cut is made when its similarity is a low outlier of that sample (below the Bonferroni level over
-   the camera's tracks, family-wise ``ALPHA``, Student's t with tracks − 1 degrees of freedom: a short
-   clip's camera of nine tracks is a fit of nine values, and a normal level cut one person's tracks
-   whose two halves merely looked less alike than the other eight's) **and** below the camera's re-entry level (the level at
+   the camera's tracks, family-wise ``ALPHA``) **and** below the camera's re-entry level (the level at
    which the linker merges two of the camera's tracklets as one person: two sides above it would be
    joined again);
 4. each side of a cut is cut again by the same rule (two swaps in one track).
@@ -195,10 +193,7 @@ def _one_person_sample(tracks: list[Tracklet], mean: np.ndarray) -> _Sample:
         return _Sample(int(sims.size), None)
     med = float(np.median(sims))
     scale = max(float(np.median(np.abs(sims - med))) * 1.4826, 1e-3)
-    # one value per track: a small camera's fit is as uncertain as any small sample's, so its
-    # Bonferroni level is Student's t with n - 1 degrees of freedom (calibration.py's rule), not normal
-    n = int(sims.size)
-    return _Sample(n, (med, scale, cal.bonferroni_z(n, dof=n - 1)))
+    return _Sample(int(sims.size), (med, scale, cal.bonferroni_z(int(sims.size))))
 
 
 def one_person_model(tracks: list[Tracklet], mean: np.ndarray) -> tuple[float, float] | None:

@@ -202,39 +202,3 @@ def test_a_second_track_the_tracker_started_before_dropping_the_first_joins_it(r
     assert together(0.5) and together(1.0)
     assert not together(3.0)  # a person does not keep two tracks that long: two people
     assert not together(0.5, same_person=False)
-
-
-def test_a_short_clips_camera_does_not_cut_a_track_whose_halves_look_a_little_less_alike():
-    """Nine tracks (a camera of a 25-s clip) are a fit of nine values: a one-person track whose two
-    halves look less alike than the other eight's, beyond the normal Bonferroni level over nine tracks
-    but within Student's t with 8 degrees of freedom, is left whole; a swap to another person is cut."""
-    from reidpipe.pipeline.link import calibration as cal
-    from reidpipe.pipeline.link import split
-
-    rng = np.random.default_rng(3)
-    proto = [_unit(rng.standard_normal(DIM)) for _ in range(10)]
-
-    def camera(turn: float, swap: bool = False) -> list[Tracklet]:
-        r = np.random.default_rng(7)  # the same noise for every ``turn``
-        other = _unit(proto[9] - (proto[9] @ proto[0]) * proto[0])
-        turned = proto[1] if swap else _unit(turn * proto[0] + np.sqrt(1 - turn**2) * other)
-        tracks = [_track("cam1", 1, 0.0, [proto[0]] * 16 + [turned] * 16, r)]
-        return tracks + [_track("cam1", p + 1, 4.0 * p, [proto[p]] * 32, r) for p in range(1, 9)]
-
-    def z_of(tracks: list[Tracklet]) -> tuple[float, np.ndarray]:
-        mean = np.mean([t.feature for t in tracks], axis=0)
-        med, scale = split.one_person_model(tracks, mean)
-        return (split._split_similarity(tracks[0], mean) - med) / scale, mean
-
-    lo, hi = 0.0, 1.0  # the turn whose halves sit at z = -3: between the two levels
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if z_of(camera(mid))[0] < -3.0 else (lo, mid)
-    tracks = camera(hi)
-    z, mean = z_of(tracks)
-    assert cal.bonferroni_z(9) < -z < cal.bonferroni_z(9, dof=8)
-    _, report = split.split_tracklets(tracks, tracks, {"cam1": 1.0}, {"cam1": mean}, {})
-    assert report.splits == []
-    swapped = camera(hi, swap=True)
-    _, report = split.split_tracklets(swapped, swapped, {"cam1": 1.0}, {"cam1": z_of(swapped)[1]}, {})
-    assert [(s.camera, s.track) for s in report.splits] == [("cam1", 1)]
