@@ -76,11 +76,15 @@ class Linker:
     def linkable(self, t: Tracklet) -> bool:
         return linkable(t, self.config)
 
-    def _register(self, t: Tracklet) -> tuple[int, int]:
+    def _register(self, t: Tracklet, known: set[tuple[str, int]] | None = None) -> tuple[int, int]:
+        """Keep ``t``; ``known``: the keys of the tracklets kept so far (updated), when the caller has
+        them (a batch: looking each key up in the shelf is a pass over every tracklet kept)."""
         if not t.points:
             raise ValueError(f"tracklet {t.camera}/{t.track} has no points")
-        if self.tracklets.find(t.key) is not None:
+        if (t.key in known) if known is not None else (self.tracklets.find(t.key) is not None):
             raise ValueError(f"tracklet {t.camera}/{t.track} was already added to the linker")
+        if known is not None:
+            known.add(t.key)
         self.rules.add_camera(t.camera)
         idx = self.tracklets.append(t)
         self._evidence[t.key] = LinkEvidence(score=0.0)
@@ -179,8 +183,9 @@ class Linker:
 
     def link(self, tracklets: list[Tracklet]) -> list[Identity]:
         """Batch linking: register ``tracklets`` (no online pass) and decide everything offline."""
+        known = {self.tracklets.key(i) for i in range(len(self.tracklets))}
         for t in tracklets:
-            self._register(t)
+            self._register(t, known)
         return self._offline()
 
     def _offline(self) -> list[Identity]:

@@ -62,15 +62,18 @@ class Groups:
         """Root -> sightings of the groups of 2+ items."""
         return {r: s for r, s in self._sight.items() if self.find(r) == r}
 
-    def labels(self) -> np.ndarray:
-        """A compact label 0..K-1 per item (roots by pointer jumping)."""
+    def roots(self) -> np.ndarray:
+        """Each item's root (what :meth:`find` returns), by pointer jumping."""
         roots = self.parent.copy()
         while True:
             up = roots[roots]
             if np.array_equal(up, roots):
-                break
+                return roots
             roots = up
-        return np.unique(roots, return_inverse=True)[1].reshape(-1)
+
+    def labels(self) -> np.ndarray:
+        """A compact label 0..K-1 per item."""
+        return np.unique(self.roots(), return_inverse=True)[1].reshape(-1)
 
 
 __all__ = ["Groups"]

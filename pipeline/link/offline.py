@@ -738,7 +738,7 @@ class MergeEvidence:
         place (:mod:`.place`); ``reentry``: step 2's evidence for two clusters of one camera."""
         self.cl, self.transits, self.places, self.reentry = cl, transits, places, reentry
         i, j = confident if confident is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
-        self.confident = {(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist())}
+        self.confident = np.unique(_pair_keys(i, j, cl.code.size))  # sorted, for membership by search
         n_cams = int(cl.code.max()) + 1 if cl.code.size else 0
         self.pair_of = np.full((n_cams, n_cams), -1, np.int64)
         for p, m in enumerate(models):
@@ -755,6 +755,9 @@ class MergeEvidence:
             for positive, m in zip(positives, models)
         ]
         self.members: dict[int, list[int]] = {}  # root -> its clusters, for identities of 2+ clusters
+        self._code: list[int] = cl.code.tolist()  # plain Python values for the per-merge sums
+        self._pair_of: list[list[int]] = self.pair_of.tolist()
+        self._known: dict[tuple[int, int], float] = {}  # (u, v), u < v -> pair_llr
 
     def clusters(self, root: int) -> list[int]:
         return self.members.get(root, [root])
@@ -785,46 +788,141 @@ class MergeEvidence:
 
     def other_pairs_llr(self, ri: int, rj: int, i: int, j: int) -> float:
         """:meth:`llr` of the cluster pairs that merging the identities of roots ``ri`` and ``rj`` makes
-        one person, besides the candidate ``(i, j)`` itself."""
+        one person, besides the candidate ``(i, j)`` itself: the pairs of one camera summed per camera
+        (in camera order), then the cross-camera pairs summed, each pair's evidence as
+        :meth:`pair_llr` gives it."""
         a, b = self.clusters(ri), self.clusters(rj)
         pairs = [(x, y) for x in a for y in b if (x, y) != (i, j)]
         if not pairs:
             return 0.0
-        u, v = np.array(pairs, np.int64).T
-        cl = self.cl
-        same = cl.code[u] == cl.code[v]
-        total = self._same_camera_llr(u[same], v[same]) if same.any() else 0.0
-        pair = self.pair_of[cl.code[u], cl.code[v]]
-        u, v, pair = u[pair >= 0], v[pair >= 0], pair[pair >= 0]
-        if not pair.size:
-            return total
-        sim = np.einsum("ij,ij->i", cl.G[u], cl.G[v])
-        z = (sim - self.median[pair]) / self.scale[pair]
-        gaps = gap(cl.start[u], cl.end[u], cl.start[v], cl.end[v])
-        own = np.array([(min(x, y), max(x, y)) in self.confident for x, y in zip(u.tolist(), v.tolist())], bool)
-        return total + float(self.llr(pair, z, gaps, own, u, v).sum())
+        values = self._looked_up(pairs)
+        code, pair_of = self._code, self._pair_of
+        per_camera: dict[int, list[float]] = {}
+        cross: list[float] = []
+        for (x, y), value in zip(pairs, values):
+            if code[x] == code[y]:
+                per_camera.setdefault(code[x], []).append(value)
+            elif pair_of[code[x]][code[y]] >= 0:
+                cross.append(value)
+        total = 0.0
+        for cam in sorted(per_camera):
+            total += _summed(per_camera[cam])
+        return total + _summed(cross) if cross else total
 
-    def _same_camera_llr(self, u: np.ndarray, v: np.ndarray) -> float:
-        """Step 2's evidence (:class:`ReentryEvidence`) that clusters ``u`` and ``v`` of one camera
-        each are one person, summed; -inf without it."""
+    def pair_llr(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The evidence of each cluster pair ``(u[k], v[k])`` as a merge weighs it: two clusters of one
+        camera by step 2's log-odds (:meth:`_same_camera_llr`), two clusters of a camera pair without a
+        negative model 0, the others by :meth:`llr` (appearance, time, place). A pair's value depends on
+        nothing but the pair, so it is computed once (:meth:`tabulate`, :meth:`_looked_up`)."""
+        cl = self.cl
+        out = np.zeros(u.size)
+        same = cl.code[u] == cl.code[v]
+        if same.any():
+            out[same] = self._same_camera_llr(u[same], v[same])
+        pair = self.pair_of[cl.code[u], cl.code[v]]
+        cross = np.flatnonzero(pair >= 0)
+        if cross.size:
+            u, v, pair = u[cross], v[cross], pair[cross]
+            z = (_row_dots(cl.G, u, v) - self.median[pair]) / self.scale[pair]
+            gaps = gap(cl.start[u], cl.end[u], cl.start[v], cl.end[v])
+            out[cross] = self.llr(pair, z, gaps, self._confident(u, v), u, v)
+        return out
+
+    def _same_camera_llr(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Step 2's evidence (:class:`ReentryEvidence`) that clusters ``u[k]`` and ``v[k]`` of one camera
+        are one person; -inf where the camera has no step 2 models, below its one-person level, or
+        without ``reentry``."""
+        out = np.full(u.size, -np.inf)
         if self.reentry is None:
-            return -np.inf
-        cl, out = self.cl, 0.0
-        sim = np.einsum("ij,ij->i", cl.G[u], cl.G[v])
+            return out
+        cl = self.cl
+        sim = _row_dots(cl.G, u, v)
         gaps = gap(cl.start[u], cl.end[u], cl.start[v], cl.end[v])
         for cam in np.unique(cl.code[u]).tolist():
-            sel = cl.code[u] == cam
             m = self.reentry.models.get(cam)
-            if m is None or (sim[sel] < m.level).any():
-                return -np.inf
-            out += float(self.reentry.log_odds(cam, sim[sel], gaps[sel]).sum())
+            if m is None:
+                continue
+            sel = np.flatnonzero(cl.code[u] == cam)
+            odds = self.reentry.log_odds(cam, sim[sel], gaps[sel])
+            out[sel] = np.where(sim[sel] < m.level, -np.inf, odds)
         return out
+
+    def _confident(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Which cluster pairs ``(u[k], v[k])`` are confident links."""
+        keys = _pair_keys(u, v, self.cl.code.size)
+        at = np.minimum(np.searchsorted(self.confident, keys), max(self.confident.size - 1, 0))
+        return self.confident[at] == keys if self.confident.size else np.zeros(keys.size, bool)
+
+    def tabulate(self, roots: np.ndarray, i: np.ndarray, j: np.ndarray) -> None:
+        """Compute at once the evidence of every cluster pair that a round of merges along the
+        candidates ``(i, j)`` may weigh, given each cluster's identity (``roots``): the pairs of two
+        identities that the candidates and the identities connect (every identity a round builds lies
+        in one such set), in sets of at most ``TABULATE_MAX`` clusters; a larger set's pairs are
+        computed when a merge asks (:meth:`_looked_up`)."""
+        u, v = _pairs_within_sets(roots, i, j, TABULATE_MAX)
+        if self._known:
+            fresh = np.array([key not in self._known for key in zip(u.tolist(), v.tolist())], bool)
+            u, v = u[fresh], v[fresh]
+        self._known.update(zip(zip(u.tolist(), v.tolist()), self.pair_llr(u, v).tolist()))
+
+    def _looked_up(self, pairs: list[tuple[int, int]]) -> list[float]:
+        """:meth:`pair_llr` of ``pairs``, those not yet known computed together."""
+        keys = [(x, y) if x < y else (y, x) for x, y in pairs]
+        missing = [key for key in keys if key not in self._known]
+        if missing:
+            u, v = np.array(missing, np.int64).T
+            self._known.update(zip(missing, self.pair_llr(u, v).tolist()))
+        return [self._known[key] for key in keys]
 
     def joined(self, root: int, ri: int, rj: int) -> None:
         together = self.clusters(ri) + self.clusters(rj)
         self.members.pop(ri, None)
         self.members.pop(rj, None)
         self.members[root] = together
+
+
+TABULATE_MAX = 16  # clusters in a set whose pairs' evidence a round computes at once (MergeEvidence.tabulate)
+
+
+def _pair_keys(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
+    """One integer per unordered pair of ``n`` clusters."""
+    return np.minimum(u, v).astype(np.int64) * n + np.maximum(u, v)
+
+
+def _row_dots(G: np.ndarray, u: np.ndarray, v: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """``G[u[k]] . G[v[k]]`` for every k, by chunks of rows (no two (n, d) copies at once)."""
+    out = np.empty(u.size, G.dtype)
+    for s in range(0, u.size, chunk):
+        out[s : s + chunk] = np.einsum("ij,ij->i", G[u[s : s + chunk]], G[v[s : s + chunk]])
+    return out
+
+
+def _summed(values: list[float]) -> float:
+    """The sum of ``values`` as numpy sums an array of them (the order of additions kept)."""
+    return values[0] if len(values) == 1 else float(np.sum(values))
+
+
+def _pairs_within_sets(roots: np.ndarray, i: np.ndarray, j: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cluster pairs ``(u, v)``, u < v, of two identities (``roots``: each cluster's) that lie in
+    one set of identities connected by the edges ``(i, j)``, for the sets of at most ``most``
+    clusters."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    identity = np.unique(roots, return_inverse=True)[1].reshape(-1)
+    k = int(identity.max()) + 1 if identity.size else 0
+    edges = coo_matrix((np.ones(i.size, np.int8), (identity[i], identity[j])), shape=(k, k))
+    sets = connected_components(edges, directed=False)[1][identity]
+    size = np.bincount(sets)
+    order = np.flatnonzero((size[sets] >= 2) & (size[sets] <= most))
+    order = order[np.argsort(sets[order], kind="stable")]
+    us, vs = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for step in range(1, most):
+        x, y = order[:-step], order[step:]
+        keep = (sets[x] == sets[y]) & (identity[x] != identity[y])
+        us.append(np.minimum(x[keep], y[keep]))
+        vs.append(np.maximum(x[keep], y[keep]))
+    return np.concatenate(us), np.concatenate(vs)
 
 
 def _merge_in_order(
@@ -834,6 +932,8 @@ def _merge_in_order(
     evidence of every pair the merge makes one person keeps the odds above 1); returns how many
     merges were made."""
     passing = np.flatnonzero(score >= 0)
+    if evidence is not None:
+        evidence.tabulate(groups.roots(), c.i[passing], c.j[passing])
     merged = 0
     for q in passing[np.argsort(-score[passing], kind="stable")].tolist():
         i, j = int(c.i[q]), int(c.j[q])
