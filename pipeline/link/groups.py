@@ -23,7 +23,7 @@ class Groups:
         the items in ``sightings``, the intervals given there (an item that is itself a group)."""
         self.starts, self.ends, self.code, self.family = starts, ends, code, family
         self.where = np.full((len(starts), 6), np.nan) if where is None else where
-        self.parent = np.arange(len(starts))
+        self.parent = list(range(len(starts)))  # a list: find reads it item by item (numpy items cost ~5x)
         self._sight: dict[int, Sightings] = dict(sightings or {})  # roots whose sightings are not one interval
 
     def find(self, a: int) -> int:
@@ -33,7 +33,7 @@ class Groups:
             root = parent[root]
         while parent[a] != root:
             parent[a], a = root, parent[a]
-        return int(root)
+        return root
 
     def sightings(self, root: int) -> Sightings:
         s = self._sight.get(root)
@@ -64,7 +64,7 @@ class Groups:
 
     def roots(self) -> np.ndarray:
         """Each item's root (what :meth:`find` returns), by pointer jumping."""
-        roots = self.parent.copy()
+        roots = np.array(self.parent, np.int64)
         while True:
             up = roots[roots]
             if np.array_equal(up, roots):

@@ -56,3 +56,23 @@ def test_time_blocked_search_equals_brute_force():
 
 def test_time_linking_returns_seconds():
     assert 0.0 < time_linking(500, dim=64) < 60.0
+
+
+def test_entries_ordered_by_row_then_similarity_as_lexsort_orders_them():
+    from reidpipe.pipeline.link.neighbours import _by_row_then_similarity
+
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, 40, 5000)
+    levels = np.array([0.0, -0.0, 1e-45, -1e-45, -0.5, 0.25, 0.9, -1.0, 1.0], np.float32)
+    for sims in (rng.standard_normal(5000).astype(np.float32), rng.choice(levels, 5000)):  # ties, both zeros
+        assert np.array_equal(_by_row_then_similarity(rows, sims), np.lexsort((-sims, rows)))
+
+
+def test_a_batch_naming_a_tracklet_twice_or_one_added_before_is_refused():
+    ts = synthetic_tracklets(20, dim=16, cameras=2, seed=4)
+    with pytest.raises(ValueError, match=f"tracklet {ts[3].camera}/{ts[3].track} was already added"):
+        Linker(LinkerConfig(refine=True), ["cam0", "cam1"]).link([*ts, ts[3]])
+    linker = Linker(LinkerConfig(refine=True), ["cam0", "cam1"])
+    linker.add(ts[0])
+    with pytest.raises(ValueError, match=f"tracklet {ts[0].camera}/{ts[0].track} was already added"):
+        linker.link(ts)

@@ -77,3 +77,13 @@ def test_identities_sum_the_likelihood_ratio_of_every_new_pair():
     assert disagree.other_pairs_llr(0, 1, 0, 1) < -5.0
     fresh = _evidence(-0.1)
     assert fresh.other_pairs_llr(0, 1, 0, 1) == 0.0  # two single clusters: only the candidate pair
+
+
+def test_a_round_tabulated_at_once_weighs_merges_as_pairs_computed_when_asked():
+    cl, models, positive, cand = _three_cameras(0.6)
+    asked, tabulated = (O.MergeEvidence(cl, models, [positive] * 3, [None] * 3) for _ in range(2))
+    for ids in (asked, tabulated):
+        ids.joined(0, 0, 2)  # A0 and A2 are one identity (root 0)
+    tabulated.tabulate(np.array([0, 1, 0]), cand.i, cand.j)
+    assert set(tabulated._known) == {(0, 1), (1, 2)}  # the pairs of two identities the candidates connect
+    assert tabulated.other_pairs_llr(0, 1, 0, 1) == asked.other_pairs_llr(0, 1, 0, 1) > 2.0
