@@ -862,6 +862,8 @@ class MergeEvidence:
         identities that the candidates and the identities connect (every identity a round builds lies
         in one such set), in sets of at most ``TABULATE_MAX`` clusters; a larger set's pairs are
         computed when a merge asks (:meth:`_looked_up`)."""
+        if not i.size:
+            return
         u, v = _pairs_within_sets(roots, i, j, TABULATE_MAX)
         if self._known:
             fresh = np.array([key not in self._known for key in zip(u.tolist(), v.tolist())], bool)
