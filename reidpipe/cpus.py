@@ -60,11 +60,14 @@ def faiss_threads_for(queries: int, rows: int) -> Iterator[None]:
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
     """NumPy's and SciPy's BLAS / LAPACK libraries (OpenBLAS, MKL: whichever are loaded) on one thread
-    inside the block, restored afterwards (``threadpoolctl``). While the frames stream, the detect
-    threads fill the cores and the BLAS calls are small (a Kalman filter's 8 x 8 inverse, a density
-    on a few hundred gaps, a window of tracklets' features): a BLAS pool's threads then wake, spin
-    and wait for a core a detect thread holds. On 2 cores, two cameras of 900 crowded frames took
-    ~1.8 CPU s less with one thread (37.9-38.9 against 36.2-36.9 s) and ran 3-5 % faster."""
+    inside the block, for the whole process, restored afterwards (``threadpoolctl``; ~2 ms a call).
+    The calls it covers are small, and a BLAS pool's threads wake, spin and wait for a core for each:
+    - while the frames stream (``pipeline/runner.py``) the detect threads fill the cores and the calls
+      are a Kalman filter's 8 x 8 inverse, a density on a few hundred gaps, a window of tracklets'
+      features. On 2 cores, two cameras of 900 crowded frames took ~1.8 CPU s less with one thread
+      (37.9-38.9 against 36.2-36.9 s) and ran 3-5 % faster;
+    - the offline linker's products are a few hundred rows each: with two OpenBLAS threads on a
+      shared 2-core machine they ran 4-15x slower than with one."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):

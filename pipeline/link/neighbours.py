@@ -5,14 +5,11 @@ neighbours whose cosine reaches a threshold, each pair once, most similar first.
 back-ends: a FAISS flat inner-product index (when faiss is installed), blocked float32 matrix
 products (numpy), and, with a linking window, time-blocked products that compare only tracklets at
 most ``max_gap`` seconds apart (the upper half of a banded similarity matrix: 100,000 tracklets in a
-few seconds, where all pairs would cost n^2 d). :func:`one_blas_thread` keeps numpy's OpenBLAS to one
-thread in the calling thread while the linker's many small products run.
+few seconds, where all pairs would cost n^2 d). The linker runs its many small products with BLAS
+on one thread (:func:`reidpipe.cpus.one_blas_thread`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -20,47 +17,6 @@ from reidpipe.cpus import faiss_threads_for
 from reidpipe.errors import ConfigError
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows i, rows j (i < j), their cosines
-
-# --------------------------------------------------------------------------- BLAS threads
-_BLAS_LOCAL: list = []  # [ctypes function or None], resolved once
-
-
-def _blas_local_setter() -> Callable[[int], int] | None:
-    """numpy's bundled OpenBLAS ``openblas_set_num_threads_local`` (per calling thread), or None."""
-    if not _BLAS_LOCAL:
-        fn = None
-        try:
-            import ctypes
-            import glob
-            import os
-
-            libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-            for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
-                f = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
-                if f is not None:
-                    f.argtypes, f.restype = [ctypes.c_int], ctypes.c_int
-                    fn = f
-                    break
-        except OSError:
-            fn = None
-        _BLAS_LOCAL.append(fn)
-    return _BLAS_LOCAL[0]
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Run numpy's BLAS single-threaded in this thread (other threads keep their setting). The
-    offline linker's products are small (a few hundred rows): with two OpenBLAS threads on a shared
-    2-core machine they ran 4-15x slower than with one (threads spinning against each other)."""
-    setter = _blas_local_setter()
-    if setter is None:
-        yield
-        return
-    old = setter(1)
-    try:
-        yield
-    finally:
-        setter(max(int(old), 0))
 
 
 # --------------------------------------------------------------------------- neighbour search
@@ -257,4 +213,4 @@ def candidate_pairs(
     return i[order], j[order], s[order]
 
 
-__all__ = ["candidate_pairs", "one_blas_thread"]
+__all__ = ["candidate_pairs"]

@@ -33,13 +33,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.stats import norm
 
+from reidpipe.cpus import one_blas_thread
 from reidpipe.pipeline.config import LinkerConfig
 from reidpipe.pipeline.link import calibration as cal
 from reidpipe.pipeline.link.constraints import Constraints, gap, places
 from reidpipe.pipeline.link.evidence import MAX_LLR, TransitModel
 from reidpipe.pipeline.link.features import camera_means, centred, group_features, group_sums, unit_rows
 from reidpipe.pipeline.link.groups import Groups
-from reidpipe.pipeline.link.neighbours import candidate_pairs, one_blas_thread
+from reidpipe.pipeline.link.neighbours import candidate_pairs
 from reidpipe.pipeline.link.network import Exchange, between_sites, holm, judge
 from reidpipe.pipeline.link.place import Places, feet, fit_places
 from reidpipe.pipeline.link.split import one_person_level, one_person_model
@@ -1062,7 +1063,7 @@ def link_offline(
         op.mode, op.fixed_similarity = "fixed", config.fallback_similarity
         op.notes.append("calibration off: fixed fallback cosine")
     rng = np.random.default_rng(0)
-    with one_blas_thread():  # many small products: see reidpipe.pipeline.link.neighbours.one_blas_thread
+    with one_blas_thread():  # many small products (reidpipe.cpus.one_blas_thread)
         p = _prepare(tracklets, config, rules)
         groups, in_pairs, reentry = _merge_in_camera(p, config, rules, rng, op)
         cl = _clusters(p, groups)
