@@ -135,8 +135,8 @@ def negative_logpdf(z: ArrayLike, dof: int | np.ndarray | None = None) -> np.nda
 
 @dataclass
 class PositiveModel:
-    """Normal model of the z-scores of true links (``sigma`` >= 1 keeps the likelihood ratio
-    increasing in z), fitted on the confident links of the run."""
+    """Normal model of the z-scores of true links, fitted on the confident links of the run
+    (``sigma`` >= 1: no narrower than the negatives)."""
 
     mu: float
     sigma: float
@@ -195,8 +195,14 @@ class PositiveModel:
         return PositiveModel(mu=mu, sigma=self.sigma, n=int(z.size), bounded=self.bounded)
 
     def llr(self, z: ArrayLike, dof: int | np.ndarray | None = None) -> np.ndarray:
-        """log N(z; mu, sigma) - log p_negative(z) (see :func:`negative_logpdf`)."""
+        """log N(z; mu, sigma) - log p_negative(z) (see :func:`negative_logpdf`), held at its lowest
+        point below it. With ``sigma`` > 1 the ratio of the two normals is U-shaped: it rises again
+        below z = -mu / (sigma² - 1) (-0.8 for mu 2.2, sigma 1.9), so a pair far less alike than two
+        different people would count as evidence of one person. Candidates never lie there, but a
+        merge weighs every cluster pair it makes one person, whatever its z."""
         z = np.asarray(z, np.float64)
+        if self.sigma > 1.0:
+            z = np.maximum(z, -self.mu / (self.sigma**2 - 1.0))
         return norm.logpdf(z, self.mu, self.sigma) - negative_logpdf(z, dof)
 
     def to_json(self) -> dict[str, Any]:

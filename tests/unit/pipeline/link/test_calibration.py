@@ -35,6 +35,17 @@ def test_positive_model_likelihood_ratio_increases_with_z():
     assert pos.llr(0.0) < 0 < pos.llr(4.0)
 
 
+@pytest.mark.parametrize("dof", [None, 500])
+def test_a_pair_far_less_alike_than_chance_is_no_evidence_of_one_person(dof):
+    """A spread wider than the negatives' (sigma 1.9) makes the ratio of the two normals U-shaped;
+    below its lowest point (z -0.8) it is held there: never higher for a less alike pair."""
+    pos = PositiveModel(mu=2.2, sigma=1.9)
+    z = np.linspace(-10, 10, 401)
+    llr = pos.llr(z, dof)
+    assert (np.diff(llr) >= -1e-12).all()
+    assert pos.llr(-8.0, dof) == pytest.approx(pos.llr(-2.2 / (1.9**2 - 1), dof))
+
+
 def test_positive_model_fitted_on_confident_links_knows_they_are_the_upper_part():
     rng = np.random.default_rng(2)
     true_links = rng.normal(2.5, 1.0, 4000)
