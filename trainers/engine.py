@@ -24,6 +24,7 @@ loss-set parameter gradients are averaged, and rank 0 evaluates and writes the r
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from pathlib import Path
 import torch
 
 from reidpipe.errors import ConfigError, OutputError
+from reidpipe.signals import hold_signals
 from reidpipe.trainers.build import (
     StageRun,
     build_losses,
@@ -383,16 +385,24 @@ class Trainer:
             "config": self.cfg,
             "world_size": self.world,
         }
-        path = save_training_checkpoint(
-            self.run_dir / name,
-            self.model,
-            self.stage,
-            progress=progress,
-            loss_states=self._loss_states,
-            metrics=self.last_eval,
-        )
-        if name == "last.pt":
-            self.last_saved = (self.stage_name, self.epoch)
+        # a stop signal while the file is written waits until it is also recorded as saved: acted on
+        # in between, it found last.pt on disk and said that no epoch was saved
+        held = hold_signals()
+        try:
+            path = save_training_checkpoint(
+                self.run_dir / name,
+                self.model,
+                self.stage,
+                progress=progress,
+                loss_states=self._loss_states,
+                metrics=self.last_eval,
+            )
+            if name == "last.pt":
+                self.last_saved = (self.stage_name, self.epoch)
+        finally:
+            late = held.release()
+        if late:
+            signal.raise_signal(late[0])  # now, with the checkpoint written and recorded
         return path
 
 

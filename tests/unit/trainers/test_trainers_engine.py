@@ -43,3 +43,29 @@ def test_steps_losses_and_metrics_match_the_reference(case, runs):
     assert _close(got["best"]["mAP"], want["best"]["mAP"]) and got["best"]["epoch"] == want["best"]["epoch"]
     assert _close(got["baseline_mAP"], want["baseline_mAP"])
     assert _close(got["weights_abs_sum"], want["weights_abs_sum"], rel=1e-4)
+
+
+def test_a_stop_signal_while_last_pt_is_written_is_acted_on_once_it_is_recorded(tmp_path, monkeypatch):
+    """SIGTERM that arrives while ``last.pt`` is being written stops the run right after the write,
+    with the checkpoint recorded as saved (so the message names its epoch, not "no epoch was saved")."""
+    import os
+    import signal
+    from types import SimpleNamespace
+
+    import reidpipe.trainers.engine as engine
+    from reidpipe.signals import Terminated, signals_as_interrupts
+
+    def write_and_get_stopped(path, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered now, in the middle of the save
+        path.write_bytes(b"checkpoint")
+        return path
+
+    monkeypatch.setattr(engine, "save_training_checkpoint", write_and_get_stopped)
+    trainer = SimpleNamespace(
+        run_dir=tmp_path, model=None, stage=None, stage_index=0, stage_name="main", epoch=1, stage_cfg={"epochs": 6},
+        global_step=10, best=None, cfg={}, world=1, _loss_states=None, last_eval=None, last_saved=None,
+    )  # fmt: skip
+    with signals_as_interrupts(), pytest.raises(Terminated):
+        engine.Trainer.save(trainer, "last.pt")
+    assert (tmp_path / "last.pt").read_bytes() == b"checkpoint"
+    assert trainer.last_saved == ("main", 1)
