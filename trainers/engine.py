@@ -401,8 +401,12 @@ class Trainer:
                 self.last_saved = (self.stage_name, self.epoch)
         finally:
             late = held.release()
-        if late:
-            signal.raise_signal(late[0])  # now, with the checkpoint written and recorded
+        if late:  # acted on now, with the checkpoint written and recorded
+            handler = signal.getsignal(late[0])
+            if callable(handler):
+                handler(late[0], None)
+            else:
+                signal.raise_signal(late[0])
         return path
 
 
