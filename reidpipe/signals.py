@@ -88,6 +88,20 @@ class HeldSignals:
         return list(self.received)
 
 
+def act_on(received: list[int]) -> None:
+    """Act now on the first stop signal held back (:meth:`HeldSignals.release`'s list), as its
+    delivery would have: its Python handler is called (a :class:`Terminated` or ``KeyboardInterrupt``
+    raised here), or, under the default or an ignoring handler, the signal is raised to the process's
+    own disposition. Nothing when none was received."""
+    if not received:
+        return
+    handler = signal.getsignal(received[0])
+    if callable(handler):
+        handler(received[0], None)
+    else:
+        signal.raise_signal(received[0])
+
+
 def hold_signals() -> HeldSignals:
     """Hold stop signals back while outputs are finalised: ``held = hold_signals()`` ... ``held.release()``
     (in a ``finally``)."""

@@ -24,7 +24,6 @@ loss-set parameter gradients are averaged, and rank 0 evaluates and writes the r
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 import torch
 
 from reidpipe.errors import ConfigError, OutputError
-from reidpipe.signals import hold_signals
+from reidpipe.signals import act_on, hold_signals
 from reidpipe.trainers.build import (
     StageRun,
     build_losses,
@@ -401,12 +400,7 @@ class Trainer:
                 self.last_saved = (self.stage_name, self.epoch)
         finally:
             late = held.release()
-        if late:  # acted on now, with the checkpoint written and recorded
-            handler = signal.getsignal(late[0])
-            if callable(handler):
-                handler(late[0], None)
-            else:
-                signal.raise_signal(late[0])
+        act_on(late)  # now, with the checkpoint written and recorded
         return path
 
 
